@@ -1,0 +1,3 @@
+//! Outputs: the kubeadm layout and the one writer that puts files on disk.
+
+pub mod write;

@@ -1,0 +1,228 @@
+//! The one writer of ceremony outputs (style.md §3).
+//!
+//! Everything goes into a staging directory beside the output
+//! (`.<out>.staging`), each file created with `create_new` and an explicit
+//! mode and fsynced; then the staging directory is fsynced and renamed onto
+//! the output path in one step, and the parent fsynced. An interrupted run
+//! therefore never leaves an output that looks complete, and an existing
+//! output is never overwritten.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+/// Files holding private keys or kubeconfigs.
+pub const SECRET: u32 = 0o600;
+/// Certificates and other public files.
+pub const PUBLIC: u32 = 0o644;
+
+const MARKER: &str = ".ceremony-staging";
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutputError {
+    #[error("output {} already exists and is not empty", .0.display())]
+    Exists(PathBuf),
+    #[error("output {} is a symbolic link", .0.display())]
+    Symlink(PathBuf),
+    #[error("output {} exists and is not a directory", .0.display())]
+    NotDir(PathBuf),
+    #[error("{} holds the unfinished output of another plan", .0.display())]
+    ForeignStaging(PathBuf),
+    #[error("cannot write {}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("refusing to write outside the output: {0}")]
+    BadPath(String),
+}
+
+impl OutputError {
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            OutputError::Exists(_) => "choose a new --out directory; outputs are never overwritten".into(),
+            OutputError::Symlink(_) | OutputError::NotDir(_) => "give --out a plain directory path that does not exist yet".into(),
+            OutputError::ForeignStaging(p) => format!("check it and remove it by hand ({}) if it is stale", p.display()),
+            OutputError::Io { source, .. } if source.raw_os_error() == Some(28) => {
+                "the disk is full: free space or choose another --out, then run again (the ceremony resumes)".into()
+            }
+            OutputError::Io { .. } => "check the directory's permissions and free space, then run again (the ceremony resumes)".into(),
+            OutputError::BadPath(_) => return None,
+        })
+    }
+
+    /// Whether this is the operator's input at fault (exit 2) rather than the system (exit 5).
+    pub fn is_usage(&self) -> bool {
+        !matches!(self, OutputError::Io { .. } | OutputError::BadPath(_))
+    }
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> OutputError + '_ {
+    move |source| OutputError::Io { path: path.to_path_buf(), source }
+}
+
+fn staging_path(out: &Path) -> PathBuf {
+    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+    out.with_file_name(format!(".{name}.staging"))
+}
+
+/// Checks, without writing anything, that `out` may receive this plan's output:
+/// absent or an empty directory, not a symlink, and any staging directory
+/// beside it is this plan's own unfinished one.
+pub fn check_output(out: &Path, plan_sha256: &[u8; 32]) -> Result<(), OutputError> {
+    match fs::symlink_metadata(out) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(out)(e)),
+        Ok(m) if m.file_type().is_symlink() => return Err(OutputError::Symlink(out.to_path_buf())),
+        Ok(m) if !m.is_dir() => return Err(OutputError::NotDir(out.to_path_buf())),
+        Ok(_) => {
+            if fs::read_dir(out).map_err(io(out))?.next().is_some() {
+                return Err(OutputError::Exists(out.to_path_buf()));
+            }
+        }
+    }
+    let staging = staging_path(out);
+    match fs::symlink_metadata(&staging) {
+        Err(_) => Ok(()),
+        Ok(m) if m.file_type().is_symlink() || !m.is_dir() => Err(OutputError::ForeignStaging(staging)),
+        Ok(_) => match fs::read_to_string(staging.join(MARKER)) {
+            Ok(s) if s.trim() == hex::encode(plan_sha256) => Ok(()),
+            _ => Err(OutputError::ForeignStaging(staging)),
+        },
+    }
+}
+
+/// An open staging directory.
+pub struct Staging {
+    out: PathBuf,
+    dir: PathBuf,
+    /// Relative paths written, in order, with their SHA-256 and mode.
+    written: Vec<(String, [u8; 32], u32)>,
+}
+
+impl Staging {
+    /// Starts a fresh staging directory, replacing this plan's own leftover
+    /// from an interrupted run (its files are all derived from the token).
+    pub fn begin(out: &Path, plan_sha256: &[u8; 32]) -> Result<Staging, OutputError> {
+        check_output(out, plan_sha256)?;
+        let dir = staging_path(out);
+        if dir.exists() {
+            fs::remove_dir_all(&dir).map_err(io(&dir))?;
+        }
+        if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+            fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        fs::create_dir(&dir).map_err(io(&dir))?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).map_err(io(&dir))?;
+        let mut s = Staging { out: out.to_path_buf(), dir, written: Vec::new() };
+        s.write_raw(MARKER, format!("{}\n", hex::encode(plan_sha256)).as_bytes(), 0o600)?;
+        Ok(s)
+    }
+
+    fn target(&self, rel: &str) -> Result<PathBuf, OutputError> {
+        let p = Path::new(rel);
+        if rel.is_empty() || p.components().any(|c| !matches!(c, Component::Normal(_))) {
+            return Err(OutputError::BadPath(rel.to_string()));
+        }
+        Ok(self.dir.join(p))
+    }
+
+    fn write_raw(&mut self, rel: &str, bytes: &[u8], mode: u32) -> Result<PathBuf, OutputError> {
+        let path = self.target(rel)?;
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent).map_err(io(parent))?;
+        }
+        let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&path).map_err(io(&path))?;
+        // The umask may have narrowed the mode; set it exactly.
+        f.set_permissions(fs::Permissions::from_mode(mode)).map_err(io(&path))?;
+        f.write_all(bytes).map_err(io(&path))?;
+        f.sync_all().map_err(io(&path))?;
+        Ok(path)
+    }
+
+    /// Writes one output file (relative to the output root).
+    pub fn write(&mut self, rel: &str, bytes: &[u8], mode: u32) -> Result<(), OutputError> {
+        self.write_raw(rel, bytes, mode)?;
+        self.written.push((rel.to_string(), crate::x509::sha256(bytes), mode));
+        Ok(())
+    }
+
+    pub fn written(&self) -> &[(String, [u8; 32], u32)] {
+        &self.written
+    }
+
+    /// fsyncs every directory, renames the staging directory onto the output
+    /// and fsyncs the parent: the output appears whole or not at all.
+    pub fn commit(self) -> Result<PathBuf, OutputError> {
+        let marker = self.dir.join(MARKER);
+        fs::remove_file(&marker).map_err(io(&marker))?;
+        sync_dirs(&self.dir)?;
+        check_output(&self.out, &[0; 32]).or_else(|e| match e {
+            OutputError::ForeignStaging(_) => Ok(()), // that is us
+            e => Err(e),
+        })?;
+        fs::rename(&self.dir, &self.out).map_err(io(&self.out))?;
+        let parent = self.out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        File::open(parent).and_then(|d| d.sync_all()).map_err(io(parent))?;
+        Ok(self.out)
+    }
+}
+
+fn sync_dirs(dir: &Path) -> Result<(), OutputError> {
+    for entry in fs::read_dir(dir).map_err(io(dir))? {
+        let entry = entry.map_err(io(dir))?;
+        if entry.file_type().map_err(io(dir))?.is_dir() {
+            sync_dirs(&entry.path())?;
+        }
+    }
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_whole_or_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        let sha = [7u8; 32];
+        let mut s = Staging::begin(&out, &sha).unwrap();
+        s.write("a/b.crt", b"cert", PUBLIC).unwrap();
+        s.write("k.key", b"key", SECRET).unwrap();
+        assert!(!out.exists(), "nothing is visible before commit");
+        assert!(s.write("../x", b"", PUBLIC).is_err());
+        assert!(s.write("a/b.crt", b"again", PUBLIC).is_err(), "create_new");
+        s.commit().unwrap();
+        assert_eq!(fs::read(out.join("a/b.crt")).unwrap(), b"cert");
+        let mode = fs::metadata(out.join("k.key")).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert!(!out.join(MARKER).exists());
+        assert!(matches!(check_output(&out, &sha), Err(OutputError::Exists(_))));
+    }
+
+    #[test]
+    fn leftovers_are_resumed_only_for_the_same_plan() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        let s = Staging::begin(&out, &[1; 32]).unwrap();
+        drop(s); // interrupted
+        assert!(check_output(&out, &[1; 32]).is_ok());
+        assert!(matches!(check_output(&out, &[2; 32]), Err(OutputError::ForeignStaging(_))));
+        let mut s = Staging::begin(&out, &[1; 32]).unwrap();
+        s.write("x", b"1", PUBLIC).unwrap();
+        s.commit().unwrap();
+        assert!(out.join("x").exists());
+    }
+
+    #[test]
+    fn refuses_symlinks_and_files() {
+        let d = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(d.path(), d.path().join("link")).unwrap();
+        assert!(matches!(check_output(&d.path().join("link"), &[0; 32]), Err(OutputError::Symlink(_))));
+        fs::write(d.path().join("file"), b"").unwrap();
+        assert!(matches!(check_output(&d.path().join("file"), &[0; 32]), Err(OutputError::NotDir(_))));
+    }
+}

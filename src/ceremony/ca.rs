@@ -1,0 +1,171 @@
+//! Making (or resuming) one CA: find or generate its key on the token, find
+//! or sign its certificate through the token, and check everything found.
+//!
+//! Resume rule: token objects are found by label. What carries a plan label
+//! must be exactly this plan's key pair (and optionally its certificate);
+//! anything else under that label is foreign and stops the ceremony before it
+//! generates or signs anything.
+
+use std::time::{Duration, SystemTime};
+
+use der::{Decode, Encode};
+use x509_cert::certificate::Certificate;
+use x509_cert::ext::pkix::{BasicConstraints, SubjectKeyIdentifier};
+
+use super::CeremonyError;
+use crate::plan::{CaRole, CaSpec};
+use crate::profile::{ca_path_len, ca_profile};
+use crate::token::{KeyPair, Token, TokenError, random_serial};
+use crate::x509::{self, ToBeSigned};
+
+/// Clock skew allowance: certificates start this much before the ceremony's clock.
+pub const BACKDATE: Duration = Duration::from_secs(5 * 60);
+
+/// A CA ready to sign: its key on the token and its certificate.
+#[derive(Debug, Clone)]
+pub struct CaState {
+    pub role: CaRole,
+    pub key: KeyPair,
+    pub cert: Certificate,
+    pub der: Vec<u8>,
+    pub ski: Vec<u8>,
+    /// Whether this run generated the key / signed the certificate (false: resumed).
+    pub generated_key: bool,
+    pub signed_cert: bool,
+}
+
+impl CaState {
+    pub fn not_after(&self) -> SystemTime {
+        self.cert.tbs_certificate().validity().not_after.to_system_time()
+    }
+}
+
+/// What is on the token under a label before we act, so foreign objects are
+/// refused before anything is generated.
+pub fn preflight_label(token: &dyn Token, spec: &CaSpec) -> Result<(), CeremonyError> {
+    let objects = token.objects_labelled(&spec.label)?;
+    let foreign = |what: String| CeremonyError::Foreign { label: spec.label.clone(), role: spec.role, what };
+    let mut ids = objects.iter().map(|o| &o.id).collect::<Vec<_>>();
+    ids.dedup();
+    if ids.len() > 1 {
+        return Err(foreign(format!("{} objects with different CKA_IDs carry it", objects.len())));
+    }
+    let count = |class: &str| objects.iter().filter(|o| o.class == class).count();
+    for o in &objects {
+        if !matches!(o.class.as_str(), "private-key" | "public-key" | "certificate") {
+            return Err(foreign(format!("a {} object carries it", o.class)));
+        }
+    }
+    if count("private-key") > 1 || count("public-key") > 1 || count("certificate") > 1 {
+        return Err(foreign(format!("{} objects carry it, more than one key pair and certificate", objects.len())));
+    }
+    if !objects.is_empty() && count("private-key") == 0 {
+        return Err(foreign("objects carry it but no private key does".into()));
+    }
+    Ok(())
+}
+
+/// Finds or generates the CA's key, then finds or signs its certificate.
+/// `issuer` is None for the root. `announce` is told before each irreversible step.
+pub fn ensure_ca(
+    token: &dyn Token,
+    spec: &CaSpec,
+    issuer: Option<&CaState>,
+    now: SystemTime,
+    announce: &mut dyn FnMut(&str),
+) -> Result<CaState, CeremonyError> {
+    let foreign = |what: String| CeremonyError::Foreign { label: spec.label.clone(), role: spec.role, what };
+    let (key, generated_key) = match token.find_key_pair(&spec.label, spec.key)? {
+        Some(k) => {
+            if let Some(what) = k.flags.violation() {
+                return Err(TokenError::WeakKey { label: spec.label.clone(), what }.into());
+            }
+            (k, false)
+        }
+        None => {
+            announce(&format!("Generate {} key {} \"{}\" on the token", spec.role.name(), spec.key, spec.label));
+            (token.generate_key_pair(&spec.label, spec.key)?, true)
+        }
+    };
+
+    if let Some(der) = token.find_certificate(&spec.label)? {
+        let cert = Certificate::from_der(&der).map_err(|e| foreign(format!("its certificate does not parse ({e})")))?;
+        check_existing(spec, &key, issuer, &cert).map_err(foreign)?;
+        let ski = ski_of(&cert).ok_or_else(|| foreign("its certificate has no subjectKeyIdentifier".into()))?;
+        return Ok(CaState { role: spec.role, key, cert, der, ski, generated_key, signed_cert: false });
+    }
+
+    let start = x509::truncate(now);
+    let not_before = start - BACKDATE;
+    let not_after = spec.lifetime.end(start);
+    if let Some(iss) = issuer {
+        if not_after > iss.not_after() {
+            return Err(CeremonyError::Outlives {
+                role: spec.role,
+                end: x509::fmt_time(not_after),
+                issuer_end: x509::fmt_time(iss.not_after()),
+            });
+        }
+    }
+    let profile = ca_profile(spec, issuer.map(|i| (i.cert.tbs_certificate().subject(), i.ski.as_slice())));
+    let (signer, issuer_type, issuer_spki) = match issuer {
+        Some(i) => (&i.key, i.key.key_type, &i.key.spki),
+        None => (&key, key.key_type, &key.spki),
+    };
+    let serial = random_serial(token)?;
+    announce(&format!(
+        "Sign the {} certificate \"{}\" with \"{}\" on the token",
+        spec.role.name(),
+        spec.subject,
+        signer.label
+    ));
+    let issued = x509::issue(
+        ToBeSigned {
+            profile: &profile,
+            serial: &serial,
+            not_before,
+            not_after,
+            subject_spki: &key.spki,
+            issuer_spki,
+            issuer_key_type: issuer_type,
+        },
+        |tbs| token.sign(signer, tbs),
+    )?;
+    let subject_der = spec.subject.to_der().map_err(x509::X509Error::from)?;
+    token.store_certificate(&key, &issued.der, &subject_der)?;
+    let ski = ski_of(&issued.cert).ok_or_else(|| foreign("the new certificate has no subjectKeyIdentifier".into()))?;
+    Ok(CaState { role: spec.role, key, cert: issued.cert, der: issued.der, ski, generated_key, signed_cert: true })
+}
+
+fn ski_of(cert: &Certificate) -> Option<Vec<u8>> {
+    let (_, ski) = cert.tbs_certificate().get_extension::<SubjectKeyIdentifier>().ok()??;
+    Some(ski.0.as_bytes().to_vec())
+}
+
+/// A certificate already on the token must be the one this plan would make:
+/// same subject, the key it sits beside, issued and signed by the plan's
+/// issuer, a CA with the right path length.
+fn check_existing(spec: &CaSpec, key: &KeyPair, issuer: Option<&CaState>, cert: &Certificate) -> Result<(), String> {
+    let tbs = cert.tbs_certificate();
+    if tbs.subject() != &spec.subject {
+        return Err(format!("its certificate's subject is \"{}\", the plan says \"{}\"", tbs.subject(), spec.subject));
+    }
+    if tbs.subject_public_key_info() != &key.spki {
+        return Err("its certificate is for another public key than the key beside it".into());
+    }
+    let (issuer_name, issuer_spki) = match issuer {
+        Some(i) => (i.cert.tbs_certificate().subject(), &i.key.spki),
+        None => (&spec.subject, &key.spki),
+    };
+    if tbs.issuer() != issuer_name {
+        return Err(format!("its certificate was issued by \"{}\", the plan's issuer is \"{issuer_name}\"", tbs.issuer()));
+    }
+    let tbs_der = tbs.to_der().map_err(|e| e.to_string())?;
+    let sig = cert.signature().as_bytes().ok_or("its certificate's signature has unused bits")?;
+    x509::verify_signature(issuer_spki, cert.signature_algorithm(), &tbs_der, sig)
+        .map_err(|e| format!("its certificate: {e}"))?;
+    match tbs.get_extension::<BasicConstraints>() {
+        Ok(Some((true, bc))) if bc.ca && bc.path_len_constraint == Some(ca_path_len(spec.role)) => Ok(()),
+        _ => Err(format!("its certificate is not a CA with pathLen {}", ca_path_len(spec.role))),
+    }
+}

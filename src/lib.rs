@@ -1,0 +1,18 @@
+//! ceremony: an offline, HSM-backed root CA ceremony for kubeadm clusters.
+//!
+//! What this crate never does: export a CA private key (the token layer has no
+//! such operation and the key templates forbid it), accept a PIN from argv or
+//! the plan, print a PIN or key in a log, error or audit record, or overwrite
+//! an existing output.
+
+#![forbid(unsafe_code)]
+
+pub mod bundle;
+pub mod ceremony;
+pub mod cli;
+pub mod error;
+pub mod keytype;
+pub mod plan;
+pub mod profile;
+pub mod token;
+pub mod x509;

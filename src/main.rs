@@ -1,0 +1,17 @@
+//! Thin binary: parse arguments, run, render the error once, exit with its code.
+
+#![forbid(unsafe_code)]
+
+use clap::Parser;
+
+fn main() {
+    let cli = ceremony::cli::Cli::parse();
+    let code = match ceremony::cli::dispatch(cli) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprint!("{}", ceremony::error::render(&e));
+            e.exit_code()
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,152 @@
+//! The plan as written in `plan.toml`: a strict serde model, nothing more.
+//!
+//! Values stay as the operator wrote them (strings for key types, durations,
+//! subjects) so that validation can report every problem with the value it
+//! got; `validate` turns this into typed values. There is no PIN field, and
+//! `deny_unknown_fields` everywhere makes a misspelt key an error, never a
+//! silently ignored setting.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+/// The whole `plan.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    pub ceremony: CeremonySection,
+    pub token: TokenSection,
+    pub root: CaSection,
+    pub ca: Intermediates,
+    /// Absent for a ceremony that only makes or renews the CA hierarchy.
+    pub cluster: Option<Cluster>,
+    pub leaves: Option<Leaves>,
+    #[serde(default)]
+    pub users: Vec<User>,
+    pub audit: AuditSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CeremonySection {
+    pub name: String,
+    pub administrator: String,
+    #[serde(default)]
+    pub witnesses: Vec<String>,
+    /// Path of the written runbook the ceremony follows (relative to the plan).
+    pub runbook: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenSection {
+    /// RFC 7512 PKCS#11 URI selecting exactly one token.
+    pub uri: String,
+    /// Path of the PKCS#11 module (`--module` may override it).
+    pub module: PathBuf,
+    /// Optional SHA-256 (hex) the module file must have.
+    pub module_sha256: Option<String>,
+}
+
+/// One CA: the root or an intermediate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaSection {
+    /// Label of the key pair and certificate on the token (at most 32 bytes).
+    pub label: String,
+    /// RFC 4514 distinguished name; intermediates default to kubeadm's CN.
+    pub subject: Option<String>,
+    /// Key type: ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096.
+    pub key: String,
+    /// Lifetime from the moment of signing, e.g. "20y", "3650d", "8760h".
+    pub validity: Option<String>,
+    /// Or an explicit end, as a TOML date or date-time (UTC).
+    pub not_after: Option<toml::value::Datetime>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Intermediates {
+    pub kubernetes: CaSection,
+    pub etcd: CaSection,
+    #[serde(rename = "front-proxy")]
+    pub front_proxy: CaSection,
+}
+
+/// What kubeadm's ClusterConfiguration/InitConfiguration would say.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    /// kubeadm's clusterName (default `kubernetes`).
+    pub name: Option<String>,
+    /// The kubeadm version the bundle is for (e.g. "v1.31"); selects the
+    /// Organizations kubeadm uses (>= 1.29 unless older is named).
+    pub kubernetes_version: Option<String>,
+    /// host[:port]; absent means each node's advertise address.
+    pub control_plane_endpoint: Option<String>,
+    /// kubeadm's networking.serviceSubnet (default 10.96.0.0/12).
+    pub service_cidr: Option<String>,
+    /// kubeadm's networking.dnsDomain (default cluster.local).
+    pub dns_domain: Option<String>,
+    /// kube-apiserver bind port (default 6443).
+    pub bind_port: Option<u16>,
+    /// kubeadm's encryptionAlgorithm for every leaf key (default rsa-2048).
+    pub leaf_key: Option<String>,
+    /// Lifetime of leaf certificates (default 365d, kubeadm's one year).
+    pub leaf_validity: Option<String>,
+    #[serde(default)]
+    pub apiserver_extra_sans: Vec<String>,
+    #[serde(default)]
+    pub control_plane: Vec<ControlPlaneNode>,
+    pub workers: Option<Workers>,
+    /// Key type of sa.key (default rsa-2048, as kubeadm).
+    pub service_account_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControlPlaneNode {
+    pub name: String,
+    /// The node's advertise address (an IP).
+    pub address: String,
+    #[serde(default)]
+    pub etcd_server_extra_sans: Vec<String>,
+    #[serde(default)]
+    pub etcd_peer_extra_sans: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workers {
+    #[serde(default)]
+    pub names: Vec<String>,
+    /// A file with one worker name per line (relative to the plan).
+    pub names_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Leaves {
+    /// "generate" (keys made at the ceremony) or "csr" (nodes' CSRs).
+    pub mode: String,
+    pub csr_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub name: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    pub validity: Option<String>,
+    pub csr: Option<PathBuf>,
+    #[serde(default)]
+    pub allow_masters: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    /// age recipients: `age1…`, `ssh-ed25519 …`, `ssh-rsa …`.
+    pub recipients: Vec<String>,
+}

@@ -1,0 +1,756 @@
+//! Plan validation: raw plan in, typed plan or *every* problem out.
+//!
+//! Pure: no file, token or clock access (the caller passes `now` and the
+//! contents of any file the plan names). Every problem names its key path and
+//! the value it got, so the operator can fix the whole plan in one go.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use x509_cert::name::Name;
+
+use super::duration::{format_lifetime, parse_lifetime};
+use super::model::{CaSection, Cluster, Plan};
+use crate::keytype::{KeyType, key_type_names};
+use crate::token::uri::TokenUri;
+
+/// One thing wrong with the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub path: String,
+    pub message: String,
+    pub got: Option<String>,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)?;
+        if let Some(got) = &self.got {
+            write!(f, " (got {got})")?;
+        }
+        Ok(())
+    }
+}
+
+/// The four CAs of the hierarchy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CaRole {
+    Root,
+    Kubernetes,
+    Etcd,
+    FrontProxy,
+}
+
+impl CaRole {
+    pub const INTERMEDIATES: [CaRole; 3] = [CaRole::Kubernetes, CaRole::Etcd, CaRole::FrontProxy];
+
+    /// The plan section, e.g. `ca.front-proxy`.
+    pub fn section(self) -> &'static str {
+        match self {
+            CaRole::Root => "root",
+            CaRole::Kubernetes => "ca.kubernetes",
+            CaRole::Etcd => "ca.etcd",
+            CaRole::FrontProxy => "ca.front-proxy",
+        }
+    }
+
+    /// Short name used in file names and messages: root, kubernetes, etcd, front-proxy.
+    pub fn name(self) -> &'static str {
+        match self {
+            CaRole::Root => "root",
+            CaRole::Kubernetes => "kubernetes",
+            CaRole::Etcd => "etcd",
+            CaRole::FrontProxy => "front-proxy",
+        }
+    }
+
+    /// kubeadm's CN for its own CAs, our default subject for the intermediates.
+    fn default_subject(self) -> Option<&'static str> {
+        match self {
+            CaRole::Root => None,
+            CaRole::Kubernetes => Some("CN=kubernetes"),
+            CaRole::Etcd => Some("CN=etcd-ca"),
+            CaRole::FrontProxy => Some("CN=front-proxy-ca"),
+        }
+    }
+}
+
+/// How long a certificate lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifetime {
+    /// From the moment of signing.
+    For(Duration),
+    /// Until an explicit instant.
+    Until(SystemTime),
+}
+
+impl Lifetime {
+    pub fn end(self, start: SystemTime) -> SystemTime {
+        match self {
+            Lifetime::For(d) => start + d,
+            Lifetime::Until(t) => t,
+        }
+    }
+}
+
+impl std::fmt::Display for Lifetime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Lifetime::For(d) => f.write_str(&format_lifetime(*d)),
+            Lifetime::Until(t) => write!(f, "until {}", crate::x509::fmt_time(*t)),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CaSpec {
+    pub role: CaRole,
+    pub label: String,
+    pub subject: Name,
+    pub key: KeyType,
+    pub lifetime: Lifetime,
+}
+
+/// A SAN as kubeadm puts it in a certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum San {
+    Dns(String),
+    Ip(IpAddr),
+}
+
+impl San {
+    /// kubeadm's rule for certSANs: an IP if it parses as one, else a DNS name.
+    pub fn parse(s: &str) -> Result<San, String> {
+        if let Ok(ip) = IpAddr::from_str(s) {
+            return Ok(San::Ip(ip));
+        }
+        let name = s.strip_prefix("*.").unwrap_or(s);
+        if is_dns_subdomain(name) {
+            Ok(San::Dns(s.to_string()))
+        } else {
+            Err("is neither an IP address nor a valid DNS name".into())
+        }
+    }
+}
+
+impl std::fmt::Display for San {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            San::Dns(d) => write!(f, "DNS:{d}"),
+            San::Ip(ip) => write!(f, "IP:{ip}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeafMode {
+    Generate,
+    Csr,
+}
+
+#[derive(Debug, Clone)]
+pub struct ControlPlaneSpec {
+    pub name: String,
+    pub address: IpAddr,
+    pub etcd_server_extra_sans: Vec<San>,
+    pub etcd_peer_extra_sans: Vec<San>,
+}
+
+/// The validated `[cluster]`: what the bundle needs to derive every profile.
+#[derive(Debug, Clone)]
+pub struct ClusterSpec {
+    pub name: String,
+    /// (major, minor) of kubeadm; decides the Organizations.
+    pub version: (u32, u32),
+    /// (host, port) of controlPlaneEndpoint, host being an IP or DNS name.
+    pub endpoint: Option<(San, u16)>,
+    pub service_cidr: (IpAddr, u8),
+    pub dns_domain: String,
+    pub bind_port: u16,
+    pub leaf_key: KeyType,
+    pub leaf_validity: Duration,
+    pub sa_key: KeyType,
+    pub apiserver_extra_sans: Vec<San>,
+    pub control_plane: Vec<ControlPlaneSpec>,
+    pub workers: Vec<String>,
+    pub mode: LeafMode,
+}
+
+/// A plan that passed validation, with every value typed.
+#[derive(Debug, Clone)]
+pub struct ValidPlan {
+    pub raw: Plan,
+    pub name: String,
+    pub administrator: String,
+    pub witnesses: Vec<String>,
+    pub token_uri: TokenUri,
+    pub module: std::path::PathBuf,
+    pub module_sha256: Option<[u8; 32]>,
+    /// Root first, then kubernetes, etcd, front-proxy.
+    pub cas: Vec<CaSpec>,
+    pub cluster: Option<ClusterSpec>,
+    pub recipients: Vec<String>,
+}
+
+impl ValidPlan {
+    pub fn ca(&self, role: CaRole) -> &CaSpec {
+        // `cas` always holds the four roles in order (built by `validate`).
+        &self.cas[role as usize]
+    }
+}
+
+/// What validation needs from outside the plan text.
+pub struct Context<'a> {
+    pub now: SystemTime,
+    /// Lines of `cluster.workers.names_file`, if the plan names one and it was read.
+    pub worker_names_file: Option<&'a str>,
+}
+
+/// Labels longer than this are refused rather than truncated (design §6).
+pub const MAX_LABEL_BYTES: usize = 32;
+
+struct Problems(Vec<Problem>);
+
+impl Problems {
+    fn add(&mut self, path: impl Into<String>, message: impl Into<String>, got: Option<String>) {
+        self.0.push(Problem { path: path.into(), message: message.into(), got });
+    }
+}
+
+fn quoted(s: &str) -> Option<String> {
+    Some(format!("{s:?}"))
+}
+
+pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem>> {
+    let mut p = Problems(Vec::new());
+
+    let c = &plan.ceremony;
+    if c.name.trim().is_empty() {
+        p.add("ceremony.name", "must not be empty", quoted(&c.name));
+    }
+    if c.administrator.trim().is_empty() {
+        p.add("ceremony.administrator", "must not be empty", quoted(&c.administrator));
+    }
+    let mut seen = BTreeSet::new();
+    for (i, w) in c.witnesses.iter().enumerate() {
+        if w.trim().is_empty() {
+            p.add(format!("ceremony.witnesses[{i}]"), "must not be empty", quoted(w));
+        } else if !seen.insert(w.trim().to_lowercase()) {
+            p.add(format!("ceremony.witnesses[{i}]"), "is named twice", quoted(w));
+        }
+    }
+
+    let token_uri = TokenUri::parse(&plan.token.uri)
+        .map_err(|e| p.add("token.uri", e, quoted(&plan.token.uri)))
+        .ok();
+    if plan.token.module.as_os_str().is_empty() {
+        p.add("token.module", "must be the path of a PKCS#11 module", quoted(""));
+    }
+    let module_sha256 = plan.token.module_sha256.as_ref().and_then(|h| {
+        let bytes = hex::decode(h).ok().and_then(|b| <[u8; 32]>::try_from(b).ok());
+        if bytes.is_none() {
+            p.add("token.module_sha256", "must be 64 hex digits (sha256sum of the module)", quoted(h));
+        }
+        bytes
+    });
+
+    let sections = [
+        (CaRole::Root, &plan.root),
+        (CaRole::Kubernetes, &plan.ca.kubernetes),
+        (CaRole::Etcd, &plan.ca.etcd),
+        (CaRole::FrontProxy, &plan.ca.front_proxy),
+    ];
+    let mut cas = Vec::new();
+    let mut labels = BTreeSet::new();
+    for (role, section) in sections {
+        if !labels.insert(section.label.as_str()) && !section.label.is_empty() {
+            p.add(
+                format!("{}.label", role.section()),
+                "is used by another CA of this plan; each key needs its own label",
+                quoted(&section.label),
+            );
+        }
+        if let Some(spec) = validate_ca(role, section, ctx.now, &mut p) {
+            cas.push(spec);
+        }
+    }
+    // An intermediate may not outlive the root (RFC 5280 path validation would
+    // cut it short anyway, and a kubeadm cluster would break at the root's end).
+    if cas.len() == 4 {
+        let root_end = cas[0].lifetime.end(ctx.now);
+        for ca in &cas[1..] {
+            let end = ca.lifetime.end(ctx.now);
+            if end > root_end {
+                p.add(
+                    lifetime_path(ca.role, &sections_of(plan, ca.role)),
+                    format!(
+                        "the intermediate would outlive the root (root ends {}, this one {}); shorten it or lengthen root",
+                        crate::x509::fmt_time(root_end),
+                        crate::x509::fmt_time(end)
+                    ),
+                    Some(ca.lifetime.to_string()),
+                );
+            }
+        }
+    }
+
+    let cluster = plan.cluster.as_ref().and_then(|cl| {
+        let intermediates_end = cas
+            .iter()
+            .filter(|c| c.role != CaRole::Root)
+            .map(|c| c.lifetime.end(ctx.now))
+            .min();
+        validate_cluster(plan, cl, ctx, intermediates_end, &mut p)
+    });
+    if plan.cluster.is_none() {
+        if plan.leaves.is_some() {
+            p.add("leaves", "needs a [cluster] section to know which leaves to make", None);
+        }
+    }
+
+    for (i, u) in plan.users.iter().enumerate() {
+        let path = format!("users[{i}]");
+        if !is_dns_subdomain(&u.name) && !u.name.contains('@') {
+            p.add(format!("{path}.name"), "must be a user name (letters, digits, . - @)", quoted(&u.name));
+        }
+        for (j, g) in u.groups.iter().enumerate() {
+            if g == "system:masters" && !u.allow_masters {
+                p.add(
+                    format!("{path}.groups[{j}]"),
+                    "system:masters bypasses RBAC entirely; use an RBAC group, or set allow_masters = true on this user",
+                    quoted(g),
+                );
+            }
+        }
+        if let Some(v) = &u.validity {
+            if let Err(e) = parse_lifetime(v) {
+                p.add(format!("{path}.validity"), e, quoted(v));
+            }
+        }
+    }
+
+    if plan.audit.recipients.is_empty() {
+        p.add(
+            "audit.recipients",
+            "must name at least one age or SSH recipient who can read the audit log",
+            Some("[]".into()),
+        );
+    }
+    for (i, r) in plan.audit.recipients.iter().enumerate() {
+        let ok = age::x25519::Recipient::from_str(r).is_ok()
+            || age::ssh::Recipient::from_str(r).is_ok();
+        if !ok {
+            p.add(
+                format!("audit.recipients[{i}]"),
+                "is not an age recipient (age1…) or an SSH public key (ssh-ed25519 …, ssh-rsa …)",
+                quoted(r),
+            );
+        }
+    }
+
+    if !p.0.is_empty() {
+        return Err(p.0);
+    }
+    // Both are Some when no problem was recorded.
+    let (Some(token_uri), 4) = (token_uri, cas.len()) else {
+        return Err(vec![Problem {
+            path: "plan".into(),
+            message: "internal: validation lost a value".into(),
+            got: None,
+        }]);
+    };
+    Ok(ValidPlan {
+        raw: plan.clone(),
+        name: c.name.trim().to_string(),
+        administrator: c.administrator.trim().to_string(),
+        witnesses: c.witnesses.iter().map(|w| w.trim().to_string()).collect(),
+        token_uri,
+        module: plan.token.module.clone(),
+        module_sha256,
+        cas,
+        cluster,
+        recipients: plan.audit.recipients.clone(),
+    })
+}
+
+fn sections_of(plan: &Plan, role: CaRole) -> CaSection {
+    match role {
+        CaRole::Root => plan.root.clone(),
+        CaRole::Kubernetes => plan.ca.kubernetes.clone(),
+        CaRole::Etcd => plan.ca.etcd.clone(),
+        CaRole::FrontProxy => plan.ca.front_proxy.clone(),
+    }
+}
+
+fn lifetime_path(role: CaRole, s: &CaSection) -> String {
+    let key = if s.not_after.is_some() { "not_after" } else { "validity" };
+    format!("{}.{key}", role.section())
+}
+
+fn validate_ca(role: CaRole, s: &CaSection, now: SystemTime, p: &mut Problems) -> Option<CaSpec> {
+    let sec = role.section();
+    let before = p.0.len();
+    if s.label.is_empty() {
+        p.add(format!("{sec}.label"), "must not be empty", quoted(&s.label));
+    } else if s.label.len() > MAX_LABEL_BYTES {
+        p.add(
+            format!("{sec}.label"),
+            format!("is {} bytes; a token label is at most {MAX_LABEL_BYTES} bytes", s.label.len()),
+            quoted(&s.label),
+        );
+    } else if s.label.chars().any(char::is_control) {
+        p.add(format!("{sec}.label"), "must not contain control characters", quoted(&s.label));
+    }
+    let subject_text = s.subject.as_deref().or(role.default_subject());
+    let subject = match subject_text {
+        None => {
+            p.add(format!("{sec}.subject"), "is required for the root, e.g. \"CN=Example Kubernetes Root CA,O=Example\"", None);
+            None
+        }
+        Some(text) => match parse_subject(text) {
+            Ok(n) => Some(n),
+            Err(e) => {
+                p.add(format!("{sec}.subject"), e, quoted(text));
+                None
+            }
+        },
+    };
+    let key = KeyType::from_str(&s.key)
+        .map_err(|()| {
+            p.add(format!("{sec}.key"), format!("unknown key type; use one of {}", key_type_names()), quoted(&s.key))
+        })
+        .ok();
+    let lifetime = match (&s.validity, &s.not_after) {
+        (Some(_), Some(_)) => {
+            p.add(format!("{sec}"), "give either validity or not_after, not both", None);
+            None
+        }
+        (None, None) => {
+            p.add(format!("{sec}.validity"), "is required (or not_after), e.g. validity = \"10y\"", None);
+            None
+        }
+        (Some(v), None) => match parse_lifetime(v) {
+            Ok(d) => Some(Lifetime::For(d)),
+            Err(e) => {
+                p.add(format!("{sec}.validity"), e, quoted(v));
+                None
+            }
+        },
+        (None, Some(dt)) => match toml_datetime_to_system(dt) {
+            Err(e) => {
+                p.add(format!("{sec}.not_after"), e, Some(dt.to_string()));
+                None
+            }
+            Ok(t) if t <= now => {
+                p.add(format!("{sec}.not_after"), "is in the past", Some(dt.to_string()));
+                None
+            }
+            Ok(t) => Some(Lifetime::Until(t)),
+        },
+    };
+    if p.0.len() != before {
+        return None;
+    }
+    Some(CaSpec { role, label: s.label.clone(), subject: subject?, key: key?, lifetime: lifetime? })
+}
+
+/// RFC 4514 text, most specific RDN first ("CN=Root,O=Example"); must hold a CN.
+pub fn parse_subject(text: &str) -> Result<Name, String> {
+    let name = Name::from_str(text).map_err(|_| {
+        "is not an RFC 4514 distinguished name, e.g. \"CN=Example Root CA,O=Example\"".to_string()
+    })?;
+    let has_cn = name
+        .iter_rdn()
+        .flat_map(|rdn| rdn.iter())
+        .any(|atv| atv.oid == const_oid::db::rfc4519::CN);
+    if !has_cn {
+        return Err("must contain a CN=".into());
+    }
+    Ok(name)
+}
+
+/// A TOML date (`2036-01-01`) or offset date-time (`2036-01-01T00:00:00Z`).
+fn toml_datetime_to_system(dt: &toml::value::Datetime) -> Result<SystemTime, String> {
+    let date = dt.date.ok_or("must be a date or a date-time in UTC")?;
+    let (h, m, s) = dt.time.map_or((0, 0, 0), |t| (t.hour, t.minute, t.second.unwrap_or(0)));
+    match dt.offset {
+        Some(toml::value::Offset::Z) => {}
+        None if dt.time.is_none() => {}
+        Some(toml::value::Offset::Custom { minutes: 0 }) => {}
+        _ => return Err("must be in UTC (end it with Z), e.g. 2036-01-01T00:00:00Z".into()),
+    }
+    let d = der::DateTime::new(date.year, date.month, date.day, h, m, s)
+        .map_err(|_| "is not a valid date".to_string())?;
+    Ok(UNIX_EPOCH + d.unix_duration())
+}
+
+fn validate_cluster(
+    plan: &Plan,
+    cl: &Cluster,
+    ctx: &Context<'_>,
+    intermediates_end: Option<SystemTime>,
+    p: &mut Problems,
+) -> Option<ClusterSpec> {
+    let before = p.0.len();
+    let name = cl.name.clone().unwrap_or_else(|| "kubernetes".into());
+    if !is_dns_subdomain(&name) {
+        p.add("cluster.name", "must be a DNS-1123 subdomain", quoted(&name));
+    }
+    let version = match &cl.kubernetes_version {
+        None => (1, 31),
+        Some(v) => match parse_version(v) {
+            Some(ver) if ver >= (1, 22) => ver,
+            _ => {
+                p.add("cluster.kubernetes_version", "must be a kubeadm version 1.22 or later, e.g. \"v1.31\"", quoted(v));
+                (1, 31)
+            }
+        },
+    };
+    let bind_port = cl.bind_port.unwrap_or(6443);
+    if bind_port == 0 {
+        p.add("cluster.bind_port", "must be a TCP port (1-65535)", Some("0".into()));
+    }
+    let endpoint = cl.control_plane_endpoint.as_ref().and_then(|e| match parse_endpoint(e, bind_port) {
+        Ok(v) => Some(v),
+        Err(msg) => {
+            p.add("cluster.control_plane_endpoint", msg, quoted(e));
+            None
+        }
+    });
+    let cidr_text = cl.service_cidr.clone().unwrap_or_else(|| "10.96.0.0/12".into());
+    let service_cidr = parse_cidr(&cidr_text)
+        .map_err(|e| p.add("cluster.service_cidr", e, quoted(&cidr_text)))
+        .unwrap_or((IpAddr::from([10, 96, 0, 0]), 12));
+    let dns_domain = cl.dns_domain.clone().unwrap_or_else(|| "cluster.local".into());
+    if !is_dns_subdomain(&dns_domain) {
+        p.add("cluster.dns_domain", "must be a DNS name", quoted(&dns_domain));
+    }
+    let key_of = |path: &str, v: &Option<String>, p: &mut Problems| -> KeyType {
+        let text = v.as_deref().unwrap_or("rsa-2048");
+        KeyType::from_str(text).unwrap_or_else(|()| {
+            p.add(path, format!("unknown key type; use one of {}", key_type_names()), quoted(text));
+            KeyType::Rsa2048
+        })
+    };
+    let leaf_key = key_of("cluster.leaf_key", &cl.leaf_key, p);
+    let sa_key = key_of("cluster.service_account_key", &cl.service_account_key, p);
+    let lv_text = cl.leaf_validity.clone().unwrap_or_else(|| "365d".into());
+    let leaf_validity = match parse_lifetime(&lv_text) {
+        Ok(d) => {
+            if let Some(end) = intermediates_end {
+                if ctx.now + d > end {
+                    p.add(
+                        "cluster.leaf_validity",
+                        "leaves would outlive an intermediate CA; shorten it or lengthen the CAs",
+                        quoted(&lv_text),
+                    );
+                }
+            }
+            d
+        }
+        Err(e) => {
+            p.add("cluster.leaf_validity", e, quoted(&lv_text));
+            Duration::from_secs(365 * 86400)
+        }
+    };
+    let apiserver_extra_sans = sans("cluster.apiserver_extra_sans", &cl.apiserver_extra_sans, p);
+
+    let mut names = BTreeSet::new();
+    let mut control_plane = Vec::new();
+    if cl.control_plane.is_empty() {
+        p.add("cluster.control_plane", "needs at least one [[cluster.control_plane]] node", None);
+    }
+    for (i, n) in cl.control_plane.iter().enumerate() {
+        let path = format!("cluster.control_plane[{i}]");
+        check_node_name(&format!("{path}.name"), &n.name, &mut names, p);
+        let address = IpAddr::from_str(&n.address)
+            .map_err(|_| p.add(format!("{path}.address"), "must be the node's advertise IP address", quoted(&n.address)))
+            .ok();
+        let server = sans(&format!("{path}.etcd_server_extra_sans"), &n.etcd_server_extra_sans, p);
+        let peer = sans(&format!("{path}.etcd_peer_extra_sans"), &n.etcd_peer_extra_sans, p);
+        if let Some(address) = address {
+            control_plane.push(ControlPlaneSpec {
+                name: n.name.clone(),
+                address,
+                etcd_server_extra_sans: server,
+                etcd_peer_extra_sans: peer,
+            });
+        }
+    }
+    let mut workers = Vec::new();
+    if let Some(w) = &cl.workers {
+        for (i, n) in w.names.iter().enumerate() {
+            check_node_name(&format!("cluster.workers.names[{i}]"), n, &mut names, p);
+            workers.push(n.clone());
+        }
+        if let (Some(file), Some(text)) = (&w.names_file, ctx.worker_names_file) {
+            for (i, line) in text.lines().enumerate() {
+                let n = line.trim();
+                if n.is_empty() || n.starts_with('#') {
+                    continue;
+                }
+                let path = format!("cluster.workers.names_file ({}:{})", file.display(), i + 1);
+                check_node_name(&path, n, &mut names, p);
+                workers.push(n.to_string());
+            }
+        }
+    }
+    let mode = match plan.leaves.as_ref().map(|l| l.mode.as_str()) {
+        None | Some("generate") => LeafMode::Generate,
+        Some("csr") => {
+            if plan.leaves.as_ref().is_some_and(|l| l.csr_dir.is_none()) {
+                p.add("leaves.csr_dir", "is required with mode = \"csr\"", None);
+            }
+            LeafMode::Csr
+        }
+        Some(other) => {
+            p.add("leaves.mode", "must be \"generate\" or \"csr\"", quoted(other));
+            LeafMode::Generate
+        }
+    };
+    if p.0.len() != before {
+        return None;
+    }
+    Some(ClusterSpec {
+        name,
+        version,
+        endpoint,
+        service_cidr,
+        dns_domain,
+        bind_port,
+        leaf_key,
+        leaf_validity,
+        sa_key,
+        apiserver_extra_sans,
+        control_plane,
+        workers,
+        mode,
+    })
+}
+
+fn check_node_name(path: &str, name: &str, seen: &mut BTreeSet<String>, p: &mut Problems) {
+    if !is_dns_subdomain(name) {
+        p.add(path, "must be a node name: a lowercase DNS-1123 subdomain", quoted(name));
+    } else if !seen.insert(name.to_string()) {
+        p.add(path, "names a node twice; every node name must be unique", quoted(name));
+    }
+}
+
+fn sans(path: &str, list: &[String], p: &mut Problems) -> Vec<San> {
+    let mut out = Vec::new();
+    for (i, s) in list.iter().enumerate() {
+        match San::parse(s) {
+            Ok(san) => out.push(san),
+            Err(e) => p.add(format!("{path}[{i}]"), e, quoted(s)),
+        }
+    }
+    out
+}
+
+/// "v1.31", "1.31" or "v1.31.2" → (1, 31).
+fn parse_version(v: &str) -> Option<(u32, u32)> {
+    let v = v.strip_prefix('v').unwrap_or(v);
+    let mut parts = v.split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    match parts.next() {
+        None => {}
+        Some(patch) if patch.split(['-', '+']).next()?.parse::<u32>().is_ok() => {}
+        Some(_) => return None,
+    }
+    Some((major, minor))
+}
+
+/// host[:port] with host an IP, [IPv6] or DNS name; port defaults to bindPort as in kubeadm.
+fn parse_endpoint(e: &str, bind_port: u16) -> Result<(San, u16), String> {
+    let (host, port) = if let Some(rest) = e.strip_prefix('[') {
+        let (h, after) = rest.split_once(']').ok_or("has an unclosed [")?;
+        match after.strip_prefix(':') {
+            Some(port) => (h, Some(port)),
+            None if after.is_empty() => (h, None),
+            None => return Err("must be host[:port]".into()),
+        }
+    } else if e.matches(':').count() > 1 {
+        (e, None) // a bare IPv6 address
+    } else {
+        match e.split_once(':') {
+            Some((h, port)) => (h, Some(port)),
+            None => (e, None),
+        }
+    };
+    let port = match port {
+        None => bind_port,
+        Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or("has an invalid port")?,
+    };
+    let san = San::parse(host).map_err(|_| "host must be an IP address or a DNS name".to_string())?;
+    if matches!(&san, San::Dns(d) if d.starts_with("*.")) {
+        return Err("host must not be a wildcard".into());
+    }
+    Ok((san, port))
+}
+
+fn parse_cidr(s: &str) -> Result<(IpAddr, u8), String> {
+    let (ip, len) = s.split_once('/').ok_or("must be a CIDR such as 10.96.0.0/12")?;
+    let ip = IpAddr::from_str(ip).map_err(|_| "must be a CIDR such as 10.96.0.0/12".to_string())?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let len: u8 = len.parse().ok().filter(|l| *l <= max).ok_or("has an invalid prefix length")?;
+    // kubeadm takes the first address after the network address: it must exist.
+    if len >= max - 1 {
+        return Err("is too small to hold the API server's service address".into());
+    }
+    Ok((ip, len))
+}
+
+/// RFC 1123 subdomain as Kubernetes checks node names: lowercase labels of
+/// [a-z0-9-], not starting or ending with '-', at most 63 bytes, 253 in all.
+pub fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert_eq!(parse_version("v1.31"), Some((1, 31)));
+        assert_eq!(parse_version("1.28.3"), Some((1, 28)));
+        assert_eq!(parse_version("v1.24.0-alpha.1"), Some((1, 24)));
+        assert_eq!(parse_version("one"), None);
+    }
+
+    #[test]
+    fn endpoints() {
+        assert_eq!(parse_endpoint("10.0.0.1", 6443).unwrap(), (San::Ip("10.0.0.1".parse().unwrap()), 6443));
+        assert_eq!(parse_endpoint("k8s.example.com:443", 6443).unwrap(), (San::Dns("k8s.example.com".into()), 443));
+        assert_eq!(parse_endpoint("[fd00::1]:6443", 1).unwrap(), (San::Ip("fd00::1".parse().unwrap()), 6443));
+        assert!(parse_endpoint("k8s.example.com:0", 6443).is_err());
+        assert!(parse_endpoint("bad_host", 6443).is_err());
+    }
+
+    #[test]
+    fn sans_and_names() {
+        assert_eq!(San::parse("*.example.com").unwrap(), San::Dns("*.example.com".into()));
+        assert!(San::parse("not a name").is_err());
+        assert!(is_dns_subdomain("cp-1.example"));
+        assert!(!is_dns_subdomain("CP1"));
+        assert!(!is_dns_subdomain("-cp"));
+    }
+
+    #[test]
+    fn cidrs() {
+        assert_eq!(parse_cidr("10.96.0.0/12").unwrap().1, 12);
+        assert!(parse_cidr("10.96.0.0/31").is_err());
+        assert!(parse_cidr("fd00::/108").is_ok());
+    }
+}

@@ -1,0 +1,197 @@
+//! The token: a narrow trait over what a ceremony asks of a PKCS#11 token
+//! (find, generate, public key, sign, random, store certificate), and its
+//! cryptoki implementation.
+//!
+//! No function here returns, logs or exports private key material: the trait
+//! has no such operation, and the key templates make CA keys sensitive and
+//! non-extractable from the moment they exist.
+
+pub mod pin;
+pub mod pkcs11;
+pub mod uri;
+
+use std::path::PathBuf;
+
+use spki::SubjectPublicKeyInfoOwned;
+
+use crate::keytype::KeyType;
+
+/// Who the token is, as C_GetTokenInfo says (trimmed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenIdentity {
+    pub label: String,
+    pub manufacturer: String,
+    pub model: String,
+    pub serial: String,
+    pub firmware: String,
+    pub hardware: String,
+    pub protected_auth_path: bool,
+}
+
+impl std::fmt::Display for TokenIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "\"{}\" (serial {}, {} {})", self.label, self.serial, self.manufacturer, self.model)
+    }
+}
+
+/// The security-relevant attributes of a private key, as read back from the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KeyFlags {
+    pub token: Option<bool>,
+    pub private: Option<bool>,
+    pub sensitive: Option<bool>,
+    pub extractable: Option<bool>,
+    pub always_sensitive: Option<bool>,
+    pub never_extractable: Option<bool>,
+}
+
+impl KeyFlags {
+    /// What a CA key must show (design §2); None when it does, else what is missing.
+    pub fn violation(&self) -> Option<String> {
+        let mut bad = Vec::new();
+        for (name, v, want) in [
+            ("CKA_TOKEN", self.token, true),
+            ("CKA_PRIVATE", self.private, true),
+            ("CKA_SENSITIVE", self.sensitive, true),
+            ("CKA_EXTRACTABLE", self.extractable, false),
+            ("CKA_ALWAYS_SENSITIVE", self.always_sensitive, true),
+            ("CKA_NEVER_EXTRACTABLE", self.never_extractable, true),
+        ] {
+            match v {
+                Some(x) if x == want => {}
+                Some(x) => bad.push(format!("{name} is {x}")),
+                None => bad.push(format!("{name} is not reported")),
+            }
+        }
+        (!bad.is_empty()).then(|| bad.join(", "))
+    }
+}
+
+/// A CA key pair on the token, identified by label and CKA_ID.
+#[derive(Debug, Clone)]
+pub struct KeyPair {
+    pub label: String,
+    pub id: Vec<u8>,
+    pub key_type: KeyType,
+    pub spki: SubjectPublicKeyInfoOwned,
+    pub flags: KeyFlags,
+}
+
+/// One object as `token list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub class: String,
+    pub label: String,
+    pub id: Vec<u8>,
+    pub key_type: Option<String>,
+    pub flags: Option<KeyFlags>,
+}
+
+/// What a ceremony needs of a token.
+pub trait Token {
+    fn identity(&self) -> &TokenIdentity;
+    /// Checks the token can generate and sign with each key type, before
+    /// anything is generated; returns the mechanism chosen for each.
+    fn require_mechanisms(&self, key_types: &[KeyType]) -> Result<Vec<(KeyType, String)>, TokenError>;
+    /// Every object carrying this label (bounded; used to refuse foreign objects).
+    fn objects_labelled(&self, label: &str) -> Result<Vec<ObjectInfo>, TokenError>;
+    /// The key pair with this label: None if there is none, an error if there are several.
+    fn find_key_pair(&self, label: &str, key_type: KeyType) -> Result<Option<KeyPair>, TokenError>;
+    fn generate_key_pair(&self, label: &str, key_type: KeyType) -> Result<KeyPair, TokenError>;
+    /// The X.509 signature value over `msg` (hashing on the host; ECDSA as DER).
+    fn sign(&self, key: &KeyPair, msg: &[u8]) -> Result<Vec<u8>, TokenError>;
+    fn random(&self, len: usize) -> Result<Vec<u8>, TokenError>;
+    fn find_certificate(&self, label: &str) -> Result<Option<Vec<u8>>, TokenError>;
+    fn store_certificate(&self, key: &KeyPair, der: &[u8], subject_der: &[u8]) -> Result<(), TokenError>;
+    fn list_objects(&self) -> Result<Vec<ObjectInfo>, TokenError>;
+}
+
+/// A positive serial number of 20 bytes from the token's RNG (RFC 5280 §4.1.2.2:
+/// at most 20 octets; CA/B BR §7.1: at least 64 bits of CSPRNG output).
+pub fn random_serial(token: &dyn Token) -> Result<Vec<u8>, TokenError> {
+    let mut s = token.random(20)?;
+    s[0] &= 0x7f; // positive
+    if s[0] == 0 {
+        s[0] = 0x01; // keep the full 20 bytes so the encoding length never varies
+    }
+    Ok(s)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("PKCS#11 module {} does not exist", .path.display())]
+    ModuleMissing { path: PathBuf },
+    #[error("{} is not a usable PKCS#11 module: {detail}", .path.display())]
+    ModuleLoad { path: PathBuf, detail: String },
+    #[error("PKCS#11 module {} has SHA-256 {got}, but the plan's token.module_sha256 is {expected}", .path.display())]
+    ModuleHash { path: PathBuf, expected: String, got: String },
+    #[error("no token matches {uri}; tokens present: {}", list_or_none(.present))]
+    NoToken { uri: String, present: Vec<String> },
+    #[error("{} tokens match {uri}: {}; make token.uri name exactly one (add serial=)", .matches.len(), .matches.join("; "))]
+    AmbiguousToken { uri: String, matches: Vec<String> },
+    #[error("token {serial} is in use by another ceremony process (lock {})", .lock.display())]
+    Busy { serial: String, lock: PathBuf },
+    #[error("wrong PIN for token {token}")]
+    PinIncorrect { token: String },
+    #[error("the user PIN of token {token} is locked")]
+    PinLocked { token: String },
+    #[error("token {token} cannot {what}: it lacks {missing}")]
+    MechanismMissing { token: String, what: String, missing: String },
+    #[error("key \"{label}\" on the token is not protected as a CA key must be: {what}")]
+    WeakKey { label: String, what: String },
+    #[error("{count} {what} objects on the token are labelled \"{label}\"; a label must name one key")]
+    AmbiguousLabel { label: String, what: &'static str, count: usize },
+    #[error("the public key of \"{label}\" on the token is unusable: {what}")]
+    BadPublicKey { label: String, what: String },
+    #[error("the token returned a malformed signature for \"{label}\": {what}")]
+    BadSignature { label: String, what: String },
+    #[error("{op} failed on token {token}: {source}")]
+    Pkcs11 {
+        op: String,
+        token: String,
+        #[source]
+        source: cryptoki::error::Error,
+    },
+}
+
+fn list_or_none(v: &[String]) -> String {
+    if v.is_empty() { "none".into() } else { v.join("; ") }
+}
+
+impl TokenError {
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            TokenError::ModuleMissing { .. } => {
+                "install the token's PKCS#11 module (for SoftHSM: apt-get install softhsm2) or fix token.module / --module".into()
+            }
+            TokenError::ModuleLoad { .. } => "point token.module (or --module) at the vendor's PKCS#11 .so".into(),
+            TokenError::ModuleHash { .. } => {
+                "the module is not the reviewed one: restore it, or review the new one and update token.module_sha256".into()
+            }
+            TokenError::NoToken { .. } => "plug in the token, or fix token.uri (see `ceremony token list --uri pkcs11:...`)".into(),
+            TokenError::AmbiguousToken { .. } => "add serial=<serial> to token.uri".into(),
+            TokenError::Busy { .. } => "wait for the other run to finish; two runs must never share a token".into(),
+            TokenError::PinIncorrect { .. } => "check the PIN and try again; repeated failures lock the user PIN".into(),
+            TokenError::PinLocked { .. } => "the security officer must unlock or reset the user PIN (e.g. with the vendor tool)".into(),
+            TokenError::MechanismMissing { .. } => "choose a key type this token supports in the plan; nothing was generated".into(),
+            TokenError::WeakKey { .. } => {
+                "this key may have been exposed; do not use it: give the plan a new label so a fresh key is generated".into()
+            }
+            TokenError::AmbiguousLabel { .. } => "inspect with `ceremony token list` and give the plan an unused label".into(),
+            TokenError::Pkcs11 { source, .. } if is_removed(source) => {
+                "the token disappeared: reconnect it and run again; the ceremony resumes where it stopped".into()
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// Whether a cryptoki error says the token or device went away.
+pub fn is_removed(e: &cryptoki::error::Error) -> bool {
+    use cryptoki::error::{Error, RvError};
+    matches!(
+        e,
+        Error::Pkcs11(RvError::DeviceRemoved | RvError::TokenNotPresent | RvError::SessionHandleInvalid
+            | RvError::DeviceError | RvError::SlotIdInvalid, _)
+    )
+}
