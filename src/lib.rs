@@ -11,6 +11,7 @@ pub mod bundle;
 pub mod ceremony;
 pub mod cli;
 pub mod error;
+pub mod failpoint;
 pub mod keytype;
 pub mod plan;
 pub mod profile;

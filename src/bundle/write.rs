@@ -159,6 +159,7 @@ impl Staging {
         let marker = self.dir.join(MARKER);
         fs::remove_file(&marker).map_err(io(&marker))?;
         sync_dirs(&self.dir)?;
+        crate::failpoint::hit("before-rename");
         check_output(&self.out, &[0; 32]).or_else(|e| match e {
             OutputError::ForeignStaging(_) => Ok(()), // that is us
             e => Err(e),

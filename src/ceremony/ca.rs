@@ -84,7 +84,9 @@ pub fn ensure_ca(
         }
         None => {
             announce(&format!("Generate {} key {} \"{}\" on the token", spec.role.name(), spec.key, spec.label));
-            (token.generate_key_pair(&spec.label, spec.key)?, true)
+            let k = token.generate_key_pair(&spec.label, spec.key)?;
+            crate::failpoint::hit(&format!("after-key:{}", spec.role.name()));
+            (k, true)
         }
     };
 
@@ -131,8 +133,10 @@ pub fn ensure_ca(
         },
         |tbs| token.sign(signer, tbs),
     )?;
+    crate::failpoint::hit(&format!("after-sign:{}", spec.role.name()));
     let subject_der = spec.subject.to_der().map_err(x509::X509Error::from)?;
     token.store_certificate(&key, &issued.der, &subject_der)?;
+    crate::failpoint::hit(&format!("after-store:{}", spec.role.name()));
     let ski = ski_of(&issued.cert).ok_or_else(|| foreign("the new certificate has no subjectKeyIdentifier".into()))?;
     Ok(CaState { role: spec.role, key, cert: issued.cert, der: issued.der, ski, generated_key, signed_cert: true })
 }
