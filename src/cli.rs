@@ -9,9 +9,15 @@ use clap::{Args, Parser, Subcommand};
 use crate::ceremony::{self, CeremonyError, PinOptions, RunOptions};
 
 #[derive(Debug, Parser)]
-#[command(name = "ceremony", version, about = "Offline, HSM-backed root CA ceremony for kubeadm clusters")]
-#[command(after_help = "Exit codes: 0 done, 1 cancelled by the operator, 2 bad plan or usage (nothing touched), \
-3 token error, 4 a signed certificate failed its check (outputs held back), 5 internal error.")]
+#[command(
+    name = "ceremony",
+    version,
+    about = "Offline, HSM-backed root CA ceremony for kubeadm clusters"
+)]
+#[command(
+    after_help = "Exit codes: 0 done, 1 cancelled by the operator, 2 bad plan or usage (nothing touched), \
+3 token error, 4 a signed certificate failed its check (outputs held back), 5 internal error."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -29,7 +35,10 @@ pub struct PinArgs {
 
 impl From<PinArgs> for PinOptions {
     fn from(a: PinArgs) -> PinOptions {
-        PinOptions { file: a.pin_file, env: a.pin_env }
+        PinOptions {
+            file: a.pin_file,
+            env: a.pin_env,
+        }
     }
 }
 
@@ -90,11 +99,32 @@ pub fn dispatch(cli: Cli) -> Result<(), CeremonyError> {
             print!("{}", ceremony::check::report(&loaded, &out, now));
             Ok(())
         }
-        Command::Run { plan, yes, out, module, pin } => {
-            ceremony::run(&RunOptions { plan, out, yes, pin: pin.into(), module })
-        }
-        Command::Token { command: TokenCommand::List { plan, uri, module, pin } } => {
-            ceremony::token_list(plan.as_deref(), uri.as_deref(), module.as_deref(), &pin.into())
-        }
+        Command::Run {
+            plan,
+            yes,
+            out,
+            module,
+            pin,
+        } => ceremony::run(&RunOptions {
+            plan,
+            out,
+            yes,
+            pin: pin.into(),
+            module,
+        }),
+        Command::Token {
+            command:
+                TokenCommand::List {
+                    plan,
+                    uri,
+                    module,
+                    pin,
+                },
+        } => ceremony::token_list(
+            plan.as_deref(),
+            uri.as_deref(),
+            module.as_deref(),
+            &pin.into(),
+        ),
     }
 }

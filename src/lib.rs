@@ -13,6 +13,7 @@ pub mod cli;
 pub mod error;
 pub mod failpoint;
 pub mod keytype;
+pub mod leaf;
 pub mod plan;
 pub mod profile;
 pub mod token;

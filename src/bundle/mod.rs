@@ -1,3 +1,4 @@
 //! Outputs: the kubeadm layout and the one writer that puts files on disk.
 
+pub mod kubeconfig;
 pub mod write;

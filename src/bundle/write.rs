@@ -60,11 +60,17 @@ impl OutputError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> OutputError + '_ {
-    move |source| OutputError::Io { path: path.to_path_buf(), source }
+    move |source| OutputError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn staging_path(out: &Path) -> PathBuf {
-    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
     out.with_file_name(format!(".{name}.staging"))
 }
 
@@ -86,7 +92,9 @@ pub fn check_output(out: &Path, plan_sha256: &[u8; 32]) -> Result<(), OutputErro
     let staging = staging_path(out);
     match fs::symlink_metadata(&staging) {
         Err(_) => Ok(()),
-        Ok(m) if m.file_type().is_symlink() || !m.is_dir() => Err(OutputError::ForeignStaging(staging)),
+        Ok(m) if m.file_type().is_symlink() || !m.is_dir() => {
+            Err(OutputError::ForeignStaging(staging))
+        }
         Ok(_) => match fs::read_to_string(staging.join(MARKER)) {
             Ok(s) if s.trim() == hex::encode(plan_sha256) => Ok(()),
             _ => Err(OutputError::ForeignStaging(staging)),
@@ -116,8 +124,16 @@ impl Staging {
         }
         fs::create_dir(&dir).map_err(io(&dir))?;
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).map_err(io(&dir))?;
-        let mut s = Staging { out: out.to_path_buf(), dir, written: Vec::new() };
-        s.write_raw(MARKER, format!("{}\n", hex::encode(plan_sha256)).as_bytes(), 0o600)?;
+        let mut s = Staging {
+            out: out.to_path_buf(),
+            dir,
+            written: Vec::new(),
+        };
+        s.write_raw(
+            MARKER,
+            format!("{}\n", hex::encode(plan_sha256)).as_bytes(),
+            0o600,
+        )?;
         Ok(s)
     }
 
@@ -134,9 +150,15 @@ impl Staging {
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent).map_err(io(parent))?;
         }
-        let mut f = OpenOptions::new().write(true).create_new(true).mode(mode).open(&path).map_err(io(&path))?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&path)
+            .map_err(io(&path))?;
         // The umask may have narrowed the mode; set it exactly.
-        f.set_permissions(fs::Permissions::from_mode(mode)).map_err(io(&path))?;
+        f.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(io(&path))?;
         f.write_all(bytes).map_err(io(&path))?;
         f.sync_all().map_err(io(&path))?;
         Ok(path)
@@ -145,7 +167,8 @@ impl Staging {
     /// Writes one output file (relative to the output root).
     pub fn write(&mut self, rel: &str, bytes: &[u8], mode: u32) -> Result<(), OutputError> {
         self.write_raw(rel, bytes, mode)?;
-        self.written.push((rel.to_string(), crate::x509::sha256(bytes), mode));
+        self.written
+            .push((rel.to_string(), crate::x509::sha256(bytes), mode));
         Ok(())
     }
 
@@ -165,8 +188,14 @@ impl Staging {
             e => Err(e),
         })?;
         fs::rename(&self.dir, &self.out).map_err(io(&self.out))?;
-        let parent = self.out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        File::open(parent).and_then(|d| d.sync_all()).map_err(io(parent))?;
+        let parent = self
+            .out
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        File::open(parent)
+            .and_then(|d| d.sync_all())
+            .map_err(io(parent))?;
         Ok(self.out)
     }
 }
@@ -198,10 +227,17 @@ mod tests {
         assert!(s.write("a/b.crt", b"again", PUBLIC).is_err(), "create_new");
         s.commit().unwrap();
         assert_eq!(fs::read(out.join("a/b.crt")).unwrap(), b"cert");
-        let mode = fs::metadata(out.join("k.key")).unwrap().permissions().mode() & 0o777;
+        let mode = fs::metadata(out.join("k.key"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
         assert_eq!(mode, 0o600);
         assert!(!out.join(MARKER).exists());
-        assert!(matches!(check_output(&out, &sha), Err(OutputError::Exists(_))));
+        assert!(matches!(
+            check_output(&out, &sha),
+            Err(OutputError::Exists(_))
+        ));
     }
 
     #[test]
@@ -211,7 +247,10 @@ mod tests {
         let s = Staging::begin(&out, &[1; 32]).unwrap();
         drop(s); // interrupted
         assert!(check_output(&out, &[1; 32]).is_ok());
-        assert!(matches!(check_output(&out, &[2; 32]), Err(OutputError::ForeignStaging(_))));
+        assert!(matches!(
+            check_output(&out, &[2; 32]),
+            Err(OutputError::ForeignStaging(_))
+        ));
         let mut s = Staging::begin(&out, &[1; 32]).unwrap();
         s.write("x", b"1", PUBLIC).unwrap();
         s.commit().unwrap();
@@ -222,8 +261,14 @@ mod tests {
     fn refuses_symlinks_and_files() {
         let d = tempfile::tempdir().unwrap();
         std::os::unix::fs::symlink(d.path(), d.path().join("link")).unwrap();
-        assert!(matches!(check_output(&d.path().join("link"), &[0; 32]), Err(OutputError::Symlink(_))));
+        assert!(matches!(
+            check_output(&d.path().join("link"), &[0; 32]),
+            Err(OutputError::Symlink(_))
+        ));
         fs::write(d.path().join("file"), b"").unwrap();
-        assert!(matches!(check_output(&d.path().join("file"), &[0; 32]), Err(OutputError::NotDir(_))));
+        assert!(matches!(
+            check_output(&d.path().join("file"), &[0; 32]),
+            Err(OutputError::NotDir(_))
+        ));
     }
 }

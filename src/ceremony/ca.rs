@@ -36,7 +36,11 @@ pub struct CaState {
 
 impl CaState {
     pub fn not_after(&self) -> SystemTime {
-        self.cert.tbs_certificate().validity().not_after.to_system_time()
+        self.cert
+            .tbs_certificate()
+            .validity()
+            .not_after
+            .to_system_time()
     }
 }
 
@@ -44,20 +48,33 @@ impl CaState {
 /// refused before anything is generated.
 pub fn preflight_label(token: &dyn Token, spec: &CaSpec) -> Result<(), CeremonyError> {
     let objects = token.objects_labelled(&spec.label)?;
-    let foreign = |what: String| CeremonyError::Foreign { label: spec.label.clone(), role: spec.role, what };
+    let foreign = |what: String| CeremonyError::Foreign {
+        label: spec.label.clone(),
+        role: spec.role,
+        what,
+    };
     let mut ids = objects.iter().map(|o| &o.id).collect::<Vec<_>>();
     ids.dedup();
     if ids.len() > 1 {
-        return Err(foreign(format!("{} objects with different CKA_IDs carry it", objects.len())));
+        return Err(foreign(format!(
+            "{} objects with different CKA_IDs carry it",
+            objects.len()
+        )));
     }
     let count = |class: &str| objects.iter().filter(|o| o.class == class).count();
     for o in &objects {
-        if !matches!(o.class.as_str(), "private-key" | "public-key" | "certificate") {
+        if !matches!(
+            o.class.as_str(),
+            "private-key" | "public-key" | "certificate"
+        ) {
             return Err(foreign(format!("a {} object carries it", o.class)));
         }
     }
     if count("private-key") > 1 || count("public-key") > 1 || count("certificate") > 1 {
-        return Err(foreign(format!("{} objects carry it, more than one key pair and certificate", objects.len())));
+        return Err(foreign(format!(
+            "{} objects carry it, more than one key pair and certificate",
+            objects.len()
+        )));
     }
     if !objects.is_empty() && count("private-key") == 0 {
         return Err(foreign("objects carry it but no private key does".into()));
@@ -74,16 +91,29 @@ pub fn ensure_ca(
     now: SystemTime,
     announce: &mut dyn FnMut(&str),
 ) -> Result<CaState, CeremonyError> {
-    let foreign = |what: String| CeremonyError::Foreign { label: spec.label.clone(), role: spec.role, what };
+    let foreign = |what: String| CeremonyError::Foreign {
+        label: spec.label.clone(),
+        role: spec.role,
+        what,
+    };
     let (key, generated_key) = match token.find_key_pair(&spec.label, spec.key)? {
         Some(k) => {
             if let Some(what) = k.flags.violation() {
-                return Err(TokenError::WeakKey { label: spec.label.clone(), what }.into());
+                return Err(TokenError::WeakKey {
+                    label: spec.label.clone(),
+                    what,
+                }
+                .into());
             }
             (k, false)
         }
         None => {
-            announce(&format!("Generate {} key {} \"{}\" on the token", spec.role.name(), spec.key, spec.label));
+            announce(&format!(
+                "Generate {} key {} \"{}\" on the token",
+                spec.role.name(),
+                spec.key,
+                spec.label
+            ));
             let k = token.generate_key_pair(&spec.label, spec.key)?;
             crate::failpoint::hit(&format!("after-key:{}", spec.role.name()));
             (k, true)
@@ -91,10 +121,20 @@ pub fn ensure_ca(
     };
 
     if let Some(der) = token.find_certificate(&spec.label)? {
-        let cert = Certificate::from_der(&der).map_err(|e| foreign(format!("its certificate does not parse ({e})")))?;
+        let cert = Certificate::from_der(&der)
+            .map_err(|e| foreign(format!("its certificate does not parse ({e})")))?;
         check_existing(spec, &key, issuer, &cert).map_err(foreign)?;
-        let ski = ski_of(&cert).ok_or_else(|| foreign("its certificate has no subjectKeyIdentifier".into()))?;
-        return Ok(CaState { role: spec.role, key, cert, der, ski, generated_key, signed_cert: false });
+        let ski = ski_of(&cert)
+            .ok_or_else(|| foreign("its certificate has no subjectKeyIdentifier".into()))?;
+        return Ok(CaState {
+            role: spec.role,
+            key,
+            cert,
+            der,
+            ski,
+            generated_key,
+            signed_cert: false,
+        });
     }
 
     let start = x509::truncate(now);
@@ -109,7 +149,10 @@ pub fn ensure_ca(
             });
         }
     }
-    let profile = ca_profile(spec, issuer.map(|i| (i.cert.tbs_certificate().subject(), i.ski.as_slice())));
+    let profile = ca_profile(
+        spec,
+        issuer.map(|i| (i.cert.tbs_certificate().subject(), i.ski.as_slice())),
+    );
     let (signer, issuer_type, issuer_spki) = match issuer {
         Some(i) => (&i.key, i.key.key_type, &i.key.spki),
         None => (&key, key.key_type, &key.spki),
@@ -137,22 +180,43 @@ pub fn ensure_ca(
     let subject_der = spec.subject.to_der().map_err(x509::X509Error::from)?;
     token.store_certificate(&key, &issued.der, &subject_der)?;
     crate::failpoint::hit(&format!("after-store:{}", spec.role.name()));
-    let ski = ski_of(&issued.cert).ok_or_else(|| foreign("the new certificate has no subjectKeyIdentifier".into()))?;
-    Ok(CaState { role: spec.role, key, cert: issued.cert, der: issued.der, ski, generated_key, signed_cert: true })
+    let ski = ski_of(&issued.cert)
+        .ok_or_else(|| foreign("the new certificate has no subjectKeyIdentifier".into()))?;
+    Ok(CaState {
+        role: spec.role,
+        key,
+        cert: issued.cert,
+        der: issued.der,
+        ski,
+        generated_key,
+        signed_cert: true,
+    })
 }
 
 fn ski_of(cert: &Certificate) -> Option<Vec<u8>> {
-    let (_, ski) = cert.tbs_certificate().get_extension::<SubjectKeyIdentifier>().ok()??;
+    let (_, ski) = cert
+        .tbs_certificate()
+        .get_extension::<SubjectKeyIdentifier>()
+        .ok()??;
     Some(ski.0.as_bytes().to_vec())
 }
 
 /// A certificate already on the token must be the one this plan would make:
 /// same subject, the key it sits beside, issued and signed by the plan's
 /// issuer, a CA with the right path length.
-fn check_existing(spec: &CaSpec, key: &KeyPair, issuer: Option<&CaState>, cert: &Certificate) -> Result<(), String> {
+fn check_existing(
+    spec: &CaSpec,
+    key: &KeyPair,
+    issuer: Option<&CaState>,
+    cert: &Certificate,
+) -> Result<(), String> {
     let tbs = cert.tbs_certificate();
     if tbs.subject() != &spec.subject {
-        return Err(format!("its certificate's subject is \"{}\", the plan says \"{}\"", tbs.subject(), spec.subject));
+        return Err(format!(
+            "its certificate's subject is \"{}\", the plan says \"{}\"",
+            tbs.subject(),
+            spec.subject
+        ));
     }
     if tbs.subject_public_key_info() != &key.spki {
         return Err("its certificate is for another public key than the key beside it".into());
@@ -162,14 +226,25 @@ fn check_existing(spec: &CaSpec, key: &KeyPair, issuer: Option<&CaState>, cert: 
         None => (&spec.subject, &key.spki),
     };
     if tbs.issuer() != issuer_name {
-        return Err(format!("its certificate was issued by \"{}\", the plan's issuer is \"{issuer_name}\"", tbs.issuer()));
+        return Err(format!(
+            "its certificate was issued by \"{}\", the plan's issuer is \"{issuer_name}\"",
+            tbs.issuer()
+        ));
     }
     let tbs_der = tbs.to_der().map_err(|e| e.to_string())?;
-    let sig = cert.signature().as_bytes().ok_or("its certificate's signature has unused bits")?;
+    let sig = cert
+        .signature()
+        .as_bytes()
+        .ok_or("its certificate's signature has unused bits")?;
     x509::verify_signature(issuer_spki, cert.signature_algorithm(), &tbs_der, sig)
         .map_err(|e| format!("its certificate: {e}"))?;
     match tbs.get_extension::<BasicConstraints>() {
-        Ok(Some((true, bc))) if bc.ca && bc.path_len_constraint == Some(ca_path_len(spec.role)) => Ok(()),
-        _ => Err(format!("its certificate is not a CA with pathLen {}", ca_path_len(spec.role))),
+        Ok(Some((true, bc))) if bc.ca && bc.path_len_constraint == Some(ca_path_len(spec.role)) => {
+            Ok(())
+        }
+        _ => Err(format!(
+            "its certificate is not a CA with pathLen {}",
+            ca_path_len(spec.role)
+        )),
     }
 }

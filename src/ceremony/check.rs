@@ -27,9 +27,17 @@ pub fn report(p: &LoadedPlan, out: &Path, now: SystemTime) -> String {
     line(format!("  administrator: {}", plan.administrator));
     line(format!(
         "  witnesses:     {}",
-        if plan.witnesses.is_empty() { "none".into() } else { plan.witnesses.join(", ") }
+        if plan.witnesses.is_empty() {
+            "none".into()
+        } else {
+            plan.witnesses.join(", ")
+        }
     ));
-    line(format!("  token:         {} via {}", plan.token_uri, plan.module.display()));
+    line(format!(
+        "  token:         {} via {}",
+        plan.token_uri,
+        plan.module.display()
+    ));
     if let Some(h) = plan.module_sha256 {
         line(format!("  module SHA-256 must be {}", hex::encode(h)));
     }
@@ -41,34 +49,56 @@ pub fn report(p: &LoadedPlan, out: &Path, now: SystemTime) -> String {
         n += 1;
         format!("  [{n}/{total}] {t}")
     };
-    line(step(format!("Open {}, find exactly one token matching {}, lock it, log in", plan.module.display(), plan.token_uri)));
+    line(step(format!(
+        "Open {}, find exactly one token matching {}, lock it, log in",
+        plan.module.display(),
+        plan.token_uri
+    )));
     let mut kts: Vec<&str> = plan.cas.iter().map(|c| c.key.name()).collect();
     kts.sort();
     kts.dedup();
-    line(step(format!("Check the token can generate and sign with {} before generating anything", kts.join(", "))));
+    line(step(format!(
+        "Check the token can generate and sign with {} before generating anything",
+        kts.join(", ")
+    )));
     for ca in &plan.cas {
         line(step(format!(
             "{} CA: find key \"{}\" ({}) or generate it in the token; find its certificate on the token or sign it{}",
             ca.role.name(),
             ca.label,
             ca.key,
-            if ca.role == CaRole::Root { " (self-signed)".to_string() } else { format!(" with \"{}\"", plan.ca(CaRole::Root).label) }
+            if ca.role == CaRole::Root {
+                " (self-signed)".to_string()
+            } else {
+                format!(" with \"{}\"", plan.ca(CaRole::Root).label)
+            }
         )));
     }
-    line(step(format!("Write the certificates to {} (staged, then renamed into place)", out.display())));
+    line(step(format!(
+        "Write the certificates to {} (staged, then renamed into place)",
+        out.display()
+    )));
     line(String::new());
     line("Certificates:".into());
     let root = plan.ca(CaRole::Root);
     for ca in &plan.cas {
-        let issuer: Option<(&Name, &[u8])> = (ca.role != CaRole::Root).then_some((&root.subject, &[][..]));
+        let issuer: Option<(&Name, &[u8])> =
+            (ca.role != CaRole::Root).then_some((&root.subject, &[][..]));
         let profile = ca_profile(ca, issuer);
         line(format!("  {} CA", ca.role.name()));
         line(format!("    subject:  {}", ca.subject));
         line(format!(
             "    issuer:   {}",
-            if ca.role == CaRole::Root { "itself (self-signed)".into() } else { format!("{} (root)", root.subject) }
+            if ca.role == CaRole::Root {
+                "itself (self-signed)".into()
+            } else {
+                format!("{} (root)", root.subject)
+            }
         ));
-        line(format!("    key:      {} in the token, label \"{}\", sensitive, never extractable", ca.key, ca.label));
+        line(format!(
+            "    key:      {} in the token, label \"{}\", sensitive, never extractable",
+            ca.key, ca.label
+        ));
         line(format!(
             "    validity: {} (if signed now: until {}), starting 5 minutes before signing",
             ca.lifetime,
@@ -80,7 +110,10 @@ pub fn report(p: &LoadedPlan, out: &Path, now: SystemTime) -> String {
         }
     }
     line(String::new());
-    line(format!("Files `ceremony run` would write under {}:", out.display()));
+    line(format!(
+        "Files `ceremony run` would write under {}:",
+        out.display()
+    ));
     line("  root-ca.crt".into());
     for role in CaRole::INTERMEDIATES {
         line(format!("  cas/{}-ca.crt", role.name()));
@@ -94,7 +127,11 @@ pub fn report(p: &LoadedPlan, out: &Path, now: SystemTime) -> String {
 }
 
 fn sig_name(role: CaRole, plan: &crate::plan::ValidPlan) -> String {
-    let signer = if role == CaRole::Root { plan.ca(CaRole::Root) } else { plan.ca(CaRole::Root) };
+    let signer = if role == CaRole::Root {
+        plan.ca(CaRole::Root)
+    } else {
+        plan.ca(CaRole::Root)
+    };
     let alg = crate::x509::signature_algorithm(signer.key.clone());
     let name = match alg.oid {
         const_oid::db::rfc5912::ECDSA_WITH_SHA_256 => "ecdsa-with-SHA256",

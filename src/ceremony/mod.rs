@@ -2,6 +2,7 @@
 //! talks to the operator. Everything it prints goes to stderr through `ui`;
 //! the token, files and prompts are reached through their modules.
 
+pub mod bundle;
 pub mod ca;
 pub mod check;
 pub mod ui;
@@ -34,13 +35,23 @@ pub enum CeremonyError {
     #[error(transparent)]
     X509(#[from] X509Error),
     #[error("token label \"{label}\" ({}) does not belong to this plan: {what}", .role.section())]
-    Foreign { label: String, role: CaRole, what: String },
+    Foreign {
+        label: String,
+        role: CaRole,
+        what: String,
+    },
     #[error("{}: the certificate would end {end}, after its issuer ({issuer_end})", .role.section())]
-    Outlives { role: CaRole, end: String, issuer_end: String },
+    Outlives {
+        role: CaRole,
+        end: String,
+        issuer_end: String,
+    },
     #[error("{message}")]
     Usage { message: String, hint: String },
     #[error("cancelled by the operator: {0}")]
     Cancelled(String),
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl CeremonyError {
@@ -48,12 +59,15 @@ impl CeremonyError {
     pub fn exit_code(&self) -> i32 {
         match self {
             CeremonyError::Cancelled(_) => 1,
-            CeremonyError::Plan(_) | CeremonyError::Usage { .. } | CeremonyError::Pin(_) | CeremonyError::Outlives { .. } => 2,
+            CeremonyError::Plan(_)
+            | CeremonyError::Usage { .. }
+            | CeremonyError::Pin(_)
+            | CeremonyError::Outlives { .. } => 2,
             CeremonyError::Output(e) if e.is_usage() => 2,
             CeremonyError::Token(_) | CeremonyError::Foreign { .. } => 3,
             CeremonyError::X509(X509Error::Check { .. }) => 4,
             CeremonyError::X509(X509Error::Sign { .. }) => 3,
-            CeremonyError::Output(_) | CeremonyError::X509(_) => 5,
+            CeremonyError::Output(_) | CeremonyError::X509(_) | CeremonyError::Internal(_) => 5,
         }
     }
 
@@ -75,7 +89,7 @@ impl CeremonyError {
             CeremonyError::Outlives { .. } => Some("shorten the validity in the plan".into()),
             CeremonyError::Usage { hint, .. } => Some(hint.clone()),
             CeremonyError::Cancelled(_) => Some("run the same command again to resume; the token keeps what was made".into()),
-            CeremonyError::X509(_) => None,
+            CeremonyError::X509(_) | CeremonyError::Internal(_) => None,
         }
     }
 }
@@ -112,7 +126,10 @@ fn login(token: &Pkcs11Token, given: Option<Pin>, ui: &Ui) -> Result<(), Ceremon
     let id = token.identity().clone();
     let (count_low, final_try, locked) = token.pin_flags()?;
     if locked {
-        return Err(TokenError::PinLocked { token: id.to_string() }.into());
+        return Err(TokenError::PinLocked {
+            token: id.to_string(),
+        }
+        .into());
     }
     if final_try {
         ui.warn("the token says the next wrong PIN locks the user PIN");
@@ -137,7 +154,10 @@ fn login(token: &Pkcs11Token, given: Option<Pin>, ui: &Ui) -> Result<(), Ceremon
             Err(TokenError::PinIncorrect { .. }) if attempt < 3 => {
                 ui.warn(&format!("wrong PIN ({attempt} of 3 attempts)"));
                 if token.pin_flags()?.2 {
-                    return Err(TokenError::PinLocked { token: id.to_string() }.into());
+                    return Err(TokenError::PinLocked {
+                        token: id.to_string(),
+                    }
+                    .into());
                 }
             }
             other => return Ok(other?),
@@ -161,16 +181,25 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
     if !opts.yes && !interactive {
         return Err(CeremonyError::Usage {
             message: "no terminal to guide the ceremony on, and --yes was not given".into(),
-            hint: "run it at a terminal, or pass --yes (with --pin-file) for an unattended rehearsal".into(),
+            hint:
+                "run it at a terminal, or pass --yes (with --pin-file) for an unattended rehearsal"
+                    .into(),
         });
     }
     let mut ui = Ui::new(interactive, opts.yes, check::step_count(&loaded));
     write::check_output(&opts.out, &loaded.sha256)?;
     let given_pin = read_given_pin(&opts.pin)?;
-    let module = opts.module.clone().unwrap_or_else(|| loaded.plan.module.clone());
+    let module = opts
+        .module
+        .clone()
+        .unwrap_or_else(|| loaded.plan.module.clone());
 
     ui.banner(&loaded);
-    ui.step(&format!("Open {} and find token {}", module.display(), loaded.plan.token_uri));
+    ui.step(&format!(
+        "Open {} and find token {}",
+        module.display(),
+        loaded.plan.token_uri
+    ));
     let token = Pkcs11Token::open(&module, &loaded.plan.token_uri, loaded.plan.module_sha256)?;
     let id = token.identity().clone();
     ui.note(&format!(
@@ -179,7 +208,10 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
         hex::encode(token.module_sha256)
     ));
     ui.confirm_typed(
-        &format!("Type the token serial ({}) to start the ceremony on it", id.serial),
+        &format!(
+            "Type the token serial ({}) to start the ceremony on it",
+            id.serial
+        ),
         &id.serial,
     )?;
     login(&token, given_pin, &ui)?;
@@ -193,7 +225,12 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
 
     let mut cas: Vec<CaState> = Vec::new();
     for spec in &loaded.plan.cas {
-        ui.step(&format!("{} CA: key {} \"{}\" and certificate", spec.role.name(), spec.key, spec.label));
+        ui.step(&format!(
+            "{} CA: key {} \"{}\" and certificate",
+            spec.role.name(),
+            spec.key,
+            spec.label
+        ));
         let issuer = cas.first().filter(|_| spec.role != CaRole::Root);
         let state = ca::ensure_ca(&token, spec, issuer, now, &mut |what| ui.note(what))?;
         ui.ca_done(&state);
@@ -201,27 +238,57 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
     }
 
     ui.step(&format!("Write the outputs to {}", opts.out.display()));
-    let out = write_outputs(&opts.out, &loaded, &cas)?;
+    let out = write_outputs(&token, &opts.out, &loaded, &cas, now, interactive)?;
     ui.done(&out, &cas);
     Ok(())
 }
 
-/// The CA files: the root, each intermediate alone, and each chain (intermediate then root).
-fn write_outputs(out: &Path, loaded: &LoadedPlan, cas: &[CaState]) -> Result<PathBuf, CeremonyError> {
+/// The CA files (the root, each intermediate alone, each chain: intermediate
+/// then root), every node's bundle, and SHA256SUMS; staged, then renamed into place.
+fn write_outputs(
+    token: &dyn Token,
+    out: &Path,
+    loaded: &LoadedPlan,
+    cas: &[CaState],
+    now: SystemTime,
+    interactive: bool,
+) -> Result<PathBuf, CeremonyError> {
     let mut st = Staging::begin(out, &loaded.sha256)?;
     let root = &cas[0];
-    st.write("root-ca.crt", x509::to_pem(&root.der).as_bytes(), write::PUBLIC)?;
+    st.write(
+        "root-ca.crt",
+        x509::to_pem(&root.der).as_bytes(),
+        write::PUBLIC,
+    )?;
     for ca in &cas[1..] {
         let name = ca.role.name();
-        st.write(&format!("cas/{name}-ca.crt"), x509::to_pem(&ca.der).as_bytes(), write::PUBLIC)?;
+        st.write(
+            &format!("cas/{name}-ca.crt"),
+            x509::to_pem(&ca.der).as_bytes(),
+            write::PUBLIC,
+        )?;
         let chain = x509::to_pem(&ca.der) + &x509::to_pem(&root.der);
-        st.write(&format!("chains/{name}-ca-chain.crt"), chain.as_bytes(), write::PUBLIC)?;
+        st.write(
+            &format!("chains/{name}-ca-chain.crt"),
+            chain.as_bytes(),
+            write::PUBLIC,
+        )?;
     }
+    if let Some(cl) = &loaded.plan.cluster {
+        bundle::write_nodes(token, &mut st, cl, cas, now, interactive)?;
+    }
+    let sums = bundle::sha256sums(&st);
+    st.write("SHA256SUMS", sums.as_bytes(), write::PUBLIC)?;
     Ok(st.commit()?)
 }
 
 /// `ceremony token list`: every object, with the flags that matter for CA keys.
-pub fn token_list(plan_path: Option<&Path>, uri: Option<&str>, module: Option<&Path>, pin: &PinOptions) -> Result<(), CeremonyError> {
+pub fn token_list(
+    plan_path: Option<&Path>,
+    uri: Option<&str>,
+    module: Option<&Path>,
+    pin: &PinOptions,
+) -> Result<(), CeremonyError> {
     let usage = |m: &str| CeremonyError::Usage {
         message: m.into(),
         hint: "give a plan (--plan plan.toml) or --uri pkcs11:token=... with --module".into(),
@@ -229,12 +296,20 @@ pub fn token_list(plan_path: Option<&Path>, uri: Option<&str>, module: Option<&P
     let (uri, module_path, sha) = match (plan_path, uri) {
         (Some(p), None) => {
             let loaded = plan::load(p, SystemTime::now())?;
-            let m = module.map(Path::to_path_buf).unwrap_or(loaded.plan.module.clone());
+            let m = module
+                .map(Path::to_path_buf)
+                .unwrap_or(loaded.plan.module.clone());
             (loaded.plan.token_uri.clone(), m, loaded.plan.module_sha256)
         }
         (None, Some(u)) => {
             let uri = TokenUri::parse(u).map_err(|e| usage(&format!("--uri {e}")))?;
-            (uri, module.ok_or_else(|| usage("--uri needs --module"))?.to_path_buf(), None)
+            (
+                uri,
+                module
+                    .ok_or_else(|| usage("--uri needs --module"))?
+                    .to_path_buf(),
+                None,
+            )
         }
         _ => return Err(usage("say which token: --plan or --uri")),
     };
@@ -244,7 +319,10 @@ pub fn token_list(plan_path: Option<&Path>, uri: Option<&str>, module: Option<&P
     login(&token, given, &ui)?;
     let objects = token.list_objects()?;
     println!("token {}", token.identity());
-    println!("{:<12} {:<32} {:<34} {:<6} flags", "class", "label", "id", "type");
+    println!(
+        "{:<12} {:<32} {:<34} {:<6} flags",
+        "class", "label", "id", "type"
+    );
     for o in &objects {
         let flags = o.flags.map_or(String::new(), |f| {
             let b = |v: Option<bool>| v.map_or("?", |x| if x { "yes" } else { "no" });

@@ -27,13 +27,27 @@ pub fn fingerprint(bytes: &[u8]) -> String {
 
 impl Ui {
     pub fn new(interactive: bool, yes: bool, total: usize) -> Ui {
-        Ui { interactive, yes, step: 0, total }
+        Ui {
+            interactive,
+            yes,
+            step: 0,
+            total,
+        }
     }
 
     pub fn banner(&self, p: &LoadedPlan) {
-        eprintln!("Ceremony \"{}\" — plan {} (SHA-256 {})", p.plan.name, p.path.display(), hex::encode(p.sha256));
+        eprintln!(
+            "Ceremony \"{}\" — plan {} (SHA-256 {})",
+            p.plan.name,
+            p.path.display(),
+            hex::encode(p.sha256)
+        );
         eprintln!("Administrator: {}; witnesses: {}", p.plan.administrator, {
-            if p.plan.witnesses.is_empty() { "none".to_string() } else { p.plan.witnesses.join(", ") }
+            if p.plan.witnesses.is_empty() {
+                "none".to_string()
+            } else {
+                p.plan.witnesses.join(", ")
+            }
         });
         if self.yes {
             eprintln!("Unattended (--yes): confirmations are skipped.");
@@ -66,7 +80,10 @@ impl Ui {
         if typed.trim() == expected {
             Ok(())
         } else {
-            Err(CeremonyError::Cancelled(format!("typed \"{}\", not \"{expected}\"", typed.trim())))
+            Err(CeremonyError::Cancelled(format!(
+                "typed \"{}\", not \"{expected}\"",
+                typed.trim()
+            )))
         }
     }
 
@@ -77,7 +94,10 @@ impl Ui {
             (false, false) => "existing key and certificate (resumed)",
         };
         self.note(&format!("{what}: {}", ca.cert.tbs_certificate().subject()));
-        self.note(&format!("certificate SHA-256 {}", fingerprint(&x509::sha256(&ca.der))));
+        self.note(&format!(
+            "certificate SHA-256 {}",
+            fingerprint(&x509::sha256(&ca.der))
+        ));
         self.note(&format!("expires {}", x509::fmt_time(ca.not_after())));
     }
 
@@ -85,7 +105,11 @@ impl Ui {
         eprintln!();
         eprintln!("Done. Outputs in {}:", out.display());
         for ca in cas {
-            eprintln!("  {:<12} {}", ca.role.name(), fingerprint(&x509::sha256(&ca.der)));
+            eprintln!(
+                "  {:<12} {}",
+                ca.role.name(),
+                fingerprint(&x509::sha256(&ca.der))
+            );
         }
     }
 }
@@ -94,6 +118,9 @@ impl Ui {
 mod tests {
     #[test]
     fn fingerprints_group_by_four() {
-        assert_eq!(super::fingerprint(&[0xab, 0xcd, 0xef, 0x01, 0x23]), "ABCD EF01 23");
+        assert_eq!(
+            super::fingerprint(&[0xab, 0xcd, 0xef, 0x01, 0x23]),
+            "ABCD EF01 23"
+        );
     }
 }

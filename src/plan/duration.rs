@@ -20,9 +20,7 @@ pub fn parse_lifetime(s: &str) -> Result<Duration, String> {
     if num.is_empty() {
         return Err("must start with a number, e.g. \"365d\"".into());
     }
-    let n: u64 = num
-        .parse()
-        .map_err(|_| "number is too large".to_string())?;
+    let n: u64 = num.parse().map_err(|_| "number is too large".to_string())?;
     let secs_per = match unit {
         "y" => YEAR,
         "d" => DAY,
@@ -64,7 +62,9 @@ mod tests {
 
     #[test]
     fn refuses_sloppy_forms() {
-        for bad in ["", "10", "y", "0d", "-1d", "1.5y", "10 y", "10Y", "3m", "1y2d", "999999y"] {
+        for bad in [
+            "", "10", "y", "0d", "-1d", "1.5y", "10 y", "10Y", "3m", "1y2d", "999999y",
+        ] {
             assert!(parse_lifetime(bad).is_err(), "{bad:?} was accepted");
         }
     }

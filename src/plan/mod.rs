@@ -13,7 +13,9 @@ use std::time::SystemTime;
 use sha2::{Digest, Sha256};
 
 pub use model::Plan;
-pub use validate::{CaRole, CaSpec, ClusterSpec, Lifetime, Problem, San, ValidPlan};
+pub use validate::{
+    CaRole, CaSpec, ClusterSpec, ControlPlaneSpec, LeafMode, Lifetime, Problem, San, ValidPlan,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -24,9 +26,16 @@ pub enum PlanError {
         source: std::io::Error,
     },
     #[error("{file}: {path}: {message}")]
-    Syntax { file: PathBuf, path: String, message: String },
+    Syntax {
+        file: PathBuf,
+        path: String,
+        message: String,
+    },
     #[error("{}", .problems.iter().map(|p| format!("{}: {p}", .file.display())).collect::<Vec<_>>().join("\n"))]
-    Invalid { file: PathBuf, problems: Vec<Problem> },
+    Invalid {
+        file: PathBuf,
+        problems: Vec<Problem>,
+    },
 }
 
 /// A plan file as read: its bytes' SHA-256 (recorded in the audit log) and the validated plan.
@@ -40,8 +49,15 @@ pub struct LoadedPlan {
 
 /// Reads, parses and validates a plan; `now` decides which not_after is in the past.
 pub fn load(path: &Path, now: SystemTime) -> Result<LoadedPlan, PlanError> {
-    let text = std::fs::read_to_string(path).map_err(|source| PlanError::Read { file: path.to_path_buf(), source })?;
-    let raw = parse(&text).map_err(|(p, message)| PlanError::Syntax { file: path.to_path_buf(), path: p, message })?;
+    let text = std::fs::read_to_string(path).map_err(|source| PlanError::Read {
+        file: path.to_path_buf(),
+        source,
+    })?;
+    let raw = parse(&text).map_err(|(p, message)| PlanError::Syntax {
+        file: path.to_path_buf(),
+        path: p,
+        message,
+    })?;
     let names_file = raw
         .cluster
         .as_ref()
@@ -59,25 +75,45 @@ pub fn load(path: &Path, now: SystemTime) -> Result<LoadedPlan, PlanError> {
             })
         })
         .transpose()?;
-    let ctx = validate::Context { now, worker_names_file: names_file.as_deref() };
-    let plan = validate::validate(&raw, &ctx)
-        .map_err(|problems| PlanError::Invalid { file: path.to_path_buf(), problems })?;
-    Ok(LoadedPlan { path: path.to_path_buf(), sha256: Sha256::digest(text.as_bytes()).into(), text, plan })
+    let ctx = validate::Context {
+        now,
+        worker_names_file: names_file.as_deref(),
+    };
+    let plan = validate::validate(&raw, &ctx).map_err(|problems| PlanError::Invalid {
+        file: path.to_path_buf(),
+        problems,
+    })?;
+    Ok(LoadedPlan {
+        path: path.to_path_buf(),
+        sha256: Sha256::digest(text.as_bytes()).into(),
+        text,
+        plan,
+    })
 }
 
 /// Strict TOML → model. On failure: (key path, message), e.g. ("root.colour", "unknown field …").
 pub fn parse(text: &str) -> Result<Plan, (String, String)> {
-    let de = toml::Deserializer::parse(text).map_err(|e| ("(syntax)".to_string(), syntax_message(text, &e)))?;
+    let de = toml::Deserializer::parse(text)
+        .map_err(|e| ("(syntax)".to_string(), syntax_message(text, &e)))?;
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let path = if path == "." { "(top level)".to_string() } else { path };
-        (path, inner.message().replace("field", "key").replace("`", "\""))
+        let path = if path == "." {
+            "(top level)".to_string()
+        } else {
+            path
+        };
+        (
+            path,
+            inner.message().replace("field", "key").replace("`", "\""),
+        )
     })
 }
 
 fn syntax_message(text: &str, e: &toml::de::Error) -> String {
-    let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+    let line = e
+        .span()
+        .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
     match line {
         Some(l) => format!("line {l}: {}", e.message()),
         None => e.message().to_string(),

@@ -215,7 +215,11 @@ struct Problems(Vec<Problem>);
 
 impl Problems {
     fn add(&mut self, path: impl Into<String>, message: impl Into<String>, got: Option<String>) {
-        self.0.push(Problem { path: path.into(), message: message.into(), got });
+        self.0.push(Problem {
+            path: path.into(),
+            message: message.into(),
+            got,
+        });
     }
 }
 
@@ -231,14 +235,26 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
         p.add("ceremony.name", "must not be empty", quoted(&c.name));
     }
     if c.administrator.trim().is_empty() {
-        p.add("ceremony.administrator", "must not be empty", quoted(&c.administrator));
+        p.add(
+            "ceremony.administrator",
+            "must not be empty",
+            quoted(&c.administrator),
+        );
     }
     let mut seen = BTreeSet::new();
     for (i, w) in c.witnesses.iter().enumerate() {
         if w.trim().is_empty() {
-            p.add(format!("ceremony.witnesses[{i}]"), "must not be empty", quoted(w));
+            p.add(
+                format!("ceremony.witnesses[{i}]"),
+                "must not be empty",
+                quoted(w),
+            );
         } else if !seen.insert(w.trim().to_lowercase()) {
-            p.add(format!("ceremony.witnesses[{i}]"), "is named twice", quoted(w));
+            p.add(
+                format!("ceremony.witnesses[{i}]"),
+                "is named twice",
+                quoted(w),
+            );
         }
     }
 
@@ -246,12 +262,22 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
         .map_err(|e| p.add("token.uri", e, quoted(&plan.token.uri)))
         .ok();
     if plan.token.module.as_os_str().is_empty() {
-        p.add("token.module", "must be the path of a PKCS#11 module", quoted(""));
+        p.add(
+            "token.module",
+            "must be the path of a PKCS#11 module",
+            quoted(""),
+        );
     }
     let module_sha256 = plan.token.module_sha256.as_ref().and_then(|h| {
-        let bytes = hex::decode(h).ok().and_then(|b| <[u8; 32]>::try_from(b).ok());
+        let bytes = hex::decode(h)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok());
         if bytes.is_none() {
-            p.add("token.module_sha256", "must be 64 hex digits (sha256sum of the module)", quoted(h));
+            p.add(
+                "token.module_sha256",
+                "must be 64 hex digits (sha256sum of the module)",
+                quoted(h),
+            );
         }
         bytes
     });
@@ -306,14 +332,22 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
     });
     if plan.cluster.is_none() {
         if plan.leaves.is_some() {
-            p.add("leaves", "needs a [cluster] section to know which leaves to make", None);
+            p.add(
+                "leaves",
+                "needs a [cluster] section to know which leaves to make",
+                None,
+            );
         }
     }
 
     for (i, u) in plan.users.iter().enumerate() {
         let path = format!("users[{i}]");
         if !is_dns_subdomain(&u.name) && !u.name.contains('@') {
-            p.add(format!("{path}.name"), "must be a user name (letters, digits, . - @)", quoted(&u.name));
+            p.add(
+                format!("{path}.name"),
+                "must be a user name (letters, digits, . - @)",
+                quoted(&u.name),
+            );
         }
         for (j, g) in u.groups.iter().enumerate() {
             if g == "system:masters" && !u.allow_masters {
@@ -339,8 +373,8 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
         );
     }
     for (i, r) in plan.audit.recipients.iter().enumerate() {
-        let ok = age::x25519::Recipient::from_str(r).is_ok()
-            || age::ssh::Recipient::from_str(r).is_ok();
+        let ok =
+            age::x25519::Recipient::from_str(r).is_ok() || age::ssh::Recipient::from_str(r).is_ok();
         if !ok {
             p.add(
                 format!("audit.recipients[{i}]"),
@@ -385,7 +419,11 @@ fn sections_of(plan: &Plan, role: CaRole) -> CaSection {
 }
 
 fn lifetime_path(role: CaRole, s: &CaSection) -> String {
-    let key = if s.not_after.is_some() { "not_after" } else { "validity" };
+    let key = if s.not_after.is_some() {
+        "not_after"
+    } else {
+        "validity"
+    };
     format!("{}.{key}", role.section())
 }
 
@@ -393,20 +431,35 @@ fn validate_ca(role: CaRole, s: &CaSection, now: SystemTime, p: &mut Problems) -
     let sec = role.section();
     let before = p.0.len();
     if s.label.is_empty() {
-        p.add(format!("{sec}.label"), "must not be empty", quoted(&s.label));
+        p.add(
+            format!("{sec}.label"),
+            "must not be empty",
+            quoted(&s.label),
+        );
     } else if s.label.len() > MAX_LABEL_BYTES {
         p.add(
             format!("{sec}.label"),
-            format!("is {} bytes; a token label is at most {MAX_LABEL_BYTES} bytes", s.label.len()),
+            format!(
+                "is {} bytes; a token label is at most {MAX_LABEL_BYTES} bytes",
+                s.label.len()
+            ),
             quoted(&s.label),
         );
     } else if s.label.chars().any(char::is_control) {
-        p.add(format!("{sec}.label"), "must not contain control characters", quoted(&s.label));
+        p.add(
+            format!("{sec}.label"),
+            "must not contain control characters",
+            quoted(&s.label),
+        );
     }
     let subject_text = s.subject.as_deref().or(role.default_subject());
     let subject = match subject_text {
         None => {
-            p.add(format!("{sec}.subject"), "is required for the root, e.g. \"CN=Example Kubernetes Root CA,O=Example\"", None);
+            p.add(
+                format!("{sec}.subject"),
+                "is required for the root, e.g. \"CN=Example Kubernetes Root CA,O=Example\"",
+                None,
+            );
             None
         }
         Some(text) => match parse_subject(text) {
@@ -419,16 +472,28 @@ fn validate_ca(role: CaRole, s: &CaSection, now: SystemTime, p: &mut Problems) -
     };
     let key = KeyType::from_str(&s.key)
         .map_err(|()| {
-            p.add(format!("{sec}.key"), format!("unknown key type; use one of {}", key_type_names()), quoted(&s.key))
+            p.add(
+                format!("{sec}.key"),
+                format!("unknown key type; use one of {}", key_type_names()),
+                quoted(&s.key),
+            )
         })
         .ok();
     let lifetime = match (&s.validity, &s.not_after) {
         (Some(_), Some(_)) => {
-            p.add(format!("{sec}"), "give either validity or not_after, not both", None);
+            p.add(
+                format!("{sec}"),
+                "give either validity or not_after, not both",
+                None,
+            );
             None
         }
         (None, None) => {
-            p.add(format!("{sec}.validity"), "is required (or not_after), e.g. validity = \"10y\"", None);
+            p.add(
+                format!("{sec}.validity"),
+                "is required (or not_after), e.g. validity = \"10y\"",
+                None,
+            );
             None
         }
         (Some(v), None) => match parse_lifetime(v) {
@@ -444,7 +509,11 @@ fn validate_ca(role: CaRole, s: &CaSection, now: SystemTime, p: &mut Problems) -
                 None
             }
             Ok(t) if t <= now => {
-                p.add(format!("{sec}.not_after"), "is in the past", Some(dt.to_string()));
+                p.add(
+                    format!("{sec}.not_after"),
+                    "is in the past",
+                    Some(dt.to_string()),
+                );
                 None
             }
             Ok(t) => Some(Lifetime::Until(t)),
@@ -453,7 +522,13 @@ fn validate_ca(role: CaRole, s: &CaSection, now: SystemTime, p: &mut Problems) -
     if p.0.len() != before {
         return None;
     }
-    Some(CaSpec { role, label: s.label.clone(), subject: subject?, key: key?, lifetime: lifetime? })
+    Some(CaSpec {
+        role,
+        label: s.label.clone(),
+        subject: subject?,
+        key: key?,
+        lifetime: lifetime?,
+    })
 }
 
 /// RFC 4514 text, most specific RDN first ("CN=Root,O=Example"); must hold a CN.
@@ -474,7 +549,9 @@ pub fn parse_subject(text: &str) -> Result<Name, String> {
 /// A TOML date (`2036-01-01`) or offset date-time (`2036-01-01T00:00:00Z`).
 fn toml_datetime_to_system(dt: &toml::value::Datetime) -> Result<SystemTime, String> {
     let date = dt.date.ok_or("must be a date or a date-time in UTC")?;
-    let (h, m, s) = dt.time.map_or((0, 0, 0), |t| (t.hour, t.minute, t.second.unwrap_or(0)));
+    let (h, m, s) = dt
+        .time
+        .map_or((0, 0, 0), |t| (t.hour, t.minute, t.second.unwrap_or(0)));
     match dt.offset {
         Some(toml::value::Offset::Z) => {}
         None if dt.time.is_none() => {}
@@ -496,41 +573,70 @@ fn validate_cluster(
     let before = p.0.len();
     let name = cl.name.clone().unwrap_or_else(|| "kubernetes".into());
     if !is_dns_subdomain(&name) {
-        p.add("cluster.name", "must be a DNS-1123 subdomain", quoted(&name));
+        p.add(
+            "cluster.name",
+            "must be a DNS-1123 subdomain",
+            quoted(&name),
+        );
     }
     let version = match &cl.kubernetes_version {
         None => (1, 31),
         Some(v) => match parse_version(v) {
             Some(ver) if ver >= (1, 22) => ver,
             _ => {
-                p.add("cluster.kubernetes_version", "must be a kubeadm version 1.22 or later, e.g. \"v1.31\"", quoted(v));
+                p.add(
+                    "cluster.kubernetes_version",
+                    "must be a kubeadm version 1.22 or later, e.g. \"v1.31\"",
+                    quoted(v),
+                );
                 (1, 31)
             }
         },
     };
     let bind_port = cl.bind_port.unwrap_or(6443);
     if bind_port == 0 {
-        p.add("cluster.bind_port", "must be a TCP port (1-65535)", Some("0".into()));
+        p.add(
+            "cluster.bind_port",
+            "must be a TCP port (1-65535)",
+            Some("0".into()),
+        );
     }
-    let endpoint = cl.control_plane_endpoint.as_ref().and_then(|e| match parse_endpoint(e, bind_port) {
-        Ok(v) => Some(v),
-        Err(msg) => {
-            p.add("cluster.control_plane_endpoint", msg, quoted(e));
-            None
-        }
-    });
-    let cidr_text = cl.service_cidr.clone().unwrap_or_else(|| "10.96.0.0/12".into());
+    let endpoint =
+        cl.control_plane_endpoint
+            .as_ref()
+            .and_then(|e| match parse_endpoint(e, bind_port) {
+                Ok(v) => Some(v),
+                Err(msg) => {
+                    p.add("cluster.control_plane_endpoint", msg, quoted(e));
+                    None
+                }
+            });
+    let cidr_text = cl
+        .service_cidr
+        .clone()
+        .unwrap_or_else(|| "10.96.0.0/12".into());
     let service_cidr = parse_cidr(&cidr_text)
         .map_err(|e| p.add("cluster.service_cidr", e, quoted(&cidr_text)))
         .unwrap_or((IpAddr::from([10, 96, 0, 0]), 12));
-    let dns_domain = cl.dns_domain.clone().unwrap_or_else(|| "cluster.local".into());
+    let dns_domain = cl
+        .dns_domain
+        .clone()
+        .unwrap_or_else(|| "cluster.local".into());
     if !is_dns_subdomain(&dns_domain) {
-        p.add("cluster.dns_domain", "must be a DNS name", quoted(&dns_domain));
+        p.add(
+            "cluster.dns_domain",
+            "must be a DNS name",
+            quoted(&dns_domain),
+        );
     }
     let key_of = |path: &str, v: &Option<String>, p: &mut Problems| -> KeyType {
         let text = v.as_deref().unwrap_or("rsa-2048");
         KeyType::from_str(text).unwrap_or_else(|()| {
-            p.add(path, format!("unknown key type; use one of {}", key_type_names()), quoted(text));
+            p.add(
+                path,
+                format!("unknown key type; use one of {}", key_type_names()),
+                quoted(text),
+            );
             KeyType::Rsa2048
         })
     };
@@ -560,16 +666,34 @@ fn validate_cluster(
     let mut names = BTreeSet::new();
     let mut control_plane = Vec::new();
     if cl.control_plane.is_empty() {
-        p.add("cluster.control_plane", "needs at least one [[cluster.control_plane]] node", None);
+        p.add(
+            "cluster.control_plane",
+            "needs at least one [[cluster.control_plane]] node",
+            None,
+        );
     }
     for (i, n) in cl.control_plane.iter().enumerate() {
         let path = format!("cluster.control_plane[{i}]");
         check_node_name(&format!("{path}.name"), &n.name, &mut names, p);
         let address = IpAddr::from_str(&n.address)
-            .map_err(|_| p.add(format!("{path}.address"), "must be the node's advertise IP address", quoted(&n.address)))
+            .map_err(|_| {
+                p.add(
+                    format!("{path}.address"),
+                    "must be the node's advertise IP address",
+                    quoted(&n.address),
+                )
+            })
             .ok();
-        let server = sans(&format!("{path}.etcd_server_extra_sans"), &n.etcd_server_extra_sans, p);
-        let peer = sans(&format!("{path}.etcd_peer_extra_sans"), &n.etcd_peer_extra_sans, p);
+        let server = sans(
+            &format!("{path}.etcd_server_extra_sans"),
+            &n.etcd_server_extra_sans,
+            p,
+        );
+        let peer = sans(
+            &format!("{path}.etcd_peer_extra_sans"),
+            &n.etcd_peer_extra_sans,
+            p,
+        );
         if let Some(address) = address {
             control_plane.push(ControlPlaneSpec {
                 name: n.name.clone(),
@@ -606,7 +730,11 @@ fn validate_cluster(
             LeafMode::Csr
         }
         Some(other) => {
-            p.add("leaves.mode", "must be \"generate\" or \"csr\"", quoted(other));
+            p.add(
+                "leaves.mode",
+                "must be \"generate\" or \"csr\"",
+                quoted(other),
+            );
             LeafMode::Generate
         }
     };
@@ -632,9 +760,17 @@ fn validate_cluster(
 
 fn check_node_name(path: &str, name: &str, seen: &mut BTreeSet<String>, p: &mut Problems) {
     if !is_dns_subdomain(name) {
-        p.add(path, "must be a node name: a lowercase DNS-1123 subdomain", quoted(name));
+        p.add(
+            path,
+            "must be a node name: a lowercase DNS-1123 subdomain",
+            quoted(name),
+        );
     } else if !seen.insert(name.to_string()) {
-        p.add(path, "names a node twice; every node name must be unique", quoted(name));
+        p.add(
+            path,
+            "names a node twice; every node name must be unique",
+            quoted(name),
+        );
     }
 }
 
@@ -682,9 +818,14 @@ fn parse_endpoint(e: &str, bind_port: u16) -> Result<(San, u16), String> {
     };
     let port = match port {
         None => bind_port,
-        Some(p) => p.parse::<u16>().ok().filter(|p| *p != 0).ok_or("has an invalid port")?,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or("has an invalid port")?,
     };
-    let san = San::parse(host).map_err(|_| "host must be an IP address or a DNS name".to_string())?;
+    let san =
+        San::parse(host).map_err(|_| "host must be an IP address or a DNS name".to_string())?;
     if matches!(&san, San::Dns(d) if d.starts_with("*.")) {
         return Err("host must not be a wildcard".into());
     }
@@ -692,10 +833,16 @@ fn parse_endpoint(e: &str, bind_port: u16) -> Result<(San, u16), String> {
 }
 
 fn parse_cidr(s: &str) -> Result<(IpAddr, u8), String> {
-    let (ip, len) = s.split_once('/').ok_or("must be a CIDR such as 10.96.0.0/12")?;
+    let (ip, len) = s
+        .split_once('/')
+        .ok_or("must be a CIDR such as 10.96.0.0/12")?;
     let ip = IpAddr::from_str(ip).map_err(|_| "must be a CIDR such as 10.96.0.0/12".to_string())?;
     let max = if ip.is_ipv4() { 32 } else { 128 };
-    let len: u8 = len.parse().ok().filter(|l| *l <= max).ok_or("has an invalid prefix length")?;
+    let len: u8 = len
+        .parse()
+        .ok()
+        .filter(|l| *l <= max)
+        .ok_or("has an invalid prefix length")?;
     // kubeadm takes the first address after the network address: it must exist.
     if len >= max - 1 {
         return Err("is too small to hold the API server's service address".into());
@@ -711,7 +858,8 @@ pub fn is_dns_subdomain(s: &str) -> bool {
         && s.split('.').all(|l| {
             !l.is_empty()
                 && l.len() <= 63
-                && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
                 && !l.starts_with('-')
                 && !l.ends_with('-')
         })
@@ -731,16 +879,28 @@ mod tests {
 
     #[test]
     fn endpoints() {
-        assert_eq!(parse_endpoint("10.0.0.1", 6443).unwrap(), (San::Ip("10.0.0.1".parse().unwrap()), 6443));
-        assert_eq!(parse_endpoint("k8s.example.com:443", 6443).unwrap(), (San::Dns("k8s.example.com".into()), 443));
-        assert_eq!(parse_endpoint("[fd00::1]:6443", 1).unwrap(), (San::Ip("fd00::1".parse().unwrap()), 6443));
+        assert_eq!(
+            parse_endpoint("10.0.0.1", 6443).unwrap(),
+            (San::Ip("10.0.0.1".parse().unwrap()), 6443)
+        );
+        assert_eq!(
+            parse_endpoint("k8s.example.com:443", 6443).unwrap(),
+            (San::Dns("k8s.example.com".into()), 443)
+        );
+        assert_eq!(
+            parse_endpoint("[fd00::1]:6443", 1).unwrap(),
+            (San::Ip("fd00::1".parse().unwrap()), 6443)
+        );
         assert!(parse_endpoint("k8s.example.com:0", 6443).is_err());
         assert!(parse_endpoint("bad_host", 6443).is_err());
     }
 
     #[test]
     fn sans_and_names() {
-        assert_eq!(San::parse("*.example.com").unwrap(), San::Dns("*.example.com".into()));
+        assert_eq!(
+            San::parse("*.example.com").unwrap(),
+            San::Dns("*.example.com".into())
+        );
         assert!(San::parse("not a name").is_err());
         assert!(is_dns_subdomain("cp-1.example"));
         assert!(!is_dns_subdomain("CP1"));

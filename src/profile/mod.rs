@@ -1,6 +1,8 @@
 //! The certificate profiles of the ceremony: the CA hierarchy here, kubeadm's
 //! leaves in the bundle issue. Pure: plan values in, `CertProfile` out.
 
+pub mod kubeadm;
+
 use x509_cert::ext::pkix::KeyUsages;
 use x509_cert::name::Name;
 
@@ -20,7 +22,11 @@ pub fn ca_profile(spec: &CaSpec, issuer: Option<(&Name, &[u8])>) -> CertProfile 
         subject: spec.subject.clone(),
         issuer: issuer.map_or_else(|| spec.subject.clone(), |(n, _)| n.clone()),
         ca_path_len: Some(ca_path_len(spec.role)),
-        key_usage: vec![KeyUsages::DigitalSignature, KeyUsages::KeyCertSign, KeyUsages::CRLSign],
+        key_usage: vec![
+            KeyUsages::DigitalSignature,
+            KeyUsages::KeyCertSign,
+            KeyUsages::CRLSign,
+        ],
         ext_key_usage: Vec::new(),
         sans: Vec::new(),
         authority_key_id: issuer.map(|(_, ski)| ski.to_vec()),
@@ -33,10 +39,21 @@ pub fn describe_extensions(p: &CertProfile) -> Vec<String> {
     use crate::x509::profile::{eku_name, key_usage_name};
     let mut out = vec![format!(
         "keyUsage (critical): {}",
-        p.key_usage.iter().map(|u| key_usage_name(*u)).collect::<Vec<_>>().join(", ")
+        p.key_usage
+            .iter()
+            .map(|u| key_usage_name(*u))
+            .collect::<Vec<_>>()
+            .join(", ")
     )];
     if !p.ext_key_usage.is_empty() {
-        out.push(format!("extendedKeyUsage: {}", p.ext_key_usage.iter().map(eku_name).collect::<Vec<_>>().join(", ")));
+        out.push(format!(
+            "extendedKeyUsage: {}",
+            p.ext_key_usage
+                .iter()
+                .map(eku_name)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
     out.push(match p.ca_path_len {
         Some(n) => format!("basicConstraints (critical): CA:TRUE, pathlen:{n}"),
@@ -49,7 +66,14 @@ pub fn describe_extensions(p: &CertProfile) -> Vec<String> {
         out.push("authorityKeyIdentifier: the issuer's subjectKeyIdentifier".into());
     }
     if !p.sans.is_empty() {
-        out.push(format!("subjectAltName: {}", p.sans.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", ")));
+        out.push(format!(
+            "subjectAltName: {}",
+            p.sans
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
     }
     out
 }
@@ -88,6 +112,10 @@ mod tests {
         assert_eq!(p.ca_path_len, Some(0));
         assert_eq!(p.authority_key_id.as_deref(), Some(&[1u8, 2, 3][..]));
         let lines = describe_extensions(&p);
-        assert!(lines.iter().any(|l| l == "basicConstraints (critical): CA:TRUE, pathlen:0"));
+        assert!(
+            lines
+                .iter()
+                .any(|l| l == "basicConstraints (critical): CA:TRUE, pathlen:0")
+        );
     }
 }

@@ -30,7 +30,11 @@ pub struct TokenIdentity {
 
 impl std::fmt::Display for TokenIdentity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "\"{}\" (serial {}, {} {})", self.label, self.serial, self.manufacturer, self.model)
+        write!(
+            f,
+            "\"{}\" (serial {}, {} {})",
+            self.label, self.serial, self.manufacturer, self.model
+        )
     }
 }
 
@@ -92,7 +96,10 @@ pub trait Token {
     fn identity(&self) -> &TokenIdentity;
     /// Checks the token can generate and sign with each key type, before
     /// anything is generated; returns the mechanism chosen for each.
-    fn require_mechanisms(&self, key_types: &[KeyType]) -> Result<Vec<(KeyType, String)>, TokenError>;
+    fn require_mechanisms(
+        &self,
+        key_types: &[KeyType],
+    ) -> Result<Vec<(KeyType, String)>, TokenError>;
     /// Every object carrying this label (bounded; used to refuse foreign objects).
     fn objects_labelled(&self, label: &str) -> Result<Vec<ObjectInfo>, TokenError>;
     /// The key pair with this label: None if there is none, an error if there are several.
@@ -102,7 +109,12 @@ pub trait Token {
     fn sign(&self, key: &KeyPair, msg: &[u8]) -> Result<Vec<u8>, TokenError>;
     fn random(&self, len: usize) -> Result<Vec<u8>, TokenError>;
     fn find_certificate(&self, label: &str) -> Result<Option<Vec<u8>>, TokenError>;
-    fn store_certificate(&self, key: &KeyPair, der: &[u8], subject_der: &[u8]) -> Result<(), TokenError>;
+    fn store_certificate(
+        &self,
+        key: &KeyPair,
+        der: &[u8],
+        subject_der: &[u8],
+    ) -> Result<(), TokenError>;
     fn list_objects(&self) -> Result<Vec<ObjectInfo>, TokenError>;
 }
 
@@ -124,7 +136,11 @@ pub enum TokenError {
     #[error("{} is not a usable PKCS#11 module: {detail}", .path.display())]
     ModuleLoad { path: PathBuf, detail: String },
     #[error("PKCS#11 module {} has SHA-256 {got}, but the plan's token.module_sha256 is {expected}", .path.display())]
-    ModuleHash { path: PathBuf, expected: String, got: String },
+    ModuleHash {
+        path: PathBuf,
+        expected: String,
+        got: String,
+    },
     #[error("no token matches {uri}; tokens present: {}", list_or_none(.present))]
     NoToken { uri: String, present: Vec<String> },
     #[error("{} tokens match {uri}: {}; make token.uri name exactly one (add serial=)", .matches.len(), .matches.join("; "))]
@@ -136,11 +152,21 @@ pub enum TokenError {
     #[error("the user PIN of token {token} is locked")]
     PinLocked { token: String },
     #[error("token {token} cannot {what}: it lacks {missing}")]
-    MechanismMissing { token: String, what: String, missing: String },
+    MechanismMissing {
+        token: String,
+        what: String,
+        missing: String,
+    },
     #[error("key \"{label}\" on the token is not protected as a CA key must be: {what}")]
     WeakKey { label: String, what: String },
-    #[error("{count} {what} objects on the token are labelled \"{label}\"; a label must name one key")]
-    AmbiguousLabel { label: String, what: &'static str, count: usize },
+    #[error(
+        "{count} {what} objects on the token are labelled \"{label}\"; a label must name one key"
+    )]
+    AmbiguousLabel {
+        label: String,
+        what: &'static str,
+        count: usize,
+    },
     #[error("the public key of \"{label}\" on the token is unusable: {what}")]
     BadPublicKey { label: String, what: String },
     #[error("the token returned a malformed signature for \"{label}\": {what}")]
@@ -155,7 +181,11 @@ pub enum TokenError {
 }
 
 fn list_or_none(v: &[String]) -> String {
-    if v.is_empty() { "none".into() } else { v.join("; ") }
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join("; ")
+    }
 }
 
 impl TokenError {
@@ -191,7 +221,13 @@ pub fn is_removed(e: &cryptoki::error::Error) -> bool {
     use cryptoki::error::{Error, RvError};
     matches!(
         e,
-        Error::Pkcs11(RvError::DeviceRemoved | RvError::TokenNotPresent | RvError::SessionHandleInvalid
-            | RvError::DeviceError | RvError::SlotIdInvalid, _)
+        Error::Pkcs11(
+            RvError::DeviceRemoved
+                | RvError::TokenNotPresent
+                | RvError::SessionHandleInvalid
+                | RvError::DeviceError
+                | RvError::SlotIdInvalid,
+            _
+        )
     )
 }

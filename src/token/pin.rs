@@ -43,7 +43,9 @@ pub enum PinError {
     Env { var: String },
     #[error("the PIN is empty")]
     Empty,
-    #[error("no PIN source: stdin/stderr is not a terminal and no --pin-file or --pin-env was given")]
+    #[error(
+        "no PIN source: stdin/stderr is not a terminal and no --pin-file or --pin-env was given"
+    )]
     NoSource,
     #[error("reading the PIN from the terminal failed: {0}")]
     Prompt(String),
@@ -53,8 +55,12 @@ impl PinError {
     pub fn hint(&self) -> Option<String> {
         Some(match self {
             PinError::FileMode { path, .. } => format!("chmod 600 {}", path.display()),
-            PinError::File { .. } => "give --pin-file a regular file that holds the PIN on one line".into(),
-            PinError::NoSource => "run at a terminal to be prompted, or pass --pin-file FILE (mode 0600)".into(),
+            PinError::File { .. } => {
+                "give --pin-file a regular file that holds the PIN on one line".into()
+            }
+            PinError::NoSource => {
+                "run at a terminal to be prompted, or pass --pin-file FILE (mode 0600)".into()
+            }
             _ => return None,
         })
     }
@@ -62,14 +68,20 @@ impl PinError {
 
 /// Reads a PIN file: a regular file, not group/other accessible, one line.
 pub fn read_pin_file(path: &Path) -> Result<Pin, PinError> {
-    let file_err = |why: String| PinError::File { path: path.to_path_buf(), why };
+    let file_err = |why: String| PinError::File {
+        path: path.to_path_buf(),
+        why,
+    };
     let meta = std::fs::metadata(path).map_err(|e| file_err(e.to_string()))?;
     if !meta.is_file() {
         return Err(file_err("is not a regular file".into()));
     }
     let mode = meta.permissions().mode() & 0o7777;
     if mode & 0o077 != 0 {
-        return Err(PinError::FileMode { path: path.to_path_buf(), mode });
+        return Err(PinError::FileMode {
+            path: path.to_path_buf(),
+            mode,
+        });
     }
     let mut raw = Zeroizing::new(Vec::with_capacity(64));
     std::fs::File::open(path)
@@ -86,7 +98,9 @@ pub fn read_pin_file(path: &Path) -> Result<Pin, PinError> {
 
 /// Reads a PIN from the environment variable the operator named.
 pub fn read_pin_env(var: &str) -> Result<Pin, PinError> {
-    let v = std::env::var(var).map_err(|_| PinError::Env { var: var.to_string() })?;
+    let v = std::env::var(var).map_err(|_| PinError::Env {
+        var: var.to_string(),
+    })?;
     Pin::new(Zeroizing::new(v))
 }
 
@@ -115,13 +129,38 @@ mod tests {
     #[test]
     fn pin_files() {
         let d = tempfile::tempdir().unwrap();
-        assert_eq!(read_pin_file(&write(d.path(), "a", "1234\n", 0o600)).unwrap().expose(), "1234");
-        assert_eq!(read_pin_file(&write(d.path(), "b", "1234\r\n", 0o400)).unwrap().expose(), "1234");
-        assert!(matches!(read_pin_file(&write(d.path(), "c", "1234", 0o644)), Err(PinError::FileMode { .. })));
-        assert!(matches!(read_pin_file(&write(d.path(), "d", "\n", 0o600)), Err(PinError::Empty)));
-        assert!(matches!(read_pin_file(&write(d.path(), "e", "1\n2\n", 0o600)), Err(PinError::File { .. })));
-        assert!(matches!(read_pin_file(d.path()), Err(PinError::File { .. })));
-        let dbg = format!("{:?}", read_pin_file(&write(d.path(), "f", "canary-9876", 0o600)).unwrap());
+        assert_eq!(
+            read_pin_file(&write(d.path(), "a", "1234\n", 0o600))
+                .unwrap()
+                .expose(),
+            "1234"
+        );
+        assert_eq!(
+            read_pin_file(&write(d.path(), "b", "1234\r\n", 0o400))
+                .unwrap()
+                .expose(),
+            "1234"
+        );
+        assert!(matches!(
+            read_pin_file(&write(d.path(), "c", "1234", 0o644)),
+            Err(PinError::FileMode { .. })
+        ));
+        assert!(matches!(
+            read_pin_file(&write(d.path(), "d", "\n", 0o600)),
+            Err(PinError::Empty)
+        ));
+        assert!(matches!(
+            read_pin_file(&write(d.path(), "e", "1\n2\n", 0o600)),
+            Err(PinError::File { .. })
+        ));
+        assert!(matches!(
+            read_pin_file(d.path()),
+            Err(PinError::File { .. })
+        ));
+        let dbg = format!(
+            "{:?}",
+            read_pin_file(&write(d.path(), "f", "canary-9876", 0o600)).unwrap()
+        );
         assert!(!dbg.contains("canary"));
     }
 }

@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::{Mechanism, MechanismType};
-use cryptoki::object::{Attribute, AttributeType, CertificateType, KeyType as CkKeyType, ObjectClass, ObjectHandle};
+use cryptoki::object::{
+    Attribute, AttributeType, CertificateType, KeyType as CkKeyType, ObjectClass, ObjectHandle,
+};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::Slot;
 use der::asn1::{BitString, OctetString, UintRef};
@@ -57,8 +59,13 @@ pub struct Pkcs11Token {
 /// SHA-256 of the module file, recorded in the audit log and checked against the plan.
 pub fn module_digest(path: &Path) -> Result<[u8; 32], TokenError> {
     let bytes = std::fs::read(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => TokenError::ModuleMissing { path: path.to_path_buf() },
-        _ => TokenError::ModuleLoad { path: path.to_path_buf(), detail: e.to_string() },
+        std::io::ErrorKind::NotFound => TokenError::ModuleMissing {
+            path: path.to_path_buf(),
+        },
+        _ => TokenError::ModuleLoad {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        },
     })?;
     Ok(sha2::Sha256::digest(&bytes).into())
 }
@@ -72,7 +79,11 @@ fn ck(op: impl Into<String>, token: &str) -> impl FnOnce(CkError) -> TokenError 
 impl Pkcs11Token {
     /// Loads the module (checking its SHA-256 if the plan pins one), finds the
     /// one token `uri` names and takes the exclusive lock on it.
-    pub fn open(module: &Path, uri: &TokenUri, expected_sha256: Option<[u8; 32]>) -> Result<Pkcs11Token, TokenError> {
+    pub fn open(
+        module: &Path,
+        uri: &TokenUri,
+        expected_sha256: Option<[u8; 32]>,
+    ) -> Result<Pkcs11Token, TokenError> {
         let digest = module_digest(module)?;
         if let Some(want) = expected_sha256 {
             if want != digest {
@@ -96,7 +107,9 @@ impl Pkcs11Token {
                 e => Err(e),
             })
             .map_err(ck("C_Initialize", "(none yet)"))?;
-        let slots = ctx.get_slots_with_token().map_err(ck("C_GetSlotList", "(none yet)"))?;
+        let slots = ctx
+            .get_slots_with_token()
+            .map_err(ck("C_GetSlotList", "(none yet)"))?;
         let mut present = Vec::new();
         let mut matches = Vec::new();
         for slot in slots {
@@ -123,7 +136,12 @@ impl Pkcs11Token {
             }
         }
         let (slot, identity) = match matches.len() {
-            0 => return Err(TokenError::NoToken { uri: uri.to_string(), present }),
+            0 => {
+                return Err(TokenError::NoToken {
+                    uri: uri.to_string(),
+                    present,
+                });
+            }
             1 => matches.remove(0),
             _ => {
                 return Err(TokenError::AmbiguousToken {
@@ -133,7 +151,9 @@ impl Pkcs11Token {
             }
         };
         let lock = lock_token(&identity.serial)?;
-        let session = ctx.open_rw_session(slot).map_err(ck("C_OpenSession", &identity.serial))?;
+        let session = ctx
+            .open_rw_session(slot)
+            .map_err(ck("C_OpenSession", &identity.serial))?;
         Ok(Pkcs11Token {
             ctx,
             slot,
@@ -148,8 +168,15 @@ impl Pkcs11Token {
 
     /// The token's PIN flags now (count low, final try, locked), for warnings before login.
     pub fn pin_flags(&self) -> Result<(bool, bool, bool), TokenError> {
-        let info = self.ctx.get_token_info(self.slot).map_err(ck("C_GetTokenInfo", &self.identity.serial))?;
-        Ok((info.user_pin_count_low(), info.user_pin_final_try(), info.user_pin_locked()))
+        let info = self
+            .ctx
+            .get_token_info(self.slot)
+            .map_err(ck("C_GetTokenInfo", &self.identity.serial))?;
+        Ok((
+            info.user_pin_count_low(),
+            info.user_pin_final_try(),
+            info.user_pin_locked(),
+        ))
     }
 
     /// C_Login as the user; `None` uses the protected authentication path (PIN pad).
@@ -158,8 +185,12 @@ impl Pkcs11Token {
         let auth = pin.map(|p| cryptoki::types::AuthPin::new(Box::from(p.expose())));
         match self.session.login(UserType::User, auth.as_ref()) {
             Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(()),
-            Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => Err(TokenError::PinIncorrect { token: self.identity.to_string() }),
-            Err(CkError::Pkcs11(RvError::PinLocked, _)) => Err(TokenError::PinLocked { token: self.identity.to_string() }),
+            Err(CkError::Pkcs11(RvError::PinIncorrect, _)) => Err(TokenError::PinIncorrect {
+                token: self.identity.to_string(),
+            }),
+            Err(CkError::Pkcs11(RvError::PinLocked, _)) => Err(TokenError::PinLocked {
+                token: self.identity.to_string(),
+            }),
             Err(e) => Err(ck("C_Login", &token)(e)),
         }
     }
@@ -171,7 +202,10 @@ impl Pkcs11Token {
     /// Up to `limit` handles matching `template` (bounded C_FindObjects).
     fn find(&self, template: &[Attribute], limit: usize) -> Result<Vec<ObjectHandle>, TokenError> {
         let cache = NonZeroUsize::new(limit.clamp(1, 64)).unwrap_or(NonZeroUsize::MIN);
-        let iter = self.session.iter_objects_with_cache_size(template, cache).map_err(self.err("C_FindObjectsInit"))?;
+        let iter = self
+            .session
+            .iter_objects_with_cache_size(template, cache)
+            .map_err(self.err("C_FindObjectsInit"))?;
         let mut out = Vec::new();
         for h in iter.take(limit) {
             out.push(h.map_err(self.err("C_FindObjects"))?);
@@ -184,11 +218,15 @@ impl Pkcs11Token {
             return Ok(*m);
         }
         self.require_mechanisms(&[key_type])?;
-        self.mechs.borrow().get(&key_type).copied().ok_or_else(|| TokenError::MechanismMissing {
-            token: self.identity.to_string(),
-            what: format!("sign with {key_type}"),
-            missing: "a signing mechanism".into(),
-        })
+        self.mechs
+            .borrow()
+            .get(&key_type)
+            .copied()
+            .ok_or_else(|| TokenError::MechanismMissing {
+                token: self.identity.to_string(),
+                what: format!("sign with {key_type}"),
+                missing: "a signing mechanism".into(),
+            })
     }
 
     fn flags(&self, private: ObjectHandle) -> Result<KeyFlags, TokenError> {
@@ -222,12 +260,23 @@ impl Pkcs11Token {
     }
 
     /// SubjectPublicKeyInfo from the public key object's attributes.
-    fn read_spki(&self, label: &str, public: ObjectHandle, key_type: KeyType) -> Result<SubjectPublicKeyInfoOwned, TokenError> {
-        let bad = |what: String| TokenError::BadPublicKey { label: label.to_string(), what };
+    fn read_spki(
+        &self,
+        label: &str,
+        public: ObjectHandle,
+        key_type: KeyType,
+    ) -> Result<SubjectPublicKeyInfoOwned, TokenError> {
+        let bad = |what: String| TokenError::BadPublicKey {
+            label: label.to_string(),
+            what,
+        };
         if let Some(bits) = key_type.rsa_bits() {
             let attrs = self
                 .session
-                .get_attributes(public, &[AttributeType::Modulus, AttributeType::PublicExponent])
+                .get_attributes(
+                    public,
+                    &[AttributeType::Modulus, AttributeType::PublicExponent],
+                )
                 .map_err(self.err("C_GetAttributeValue"))?;
             let (mut n, mut e) = (None, None);
             for a in attrs {
@@ -237,7 +286,9 @@ impl Pkcs11Token {
                     _ => {}
                 }
             }
-            let (n, e) = n.zip(e).ok_or_else(|| bad("CKA_MODULUS or CKA_PUBLIC_EXPONENT missing".into()))?;
+            let (n, e) = n
+                .zip(e)
+                .ok_or_else(|| bad("CKA_MODULUS or CKA_PUBLIC_EXPONENT missing".into()))?;
             let n_trim: &[u8] = &n[n.iter().take_while(|b| **b == 0).count()..];
             if n_trim.len() * 8 != bits || n_trim[0] & 0x80 == 0 {
                 return Err(bad(format!("modulus is not {bits} bits")));
@@ -267,17 +318,25 @@ impl Pkcs11Token {
                 _ => {}
             }
         }
-        let (params, point) = params.zip(point).ok_or_else(|| bad("CKA_EC_PARAMS or CKA_EC_POINT missing".into()))?;
+        let (params, point) = params
+            .zip(point)
+            .ok_or_else(|| bad("CKA_EC_PARAMS or CKA_EC_POINT missing".into()))?;
         let (curve, field) = curve_of(key_type);
-        let got_curve = der::oid::ObjectIdentifier::from_der(&params).map_err(|_| bad("CKA_EC_PARAMS is not a named curve".into()))?;
+        let got_curve = der::oid::ObjectIdentifier::from_der(&params)
+            .map_err(|_| bad("CKA_EC_PARAMS is not a named curve".into()))?;
         if got_curve != curve {
-            return Err(bad(format!("curve is {got_curve}, the plan says {key_type}")));
+            return Err(bad(format!(
+                "curve is {got_curve}, the plan says {key_type}"
+            )));
         }
         // Uncompressed point 04‖X‖Y: wrapped in an OCTET STRING (PKCS#11 v2.40) or raw (some tokens).
         let raw = if point.len() == 1 + 2 * field && point[0] == 0x04 {
             point
         } else {
-            OctetString::from_der(&point).map_err(|_| bad("CKA_EC_POINT is neither DER nor raw".into()))?.into_bytes().into_vec()
+            OctetString::from_der(&point)
+                .map_err(|_| bad("CKA_EC_POINT is neither DER nor raw".into()))?
+                .into_bytes()
+                .into_vec()
         };
         if raw.len() != 1 + 2 * field || raw[0] != 0x04 {
             return Err(bad("CKA_EC_POINT is not an uncompressed point".into()));
@@ -291,7 +350,12 @@ impl Pkcs11Token {
         })
     }
 
-    fn key_pair_from(&self, label: &str, private: ObjectHandle, key_type: KeyType) -> Result<KeyPair, TokenError> {
+    fn key_pair_from(
+        &self,
+        label: &str,
+        private: ObjectHandle,
+        key_type: KeyType,
+    ) -> Result<KeyPair, TokenError> {
         let attrs = self
             .session
             .get_attributes(private, &[AttributeType::Id, AttributeType::KeyType])
@@ -305,19 +369,32 @@ impl Pkcs11Token {
                 _ => {}
             }
         }
-        let id = id.filter(|i| !i.is_empty()).ok_or_else(|| TokenError::BadPublicKey {
-            label: label.into(),
-            what: "the private key has no CKA_ID to pair it with its public key".into(),
-        })?;
-        let want = if key_type.is_rsa() { CkKeyType::RSA } else { CkKeyType::EC };
+        let id = id
+            .filter(|i| !i.is_empty())
+            .ok_or_else(|| TokenError::BadPublicKey {
+                label: label.into(),
+                what: "the private key has no CKA_ID to pair it with its public key".into(),
+            })?;
+        let want = if key_type.is_rsa() {
+            CkKeyType::RSA
+        } else {
+            CkKeyType::EC
+        };
         if ck_type != Some(want) {
             return Err(TokenError::BadPublicKey {
                 label: label.into(),
-                what: format!("the key is of type {}, the plan says {key_type}", ck_type.map_or("unknown".into(), |t| t.to_string())),
+                what: format!(
+                    "the key is of type {}, the plan says {key_type}",
+                    ck_type.map_or("unknown".into(), |t| t.to_string())
+                ),
             });
         }
         let publics = self.find(
-            &[Attribute::Class(ObjectClass::PUBLIC_KEY), Attribute::Id(id.clone()), Attribute::Label(label.as_bytes().to_vec())],
+            &[
+                Attribute::Class(ObjectClass::PUBLIC_KEY),
+                Attribute::Id(id.clone()),
+                Attribute::Label(label.as_bytes().to_vec()),
+            ],
             2,
         )?;
         let public = match publics.as_slice() {
@@ -328,12 +405,24 @@ impl Pkcs11Token {
                     what: "no public key object with the same label and CKA_ID".into(),
                 });
             }
-            _ => return Err(TokenError::AmbiguousLabel { label: label.into(), what: "public key", count: publics.len() }),
+            _ => {
+                return Err(TokenError::AmbiguousLabel {
+                    label: label.into(),
+                    what: "public key",
+                    count: publics.len(),
+                });
+            }
         };
         let spki = self.read_spki(label, public, key_type)?;
         let flags = self.flags(private)?;
         self.handles.borrow_mut().insert(id.clone(), private);
-        Ok(KeyPair { label: label.to_string(), id, key_type, spki, flags })
+        Ok(KeyPair {
+            label: label.to_string(),
+            id,
+            key_type,
+            spki,
+            flags,
+        })
     }
 
     fn class_name(c: ObjectClass) -> String {
@@ -350,9 +439,23 @@ impl Pkcs11Token {
     fn info(&self, h: ObjectHandle) -> Result<ObjectInfo, TokenError> {
         let attrs = self
             .session
-            .get_attributes(h, &[AttributeType::Class, AttributeType::Label, AttributeType::Id, AttributeType::KeyType])
+            .get_attributes(
+                h,
+                &[
+                    AttributeType::Class,
+                    AttributeType::Label,
+                    AttributeType::Id,
+                    AttributeType::KeyType,
+                ],
+            )
             .map_err(self.err("C_GetAttributeValue"))?;
-        let mut info = ObjectInfo { class: "?".into(), label: String::new(), id: Vec::new(), key_type: None, flags: None };
+        let mut info = ObjectInfo {
+            class: "?".into(),
+            label: String::new(),
+            id: Vec::new(),
+            key_type: None,
+            flags: None,
+        };
         let mut class = None;
         for a in attrs {
             match a {
@@ -381,8 +484,10 @@ fn curve_of(key_type: KeyType) -> (der::oid::ObjectIdentifier, usize) {
 }
 
 /// DigestInfo prefix for SHA-256 (RFC 8017 §9.2 note 1).
-const SHA256_DIGEST_INFO: [u8; 19] =
-    [0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20];
+const SHA256_DIGEST_INFO: [u8; 19] = [
+    0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
+    0x00, 0x04, 0x20,
+];
 
 /// An exclusive advisory lock per token serial, so two ceremonies never share a
 /// token (two SoftHSM processes on one store corrupt each other's view).
@@ -392,17 +497,26 @@ fn lock_token(serial: &str) -> Result<File, TokenError> {
         .map(PathBuf::from)
         .find(|d| d.is_dir() && std::fs::metadata(d).is_ok_and(|m| !m.permissions().readonly()))
         .unwrap_or_else(std::env::temp_dir);
-    let safe: String = serial.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+    let safe: String = serial
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
     let path = dir.join(format!("ceremony-token-{safe}.lock"));
     let file = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(|e| TokenError::ModuleLoad { path: path.clone(), detail: format!("cannot create the token lock: {e}") })?;
+        .map_err(|e| TokenError::ModuleLoad {
+            path: path.clone(),
+            detail: format!("cannot create the token lock: {e}"),
+        })?;
     match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(_) => Err(TokenError::Busy { serial: serial.to_string(), lock: path }),
+        Err(_) => Err(TokenError::Busy {
+            serial: serial.to_string(),
+            lock: path,
+        }),
     }
 }
 
@@ -411,8 +525,14 @@ impl Token for Pkcs11Token {
         &self.identity
     }
 
-    fn require_mechanisms(&self, key_types: &[KeyType]) -> Result<Vec<(KeyType, String)>, TokenError> {
-        let list = self.ctx.get_mechanism_list(self.slot).map_err(self.err("C_GetMechanismList"))?;
+    fn require_mechanisms(
+        &self,
+        key_types: &[KeyType],
+    ) -> Result<Vec<(KeyType, String)>, TokenError> {
+        let list = self
+            .ctx
+            .get_mechanism_list(self.slot)
+            .map_err(self.err("C_GetMechanismList"))?;
         let has = |m: MechanismType| list.contains(&m);
         let missing = |what: String, missing: &str| TokenError::MechanismMissing {
             token: self.identity.to_string(),
@@ -423,26 +543,44 @@ impl Token for Pkcs11Token {
         for &kt in key_types {
             let mech = if let Some(bits) = kt.rsa_bits() {
                 if !has(MechanismType::RSA_PKCS_KEY_PAIR_GEN) {
-                    return Err(missing(format!("generate {kt} keys"), "CKM_RSA_PKCS_KEY_PAIR_GEN"));
+                    return Err(missing(
+                        format!("generate {kt} keys"),
+                        "CKM_RSA_PKCS_KEY_PAIR_GEN",
+                    ));
                 }
-                if let Ok(info) = self.ctx.get_mechanism_info(self.slot, MechanismType::RSA_PKCS_KEY_PAIR_GEN) {
+                if let Ok(info) = self
+                    .ctx
+                    .get_mechanism_info(self.slot, MechanismType::RSA_PKCS_KEY_PAIR_GEN)
+                {
                     if info.max_key_size() != 0 && info.max_key_size() < bits {
                         return Err(missing(
                             format!("generate {kt} keys"),
-                            &format!("RSA keys of {bits} bits (its maximum is {})", info.max_key_size()),
+                            &format!(
+                                "RSA keys of {bits} bits (its maximum is {})",
+                                info.max_key_size()
+                            ),
                         ));
                     }
                 }
                 if has(MechanismType::SHA256_RSA_PKCS) {
                     (SignMech::Sha256RsaPkcs, "CKM_SHA256_RSA_PKCS")
                 } else if has(MechanismType::RSA_PKCS) {
-                    (SignMech::RsaPkcsDigestInfo, "CKM_RSA_PKCS with a host-built DigestInfo (SHA-256)")
+                    (
+                        SignMech::RsaPkcsDigestInfo,
+                        "CKM_RSA_PKCS with a host-built DigestInfo (SHA-256)",
+                    )
                 } else {
-                    return Err(missing(format!("sign with {kt} keys"), "CKM_SHA256_RSA_PKCS and CKM_RSA_PKCS"));
+                    return Err(missing(
+                        format!("sign with {kt} keys"),
+                        "CKM_SHA256_RSA_PKCS and CKM_RSA_PKCS",
+                    ));
                 }
             } else {
                 if !has(MechanismType::ECC_KEY_PAIR_GEN) {
-                    return Err(missing(format!("generate {kt} keys"), "CKM_EC_KEY_PAIR_GEN"));
+                    return Err(missing(
+                        format!("generate {kt} keys"),
+                        "CKM_EC_KEY_PAIR_GEN",
+                    ));
                 }
                 if !has(MechanismType::ECDSA) {
                     return Err(missing(format!("sign with {kt} keys"), "CKM_ECDSA"));
@@ -467,11 +605,21 @@ impl Token for Pkcs11Token {
 
     fn find_key_pair(&self, label: &str, key_type: KeyType) -> Result<Option<KeyPair>, TokenError> {
         // Ask for two: one is the key, two means the label is ambiguous (boulder does the same).
-        let found = self.find(&[Attribute::Class(ObjectClass::PRIVATE_KEY), Attribute::Label(label.as_bytes().to_vec())], 2)?;
+        let found = self.find(
+            &[
+                Attribute::Class(ObjectClass::PRIVATE_KEY),
+                Attribute::Label(label.as_bytes().to_vec()),
+            ],
+            2,
+        )?;
         match found.as_slice() {
             [] => Ok(None),
             [one] => self.key_pair_from(label, *one, key_type).map(Some),
-            _ => Err(TokenError::AmbiguousLabel { label: label.into(), what: "private key", count: found.len() }),
+            _ => Err(TokenError::AmbiguousLabel {
+                label: label.into(),
+                what: "private key",
+                count: found.len(),
+            }),
         }
     }
 
@@ -508,9 +656,11 @@ impl Token for Pkcs11Token {
             Mechanism::RsaPkcsKeyPairGen
         } else {
             let (curve, _) = curve_of(key_type);
-            public.push(Attribute::EcParams(curve.to_der().map_err(|e| TokenError::BadPublicKey {
-                label: label.into(),
-                what: e.to_string(),
+            public.push(Attribute::EcParams(curve.to_der().map_err(|e| {
+                TokenError::BadPublicKey {
+                    label: label.into(),
+                    what: e.to_string(),
+                }
             })?));
             private.push(Attribute::SignRecover(false));
             Mechanism::EccKeyPairGen
@@ -519,10 +669,15 @@ impl Token for Pkcs11Token {
             .session
             .generate_key_pair(&mechanism, &public, &private)
             .map_err(self.err(&format!("C_GenerateKeyPair ({key_type}, \"{label}\")")))?;
-        let result = self.key_pair_from(label, priv_h, key_type).and_then(|kp| match kp.flags.violation() {
-            None => Ok(kp),
-            Some(what) => Err(TokenError::WeakKey { label: label.into(), what }),
-        });
+        let result =
+            self.key_pair_from(label, priv_h, key_type)
+                .and_then(|kp| match kp.flags.violation() {
+                    None => Ok(kp),
+                    Some(what) => Err(TokenError::WeakKey {
+                        label: label.into(),
+                        what,
+                    }),
+                });
         if result.is_err() {
             // A key this run just made and cannot vouch for goes again, so the
             // token is left as it was.
@@ -538,60 +693,101 @@ impl Token for Pkcs11Token {
             Some(h) => h,
             None => {
                 self.find_key_pair(&key.label, key.key_type)?;
-                self.handles.borrow().get(&key.id).copied().ok_or_else(|| TokenError::BadPublicKey {
-                    label: key.label.clone(),
-                    what: "the key is no longer on the token".into(),
+                self.handles.borrow().get(&key.id).copied().ok_or_else(|| {
+                    TokenError::BadPublicKey {
+                        label: key.label.clone(),
+                        what: "the key is no longer on the token".into(),
+                    }
                 })?
             }
         };
         let op = format!("C_Sign with \"{}\"", key.label);
-        let bad = |what: String| TokenError::BadSignature { label: key.label.clone(), what };
+        let bad = |what: String| TokenError::BadSignature {
+            label: key.label.clone(),
+            what,
+        };
         match self.mech(key.key_type)? {
             SignMech::Ecdsa => {
                 let digest = match key.key_type {
                     KeyType::EcdsaP384 => sha2::Sha384::digest(msg).to_vec(),
                     _ => sha2::Sha256::digest(msg).to_vec(),
                 };
-                let raw = self.session.sign(&Mechanism::Ecdsa, handle, &digest).map_err(self.err(&op))?;
+                let raw = self
+                    .session
+                    .sign(&Mechanism::Ecdsa, handle, &digest)
+                    .map_err(self.err(&op))?;
                 let (_, field) = curve_of(key.key_type);
                 if raw.len() != 2 * field {
-                    return Err(bad(format!("{} bytes of r‖s, expected {}", raw.len(), 2 * field)));
+                    return Err(bad(format!(
+                        "{} bytes of r‖s, expected {}",
+                        raw.len(),
+                        2 * field
+                    )));
                 }
                 // X.509 wants Ecdsa-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER } (RFC 3279 §2.2.3).
                 let der = match key.key_type {
-                    KeyType::EcdsaP384 => p384::ecdsa::Signature::from_slice(&raw).map(|s| s.to_der().as_bytes().to_vec()),
-                    _ => p256::ecdsa::Signature::from_slice(&raw).map(|s| s.to_der().as_bytes().to_vec()),
+                    KeyType::EcdsaP384 => p384::ecdsa::Signature::from_slice(&raw)
+                        .map(|s| s.to_der().as_bytes().to_vec()),
+                    _ => p256::ecdsa::Signature::from_slice(&raw)
+                        .map(|s| s.to_der().as_bytes().to_vec()),
                 };
                 der.map_err(|e| bad(e.to_string()))
             }
-            SignMech::Sha256RsaPkcs => self.session.sign(&Mechanism::Sha256RsaPkcs, handle, msg).map_err(self.err(&op)),
+            SignMech::Sha256RsaPkcs => self
+                .session
+                .sign(&Mechanism::Sha256RsaPkcs, handle, msg)
+                .map_err(self.err(&op)),
             SignMech::RsaPkcsDigestInfo => {
                 let mut di = SHA256_DIGEST_INFO.to_vec();
                 di.extend_from_slice(&sha2::Sha256::digest(msg));
-                self.session.sign(&Mechanism::RsaPkcs, handle, &di).map_err(self.err(&op))
+                self.session
+                    .sign(&Mechanism::RsaPkcs, handle, &di)
+                    .map_err(self.err(&op))
             }
         }
     }
 
     fn random(&self, len: usize) -> Result<Vec<u8>, TokenError> {
-        self.session.generate_random_vec(len as u32).map_err(self.err("C_GenerateRandom"))
+        self.session
+            .generate_random_vec(len as u32)
+            .map_err(self.err("C_GenerateRandom"))
     }
 
     fn find_certificate(&self, label: &str) -> Result<Option<Vec<u8>>, TokenError> {
-        let found = self.find(&[Attribute::Class(ObjectClass::CERTIFICATE), Attribute::Label(label.as_bytes().to_vec())], 2)?;
+        let found = self.find(
+            &[
+                Attribute::Class(ObjectClass::CERTIFICATE),
+                Attribute::Label(label.as_bytes().to_vec()),
+            ],
+            2,
+        )?;
         let h = match found.as_slice() {
             [] => return Ok(None),
             [one] => *one,
-            _ => return Err(TokenError::AmbiguousLabel { label: label.into(), what: "certificate", count: found.len() }),
+            _ => {
+                return Err(TokenError::AmbiguousLabel {
+                    label: label.into(),
+                    what: "certificate",
+                    count: found.len(),
+                });
+            }
         };
-        let attrs = self.session.get_attributes(h, &[AttributeType::Value]).map_err(self.err("C_GetAttributeValue"))?;
+        let attrs = self
+            .session
+            .get_attributes(h, &[AttributeType::Value])
+            .map_err(self.err("C_GetAttributeValue"))?;
         Ok(attrs.into_iter().find_map(|a| match a {
             Attribute::Value(v) => Some(v),
             _ => None,
         }))
     }
 
-    fn store_certificate(&self, key: &KeyPair, der: &[u8], subject_der: &[u8]) -> Result<(), TokenError> {
+    fn store_certificate(
+        &self,
+        key: &KeyPair,
+        der: &[u8],
+        subject_der: &[u8],
+    ) -> Result<(), TokenError> {
         let template = [
             Attribute::Class(ObjectClass::CERTIFICATE),
             Attribute::CertificateType(CertificateType::X_509),

@@ -72,7 +72,8 @@ impl TokenUri {
 
     /// Whether a token with these (space-trimmed) fields is the one asked for.
     pub fn matches(&self, label: &str, serial: &str, manufacturer: &str, model: &str) -> bool {
-        let eq = |want: &Option<String>, got: &str| want.as_deref().is_none_or(|w| w == got.trim_end());
+        let eq =
+            |want: &Option<String>, got: &str| want.as_deref().is_none_or(|w| w == got.trim_end());
         eq(&self.token, label)
             && eq(&self.serial, serial)
             && eq(&self.manufacturer, manufacturer)

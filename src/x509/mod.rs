@@ -13,7 +13,8 @@ use der::asn1::BitString;
 use der::referenced::OwnedToRef;
 use der::{Decode, Encode};
 use spki::{
-    AlgorithmIdentifierOwned, DynSignatureAlgorithmIdentifier, EncodePublicKey, SubjectPublicKeyInfoOwned,
+    AlgorithmIdentifierOwned, DynSignatureAlgorithmIdentifier, EncodePublicKey,
+    SubjectPublicKeyInfoOwned,
 };
 use x509_cert::builder::{Builder, CertificateBuilder};
 use x509_cert::certificate::Certificate;
@@ -90,8 +91,14 @@ pub fn signature_algorithm(key_type: KeyType) -> AlgorithmIdentifierOwned {
             oid: rfc5912::SHA_256_WITH_RSA_ENCRYPTION,
             parameters: Some(der::asn1::Null.into()),
         },
-        (false, Hash::Sha256) => AlgorithmIdentifierOwned { oid: rfc5912::ECDSA_WITH_SHA_256, parameters: None },
-        (false, Hash::Sha384) => AlgorithmIdentifierOwned { oid: rfc5912::ECDSA_WITH_SHA_384, parameters: None },
+        (false, Hash::Sha256) => AlgorithmIdentifierOwned {
+            oid: rfc5912::ECDSA_WITH_SHA_256,
+            parameters: None,
+        },
+        (false, Hash::Sha384) => AlgorithmIdentifierOwned {
+            oid: rfc5912::ECDSA_WITH_SHA_384,
+            parameters: None,
+        },
     }
 }
 
@@ -114,18 +121,43 @@ where
     E: std::error::Error + Send + Sync + 'static,
 {
     let subject = tbs.profile.subject.to_string();
-    let enc = |source| X509Error::Encode { subject: subject.clone(), source };
+    let enc = |source| X509Error::Encode {
+        subject: subject.clone(),
+        source,
+    };
     let serial = SerialNumber::new(tbs.serial).map_err(|e| enc(e.into()))?;
     let validity = Validity::new(to_time(tbs.not_before)?, to_time(tbs.not_after)?);
-    let issuer = IssuerKey { spki: tbs.issuer_spki.clone(), key_type: tbs.issuer_key_type };
-    let mut builder =
-        CertificateBuilder::new(tbs.profile.clone(), serial, validity, tbs.subject_spki.clone()).map_err(enc)?;
+    let issuer = IssuerKey {
+        spki: tbs.issuer_spki.clone(),
+        key_type: tbs.issuer_key_type,
+    };
+    let mut builder = CertificateBuilder::new(
+        tbs.profile.clone(),
+        serial,
+        validity,
+        tbs.subject_spki.clone(),
+    )
+    .map_err(enc)?;
     let tbs_der = builder.finalize(&issuer).map_err(enc)?;
-    let signature = sign(&tbs_der).map_err(|e| X509Error::Sign { subject: subject.clone(), source: Box::new(e) })?;
-    let cert = builder.assemble(BitString::from_bytes(&signature)?, &issuer).map_err(enc)?;
+    let signature = sign(&tbs_der).map_err(|e| X509Error::Sign {
+        subject: subject.clone(),
+        source: Box::new(e),
+    })?;
+    let cert = builder
+        .assemble(BitString::from_bytes(&signature)?, &issuer)
+        .map_err(enc)?;
     let der = cert.to_der()?;
-    check_issued(&der, &tbs_der, tbs.subject_spki, tbs.issuer_spki, tbs.issuer_key_type)
-        .map_err(|what| X509Error::Check { subject: subject.clone(), what })?;
+    check_issued(
+        &der,
+        &tbs_der,
+        tbs.subject_spki,
+        tbs.issuer_spki,
+        tbs.issuer_key_type,
+    )
+    .map_err(|what| X509Error::Check {
+        subject: subject.clone(),
+        what,
+    })?;
     Ok(Issued { cert, der, tbs_der })
 }
 
@@ -153,7 +185,10 @@ pub fn check_issued(
     if cert.tbs_certificate().subject_public_key_info() != subject_spki {
         return Err("the certified public key is not the subject's key".into());
     }
-    let sig = cert.signature().as_bytes().ok_or("signature has unused bits")?;
+    let sig = cert
+        .signature()
+        .as_bytes()
+        .ok_or("signature has unused bits")?;
     verify_signature(issuer_spki, cert.signature_algorithm(), &tbs, sig)
 }
 
@@ -167,44 +202,64 @@ pub fn verify_signature(
 ) -> Result<(), String> {
     use const_oid::db::{rfc5912, rfc5912::SECP_256_R_1, rfc5912::SECP_384_R_1};
     use signature::Verifier;
-    let bad = |e: signature::Error| format!("signature does not verify with the issuer's public key ({e})");
+    let bad = |e: signature::Error| {
+        format!("signature does not verify with the issuer's public key ({e})")
+    };
     let spki_der = spki.to_der().map_err(|e| e.to_string())?;
-    let curve = spki.algorithm.parameters.as_ref().and_then(|p| p.decode_as::<der::oid::ObjectIdentifier>().ok());
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.decode_as::<der::oid::ObjectIdentifier>().ok());
     match (spki.algorithm.oid, alg.oid) {
         (rfc5912::ID_EC_PUBLIC_KEY, rfc5912::ECDSA_WITH_SHA_256) if curve == Some(SECP_256_R_1) => {
             use p256::pkcs8::DecodePublicKey;
-            let key = p256::ecdsa::VerifyingKey::from_public_key_der(&spki_der).map_err(|e| e.to_string())?;
-            let sig = p256::ecdsa::DerSignature::from_bytes(sig).map_err(|e| format!("bad ECDSA signature: {e}"))?;
+            let key = p256::ecdsa::VerifyingKey::from_public_key_der(&spki_der)
+                .map_err(|e| e.to_string())?;
+            let sig = p256::ecdsa::DerSignature::from_bytes(sig)
+                .map_err(|e| format!("bad ECDSA signature: {e}"))?;
             key.verify(msg, &sig).map_err(bad)
         }
         (rfc5912::ID_EC_PUBLIC_KEY, rfc5912::ECDSA_WITH_SHA_384) if curve == Some(SECP_384_R_1) => {
             use p384::pkcs8::DecodePublicKey;
-            let key = p384::ecdsa::VerifyingKey::from_public_key_der(&spki_der).map_err(|e| e.to_string())?;
-            let sig = p384::ecdsa::DerSignature::from_bytes(sig).map_err(|e| format!("bad ECDSA signature: {e}"))?;
+            let key = p384::ecdsa::VerifyingKey::from_public_key_der(&spki_der)
+                .map_err(|e| e.to_string())?;
+            let sig = p384::ecdsa::DerSignature::from_bytes(sig)
+                .map_err(|e| format!("bad ECDSA signature: {e}"))?;
             key.verify(msg, &sig).map_err(bad)
         }
         (rfc5912::RSA_ENCRYPTION, rfc5912::SHA_256_WITH_RSA_ENCRYPTION) => {
             let key = rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::try_from(spki.owned_to_ref())
                 .map_err(|e| e.to_string())?;
-            let sig = rsa::pkcs1v15::Signature::try_from(sig).map_err(|e| format!("bad RSA signature: {e}"))?;
+            let sig = rsa::pkcs1v15::Signature::try_from(sig)
+                .map_err(|e| format!("bad RSA signature: {e}"))?;
             key.verify(msg, &sig).map_err(bad)
         }
-        (k, a) => Err(format!("unsupported key/signature algorithm pair {k} / {a}")),
+        (k, a) => Err(format!(
+            "unsupported key/signature algorithm pair {k} / {a}"
+        )),
     }
 }
 
 /// Whole seconds only: X.509 times have no fractions, and a fraction would make
 /// the TBS we build differ from the one that parses back.
 pub fn truncate(t: SystemTime) -> SystemTime {
-    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     UNIX_EPOCH + Duration::from_secs(secs)
 }
 
 fn to_time(t: SystemTime) -> Result<Time, der::Error> {
     // UTCTime through 2049, GeneralizedTime from 2050 (RFC 5280 §4.1.2.5);
     // the builder adjusts the choice itself.
-    let dt = der::DateTime::from_unix_duration(truncate(t).duration_since(UNIX_EPOCH).unwrap_or_default())?;
-    Ok(Time::GeneralTime(der::asn1::GeneralizedTime::from_date_time(dt)))
+    let dt = der::DateTime::from_unix_duration(
+        truncate(t).duration_since(UNIX_EPOCH).unwrap_or_default(),
+    )?;
+    Ok(Time::GeneralTime(
+        der::asn1::GeneralizedTime::from_date_time(dt),
+    ))
 }
 
 /// "2026-11-23 17:51:27 UTC"
@@ -226,7 +281,11 @@ pub fn fmt_time(t: SystemTime) -> String {
 
 /// Hex with a colon every byte, upper case, as openssl prints fingerprints.
 pub fn colon_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+    bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// SHA-256 of a certificate's DER, the fingerprint witnesses compare.

@@ -8,16 +8,16 @@
 
 use der::asn1::{Ia5String, OctetString};
 use der::oid::ObjectIdentifier;
+use spki::SubjectPublicKeyInfoRef;
 use x509_cert::builder::profile::BuilderProfile;
 use x509_cert::certificate::TbsCertificate;
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{
-    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectAltName,
-    SubjectKeyIdentifier,
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages,
+    SubjectAltName, SubjectKeyIdentifier,
 };
 use x509_cert::ext::{Extension, ToExtension};
 use x509_cert::name::Name;
-use spki::SubjectPublicKeyInfoRef;
 
 use crate::plan::San;
 
@@ -42,7 +42,10 @@ pub struct CertProfile {
 impl CertProfile {
     /// The X.509 extensions in the order Go's crypto/x509 writes them:
     /// KeyUsage, ExtKeyUsage, BasicConstraints, SKI, AKI, SAN.
-    pub fn extensions(&self, spk: SubjectPublicKeyInfoRef<'_>) -> Result<Vec<Extension>, der::Error> {
+    pub fn extensions(
+        &self,
+        spk: SubjectPublicKeyInfoRef<'_>,
+    ) -> Result<Vec<Extension>, der::Error> {
         let mut out = Vec::new();
         let mut ku = flagset::FlagSet::<KeyUsages>::default();
         for u in &self.key_usage {
@@ -54,7 +57,10 @@ impl CertProfile {
             out.push(ext(false, &ExtendedKeyUsage(self.ext_key_usage.clone()))?);
         }
         // RFC 5280 §4.2.1.9: critical in CA certificates; kubeadm marks leaves the same.
-        let bc = BasicConstraints { ca: self.ca_path_len.is_some(), path_len_constraint: self.ca_path_len };
+        let bc = BasicConstraints {
+            ca: self.ca_path_len.is_some(),
+            path_len_constraint: self.ca_path_len,
+        };
         out.push(ext(true, &bc)?);
         if self.subject_key_id {
             out.push(ext(false, &ski(spk.subject_public_key.raw_bytes())?)?);
@@ -82,7 +88,10 @@ impl CertProfile {
     }
 }
 
-fn ext<T: der::Encode + const_oid::AssociatedOid>(critical: bool, value: &T) -> Result<Extension, der::Error> {
+fn ext<T: der::Encode + const_oid::AssociatedOid>(
+    critical: bool,
+    value: &T,
+) -> Result<Extension, der::Error> {
     (critical, value).to_extension(&Name::default(), &[])
 }
 
@@ -90,7 +99,9 @@ fn ext<T: der::Encode + const_oid::AssociatedOid>(critical: bool, value: &T) -> 
 /// bytes, as Go (and so kubeadm) computes it.
 pub fn ski(public_key_bits: &[u8]) -> Result<SubjectKeyIdentifier, der::Error> {
     use sha1::Digest;
-    Ok(SubjectKeyIdentifier(OctetString::new(sha1::Sha1::digest(public_key_bits).to_vec())?))
+    Ok(SubjectKeyIdentifier(OctetString::new(
+        sha1::Sha1::digest(public_key_bits).to_vec(),
+    )?))
 }
 
 impl BuilderProfile for CertProfile {

@@ -1,0 +1,119 @@
+//! Leaf keys made on the laptop (kubeadm's encryptionAlgorithm), and the
+//! service-account key pair.
+//!
+//! Private keys exist only as `Zeroizing` PEM text in a `LeafKey`, whose Debug
+//! is redacted; the caller writes them (0600) and drops them, which wipes them.
+//! RSA keys are PKCS#1 `RSA PRIVATE KEY` and EC keys SEC1 `EC PRIVATE KEY`,
+//! exactly as kubeadm writes them.
+
+use der::Encode;
+use spki::{EncodePublicKey, SubjectPublicKeyInfoOwned};
+use zeroize::Zeroizing;
+
+use crate::keytype::KeyType;
+
+/// A freshly generated leaf key: its private key PEM and public key.
+pub struct LeafKey {
+    pub key_type: KeyType,
+    pub private_pem: Zeroizing<String>,
+    pub spki: SubjectPublicKeyInfoOwned,
+}
+
+impl std::fmt::Debug for LeafKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LeafKey({}, [secret key elided])", self.key_type)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LeafError {
+    #[error("generating a {key_type} leaf key failed: {detail}")]
+    Generate { key_type: KeyType, detail: String },
+}
+
+fn spki_of(public_der: der::Document) -> Result<SubjectPublicKeyInfoOwned, String> {
+    use der::Decode;
+    SubjectPublicKeyInfoOwned::from_der(public_der.as_bytes()).map_err(|e| e.to_string())
+}
+
+/// Generates a key with the operating system's CSPRNG.
+pub fn generate(key_type: KeyType) -> Result<LeafKey, LeafError> {
+    let fail = |detail: String| LeafError::Generate { key_type, detail };
+    let le = pkcs1::LineEnding::LF;
+    let (private_pem, public_der) = match key_type {
+        KeyType::EcdsaP256 => {
+            use p256::elliptic_curve::Generate;
+            let sk = p256::SecretKey::try_generate().map_err(|e| fail(e.to_string()))?;
+            let pem = sk.to_sec1_pem(le).map_err(|e| fail(e.to_string()))?;
+            (
+                pem,
+                sk.public_key()
+                    .to_public_key_der()
+                    .map_err(|e| fail(e.to_string()))?,
+            )
+        }
+        KeyType::EcdsaP384 => {
+            use p384::elliptic_curve::Generate;
+            let sk = p384::SecretKey::try_generate().map_err(|e| fail(e.to_string()))?;
+            let pem = sk.to_sec1_pem(le).map_err(|e| fail(e.to_string()))?;
+            (
+                pem,
+                sk.public_key()
+                    .to_public_key_der()
+                    .map_err(|e| fail(e.to_string()))?,
+            )
+        }
+        KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096 => {
+            use pkcs1::EncodeRsaPrivateKey;
+            let bits = key_type.rsa_bits().unwrap_or(2048);
+            let sk = rsa::PrivateKey::new(&mut rand::rngs::SysRng, bits)
+                .map_err(|e| fail(e.to_string()))?;
+            let pem = sk.to_pkcs1_pem(le).map_err(|e| fail(e.to_string()))?;
+            (
+                pem,
+                sk.to_public_key()
+                    .to_public_key_der()
+                    .map_err(|e| fail(e.to_string()))?,
+            )
+        }
+    };
+    Ok(LeafKey {
+        key_type,
+        private_pem,
+        spki: spki_of(public_der).map_err(fail)?,
+    })
+}
+
+/// PKIX `PUBLIC KEY` PEM of a public key (sa.pub).
+pub fn public_pem(spki: &SubjectPublicKeyInfoOwned) -> Result<String, der::Error> {
+    let der = spki.to_der()?;
+    pem_rfc7468::encode_string("PUBLIC KEY", pem_rfc7468::LineEnding::LF, &der)
+        .map_err(der::Error::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ec_keys_are_sec1_and_rsa_pkcs1() {
+        let ec = generate(KeyType::EcdsaP256).unwrap();
+        assert!(
+            ec.private_pem
+                .starts_with("-----BEGIN EC PRIVATE KEY-----\n")
+        );
+        assert!(!format!("{ec:?}").contains("BEGIN"));
+        let ec384 = generate(KeyType::EcdsaP384).unwrap();
+        assert_ne!(ec384.spki, ec.spki);
+        let rsa = generate(KeyType::Rsa2048).unwrap();
+        assert!(
+            rsa.private_pem
+                .starts_with("-----BEGIN RSA PRIVATE KEY-----\n")
+        );
+        assert!(
+            public_pem(&rsa.spki)
+                .unwrap()
+                .starts_with("-----BEGIN PUBLIC KEY-----\n")
+        );
+    }
+}

@@ -1,0 +1,547 @@
+//! kubeadm's certificates and kubeconfigs, exactly as kubeadm makes them
+//! (`cmd/kubeadm/app/phases/certs/certlist.go`, `phases/kubeconfig`,
+//! `util/pkiutil/pki_helpers.go`): file names, CN, O, EKU and SANs per node.
+//!
+//! Pure: a validated `[cluster]` in, a list of `LeafSpec` out. The same specs
+//! drive issuance, `check`, and `verify`, so there is one source of truth.
+
+use std::net::IpAddr;
+
+use der::oid::ObjectIdentifier;
+use x509_cert::ext::pkix::KeyUsages;
+use x509_cert::name::Name;
+
+use crate::keytype::KeyType;
+use crate::plan::{CaRole, ClusterSpec, San};
+use crate::x509::CertProfile;
+use crate::x509::profile::{ID_KP_CLIENT_AUTH, ID_KP_SERVER_AUTH};
+
+/// kubeadm's `kubeadm:cluster-admins` group (1.29+), bound to cluster-admin by `kubeadm init`.
+pub const CLUSTER_ADMINS: &str = "kubeadm:cluster-admins";
+pub const SYSTEM_MASTERS: &str = "system:masters";
+pub const SYSTEM_NODES: &str = "system:nodes";
+
+/// What a leaf becomes on disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeafOutput {
+    /// `<path>.crt` + `<path>.key` under etc/kubernetes (path like "pki/apiserver").
+    CertAndKey,
+    /// A kubeconfig file (path like "admin.conf") embedding cert, key and ca.crt.
+    Kubeconfig { server: String, cluster: String },
+}
+
+/// One certificate kubeadm needs on a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafSpec {
+    /// Relative to the node's etc/kubernetes, without extension for certs
+    /// ("pki/etcd/server"), with it for kubeconfigs ("kubelet.conf").
+    pub path: String,
+    pub output: LeafOutput,
+    pub issuer: CaRole,
+    pub cn: String,
+    pub orgs: Vec<String>,
+    pub eku: Vec<ObjectIdentifier>,
+    pub sans: Vec<San>,
+}
+
+impl LeafSpec {
+    /// kubeadm's name for the certificate (`kubeadm certs check-expiration` style).
+    pub fn display_name(&self) -> String {
+        match &self.output {
+            LeafOutput::CertAndKey => self.path.trim_start_matches("pki/").to_string(),
+            LeafOutput::Kubeconfig { .. } => self.path.clone(),
+        }
+    }
+
+    /// The user name in a kubeconfig (= the CN) and its context name `<user>@<cluster>`.
+    pub fn kubeconfig_names(&self) -> Option<(String, String, String)> {
+        match &self.output {
+            LeafOutput::Kubeconfig { cluster, .. } => Some((
+                cluster.clone(),
+                self.cn.clone(),
+                format!("{}@{cluster}", self.cn),
+            )),
+            LeafOutput::CertAndKey => None,
+        }
+    }
+}
+
+/// Whether kubeadm of this version uses the 1.29 Organizations
+/// (kubeadm:cluster-admins, no system:masters on etcd clients, super-admin.conf).
+pub fn modern(cl: &ClusterSpec) -> bool {
+    cl.version >= (1, 29)
+}
+
+fn cert(
+    path: &str,
+    issuer: CaRole,
+    cn: &str,
+    orgs: &[&str],
+    eku: &[ObjectIdentifier],
+    sans: Vec<San>,
+) -> LeafSpec {
+    LeafSpec {
+        path: path.to_string(),
+        output: LeafOutput::CertAndKey,
+        issuer,
+        cn: cn.to_string(),
+        orgs: orgs.iter().map(|s| s.to_string()).collect(),
+        eku: eku.to_vec(),
+        sans,
+    }
+}
+
+fn kubeconfig(path: &str, server: String, cl: &ClusterSpec, cn: &str, orgs: &[&str]) -> LeafSpec {
+    LeafSpec {
+        path: path.to_string(),
+        output: LeafOutput::Kubeconfig {
+            server,
+            cluster: cl.name.clone(),
+        },
+        issuer: CaRole::Kubernetes,
+        cn: cn.to_string(),
+        orgs: orgs.iter().map(|s| s.to_string()).collect(),
+        eku: vec![ID_KP_CLIENT_AUTH],
+        sans: Vec::new(),
+    }
+}
+
+fn url(host: &San, port: u16) -> String {
+    match host {
+        San::Dns(d) => format!("https://{d}:{port}"),
+        San::Ip(IpAddr::V4(ip)) => format!("https://{ip}:{port}"),
+        San::Ip(IpAddr::V6(ip)) => format!("https://[{ip}]:{port}"),
+    }
+}
+
+/// The control-plane endpoint URL: controlPlaneEndpoint (its port, else
+/// bindPort), or this node's advertise address when there is none.
+pub fn cluster_server(cl: &ClusterSpec, node_address: Option<IpAddr>) -> Option<String> {
+    match (&cl.endpoint, node_address) {
+        (Some((host, port)), _) => Some(url(host, *port)),
+        (None, Some(ip)) => Some(url(&San::Ip(ip), cl.bind_port)),
+        (None, None) => None,
+    }
+}
+
+/// The first address of the service CIDR: the `kubernetes` Service's ClusterIP.
+pub fn service_ip(cl: &ClusterSpec) -> IpAddr {
+    let (net, len) = cl.service_cidr;
+    match net {
+        IpAddr::V4(v4) => {
+            let mask = if len == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(len))
+            };
+            IpAddr::V4(std::net::Ipv4Addr::from((u32::from(v4) & mask) + 1))
+        }
+        IpAddr::V6(v6) => {
+            let mask = if len == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(len))
+            };
+            IpAddr::V6(std::net::Ipv6Addr::from((u128::from(v6) & mask) + 1))
+        }
+    }
+}
+
+/// Go writes DNS names before IP addresses in a SAN extension; kubeadm
+/// de-duplicates. Keep first occurrences, DNS first, then IPs.
+fn ordered(sans: Vec<San>) -> Vec<San> {
+    let mut out: Vec<San> = Vec::new();
+    for s in sans
+        .iter()
+        .filter(|s| matches!(s, San::Dns(_)))
+        .chain(sans.iter().filter(|s| matches!(s, San::Ip(_))))
+    {
+        if !out.contains(s) {
+            out.push(s.clone());
+        }
+    }
+    out
+}
+
+/// Every certificate and kubeconfig of control-plane node `index` (first = 0).
+pub fn control_plane_leaves(cl: &ClusterSpec, index: usize) -> Vec<LeafSpec> {
+    let node = &cl.control_plane[index];
+    let modern = modern(cl);
+    let masters_before_129: &[&str] = if modern { &[] } else { &[SYSTEM_MASTERS] };
+    let admins: &[&str] = if modern {
+        &[CLUSTER_ADMINS]
+    } else {
+        &[SYSTEM_MASTERS]
+    };
+    let server = cluster_server(cl, Some(node.address)).unwrap_or_default();
+    let local = url(&San::Ip(node.address), cl.bind_port);
+
+    let mut api = vec![
+        San::Dns(node.name.clone()),
+        San::Dns("kubernetes".into()),
+        San::Dns("kubernetes.default".into()),
+        San::Dns("kubernetes.default.svc".into()),
+        San::Dns(format!("kubernetes.default.svc.{}", cl.dns_domain)),
+        San::Ip(service_ip(cl)),
+        San::Ip(node.address),
+    ];
+    if let Some((host, _)) = &cl.endpoint {
+        api.push(host.clone());
+    }
+    api.extend(cl.apiserver_extra_sans.iter().cloned());
+    let etcd_base = || {
+        vec![
+            San::Dns(node.name.clone()),
+            San::Dns("localhost".into()),
+            San::Ip(node.address),
+            San::Ip(IpAddr::from([127, 0, 0, 1])),
+            San::Ip(IpAddr::from(std::net::Ipv6Addr::LOCALHOST)),
+        ]
+    };
+    let mut etcd_server = etcd_base();
+    etcd_server.extend(node.etcd_server_extra_sans.iter().cloned());
+    let mut etcd_peer = etcd_base();
+    etcd_peer.extend(node.etcd_peer_extra_sans.iter().cloned());
+
+    let server_client = [ID_KP_SERVER_AUTH, ID_KP_CLIENT_AUTH];
+    let mut leaves = vec![
+        cert(
+            "pki/apiserver",
+            CaRole::Kubernetes,
+            "kube-apiserver",
+            &[],
+            &[ID_KP_SERVER_AUTH],
+            ordered(api),
+        ),
+        cert(
+            "pki/apiserver-kubelet-client",
+            CaRole::Kubernetes,
+            "kube-apiserver-kubelet-client",
+            admins,
+            &[ID_KP_CLIENT_AUTH],
+            Vec::new(),
+        ),
+        cert(
+            "pki/front-proxy-client",
+            CaRole::FrontProxy,
+            "front-proxy-client",
+            &[],
+            &[ID_KP_CLIENT_AUTH],
+            Vec::new(),
+        ),
+        cert(
+            "pki/etcd/server",
+            CaRole::Etcd,
+            &node.name,
+            &[],
+            &server_client,
+            ordered(etcd_server),
+        ),
+        cert(
+            "pki/etcd/peer",
+            CaRole::Etcd,
+            &node.name,
+            &[],
+            &server_client,
+            ordered(etcd_peer),
+        ),
+        cert(
+            "pki/etcd/healthcheck-client",
+            CaRole::Etcd,
+            "kube-etcd-healthcheck-client",
+            masters_before_129,
+            &[ID_KP_CLIENT_AUTH],
+            Vec::new(),
+        ),
+        cert(
+            "pki/apiserver-etcd-client",
+            CaRole::Etcd,
+            "kube-apiserver-etcd-client",
+            masters_before_129,
+            &[ID_KP_CLIENT_AUTH],
+            Vec::new(),
+        ),
+        kubeconfig("admin.conf", server.clone(), cl, "kubernetes-admin", admins),
+    ];
+    if modern && index == 0 {
+        leaves.push(kubeconfig(
+            "super-admin.conf",
+            server.clone(),
+            cl,
+            "kubernetes-super-admin",
+            &[SYSTEM_MASTERS],
+        ));
+    }
+    leaves.push(kubeconfig(
+        "controller-manager.conf",
+        local.clone(),
+        cl,
+        "system:kube-controller-manager",
+        &[],
+    ));
+    leaves.push(kubeconfig(
+        "scheduler.conf",
+        local,
+        cl,
+        "system:kube-scheduler",
+        &[],
+    ));
+    leaves.push(kubelet(cl, &node.name, server));
+    leaves
+}
+
+fn kubelet(cl: &ClusterSpec, name: &str, server: String) -> LeafSpec {
+    kubeconfig(
+        "kubelet.conf",
+        server,
+        cl,
+        &format!("system:node:{name}"),
+        &[SYSTEM_NODES],
+    )
+}
+
+/// A worker's kubelet.conf. Without a controlPlaneEndpoint the first control-plane node serves.
+pub fn worker_leaves(cl: &ClusterSpec, name: &str) -> Vec<LeafSpec> {
+    let server =
+        cluster_server(cl, cl.control_plane.first().map(|n| n.address)).unwrap_or_default();
+    vec![kubelet(cl, name, server)]
+}
+
+/// Go's pkix.Name order: O in one (multi-valued) RDN, then CN.
+pub fn subject(cn: &str, orgs: &[String]) -> Result<Name, der::Error> {
+    use std::str::FromStr;
+    let mut text = format!("CN={}", escape_rfc4514(cn));
+    if !orgs.is_empty() {
+        let o: Vec<String> = orgs
+            .iter()
+            .map(|o| format!("O={}", escape_rfc4514(o)))
+            .collect();
+        text.push(',');
+        text.push_str(&o.join("+"));
+    }
+    Name::from_str(&text)
+}
+
+/// RFC 4514 §2.4 escaping of an attribute value.
+fn escape_rfc4514(v: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in v.chars().enumerate() {
+        let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=')
+            || (i == 0 && (c == '#' || c == ' '))
+            || (i == v.chars().count() - 1 && c == ' ');
+        if special {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The X.509 profile of a leaf: KeyUsage digitalSignature (+ keyEncipherment
+/// for RSA keys, where key transport is possible), critical; the spec's EKU;
+/// BasicConstraints CA:FALSE; AKI = the issuer's SKI; the spec's SANs; no SKI
+/// (kubeadm's leaves carry none).
+pub fn leaf_profile(
+    spec: &LeafSpec,
+    issuer: &Name,
+    issuer_ski: &[u8],
+    key: KeyType,
+) -> Result<CertProfile, der::Error> {
+    let mut key_usage = vec![KeyUsages::DigitalSignature];
+    if key.is_rsa() {
+        key_usage.push(KeyUsages::KeyEncipherment);
+    }
+    Ok(CertProfile {
+        subject: subject(&spec.cn, &spec.orgs)?,
+        issuer: issuer.clone(),
+        ca_path_len: None,
+        key_usage,
+        ext_key_usage: spec.eku.clone(),
+        sans: spec.sans.clone(),
+        authority_key_id: Some(issuer_ski.to_vec()),
+        subject_key_id: false,
+    })
+}
+
+/// Where a node's CA certificates go in its pki/ (each holding only its intermediate).
+pub const CA_FILES: [(&str, CaRole); 3] = [
+    ("pki/ca.crt", CaRole::Kubernetes),
+    ("pki/etcd/ca.crt", CaRole::Etcd),
+    ("pki/front-proxy-ca.crt", CaRole::FrontProxy),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::validate::{ControlPlaneSpec, LeafMode};
+    use std::time::Duration;
+
+    /// The parameters of ../shared/kubeadm/reference/kubeadm.yaml.
+    fn reference(version: (u32, u32)) -> ClusterSpec {
+        ClusterSpec {
+            name: "kubernetes".into(),
+            version,
+            endpoint: Some((San::Ip("127.0.0.1".parse().unwrap()), 6443)),
+            service_cidr: ("10.96.0.0".parse().unwrap(), 12),
+            dns_domain: "cluster.local".into(),
+            bind_port: 6443,
+            leaf_key: KeyType::Rsa2048,
+            leaf_validity: Duration::from_secs(365 * 86400),
+            sa_key: KeyType::Rsa2048,
+            apiserver_extra_sans: vec![],
+            control_plane: vec![ControlPlaneSpec {
+                name: "cp1".into(),
+                address: "10.0.0.10".parse().unwrap(),
+                etcd_server_extra_sans: vec![],
+                etcd_peer_extra_sans: vec![],
+            }],
+            workers: vec![],
+            mode: LeafMode::Generate,
+        }
+    }
+
+    fn find<'a>(l: &'a [LeafSpec], path: &str) -> &'a LeafSpec {
+        l.iter().find(|s| s.path == path).unwrap()
+    }
+
+    fn sans(l: &LeafSpec) -> Vec<String> {
+        l.sans.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn apiserver_sans_match_the_reference() {
+        let l = control_plane_leaves(&reference((1, 31)), 0);
+        assert_eq!(
+            sans(find(&l, "pki/apiserver")),
+            [
+                "DNS:cp1",
+                "DNS:kubernetes",
+                "DNS:kubernetes.default",
+                "DNS:kubernetes.default.svc",
+                "DNS:kubernetes.default.svc.cluster.local",
+                "IP:10.96.0.1",
+                "IP:10.0.0.10",
+                "IP:127.0.0.1"
+            ]
+        );
+        assert_eq!(
+            sans(find(&l, "pki/etcd/server")),
+            [
+                "DNS:cp1",
+                "DNS:localhost",
+                "IP:10.0.0.10",
+                "IP:127.0.0.1",
+                "IP:::1"
+            ]
+        );
+        assert_eq!(
+            find(&l, "pki/etcd/peer").sans,
+            find(&l, "pki/etcd/server").sans
+        );
+    }
+
+    #[test]
+    fn organizations_follow_the_version() {
+        let new = control_plane_leaves(&reference((1, 29)), 0);
+        assert_eq!(
+            find(&new, "pki/apiserver-kubelet-client").orgs,
+            [CLUSTER_ADMINS]
+        );
+        assert!(find(&new, "pki/apiserver-etcd-client").orgs.is_empty());
+        assert_eq!(find(&new, "admin.conf").orgs, [CLUSTER_ADMINS]);
+        assert_eq!(find(&new, "super-admin.conf").orgs, [SYSTEM_MASTERS]);
+        let old = control_plane_leaves(&reference((1, 28)), 0);
+        assert_eq!(
+            find(&old, "pki/apiserver-kubelet-client").orgs,
+            [SYSTEM_MASTERS]
+        );
+        assert_eq!(
+            find(&old, "pki/etcd/healthcheck-client").orgs,
+            [SYSTEM_MASTERS]
+        );
+        assert!(old.iter().all(|s| s.path != "super-admin.conf"));
+    }
+
+    #[test]
+    fn super_admin_only_on_the_first_node_and_servers_as_kubeadm() {
+        let mut cl = reference((1, 31));
+        cl.control_plane.push(ControlPlaneSpec {
+            name: "cp2".into(),
+            address: "10.0.0.11".parse().unwrap(),
+            ..cl.control_plane[0].clone()
+        });
+        let second = control_plane_leaves(&cl, 1);
+        assert!(second.iter().all(|s| s.path != "super-admin.conf"));
+        let srv = |p: &str| match &find(&second, p).output {
+            LeafOutput::Kubeconfig { server, .. } => server.clone(),
+            _ => unreachable!(),
+        };
+        assert_eq!(srv("admin.conf"), "https://127.0.0.1:6443");
+        assert_eq!(srv("controller-manager.conf"), "https://10.0.0.11:6443");
+        assert_eq!(find(&second, "kubelet.conf").cn, "system:node:cp2");
+        assert_eq!(
+            find(&second, "kubelet.conf").kubeconfig_names().unwrap().2,
+            "system:node:cp2@kubernetes"
+        );
+    }
+
+    #[test]
+    fn service_ip_v4_and_v6() {
+        let mut cl = reference((1, 31));
+        assert_eq!(service_ip(&cl).to_string(), "10.96.0.1");
+        cl.service_cidr = ("fd00:10:96::".parse().unwrap(), 108);
+        assert_eq!(service_ip(&cl).to_string(), "fd00:10:96::1");
+    }
+
+    #[test]
+    fn endpoint_as_dns_and_dedup() {
+        let mut cl = reference((1, 31));
+        cl.endpoint = Some((San::Dns("k8s.example.com".into()), 443));
+        cl.apiserver_extra_sans = vec![
+            San::Dns("k8s.example.com".into()),
+            San::Ip("10.0.0.10".parse().unwrap()),
+        ];
+        let l = control_plane_leaves(&cl, 0);
+        let s = sans(find(&l, "pki/apiserver"));
+        assert_eq!(s.iter().filter(|x| *x == "DNS:k8s.example.com").count(), 1);
+        assert_eq!(s.iter().filter(|x| *x == "IP:10.0.0.10").count(), 1);
+        assert!(
+            s.iter().position(|x| x.starts_with("IP:"))
+                > s.iter().position(|x| x == "DNS:k8s.example.com")
+        );
+        assert_eq!(
+            cluster_server(&cl, None).unwrap(),
+            "https://k8s.example.com:443"
+        );
+    }
+
+    #[test]
+    fn subjects_encode_o_before_cn_and_escape() {
+        let n = subject("system:node:cp1", &["system:nodes".into()]).unwrap();
+        let rdns: Vec<String> = n.iter_rdn().map(|r| r.to_string()).collect();
+        assert_eq!(rdns, ["O=system:nodes", "CN=system:node:cp1"]);
+        let n = subject("a,b", &["x".into(), "y".into()]).unwrap();
+        assert_eq!(
+            n.iter_rdn().next().unwrap().len(),
+            2,
+            "groups share one RDN as in Go"
+        );
+    }
+
+    #[test]
+    fn leaf_key_usage_depends_on_key_type() {
+        let cl = reference((1, 31));
+        let l = control_plane_leaves(&cl, 0);
+        let issuer = subject("kubernetes", &[]).unwrap();
+        let rsa = leaf_profile(find(&l, "pki/apiserver"), &issuer, &[1], KeyType::Rsa2048).unwrap();
+        assert_eq!(
+            rsa.key_usage,
+            [KeyUsages::DigitalSignature, KeyUsages::KeyEncipherment]
+        );
+        let ec =
+            leaf_profile(find(&l, "pki/apiserver"), &issuer, &[1], KeyType::EcdsaP256).unwrap();
+        assert_eq!(ec.key_usage, [KeyUsages::DigitalSignature]);
+        assert_eq!(ec.ca_path_len, None);
+        assert!(!ec.subject_key_id);
+    }
+}
