@@ -5,8 +5,13 @@ use std::time::SystemTime;
 
 use x509_cert::name::Name;
 
-use crate::plan::{CaRole, LoadedPlan};
+use crate::ceremony::bundle;
+use crate::plan::duration::format_lifetime;
+use crate::plan::{CaRole, ClusterSpec, LoadedPlan};
+use crate::profile::kubeadm;
 use crate::profile::{ca_profile, describe_extensions};
+use crate::x509::fmt_time;
+use crate::x509::profile::eku_name;
 
 /// The number of numbered steps `run` shows (open+login, mechanisms, 4 CAs, outputs).
 pub fn step_count(_p: &LoadedPlan) -> usize {
@@ -74,10 +79,20 @@ pub fn report(p: &LoadedPlan, out: &Path, now: SystemTime) -> String {
             }
         )));
     }
-    line(step(format!(
-        "Write the certificates to {} (staged, then renamed into place)",
-        out.display()
-    )));
+    match &plan.cluster {
+        Some(cl) => line(step(format!(
+            "Make {n} leaf keys ({}) on this computer, sign {n} leaf certificates through the token, \
+             write the bundle of {} nodes to {} (staged, then renamed into place)",
+            cl.leaf_key,
+            cl.control_plane.len() + cl.workers.len(),
+            out.display(),
+            n = bundle::leaf_count(cl),
+        ))),
+        None => line(step(format!(
+            "Write the certificates to {} (staged, then renamed into place)",
+            out.display()
+        ))),
+    }
     line(String::new());
     line("Certificates:".into());
     let root = plan.ca(CaRole::Root);
@@ -104,9 +119,15 @@ pub fn report(p: &LoadedPlan, out: &Path, now: SystemTime) -> String {
             ca.lifetime,
             crate::x509::fmt_time(ca.lifetime.end(now))
         ));
-        line(format!("    signature: {}", sig_name(ca.role, plan)));
+        line(format!("    signature: {}", sig_name(plan)));
         for e in describe_extensions(&profile) {
             line(format!("    {e}"));
+        }
+    }
+    if let Some(cl) = &plan.cluster {
+        line(String::new());
+        for l in bundle_report(cl, now) {
+            line(l);
         }
     }
     line(String::new());
@@ -119,6 +140,22 @@ pub fn report(p: &LoadedPlan, out: &Path, now: SystemTime) -> String {
         line(format!("  cas/{}-ca.crt", role.name()));
         line(format!("  chains/{}-ca-chain.crt", role.name()));
     }
+    if let Some(cl) = &plan.cluster {
+        for (i, n) in cl.control_plane.iter().enumerate() {
+            line(format!(
+                "  {}/: {}, pki/ca.crt, pki/etcd/ca.crt, pki/front-proxy-ca.crt, pki/sa.key, pki/sa.pub",
+                bundle::node_root(&n.name),
+                leaf_files(&kubeadm::control_plane_leaves(cl, i)).join(", ")
+            ));
+        }
+        for w in &cl.workers {
+            line(format!(
+                "  {}/: kubelet.conf, pki/ca.crt",
+                bundle::node_root(w)
+            ));
+        }
+    }
+    line("  SHA256SUMS".into());
     line(String::new());
     line("Note: with the CA keys only on the token, kubeadm runs in external-CA mode: the cluster cannot".into());
     line("sign anything itself (no kubelet TLS bootstrap, no certificate rotation, no `kubeadm certs renew`);".into());
@@ -126,13 +163,66 @@ pub fn report(p: &LoadedPlan, out: &Path, now: SystemTime) -> String {
     s
 }
 
-fn sig_name(role: CaRole, plan: &crate::plan::ValidPlan) -> String {
-    let signer = if role == CaRole::Root {
-        plan.ca(CaRole::Root)
-    } else {
-        plan.ca(CaRole::Root)
+fn leaf_files(leaves: &[kubeadm::LeafSpec]) -> Vec<String> {
+    leaves
+        .iter()
+        .map(|l| match l.output {
+            kubeadm::LeafOutput::CertAndKey => format!("{}.{{crt,key}}", l.path),
+            kubeadm::LeafOutput::Kubeconfig { .. } => l.path.clone(),
+        })
+        .collect()
+}
+
+/// Every leaf of every node with its profile, one line each (SANs on a second line).
+fn bundle_report(cl: &ClusterSpec, now: SystemTime) -> Vec<String> {
+    let mut out = vec![
+        format!(
+            "Bundle: kubeadm {}.{} Organizations, cluster \"{}\", leaf keys {} made on this computer,",
+            cl.version.0, cl.version.1, cl.name, cl.leaf_key
+        ),
+        format!(
+            "  leaf validity {} (until {} if signed now); every leaf: keyUsage (critical) digitalSignature{},",
+            format_lifetime(cl.leaf_validity),
+            fmt_time(now + cl.leaf_validity),
+            if cl.leaf_key.is_rsa() {
+                " keyEncipherment"
+            } else {
+                ""
+            }
+        ),
+        "  basicConstraints (critical) CA:FALSE, authorityKeyIdentifier = its CA's SKI".into(),
+    ];
+    let describe = |l: &kubeadm::LeafSpec| {
+        let mut s = format!("    {:<28} CN={}", l.display_name(), l.cn);
+        if !l.orgs.is_empty() {
+            s.push_str(&format!(" O={}", l.orgs.join("+")));
+        }
+        let eku: Vec<String> = l.eku.iter().map(eku_name).collect();
+        s.push_str(&format!("  [{}] by {} CA", eku.join(", "), l.issuer.name()));
+        if let kubeadm::LeafOutput::Kubeconfig { server, .. } = &l.output {
+            s.push_str(&format!(", server {server}"));
+        }
+        if !l.sans.is_empty() {
+            let sans: Vec<String> = l.sans.iter().map(|x| x.to_string()).collect();
+            s.push_str(&format!("\n      SAN {}", sans.join(", ")));
+        }
+        s
     };
-    let alg = crate::x509::signature_algorithm(signer.key.clone());
+    for (i, n) in cl.control_plane.iter().enumerate() {
+        out.push(format!("  control-plane node {} ({}):", n.name, n.address));
+        out.extend(kubeadm::control_plane_leaves(cl, i).iter().map(describe));
+    }
+    for w in &cl.workers {
+        out.push(format!("  worker node {w}:"));
+        out.extend(kubeadm::worker_leaves(cl, w).iter().map(describe));
+    }
+    out
+}
+
+fn sig_name(plan: &crate::plan::ValidPlan) -> String {
+    // Every CA certificate, the root's own included, is signed by the root key.
+    let signer = plan.ca(CaRole::Root);
+    let alg = crate::x509::signature_algorithm(signer.key);
     let name = match alg.oid {
         const_oid::db::rfc5912::ECDSA_WITH_SHA_256 => "ecdsa-with-SHA256",
         const_oid::db::rfc5912::ECDSA_WITH_SHA_384 => "ecdsa-with-SHA384",

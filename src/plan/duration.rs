@@ -40,9 +40,9 @@ pub fn parse_lifetime(s: &str) -> Result<Duration, String> {
 /// Renders a lifetime the way the plan writes it, choosing the largest exact unit.
 pub fn format_lifetime(d: Duration) -> String {
     let s = d.as_secs();
-    if s % YEAR == 0 {
+    if s.is_multiple_of(YEAR) {
         format!("{}y", s / YEAR)
-    } else if s % DAY == 0 {
+    } else if s.is_multiple_of(DAY) {
         format!("{}d", s / DAY)
     } else {
         format!("{}h", s / HOUR)

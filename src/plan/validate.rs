@@ -330,14 +330,12 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
             .min();
         validate_cluster(plan, cl, ctx, intermediates_end, &mut p)
     });
-    if plan.cluster.is_none() {
-        if plan.leaves.is_some() {
-            p.add(
-                "leaves",
-                "needs a [cluster] section to know which leaves to make",
-                None,
-            );
-        }
+    if plan.cluster.is_none() && plan.leaves.is_some() {
+        p.add(
+            "leaves",
+            "needs a [cluster] section to know which leaves to make",
+            None,
+        );
     }
 
     for (i, u) in plan.users.iter().enumerate() {
@@ -358,10 +356,10 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
                 );
             }
         }
-        if let Some(v) = &u.validity {
-            if let Err(e) = parse_lifetime(v) {
-                p.add(format!("{path}.validity"), e, quoted(v));
-            }
+        if let Some(v) = &u.validity
+            && let Err(e) = parse_lifetime(v)
+        {
+            p.add(format!("{path}.validity"), e, quoted(v));
         }
     }
 
@@ -482,7 +480,7 @@ fn validate_ca(role: CaRole, s: &CaSection, now: SystemTime, p: &mut Problems) -
     let lifetime = match (&s.validity, &s.not_after) {
         (Some(_), Some(_)) => {
             p.add(
-                format!("{sec}"),
+                sec.to_string(),
                 "give either validity or not_after, not both",
                 None,
             );
@@ -645,14 +643,14 @@ fn validate_cluster(
     let lv_text = cl.leaf_validity.clone().unwrap_or_else(|| "365d".into());
     let leaf_validity = match parse_lifetime(&lv_text) {
         Ok(d) => {
-            if let Some(end) = intermediates_end {
-                if ctx.now + d > end {
-                    p.add(
-                        "cluster.leaf_validity",
-                        "leaves would outlive an intermediate CA; shorten it or lengthen the CAs",
-                        quoted(&lv_text),
-                    );
-                }
+            if let Some(end) = intermediates_end
+                && ctx.now + d > end
+            {
+                p.add(
+                    "cluster.leaf_validity",
+                    "leaves would outlive an intermediate CA; shorten it or lengthen the CAs",
+                    quoted(&lv_text),
+                );
             }
             d
         }

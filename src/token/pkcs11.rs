@@ -85,14 +85,14 @@ impl Pkcs11Token {
         expected_sha256: Option<[u8; 32]>,
     ) -> Result<Pkcs11Token, TokenError> {
         let digest = module_digest(module)?;
-        if let Some(want) = expected_sha256 {
-            if want != digest {
-                return Err(TokenError::ModuleHash {
-                    path: module.to_path_buf(),
-                    expected: hex::encode(want),
-                    got: hex::encode(digest),
-                });
-            }
+        if let Some(want) = expected_sha256
+            && want != digest
+        {
+            return Err(TokenError::ModuleHash {
+                path: module.to_path_buf(),
+                expected: hex::encode(want),
+                got: hex::encode(digest),
+            });
         }
         let ctx = Pkcs11::new(module).map_err(|e| TokenError::ModuleLoad {
             path: module.to_path_buf(),
@@ -551,16 +551,16 @@ impl Token for Pkcs11Token {
                 if let Ok(info) = self
                     .ctx
                     .get_mechanism_info(self.slot, MechanismType::RSA_PKCS_KEY_PAIR_GEN)
+                    && info.max_key_size() != 0
+                    && info.max_key_size() < bits
                 {
-                    if info.max_key_size() != 0 && info.max_key_size() < bits {
-                        return Err(missing(
-                            format!("generate {kt} keys"),
-                            &format!(
-                                "RSA keys of {bits} bits (its maximum is {})",
-                                info.max_key_size()
-                            ),
-                        ));
-                    }
+                    return Err(missing(
+                        format!("generate {kt} keys"),
+                        &format!(
+                            "RSA keys of {bits} bits (its maximum is {})",
+                            info.max_key_size()
+                        ),
+                    ));
                 }
                 if has(MechanismType::SHA256_RSA_PKCS) {
                     (SignMech::Sha256RsaPkcs, "CKM_SHA256_RSA_PKCS")

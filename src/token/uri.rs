@@ -26,16 +26,24 @@ impl TokenUri {
             Some((p, q)) => (p, Some(q)),
             None => (rest, None),
         };
-        if let Some(q) = query {
-            for attr in q.split('&').filter(|a| !a.is_empty()) {
-                let name = attr.split_once('=').map_or(attr, |(n, _)| n);
-                return Err(match name {
-                    "pin-value" | "pin-source" => {
-                        "must not carry a PIN (pin-value/pin-source): use --pin-file, the prompt or the PIN pad".into()
-                    }
-                    _ => format!("query attribute \"{name}\" is not supported; give only token, serial, manufacturer, model"),
-                });
-            }
+        let query_names: Vec<&str> = query
+            .unwrap_or("")
+            .split('&')
+            .filter(|a| !a.is_empty())
+            .map(|a| a.split_once('=').map_or(a, |(n, _)| n))
+            .collect();
+        if query_names
+            .iter()
+            .any(|n| matches!(*n, "pin-value" | "pin-source"))
+        {
+            return Err("must not carry a PIN (pin-value/pin-source): \
+                        use --pin-file, the prompt or the PIN pad"
+                .into());
+        }
+        if let Some(name) = query_names.first() {
+            return Err(format!(
+                "query attribute \"{name}\" is not supported; give only token, serial, manufacturer, model"
+            ));
         }
         let mut uri = TokenUri::default();
         for attr in path.split(';').filter(|a| !a.is_empty()) {
