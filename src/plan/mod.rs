@@ -98,15 +98,18 @@ pub fn parse(text: &str) -> Result<Plan, (String, String)> {
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
-        let path = if path == "." {
-            "(top level)".to_string()
-        } else {
-            path
-        };
-        (
-            path,
-            inner.message().replace("field", "key").replace("`", "\""),
-        )
+        let message = inner.message().replace("field", "key").replace('`', "\"");
+        if path == "." {
+            // Every top-level key is a section: say so.
+            if let Some(name) = message
+                .strip_prefix("missing key \"")
+                .and_then(|m| m.strip_suffix('"'))
+            {
+                return (name.to_string(), format!("missing section [{name}]"));
+            }
+            return ("(top level)".to_string(), message);
+        }
+        (path, message)
     })
 }
 
@@ -117,5 +120,50 @@ fn syntax_message(text: &str, e: &toml::de::Error) -> String {
     match line {
         Some(l) => format!("line {l}: {}", e.message()),
         None => e.message().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn example_plans_are_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("ceremony/plans");
+        let mut n = 0;
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                load(&p, SystemTime::now()).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                n += 1;
+            }
+        }
+        assert!(n >= 3);
+    }
+
+    #[test]
+    fn syntax_errors_name_the_key_path() {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("ceremony/plans/demo.toml"),
+        )
+        .unwrap();
+        let (path, msg) =
+            parse(&text.replace("[root]\n", "[root]\ncolour = \"red\"\n")).unwrap_err();
+        assert_eq!(path, "root.colour");
+        assert!(
+            msg.starts_with("unknown key \"colour\", expected one of"),
+            "{msg}"
+        );
+        let (path, msg) = parse(&text.replace("[audit]", "[audit-log]")).unwrap_err();
+        assert_eq!(path, "audit-log");
+        assert!(msg.starts_with("unknown key \"audit-log\""), "{msg}");
+        let cut = text.find("[audit]").unwrap();
+        let (path, msg) = parse(&text[..cut]).unwrap_err();
+        assert_eq!(
+            (path.as_str(), msg.as_str()),
+            ("audit", "missing section [audit]")
+        );
+        let (path, _) = parse(&text.replace("key = \"ecdsa-p384\"", "key = 384")).unwrap_err();
+        assert_eq!(path, "root.key");
     }
 }
