@@ -93,8 +93,7 @@ pub fn load(path: &Path, now: SystemTime) -> Result<LoadedPlan, PlanError> {
 
 /// Strict TOML → model. On failure: (key path, message), e.g. ("root.colour", "unknown field …").
 pub fn parse(text: &str) -> Result<Plan, (String, String)> {
-    let de = toml::Deserializer::parse(text)
-        .map_err(|e| ("(syntax)".to_string(), syntax_message(text, &e)))?;
+    let de = toml::Deserializer::parse(text).map_err(|e| syntax_error(text, &e))?;
     serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
@@ -113,13 +112,16 @@ pub fn parse(text: &str) -> Result<Plan, (String, String)> {
     })
 }
 
-fn syntax_message(text: &str, e: &toml::de::Error) -> String {
-    let line = e
-        .span()
-        .map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+/// (where, what) of a TOML syntax error: "line N" when the parser gives a position.
+fn syntax_error(text: &str, e: &toml::de::Error) -> (String, String) {
+    let line = e.span().map(|s| {
+        let before = &text.as_bytes()[..s.start.min(text.len())];
+        before.iter().filter(|b| **b == b'\n').count() + 1
+    });
+    let what = format!("TOML syntax: {}", e.message().trim_end());
     match line {
-        Some(l) => format!("line {l}: {}", e.message()),
-        None => e.message().to_string(),
+        Some(l) => (format!("line {l}"), what),
+        None => ("(syntax)".into(), what),
     }
 }
 

@@ -259,7 +259,13 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
     }
 
     let token_uri = TokenUri::parse(&plan.token.uri)
-        .map_err(|e| p.add("token.uri", e, quoted(&plan.token.uri)))
+        .map_err(|e| {
+            p.add(
+                "token.uri",
+                e,
+                quoted(&TokenUri::redact_pin(&plan.token.uri)),
+            )
+        })
         .ok();
     if plan.token.module.as_os_str().is_empty() {
         p.add(
@@ -340,10 +346,10 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
 
     for (i, u) in plan.users.iter().enumerate() {
         let path = format!("users[{i}]");
-        if !is_dns_subdomain(&u.name) && !u.name.contains('@') {
+        if !is_user_name(&u.name) {
             p.add(
                 format!("{path}.name"),
-                "must be a user name (letters, digits, . - @)",
+                "must be a user name: 1 to 128 of a-z A-Z 0-9 . _ - @, not starting with \"system:\"",
                 quoted(&u.name),
             );
         }
@@ -534,12 +540,16 @@ pub fn parse_subject(text: &str) -> Result<Name, String> {
     let name = Name::from_str(text).map_err(|_| {
         "is not an RFC 4514 distinguished name, e.g. \"CN=Example Root CA,O=Example\"".to_string()
     })?;
-    let has_cn = name
+    let cn_len = name
         .iter_rdn()
         .flat_map(|rdn| rdn.iter())
-        .any(|atv| atv.oid == const_oid::db::rfc4519::CN);
-    if !has_cn {
-        return Err("must contain a CN=".into());
+        .filter(|atv| atv.oid == const_oid::db::rfc4519::CN)
+        .map(|atv| atv.value.value().len())
+        .max();
+    match cn_len {
+        None => return Err("must contain a CN=".into()),
+        Some(0) => return Err("has an empty CN".into()),
+        Some(_) => {}
     }
     Ok(name)
 }
@@ -845,7 +855,23 @@ fn parse_cidr(s: &str) -> Result<(IpAddr, u8), String> {
     if len >= max - 1 {
         return Err("is too small to hold the API server's service address".into());
     }
+    let host_bits = match ip {
+        IpAddr::V4(v4) => u128::from(u32::from(v4)) & (u128::from(u32::MAX) >> len),
+        IpAddr::V6(v6) => u128::from(v6) & (u128::MAX >> len),
+    };
+    if host_bits != 0 {
+        return Err("has host bits set; give the network address (e.g. 10.96.0.0/12)".into());
+    }
     Ok((ip, len))
+}
+
+/// A Kubernetes user name we are willing to put in a CN: printable, short, and
+/// never in the reserved `system:` namespace.
+fn is_user_name(s: &str) -> bool {
+    (1..=128).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b))
+        && !s.starts_with("system:")
 }
 
 /// RFC 1123 subdomain as Kubernetes checks node names: lowercase labels of
@@ -910,5 +936,24 @@ mod tests {
         assert_eq!(parse_cidr("10.96.0.0/12").unwrap().1, 12);
         assert!(parse_cidr("10.96.0.0/31").is_err());
         assert!(parse_cidr("fd00::/108").is_ok());
+        assert!(
+            parse_cidr("10.96.0.1/12")
+                .unwrap_err()
+                .contains("host bits")
+        );
+        assert!(parse_cidr("fd00::1/108").unwrap_err().contains("host bits"));
+    }
+
+    #[test]
+    fn subjects_and_users() {
+        assert!(parse_subject("CN=Root,O=Example").is_ok());
+        assert_eq!(parse_subject("CN=").unwrap_err(), "has an empty CN");
+        assert_eq!(
+            parse_subject("O=Example").unwrap_err(),
+            "must contain a CN="
+        );
+        assert!(is_user_name("alice@example.com"));
+        assert!(!is_user_name("alice smith"));
+        assert!(!is_user_name("system:admin"));
     }
 }
