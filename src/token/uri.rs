@@ -78,6 +78,22 @@ impl TokenUri {
         Ok(uri)
     }
 
+    /// The URI as an error may show it: every `pin-value` replaced, so a PIN
+    /// put in the plan by mistake is not echoed to the terminal or a log.
+    pub fn redact_pin(uri: &str) -> String {
+        const KEY: &str = "pin-value=";
+        let mut out = String::with_capacity(uri.len());
+        let mut rest = uri;
+        while let Some(i) = rest.find(KEY) {
+            let start = i + KEY.len();
+            out.push_str(&rest[..start]);
+            out.push_str("(redacted)");
+            rest = &rest[rest[start..].find(['&', ';']).map_or(rest.len(), |j| start + j)..];
+        }
+        out.push_str(rest);
+        out
+    }
+
     /// Whether a token with these (space-trimmed) fields is the one asked for.
     pub fn matches(&self, label: &str, serial: &str, manufacturer: &str, model: &str) -> bool {
         let eq =
