@@ -66,10 +66,68 @@ pub enum Command {
         #[command(flatten)]
         pin: PinArgs,
     },
+    /// Check a bundle (OUT, or one node's etc/kubernetes) for what kubeadm does not:
+    /// key/certificate pairs, chains, profiles, SANs, kubeconfigs, modes, no CA key, SHA256SUMS
+    #[command(
+        after_help = "Prints one line per problem (`<file>: <field>: <what> (expected X, got Y)`), then a summary. \
+Exit codes: 0 no problem, 4 problems found, 2 bad arguments or plan."
+    )]
+    Verify {
+        /// The ceremony output, or a node's etc/kubernetes directory
+        dir: PathBuf,
+        /// The root CA certificate to check the intermediates against (default: DIR/root-ca.crt for an output)
+        #[arg(long, value_name = "FILE")]
+        root: Option<PathBuf>,
+        /// Compare every certificate with the exact profiles of this plan
+        #[arg(long, value_name = "FILE")]
+        plan: Option<PathBuf>,
+    },
+    /// Print every certificate's expiry, as `kubeadm certs check-expiration` does
+    Inspect {
+        /// The ceremony output, or a node's etc/kubernetes directory
+        dir: PathBuf,
+        /// Print JSON instead of tables
+        #[arg(long)]
+        json: bool,
+    },
     /// Inspect the token
     Token {
         #[command(subcommand)]
         command: TokenCommand,
+    },
+    /// Check or show a ceremony's audit log (OUT/audit.log.age, or an unsealed journal)
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Decrypt the log, check its sequence, hash chain and the root's seal
+    #[command(
+        after_help = "FILE is OUT/audit.log.age, an unsealed journal directory (.<out>.journal) or its records file, \
+or the JSON lines `age -d` printed. Exit codes: 0 intact (\"sealed and intact\", or \"unsealed, N records intact\" \
+for a journal), 4 broken (the first broken record is named), 2 bad arguments, unreadable file or wrong identity."
+    )]
+    Verify {
+        file: PathBuf,
+        /// An age identity file (or unencrypted OpenSSH key) of one of the plan's [audit] recipients
+        #[arg(long, short = 'i', value_name = "FILE")]
+        identity: Option<PathBuf>,
+        /// The root CA certificate that must have sealed the log (default: root-ca.crt beside FILE)
+        #[arg(long, value_name = "FILE")]
+        root: Option<PathBuf>,
+    },
+    /// Print the log as a timeline, then check it as `verify` does
+    Show {
+        file: PathBuf,
+        /// An age identity file (or unencrypted OpenSSH key) of one of the plan's [audit] recipients
+        #[arg(long, short = 'i', value_name = "FILE")]
+        identity: Option<PathBuf>,
+        /// The root CA certificate that must have sealed the log (default: root-ca.crt beside FILE)
+        #[arg(long, value_name = "FILE")]
+        root: Option<PathBuf>,
     },
 }
 
@@ -112,6 +170,39 @@ pub fn dispatch(cli: Cli) -> Result<(), CeremonyError> {
             pin: pin.into(),
             module,
         }),
+        Command::Verify { dir, root, plan } => Ok(crate::verify::run_verify(
+            &dir,
+            root.as_deref(),
+            plan.as_deref(),
+        )?),
+        Command::Inspect { dir, json } => Ok(crate::verify::run_inspect(&dir, json)?),
+        Command::Audit {
+            command:
+                AuditCommand::Verify {
+                    file,
+                    identity,
+                    root,
+                },
+        } => {
+            print!(
+                "{}",
+                crate::audit::inspect::verify(&file, identity.as_deref(), root.as_deref())?
+            );
+            Ok(())
+        }
+        Command::Audit {
+            command:
+                AuditCommand::Show {
+                    file,
+                    identity,
+                    root,
+                },
+        } => {
+            let (timeline, verdict) =
+                crate::audit::inspect::show(&file, identity.as_deref(), root.as_deref())?;
+            print!("{timeline}");
+            Ok(verdict?)
+        }
         Command::Token {
             command:
                 TokenCommand::List {

@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod bundle;
 pub mod ceremony;
 pub mod cli;
@@ -17,4 +18,5 @@ pub mod leaf;
 pub mod plan;
 pub mod profile;
 pub mod token;
+pub mod verify;
 pub mod x509;

@@ -74,6 +74,18 @@ fn staging_path(out: &Path) -> PathBuf {
     out.with_file_name(format!(".{name}.staging"))
 }
 
+/// Beside the staging directory, not in it: the SHA-256 of the plan that owns
+/// the staging directory. Kept outside so nothing has to be removed from the
+/// staging directory before the rename, and a crash just before the rename
+/// still leaves it recognisably this plan's, to be resumed.
+fn marker_path(out: &Path) -> PathBuf {
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    out.with_file_name(format!(".{name}{MARKER}"))
+}
+
 /// Checks, without writing anything, that `out` may receive this plan's output:
 /// absent or an empty directory, not a symlink, and any staging directory
 /// beside it is this plan's own unfinished one.
@@ -95,7 +107,7 @@ pub fn check_output(out: &Path, plan_sha256: &[u8; 32]) -> Result<(), OutputErro
         Ok(m) if m.file_type().is_symlink() || !m.is_dir() => {
             Err(OutputError::ForeignStaging(staging))
         }
-        Ok(_) => match fs::read_to_string(staging.join(MARKER)) {
+        Ok(_) => match fs::read_to_string(marker_path(out)) {
             Ok(s) if s.trim() == hex::encode(plan_sha256) => Ok(()),
             _ => Err(OutputError::ForeignStaging(staging)),
         },
@@ -122,19 +134,28 @@ impl Staging {
         if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
             fs::create_dir_all(parent).map_err(io(parent))?;
         }
+        // The marker first: a staging directory never exists without it.
+        let marker = marker_path(out);
+        match fs::remove_file(&marker) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&marker)(e)),
+            _ => {}
+        }
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&marker)
+            .map_err(io(&marker))?;
+        f.write_all(format!("{}\n", hex::encode(plan_sha256)).as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(io(&marker))?;
         fs::create_dir(&dir).map_err(io(&dir))?;
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).map_err(io(&dir))?;
-        let mut s = Staging {
+        Ok(Staging {
             out: out.to_path_buf(),
             dir,
             written: Vec::new(),
-        };
-        s.write_raw(
-            MARKER,
-            format!("{}\n", hex::encode(plan_sha256)).as_bytes(),
-            0o600,
-        )?;
-        Ok(s)
+        })
     }
 
     fn target(&self, rel: &str) -> Result<PathBuf, OutputError> {
@@ -179,8 +200,6 @@ impl Staging {
     /// fsyncs every directory, renames the staging directory onto the output
     /// and fsyncs the parent: the output appears whole or not at all.
     pub fn commit(self) -> Result<PathBuf, OutputError> {
-        let marker = self.dir.join(MARKER);
-        fs::remove_file(&marker).map_err(io(&marker))?;
         sync_dirs(&self.dir)?;
         crate::failpoint::hit("before-rename");
         check_output(&self.out, &[0; 32]).or_else(|e| match e {
@@ -196,6 +215,9 @@ impl Staging {
         File::open(parent)
             .and_then(|d| d.sync_all())
             .map_err(io(parent))?;
+        // The output is in place; a marker left by a failure here is ignored
+        // (check_output reads it only while a staging directory exists).
+        let _ = fs::remove_file(marker_path(&self.out));
         Ok(self.out)
     }
 }

@@ -13,6 +13,8 @@ use x509_cert::certificate::Certificate;
 use x509_cert::ext::pkix::{BasicConstraints, SubjectKeyIdentifier};
 
 use super::CeremonyError;
+use crate::audit::event::{cert_info, key_info};
+use crate::audit::{Audit, Event};
 use crate::plan::{CaRole, CaSpec};
 use crate::profile::{ca_path_len, ca_profile};
 use crate::token::{KeyPair, Token, TokenError, random_serial};
@@ -79,18 +81,58 @@ pub fn preflight_label(token: &dyn Token, spec: &CaSpec) -> Result<(), CeremonyE
     if !objects.is_empty() && count("private-key") == 0 {
         return Err(foreign("objects carry it but no private key does".into()));
     }
+    // A key (and certificate) already under the label must pass here what
+    // ensure_ca checks later, or a later CA's foreign key would stop the run
+    // only after earlier CAs were generated and signed.
+    let key = token
+        .find_key_pair(&spec.label, spec.key)
+        .map_err(|e| match e {
+            TokenError::BadPublicKey { what, .. } => foreign(what),
+            e => e.into(),
+        })?;
+    if let Some(key) = key {
+        if let Some(what) = key.flags.violation() {
+            return Err(TokenError::WeakKey {
+                label: spec.label.clone(),
+                what,
+            }
+            .into());
+        }
+        if let Some(der) = token.find_certificate(&spec.label)? {
+            let cert = Certificate::from_der(&der)
+                .map_err(|e| foreign(format!("its certificate does not parse ({e})")))?;
+            let tbs = cert.tbs_certificate();
+            if tbs.subject() != &spec.subject {
+                return Err(foreign(format!(
+                    "its certificate's subject is \"{}\", the plan says \"{}\"",
+                    tbs.subject(),
+                    spec.subject
+                )));
+            }
+            if tbs.subject_public_key_info() != &key.spki {
+                return Err(foreign(
+                    "its certificate is for another public key than the key beside it".into(),
+                ));
+            }
+        }
+    }
     Ok(())
 }
 
 /// Finds or generates the CA's key, then finds or signs its certificate.
-/// `issuer` is None for the root. `announce` is told before each irreversible step.
+/// `issuer` is None for the root. `announce` is told before each irreversible
+/// step; `audit` records each key and certificate found, generated, signed or
+/// stored, right after it happens (before the next failpoint).
 pub fn ensure_ca(
     token: &dyn Token,
     spec: &CaSpec,
     issuer: Option<&CaState>,
     now: SystemTime,
     announce: &mut dyn FnMut(&str),
+    audit: &mut dyn Audit,
 ) -> Result<CaState, CeremonyError> {
+    let role = spec.role.name();
+    let signed_by = issuer.map_or(CaRole::Root, |i| i.role).name();
     let foreign = |what: String| CeremonyError::Foreign {
         label: spec.label.clone(),
         role: spec.role,
@@ -98,6 +140,8 @@ pub fn ensure_ca(
     };
     let (key, generated_key) = match token.find_key_pair(&spec.label, spec.key)? {
         Some(k) => {
+            // Recorded before the check, so a refused key's flags are on the record too.
+            audit.record(Event::KeyFound(key_info(role, &k)))?;
             if let Some(what) = k.flags.violation() {
                 return Err(TokenError::WeakKey {
                     label: spec.label.clone(),
@@ -115,6 +159,7 @@ pub fn ensure_ca(
                 spec.label
             ));
             let k = token.generate_key_pair(&spec.label, spec.key)?;
+            audit.record(Event::KeyGenerated(key_info(role, &k)))?;
             crate::failpoint::hit(&format!("after-key:{}", spec.role.name()));
             (k, true)
         }
@@ -123,6 +168,9 @@ pub fn ensure_ca(
     if let Some(der) = token.find_certificate(&spec.label)? {
         let cert = Certificate::from_der(&der)
             .map_err(|e| foreign(format!("its certificate does not parse ({e})")))?;
+        audit.record(Event::CertificateFound(cert_info(
+            role, None, None, signed_by, &cert, &der,
+        )))?;
         check_existing(spec, &key, issuer, &cert).map_err(foreign)?;
         let ski = ski_of(&cert)
             .ok_or_else(|| foreign("its certificate has no subjectKeyIdentifier".into()))?;
@@ -140,14 +188,14 @@ pub fn ensure_ca(
     let start = x509::truncate(now);
     let not_before = start - BACKDATE;
     let not_after = spec.lifetime.end(start);
-    if let Some(iss) = issuer {
-        if not_after > iss.not_after() {
-            return Err(CeremonyError::Outlives {
-                role: spec.role,
-                end: x509::fmt_time(not_after),
-                issuer_end: x509::fmt_time(iss.not_after()),
-            });
-        }
+    if let Some(iss) = issuer
+        && not_after > iss.not_after()
+    {
+        return Err(CeremonyError::Outlives {
+            role: spec.role,
+            end: x509::fmt_time(not_after),
+            issuer_end: x509::fmt_time(iss.not_after()),
+        });
     }
     let profile = ca_profile(
         spec,
@@ -176,9 +224,22 @@ pub fn ensure_ca(
         },
         |tbs| token.sign(signer, tbs),
     )?;
+    audit.record(Event::CertificateIssued(cert_info(
+        role,
+        None,
+        None,
+        signed_by,
+        &issued.cert,
+        &issued.der,
+    )))?;
     crate::failpoint::hit(&format!("after-sign:{}", spec.role.name()));
     let subject_der = spec.subject.to_der().map_err(x509::X509Error::from)?;
     token.store_certificate(&key, &issued.der, &subject_der)?;
+    audit.record(Event::CertificateStored {
+        role: role.into(),
+        label: spec.label.clone(),
+        sha256: hex::encode(x509::sha256(&issued.der)),
+    })?;
     crate::failpoint::hit(&format!("after-store:{}", spec.role.name()));
     let ski = ski_of(&issued.cert)
         .ok_or_else(|| foreign("the new certificate has no subjectKeyIdentifier".into()))?;

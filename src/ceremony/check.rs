@@ -80,6 +80,13 @@ pub fn report(p: &LoadedPlan, out: &Path, now: SystemTime) -> String {
         )));
     }
     match &plan.cluster {
+        Some(cl) if cl.mode == crate::plan::LeafMode::Csr => line(step(format!(
+            "Check every node's CSRs, sign {n} certificates through the token from the nodes' CSRs, \
+             write the trees of {} nodes to {} (staged, then renamed into place)",
+            cl.control_plane.len() + cl.workers.len(),
+            out.display(),
+            n = bundle::leaf_count(cl),
+        ))),
         Some(cl) => line(step(format!(
             "Make {n} leaf keys ({}) on this computer, sign {n} leaf certificates through the token, \
              write the bundle of {} nodes to {} (staged, then renamed into place)",
@@ -129,6 +136,9 @@ pub fn report(p: &LoadedPlan, out: &Path, now: SystemTime) -> String {
         for l in bundle_report(cl, now) {
             line(l);
         }
+    }
+    for l in crate::ceremony::csr::check_report(p) {
+        line(l);
     }
     line(String::new());
     line(format!(

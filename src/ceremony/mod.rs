@@ -5,12 +5,15 @@
 pub mod bundle;
 pub mod ca;
 pub mod check;
+pub mod csr;
 pub mod ui;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use crate::audit::event::Environment;
+use crate::audit::{self, Audit, AuditError, Event, Journal};
 use crate::bundle::write::{self, OutputError, Staging};
 use crate::keytype::KeyType;
 use crate::plan::{self, CaRole, LoadedPlan, PlanError};
@@ -52,6 +55,13 @@ pub enum CeremonyError {
     Cancelled(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// CSRs (of nodes or users) that policy refused; nothing was signed.
+    #[error("{}", csr::refused_text(.0))]
+    CsrRefused(Vec<crate::leaf::csr::Refusal>),
+    #[error(transparent)]
+    Verify(#[from] crate::verify::VerifyError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
 }
 
 impl CeremonyError {
@@ -68,6 +78,9 @@ impl CeremonyError {
             CeremonyError::X509(X509Error::Check { .. }) => 4,
             CeremonyError::X509(X509Error::Sign { .. }) => 3,
             CeremonyError::Output(_) | CeremonyError::X509(_) | CeremonyError::Internal(_) => 5,
+            CeremonyError::CsrRefused(_) => 2,
+            CeremonyError::Verify(e) => e.exit_code(),
+            CeremonyError::Audit(e) => e.exit_code(),
         }
     }
 
@@ -90,6 +103,13 @@ impl CeremonyError {
             CeremonyError::Usage { hint, .. } => Some(hint.clone()),
             CeremonyError::Cancelled(_) => Some("run the same command again to resume; the token keeps what was made".into()),
             CeremonyError::X509(_) | CeremonyError::Internal(_) => None,
+            CeremonyError::CsrRefused(_) => Some(
+                "have the nodes named make new CSRs (kubeadm certs generate-csr) or fix the plan; \
+                 `ceremony check PLAN` lists every CSR and what is refused"
+                    .into(),
+            ),
+            CeremonyError::Verify(e) => e.hint(),
+            CeremonyError::Audit(e) => e.hint(),
         }
     }
 }
@@ -188,6 +208,10 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
     }
     let mut ui = Ui::new(interactive, opts.yes, check::step_count(&loaded));
     write::check_output(&opts.out, &loaded.sha256)?;
+    // An unsealed journal beside OUT must be this plan's (nothing touched if not).
+    audit::journal::check_owner(&opts.out, &loaded.sha256)?;
+    // Every CSR is checked before the token is opened (all or nothing).
+    csr::preflight(&loaded, Some(&ui))?;
     let given_pin = read_given_pin(&opts.pin)?;
     let module = opts
         .module
@@ -207,6 +231,55 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
         id.firmware,
         hex::encode(token.module_sha256)
     ));
+    // From here on every step is on the record: open (or continue) the
+    // journal, and record how the run ends if it fails.
+    let (mut journal, env) = start_record(opts, &loaded, &module, &token, &ui)?;
+    match recorded_run(
+        opts,
+        &loaded,
+        &token,
+        &mut journal,
+        &env,
+        &mut ui,
+        given_pin,
+        now,
+    ) {
+        Ok((out, cas, records, final_hash)) => {
+            // The sealed log is committed in OUT: the journal, and with it the
+            // journal-local identity, is no longer needed.
+            let dir = journal.dir().to_path_buf();
+            if let Err(e) = journal.remove() {
+                ui.warn(&format!(
+                    "the sealed log is in {}, but the journal could not be removed ({e}): remove {} by hand",
+                    out.display(),
+                    dir.display()
+                ));
+            }
+            ui.done(&out, &cas);
+            ui.sealed(records, &final_hash);
+            Ok(())
+        }
+        Err(e) => {
+            record_failure(&mut journal, &e, &ui);
+            Err(e)
+        }
+    }
+}
+
+/// The run after the journal is open: every event goes to `journal`.
+/// Returns the output, the CAs, and the sealed log's record count and final hash.
+#[allow(clippy::too_many_arguments)] // the flow's context, passed explicitly
+fn recorded_run(
+    opts: &RunOptions,
+    loaded: &LoadedPlan,
+    token: &Pkcs11Token,
+    journal: &mut Journal,
+    env: &Environment,
+    ui: &mut Ui,
+    given_pin: Option<Pin>,
+    now: SystemTime,
+) -> Result<(PathBuf, Vec<CaState>, u64, [u8; 32]), CeremonyError> {
+    let id = token.identity().clone();
     ui.confirm_typed(
         &format!(
             "Type the token serial ({}) to start the ceremony on it",
@@ -214,13 +287,32 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
         ),
         &id.serial,
     )?;
-    login(&token, given_pin, &ui)?;
+    journal.record(Event::Acknowledged {
+        who: loaded.plan.administrator.clone(),
+        as_role: "administrator".into(),
+        what: format!("start the ceremony on token serial {}", id.serial),
+        how: ui.how(),
+    })?;
+    let source = match (&given_pin, &opts.pin.file) {
+        (Some(_), Some(_)) => "--pin-file",
+        (Some(_), None) => "--pin-env",
+        (None, _) if id.protected_auth_path => "the token's PIN pad",
+        (None, _) => "the terminal prompt",
+    };
+    login(token, given_pin, ui)?;
+    journal.record(Event::LoggedIn {
+        source: source.into(),
+    })?;
     ui.step("Check the token's mechanisms for every key type of the plan");
-    for (kt, mech) in token.require_mechanisms(&ca_key_types(&loaded))? {
+    for (kt, mech) in token.require_mechanisms(&ca_key_types(loaded))? {
         ui.note(&format!("{kt}: {mech}"));
+        journal.record(Event::MechanismChosen {
+            key_type: kt.name().into(),
+            mechanism: mech,
+        })?;
     }
     for spec in &loaded.plan.cas {
-        ca::preflight_label(&token, spec)?;
+        ca::preflight_label(token, spec)?;
     }
 
     let mut cas: Vec<CaState> = Vec::new();
@@ -232,19 +324,302 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
             spec.label
         ));
         let issuer = cas.first().filter(|_| spec.role != CaRole::Root);
-        let state = ca::ensure_ca(&token, spec, issuer, now, &mut |what| ui.note(what))?;
+        let state = ca::ensure_ca(token, spec, issuer, now, &mut |what| ui.note(what), journal)?;
         ui.ca_done(&state);
+        // Design §5.3: the witnesses acknowledge each CA's fingerprint.
+        let sha = x509::sha256(&state.der);
+        let what = format!("{} CA certificate", spec.role.name());
+        for w in &loaded.plan.witnesses {
+            let how = ui.acknowledge_fingerprint(w, &what, &sha)?;
+            journal.record(Event::Acknowledged {
+                who: w.clone(),
+                as_role: "witness".into(),
+                what: format!("{what} SHA-256 {}", hex::encode(sha)),
+                how,
+            })?;
+        }
         cas.push(state);
     }
 
     ui.step(&format!("Write the outputs to {}", opts.out.display()));
-    let out = write_outputs(&token, &opts.out, &loaded, &cas, now, interactive)?;
-    ui.done(&out, &cas);
-    Ok(())
+    let st = write_outputs(token, &opts.out, loaded, &cas, now, ui.interactive, journal)?;
+    let (out, records, final_hash) = seal_and_commit(st, token, loaded, &cas, journal, env, ui)?;
+    Ok((out, cas, records, final_hash))
+}
+
+/// The host's name, for the record (the kernel's own file; no libc call).
+fn host_name() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|p| {
+            std::fs::read_to_string(p)
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+        })
+        .unwrap_or_else(|| "(unknown)".into())
+}
+
+/// SHA-256 of the running binary, or why it is unknown.
+fn tool_sha256() -> String {
+    match std::env::current_exe().and_then(std::fs::read) {
+        Ok(bytes) => hex::encode(x509::sha256(&bytes)),
+        Err(e) => format!("(unreadable: {e})"),
+    }
+}
+
+/// Opens or continues the journal of this plan's output and records the
+/// start (or the resume, with what was found) and the token's identity.
+fn start_record(
+    opts: &RunOptions,
+    loaded: &LoadedPlan,
+    module: &Path,
+    token: &Pkcs11Token,
+    ui: &Ui,
+) -> Result<(Journal, Environment), CeremonyError> {
+    let env = Environment {
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        tool_sha256: tool_sha256(),
+        module_path: module.display().to_string(),
+        module_sha256: hex::encode(token.module_sha256),
+        host: host_name(),
+        unattended: opts.yes,
+    };
+    let (mut journal, recovery) =
+        Journal::open(&opts.out, &loaded.sha256, &loaded.plan.recipients)?;
+    let plan_sha256 = hex::encode(loaded.sha256);
+    let output = opts.out.display().to_string();
+    match recovery {
+        None => journal.record(Event::CeremonyStarted {
+            ceremony: loaded.plan.name.clone(),
+            plan_path: loaded.path.display().to_string(),
+            plan_sha256,
+            output,
+            administrator: loaded.plan.administrator.clone(),
+            witnesses: loaded.plan.witnesses.clone(),
+            env: env.clone(),
+        })?,
+        Some(mut found) => {
+            found.staging_discarded = audit::sibling(&opts.out, "staging").exists();
+            ui.note(&format!(
+                "Resuming: the audit journal {} holds {} records{}",
+                journal.dir().display(),
+                found.records,
+                if found.torn_frame_bytes > 0 {
+                    format!(
+                        " (a torn last frame of {} bytes, written as the previous run died, is cut off)",
+                        found.torn_frame_bytes
+                    )
+                } else {
+                    String::new()
+                }
+            ));
+            journal.record(Event::Resumed {
+                plan_sha256,
+                output,
+                env: env.clone(),
+                found,
+            })?
+        }
+    }
+    let id = token.identity();
+    journal.record(Event::TokenIdentified {
+        label: id.label.clone(),
+        manufacturer: id.manufacturer.clone(),
+        model: id.model.clone(),
+        serial: id.serial.clone(),
+        firmware: id.firmware.clone(),
+        hardware: id.hardware.clone(),
+    })?;
+    Ok((journal, env))
+}
+
+/// Records how a run failed (cancelled, or the rendered error: never a PIN).
+fn record_failure(journal: &mut Journal, e: &CeremonyError, ui: &Ui) {
+    let event = match e {
+        CeremonyError::Cancelled(reason) => Event::Cancelled {
+            reason: reason.clone(),
+        },
+        e => {
+            let message = e.to_string();
+            let mut causes = Vec::new();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                let text = s.to_string();
+                if text != message && !message.ends_with(&text) {
+                    causes.push(text);
+                }
+                source = s.source();
+            }
+            Event::Error {
+                message,
+                causes,
+                exit_code: e.exit_code(),
+            }
+        }
+    };
+    if let Err(x) = journal.append(event) {
+        ui.warn(&format!(
+            "the failure could not be added to the audit journal: {x}"
+        ));
+    }
+}
+
+/// Records every output, appends `end`, has the root seal it through the
+/// token, writes `audit.log.age` and `transcript.md` into the staging
+/// directory and commits it. Returns OUT, the record count and the final hash.
+fn seal_and_commit(
+    mut st: Staging,
+    token: &dyn Token,
+    loaded: &LoadedPlan,
+    cas: &[CaState],
+    journal: &mut Journal,
+    env: &Environment,
+    ui: &Ui,
+) -> Result<(PathBuf, u64, [u8; 32]), CeremonyError> {
+    let written = st.written().to_vec();
+    let sums = written
+        .iter()
+        .find(|(p, _, _)| p == "SHA256SUMS")
+        .map(|(_, sha, _)| *sha)
+        .ok_or_else(|| CeremonyError::Internal("SHA256SUMS was not written".into()))?;
+    for (path, sha, mode) in &written {
+        journal.record(Event::OutputWritten {
+            path: path.clone(),
+            sha256: hex::encode(sha),
+            mode: format!("{mode:04o}"),
+        })?;
+    }
+    let end = journal.append(Event::End {
+        outputs: written.len() as u64,
+        sha256sums_sha256: hex::encode(sums),
+    })?;
+    crate::failpoint::hit("before-seal");
+    let root = cas
+        .first()
+        .ok_or_else(|| CeremonyError::Internal("no root CA to seal with".into()))?;
+    ui.note(&format!(
+        "Seal the audit log: the root key \"{}\" signs its final hash on the token",
+        root.key.label
+    ));
+    let signature = token.sign(&root.key, &audit::seal::message(&end))?;
+    let seal = audit::seal::Seal::new(
+        &end,
+        root.key.key_type,
+        &signature,
+        &root.der,
+        &root.key.spki,
+    )?;
+    let lines = journal.lines()?;
+    let sealed = audit::seal::sealed_log(&lines, &seal, &loaded.plan.recipients)?;
+    st.write("audit.log.age", &sealed, write::PUBLIC)?;
+    let transcript = audit::transcript::render(&transcript_facts(
+        loaded,
+        token,
+        cas,
+        env,
+        written.len() as u64,
+        sums,
+        lines.len() as u64,
+        end,
+        &seal.algorithm,
+    ));
+    st.write("transcript.md", transcript.as_bytes(), write::PUBLIC)?;
+    let out = st.commit()?;
+    Ok((out, lines.len() as u64, end))
+}
+
+/// What transcript.md states.
+#[allow(clippy::too_many_arguments)] // plain facts, gathered in one place
+fn transcript_facts(
+    loaded: &LoadedPlan,
+    token: &dyn Token,
+    cas: &[CaState],
+    env: &Environment,
+    outputs: u64,
+    sums: [u8; 32],
+    records: u64,
+    final_hash: [u8; 32],
+    algorithm: &str,
+) -> audit::transcript::Facts {
+    use der::Encode;
+    let module_sha256 = hex::decode(&env.module_sha256)
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .unwrap_or([0; 32]);
+    let cas = cas
+        .iter()
+        .map(|ca| {
+            let tbs = ca.cert.tbs_certificate();
+            let v = tbs.validity();
+            audit::transcript::CaFacts {
+                role: ca.role.name().into(),
+                label: ca.key.label.clone(),
+                key_type: ca.key.key_type.name().into(),
+                subject: tbs.subject().to_string(),
+                serial: x509::colon_hex(tbs.serial_number().as_bytes()),
+                not_before: x509::fmt_time(v.not_before.to_system_time()),
+                not_after: x509::fmt_time(v.not_after.to_system_time()),
+                cert_sha256: x509::sha256(&ca.der),
+                spki_sha256: ca
+                    .key
+                    .spki
+                    .to_der()
+                    .map(|d| x509::sha256(&d))
+                    .unwrap_or([0; 32]),
+                provenance: match (ca.generated_key, ca.signed_cert) {
+                    (true, _) => "new key, new certificate",
+                    (false, true) => "existing key, new certificate",
+                    (false, false) => "existing key and certificate (resumed)",
+                }
+                .into(),
+            }
+        })
+        .collect();
+    let mut leaves = Vec::new();
+    if let Some(cl) = &loaded.plan.cluster {
+        for (i, n) in cl.control_plane.iter().enumerate() {
+            leaves.push((
+                n.name.clone(),
+                crate::profile::kubeadm::control_plane_leaves(cl, i).len(),
+            ));
+        }
+        for w in &cl.workers {
+            leaves.push((
+                w.clone(),
+                crate::profile::kubeadm::worker_leaves(cl, w).len(),
+            ));
+        }
+    }
+    let id = token.identity();
+    audit::transcript::Facts {
+        ceremony: loaded.plan.name.clone(),
+        date: audit::rfc3339_seconds(SystemTime::now()),
+        plan_path: loaded.path.display().to_string(),
+        plan_sha256: loaded.sha256,
+        administrator: loaded.plan.administrator.clone(),
+        witnesses: loaded.plan.witnesses.clone(),
+        tool_version: env.tool_version.clone(),
+        tool_sha256: env.tool_sha256.clone(),
+        module_path: env.module_path.clone(),
+        module_sha256,
+        token: id.to_string(),
+        token_firmware: id.firmware.clone(),
+        host: env.host.clone(),
+        unattended: env.unattended,
+        cas,
+        leaves,
+        outputs,
+        sha256sums_sha256: sums,
+        audit_records: records,
+        audit_final_hash: final_hash,
+        seal_algorithm: algorithm.into(),
+    }
 }
 
 /// The CA files (the root, each intermediate alone, each chain: intermediate
-/// then root), every node's bundle, and SHA256SUMS; staged, then renamed into place.
+/// then root), every node's bundle, plan.toml and SHA256SUMS, into the
+/// staging directory (`seal_and_commit` adds the sealed log and commits).
 fn write_outputs(
     token: &dyn Token,
     out: &Path,
@@ -252,7 +627,10 @@ fn write_outputs(
     cas: &[CaState],
     now: SystemTime,
     interactive: bool,
-) -> Result<PathBuf, CeremonyError> {
+    audit: &mut dyn Audit,
+) -> Result<Staging, CeremonyError> {
+    // Read the CSRs again and check them: what is signed is what was checked.
+    let intake = csr::preflight(loaded, None)?;
     let mut st = Staging::begin(out, &loaded.sha256)?;
     let root = &cas[0];
     st.write(
@@ -275,11 +653,23 @@ fn write_outputs(
         )?;
     }
     if let Some(cl) = &loaded.plan.cluster {
-        bundle::write_nodes(token, &mut st, cl, cas, now, interactive)?;
+        match cl.mode {
+            plan::LeafMode::Generate => {
+                bundle::write_nodes(token, &mut st, cl, cas, now, interactive, audit)?
+            }
+            plan::LeafMode::Csr => csr::write_nodes(token, &mut st, cl, cas, &intake, now, audit)?,
+        }
     }
+    csr::write_users(token, &mut st, loaded, cas, &intake, now, audit)?;
+    // The reviewed plan itself, so OUT alone tells what was meant (design §9).
+    st.write("plan.toml", loaded.text.as_bytes(), write::PUBLIC)?;
+    // `sha256sum -c` clean: file lines only. The tool's and module's hashes
+    // are in the audit log and transcript.md; SHA256SUMS's own hash is in the
+    // log's `end` record. audit.log.age and transcript.md come after it and
+    // cannot be listed (each holds a hash that covers SHA256SUMS).
     let sums = bundle::sha256sums(&st);
     st.write("SHA256SUMS", sums.as_bytes(), write::PUBLIC)?;
-    Ok(st.commit()?)
+    Ok(st)
 }
 
 /// `ceremony token list`: every object, with the flags that matter for CA keys.

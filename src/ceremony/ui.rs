@@ -5,6 +5,7 @@ use std::path::Path;
 
 use super::CeremonyError;
 use super::ca::CaState;
+use crate::audit::event::AckHow;
 use crate::plan::LoadedPlan;
 use crate::x509;
 
@@ -85,6 +86,57 @@ impl Ui {
                 typed.trim()
             )))
         }
+    }
+
+    /// How a confirmation was given: typed, or automatic under `--yes`.
+    pub fn how(&self) -> AckHow {
+        if self.yes {
+            AckHow::Automatic
+        } else {
+            AckHow::Typed
+        }
+    }
+
+    /// `who` acknowledges a fingerprint shown above by typing its last group
+    /// of four hex digits (proof they read it, not just pressed Enter);
+    /// `--yes` acknowledges automatically, and the audit log says so.
+    pub fn acknowledge_fingerprint(
+        &self,
+        who: &str,
+        what: &str,
+        sha256: &[u8],
+    ) -> Result<AckHow, CeremonyError> {
+        if self.yes {
+            return Ok(AckHow::Automatic);
+        }
+        let fp = fingerprint(sha256);
+        let last = fp.rsplit(' ').next().unwrap_or_default().to_string();
+        let typed: String = dialoguer::Input::new()
+            .with_prompt(format!(
+                "{who}: compare the {what} SHA-256 above with the screen; type its last four digits to acknowledge it"
+            ))
+            .allow_empty(true)
+            .interact_text()
+            .map_err(|e| CeremonyError::Cancelled(format!("no acknowledgement ({e})")))?;
+        if typed.trim().eq_ignore_ascii_case(&last) {
+            Ok(AckHow::Typed)
+        } else {
+            Err(CeremonyError::Cancelled(format!(
+                "{who} typed \"{}\", not the last four digits of the {what} SHA-256 ({last})",
+                typed.trim()
+            )))
+        }
+    }
+
+    /// The sealed log's final hash, for the witnesses to compare with transcript.md.
+    pub fn sealed(&self, records: u64, final_hash: &[u8; 32]) {
+        eprintln!(
+            "Audit log sealed by the root key: {records} records in audit.log.age, final hash"
+        );
+        eprintln!("  {}", fingerprint(final_hash));
+        eprintln!(
+            "The same hash is in transcript.md, for the administrator and witnesses to sign."
+        );
     }
 
     pub fn ca_done(&self, ca: &CaState) {

@@ -88,7 +88,9 @@ impl TokenUri {
             let start = i + KEY.len();
             out.push_str(&rest[..start]);
             out.push_str("(redacted)");
-            rest = &rest[rest[start..].find(['&', ';']).map_or(rest.len(), |j| start + j)..];
+            rest = &rest[rest[start..]
+                .find(['&', ';'])
+                .map_or(rest.len(), |j| start + j)..];
         }
         out.push_str(rest);
         out

@@ -1,0 +1,487 @@
+//! The events of a ceremony, as typed values (design §9). Each is a fact an
+//! auditor checks: names, labels, CKA_IDs, hashes, serials, paths and times.
+//! There is deliberately no free-text event: nothing here can carry a PIN or
+//! key material, because no field is filled from one. (`Error.message` is the
+//! rendered error, and no error of this crate holds a PIN or key.)
+
+use serde::{Deserialize, Serialize};
+
+/// What ran the ceremony: recorded at the start and again on every resume,
+/// since a resumed run may use another binary or module.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Environment {
+    pub tool_version: String,
+    /// SHA-256 of the running binary (`std::env::current_exe`), or why it is unknown.
+    pub tool_sha256: String,
+    pub module_path: String,
+    pub module_sha256: String,
+    pub host: String,
+    /// `--yes`: confirmations were skipped and recorded as automatic.
+    pub unattended: bool,
+}
+
+/// The security attributes of a CA private key, as read back from the token
+/// (None: the token did not report it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyFlags {
+    pub token: Option<bool>,
+    pub private: Option<bool>,
+    pub sensitive: Option<bool>,
+    pub extractable: Option<bool>,
+    pub always_sensitive: Option<bool>,
+    pub never_extractable: Option<bool>,
+}
+
+impl From<crate::token::KeyFlags> for KeyFlags {
+    fn from(f: crate::token::KeyFlags) -> Self {
+        KeyFlags {
+            token: f.token,
+            private: f.private,
+            sensitive: f.sensitive,
+            extractable: f.extractable,
+            always_sensitive: f.always_sensitive,
+            never_extractable: f.never_extractable,
+        }
+    }
+}
+
+/// A key pair on the token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyInfo {
+    /// "root", "kubernetes", "etcd", "front-proxy".
+    pub role: String,
+    pub label: String,
+    /// CKA_ID, hex.
+    pub id: String,
+    pub key_type: String,
+    /// SHA-256 of the public key's SubjectPublicKeyInfo DER.
+    pub spki_sha256: String,
+    pub flags: KeyFlags,
+}
+
+/// A certificate, as issued or found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertInfo {
+    /// The CA role for CA certificates; kubeadm's certificate name for leaves
+    /// ("apiserver", "etcd/server", "kubelet.conf").
+    pub role: String,
+    /// The node a leaf is for (None for CA certificates).
+    pub node: Option<String>,
+    /// The output file a leaf is written to, relative to OUT (None for CAs,
+    /// whose files are in the output_written records).
+    pub file: Option<String>,
+    /// The role of the CA whose key signed it.
+    pub signed_by: String,
+    pub subject: String,
+    pub issuer: String,
+    /// Serial number, hex.
+    pub serial: String,
+    pub not_before: String,
+    pub not_after: String,
+    /// SHA-256 of the certificate DER: the fingerprint.
+    pub sha256: String,
+    pub spki_sha256: String,
+}
+
+/// How an acknowledgement was given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AckHow {
+    /// The person typed the value asked for.
+    Typed,
+    /// `--yes`: nobody was asked; the run acknowledged it automatically.
+    Automatic,
+}
+
+/// What a resumed run found of the previous ones.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Recovery {
+    /// Records intact in the journal before this run.
+    pub records: u64,
+    /// Hash of the last of them (the `prev` of the resume record).
+    pub last_hash: String,
+    /// Bytes of a torn last frame (a record being written when the process
+    /// died) cut off the journal; 0 when it ended cleanly.
+    pub torn_frame_bytes: u64,
+    /// Whether the previous run had appended its `end` record (it died
+    /// before its output was committed).
+    pub previous_run_ended: bool,
+    /// Serials of leaf certificates signed by the previous run since its
+    /// start or resume: they never reached an output (the staging directory
+    /// is rebuilt) and are superseded by this run's.
+    pub discarded_leaf_serials: Vec<String>,
+    /// Whether an unfinished staging directory of the previous run was found
+    /// (it is discarded and rebuilt).
+    pub staging_discarded: bool,
+}
+
+/// One event of a ceremony. Serialized with a `kind` tag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Event {
+    /// The first record of a ceremony.
+    CeremonyStarted {
+        ceremony: String,
+        plan_path: String,
+        plan_sha256: String,
+        output: String,
+        administrator: String,
+        witnesses: Vec<String>,
+        env: Environment,
+    },
+    /// A run that continues the journal of an interrupted one.
+    Resumed {
+        plan_sha256: String,
+        output: String,
+        env: Environment,
+        found: Recovery,
+    },
+    TokenIdentified {
+        label: String,
+        manufacturer: String,
+        model: String,
+        serial: String,
+        firmware: String,
+        hardware: String,
+    },
+    /// C_Login succeeded; `source` says where the PIN came from (never the PIN).
+    LoggedIn {
+        source: String,
+    },
+    MechanismChosen {
+        key_type: String,
+        mechanism: String,
+    },
+    KeyFound(KeyInfo),
+    KeyGenerated(KeyInfo),
+    /// A CA certificate already on the token (resume).
+    CertificateFound(CertInfo),
+    CertificateIssued(CertInfo),
+    /// A CA certificate stored on the token beside its key.
+    CertificateStored {
+        role: String,
+        label: String,
+        sha256: String,
+    },
+    OutputWritten {
+        /// Relative to OUT.
+        path: String,
+        sha256: String,
+        /// Octal, e.g. "0644".
+        mode: String,
+    },
+    Acknowledged {
+        who: String,
+        /// "administrator" or "witness".
+        as_role: String,
+        what: String,
+        how: AckHow,
+    },
+    Error {
+        message: String,
+        causes: Vec<String>,
+        exit_code: i32,
+    },
+    Cancelled {
+        reason: String,
+    },
+    /// The last record of a finished ceremony; the seal signs its hash.
+    #[serde(rename = "end")]
+    End {
+        /// Outputs written (plan.toml and SHA256SUMS included).
+        outputs: u64,
+        sha256sums_sha256: String,
+    },
+}
+
+impl Event {
+    /// The `kind` tag, as serialized.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::CeremonyStarted { .. } => "ceremony_started",
+            Event::Resumed { .. } => "resumed",
+            Event::TokenIdentified { .. } => "token_identified",
+            Event::LoggedIn { .. } => "logged_in",
+            Event::MechanismChosen { .. } => "mechanism_chosen",
+            Event::KeyFound(_) => "key_found",
+            Event::KeyGenerated(_) => "key_generated",
+            Event::CertificateFound(_) => "certificate_found",
+            Event::CertificateIssued(_) => "certificate_issued",
+            Event::CertificateStored { .. } => "certificate_stored",
+            Event::OutputWritten { .. } => "output_written",
+            Event::Acknowledged { .. } => "acknowledged",
+            Event::Error { .. } => "error",
+            Event::Cancelled { .. } => "cancelled",
+            Event::End { .. } => "end",
+        }
+    }
+
+    /// One line for `audit show`.
+    pub fn summary(&self) -> String {
+        let short = |h: &str| h.get(..16).unwrap_or(h).to_string();
+        match self {
+            Event::CeremonyStarted {
+                ceremony,
+                plan_path,
+                plan_sha256,
+                output,
+                administrator,
+                witnesses,
+                env,
+            } => format!(
+                "ceremony \"{ceremony}\", plan {plan_path} (SHA-256 {plan_sha256}), output {output}; administrator {administrator}; witnesses {}; {}",
+                list(witnesses),
+                env_summary(env)
+            ),
+            Event::Resumed {
+                plan_sha256,
+                output,
+                env,
+                found,
+            } => format!(
+                "resumed plan {} into {output}: {} records intact{}{}{}{}; {}",
+                short(plan_sha256),
+                found.records,
+                if found.torn_frame_bytes > 0 {
+                    format!(
+                        ", a torn last frame of {} bytes cut off",
+                        found.torn_frame_bytes
+                    )
+                } else {
+                    String::new()
+                },
+                if found.previous_run_ended {
+                    ", the previous run had ended but not committed its output"
+                } else {
+                    ""
+                },
+                if found.discarded_leaf_serials.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ", {} leaf certificates of the previous run discarded",
+                        found.discarded_leaf_serials.len()
+                    )
+                },
+                if found.staging_discarded {
+                    ", its staging directory discarded"
+                } else {
+                    ""
+                },
+                env_summary(env)
+            ),
+            Event::TokenIdentified {
+                label,
+                manufacturer,
+                model,
+                serial,
+                firmware,
+                hardware,
+            } => format!(
+                "token \"{label}\" serial {serial}, {manufacturer} {model}, firmware {firmware}, hardware {hardware}"
+            ),
+            Event::LoggedIn { source } => format!("logged in to the token (PIN from {source})"),
+            Event::MechanismChosen {
+                key_type,
+                mechanism,
+            } => format!("{key_type}: {mechanism}"),
+            Event::KeyFound(k) | Event::KeyGenerated(k) => format!(
+                "{} key \"{}\" id {} {}, SPKI SHA-256 {}, {}",
+                k.role,
+                k.label,
+                k.id,
+                k.key_type,
+                short(&k.spki_sha256),
+                flags_summary(&k.flags)
+            ),
+            Event::CertificateFound(c) | Event::CertificateIssued(c) => format!(
+                "{}{}{} \"{}\" serial {} by {} CA, {} to {}, SHA-256 {}",
+                c.node
+                    .as_deref()
+                    .map(|n| format!("{n} "))
+                    .unwrap_or_default(),
+                c.role,
+                c.file
+                    .as_deref()
+                    .map(|f| format!(" ({f})"))
+                    .unwrap_or_default(),
+                c.subject,
+                short(&c.serial),
+                c.signed_by,
+                c.not_before,
+                c.not_after,
+                c.sha256
+            ),
+            Event::CertificateStored {
+                role,
+                label,
+                sha256,
+            } => format!(
+                "{role} certificate stored on the token as \"{label}\", SHA-256 {}",
+                short(sha256)
+            ),
+            Event::OutputWritten { path, sha256, mode } => format!("{path} {mode} {sha256}"),
+            Event::Acknowledged {
+                who,
+                as_role,
+                what,
+                how,
+            } => match how {
+                AckHow::Typed => format!("{who} ({as_role}) acknowledged: {what}"),
+                AckHow::Automatic => {
+                    format!("automatic (--yes) for {who} ({as_role}), nobody was asked: {what}")
+                }
+            },
+            Event::Error {
+                message,
+                causes,
+                exit_code,
+            } => {
+                let mut s = format!("exit {exit_code}: {message}");
+                for c in causes {
+                    s.push_str(&format!("; caused by: {c}"));
+                }
+                s
+            }
+            Event::Cancelled { reason } => reason.clone(),
+            Event::End {
+                outputs,
+                sha256sums_sha256,
+            } => format!("{outputs} outputs; SHA256SUMS SHA-256 {sha256sums_sha256}"),
+        }
+    }
+}
+
+/// The facts of a key pair on the token.
+pub fn key_info(role: &str, key: &crate::token::KeyPair) -> KeyInfo {
+    use der::Encode;
+    KeyInfo {
+        role: role.into(),
+        label: key.label.clone(),
+        id: hex::encode(&key.id),
+        key_type: key.key_type.name().into(),
+        spki_sha256: key.spki.to_der().map_or_else(
+            |e| format!("(unencodable: {e})"),
+            |d| hex::encode(super::sha256(&d)),
+        ),
+        flags: key.flags.into(),
+    }
+}
+
+/// The facts of a certificate, read from its DER (what was actually issued).
+pub fn cert_info(
+    role: &str,
+    node: Option<&str>,
+    file: Option<&str>,
+    signed_by: &str,
+    cert: &x509_cert::certificate::Certificate,
+    der: &[u8],
+) -> CertInfo {
+    use der::Encode;
+    let tbs = cert.tbs_certificate();
+    let validity = tbs.validity();
+    CertInfo {
+        role: role.into(),
+        node: node.map(str::to_string),
+        file: file.map(str::to_string),
+        signed_by: signed_by.into(),
+        subject: tbs.subject().to_string(),
+        issuer: tbs.issuer().to_string(),
+        serial: hex::encode(tbs.serial_number().as_bytes()),
+        not_before: super::rfc3339_seconds(validity.not_before.to_system_time()),
+        not_after: super::rfc3339_seconds(validity.not_after.to_system_time()),
+        sha256: hex::encode(super::sha256(der)),
+        spki_sha256: tbs.subject_public_key_info().to_der().map_or_else(
+            |e| format!("(unencodable: {e})"),
+            |d| hex::encode(super::sha256(&d)),
+        ),
+    }
+}
+
+fn list(v: &[String]) -> String {
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+fn env_summary(e: &Environment) -> String {
+    format!(
+        "tool {} (SHA-256 {}), module {} (SHA-256 {}), host {}{}",
+        e.tool_version,
+        e.tool_sha256,
+        e.module_path,
+        e.module_sha256,
+        e.host,
+        if e.unattended {
+            ", unattended (--yes)"
+        } else {
+            ""
+        }
+    )
+}
+
+fn flags_summary(f: &KeyFlags) -> String {
+    let b = |v: Option<bool>| v.map_or("?", |x| if x { "yes" } else { "no" });
+    format!(
+        "sensitive={} extractable={} always-sensitive={} never-extractable={}",
+        b(f.sensitive),
+        b(f.extractable),
+        b(f.always_sensitive),
+        b(f.never_extractable)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_tagged_by_kind() {
+        let e = Event::OutputWritten {
+            path: "root-ca.crt".into(),
+            sha256: "ab".into(),
+            mode: "0644".into(),
+        };
+        let json = serde_json::to_string(&e).unwrap();
+        assert_eq!(
+            json,
+            r#"{"kind":"output_written","path":"root-ca.crt","sha256":"ab","mode":"0644"}"#
+        );
+        assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), e);
+        let end = Event::End {
+            outputs: 3,
+            sha256sums_sha256: "cd".into(),
+        };
+        let json = serde_json::to_string(&end).unwrap();
+        assert!(json.starts_with(r#"{"kind":"end","#), "{json}");
+        assert_eq!(end.kind(), "end");
+    }
+
+    #[test]
+    fn newtype_variants_flatten_their_fields() {
+        let k = Event::KeyGenerated(KeyInfo {
+            role: "root".into(),
+            label: "r".into(),
+            id: "01".into(),
+            key_type: "ecdsa-p384".into(),
+            spki_sha256: "00".into(),
+            flags: KeyFlags {
+                token: Some(true),
+                private: Some(true),
+                sensitive: Some(true),
+                extractable: Some(false),
+                always_sensitive: Some(true),
+                never_extractable: None,
+            },
+        });
+        let json = serde_json::to_string(&k).unwrap();
+        assert!(
+            json.starts_with(r#"{"kind":"key_generated","role":"root""#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), k);
+        assert_eq!(k.kind(), "key_generated");
+    }
+}

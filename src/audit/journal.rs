@@ -1,0 +1,728 @@
+//! The crash-safe journal: `.<out>.journal/` beside the output, created by
+//! the first run of a plan, continued by every resumed run, removed once the
+//! sealed log is committed into OUT.
+//!
+//! ```text
+//! .<out>.journal/            0700
+//!   plan-sha256              0600  hex SHA-256 of the plan that owns the journal
+//!   journal.key              0600  the journal-local age X25519 identity
+//!   records                  0600  frames, appended and fsynced one by one
+//! ```
+//!
+//! A frame is a plaintext header line `<seq> <record-sha256-hex> <ciphertext-len>\n`
+//! followed by one complete age file holding the record's canonical line,
+//! encrypted to the plan's recipients and to the journal-local identity. Each
+//! frame is written with one `write` and then fsynced, so a crash leaves at
+//! most the frame being written torn (shorter than its header says, or a
+//! header without its newline); a resumed run cuts that tail off and records
+//! that it did.
+//!
+//! Why a journal-local identity: the tool cannot decrypt what it encrypts to
+//! the auditors, yet at the end it must put every record into one ordinary
+//! age file, and on resume it must know the chain it continues. So each frame
+//! is also encrypted to an identity that lives in `journal.key` (0600) only
+//! between the first record and the seal. The trade-off: during that window
+//! the laptop holds a key that decrypts the journal. The records hold no
+//! secrets (no PIN, no key material, by construction of [`super::Event`]), so
+//! what it exposes is the ceremony's facts, to someone who already controls
+//! the air-gapped laptop mid-ceremony; it cannot forge the record, whose
+//! integrity rests on the chain and the root's seal, not on secrecy. The
+//! file is removed with the journal after the sealed log is committed
+//! (unlinked, not shredded: flash storage gives no such guarantee).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::SystemTime;
+
+use age::secrecy::ExposeSecret;
+use zeroize::Zeroizing;
+
+use super::crypto::{DecryptFailure, Identities, Recipients};
+use super::event::{Event, Recovery};
+use super::record::{Chain, Record, next_record};
+use super::{Audit, AuditError, io, sibling};
+
+pub const RECORDS: &str = "records";
+pub const KEY: &str = "journal.key";
+pub const PLAN: &str = "plan-sha256";
+/// A frame header is short; anything longer without a newline is damage.
+const MAX_HEADER: usize = 128;
+/// No record comes near this; a larger length is damage.
+const MAX_FRAME: usize = 1 << 24;
+
+/// The journal directory of an output.
+pub fn path(out: &Path) -> PathBuf {
+    sibling(out, "journal")
+}
+
+/// Where a journal is assembled before it appears under its name.
+fn new_path(out: &Path) -> PathBuf {
+    sibling(out, "journal-new")
+}
+
+/// Checks, touching nothing, that a journal beside `out` (if any) belongs to
+/// this plan. Returns whether there is one.
+pub fn check_owner(out: &Path, plan_sha256: &[u8; 32]) -> Result<bool, AuditError> {
+    let dir = path(out);
+    match fs::symlink_metadata(&dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io(&dir)(e)),
+        Ok(m) if m.file_type().is_symlink() || !m.is_dir() => {
+            return Err(AuditError::JournalDamaged {
+                path: dir,
+                what: "it is not a directory".into(),
+            });
+        }
+        Ok(_) => {}
+    }
+    let file = dir.join(PLAN);
+    let found = fs::read_to_string(&file).map_err(io(&file))?;
+    let expected = hex::encode(plan_sha256);
+    if found.trim() != expected {
+        return Err(AuditError::ForeignJournal {
+            path: dir,
+            found: found.trim().chars().take(64).collect(),
+            expected,
+        });
+    }
+    Ok(true)
+}
+
+/// One frame of a records file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame<'a> {
+    pub seq: u64,
+    pub hash: [u8; 32],
+    pub ciphertext: &'a [u8],
+}
+
+/// A records file split into frames.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frames<'a> {
+    pub frames: Vec<Frame<'a>>,
+    /// Length of the complete frames (where a torn tail starts).
+    pub good_len: usize,
+    /// Bytes of an incomplete last frame.
+    pub torn: usize,
+}
+
+/// A damaged journal: the record (frame) number and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    pub record: u64,
+    pub what: String,
+}
+
+/// Splits a records file into frames (pure). An incomplete last frame is a
+/// torn write, not damage; a malformed complete header is damage, and the
+/// frames before it are still returned.
+pub fn parse_frames(bytes: &[u8]) -> (Frames<'_>, Option<Damage>) {
+    let mut frames = Vec::new();
+    let mut at = 0;
+    let result = |frames, good_len, torn, damage| {
+        (
+            Frames {
+                frames,
+                good_len,
+                torn,
+            },
+            damage,
+        )
+    };
+    loop {
+        let rest = &bytes[at..];
+        if rest.is_empty() {
+            return result(frames, at, 0, None);
+        }
+        let n = frames.len() as u64 + 1;
+        let damage = |what: String| Some(Damage { record: n, what });
+        let Some(nl) = rest.iter().take(MAX_HEADER).position(|&b| b == b'\n') else {
+            if rest.len() < MAX_HEADER {
+                return result(frames, at, rest.len(), None);
+            }
+            let d = damage(format!(
+                "no frame header at byte {at} (no newline in {MAX_HEADER} bytes)"
+            ));
+            return result(frames, at, 0, d);
+        };
+        let header = String::from_utf8_lossy(&rest[..nl]);
+        let fields: Vec<&str> = header.split(' ').collect();
+        let parsed = match fields.as_slice() {
+            [seq, hash, len] => (|| {
+                let seq: u64 = seq.parse().ok()?;
+                let hash: [u8; 32] = hex::decode(hash).ok()?.try_into().ok()?;
+                let len: usize = len.parse().ok()?;
+                Some((seq, hash, len))
+            })(),
+            _ => None,
+        };
+        let Some((seq, hash, len)) = parsed else {
+            let d = damage(format!(
+                "the frame header at byte {at} is not `<seq> <sha256> <length>`: {:?}",
+                header.chars().take(100).collect::<String>()
+            ));
+            return result(frames, at, 0, d);
+        };
+        if seq != n {
+            let d = damage(format!(
+                "the frame at byte {at} is numbered {seq}, expected {n} (frames were removed or reordered)"
+            ));
+            return result(frames, at, 0, d);
+        }
+        if len > MAX_FRAME {
+            let d = damage(format!("the frame at byte {at} claims {len} bytes"));
+            return result(frames, at, 0, d);
+        }
+        let body = &rest[nl + 1..];
+        if body.len() < len {
+            return result(frames, at, rest.len(), None);
+        }
+        frames.push(Frame {
+            seq,
+            hash,
+            ciphertext: &body[..len],
+        });
+        at += nl + 1 + len;
+    }
+}
+
+/// The records of a journal, decrypted and chained as far as they are intact.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    pub lines: Vec<String>,
+    pub chain: Chain,
+    pub good_len: usize,
+    pub torn: usize,
+    /// The first damaged record, if any (`lines` stop before it).
+    pub damage: Option<Damage>,
+}
+
+/// Decrypts every complete frame, checks each header's hash against the
+/// record it holds, and checks the chain. Err only when the identity cannot
+/// open the first frame.
+pub fn decode(bytes: &[u8], ids: &Identities) -> Result<Decoded, String> {
+    let (frames, mut damage) = parse_frames(bytes);
+    let mut chain = Chain::new();
+    let mut lines = Vec::new();
+    for f in &frames.frames {
+        let damaged = |what: String| Damage {
+            record: f.seq,
+            what,
+        };
+        let plain = match ids.decrypt(f.ciphertext) {
+            Ok(p) => p,
+            Err(DecryptFailure::Header(e)) if f.seq == 1 => return Err(e),
+            Err(DecryptFailure::Header(e) | DecryptFailure::Payload(e)) => {
+                damage = Some(damaged(format!("its frame does not decrypt ({e})")));
+                break;
+            }
+        };
+        let got = super::sha256(&plain);
+        if got != f.hash {
+            damage = Some(damaged(format!(
+                "the record hashes to {}, but its frame header says {}",
+                hex::encode(got),
+                hex::encode(f.hash)
+            )));
+            break;
+        }
+        if let Err(b) = chain.push(&plain) {
+            damage = Some(Damage {
+                record: b.record,
+                what: b.what,
+            });
+            break;
+        }
+        match String::from_utf8(plain) {
+            Ok(line) => lines.push(line),
+            Err(_) => {
+                damage = Some(damaged("it is not UTF-8".into()));
+                break;
+            }
+        }
+    }
+    Ok(Decoded {
+        lines,
+        chain,
+        good_len: frames.good_len,
+        torn: frames.torn,
+        damage,
+    })
+}
+
+/// A decoded journal the tool may continue: no damage.
+fn intact(dir: &Path, d: Result<Decoded, String>) -> Result<Decoded, AuditError> {
+    let damaged = |what: String| AuditError::JournalDamaged {
+        path: dir.to_path_buf(),
+        what,
+    };
+    let d = d.map_err(|e| damaged(format!("its first frame does not open with {KEY} ({e})")))?;
+    match &d.damage {
+        Some(x) => Err(damaged(format!("record {}: {}", x.record, x.what))),
+        None => Ok(d),
+    }
+}
+
+/// An open journal, ready to append.
+pub struct Journal {
+    dir: PathBuf,
+    records: PathBuf,
+    file: File,
+    key: age::x25519::Identity,
+    recipients: Recipients,
+    seq: u64,
+    prev: [u8; 32],
+    /// Set when an append failed part-way: nothing more may be written.
+    poisoned: bool,
+    clock: Box<dyn Fn() -> SystemTime>,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Journal({}, {} records, [identity elided])",
+            self.dir.display(),
+            self.seq
+        )
+    }
+}
+
+fn create_file(path: &Path, bytes: &[u8]) -> Result<File, AuditError> {
+    let mut f = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io(path))?;
+    f.set_permissions(fs::Permissions::from_mode(0o600))
+        .map_err(io(path))?;
+    f.write_all(bytes).map_err(io(path))?;
+    f.sync_all().map_err(io(path))?;
+    Ok(f)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), AuditError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+fn parent_of(p: &Path) -> PathBuf {
+    p.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf()
+}
+
+fn lock(file: &File, dir: &Path) -> Result<(), AuditError> {
+    match file.try_lock() {
+        Ok(()) => Ok(()),
+        Err(fs::TryLockError::WouldBlock) => Err(AuditError::JournalBusy {
+            path: dir.to_path_buf(),
+        }),
+        Err(fs::TryLockError::Error(e)) => Err(io(dir)(e)),
+    }
+}
+
+impl Journal {
+    /// Opens the journal of `out` for this plan: creates it on the first run,
+    /// or checks and continues it (cutting off a torn last frame). Returns
+    /// what a resumed run found; the caller records it.
+    pub fn open(
+        out: &Path,
+        plan_sha256: &[u8; 32],
+        recipients: &[String],
+    ) -> Result<(Journal, Option<Recovery>), AuditError> {
+        let recipients = Recipients::parse(recipients)?;
+        if check_owner(out, plan_sha256)? {
+            Self::resume(out, recipients).map(|(j, r)| (j, Some(r)))
+        } else {
+            Self::create(out, plan_sha256, recipients).map(|j| (j, None))
+        }
+    }
+
+    fn create(
+        out: &Path,
+        plan_sha256: &[u8; 32],
+        recipients: Recipients,
+    ) -> Result<Journal, AuditError> {
+        let dir = path(out);
+        let tmp = new_path(out);
+        // A leftover of a run that died while creating its journal holds no record.
+        if fs::symlink_metadata(&tmp).is_ok() {
+            fs::remove_dir_all(&tmp).map_err(io(&tmp))?;
+        }
+        let parent = parent_of(&dir);
+        fs::create_dir_all(&parent).map_err(io(&parent))?;
+        fs::create_dir(&tmp).map_err(io(&tmp))?;
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o700)).map_err(io(&tmp))?;
+        create_file(
+            &tmp.join(PLAN),
+            format!("{}\n", hex::encode(plan_sha256)).as_bytes(),
+        )?;
+        let key = age::x25519::Identity::generate();
+        let text = Zeroizing::new(format!(
+            "# ceremony journal-local identity: decrypts this unsealed journal; removed with it after the seal\n{}\n",
+            key.to_string().expose_secret()
+        ));
+        create_file(&tmp.join(KEY), text.as_bytes())?;
+        create_file(&tmp.join(RECORDS), b"")?;
+        sync_dir(&tmp)?;
+        fs::rename(&tmp, &dir).map_err(io(&dir))?;
+        sync_dir(&parent)?;
+        let records = dir.join(RECORDS);
+        let file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(&records)
+            .map_err(io(&records))?;
+        lock(&file, &dir)?;
+        let public = key.to_public();
+        Ok(Journal {
+            dir,
+            records,
+            file,
+            key,
+            recipients: recipients.with(public),
+            seq: 0,
+            prev: super::record::GENESIS,
+            poisoned: false,
+            clock: Box::new(SystemTime::now),
+        })
+    }
+
+    fn resume(out: &Path, recipients: Recipients) -> Result<(Journal, Recovery), AuditError> {
+        let dir = path(out);
+        let damaged = |what: String| AuditError::JournalDamaged {
+            path: dir.clone(),
+            what,
+        };
+        let key_path = dir.join(KEY);
+        let text = Zeroizing::new(fs::read_to_string(&key_path).map_err(io(&key_path))?);
+        let key = text
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty() && !l.starts_with('#'))
+            .and_then(|l| age::x25519::Identity::from_str(l).ok())
+            .ok_or_else(|| damaged(format!("{KEY} holds no age identity")))?;
+        let records = dir.join(RECORDS);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(&records)
+            .map_err(io(&records))?;
+        lock(&file, &dir)?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).map_err(io(&records))?;
+        let decoded = intact(&dir, decode(&bytes, &Identities::one(key.clone())))?;
+        if decoded.torn > 0 {
+            // The frame being written when the process died: never complete,
+            // so never part of the chain. Cut it off; the resume record says so.
+            file.set_len(decoded.good_len as u64)
+                .map_err(io(&records))?;
+            file.sync_all().map_err(io(&records))?;
+        }
+        let recovery = recovery_of(&decoded);
+        let public = key.to_public();
+        Ok((
+            Journal {
+                dir,
+                records,
+                file,
+                key,
+                recipients: recipients.with(public),
+                seq: decoded.chain.len(),
+                prev: decoded.chain.last_hash(),
+                poisoned: false,
+                clock: Box::new(SystemTime::now),
+            },
+            recovery,
+        ))
+    }
+
+    /// Replaces the clock (tests).
+    pub fn set_clock(&mut self, clock: Box<dyn Fn() -> SystemTime>) {
+        self.clock = clock;
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Records appended so far.
+    pub fn len(&self) -> u64 {
+        self.seq
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seq == 0
+    }
+
+    /// Hash of the last record.
+    pub fn last_hash(&self) -> [u8; 32] {
+        self.prev
+    }
+
+    /// Appends one record as one frame and fsyncs it; returns its hash.
+    pub fn append(&mut self, event: Event) -> Result<[u8; 32], AuditError> {
+        if self.poisoned {
+            return Err(AuditError::JournalDamaged {
+                path: self.dir.clone(),
+                what: "an earlier append failed; nothing more is written".into(),
+            });
+        }
+        let time = super::rfc3339((self.clock)());
+        let (line, hash) = next_record(self.seq, &self.prev, time, event)?;
+        let ct = self.recipients.encrypt(line.as_bytes())?;
+        let mut frame =
+            format!("{} {} {}\n", self.seq + 1, hex::encode(hash), ct.len()).into_bytes();
+        frame.extend_from_slice(&ct);
+        // One write, then fsync: a crash leaves this frame torn, never a gap.
+        self.poisoned = true;
+        self.file.write_all(&frame).map_err(io(&self.records))?;
+        self.file.sync_data().map_err(io(&self.records))?;
+        self.poisoned = false;
+        self.seq += 1;
+        self.prev = hash;
+        Ok(hash)
+    }
+
+    /// Every record line, decrypted with the journal-local identity and
+    /// checked again (headers, chain, and that it ends where we are).
+    pub fn lines(&self) -> Result<Vec<String>, AuditError> {
+        let damaged = |what: String| AuditError::JournalDamaged {
+            path: self.dir.clone(),
+            what,
+        };
+        let bytes = fs::read(&self.records).map_err(io(&self.records))?;
+        let d = intact(
+            &self.dir,
+            decode(&bytes, &Identities::one(self.key.clone())),
+        )?;
+        if d.torn > 0 || d.chain.len() != self.seq || d.chain.last_hash() != self.prev {
+            return Err(damaged(format!(
+                "it changed under this run: {} records on disk, {} appended",
+                d.chain.len(),
+                self.seq
+            )));
+        }
+        Ok(d.lines)
+    }
+
+    /// Removes the journal (after the sealed log is committed): the records,
+    /// the journal-local identity, the directory.
+    pub fn remove(self) -> Result<(), AuditError> {
+        let Journal { dir, file, .. } = self;
+        drop(file);
+        fs::remove_dir_all(&dir).map_err(io(&dir))?;
+        sync_dir(&parent_of(&dir))
+    }
+}
+
+impl Audit for Journal {
+    fn record(&mut self, event: Event) -> Result<(), AuditError> {
+        self.append(event).map(|_| ())
+    }
+}
+
+/// What a resumed run found: counts, whether the last run ended, and the
+/// leaf certificates it signed since its start or resume (never committed).
+fn recovery_of(d: &Decoded) -> Recovery {
+    let mut discarded = Vec::new();
+    let mut ended = false;
+    for line in &d.lines {
+        let Ok(r) = serde_json::from_str::<Record>(line) else {
+            continue;
+        };
+        match r.event {
+            Event::CeremonyStarted { .. } | Event::Resumed { .. } => {
+                discarded.clear();
+                ended = false;
+            }
+            Event::CertificateIssued(c) if c.node.is_some() => discarded.push(c.serial),
+            Event::End { .. } => ended = true,
+            _ => {}
+        }
+    }
+    Recovery {
+        records: d.chain.len(),
+        last_hash: hex::encode(d.chain.last_hash()),
+        torn_frame_bytes: d.torn as u64,
+        previous_run_ended: ended,
+        discarded_leaf_serials: discarded,
+        staging_discarded: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHA: [u8; 32] = [9; 32];
+
+    fn auditor() -> (age::x25519::Identity, Vec<String>) {
+        let id = age::x25519::Identity::generate();
+        let r = vec![id.to_public().to_string()];
+        (id, r)
+    }
+
+    fn ev(i: u64) -> Event {
+        Event::LoggedIn {
+            source: format!("test {i}"),
+        }
+    }
+
+    #[test]
+    fn records_survive_a_reopen_and_auditors_can_read_them() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        let (id, r) = auditor();
+        let (mut j, rec) = Journal::open(&out, &SHA, &r).unwrap();
+        assert!(rec.is_none());
+        for i in 0..3 {
+            j.append(ev(i)).unwrap();
+        }
+        let last = j.last_hash();
+        drop(j);
+        let dir = path(&out);
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join(KEY)), 0o600);
+        assert_eq!(mode(&dir.join(RECORDS)), 0o600);
+
+        let (mut j, rec) = Journal::open(&out, &SHA, &r).unwrap();
+        let rec = rec.unwrap();
+        assert_eq!(rec.records, 3);
+        assert_eq!(rec.last_hash, hex::encode(last));
+        assert_eq!(rec.torn_frame_bytes, 0);
+        j.append(ev(3)).unwrap();
+        assert_eq!(j.lines().unwrap().len(), 4);
+
+        // The auditor's identity opens every frame too.
+        let bytes = fs::read(dir.join(RECORDS)).unwrap();
+        let dec = decode(&bytes, &Identities::one(id)).unwrap();
+        assert_eq!(dec.damage, None);
+        assert_eq!(dec.chain.len(), 4);
+        let r3: Record = serde_json::from_str(&dec.lines[3]).unwrap();
+        assert_eq!(r3.seq, 4);
+        assert_eq!(r3.event, ev(3));
+        j.remove().unwrap();
+        assert!(!dir.exists());
+    }
+
+    #[test]
+    fn a_torn_last_frame_is_cut_off_and_reported() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        let (_, r) = auditor();
+        let (mut j, _) = Journal::open(&out, &SHA, &r).unwrap();
+        j.append(ev(0)).unwrap();
+        j.append(ev(1)).unwrap();
+        let good = j.last_hash();
+        drop(j);
+        let records = path(&out).join(RECORDS);
+        let full = fs::read(&records).unwrap();
+        // Simulate a third frame torn half-way through its ciphertext.
+        let mut torn = full.clone();
+        torn.extend_from_slice(b"3 ");
+        torn.extend_from_slice(hex::encode([1u8; 32]).as_bytes());
+        torn.extend_from_slice(b" 300\nage-encryption.org/v1\n-> X25519");
+        let extra = torn.len() - full.len();
+        fs::write(&records, &torn).unwrap();
+        let (mut j, rec) = Journal::open(&out, &SHA, &r).unwrap();
+        let rec = rec.unwrap();
+        assert_eq!(rec.records, 2);
+        assert_eq!(rec.torn_frame_bytes, extra as u64);
+        assert_eq!(rec.last_hash, hex::encode(good));
+        assert_eq!(
+            fs::read(&records).unwrap(),
+            full,
+            "the torn tail is cut off"
+        );
+        j.append(ev(2)).unwrap();
+        assert_eq!(j.lines().unwrap().len(), 3);
+        // A header without its newline is torn too.
+        drop(j);
+        let mut f = OpenOptions::new().append(true).open(&records).unwrap();
+        f.write_all(b"4 abc").unwrap();
+        let (_, rec) = Journal::open(&out, &SHA, &r).unwrap();
+        assert_eq!(rec.unwrap().torn_frame_bytes, 5);
+    }
+
+    #[test]
+    fn damage_in_the_middle_is_refused_with_the_record() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        let (_, r) = auditor();
+        let (mut j, _) = Journal::open(&out, &SHA, &r).unwrap();
+        for i in 0..3 {
+            j.append(ev(i)).unwrap();
+        }
+        drop(j);
+        let records = path(&out).join(RECORDS);
+        let mut bytes = fs::read(&records).unwrap();
+        let (frames, _) = parse_frames(&bytes);
+        assert_eq!(frames.frames.len(), 3);
+        // Flip one ciphertext byte of frame 2.
+        let second = frames.frames[1].ciphertext.as_ptr() as usize - bytes.as_ptr() as usize;
+        bytes[second + 200] ^= 1;
+        fs::write(&records, &bytes).unwrap();
+        let e = Journal::open(&out, &SHA, &r).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("record 2: its frame does not decrypt"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_journal_of_another_plan_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        let (_, r) = auditor();
+        let (j, _) = Journal::open(&out, &SHA, &r).unwrap();
+        drop(j);
+        assert!(matches!(
+            check_owner(&out, &[1; 32]),
+            Err(AuditError::ForeignJournal { .. })
+        ));
+        assert!(check_owner(&out, &SHA).unwrap());
+        assert!(!check_owner(&d.path().join("other"), &SHA).unwrap());
+    }
+
+    #[test]
+    fn a_second_process_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        let (_, r) = auditor();
+        let (_j, _) = Journal::open(&out, &SHA, &r).unwrap();
+        // Another open file description of the same records file cannot lock it.
+        let e = Journal::open(&out, &SHA, &r).unwrap_err();
+        assert!(matches!(e, AuditError::JournalBusy { .. }), "{e}");
+    }
+
+    #[test]
+    fn frame_headers_must_be_well_formed() {
+        let (f, d) = parse_frames(b"");
+        assert!(f.frames.is_empty() && d.is_none());
+        let e = parse_frames(b"1 zz 3\nabc").1.unwrap();
+        assert_eq!(e.record, 1);
+        let h = hex::encode([0u8; 32]);
+        let e = parse_frames(format!("2 {h} 3\nabc").as_bytes()).1.unwrap();
+        assert!(e.what.contains("numbered 2, expected 1"), "{e:?}");
+        let torn = format!("1 {h} 3\nabc2 {h} 9\nab");
+        let (f, d) = parse_frames(torn.as_bytes());
+        assert!(d.is_none());
+        assert_eq!(f.frames.len(), 1);
+        assert_eq!(f.frames[0].ciphertext, b"abc");
+        assert!(f.torn > 0);
+        let skipped = format!("1 {h} 3\nabc3 {h} 3\nabc");
+        let (f, d) = parse_frames(skipped.as_bytes());
+        assert_eq!(f.frames.len(), 1, "frames before the damage are kept");
+        assert_eq!(d.unwrap().record, 2);
+        assert!(parse_frames(&[b'x'; 200]).1.is_some());
+    }
+}

@@ -1,0 +1,217 @@
+//! The audit record of a ceremony: typed events, the hash chain, the
+//! crash-safe journal, the root's seal, the age encryption, `audit
+//! verify`/`show`, and the printable transcript.
+//!
+//! What this module never does: record free text that could hold a secret
+//! (events are typed values: labels, ids, hashes, names, the rendered text of
+//! an error, which never holds a PIN), see a private key (the seal is a
+//! signature the token makes through [`crate::token::Token::sign`]), or write
+//! a ceremony output itself (the sealed log and the transcript go through the
+//! one writer, `bundle::write::Staging`).
+//!
+//! Formats (design §9):
+//! - a **record** is one JSON line `{"seq":…,"time":…,"prev":…,"event":{"kind":…}}`
+//!   as serde_json writes [`record::Record`] (field order fixed by the struct);
+//!   its hash is the SHA-256 of exactly those bytes, and `prev` is the previous
+//!   record's hash in hex (64 zeros for record 1);
+//! - the **journal** (`.<out>.journal/`) holds one complete age file per record,
+//!   each behind a plaintext header line, fsynced one by one (see [`journal`]);
+//! - the **sealed log** (`OUT/audit.log.age`) is one ordinary age file whose
+//!   plaintext is every record's line followed by one seal line (see [`seal`]).
+
+pub mod crypto;
+pub mod event;
+pub mod inspect;
+pub mod journal;
+pub mod record;
+pub mod seal;
+pub mod transcript;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub use event::Event;
+pub use journal::Journal;
+
+/// Where events go: the journal in a ceremony, a `Vec` in tests.
+///
+/// An error means the event could not be made durable; the caller must stop,
+/// since an irreversible step that is not on the record is what the log exists
+/// to prevent.
+pub trait Audit {
+    fn record(&mut self, event: Event) -> Result<(), AuditError>;
+}
+
+impl Audit for Vec<Event> {
+    fn record(&mut self, event: Event) -> Result<(), AuditError> {
+        self.push(event);
+        Ok(())
+    }
+}
+
+/// Errors of the audit record. Variants name the file and the record; none
+/// carries a secret (the journal-local identity is never put in an error).
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("audit record {}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{} holds the unsealed audit journal of another plan (SHA-256 {found}, this plan is {expected})",
+        .path.display()
+    )]
+    ForeignJournal {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
+    #[error("audit journal {} is in use by another ceremony process", .path.display())]
+    JournalBusy { path: PathBuf },
+    #[error("audit journal {} is damaged: {what}", .path.display())]
+    JournalDamaged { path: PathBuf, what: String },
+    #[error("cannot encrypt the audit record: {what}")]
+    Encrypt { what: String },
+    #[error("identity file {}: {what}", .path.display())]
+    Identity { path: PathBuf, what: String },
+    #[error("{}: {what}", .path.display())]
+    NotAuditLog { path: PathBuf, what: String },
+    #[error("{}: cannot decrypt: {what}", .path.display())]
+    Decrypt { path: PathBuf, what: String },
+    #[error("{}: the audit log is broken at record {record}: {what}", .path.display())]
+    Broken {
+        path: PathBuf,
+        record: u64,
+        what: String,
+    },
+    #[error("the seal of the audit log failed its check: {what}")]
+    Seal { what: String },
+    #[error("cannot encode an audit record: {0}")]
+    Encode(#[from] serde_json::Error),
+}
+
+impl AuditError {
+    /// Exit codes of design §4: 2 for what the operator gave us, 4 for a
+    /// broken log or a seal that does not check, 5 for the system.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            AuditError::ForeignJournal { .. }
+            | AuditError::JournalBusy { .. }
+            | AuditError::Identity { .. }
+            | AuditError::NotAuditLog { .. }
+            | AuditError::Decrypt { .. } => 2,
+            AuditError::Broken { .. } | AuditError::Seal { .. } => 4,
+            AuditError::Io { .. }
+            | AuditError::JournalDamaged { .. }
+            | AuditError::Encrypt { .. }
+            | AuditError::Encode(_) => 5,
+        }
+    }
+
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            AuditError::Io { source, .. } if source.raw_os_error() == Some(28) => {
+                "the disk is full: free space, then run again (the ceremony resumes and continues the journal)".into()
+            }
+            AuditError::Io { .. } => {
+                "check the directory's permissions and free space, then run again (the ceremony resumes)".into()
+            }
+            AuditError::ForeignJournal { path, .. } => format!(
+                "choose another --out, or check that journal with `ceremony audit verify {} --identity <auditor identity>` and move it aside",
+                path.display()
+            ),
+            AuditError::JournalBusy { .. } => {
+                "wait for the other run to finish; two runs must never share an output".into()
+            }
+            AuditError::JournalDamaged { path, .. } => format!(
+                "do not delete it: keep {} for the auditors (`ceremony audit verify` shows what it holds), move it aside and run again to start a new journal",
+                path.display()
+            ),
+            AuditError::Encrypt { .. } => "check the plan's [audit] recipients".into(),
+            AuditError::Identity { .. } => {
+                "give --identity an age identity file (AGE-SECRET-KEY-1…) or an unencrypted OpenSSH private key".into()
+            }
+            AuditError::NotAuditLog { .. } => {
+                "give OUT/audit.log.age, an unsealed journal directory .<out>.journal, or its records file".into()
+            }
+            AuditError::Decrypt { .. } => {
+                "give the identity of one of the plan's [audit] recipients".into()
+            }
+            AuditError::Broken { .. } => {
+                "do not trust this log; compare it with the copy the auditors hold and the witnesses' signed transcript".into()
+            }
+            AuditError::Seal { .. } => {
+                "nothing was written; report this: the token returned a seal signature that does not check".into()
+            }
+            AuditError::Encode(_) => return None,
+        })
+    }
+}
+
+pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ {
+    move |source| AuditError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// SHA-256 of bytes.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    crate::x509::sha256(bytes)
+}
+
+/// RFC 3339 in UTC with milliseconds: `2026-11-23T17:51:27.123Z`.
+pub fn rfc3339(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    match der::DateTime::from_unix_duration(Duration::from_secs(d.as_secs())) {
+        Ok(dt) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            dt.year(),
+            dt.month(),
+            dt.day(),
+            dt.hour(),
+            dt.minutes(),
+            dt.seconds(),
+            d.subsec_millis()
+        ),
+        // Past 9999: not a clock a ceremony runs on; keep the raw value.
+        Err(_) => format!("{}s", d.as_secs()),
+    }
+}
+
+/// RFC 3339 in UTC to the second, for certificate validity (X.509 has no fractions).
+pub fn rfc3339_seconds(t: SystemTime) -> String {
+    let s = rfc3339(crate::x509::truncate(t));
+    s.replace(".000Z", "Z")
+}
+
+/// `.<name>.<what>` beside `out`, as the staging directory is named.
+pub(crate) fn sibling(out: &Path, what: &str) -> PathBuf {
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    out.with_file_name(format!(".{name}.{what}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_rfc3339_utc() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_456_287_123);
+        assert_eq!(rfc3339(t), "2026-11-23T17:51:27.123Z");
+        assert_eq!(rfc3339_seconds(t), "2026-11-23T17:51:27Z");
+    }
+
+    #[test]
+    fn siblings_sit_beside_the_output() {
+        assert_eq!(
+            sibling(Path::new("demo/out"), "journal"),
+            PathBuf::from("demo/.out.journal")
+        );
+    }
+}

@@ -1,0 +1,222 @@
+//! `OUT/transcript.md`: the printable page the administrator and witnesses
+//! sign on paper. Pure: the facts come in, Markdown goes out. Fingerprints
+//! are in groups of four hex digits so they can be read aloud and compared.
+
+use crate::ceremony::ui::fingerprint;
+
+/// One CA as the transcript shows it.
+#[derive(Debug, Clone)]
+pub struct CaFacts {
+    pub role: String,
+    pub label: String,
+    pub key_type: String,
+    pub subject: String,
+    pub serial: String,
+    pub not_before: String,
+    pub not_after: String,
+    pub cert_sha256: [u8; 32],
+    pub spki_sha256: [u8; 32],
+    /// "generated in this ceremony", "existing key, new certificate", …
+    pub provenance: String,
+}
+
+/// Everything the transcript states.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    pub ceremony: String,
+    pub date: String,
+    pub plan_path: String,
+    pub plan_sha256: [u8; 32],
+    pub administrator: String,
+    pub witnesses: Vec<String>,
+    pub tool_version: String,
+    pub tool_sha256: String,
+    pub module_path: String,
+    pub module_sha256: [u8; 32],
+    pub token: String,
+    pub token_firmware: String,
+    pub host: String,
+    pub unattended: bool,
+    pub cas: Vec<CaFacts>,
+    /// (node, leaf certificates issued for it)
+    pub leaves: Vec<(String, usize)>,
+    pub outputs: u64,
+    pub sha256sums_sha256: [u8; 32],
+    pub audit_records: u64,
+    pub audit_final_hash: [u8; 32],
+    pub seal_algorithm: String,
+}
+
+/// The transcript's Markdown.
+pub fn render(f: &Facts) -> String {
+    let mut s = String::new();
+    let mut l = |t: &str| {
+        s.push_str(t);
+        s.push('\n');
+    };
+    l(&format!("# Ceremony transcript: {}", f.ceremony));
+    l("");
+    l(&format!("- Date (UTC): {}", f.date));
+    l(&format!("- Administrator: {}", f.administrator));
+    l(&format!(
+        "- Witnesses: {}",
+        if f.witnesses.is_empty() {
+            "none".into()
+        } else {
+            f.witnesses.join(", ")
+        }
+    ));
+    l(&format!("- Plan: `{}`", f.plan_path));
+    l(&format!(
+        "- Plan SHA-256: `{}`",
+        fingerprint(&f.plan_sha256)
+    ));
+    // The binary's hash is hex unless it could not be read; group it when it is.
+    let tool_sha256 = match hex::decode(&f.tool_sha256) {
+        Ok(b) if b.len() == 32 => fingerprint(&b),
+        _ => f.tool_sha256.clone(),
+    };
+    l(&format!(
+        "- Tool: ceremony {}, binary SHA-256 `{tool_sha256}`",
+        f.tool_version
+    ));
+    l(&format!(
+        "- PKCS#11 module: `{}`, SHA-256 `{}`",
+        f.module_path,
+        fingerprint(&f.module_sha256)
+    ));
+    l(&format!(
+        "- Token: {}, firmware {}",
+        f.token, f.token_firmware
+    ));
+    l(&format!("- Host: {}", f.host));
+    if f.unattended {
+        l(
+            "- Run unattended (`--yes`): no confirmation was asked; acknowledgements are recorded as automatic.",
+        );
+    }
+    l("");
+    l("## Certificate authorities");
+    for ca in &f.cas {
+        l("");
+        l(&format!("### {} CA", ca.role));
+        l("");
+        l(&format!("- Subject: `{}`", ca.subject));
+        l(&format!(
+            "- Key: {} on the token, label `{}` ({})",
+            ca.key_type, ca.label, ca.provenance
+        ));
+        l(&format!("- Serial: `{}`", ca.serial));
+        l(&format!("- Valid: {} to {}", ca.not_before, ca.not_after));
+        l(&format!(
+            "- Certificate SHA-256: `{}`",
+            fingerprint(&ca.cert_sha256)
+        ));
+        l(&format!(
+            "- Public key (SPKI) SHA-256: `{}`",
+            fingerprint(&ca.spki_sha256)
+        ));
+    }
+    l("");
+    l("## Leaf certificates");
+    l("");
+    if f.leaves.is_empty() {
+        l("None: the plan has no cluster.");
+    } else {
+        l("| node | certificates |");
+        l("| --- | --- |");
+        for (node, n) in &f.leaves {
+            l(&format!("| {node} | {n} |"));
+        }
+    }
+    l("");
+    l("## Record");
+    l("");
+    l(&format!(
+        "- Outputs: {} files, listed with their SHA-256 in `SHA256SUMS` (check with `sha256sum -c SHA256SUMS`)",
+        f.outputs
+    ));
+    l(&format!(
+        "- SHA256SUMS SHA-256: `{}`",
+        fingerprint(&f.sha256sums_sha256)
+    ));
+    l(&format!(
+        "- Audit log: `audit.log.age`, {} records, sealed by the root CA key ({})",
+        f.audit_records, f.seal_algorithm
+    ));
+    l(&format!(
+        "- Audit log final hash: `{}`",
+        fingerprint(&f.audit_final_hash)
+    ));
+    l("");
+    l(
+        "Check the log with `ceremony audit verify audit.log.age --identity <auditor identity> --root root-ca.crt`;",
+    );
+    l("it must report the same final hash.");
+    l("");
+    l("## Signatures");
+    l("");
+    l(
+        "By signing, each person confirms that the fingerprints and the final hash above are the ones shown on the",
+    );
+    l("ceremony screen, and that the ceremony ran as recorded.");
+    l("");
+    let mut people = vec![(f.administrator.as_str(), "administrator")];
+    people.extend(f.witnesses.iter().map(|w| (w.as_str(), "witness")));
+    for (name, role) in people {
+        l(&format!("{name} ({role})"));
+        l("");
+        l("Signature: ________________________________  Date: ______________");
+        l("");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_transcript_has_fingerprints_and_signature_lines() {
+        let f = Facts {
+            ceremony: "demo".into(),
+            date: "2026-11-23T17:51:27Z".into(),
+            plan_path: "plan.toml".into(),
+            plan_sha256: [0xab; 32],
+            administrator: "Ada".into(),
+            witnesses: vec!["Wendy".into(), "Walter".into()],
+            tool_version: "0.1.0".into(),
+            tool_sha256: "00".into(),
+            module_path: "/m.so".into(),
+            module_sha256: [1; 32],
+            token: "\"t\" (serial 1)".into(),
+            token_firmware: "2.6".into(),
+            host: "laptop".into(),
+            unattended: true,
+            cas: vec![CaFacts {
+                role: "root".into(),
+                label: "r".into(),
+                key_type: "ecdsa-p384".into(),
+                subject: "CN=Root".into(),
+                serial: "01".into(),
+                not_before: "a".into(),
+                not_after: "b".into(),
+                cert_sha256: [0x12; 32],
+                spki_sha256: [0x34; 32],
+                provenance: "new key, new certificate".into(),
+            }],
+            leaves: vec![("cp1".into(), 11)],
+            outputs: 40,
+            sha256sums_sha256: [5; 32],
+            audit_records: 99,
+            audit_final_hash: [0xcd; 32],
+            seal_algorithm: "ecdsa-with-SHA384".into(),
+        };
+        let t = render(&f);
+        assert!(t.contains("- Certificate SHA-256: `1212 1212 "), "{t}");
+        assert!(t.contains("- Audit log final hash: `CDCD CDCD"), "{t}");
+        assert!(t.contains("| cp1 | 11 |"));
+        assert_eq!(t.matches("Signature: ____").count(), 3);
+        assert!(t.contains("Walter (witness)"));
+    }
+}

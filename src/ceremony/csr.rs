@@ -1,0 +1,928 @@
+//! The flow of `[leaves] mode = "csr"` and of `[[users]]`: read every node's
+//! CSR tree, check all of it before the token signs anything, then sign
+//! through the token and write each node's tree (a copy; the input is only
+//! ever read) and each user's kubeconfig into the staging directory.
+//!
+//! Layout read (`csr_dir` is relative to the plan's directory):
+//!
+//! ```text
+//! <csr_dir>/<cp-node>/etc/kubernetes/pki/<name>.csr [+ <name>.key]      as kubeadm certs generate-csr
+//! <csr_dir>/<cp-node>/etc/kubernetes/<name>.conf.csr [+ partial <name>.conf with client-key-data]
+//! <csr_dir>/<cp-node>/etc/kubernetes/pki/sa.pub [+ sa.key]               optional: the node's own SA key
+//! <csr_dir>/<worker>/etc/kubernetes/kubelet.conf.csr [+ partial kubelet.conf]
+//! ```
+//!
+//! Written: `nodes/<node>/etc/kubernetes/` with each CSR (and key brought
+//! beside it) copied, `<name>.crt` beside each `pki/<name>.csr`, each
+//! kubeconfig completed (without `client-key-data` when the node kept its
+//! key), the CA files, and sa.key/sa.pub; `users/<name>.conf` per user.
+//!
+//! Policy: all or nothing. A node with one refused CSR gets nothing signed,
+//! and because a ceremony is reviewed as a whole, one refusal anywhere stops
+//! the run before the token signs anything (exit 2): `ceremony check` lists
+//! every CSR and refusal beforehand.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use spki::SubjectPublicKeyInfoOwned;
+use zeroize::Zeroizing;
+
+use super::CeremonyError;
+use super::bundle::node_root;
+use super::ca::{BACKDATE, CaState};
+use super::ui::Ui;
+use crate::audit::event::cert_info;
+use crate::audit::{Audit, Event};
+use crate::bundle::kubeconfig::{self, Kubeconfig};
+use crate::bundle::write::{self, Staging};
+use crate::keytype::KeyType;
+use crate::leaf::csr::{self as policy, CheckedCsr, NodeCheck, Refusal};
+use crate::leaf::{self};
+use crate::plan::duration::{format_lifetime, parse_lifetime};
+use crate::plan::{CaRole, ClusterSpec, LeafMode, LoadedPlan};
+use crate::profile::kubeadm::{self, CA_FILES, LeafOutput, LeafSpec, SYSTEM_MASTERS};
+use crate::token::{Token, random_serial};
+use crate::x509::profile::{ID_KP_CLIENT_AUTH, eku_name};
+use crate::x509::{self, ToBeSigned};
+
+/// Key types a CSR may carry: kubeadm's five (RSA 2048/3072/4096, P-256, P-384).
+pub const ALLOWED_KEYS: [KeyType; 5] = KeyType::ALL;
+
+/// Key types a node's CSR may carry: the plan's `cluster.leaf_key` (kubeadm's
+/// encryptionAlgorithm, with which the nodes made their keys) when the plan
+/// sets it, else any of kubeadm's five. Users' CSRs may carry any of the five.
+pub fn node_key_types(loaded: &LoadedPlan) -> Vec<KeyType> {
+    match (
+        &loaded.plan.cluster,
+        loaded
+            .plan
+            .raw
+            .cluster
+            .as_ref()
+            .and_then(|c| c.leaf_key.as_ref()),
+    ) {
+        (Some(cl), Some(_)) => vec![cl.leaf_key],
+        _ => ALLOWED_KEYS.to_vec(),
+    }
+}
+
+/// Most files read from one node's tree.
+const MAX_FILES: usize = 1000;
+
+/// One node's tree as read and checked.
+pub struct NodeIntake {
+    pub check: NodeCheck,
+    /// The bytes that were checked: exactly these are copied and signed.
+    files: BTreeMap<String, Zeroizing<Vec<u8>>>,
+}
+
+/// One `[[users]]` entry as checked.
+pub struct UserIntake {
+    pub name: String,
+    pub spec: LeafSpec,
+    pub validity: Duration,
+    /// The CSR path as the plan gives it, if the user brought one.
+    pub csr_file: Option<String>,
+    pub checked: Option<CheckedCsr>,
+    key_id: Option<Vec<u8>>,
+    pub refusals: Vec<Refusal>,
+    pub masters: bool,
+}
+
+/// Everything read and decided before the token signs anything.
+pub struct Intake {
+    pub csr_dir: Option<PathBuf>,
+    pub nodes: Vec<NodeIntake>,
+    pub users: Vec<UserIntake>,
+    /// Things the operator should see that do not stop the run.
+    pub warnings: Vec<String>,
+}
+
+impl Intake {
+    pub fn refusals(&self) -> Vec<Refusal> {
+        self.nodes
+            .iter()
+            .flat_map(|n| n.check.refusals())
+            .chain(self.users.iter().flat_map(|u| u.refusals.iter().cloned()))
+            .collect()
+    }
+}
+
+/// The error text of `CeremonyError::CsrRefused`: a summary line, then one
+/// line per refusal (`file: field: expected …, got …`).
+pub fn refused_text(refusals: &[Refusal]) -> String {
+    let mut s = format!(
+        "the CSRs were refused ({} {}); nothing was signed",
+        refusals.len(),
+        if refusals.len() == 1 {
+            "problem"
+        } else {
+            "problems"
+        }
+    );
+    for r in refusals {
+        s.push('\n');
+        s.push_str(&r.to_string());
+    }
+    s
+}
+
+fn plan_dir(loaded: &LoadedPlan) -> PathBuf {
+    loaded
+        .path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .to_path_buf()
+}
+
+/// `<plan dir>/<leaves.csr_dir>` when the plan is in CSR mode.
+pub fn csr_dir(loaded: &LoadedPlan) -> Option<PathBuf> {
+    let cl = loaded.plan.cluster.as_ref()?;
+    if cl.mode != LeafMode::Csr {
+        return None;
+    }
+    let dir = loaded.plan.raw.leaves.as_ref()?.csr_dir.as_ref()?;
+    Some(plan_dir(loaded).join(dir))
+}
+
+fn usage(message: String, hint: &str) -> CeremonyError {
+    CeremonyError::Usage {
+        message,
+        hint: hint.into(),
+    }
+}
+
+/// Reads one file, refusing anything larger than `MAX_FILE_BYTES`.
+fn read_bounded(path: &Path) -> Result<Zeroizing<Vec<u8>>, String> {
+    let f = fs::File::open(path).map_err(|e| format!("unreadable ({e})"))?;
+    let mut buf = Zeroizing::new(Vec::new());
+    f.take(policy::MAX_FILE_BYTES + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("unreadable ({e})"))?;
+    if buf.len() as u64 > policy::MAX_FILE_BYTES {
+        return Err("a file larger than 1 MiB".into());
+    }
+    Ok(buf)
+}
+
+type Tree = (BTreeMap<String, Zeroizing<Vec<u8>>>, Vec<(String, String)>);
+
+/// Every regular file under `root` (relative path → bytes), and what could
+/// not be read as one (symbolic links are never followed).
+fn read_tree(root: &Path) -> Result<Tree, std::io::Error> {
+    let mut files = BTreeMap::new();
+    let mut problems = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let mut entries: Vec<fs::DirEntry> =
+            fs::read_dir(root.join(&rel))?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let r = rel.join(entry.file_name());
+            let Some(name) = r.to_str().map(str::to_string) else {
+                problems.push((
+                    r.to_string_lossy().into_owned(),
+                    "a file name that is not UTF-8".to_string(),
+                ));
+                continue;
+            };
+            let ft = entry.file_type()?;
+            if ft.is_symlink() {
+                problems.push((name, "a symbolic link".into()));
+            } else if ft.is_dir() {
+                stack.push(r);
+            } else if !ft.is_file() {
+                problems.push((name, "not a regular file".into()));
+            } else if files.len() >= MAX_FILES {
+                problems.push((name, format!("more than {MAX_FILES} files in the tree")));
+                return Ok((files, problems));
+            } else {
+                match read_bounded(&root.join(&r)) {
+                    Ok(bytes) => {
+                        files.insert(name, bytes);
+                    }
+                    Err(e) => problems.push((name, e)),
+                }
+            }
+        }
+    }
+    Ok((files, problems))
+}
+
+fn check_node_dir(
+    dir: &Path,
+    node: &str,
+    control_plane: bool,
+    specs: &[LeafSpec],
+    allowed: &[KeyType],
+) -> NodeIntake {
+    let rel_root = format!("{node}/etc/kubernetes");
+    let prefix = format!("{rel_root}/");
+    let missing = |got: String| NodeIntake {
+        check: NodeCheck::missing_dir(node, control_plane, &rel_root, got),
+        files: BTreeMap::new(),
+    };
+    let root = dir.join(&rel_root);
+    match fs::symlink_metadata(&root) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return missing("no such directory".into());
+        }
+        Err(e) => return missing(format!("unreadable ({e})")),
+        Ok(m) if m.file_type().is_symlink() => return missing("a symbolic link".into()),
+        Ok(m) if !m.is_dir() => return missing("not a directory".into()),
+        Ok(_) => {}
+    }
+    let (files, problems) = match read_tree(&root) {
+        Ok(t) => t,
+        Err(e) => return missing(format!("unreadable ({e})")),
+    };
+    let mut check = policy::check_node(node, control_plane, &prefix, specs, &files, allowed);
+    for (rel, got) in problems {
+        check.node_refusals.push(Refusal::new(
+            format!("{prefix}{rel}"),
+            "file",
+            "a regular file",
+            got,
+        ));
+    }
+    NodeIntake { check, files }
+}
+
+fn user_spec(cl: &ClusterSpec, name: &str, groups: &[String]) -> LeafSpec {
+    LeafSpec {
+        path: format!("users/{name}.conf"),
+        output: LeafOutput::Kubeconfig {
+            server: kubeadm::cluster_server(cl, cl.control_plane.first().map(|n| n.address))
+                .unwrap_or_default(),
+            cluster: cl.name.clone(),
+        },
+        issuer: CaRole::Kubernetes,
+        cn: name.to_string(),
+        orgs: groups.to_vec(),
+        eku: vec![ID_KP_CLIENT_AUTH],
+        sans: Vec::new(),
+    }
+}
+
+fn intake_users(loaded: &LoadedPlan) -> Result<Vec<UserIntake>, CeremonyError> {
+    let users = &loaded.plan.raw.users;
+    if users.is_empty() {
+        return Ok(Vec::new());
+    }
+    let hint = "fix [[users]] in the plan and run `ceremony check` again; nothing was touched";
+    let Some(cl) = &loaded.plan.cluster else {
+        return Err(usage(
+            "users: a user kubeconfig needs the [cluster] section (its server and name)".into(),
+            hint,
+        ));
+    };
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for (i, u) in users.iter().enumerate() {
+        // The name becomes users/<name>.conf: one plain file name.
+        if u.name.is_empty() || u.name.starts_with('.') || u.name.contains(['/', '\\', '\0']) {
+            return Err(usage(
+                format!("users[{i}].name: {:?} cannot be a file name", u.name),
+                hint,
+            ));
+        }
+        if !seen.insert(u.name.clone()) {
+            return Err(usage(
+                format!("users[{i}].name: {:?} is named twice", u.name),
+                hint,
+            ));
+        }
+        let mut groups_seen = BTreeSet::new();
+        for (j, g) in u.groups.iter().enumerate() {
+            if g.is_empty() || !groups_seen.insert(g.as_str()) {
+                return Err(usage(
+                    format!("users[{i}].groups[{j}]: {g:?} is empty or named twice"),
+                    hint,
+                ));
+            }
+        }
+        let validity = match &u.validity {
+            None => cl.leaf_validity,
+            Some(v) => parse_lifetime(v)
+                .map_err(|e| usage(format!("users[{i}].validity: {e} (got {v:?})"), hint))?,
+        };
+        let spec = user_spec(cl, &u.name, &u.groups);
+        let mut user = UserIntake {
+            name: u.name.clone(),
+            spec,
+            validity,
+            csr_file: None,
+            checked: None,
+            key_id: None,
+            refusals: Vec::new(),
+            masters: u.groups.iter().any(|g| g == SYSTEM_MASTERS),
+        };
+        if let Some(csr) = &u.csr {
+            let shown = csr.display().to_string();
+            let path = plan_dir(loaded).join(csr);
+            match read_bounded(&path) {
+                Err(got) => user.refusals.push(Refusal::new(
+                    &shown,
+                    "file",
+                    format!("the CSR of user {}", u.name),
+                    if path.exists() {
+                        got
+                    } else {
+                        "no such file".into()
+                    },
+                )),
+                Ok(bytes) => {
+                    let c = policy::check_csr(&shown, &bytes, &user.spec, &ALLOWED_KEYS);
+                    user.key_id = c.key.as_ref().map(|(_, k)| k.id.clone());
+                    user.checked = c.accepted();
+                    user.refusals = c.refusals;
+                }
+            }
+            user.csr_file = Some(shown);
+        }
+        out.push(user);
+    }
+    Ok(out)
+}
+
+/// Reads and checks every CSR of the plan (nodes in CSR mode, users) and
+/// decides what may be signed. Reads files only; never touches a token.
+pub fn intake(loaded: &LoadedPlan) -> Result<Intake, CeremonyError> {
+    let mut nodes = Vec::new();
+    let mut warnings = Vec::new();
+    let dir = csr_dir(loaded);
+    if let (Some(cl), Some(dir)) = (&loaded.plan.cluster, &dir) {
+        if !dir.is_dir() {
+            return Err(usage(
+                format!(
+                    "leaves.csr_dir: {} is not a readable directory",
+                    dir.display()
+                ),
+                "bring the nodes' CSR trees (<csr_dir>/<node>/etc/kubernetes) or fix leaves.csr_dir; \
+                 it is relative to the plan",
+            ));
+        }
+        let allowed = node_key_types(loaded);
+        for (i, n) in cl.control_plane.iter().enumerate() {
+            let specs = kubeadm::control_plane_leaves(cl, i);
+            nodes.push(check_node_dir(dir, &n.name, true, &specs, &allowed));
+        }
+        for w in &cl.workers {
+            let specs = kubeadm::worker_leaves(cl, w);
+            nodes.push(check_node_dir(dir, w, false, &specs, &allowed));
+        }
+        // Directories of nodes the plan does not have are left alone.
+        let known: BTreeSet<&str> = nodes.iter().map(|n| n.check.node.as_str()).collect();
+        if let Ok(rd) = fs::read_dir(dir) {
+            let mut extra: Vec<String> = rd
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| !known.contains(n.as_str()))
+                .collect();
+            extra.sort();
+            for x in extra {
+                warnings.push(format!(
+                    "{} is not a node of the plan; it is ignored",
+                    dir.join(x).display()
+                ));
+            }
+        }
+        for n in &nodes {
+            for f in &n.check.ignored {
+                warnings.push(format!(
+                    "{}/etc/kubernetes/{f} is neither a CSR nor a file kubeadm writes beside one; it is not copied",
+                    n.check.node
+                ));
+            }
+        }
+        let checks: Vec<NodeCheck> = nodes.iter().map(|n| n.check.clone()).collect();
+        for (i, r) in policy::sa_consistency(&checks, &|node| format!("{node}/etc/kubernetes/")) {
+            if let Some(n) = nodes.get_mut(i) {
+                n.check.node_refusals.push(r);
+            }
+        }
+    }
+    let mut users = intake_users(loaded)?;
+    for u in users.iter().filter(|u| u.masters) {
+        warnings.push(format!(
+            "user {} is in system:masters, which bypasses RBAC entirely and cannot be revoked \
+             but by rotating the kubernetes CA (allow_masters = true in the plan)",
+            u.name
+        ));
+    }
+
+    // One key per certificate, across every node and user.
+    enum Owner {
+        Node(usize),
+        User(usize),
+    }
+    let mut keys = Vec::new();
+    let mut owners = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        for k in &n.check.key_ids {
+            keys.push(k.clone());
+            owners.push(Owner::Node(i));
+        }
+    }
+    for (j, u) in users.iter().enumerate() {
+        if let (Some(f), Some(id)) = (&u.csr_file, &u.key_id) {
+            keys.push((f.clone(), id.clone()));
+            owners.push(Owner::User(j));
+        }
+    }
+    for (k, r) in policy::shared_keys(&keys) {
+        match owners.get(k) {
+            Some(Owner::Node(i)) => {
+                if let Some(n) = nodes.get_mut(*i) {
+                    n.check.node_refusals.push(r);
+                }
+            }
+            Some(Owner::User(j)) => {
+                if let Some(u) = users.get_mut(*j) {
+                    u.refusals.push(r);
+                }
+            }
+            None => {}
+        }
+    }
+    // All or nothing per node: a node with a refusal has nothing to sign.
+    for n in &mut nodes {
+        if !n.check.refusals().is_empty() {
+            n.check.accepted.clear();
+        }
+    }
+    for u in &mut users {
+        if !u.refusals.is_empty() {
+            u.checked = None;
+        }
+    }
+    Ok(Intake {
+        csr_dir: dir,
+        nodes,
+        users,
+        warnings,
+    })
+}
+
+/// `intake`, failing with every refusal when there is one; prints the
+/// warnings when given the operator's `ui`. `run` calls it before the token
+/// is opened, and `write_outputs` again (re-reading) right before signing.
+pub fn preflight(loaded: &LoadedPlan, ui: Option<&Ui>) -> Result<Intake, CeremonyError> {
+    let intake = intake(loaded)?;
+    if let Some(ui) = ui {
+        for w in &intake.warnings {
+            ui.warn(w);
+        }
+    }
+    let refusals = intake.refusals();
+    if !refusals.is_empty() {
+        return Err(CeremonyError::CsrRefused(refusals));
+    }
+    Ok(intake)
+}
+
+fn ca_of(cas: &[CaState], role: CaRole) -> Result<&CaState, CeremonyError> {
+    cas.iter()
+        .find(|c| c.role == role)
+        .ok_or_else(|| CeremonyError::Internal(format!("no {} CA to sign with", role.name())))
+}
+
+/// What is signed and where it goes, for `sign`.
+struct Leaf<'a> {
+    spec: &'a LeafSpec,
+    spki: &'a SubjectPublicKeyInfoOwned,
+    key_type: KeyType,
+    validity: Duration,
+    /// The node (None for a user) and the output file relative to OUT.
+    node: Option<&'a str>,
+    file: String,
+}
+
+/// Signs the leaf's key with the profile of its spec through the token,
+/// records it, and returns the certificate PEM. Nothing of the CSR but its
+/// key reaches the certificate.
+fn sign(
+    token: &dyn Token,
+    cas: &[CaState],
+    leaf: Leaf<'_>,
+    now: SystemTime,
+    audit: &mut dyn Audit,
+) -> Result<String, CeremonyError> {
+    let Leaf {
+        spec,
+        spki,
+        key_type,
+        validity,
+        node,
+        file,
+    } = leaf;
+    let issuer = ca_of(cas, spec.issuer)?;
+    let start = x509::truncate(now);
+    let not_after = start + validity;
+    if not_after > issuer.not_after() {
+        return Err(CeremonyError::Outlives {
+            role: spec.issuer,
+            end: x509::fmt_time(not_after),
+            issuer_end: x509::fmt_time(issuer.not_after()),
+        });
+    }
+    let profile = kubeadm::leaf_profile(
+        spec,
+        issuer.cert.tbs_certificate().subject(),
+        &issuer.ski,
+        key_type,
+    )
+    .map_err(x509::X509Error::from)?;
+    let serial = random_serial(token)?;
+    let issued = x509::issue(
+        ToBeSigned {
+            profile: &profile,
+            serial: &serial,
+            not_before: start - BACKDATE,
+            not_after,
+            subject_spki: spki,
+            issuer_spki: &issuer.key.spki,
+            issuer_key_type: issuer.key.key_type,
+        },
+        |tbs| token.sign(&issuer.key, tbs),
+    )?;
+    audit.record(Event::CertificateIssued(cert_info(
+        &spec.display_name(),
+        node,
+        Some(&file),
+        spec.issuer.name(),
+        &issued.cert,
+        &issued.der,
+    )))?;
+    Ok(x509::to_pem(&issued.der))
+}
+
+/// A kubeconfig for `spec`; without `client-key-data` when the key stayed
+/// with its owner (who adds it before use).
+fn kubeconfig_text(
+    spec: &LeafSpec,
+    cas: &[CaState],
+    cert_pem: &str,
+    key_pem: Option<&str>,
+) -> Result<Zeroizing<String>, CeremonyError> {
+    let LeafOutput::Kubeconfig { server, cluster } = &spec.output else {
+        return Err(CeremonyError::Internal(format!(
+            "{} is not a kubeconfig profile",
+            spec.path
+        )));
+    };
+    let ca_pem = x509::to_pem(&ca_of(cas, CaRole::Kubernetes)?.der);
+    let text = kubeconfig::render(&Kubeconfig {
+        cluster,
+        server,
+        user: &spec.cn,
+        ca_pem: &ca_pem,
+        cert_pem,
+        key_pem: key_pem.unwrap_or(""),
+    });
+    if key_pem.is_some() {
+        return Ok(text);
+    }
+    text.strip_suffix("    client-key-data: \n")
+        .map(|t| Zeroizing::new(t.to_string()))
+        .ok_or_else(|| CeremonyError::Internal("unexpected kubeconfig layout".into()))
+}
+
+/// Signs every node's CSRs and writes every node's tree (CSR mode). Called
+/// only with an intake without refusals.
+pub fn write_nodes(
+    token: &dyn Token,
+    st: &mut Staging,
+    cl: &ClusterSpec,
+    cas: &[CaState],
+    intake: &Intake,
+    now: SystemTime,
+    audit: &mut dyn Audit,
+) -> Result<(), CeremonyError> {
+    let refusals = intake.refusals();
+    if !refusals.is_empty() {
+        return Err(CeremonyError::CsrRefused(refusals));
+    }
+    // sa.key/sa.pub: the nodes' own (identical on each, checked) or one pair
+    // made here, identical on every control-plane node.
+    let brought = intake
+        .nodes
+        .iter()
+        .any(|n| n.check.control_plane && n.check.sa.is_some());
+    let made = if brought || cl.control_plane.is_empty() {
+        None
+    } else {
+        let sa = leaf::generate(cl.sa_key)?;
+        let public = leaf::public_pem(&sa.spki).map_err(x509::X509Error::from)?;
+        Some((sa, public))
+    };
+    for node in &intake.nodes {
+        let c = &node.check;
+        let base = node_root(&c.node);
+        let copy = |st: &mut Staging, rel: &str, mode: u32| -> Result<(), CeremonyError> {
+            let bytes = node
+                .files
+                .get(rel)
+                .ok_or_else(|| CeremonyError::Internal(format!("{rel} was not read")))?;
+            Ok(st.write(&format!("{base}/{rel}"), bytes, mode)?)
+        };
+        if c.control_plane {
+            for (file, role) in CA_FILES {
+                st.write(
+                    &format!("{base}/{file}"),
+                    x509::to_pem(&ca_of(cas, role)?.der).as_bytes(),
+                    write::PUBLIC,
+                )?;
+            }
+            match (&c.sa, &made) {
+                (Some(sa), _) => {
+                    copy(st, "pki/sa.pub", write::SECRET)?;
+                    if sa.has_key {
+                        copy(st, "pki/sa.key", write::SECRET)?;
+                    }
+                }
+                (None, Some((key, public))) => {
+                    st.write(
+                        &format!("{base}/pki/sa.key"),
+                        key.private_pem.as_bytes(),
+                        write::SECRET,
+                    )?;
+                    st.write(
+                        &format!("{base}/pki/sa.pub"),
+                        public.as_bytes(),
+                        write::SECRET,
+                    )?;
+                }
+                (None, None) => {
+                    return Err(CeremonyError::Internal(format!(
+                        "no service-account key for {}",
+                        c.node
+                    )));
+                }
+            }
+        } else {
+            st.write(
+                &format!("{base}/pki/ca.crt"),
+                x509::to_pem(&ca_of(cas, CaRole::Kubernetes)?.der).as_bytes(),
+                write::PUBLIC,
+            )?;
+        }
+        for a in &c.accepted {
+            let file = match &a.spec.output {
+                LeafOutput::CertAndKey => format!("{base}/{}.crt", a.spec.path),
+                LeafOutput::Kubeconfig { .. } => format!("{base}/{}", a.spec.path),
+            };
+            let leaf = Leaf {
+                spec: &a.spec,
+                spki: &a.csr.spki,
+                key_type: a.csr.key_type,
+                validity: cl.leaf_validity,
+                node: Some(&c.node),
+                file,
+            };
+            let cert_pem = sign(token, cas, leaf, now, audit)?;
+            copy(st, &a.csr_file, write::PUBLIC)?;
+            match &a.spec.output {
+                LeafOutput::CertAndKey => {
+                    st.write(
+                        &format!("{base}/{}.crt", a.spec.path),
+                        cert_pem.as_bytes(),
+                        write::PUBLIC,
+                    )?;
+                    if let Some(k) = &a.key_file {
+                        copy(st, k, write::SECRET)?;
+                    }
+                }
+                LeafOutput::Kubeconfig { .. } => {
+                    let text = kubeconfig_text(
+                        &a.spec,
+                        cas,
+                        &cert_pem,
+                        a.client_key_pem.as_ref().map(|k| k.as_str()),
+                    )?;
+                    st.write(
+                        &format!("{base}/{}", a.spec.path),
+                        text.as_bytes(),
+                        write::SECRET,
+                    )?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Writes `users/<name>.conf` for every `[[users]]` entry: the key made here
+/// (kubeadm's leaf_key) unless the user brought a CSR.
+pub fn write_users(
+    token: &dyn Token,
+    st: &mut Staging,
+    loaded: &LoadedPlan,
+    cas: &[CaState],
+    intake: &Intake,
+    now: SystemTime,
+    audit: &mut dyn Audit,
+) -> Result<(), CeremonyError> {
+    if intake.users.is_empty() {
+        return Ok(());
+    }
+    let Some(cl) = &loaded.plan.cluster else {
+        return Err(usage(
+            "users: a user kubeconfig needs the [cluster] section".into(),
+            "add [cluster] to the plan",
+        ));
+    };
+    for u in &intake.users {
+        if !u.refusals.is_empty() {
+            return Err(CeremonyError::CsrRefused(u.refusals.clone()));
+        }
+        let to_sign = |spki, key_type| Leaf {
+            spec: &u.spec,
+            spki,
+            key_type,
+            validity: u.validity,
+            node: None,
+            file: u.spec.path.clone(),
+        };
+        let text = match (&u.csr_file, &u.checked) {
+            (Some(_), Some(c)) => {
+                let cert = sign(token, cas, to_sign(&c.spki, c.key_type), now, audit)?;
+                kubeconfig_text(&u.spec, cas, &cert, None)?
+            }
+            (Some(f), None) => {
+                return Err(CeremonyError::Internal(format!("{f} was not checked")));
+            }
+            (None, _) => {
+                let key = leaf::generate(cl.leaf_key)?;
+                let cert = sign(token, cas, to_sign(&key.spki, key.key_type), now, audit)?;
+                kubeconfig_text(&u.spec, cas, &cert, Some(key.private_pem.as_str()))?
+            }
+        };
+        st.write(&u.spec.path, text.as_bytes(), write::SECRET)?;
+    }
+    Ok(())
+}
+
+fn describe(spec: &LeafSpec) -> String {
+    let mut s = format!("CN={}", spec.cn);
+    if !spec.orgs.is_empty() {
+        s.push_str(&format!(" O={}", spec.orgs.join("+")));
+    }
+    let eku: Vec<String> = spec.eku.iter().map(eku_name).collect();
+    s.push_str(&format!(
+        " [{}] by {} CA",
+        eku.join(", "),
+        spec.issuer.name()
+    ));
+    s
+}
+
+/// What `ceremony check` shows of the CSRs and users: per node each CSR found
+/// (or missing), the profile it maps to, and what would be refused. Reads
+/// files; touches no token.
+pub fn check_report(loaded: &LoadedPlan) -> Vec<String> {
+    let mut out = Vec::new();
+    let in_csr_mode = csr_dir(loaded).is_some();
+    if !in_csr_mode && loaded.plan.raw.users.is_empty() {
+        return out;
+    }
+    let intake = match intake(loaded) {
+        Ok(i) => i,
+        Err(e) => {
+            out.push(String::new());
+            out.push(format!("CSRs and users: {e}"));
+            return out;
+        }
+    };
+    if let Some(dir) = &intake.csr_dir {
+        out.push(String::new());
+        out.push(format!(
+            "CSRs (leaves.mode = \"csr\") from {}: every CSR is checked before the token signs anything;",
+            dir.display()
+        ));
+        out.push(
+            "  one refusal anywhere stops `ceremony run` before signing (exit 2). Certificates take their subject,"
+                .into(),
+        );
+        out.push(
+            "  SANs and extensions from the profile, only the public key from the CSR.".into(),
+        );
+        let mut signed = 0;
+        for n in &intake.nodes {
+            let c = &n.check;
+            out.push(format!(
+                "  {} node {} ({}):",
+                if c.control_plane {
+                    "control-plane"
+                } else {
+                    "worker"
+                },
+                c.node,
+                dir.join(&c.node).join("etc/kubernetes").display()
+            ));
+            for r in &c.node_refusals {
+                out.push(format!("    refused: {r}"));
+            }
+            for e in &c.entries {
+                let accepted = c.accepted.iter().find(|a| a.csr_file == e.file);
+                let status = match (e.found, accepted) {
+                    (false, _) => "missing".to_string(),
+                    (true, Some(a)) => {
+                        let mut s = format!("ok, {}", a.csr.key_type);
+                        match &a.spec.output {
+                            LeafOutput::Kubeconfig { .. } if a.client_key_pem.is_some() => {
+                                s.push_str(", keeps the node's client-key-data");
+                            }
+                            LeafOutput::Kubeconfig { .. } => {
+                                s.push_str(", no client-key-data (the node adds its key)")
+                            }
+                            LeafOutput::CertAndKey if a.key_file.is_some() => {
+                                s.push_str(", key file copied");
+                            }
+                            LeafOutput::CertAndKey => {}
+                        }
+                        s
+                    }
+                    (true, None) if e.refusals.is_empty() => {
+                        "not signed: another file of this node was refused".to_string()
+                    }
+                    (true, None) => "refused".to_string(),
+                };
+                if accepted.is_some() {
+                    signed += 1;
+                }
+                out.push(format!(
+                    "    {:<36} -> {:<26} {status}",
+                    e.file,
+                    e.profile.as_deref().unwrap_or("(no profile)")
+                ));
+                for r in &e.refusals {
+                    out.push(format!("      refused: {r}"));
+                }
+            }
+            if c.control_plane {
+                out.push(format!(
+                    "    sa.key/sa.pub: {}",
+                    if c.sa.is_some() {
+                        "the node's own (pki/sa.pub), copied"
+                    } else {
+                        "made at the ceremony, identical on every control-plane node"
+                    }
+                ));
+            }
+            for f in &c.ignored {
+                out.push(format!("    ignored, not copied: {f}"));
+            }
+        }
+        let refused = intake.refusals().len();
+        if refused == 0 {
+            out.push(format!(
+                "  => {signed} CSRs of {} nodes would be signed.",
+                intake.nodes.len()
+            ));
+        } else {
+            out.push(format!(
+                "  => {refused} refused: `ceremony run` would stop before signing anything (exit 2)."
+            ));
+        }
+    }
+    if !intake.users.is_empty() {
+        out.push(String::new());
+        out.push("Users (kubeconfigs under users/):".into());
+        for u in &intake.users {
+            let key = match &u.csr_file {
+                None => format!(
+                    "key {} made at the ceremony",
+                    loaded
+                        .plan
+                        .cluster
+                        .as_ref()
+                        .map_or("?".into(), |c| c.leaf_key.to_string())
+                ),
+                Some(f) if u.refusals.is_empty() => {
+                    format!("its CSR {f}: ok (no client-key-data: the user adds the key)")
+                }
+                Some(f) => format!("its CSR {f}: refused"),
+            };
+            out.push(format!(
+                "  {:<16} {}, validity {}, {key} -> {}",
+                u.name,
+                describe(&u.spec),
+                format_lifetime(u.validity),
+                u.spec.path
+            ));
+            for r in &u.refusals {
+                out.push(format!("    refused: {r}"));
+            }
+        }
+    }
+    for w in &intake.warnings {
+        out.push(format!("warning: {w}"));
+    }
+    out
+}

@@ -1,0 +1,1389 @@
+//! CSR intake and policy: the PKCS#10 requests of `kubeadm certs
+//! generate-csr` (and of workers and users), each checked against the kubeadm
+//! profile the plan implies, and per node the decision what may be signed.
+//!
+//! Pure: file names and bytes in, typed decisions out; no file, token or
+//! clock access. Nothing of a CSR but its public key ever reaches a
+//! certificate: subject, SANs and extensions come from the profile, so the
+//! checks here only decide whether the node asked for what the plan gives it.
+//! Refusals carry the file, the field, what was expected and what was got,
+//! never key material.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use base64::Engine;
+use der::oid::ObjectIdentifier;
+use der::{Decode, Encode};
+use serde::Deserialize;
+use spki::{EncodePublicKey, SubjectPublicKeyInfoOwned};
+use x509_cert::ext::Extension;
+use x509_cert::ext::pkix::name::{DirectoryString, GeneralName};
+use x509_cert::ext::pkix::{
+    BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages, SubjectAltName,
+};
+use x509_cert::request::CertReq;
+use zeroize::Zeroizing;
+
+use crate::keytype::KeyType;
+use crate::plan::San;
+use crate::profile::kubeadm::{LeafOutput, LeafSpec};
+use crate::x509::profile::eku_name;
+
+/// Largest file the intake reads (a CSR or kubeconfig is a few KiB).
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// Why a CSR (or a file beside it) is not signed: `file: field: expected …, got …`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Refusal {
+    /// Relative to the CSR directory, e.g. `cp1/etc/kubernetes/pki/apiserver.csr`.
+    pub file: String,
+    pub field: String,
+    pub expected: String,
+    pub got: String,
+}
+
+impl Refusal {
+    pub fn new(
+        file: impl Into<String>,
+        field: impl Into<String>,
+        expected: impl Into<String>,
+        got: impl Into<String>,
+    ) -> Refusal {
+        Refusal {
+            file: file.into(),
+            field: field.into(),
+            expected: expected.into(),
+            got: got.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {}: expected {}, got {}",
+            self.file, self.field, self.expected, self.got
+        )
+    }
+}
+
+/// The public key of a CSR, a key file or sa.pub, as far as policy cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyInfo {
+    /// One of the five kubeadm key types, or None ("rsa-1024", "ed25519", …).
+    pub key_type: Option<KeyType>,
+    /// What it is, for messages: "rsa-2048", "rsa-1024", "EC curve 1.3.132.0.35".
+    pub kind: String,
+    /// An encoding that is equal exactly when the keys are (RSA: n and e;
+    /// EC: the canonical SubjectPublicKeyInfo DER).
+    pub id: Vec<u8>,
+}
+
+fn bits_of(magnitude: &[u8]) -> usize {
+    match magnitude.iter().position(|b| *b != 0) {
+        None => 0,
+        Some(i) => (magnitude.len() - i) * 8 - magnitude[i].leading_zeros() as usize,
+    }
+}
+
+fn trim_zeros(b: &[u8]) -> &[u8] {
+    let i = b.iter().position(|x| *x != 0).unwrap_or(b.len());
+    &b[i..]
+}
+
+fn rsa_id(n: &[u8], e: &[u8]) -> Vec<u8> {
+    let (n, e) = (trim_zeros(n), trim_zeros(e));
+    let mut id = b"rsa:".to_vec();
+    id.extend_from_slice(&(n.len() as u64).to_be_bytes());
+    id.extend_from_slice(n);
+    id.extend_from_slice(e);
+    id
+}
+
+fn rsa_info(n: &[u8], e: &[u8]) -> KeyInfo {
+    let bits = bits_of(n);
+    let key_type = match bits {
+        2048 => Some(KeyType::Rsa2048),
+        3072 => Some(KeyType::Rsa3072),
+        4096 => Some(KeyType::Rsa4096),
+        _ => None,
+    };
+    KeyInfo {
+        key_type,
+        kind: format!("rsa-{bits}"),
+        id: rsa_id(n, e),
+    }
+}
+
+/// The key of a SubjectPublicKeyInfo (RFC 5280 §4.1.2.7; RSA per RFC 3279
+/// §2.3.1, EC per RFC 5480 §2).
+pub fn key_info(spki: &SubjectPublicKeyInfoOwned) -> Result<KeyInfo, String> {
+    use const_oid::db::rfc5912::{ID_EC_PUBLIC_KEY, RSA_ENCRYPTION, SECP_256_R_1, SECP_384_R_1};
+    let bits = spki
+        .subject_public_key
+        .as_bytes()
+        .ok_or("a public key BIT STRING with unused bits")?;
+    match spki.algorithm.oid {
+        RSA_ENCRYPTION => {
+            let k = pkcs1::RsaPublicKeyRef::from_der(bits)
+                .map_err(|e| format!("an RSA public key that does not parse ({e})"))?;
+            Ok(rsa_info(k.modulus.as_bytes(), k.public_exponent.as_bytes()))
+        }
+        ID_EC_PUBLIC_KEY => {
+            let der = spki.to_der().map_err(|e| e.to_string())?;
+            let curve = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
+            match curve {
+                Some(SECP_256_R_1) => {
+                    use p256::pkcs8::DecodePublicKey;
+                    let k = p256::PublicKey::from_public_key_der(&der)
+                        .map_err(|e| format!("a P-256 key that does not parse ({e})"))?;
+                    ec_info(k.to_public_key_der(), KeyType::EcdsaP256)
+                }
+                Some(SECP_384_R_1) => {
+                    use p384::pkcs8::DecodePublicKey;
+                    let k = p384::PublicKey::from_public_key_der(&der)
+                        .map_err(|e| format!("a P-384 key that does not parse ({e})"))?;
+                    ec_info(k.to_public_key_der(), KeyType::EcdsaP384)
+                }
+                other => Ok(KeyInfo {
+                    key_type: None,
+                    kind: format!(
+                        "EC curve {}",
+                        other.map_or_else(|| "(none)".to_string(), |o| o.to_string())
+                    ),
+                    id: der,
+                }),
+            }
+        }
+        other => Ok(KeyInfo {
+            key_type: None,
+            kind: match other.to_string().as_str() {
+                "1.3.101.112" => "ed25519".to_string(),
+                "1.3.101.113" => "ed448".to_string(),
+                s => format!("algorithm {s}"),
+            },
+            id: spki.to_der().map_err(|e| e.to_string())?,
+        }),
+    }
+}
+
+fn ec_info(doc: spki::Result<der::Document>, kt: KeyType) -> Result<KeyInfo, String> {
+    let doc = doc.map_err(|e| e.to_string())?;
+    Ok(KeyInfo {
+        key_type: Some(kt),
+        kind: kt.name().to_string(),
+        id: doc.as_bytes().to_vec(),
+    })
+}
+
+/// One PEM block: label and bytes (zeroized: it may be a private key).
+struct Block {
+    label: String,
+    der: Zeroizing<Vec<u8>>,
+}
+
+/// Every PEM block of a text, in order; text between blocks is ignored, as
+/// Go's `pem.Decode` ignores it. Errors never quote the contents.
+fn pem_blocks(text: &str) -> Result<Vec<Block>, String> {
+    let mut out = Vec::new();
+    let mut current: Option<(String, Zeroizing<String>)> = None;
+    for line in text.lines() {
+        let line = line.trim_end();
+        match &mut current {
+            None => {
+                if let Some(label) = line
+                    .strip_prefix("-----BEGIN ")
+                    .and_then(|l| l.strip_suffix("-----"))
+                {
+                    let mut body = Zeroizing::new(String::new());
+                    body.push_str(line);
+                    body.push('\n');
+                    current = Some((label.to_string(), body));
+                }
+            }
+            Some((label, body)) => {
+                body.push_str(line);
+                body.push('\n');
+                if line.starts_with("-----END ") {
+                    if line != format!("-----END {label}-----") {
+                        return Err(format!("a PEM block \"{label}\" with a wrong END line"));
+                    }
+                    let (_, der) = pem_rfc7468::decode_vec(body.as_bytes()).map_err(|e| {
+                        format!("a PEM block \"{label}\" that does not decode ({e})")
+                    })?;
+                    out.push(Block {
+                        label: label.clone(),
+                        der: Zeroizing::new(der),
+                    });
+                    current = None;
+                }
+            }
+        }
+    }
+    if let Some((label, _)) = current {
+        return Err(format!("a PEM block \"{label}\" without an END line"));
+    }
+    Ok(out)
+}
+
+fn is_pem(bytes: &[u8]) -> Option<&str> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .filter(|t| t.contains("-----BEGIN "))
+}
+
+const CSR_LABELS: [&str; 2] = ["CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"];
+
+/// A refusal without its file, filled in by the caller.
+type Why = (&'static str, String, String);
+
+/// Parses a CSR file: exactly one PEM `CERTIFICATE REQUEST` block, or DER.
+pub fn parse_csr(bytes: &[u8]) -> Result<CertReq, (String, String, String)> {
+    parse_csr_inner(bytes).map_err(|(f, e, g)| (f.to_string(), e, g))
+}
+
+fn parse_csr_inner(bytes: &[u8]) -> Result<CertReq, Why> {
+    const FIELD: &str = "file";
+    let expected = || "one PKCS#10 certificate request (PEM or DER)".to_string();
+    let der: Zeroizing<Vec<u8>> = match is_pem(bytes) {
+        Some(text) => {
+            let blocks = pem_blocks(text).map_err(|e| (FIELD, expected(), e))?;
+            let csrs: Vec<&Block> = blocks
+                .iter()
+                .filter(|b| CSR_LABELS.contains(&b.label.as_str()))
+                .collect();
+            match csrs.as_slice() {
+                [] => {
+                    let labels: Vec<&str> = blocks.iter().map(|b| b.label.as_str()).collect();
+                    return Err((
+                        FIELD,
+                        expected(),
+                        format!("PEM {} and no CERTIFICATE REQUEST", labels.join(", ")),
+                    ));
+                }
+                [one] if blocks.len() == 1 => one.der.clone(),
+                [_] => {
+                    let others: Vec<&str> = blocks
+                        .iter()
+                        .map(|b| b.label.as_str())
+                        .filter(|l| !CSR_LABELS.contains(l))
+                        .collect();
+                    return Err((
+                        FIELD,
+                        "a file holding only the certificate request".into(),
+                        format!("{} besides it", others.join(", ")),
+                    ));
+                }
+                many => {
+                    return Err((
+                        FIELD,
+                        "exactly one certificate request".into(),
+                        format!("{} certificate requests", many.len()),
+                    ));
+                }
+            }
+        }
+        None => Zeroizing::new(bytes.to_vec()),
+    };
+    CertReq::from_der(&der).map_err(|e| {
+        let got = if is_pem(bytes).is_some() {
+            format!("a CERTIFICATE REQUEST block that does not parse ({e})")
+        } else {
+            "neither PEM nor a DER certificate request".to_string()
+        };
+        (FIELD, expected(), got)
+    })
+}
+
+/// A CSR that passed every check against its profile.
+#[derive(Debug, Clone)]
+pub struct CheckedCsr {
+    pub spki: SubjectPublicKeyInfoOwned,
+    pub key_type: KeyType,
+    pub key_id: Vec<u8>,
+}
+
+/// The result of checking one CSR: its key when it parsed (for key-reuse
+/// and key-file checks, also when refused) and every refusal.
+#[derive(Debug, Clone)]
+pub struct CsrCheck {
+    pub key: Option<(SubjectPublicKeyInfoOwned, KeyInfo)>,
+    pub refusals: Vec<Refusal>,
+}
+
+impl CsrCheck {
+    /// The checked CSR, when nothing was refused.
+    pub fn accepted(&self) -> Option<CheckedCsr> {
+        match (&self.key, self.refusals.is_empty()) {
+            (Some((spki, info)), true) => info.key_type.map(|key_type| CheckedCsr {
+                spki: spki.clone(),
+                key_type,
+                key_id: info.id.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+fn list_or_none(v: &[String]) -> String {
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
+}
+
+fn orgs_text(orgs: &BTreeSet<String>) -> String {
+    if orgs.is_empty() {
+        "none".into()
+    } else {
+        orgs.iter()
+            .map(|o| format!("O={o}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+fn san_of(g: &GeneralName) -> Result<San, String> {
+    match g {
+        GeneralName::DnsName(d) => Ok(San::Dns(d.as_str().to_string())),
+        GeneralName::IpAddress(o) => {
+            let b = o.as_bytes();
+            match b.len() {
+                4 => <[u8; 4]>::try_from(b)
+                    .map(|a| San::Ip(IpAddr::from(a)))
+                    .map_err(|_| "IP:(bad)".to_string()),
+                16 => <[u8; 16]>::try_from(b)
+                    .map(|a| San::Ip(IpAddr::from(a)))
+                    .map_err(|_| "IP:(bad)".to_string()),
+                n => Err(format!("IP:({n} bytes)")),
+            }
+        }
+        GeneralName::Rfc822Name(e) => Err(format!("email:{}", e.as_str())),
+        GeneralName::UniformResourceIdentifier(u) => Err(format!("URI:{}", u.as_str())),
+        GeneralName::DirectoryName(n) => Err(format!("DirName:{n}")),
+        _ => Err("an otherName/registeredID SAN".into()),
+    }
+}
+
+fn key_usage_text(u: KeyUsages) -> &'static str {
+    match u {
+        KeyUsages::KeyCertSign => "keyCertSign",
+        KeyUsages::CRLSign => "cRLSign",
+        _ => "other",
+    }
+}
+
+/// The extensions a CSR requests (PKCS#9 extensionRequest, RFC 2985 §5.4.2).
+fn requested_extensions(req: &CertReq) -> Result<Vec<Extension>, String> {
+    let mut out = Vec::new();
+    for attr in req.info.attributes.iter() {
+        if attr.oid != const_oid::db::rfc5912::ID_EXTENSION_REQ {
+            continue;
+        }
+        for v in attr.values.iter() {
+            let der = v.to_der().map_err(|e| e.to_string())?;
+            let exts = Vec::<Extension>::from_der(&der)
+                .map_err(|e| format!("an extensionRequest that does not parse ({e})"))?;
+            out.extend(exts);
+        }
+    }
+    Ok(out)
+}
+
+/// Checks one CSR against its profile: parse, key type, self-signature,
+/// exact CN and O, SANs a subset of the profile's, and no requested
+/// extension that contradicts a leaf (CA:TRUE, keyCertSign, cRLSign, an EKU
+/// the profile lacks). Every refusal is collected.
+pub fn check_csr(file: &str, bytes: &[u8], spec: &LeafSpec, allowed: &[KeyType]) -> CsrCheck {
+    let refuse =
+        |field: &str, expected: String, got: String| Refusal::new(file, field, expected, got);
+    let req = match parse_csr_inner(bytes) {
+        Ok(r) => r,
+        Err((field, expected, got)) => {
+            return CsrCheck {
+                key: None,
+                refusals: vec![refuse(field, expected, got)],
+            };
+        }
+    };
+    let mut refusals = Vec::new();
+    let spki = req.info.public_key.clone();
+
+    // Key: one of the kubeadm key types the plan allows.
+    let key = match key_info(&spki) {
+        Ok(k) => Some(k),
+        Err(got) => {
+            refusals.push(refuse("key", allowed_text(allowed), got));
+            None
+        }
+    };
+    if let Some(k) = &key {
+        match k.key_type {
+            Some(kt) if allowed.contains(&kt) => {
+                // The self-signature (RFC 2986 §3): over the DER of
+                // certificationRequestInfo, with the requested key.
+                let sig_ok = req
+                    .info
+                    .to_der()
+                    .map_err(|e| e.to_string())
+                    .and_then(|info| {
+                        let sig = req
+                            .signature
+                            .as_bytes()
+                            .ok_or("a signature BIT STRING with unused bits")?;
+                        verify_csr_signature(&spki, &req.algorithm, &info, sig)
+                    });
+                if let Err(e) = sig_ok {
+                    let got = if e.starts_with("signature does not verify") {
+                        "a signature that does not verify with the CSR's public key".to_string()
+                    } else {
+                        e
+                    };
+                    refusals.push(refuse(
+                        "signature",
+                        "a valid self-signature by the CSR's key".into(),
+                        got,
+                    ));
+                }
+            }
+            _ => refusals.push(refuse("key", allowed_text(allowed), k.kind.clone())),
+        }
+    }
+
+    // Subject: exactly the profile's CN and set of O, nothing else.
+    let mut cns = Vec::new();
+    let mut orgs = BTreeSet::new();
+    let mut others = Vec::new();
+    for atv in req.info.subject.iter() {
+        let text = || {
+            DirectoryString::try_from(&atv.value)
+                .map(String::from)
+                .unwrap_or_else(|_| "(undecodable)".into())
+        };
+        if atv.oid == const_oid::db::rfc4519::CN {
+            cns.push(text());
+        } else if atv.oid == const_oid::db::rfc4519::O {
+            orgs.insert(text());
+        } else {
+            others.push(atv.to_string());
+        }
+    }
+    if cns.len() != 1 || cns.first() != Some(&spec.cn) {
+        let got = match cns.as_slice() {
+            [] => "no CN".to_string(),
+            [one] => format!("{one:?}"),
+            many => format!(
+                "{} CNs ({})",
+                many.len(),
+                many.iter()
+                    .map(|c| format!("{c:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        refusals.push(refuse("subject CN", format!("{:?}", spec.cn), got));
+    }
+    let want: BTreeSet<String> = spec.orgs.iter().cloned().collect();
+    if orgs != want {
+        refusals.push(refuse("subject O", orgs_text(&want), orgs_text(&orgs)));
+    }
+    if !others.is_empty() {
+        refusals.push(refuse("subject", "only CN and O".into(), others.join(", ")));
+    }
+
+    // Requested extensions: SANs within the profile; nothing that makes a CA.
+    match requested_extensions(&req) {
+        Err(e) => refusals.push(refuse("extensionRequest", "valid extensions".into(), e)),
+        Ok(exts) => {
+            for ext in &exts {
+                check_extension(ext, spec, &mut |f, e, g| refusals.push(refuse(f, e, g)));
+            }
+        }
+    }
+
+    CsrCheck {
+        key: key.map(|k| (spki, k)),
+        refusals,
+    }
+}
+
+/// The self-signature check: `crate::x509::verify_signature` for the pairs
+/// this tool signs with, plus the ones OpenSSL makes by default that it does
+/// not (ecdsa-with-SHA256 on P-384, SHA-384/512 with RSA).
+fn verify_csr_signature(
+    spki: &SubjectPublicKeyInfoOwned,
+    alg: &spki::AlgorithmIdentifierOwned,
+    msg: &[u8],
+    sig: &[u8],
+) -> Result<(), String> {
+    use const_oid::db::rfc5912::{
+        ECDSA_WITH_SHA_256, ECDSA_WITH_SHA_384, ID_EC_PUBLIC_KEY, RSA_ENCRYPTION, SECP_256_R_1,
+        SECP_384_R_1, SHA_384_WITH_RSA_ENCRYPTION, SHA_512_WITH_RSA_ENCRYPTION,
+    };
+    use der::referenced::OwnedToRef;
+    use sha2::Digest;
+    use signature::Verifier;
+    use signature::hazmat::PrehashVerifier;
+    let bad = |_| "signature does not verify".to_string();
+    let curve = spki
+        .algorithm
+        .parameters
+        .as_ref()
+        .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
+    let der = || spki.to_der().map_err(|e| e.to_string());
+    match (spki.algorithm.oid, alg.oid, curve) {
+        (ID_EC_PUBLIC_KEY, ECDSA_WITH_SHA_256, Some(SECP_384_R_1)) => {
+            use p384::pkcs8::DecodePublicKey;
+            let key = p384::ecdsa::VerifyingKey::from_public_key_der(&der()?)
+                .map_err(|e| e.to_string())?;
+            let sig = p384::ecdsa::DerSignature::from_bytes(sig)
+                .map_err(|e| format!("bad ECDSA signature: {e}"))?;
+            key.verify_prehash(&sha2::Sha256::digest(msg), &sig)
+                .map_err(bad)
+        }
+        (ID_EC_PUBLIC_KEY, ECDSA_WITH_SHA_384, Some(SECP_256_R_1)) => {
+            use p256::pkcs8::DecodePublicKey;
+            let key = p256::ecdsa::VerifyingKey::from_public_key_der(&der()?)
+                .map_err(|e| e.to_string())?;
+            let sig = p256::ecdsa::DerSignature::from_bytes(sig)
+                .map_err(|e| format!("bad ECDSA signature: {e}"))?;
+            key.verify_prehash(&sha2::Sha384::digest(msg), &sig)
+                .map_err(bad)
+        }
+        (RSA_ENCRYPTION, SHA_384_WITH_RSA_ENCRYPTION, _) => {
+            let key = rsa::pkcs1v15::VerifyingKey::<sha2::Sha384>::try_from(spki.owned_to_ref())
+                .map_err(|e| e.to_string())?;
+            let sig = rsa::pkcs1v15::Signature::try_from(sig)
+                .map_err(|e| format!("bad RSA signature: {e}"))?;
+            key.verify(msg, &sig).map_err(bad)
+        }
+        (RSA_ENCRYPTION, SHA_512_WITH_RSA_ENCRYPTION, _) => {
+            let key = rsa::pkcs1v15::VerifyingKey::<sha2::Sha512>::try_from(spki.owned_to_ref())
+                .map_err(|e| e.to_string())?;
+            let sig = rsa::pkcs1v15::Signature::try_from(sig)
+                .map_err(|e| format!("bad RSA signature: {e}"))?;
+            key.verify(msg, &sig).map_err(bad)
+        }
+        _ => crate::x509::verify_signature(spki, alg, msg, sig),
+    }
+}
+
+fn check_extension(ext: &Extension, spec: &LeafSpec, refuse: &mut dyn FnMut(&str, String, String)) {
+    use const_oid::db::rfc5280::{
+        ID_CE_BASIC_CONSTRAINTS, ID_CE_EXT_KEY_USAGE, ID_CE_KEY_USAGE, ID_CE_SUBJECT_ALT_NAME,
+    };
+    let value = ext.extn_value.as_bytes();
+    let undecodable = |name: &str, e: der::Error| {
+        (
+            name.to_string(),
+            "a valid extension".to_string(),
+            format!("one that does not parse ({e})"),
+        )
+    };
+    let bad = match ext.extn_id {
+        ID_CE_SUBJECT_ALT_NAME => match SubjectAltName::from_der(value) {
+            Err(e) => Some(undecodable("subjectAltName", e)),
+            Ok(san) => {
+                let extra: Vec<String> = san
+                    .0
+                    .iter()
+                    .filter_map(|g| match san_of(g) {
+                        Ok(s) if spec.sans.contains(&s) => None,
+                        Ok(s) => Some(s.to_string()),
+                        Err(other) => Some(other),
+                    })
+                    .collect();
+                (!extra.is_empty()).then(|| {
+                    let allowed: Vec<String> = spec.sans.iter().map(|s| s.to_string()).collect();
+                    let expected = if allowed.is_empty() {
+                        "none".to_string()
+                    } else {
+                        format!("a subset of {}", allowed.join(", "))
+                    };
+                    ("subjectAltName".to_string(), expected, extra.join(", "))
+                })
+            }
+        },
+        ID_CE_BASIC_CONSTRAINTS => match BasicConstraints::from_der(value) {
+            Err(e) => Some(undecodable("basicConstraints", e)),
+            Ok(bc) => bc.ca.then(|| {
+                (
+                    "basicConstraints".to_string(),
+                    "CA:FALSE (a leaf certificate)".to_string(),
+                    "CA:TRUE".to_string(),
+                )
+            }),
+        },
+        ID_CE_KEY_USAGE => match KeyUsage::from_der(value) {
+            Err(e) => Some(undecodable("keyUsage", e)),
+            Ok(ku) => {
+                let bad: Vec<&str> = [KeyUsages::KeyCertSign, KeyUsages::CRLSign]
+                    .into_iter()
+                    .filter(|u| ku.0.contains(*u))
+                    .map(key_usage_text)
+                    .collect();
+                (!bad.is_empty()).then(|| {
+                    (
+                        "keyUsage".to_string(),
+                        "no keyCertSign or cRLSign (a leaf certificate)".to_string(),
+                        bad.join(", "),
+                    )
+                })
+            }
+        },
+        ID_CE_EXT_KEY_USAGE => match ExtendedKeyUsage::from_der(value) {
+            Err(e) => Some(undecodable("extendedKeyUsage", e)),
+            Ok(eku) => {
+                let extra: Vec<String> = eku
+                    .0
+                    .iter()
+                    .filter(|o| !spec.eku.contains(o))
+                    .map(eku_name)
+                    .collect();
+                (!extra.is_empty()).then(|| {
+                    let allowed: Vec<String> = spec.eku.iter().map(eku_name).collect();
+                    (
+                        "extendedKeyUsage".to_string(),
+                        format!("a subset of {}", list_or_none(&allowed)),
+                        extra.join(", "),
+                    )
+                })
+            }
+        },
+        // Anything else is never copied into the certificate, so it cannot
+        // contradict the profile.
+        _ => None,
+    };
+    if let Some((f, e, g)) = bad {
+        refuse(&f, e, g);
+    }
+}
+
+fn allowed_text(allowed: &[KeyType]) -> String {
+    format!(
+        "one of {}",
+        allowed
+            .iter()
+            .map(|k| k.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
+}
+
+/// The public key of a private key file: PKCS#1 `RSA PRIVATE KEY`, SEC1
+/// `EC PRIVATE KEY` or PKCS#8 `PRIVATE KEY`, exactly one block.
+pub fn private_key_info(bytes: &[u8]) -> Result<KeyInfo, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "not PEM text".to_string())?;
+    let blocks = pem_blocks(text)?;
+    let [block] = blocks.as_slice() else {
+        return Err(format!("{} PEM blocks, not one private key", blocks.len()));
+    };
+    let der = block.der.as_slice();
+    let ec = |doc: spki::Result<der::Document>, kt| ec_info(doc, kt);
+    match block.label.as_str() {
+        "RSA PRIVATE KEY" => {
+            use rsa::pkcs1::DecodeRsaPrivateKey;
+            use rsa::traits::PublicKeyParts;
+            let k = rsa::PrivateKey::from_pkcs1_der(der)
+                .map_err(|_| "an RSA private key that does not parse".to_string())?;
+            Ok(rsa_info(&k.n_bytes(), &k.e_bytes()))
+        }
+        "EC PRIVATE KEY" => {
+            if let Ok(k) = p256::SecretKey::from_sec1_der(der) {
+                ec(k.public_key().to_public_key_der(), KeyType::EcdsaP256)
+            } else if let Ok(k) = p384::SecretKey::from_sec1_der(der) {
+                ec(k.public_key().to_public_key_der(), KeyType::EcdsaP384)
+            } else {
+                Err("an EC private key that is neither P-256 nor P-384".into())
+            }
+        }
+        "PRIVATE KEY" => {
+            use p256::pkcs8::DecodePrivateKey as _;
+            use rsa::traits::PublicKeyParts;
+            if let Ok(k) = <rsa::PrivateKey as rsa::pkcs8::DecodePrivateKey>::from_pkcs8_der(der) {
+                return Ok(rsa_info(&k.n_bytes(), &k.e_bytes()));
+            }
+            if let Ok(k) = p256::SecretKey::from_pkcs8_der(der) {
+                return ec(k.public_key().to_public_key_der(), KeyType::EcdsaP256);
+            }
+            if let Ok(k) = <p384::SecretKey as p384::pkcs8::DecodePrivateKey>::from_pkcs8_der(der) {
+                return ec(k.public_key().to_public_key_der(), KeyType::EcdsaP384);
+            }
+            Err("a PKCS#8 key that is not RSA, P-256 or P-384".into())
+        }
+        other => Err(format!("a \"{other}\" block, not a private key")),
+    }
+}
+
+/// sa.pub: one PKIX `PUBLIC KEY` block.
+pub fn public_key_file_info(bytes: &[u8]) -> Result<KeyInfo, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "not PEM text".to_string())?;
+    let blocks = pem_blocks(text)?;
+    match blocks.as_slice() {
+        [b] if b.label == "PUBLIC KEY" => {
+            let spki = SubjectPublicKeyInfoOwned::from_der(&b.der)
+                .map_err(|e| format!("a PUBLIC KEY that does not parse ({e})"))?;
+            key_info(&spki)
+        }
+        _ => Err("not exactly one PUBLIC KEY block".into()),
+    }
+}
+
+fn secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Zeroizing<String>>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.map(Zeroizing::new))
+}
+
+#[derive(Deserialize)]
+struct PartialConf {
+    #[serde(default)]
+    users: Vec<PartialUser>,
+}
+
+#[derive(Deserialize)]
+struct PartialUser {
+    user: Option<PartialUserEntry>,
+}
+
+#[derive(Deserialize)]
+struct PartialUserEntry {
+    #[serde(rename = "client-key-data", default, deserialize_with = "secret")]
+    key: Option<Zeroizing<String>>,
+}
+
+/// The private key PEM in a partial kubeconfig of `kubeadm certs
+/// generate-csr` (its one user's `client-key-data`). Errors never quote it.
+pub fn partial_client_key(bytes: &[u8]) -> Result<Zeroizing<String>, String> {
+    let conf: PartialConf = serde_norway::from_slice(bytes)
+        .map_err(|_| "a file that does not parse as a kubeconfig".to_string())?;
+    let keys: Vec<&Zeroizing<String>> = conf
+        .users
+        .iter()
+        .filter_map(|u| u.user.as_ref().and_then(|e| e.key.as_ref()))
+        .collect();
+    let [b64] = keys.as_slice() else {
+        return Err(format!("{} users with client-key-data", keys.len()));
+    };
+    let clean: Zeroizing<String> =
+        Zeroizing::new(b64.chars().filter(|c| !c.is_ascii_whitespace()).collect());
+    let pem = Zeroizing::new(
+        base64::engine::general_purpose::STANDARD
+            .decode(clean.as_bytes())
+            .map_err(|_| "client-key-data that is not base64".to_string())?,
+    );
+    let text =
+        std::str::from_utf8(&pem).map_err(|_| "client-key-data that is not PEM".to_string())?;
+    Ok(Zeroizing::new(text.to_string()))
+}
+
+/// Where kubeadm writes the CSR of a profile, relative to etc/kubernetes:
+/// `pki/apiserver.csr`, `admin.conf.csr`.
+pub fn csr_path(spec: &LeafSpec) -> String {
+    format!("{}.csr", spec.path)
+}
+
+/// A CSR of a node that passed, with what was found beside it.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    pub spec: LeafSpec,
+    /// Relative to the node's etc/kubernetes.
+    pub csr_file: String,
+    pub csr: CheckedCsr,
+    /// Kubeconfigs: the node's key from its partial `.conf`, if it was brought.
+    pub client_key_pem: Option<Zeroizing<String>>,
+    /// Certificates: the node's `pki/<name>.key`, if it was brought (relative path).
+    pub key_file: Option<String>,
+}
+
+/// One CSR file (found or missing) with its profile and refusals, for `check`.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Relative to the node's etc/kubernetes.
+    pub file: String,
+    /// kubeadm's name of the profile it maps to (None: no profile matches).
+    pub profile: Option<String>,
+    pub found: bool,
+    pub refusals: Vec<Refusal>,
+}
+
+/// A service-account key pair the node brought (`pki/sa.pub`, maybe `pki/sa.key`).
+#[derive(Debug, Clone)]
+pub struct SuppliedSa {
+    pub pub_id: Vec<u8>,
+    pub has_key: bool,
+}
+
+/// Everything decided about one node's CSR tree.
+#[derive(Debug, Clone)]
+pub struct NodeCheck {
+    pub node: String,
+    pub control_plane: bool,
+    pub entries: Vec<Entry>,
+    /// Refusals not tied to one CSR (missing directory, sa.pub, shared keys).
+    pub node_refusals: Vec<Refusal>,
+    /// In profile order; only meaningful when `refusals()` is empty.
+    pub accepted: Vec<Accepted>,
+    pub sa: Option<SuppliedSa>,
+    /// Files that are neither CSRs nor files beside one; not copied.
+    pub ignored: Vec<String>,
+    /// (file relative to the CSR dir, key id) of every CSR whose key parsed.
+    pub key_ids: Vec<(String, Vec<u8>)>,
+}
+
+impl NodeCheck {
+    pub fn refusals(&self) -> Vec<Refusal> {
+        self.node_refusals
+            .iter()
+            .chain(self.entries.iter().flat_map(|e| e.refusals.iter()))
+            .cloned()
+            .collect()
+    }
+
+    /// A node whose tree is missing altogether.
+    pub fn missing_dir(node: &str, control_plane: bool, dir: &str, got: String) -> NodeCheck {
+        NodeCheck {
+            node: node.to_string(),
+            control_plane,
+            entries: Vec::new(),
+            node_refusals: vec![Refusal::new(
+                dir,
+                "directory",
+                "the node's etc/kubernetes as kubeadm certs generate-csr writes it",
+                got,
+            )],
+            accepted: Vec::new(),
+            sa: None,
+            ignored: Vec::new(),
+            key_ids: Vec::new(),
+        }
+    }
+}
+
+/// Checks the files of one node's etc/kubernetes (relative path → bytes)
+/// against the node's profiles. `prefix` is prepended to file names in
+/// refusals (`cp1/etc/kubernetes/`). Every profile needs its CSR; every CSR
+/// needs a profile; keys brought beside a CSR must be its key.
+pub fn check_node(
+    node: &str,
+    control_plane: bool,
+    prefix: &str,
+    specs: &[LeafSpec],
+    files: &BTreeMap<String, Zeroizing<Vec<u8>>>,
+    allowed: &[KeyType],
+) -> NodeCheck {
+    let full = |rel: &str| format!("{prefix}{rel}");
+    let mut used: BTreeSet<String> = BTreeSet::new();
+    let mut entries = Vec::new();
+    let mut accepted = Vec::new();
+    let mut key_ids = Vec::new();
+    for spec in specs {
+        let csr_file = csr_path(spec);
+        let Some(bytes) = files.get(&csr_file) else {
+            entries.push(Entry {
+                file: csr_file.clone(),
+                profile: Some(spec.display_name()),
+                found: false,
+                refusals: vec![Refusal::new(
+                    full(&csr_file),
+                    "file",
+                    format!("the CSR of {}", spec.display_name()),
+                    "no such file",
+                )],
+            });
+            continue;
+        };
+        used.insert(csr_file.clone());
+        let mut check = check_csr(&full(&csr_file), bytes, spec, allowed);
+        let key_id = check.key.as_ref().map(|(_, k)| k.id.clone());
+        if let Some(id) = &key_id {
+            key_ids.push((full(&csr_file), id.clone()));
+        }
+        let mut client_key_pem = None;
+        let mut key_file = None;
+        let beside = |rel: &str, got: String| {
+            Refusal::new(
+                full(rel),
+                "private key",
+                format!("the key of {csr_file}"),
+                got,
+            )
+        };
+        match &spec.output {
+            LeafOutput::Kubeconfig { .. } => {
+                if let Some(conf) = files.get(&spec.path) {
+                    used.insert(spec.path.clone());
+                    match partial_client_key(conf) {
+                        Err(got) => check.refusals.push(Refusal::new(
+                            full(&spec.path),
+                            "client-key-data",
+                            "the partial kubeconfig kubeadm certs generate-csr writes",
+                            got,
+                        )),
+                        Ok(pem) => match private_key_info(pem.as_bytes()) {
+                            Err(got) => check.refusals.push(beside(&spec.path, got)),
+                            Ok(k) if Some(&k.id) != key_id.as_ref() && key_id.is_some() => check
+                                .refusals
+                                .push(beside(&spec.path, "another key".into())),
+                            Ok(_) => client_key_pem = Some(pem),
+                        },
+                    }
+                }
+            }
+            LeafOutput::CertAndKey => {
+                let key_rel = format!("{}.key", spec.path);
+                if let Some(k) = files.get(&key_rel) {
+                    used.insert(key_rel.clone());
+                    match private_key_info(k) {
+                        Err(got) => check.refusals.push(beside(&key_rel, got)),
+                        Ok(k) if Some(&k.id) != key_id.as_ref() && key_id.is_some() => {
+                            check.refusals.push(beside(&key_rel, "another key".into()))
+                        }
+                        Ok(_) => key_file = Some(key_rel),
+                    }
+                }
+            }
+        }
+        if let Some(csr) = check.accepted() {
+            accepted.push(Accepted {
+                spec: spec.clone(),
+                csr_file: csr_file.clone(),
+                csr,
+                client_key_pem,
+                key_file,
+            });
+        }
+        entries.push(Entry {
+            file: csr_file,
+            profile: Some(spec.display_name()),
+            found: true,
+            refusals: check.refusals,
+        });
+    }
+    // CSRs no profile of this node matches.
+    let mut expected: Vec<String> = specs.iter().map(csr_path).collect();
+    expected.sort();
+    let unexpected: Vec<String> = files
+        .keys()
+        .filter(|f| f.ends_with(".csr") && !used.contains(*f))
+        .cloned()
+        .collect();
+    for f in &unexpected {
+        used.insert(f.clone());
+        entries.push(Entry {
+            file: f.clone(),
+            profile: None,
+            found: true,
+            refusals: vec![Refusal::new(
+                full(f),
+                "profile",
+                format!(
+                    "one of the CSRs the plan signs for {node} ({})",
+                    expected.join(", ")
+                ),
+                "a CSR no profile of this node matches",
+            )],
+        });
+    }
+    // A service-account key the node made itself.
+    let mut node_refusals = Vec::new();
+    let mut sa = None;
+    if control_plane {
+        let (p, k) = ("pki/sa.pub", "pki/sa.key");
+        match (files.get(p), files.get(k)) {
+            (None, None) => {}
+            (None, Some(_)) => {
+                used.insert(k.into());
+                node_refusals.push(Refusal::new(
+                    full(p),
+                    "file",
+                    "sa.pub beside sa.key",
+                    "no such file",
+                ));
+            }
+            (Some(pub_bytes), key) => {
+                used.insert(p.into());
+                match public_key_file_info(pub_bytes) {
+                    Err(got) => node_refusals.push(Refusal::new(
+                        full(p),
+                        "key",
+                        "a PUBLIC KEY block (RSA or ECDSA)",
+                        got,
+                    )),
+                    Ok(info) if info.key_type.is_none() => node_refusals.push(Refusal::new(
+                        full(p),
+                        "key",
+                        allowed_text(&KeyType::ALL),
+                        info.kind,
+                    )),
+                    Ok(info) => {
+                        let mut ok = true;
+                        if let Some(kb) = key {
+                            used.insert(k.into());
+                            match private_key_info(kb) {
+                                Ok(ki) if ki.id == info.id => {}
+                                Ok(_) => {
+                                    ok = false;
+                                    node_refusals.push(Refusal::new(
+                                        full(k),
+                                        "private key",
+                                        "the key of pki/sa.pub",
+                                        "another key",
+                                    ));
+                                }
+                                Err(got) => {
+                                    ok = false;
+                                    node_refusals.push(Refusal::new(
+                                        full(k),
+                                        "private key",
+                                        "the key of pki/sa.pub",
+                                        got,
+                                    ));
+                                }
+                            }
+                        }
+                        if ok {
+                            sa = Some(SuppliedSa {
+                                pub_id: info.id,
+                                has_key: key.is_some(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let ignored = files
+        .keys()
+        .filter(|f| !used.contains(*f))
+        .cloned()
+        .collect();
+    NodeCheck {
+        node: node.to_string(),
+        control_plane,
+        entries,
+        node_refusals,
+        accepted,
+        sa,
+        ignored,
+        key_ids,
+    }
+}
+
+/// sa.key/sa.pub are identical on every control-plane node: either no node
+/// brings sa.pub (the ceremony makes the pair) or every one brings the same.
+/// Returns (index into `nodes`, refusal).
+pub fn sa_consistency(
+    nodes: &[NodeCheck],
+    prefix_of: &dyn Fn(&str) -> String,
+) -> Vec<(usize, Refusal)> {
+    let cps: Vec<(usize, &NodeCheck)> = nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.control_plane)
+        .collect();
+    let Some((_, first)) = cps.iter().find(|(_, n)| n.sa.is_some()) else {
+        return Vec::new();
+    };
+    let Some(want) = first.sa.as_ref().map(|s| s.pub_id.clone()) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, n) in &cps {
+        // A node whose sa.pub was itself refused already has its refusal.
+        let had_problem = n
+            .node_refusals
+            .iter()
+            .any(|r| r.file.ends_with("pki/sa.pub"));
+        match &n.sa {
+            Some(s) if s.pub_id == want => {}
+            Some(_) => out.push((
+                *i,
+                Refusal::new(
+                    format!("{}pki/sa.pub", prefix_of(&n.node)),
+                    "key",
+                    format!(
+                        "the same sa.pub as {} (identical on every control-plane node)",
+                        first.node
+                    ),
+                    "another key",
+                ),
+            )),
+            None if had_problem => {}
+            None => out.push((
+                *i,
+                Refusal::new(
+                    format!("{}pki/sa.pub", prefix_of(&n.node)),
+                    "file",
+                    format!(
+                        "the sa.pub {} brought (identical on every control-plane node)",
+                        first.node
+                    ),
+                    "no such file",
+                ),
+            )),
+        }
+    }
+    out
+}
+
+/// Refuses every CSR whose key another CSR (earlier in `keys`) already uses:
+/// one key per certificate, as kubeadm makes them. `keys` holds (file, key
+/// id); returns (index into `keys`, refusal) for each later duplicate.
+pub fn shared_keys(keys: &[(String, Vec<u8>)]) -> Vec<(usize, Refusal)> {
+    let mut first: BTreeMap<&[u8], &str> = BTreeMap::new();
+    let mut out = Vec::new();
+    for (i, (file, id)) in keys.iter().enumerate() {
+        match first.get(id.as_slice()) {
+            Some(other) => out.push((
+                i,
+                Refusal::new(
+                    file.clone(),
+                    "public key",
+                    "a key of its own",
+                    format!("the key of {other}"),
+                ),
+            )),
+            None => {
+                first.insert(id, file);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::CaRole;
+    use crate::x509::profile::{ID_KP_CLIENT_AUTH, ID_KP_SERVER_AUTH};
+
+    const GEN: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/kubeadm/generate-csr/etc/kubernetes/"
+    );
+
+    fn read(rel: &str) -> Option<Vec<u8>> {
+        std::fs::read(format!("{GEN}{rel}")).ok()
+    }
+
+    fn spec(path: &str, cn: &str, orgs: &[&str], sans: Vec<San>) -> LeafSpec {
+        LeafSpec {
+            path: path.into(),
+            output: LeafOutput::CertAndKey,
+            issuer: CaRole::Kubernetes,
+            cn: cn.into(),
+            orgs: orgs.iter().map(|s| s.to_string()).collect(),
+            eku: vec![ID_KP_SERVER_AUTH],
+            sans,
+        }
+    }
+
+    fn apiserver_sans() -> Vec<San> {
+        [
+            "cp1",
+            "kubernetes",
+            "kubernetes.default",
+            "kubernetes.default.svc",
+            "kubernetes.default.svc.cluster.local",
+            "10.96.0.1",
+            "10.0.0.10",
+            "127.0.0.1",
+        ]
+        .iter()
+        .map(|s| San::parse(s).unwrap())
+        .collect()
+    }
+
+    #[test]
+    fn real_apiserver_csr_passes_and_mismatches_are_refused() {
+        let Some(csr) = read("pki/apiserver.csr") else {
+            return; // shared data absent
+        };
+        let ok = check_csr(
+            "f",
+            &csr,
+            &spec("pki/apiserver", "kube-apiserver", &[], apiserver_sans()),
+            &KeyType::ALL,
+        );
+        assert!(ok.refusals.is_empty(), "{:?}", ok.refusals);
+        assert_eq!(ok.accepted().unwrap().key_type, KeyType::Rsa2048);
+
+        let mut fewer = apiserver_sans();
+        fewer.pop();
+        let bad = check_csr(
+            "f",
+            &csr,
+            &spec("pki/apiserver", "kube-apiserver2", &["x"], fewer),
+            &[KeyType::EcdsaP256],
+        );
+        let lines: Vec<String> = bad.refusals.iter().map(|r| r.to_string()).collect();
+        assert_eq!(
+            lines,
+            [
+                "f: key: expected one of ecdsa-p256, got rsa-2048",
+                "f: subject CN: expected \"kube-apiserver2\", got \"kube-apiserver\"",
+                "f: subject O: expected O=x, got none",
+                "f: subjectAltName: expected a subset of DNS:cp1, DNS:kubernetes, DNS:kubernetes.default, \
+                 DNS:kubernetes.default.svc, DNS:kubernetes.default.svc.cluster.local, IP:10.96.0.1, \
+                 IP:10.0.0.10, got IP:127.0.0.1",
+            ]
+        );
+        assert!(bad.accepted().is_none());
+    }
+
+    #[test]
+    fn bad_signature_and_not_a_csr() {
+        let Some(csr) = read("pki/front-proxy-client.csr") else {
+            return;
+        };
+        let s = spec("pki/front-proxy-client", "front-proxy-client", &[], vec![]);
+        let req = parse_csr(&csr).unwrap();
+        let mut der = req.to_der().unwrap();
+        let n = der.len();
+        der[n - 1] ^= 1;
+        let c = check_csr("f", &der, &s, &KeyType::ALL);
+        assert_eq!(
+            c.refusals[0].to_string(),
+            "f: signature: expected a valid self-signature by the CSR's key, \
+             got a signature that does not verify with the CSR's public key"
+        );
+        let c = check_csr("f", b"hello\n", &s, &KeyType::ALL);
+        assert_eq!(
+            c.refusals[0].to_string(),
+            "f: file: expected one PKCS#10 certificate request (PEM or DER), \
+             got neither PEM nor a DER certificate request"
+        );
+        let two = [csr.clone(), csr.clone()].concat();
+        let c = check_csr("f", &two, &s, &KeyType::ALL);
+        assert_eq!(
+            c.refusals[0].to_string(),
+            "f: file: expected exactly one certificate request, got 2 certificate requests"
+        );
+    }
+
+    #[test]
+    fn the_real_tree_maps_to_its_profiles_and_keys_match() {
+        let Some(_) = read("pki/apiserver.csr") else {
+            return;
+        };
+        let mut files = BTreeMap::new();
+        for rel in [
+            "pki/front-proxy-client.csr",
+            "pki/front-proxy-client.key",
+            "scheduler.conf",
+            "scheduler.conf.csr",
+            "pki/apiserver.key",
+        ] {
+            files.insert(rel.to_string(), Zeroizing::new(read(rel).unwrap()));
+        }
+        files.insert("junk.csr".into(), Zeroizing::new(b"x".to_vec()));
+        let mut fp = spec("pki/front-proxy-client", "front-proxy-client", &[], vec![]);
+        fp.eku = vec![ID_KP_CLIENT_AUTH];
+        let sched = LeafSpec {
+            path: "scheduler.conf".into(),
+            output: LeafOutput::Kubeconfig {
+                server: "https://10.0.0.10:6443".into(),
+                cluster: "kubernetes".into(),
+            },
+            cn: "system:kube-scheduler".into(),
+            ..fp.clone()
+        };
+        let missing = spec("pki/etcd/peer", "cp1", &[], vec![]);
+        let n = check_node(
+            "cp1",
+            true,
+            "cp1/etc/kubernetes/",
+            &[fp, sched, missing],
+            &files,
+            &KeyType::ALL,
+        );
+        let lines: Vec<String> = n.refusals().iter().map(|r| r.to_string()).collect();
+        assert_eq!(
+            lines,
+            [
+                "cp1/etc/kubernetes/pki/etcd/peer.csr: file: expected the CSR of etcd/peer, got no such file",
+                "cp1/etc/kubernetes/junk.csr: profile: expected one of the CSRs the plan signs for cp1 \
+                 (pki/etcd/peer.csr, pki/front-proxy-client.csr, scheduler.conf.csr), \
+                 got a CSR no profile of this node matches",
+            ]
+        );
+        assert_eq!(n.accepted.len(), 2);
+        assert_eq!(
+            n.accepted[0].key_file.as_deref(),
+            Some("pki/front-proxy-client.key")
+        );
+        assert!(n.accepted[1].client_key_pem.is_some());
+        assert_eq!(n.ignored, ["pki/apiserver.key"]);
+        // The apiserver key is not the front-proxy-client CSR's key.
+        files.insert(
+            "pki/front-proxy-client.key".into(),
+            Zeroizing::new(read("pki/apiserver.key").unwrap()),
+        );
+        let n = check_node(
+            "cp1",
+            true,
+            "",
+            &[n.accepted[0].spec.clone()],
+            &files,
+            &KeyType::ALL,
+        );
+        assert_eq!(
+            n.refusals()[0].to_string(),
+            "pki/front-proxy-client.key: private key: expected the key of \
+             pki/front-proxy-client.csr, got another key"
+        );
+    }
+
+    #[test]
+    fn shared_keys_refuse_the_later_one() {
+        let keys = vec![
+            ("a".to_string(), vec![1]),
+            ("b".to_string(), vec![2]),
+            ("c".to_string(), vec![1]),
+        ];
+        let r = shared_keys(&keys);
+        assert_eq!(r.len(), 1);
+        assert_eq!(r[0].0, 2);
+        assert_eq!(
+            r[0].1.to_string(),
+            "c: public key: expected a key of its own, got the key of a"
+        );
+    }
+
+    #[test]
+    fn generated_keys_match_their_public_halves() {
+        for kt in [KeyType::EcdsaP256, KeyType::EcdsaP384] {
+            let k = crate::leaf::generate(kt).unwrap();
+            let from_priv = private_key_info(k.private_pem.as_bytes()).unwrap();
+            let from_pub = key_info(&k.spki).unwrap();
+            assert_eq!(from_priv, from_pub);
+            assert_eq!(from_pub.key_type, Some(kt));
+            let pem = crate::leaf::public_pem(&k.spki).unwrap();
+            assert_eq!(public_key_file_info(pem.as_bytes()).unwrap(), from_pub);
+        }
+        if let Some(key) = read("pki/apiserver.key") {
+            let csr = parse_csr(&read("pki/apiserver.csr").unwrap()).unwrap();
+            assert_eq!(
+                private_key_info(&key).unwrap(),
+                key_info(&csr.info.public_key).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn partial_kubeconfig_key() {
+        if let Some(conf) = read("admin.conf") {
+            let pem = partial_client_key(&conf).unwrap();
+            assert!(pem.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+        }
+        let e = partial_client_key(b"users: [{name: x, user: {}}]").unwrap_err();
+        assert_eq!(e, "0 users with client-key-data");
+        assert!(partial_client_key(b"{{{").is_err());
+    }
+}

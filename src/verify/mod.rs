@@ -1,0 +1,386 @@
+//! `ceremony verify` and `ceremony inspect`: read-only checks of a kubeadm
+//! bundle, either a whole ceremony output (OUT: root-ca.crt, cas/, chains/,
+//! SHA256SUMS, nodes/<node>/etc/kubernetes) or one node's etc/kubernetes.
+//!
+//! `verify` checks what kubeadm does not (README "External-CA mode"): that
+//! every key matches its certificate, each leaf chains to the right
+//! intermediate and each intermediate to the root, the kubeadm profiles
+//! (exactly the plan's `LeafSpec`s with `--plan`), kubeconfigs, file modes,
+//! that no CA private key is anywhere, and the SHA256SUMS manifest.
+//!
+//! It never writes, never talks to a token and never prints key material:
+//! problems name the file and field, and keys appear only as SPKI
+//! fingerprints. The directory is read once (`tree`); every check after that
+//! is a pure function of the tree, the root, the plan and `now` (`check`).
+
+pub mod check;
+pub mod expect;
+pub mod inspect;
+pub mod parse;
+pub mod tree;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use x509_cert::name::Name;
+
+use crate::plan::{CaRole, ClusterSpec, PlanError};
+use tree::Tree;
+
+/// One thing wrong with the bundle.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Problem {
+    /// Relative to the directory given to `verify`.
+    pub file: String,
+    pub field: String,
+    pub what: String,
+    pub expected: Option<String>,
+    pub got: Option<String>,
+}
+
+impl Problem {
+    pub fn new(file: &str, field: &str, what: impl Into<String>) -> Problem {
+        Problem {
+            file: file.into(),
+            field: field.into(),
+            what: what.into(),
+            expected: None,
+            got: None,
+        }
+    }
+
+    pub fn expected(mut self, e: impl Into<String>) -> Problem {
+        self.expected = Some(e.into());
+        self
+    }
+
+    pub fn got(mut self, g: impl Into<String>) -> Problem {
+        self.got = Some(g.into());
+        self
+    }
+}
+
+/// `<file>: <field>: <what> (expected X, got Y)`
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}: {}", self.file, self.field, self.what)?;
+        match (&self.expected, &self.got) {
+            (Some(e), Some(g)) => write!(f, " (expected {e}, got {g})"),
+            (Some(e), None) => write!(f, " (expected {e})"),
+            (None, Some(g)) => write!(f, " (got {g})"),
+            (None, None) => Ok(()),
+        }
+    }
+}
+
+/// A ceremony output or a single node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layout {
+    Out,
+    /// A node whose etc/kubernetes is at `base` ("" or "etc/kubernetes/").
+    Node {
+        base: String,
+    },
+}
+
+/// Tells the layout from the entries present.
+pub fn detect(tree: &Tree) -> Option<Layout> {
+    if tree.is_dir("nodes") || tree.get("root-ca.crt").is_some() || tree.get("SHA256SUMS").is_some()
+    {
+        Some(Layout::Out)
+    } else if tree.is_dir("pki") || tree.get("kubelet.conf").is_some() {
+        Some(Layout::Node {
+            base: String::new(),
+        })
+    } else if tree.is_dir("etc/kubernetes") {
+        Some(Layout::Node {
+            base: "etc/kubernetes/".into(),
+        })
+    } else {
+        None
+    }
+}
+
+/// What `--plan` contributes: the cluster and the CAs' subjects.
+#[derive(Debug, Clone)]
+pub struct PlanFacts {
+    pub cluster: ClusterSpec,
+    pub ca_subjects: BTreeMap<CaRole, Name>,
+    /// `[[users]]`: (name, groups), each a users/<name>.conf.
+    pub users: Vec<(String, Vec<String>)>,
+}
+
+/// The trust anchor given with `--root`.
+#[derive(Debug, Clone)]
+pub struct GivenRoot {
+    /// How to name it in messages ("--root root-ca.crt").
+    pub label: String,
+    pub pem: Vec<u8>,
+}
+
+/// Everything `check` looks at.
+#[derive(Debug)]
+pub struct Input {
+    pub tree: Tree,
+    pub layout: Layout,
+    /// The node name the directory's path implies (`…/nodes/<name>/etc/kubernetes`).
+    pub dir_node_name: Option<String>,
+    pub root: Option<GivenRoot>,
+    pub plan: Option<PlanFacts>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    ControlPlane,
+    Worker,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::ControlPlane => "control-plane",
+            Role::Worker => "worker",
+        }
+    }
+}
+
+/// Which root the intermediates were checked against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootUsed {
+    Given(String),
+    Out,
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Sorted by file; in check order within a file.
+    pub problems: Vec<Problem>,
+    pub files_checked: usize,
+    pub nodes: Vec<(Option<String>, Role)>,
+    pub root: RootUsed,
+    pub plan: bool,
+}
+
+impl Report {
+    /// The last line: `OK: …` or `FAILED: …`.
+    pub fn summary(&self) -> String {
+        let nodes = self
+            .nodes
+            .iter()
+            .map(|(n, r)| format!("{} {}", n.as_deref().unwrap_or("(unnamed)"), r.name()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let what = format!(
+            "{} files checked, {} node{} ({nodes})",
+            self.files_checked,
+            self.nodes.len(),
+            if self.nodes.len() == 1 { "" } else { "s" }
+        );
+        let mut notes = Vec::new();
+        match &self.root {
+            RootUsed::Given(l) => notes.push(format!("chains checked up to {l}")),
+            RootUsed::Out => notes.push("chains checked up to root-ca.crt".into()),
+            RootUsed::None => {
+                notes.push("intermediates not checked against a root (give --root)".into())
+            }
+        }
+        notes.push(if self.plan {
+            "profiles compared with the plan".into()
+        } else {
+            "no --plan: kubeadm's fixed profile parts only".to_string()
+        });
+        if self.problems.is_empty() {
+            format!("OK: {what}; {}", notes.join("; "))
+        } else {
+            let mut files: Vec<&str> = self.problems.iter().map(|p| p.file.as_str()).collect();
+            files.dedup();
+            format!(
+                "FAILED: {} problem{} in {} file{}; {what}; {}",
+                self.problems.len(),
+                if self.problems.len() == 1 { "" } else { "s" },
+                files.len(),
+                if files.len() == 1 { "" } else { "s" },
+                notes.join("; ")
+            )
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("cannot read {}: {source}", .dir.display())]
+    Read {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: neither a ceremony output (root-ca.crt, nodes/) nor a node's etc/kubernetes (pki/, kubelet.conf)", .0.display())]
+    Layout(PathBuf),
+    #[error("--root {}: {what}", .file.display())]
+    Root { file: PathBuf, what: String },
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error("{}: the plan has no [cluster], so there is nothing to compare a bundle with", .0.display())]
+    PlanWithoutCluster(PathBuf),
+    #[error("the bundle failed verification: {problems} problem{} (listed above)", if *.problems == 1 { "" } else { "s" })]
+    Failed { problems: usize },
+}
+
+impl VerifyError {
+    /// 4 when the bundle has problems, 2 when the command was given something unusable.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            VerifyError::Failed { .. } => 4,
+            _ => 2,
+        }
+    }
+
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            VerifyError::Read { .. } | VerifyError::Layout(_) => {
+                "give the output directory of `ceremony run`, or a node's etc/kubernetes directory".into()
+            }
+            VerifyError::Root { .. } => "give the root CA certificate as PEM, one certificate (OUT/root-ca.crt)".into(),
+            VerifyError::Plan(_) => "fix the plan; `ceremony check PLAN` lists every problem".into(),
+            VerifyError::PlanWithoutCluster(_) => "give the plan that made the bundle, or verify without --plan".into(),
+            VerifyError::Failed { .. } => {
+                "each line names a file and what is wrong with it; re-issue the bundle with `ceremony run` rather than edit it by hand (verify changed nothing)".into()
+            }
+        })
+    }
+}
+
+/// Reads `dir` (and the `--root` file) into an `Input`. The plan is loaded by the caller.
+pub fn load(
+    dir: &Path,
+    root: Option<&Path>,
+    plan: Option<PlanFacts>,
+) -> Result<Input, VerifyError> {
+    let tree = Tree::load(dir).map_err(|source| VerifyError::Read {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
+    let layout = detect(&tree).ok_or_else(|| VerifyError::Layout(dir.to_path_buf()))?;
+    let canonical = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    let dir_node_name = match &layout {
+        Layout::Out => None,
+        Layout::Node { base } if base.is_empty() => tree::node_name_from_path(&canonical),
+        Layout::Node { .. } => tree::node_name_from_path(&canonical.join("etc/kubernetes")),
+    };
+    let root = match root {
+        None => None,
+        Some(f) => {
+            let pem = std::fs::read(f).map_err(|e| VerifyError::Root {
+                file: f.to_path_buf(),
+                what: e.to_string(),
+            })?;
+            let parsed = parse::CertFile::parse(&pem).map_err(|what| VerifyError::Root {
+                file: f.to_path_buf(),
+                what,
+            })?;
+            if let Some(what) = parsed.error {
+                return Err(VerifyError::Root {
+                    file: f.to_path_buf(),
+                    what,
+                });
+            }
+            if parsed.labels.len() != 1 || parsed.certs.len() != 1 {
+                return Err(VerifyError::Root {
+                    file: f.to_path_buf(),
+                    what: format!(
+                        "holds {} PEM blocks; expected exactly one certificate",
+                        parsed.labels.len()
+                    ),
+                });
+            }
+            Some(GivenRoot {
+                label: format!("--root {}", f.display()),
+                pem,
+            })
+        }
+    };
+    Ok(Input {
+        tree,
+        layout,
+        dir_node_name,
+        root,
+        plan,
+    })
+}
+
+/// The plan's facts, or why it cannot be used.
+pub fn plan_facts(path: &Path, now: SystemTime) -> Result<PlanFacts, VerifyError> {
+    let loaded = crate::plan::load(path, now)?;
+    let cluster = loaded
+        .plan
+        .cluster
+        .clone()
+        .ok_or_else(|| VerifyError::PlanWithoutCluster(path.to_path_buf()))?;
+    let ca_subjects = loaded
+        .plan
+        .cas
+        .iter()
+        .map(|c| (c.role, c.subject.clone()))
+        .collect();
+    let users = loaded
+        .plan
+        .raw
+        .users
+        .iter()
+        .map(|u| (u.name.clone(), u.groups.clone()))
+        .collect();
+    Ok(PlanFacts {
+        cluster,
+        ca_subjects,
+        users,
+    })
+}
+
+/// Writes the command's output; a closed pipe (`| head`) is not an error worth a panic.
+fn stdout(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+/// `ceremony verify DIR [--root FILE] [--plan FILE]`: prints one line per
+/// problem and the summary on stdout; Err(Failed) when there were problems.
+pub fn run_verify(dir: &Path, root: Option<&Path>, plan: Option<&Path>) -> Result<(), VerifyError> {
+    let now = SystemTime::now();
+    let facts = plan.map(|p| plan_facts(p, now)).transpose()?;
+    let input = load(dir, root, facts)?;
+    let report = check::check(&input, now);
+    let mut text = String::new();
+    for p in &report.problems {
+        text.push_str(&format!("{p}\n"));
+    }
+    text.push_str(&report.summary());
+    text.push('\n');
+    stdout(&text);
+    if report.problems.is_empty() {
+        Ok(())
+    } else {
+        Err(VerifyError::Failed {
+            problems: report.problems.len(),
+        })
+    }
+}
+
+/// `ceremony inspect DIR [--json]`.
+pub fn run_inspect(dir: &Path, json: bool) -> Result<(), VerifyError> {
+    let now = SystemTime::now();
+    let input = load(dir, None, None)?;
+    let inv = inspect::inventory(&input, now);
+    if json {
+        stdout(&(serde_json::to_string_pretty(&inv).unwrap_or_default() + "\n"));
+    } else {
+        stdout(&inspect::render(&inv));
+    }
+    Ok(())
+}

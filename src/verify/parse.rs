@@ -1,0 +1,633 @@
+//! Parsing what a bundle holds: PEM blocks, certificates (the fields the
+//! kubeadm profiles decide), private and public keys (normalised so that a
+//! key file and a certificate can be compared), and kubeconfig YAML.
+//!
+//! Pure: bytes in, values out. Private key material only lives in
+//! `Zeroizing` buffers here and is reduced to its public key at once.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::SystemTime;
+
+use base64::Engine;
+use der::oid::ObjectIdentifier;
+use der::referenced::OwnedToRef;
+use der::{Decode, Encode};
+use flagset::FlagSet;
+use serde::Deserialize;
+use spki::{EncodePublicKey, SubjectPublicKeyInfoOwned};
+use x509_cert::Certificate;
+use x509_cert::ext::pkix::name::GeneralName;
+use x509_cert::ext::pkix::{
+    AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages,
+    SubjectAltName, SubjectKeyIdentifier,
+};
+use zeroize::Zeroizing;
+
+use crate::keytype::KeyType;
+
+/// One PEM block: its label and decoded bytes (zeroized: it may be a key).
+pub struct Block {
+    pub label: String,
+    pub der: Zeroizing<Vec<u8>>,
+}
+
+/// Every PEM block of a file, in order. Text between blocks is ignored, as
+/// Go's `pem.Decode` (and so kubeadm) ignores it.
+pub fn pem_blocks(bytes: &[u8]) -> Result<Vec<Block>, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "not PEM text (not UTF-8)".to_string())?;
+    let mut out = Vec::new();
+    let mut current: Option<(String, Zeroizing<String>)> = None;
+    for line in text.lines() {
+        let line = line.trim_end();
+        match &mut current {
+            None => {
+                if let Some(label) = line
+                    .strip_prefix("-----BEGIN ")
+                    .and_then(|l| l.strip_suffix("-----"))
+                {
+                    let mut body = Zeroizing::new(String::new());
+                    body.push_str(line);
+                    body.push('\n');
+                    current = Some((label.to_string(), body));
+                }
+            }
+            Some((label, body)) => {
+                body.push_str(line);
+                body.push('\n');
+                if line.starts_with("-----END ") {
+                    if line != format!("-----END {label}-----") {
+                        return Err(format!("PEM block \"{label}\" ends with {line:?}"));
+                    }
+                    let (l, der) = pem_rfc7468::decode_vec(body.as_bytes())
+                        .map_err(|e| format!("PEM block \"{label}\" does not decode: {e}"))?;
+                    out.push(Block {
+                        label: l.to_string(),
+                        der: Zeroizing::new(der),
+                    });
+                    current = None;
+                }
+            }
+        }
+    }
+    if let Some((label, _)) = current {
+        return Err(format!("PEM block \"{label}\" has no END line"));
+    }
+    Ok(out)
+}
+
+/// Labels of PEM blocks that hold a private key.
+pub fn is_private_key_label(label: &str) -> bool {
+    label.ends_with("PRIVATE KEY")
+}
+
+/// A public key in one canonical encoding, so that a key derived from a
+/// private key and one read from a certificate compare equal exactly when
+/// they are the same key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    pub key_type: Option<KeyType>,
+    /// Human description: "rsa-2048", "ecdsa-p256", "rsa-1024 (unsupported)".
+    pub kind: String,
+    /// Canonical SubjectPublicKeyInfo DER (RSA with NULL parameters, EC uncompressed).
+    pub spki_der: Vec<u8>,
+}
+
+impl std::fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PublicKey({}, {})", self.kind, self.fingerprint())
+    }
+}
+
+impl PublicKey {
+    /// "sha256:" + the first 16 hex digits of the SHA-256 of the SPKI DER
+    /// (`openssl pkey -pubout -outform DER | sha256sum` gives the whole value).
+    pub fn fingerprint(&self) -> String {
+        let h = hex::encode(crate::x509::sha256(&self.spki_der));
+        format!("sha256:{}", &h[..16])
+    }
+
+    pub fn from_spki(spki: &SubjectPublicKeyInfoOwned) -> Result<PublicKey, String> {
+        use const_oid::db::rfc5912::{
+            ID_EC_PUBLIC_KEY, RSA_ENCRYPTION, SECP_256_R_1, SECP_384_R_1,
+        };
+        let der = spki.to_der().map_err(|e| e.to_string())?;
+        match spki.algorithm.oid {
+            RSA_ENCRYPTION => {
+                let key = rsa::PublicKey::try_from(spki.owned_to_ref())
+                    .map_err(|e| format!("bad RSA public key: {e}"))?;
+                Self::rsa(&key)
+            }
+            ID_EC_PUBLIC_KEY => {
+                let curve = spki
+                    .algorithm
+                    .parameters
+                    .as_ref()
+                    .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
+                match curve {
+                    Some(SECP_256_R_1) => {
+                        use p256::pkcs8::DecodePublicKey;
+                        let k = p256::PublicKey::from_public_key_der(&der)
+                            .map_err(|e| format!("bad P-256 key: {e}"))?;
+                        Self::ec(
+                            k.to_public_key_der().map_err(|e| e.to_string())?,
+                            KeyType::EcdsaP256,
+                        )
+                    }
+                    Some(SECP_384_R_1) => {
+                        use p384::pkcs8::DecodePublicKey;
+                        let k = p384::PublicKey::from_public_key_der(&der)
+                            .map_err(|e| format!("bad P-384 key: {e}"))?;
+                        Self::ec(
+                            k.to_public_key_der().map_err(|e| e.to_string())?,
+                            KeyType::EcdsaP384,
+                        )
+                    }
+                    other => Ok(PublicKey {
+                        key_type: None,
+                        kind: format!(
+                            "EC curve {} (unsupported)",
+                            other.map_or("?".into(), |o| o.to_string())
+                        ),
+                        spki_der: der,
+                    }),
+                }
+            }
+            other => Ok(PublicKey {
+                key_type: None,
+                kind: format!("algorithm {other} (unsupported)"),
+                spki_der: der,
+            }),
+        }
+    }
+
+    fn rsa(key: &rsa::PublicKey) -> Result<PublicKey, String> {
+        use rsa::traits::PublicKeyParts;
+        let bits = key.n().bit_width();
+        let key_type = match bits {
+            2048 => Some(KeyType::Rsa2048),
+            3072 => Some(KeyType::Rsa3072),
+            4096 => Some(KeyType::Rsa4096),
+            _ => None,
+        };
+        let kind = match key_type {
+            Some(k) => k.name().to_string(),
+            None => format!("rsa-{bits} (unsupported)"),
+        };
+        let der = key.to_public_key_der().map_err(|e| e.to_string())?;
+        Ok(PublicKey {
+            key_type,
+            kind,
+            spki_der: der.as_bytes().to_vec(),
+        })
+    }
+
+    fn ec(doc: der::Document, kt: KeyType) -> Result<PublicKey, String> {
+        Ok(PublicKey {
+            key_type: Some(kt),
+            kind: kt.name().to_string(),
+            spki_der: doc.as_bytes().to_vec(),
+        })
+    }
+
+    /// A PKIX `PUBLIC KEY` block (sa.pub).
+    pub fn from_pkix_der(der: &[u8]) -> Result<PublicKey, String> {
+        let spki = SubjectPublicKeyInfoOwned::from_der(der)
+            .map_err(|e| format!("not a PKIX public key: {e}"))?;
+        Self::from_spki(&spki)
+    }
+}
+
+/// The public half of a private key block: PKCS#1 `RSA PRIVATE KEY`, SEC1
+/// `EC PRIVATE KEY` or PKCS#8 `PRIVATE KEY`, as kubeadm reads them. The RSA
+/// key is validated (n = p·q, e·d ≡ 1), so a tampered key does not pass as
+/// its public half.
+pub fn private_key_public(block: &Block) -> Result<PublicKey, String> {
+    let der = block.der.as_slice();
+    match block.label.as_str() {
+        "RSA PRIVATE KEY" => {
+            use rsa::pkcs1::DecodeRsaPrivateKey;
+            let k = rsa::PrivateKey::from_pkcs1_der(der)
+                .map_err(|e| format!("not a valid PKCS#1 RSA key: {e}"))?;
+            PublicKey::rsa(&k.to_public_key())
+        }
+        "EC PRIVATE KEY" => {
+            if let Ok(k) = p256::SecretKey::from_sec1_der(der) {
+                PublicKey::ec(
+                    k.public_key()
+                        .to_public_key_der()
+                        .map_err(|e| e.to_string())?,
+                    KeyType::EcdsaP256,
+                )
+            } else if let Ok(k) = p384::SecretKey::from_sec1_der(der) {
+                PublicKey::ec(
+                    k.public_key()
+                        .to_public_key_der()
+                        .map_err(|e| e.to_string())?,
+                    KeyType::EcdsaP384,
+                )
+            } else {
+                Err("not a valid SEC1 P-256 or P-384 key".into())
+            }
+        }
+        "PRIVATE KEY" => {
+            use rsa::pkcs8::DecodePrivateKey as _;
+            if let Ok(k) = rsa::PrivateKey::from_pkcs8_der(der) {
+                return PublicKey::rsa(&k.to_public_key());
+            }
+            if let Ok(k) = p256::SecretKey::from_pkcs8_der(der) {
+                return PublicKey::ec(
+                    k.public_key()
+                        .to_public_key_der()
+                        .map_err(|e| e.to_string())?,
+                    KeyType::EcdsaP256,
+                );
+            }
+            if let Ok(k) = p384::SecretKey::from_pkcs8_der(der) {
+                return PublicKey::ec(
+                    k.public_key()
+                        .to_public_key_der()
+                        .map_err(|e| e.to_string())?,
+                    KeyType::EcdsaP384,
+                );
+            }
+            Err("not a valid PKCS#8 RSA, P-256 or P-384 key".into())
+        }
+        "ENCRYPTED PRIVATE KEY" => Err("is encrypted; kubeadm cannot read it".into()),
+        other => Err(format!("unsupported private key type \"{other}\"")),
+    }
+}
+
+/// The single private key of a key file (or of a kubeconfig's client-key-data).
+pub fn one_private_key(bytes: &[u8]) -> Result<PublicKey, String> {
+    let blocks = pem_blocks(bytes)?;
+    let keys: Vec<&Block> = blocks
+        .iter()
+        .filter(|b| is_private_key_label(&b.label))
+        .collect();
+    match keys.as_slice() {
+        [] => Err(match blocks.first() {
+            Some(b) => format!("holds a \"{}\" block, not a private key", b.label),
+            None => "holds no PEM block".into(),
+        }),
+        [one] if blocks.len() == 1 => private_key_public(one),
+        _ => Err(format!(
+            "holds {} PEM blocks; a key file holds exactly one private key",
+            blocks.len()
+        )),
+    }
+}
+
+/// The public key of a PKCS#10 request file (one `CERTIFICATE REQUEST` block).
+pub fn csr_public(bytes: &[u8]) -> Result<PublicKey, String> {
+    let blocks = pem_blocks(bytes)?;
+    match blocks.as_slice() {
+        [one] if one.label == "CERTIFICATE REQUEST" || one.label == "NEW CERTIFICATE REQUEST" => {
+            let req = x509_cert::request::CertReq::from_der(&one.der)
+                .map_err(|e| format!("not a PKCS#10 request: {e}"))?;
+            PublicKey::from_spki(&req.info.public_key)
+        }
+        _ => Err(format!(
+            "holds {} PEM blocks; expected one \"CERTIFICATE REQUEST\"",
+            blocks.len()
+        )),
+    }
+}
+
+/// What `verify` compares in a certificate.
+pub struct Cert {
+    pub der: Vec<u8>,
+    pub cert: Certificate,
+    pub subject: String,
+    pub issuer: String,
+    pub subject_der: Vec<u8>,
+    pub issuer_der: Vec<u8>,
+    pub cn: Vec<String>,
+    pub orgs: Vec<String>,
+    pub not_before: SystemTime,
+    pub not_after: SystemTime,
+    /// BasicConstraints: (cA, pathLen), or None when absent.
+    pub basic_constraints: Option<(bool, Option<u8>)>,
+    pub key_usage: Option<FlagSet<KeyUsages>>,
+    pub eku: Option<Vec<ObjectIdentifier>>,
+    /// "DNS:name" / "IP:addr" / "other:…", as `San` displays them.
+    pub sans: Vec<String>,
+    pub ski: Option<Vec<u8>>,
+    pub aki: Option<Vec<u8>>,
+    pub key: Result<PublicKey, String>,
+    /// An extension that did not decode.
+    pub bad_extension: Option<String>,
+}
+
+impl Cert {
+    pub fn from_der(der: &[u8]) -> Result<Cert, String> {
+        let cert =
+            Certificate::from_der(der).map_err(|e| format!("not an X.509 certificate: {e}"))?;
+        let tbs = cert.tbs_certificate();
+        let mut bad = None;
+        let mut note = |e: String| {
+            if bad.is_none() {
+                bad = Some(e);
+            }
+        };
+        let strings = |oid: ObjectIdentifier| -> Vec<String> {
+            tbs.subject()
+                .iter()
+                .filter(|a| a.oid == oid)
+                .map(|a| {
+                    x509_cert::ext::pkix::name::DirectoryString::try_from(&a.value)
+                        .map(String::from)
+                        .unwrap_or_else(|_| "(undecodable)".into())
+                })
+                .collect()
+        };
+        use const_oid::db::rfc4519::{COMMON_NAME, ORGANIZATION_NAME};
+        let cn = strings(COMMON_NAME);
+        let mut orgs = strings(ORGANIZATION_NAME);
+        orgs.sort();
+        let bc = tbs.get_extension::<BasicConstraints>().unwrap_or_else(|e| {
+            note(format!("basicConstraints: {e}"));
+            None
+        });
+        let ku = tbs.get_extension::<KeyUsage>().unwrap_or_else(|e| {
+            note(format!("keyUsage: {e}"));
+            None
+        });
+        let eku = tbs.get_extension::<ExtendedKeyUsage>().unwrap_or_else(|e| {
+            note(format!("extendedKeyUsage: {e}"));
+            None
+        });
+        let san = tbs.get_extension::<SubjectAltName>().unwrap_or_else(|e| {
+            note(format!("subjectAltName: {e}"));
+            None
+        });
+        let ski = tbs
+            .get_extension::<SubjectKeyIdentifier>()
+            .unwrap_or_else(|e| {
+                note(format!("subjectKeyIdentifier: {e}"));
+                None
+            });
+        let aki = tbs
+            .get_extension::<AuthorityKeyIdentifier>()
+            .unwrap_or_else(|e| {
+                note(format!("authorityKeyIdentifier: {e}"));
+                None
+            });
+        let sans = san
+            .map(|(_, s)| s.0.iter().map(general_name).collect())
+            .unwrap_or_default();
+        Ok(Cert {
+            der: der.to_vec(),
+            subject: tbs.subject().to_string(),
+            issuer: tbs.issuer().to_string(),
+            subject_der: tbs.subject().to_der().map_err(|e| e.to_string())?,
+            issuer_der: tbs.issuer().to_der().map_err(|e| e.to_string())?,
+            cn,
+            orgs,
+            not_before: tbs.validity().not_before.to_system_time(),
+            not_after: tbs.validity().not_after.to_system_time(),
+            basic_constraints: bc.map(|(_, b)| (b.ca, b.path_len_constraint)),
+            key_usage: ku.map(|(_, k)| k.0),
+            eku: eku.map(|(_, e)| e.0),
+            sans,
+            ski: ski.map(|(_, s)| s.0.as_bytes().to_vec()),
+            aki: aki.and_then(|(_, a)| a.key_identifier.map(|k| k.as_bytes().to_vec())),
+            key: PublicKey::from_spki(tbs.subject_public_key_info()),
+            bad_extension: bad,
+            cert,
+        })
+    }
+
+    /// Whether `issuer`'s key verifies this certificate's signature.
+    pub fn signed_by(&self, issuer: &Cert) -> Result<(), String> {
+        let tbs = self
+            .cert
+            .tbs_certificate()
+            .to_der()
+            .map_err(|e| e.to_string())?;
+        let sig = self
+            .cert
+            .signature()
+            .as_bytes()
+            .ok_or("the signature has unused bits")?;
+        crate::x509::verify_signature(
+            issuer.cert.tbs_certificate().subject_public_key_info(),
+            self.cert.signature_algorithm(),
+            &tbs,
+            sig,
+        )
+    }
+
+    pub fn is_ca(&self) -> bool {
+        matches!(self.basic_constraints, Some((true, _)))
+    }
+
+    pub fn self_issued(&self) -> bool {
+        self.subject_der == self.issuer_der
+    }
+}
+
+fn general_name(g: &GeneralName) -> String {
+    match g {
+        GeneralName::DnsName(d) => format!("DNS:{}", d.as_str()),
+        GeneralName::IpAddress(o) => {
+            let b = o.as_bytes();
+            let ip = match b.len() {
+                4 => <[u8; 4]>::try_from(b).ok().map(IpAddr::from),
+                16 => <[u8; 16]>::try_from(b).ok().map(IpAddr::from),
+                _ => None,
+            };
+            ip.map_or_else(
+                || format!("IP:(bad {} bytes)", b.len()),
+                |ip| format!("IP:{ip}"),
+            )
+        }
+        GeneralName::Rfc822Name(e) => format!("email:{}", e.as_str()),
+        GeneralName::UniformResourceIdentifier(u) => format!("URI:{}", u.as_str()),
+        GeneralName::DirectoryName(n) => format!("DirName:{n}"),
+        other => format!("other:{other:?}"),
+    }
+}
+
+/// The certificates of a `.crt` file (or certificate-authority-data).
+pub struct CertFile {
+    /// Labels of every block, in order.
+    pub labels: Vec<String>,
+    /// The certificates that parsed, in order.
+    pub certs: Vec<Cert>,
+    /// Why a CERTIFICATE block did not parse, if one did not.
+    pub error: Option<String>,
+}
+
+impl CertFile {
+    pub fn parse(bytes: &[u8]) -> Result<CertFile, String> {
+        let blocks = pem_blocks(bytes)?;
+        let mut certs = Vec::new();
+        let mut error = None;
+        for b in blocks.iter().filter(|b| b.label == "CERTIFICATE") {
+            match Cert::from_der(&b.der) {
+                Ok(c) => certs.push(c),
+                Err(e) => error = error.or(Some(e)),
+            }
+        }
+        Ok(CertFile {
+            labels: blocks.into_iter().map(|b| b.label).collect(),
+            certs,
+            error,
+        })
+    }
+}
+
+fn secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Zeroizing<String>>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.map(Zeroizing::new))
+}
+
+/// A kubeconfig, as far as kubeadm's are concerned. Other keys are ignored,
+/// except the ones that would change how a client authenticates.
+#[derive(Deserialize)]
+pub struct Kubeconfig {
+    #[serde(rename = "apiVersion")]
+    pub api_version: Option<String>,
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub clusters: Option<Vec<NamedCluster>>,
+    #[serde(default)]
+    pub contexts: Option<Vec<NamedContext>>,
+    #[serde(rename = "current-context")]
+    pub current_context: Option<String>,
+    #[serde(default)]
+    pub users: Option<Vec<NamedUser>>,
+}
+
+#[derive(Deserialize)]
+pub struct NamedCluster {
+    pub name: Option<String>,
+    pub cluster: Option<ClusterEntry>,
+}
+
+#[derive(Deserialize)]
+pub struct ClusterEntry {
+    pub server: Option<String>,
+    #[serde(rename = "certificate-authority-data")]
+    pub ca_data: Option<String>,
+    #[serde(rename = "certificate-authority")]
+    pub ca_file: Option<String>,
+    #[serde(rename = "insecure-skip-tls-verify", default)]
+    pub insecure: bool,
+}
+
+#[derive(Deserialize)]
+pub struct NamedContext {
+    pub name: Option<String>,
+    pub context: Option<ContextEntry>,
+}
+
+#[derive(Deserialize)]
+pub struct ContextEntry {
+    pub cluster: Option<String>,
+    pub user: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct NamedUser {
+    pub name: Option<String>,
+    pub user: Option<UserEntry>,
+}
+
+#[derive(Deserialize)]
+pub struct UserEntry {
+    #[serde(rename = "client-certificate-data")]
+    pub cert_data: Option<String>,
+    #[serde(rename = "client-key-data", default, deserialize_with = "secret")]
+    pub key_data: Option<Zeroizing<String>>,
+    #[serde(rename = "client-certificate")]
+    pub cert_file: Option<String>,
+    #[serde(rename = "client-key")]
+    pub key_file: Option<String>,
+    /// Any other way to authenticate (token, exec, auth-provider, basic auth).
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde::de::IgnoredAny>,
+}
+
+impl Kubeconfig {
+    pub fn parse(bytes: &[u8]) -> Result<Kubeconfig, String> {
+        serde_norway::from_slice(bytes).map_err(|e| format!("not a kubeconfig: {e}"))
+    }
+}
+
+/// Base64 of a kubeconfig `*-data` field (Go's StdEncoding; line breaks ignored).
+pub fn base64_data(s: &str) -> Result<Zeroizing<Vec<u8>>, String> {
+    let clean: Zeroizing<String> =
+        Zeroizing::new(s.chars().filter(|c| !c.is_ascii_whitespace()).collect());
+    base64::engine::general_purpose::STANDARD
+        .decode(clean.as_bytes())
+        .map(Zeroizing::new)
+        .map_err(|e| format!("not base64: {e}"))
+}
+
+/// (host, port) of an `https://host:port[/path]` URL; Err says what is wrong.
+pub fn https_host_port(url: &str) -> Result<(String, u16), String> {
+    let rest = url.strip_prefix("https://").ok_or("not an https:// URL")?;
+    let authority = rest.split('/').next().unwrap_or("");
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (h, p) = v6.split_once(']').ok_or("unclosed [ in the host")?;
+        (h.to_string(), p.strip_prefix(':'))
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), Some(p)),
+            None => (authority.to_string(), None),
+        }
+    };
+    if host.is_empty() {
+        return Err("no host".into());
+    }
+    let port = match port {
+        Some(p) => p.parse::<u16>().map_err(|_| format!("bad port {p:?}"))?,
+        None => 443,
+    };
+    Ok((host, port))
+}
+
+/// The SAN form ("IP:…" or "DNS:…") of a URL host.
+pub fn host_san(host: &str) -> String {
+    match host.parse::<IpAddr>() {
+        Ok(ip) => format!("IP:{ip}"),
+        Err(_) => format!("DNS:{host}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            https_host_port("https://10.0.0.1:6443").unwrap(),
+            ("10.0.0.1".into(), 6443)
+        );
+        assert_eq!(
+            https_host_port("https://[fd00::1]:6443").unwrap(),
+            ("fd00::1".into(), 6443)
+        );
+        assert_eq!(
+            https_host_port("https://k8s.example.com").unwrap(),
+            ("k8s.example.com".into(), 443)
+        );
+        assert!(https_host_port("http://10.0.0.1:6443").is_err());
+        assert!(https_host_port("https://:6443").is_err());
+        assert_eq!(host_san("fd00::1"), "IP:fd00::1");
+        assert_eq!(host_san("api.example"), "DNS:api.example");
+    }
+
+    #[test]
+    fn pem_blocks_and_errors() {
+        assert!(pem_blocks(b"junk\n").unwrap().is_empty());
+        assert!(pem_blocks(b"-----BEGIN X-----\nAAAA\n").is_err());
+        assert!(pem_blocks(b"-----BEGIN X-----\nAAAA\n-----END Y-----\n").is_err());
+        let b = pem_blocks(b"x\n-----BEGIN X-----\nAAEC\n-----END X-----\n").unwrap();
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0].label, "X");
+        assert_eq!(b[0].der.as_slice(), &[0, 1, 2]);
+    }
+}

@@ -1,0 +1,1057 @@
+//! The audit record end to end, against a real SoftHSM2 token per test (its
+//! own temp dir and softhsm2.conf, passed to the child only): the sealed log
+//! decrypts with the stock `age` and covers every certificate; tampering of
+//! every kind is detected with the record named; a crash at several points
+//! leaves a journal that verifies and a rerun that resumes and seals it with
+//! each event once; a canary PIN appears nowhere.
+//!
+//! Independent readers: Debian's `age` decrypts the sealed log and every
+//! journal frame; `sha256sum -c` checks SHA256SUMS; this file computes the
+//! chain hashes itself with sha2.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
+use std::fs;
+use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+const BIN: &str = env!("CARGO_BIN_EXE_ceremony");
+const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+const AUDITOR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/ceremony/plans/demo-auditor.agekey"
+);
+const RECIPIENT: &str = "age1rfjvanyx48qxdll0q8wkrca6kpkfluxp4gal0ws7cp4awt900vpsf0sp9u";
+const DEMO_PLAN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/ceremony/plans/demo.toml");
+const TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What a child did.
+#[derive(Debug)]
+struct Out {
+    code: Option<i32>,
+    signal: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl std::fmt::Display for Out {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {:?} signal {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.signal, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs a child with stdin from `input`, output captured, killed (only it,
+/// by its handle) if it outlives TIMEOUT.
+fn run_child(mut cmd: Command, input: Option<&[u8]>) -> Out {
+    cmd.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let shown = format!("{cmd:?}");
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {shown}: {e}"));
+    if let Some(data) = input {
+        let mut stdin = child.stdin.take().unwrap();
+        let data = data.to_vec();
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&data);
+        });
+    }
+    let mut so = child.stdout.take().unwrap();
+    let mut se = child.stderr.take().unwrap();
+    let t1 = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = so.read_to_end(&mut b);
+        b
+    });
+    let t2 = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = se.read_to_end(&mut b);
+        b
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{shown} ran longer than {TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Out {
+        code: status.code(),
+        signal: status.signal(),
+        stdout: String::from_utf8_lossy(&t1.join().unwrap()).into_owned(),
+        stderr: String::from_utf8_lossy(&t2.join().unwrap()).into_owned(),
+    }
+}
+
+/// A temp dir with its own SoftHSM2 token directory and one token.
+struct Fixture {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    conf: PathBuf,
+    plan: PathBuf,
+    pin_file: PathBuf,
+}
+
+fn write_new(path: &Path, bytes: &[u8], mode: u32) {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+    f.set_permissions(fs::Permissions::from_mode(mode)).unwrap();
+    f.write_all(bytes).unwrap();
+}
+
+fn random_hex(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut b)
+        .unwrap();
+    hex::encode(b)
+}
+
+impl Fixture {
+    /// A token labelled as the demo plan's (`ceremony-demo`) with this user PIN.
+    fn new(pin: &str, so_pin: &str) -> Fixture {
+        let dir = tempfile::Builder::new()
+            .prefix("ceremony-audit-")
+            .tempdir()
+            .unwrap();
+        let root = dir.path().canonicalize().unwrap();
+        let tokens = root.join("tokens");
+        fs::create_dir(&tokens).unwrap();
+        let conf = root.join("softhsm2.conf");
+        write_new(
+            &conf,
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
+                tokens.display()
+            )
+            .as_bytes(),
+            0o600,
+        );
+        let f = Fixture {
+            plan: root.join("plan.toml"),
+            pin_file: root.join("pin"),
+            _dir: dir,
+            root,
+            conf,
+        };
+        let o = f.tool(
+            "softhsm2-util",
+            &[
+                "--init-token",
+                "--free",
+                "--label",
+                "ceremony-demo",
+                "--pin",
+                pin,
+                "--so-pin",
+                so_pin,
+            ],
+        );
+        assert_eq!(o.code, Some(0), "softhsm2-util --init-token: {o}");
+        // The demo plan, verbatim: the artifact `scripts/demo` runs.
+        let text = fs::read_to_string(DEMO_PLAN).unwrap();
+        assert!(text.contains(r#"module = "/usr/lib/softhsm/libsofthsm2.so""#));
+        write_new(&f.plan, text.as_bytes(), 0o644);
+        write_new(&f.pin_file, pin.as_bytes(), 0o600);
+        f
+    }
+
+    /// A command with nothing of our environment but PATH, and SOFTHSM2_CONF
+    /// pointing into the temp dir (never set in this process).
+    fn command(&self, program: &str) -> Command {
+        assert!(self.conf.starts_with(&self.root));
+        let mut c = Command::new(program);
+        c.env_clear()
+            .env(
+                "PATH",
+                std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
+            )
+            .env("HOME", &self.root)
+            .env("LANG", "C.UTF-8")
+            .env("SOFTHSM2_CONF", &self.conf)
+            .current_dir(&self.root);
+        c
+    }
+
+    fn tool<S: AsRef<OsStr>>(&self, program: &str, args: &[S]) -> Out {
+        let mut c = self.command(program);
+        c.args(args);
+        run_child(c, None)
+    }
+
+    fn ceremony<S: AsRef<OsStr>>(&self, args: &[S], env: &[(&str, &str)]) -> Out {
+        let mut c = self.command(BIN);
+        c.args(args);
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        run_child(c, None)
+    }
+
+    fn out(&self) -> PathBuf {
+        self.root.join("out")
+    }
+
+    fn journal(&self) -> PathBuf {
+        self.root.join(".out.journal")
+    }
+
+    /// `ceremony run plan.toml --yes --pin-file pin --out out`.
+    fn run(&self, env: &[(&str, &str)]) -> Out {
+        let (plan, pin, out) = (self.plan.clone(), self.pin_file.clone(), self.out());
+        self.ceremony(
+            &[
+                OsStr::new("run"),
+                plan.as_os_str(),
+                OsStr::new("--yes"),
+                OsStr::new("--pin-file"),
+                pin.as_os_str(),
+                OsStr::new("--out"),
+                out.as_os_str(),
+            ],
+            env,
+        )
+    }
+
+    fn full_run(&self) -> Out {
+        let o = self.run(&[]);
+        assert_eq!(o.code, Some(0), "ceremony run: {o}");
+        o
+    }
+
+    /// `ceremony audit verify FILE --identity <demo auditor> [extra]`.
+    fn verify(&self, file: &Path, extra: &[&str]) -> Out {
+        let mut args: Vec<&OsStr> = vec![
+            OsStr::new("audit"),
+            OsStr::new("verify"),
+            file.as_os_str(),
+            OsStr::new("--identity"),
+            OsStr::new(AUDITOR),
+        ];
+        args.extend(extra.iter().map(OsStr::new));
+        self.ceremony(&args, &[])
+    }
+
+    /// Stock `age -d -i <demo auditor>`.
+    fn age_decrypt(&self, file: &Path) -> String {
+        let o = self.tool(
+            "age",
+            &[
+                OsStr::new("-d"),
+                OsStr::new("-i"),
+                OsStr::new(AUDITOR),
+                file.as_os_str(),
+            ],
+        );
+        assert_eq!(o.code, Some(0), "age -d {}: {o}", file.display());
+        o.stdout
+    }
+
+    /// Stock `age -r <demo recipient>` of `plaintext` into `file`.
+    fn age_encrypt(&self, plaintext: &[u8], file: &Path) {
+        let mut c = self.command("age");
+        c.args([
+            OsStr::new("-r"),
+            OsStr::new(RECIPIENT),
+            OsStr::new("-o"),
+            file.as_os_str(),
+        ]);
+        let o = run_child(c, Some(plaintext));
+        assert_eq!(o.code, Some(0), "age -r: {o}");
+    }
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+/// Record lines (without the seal) and the seal, checked for shape.
+fn split_log(plain: &str) -> (Vec<String>, Value) {
+    assert!(plain.ends_with('\n'), "the log ends with a newline");
+    let mut lines: Vec<String> = plain.lines().map(str::to_string).collect();
+    let seal_line = lines.pop().expect("a seal line");
+    let seal: Value = serde_json::from_str(&seal_line).expect("the seal line is JSON");
+    (lines, seal["seal"].clone())
+}
+
+fn parse(lines: &[String]) -> Vec<Value> {
+    lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+fn kind(r: &Value) -> &str {
+    r["event"]["kind"].as_str().unwrap_or("?")
+}
+
+/// Checks seq and prev of every record with this file's own hashing.
+fn check_chain(lines: &[String]) {
+    let mut prev = "0".repeat(64);
+    for (i, l) in lines.iter().enumerate() {
+        let r: Value = serde_json::from_str(l).unwrap();
+        assert_eq!(r["seq"].as_u64(), Some(i as u64 + 1), "seq of {l}");
+        assert_eq!(
+            r["prev"].as_str(),
+            Some(prev.as_str()),
+            "prev of record {}",
+            i + 1
+        );
+        prev = sha256_hex(l.as_bytes());
+    }
+}
+
+/// SHA-256 of every certificate in the output: PEM files and kubeconfigs'
+/// embedded certificates. Map: certificate SHA-256 → a file holding it.
+fn output_certificates(out: &Path) -> BTreeMap<String, String> {
+    let mut found = BTreeMap::new();
+    let mut stack = vec![out.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let rel = p.strip_prefix(out).unwrap().display().to_string();
+            let Ok(text) = fs::read_to_string(&p) else {
+                continue;
+            };
+            let mut pems = vec![text.clone()];
+            for line in text.lines() {
+                let l = line.trim();
+                for key in ["client-certificate-data:", "certificate-authority-data:"] {
+                    if let Some(b64) = l.strip_prefix(key) {
+                        let pem = base64::engine::general_purpose::STANDARD
+                            .decode(b64.trim())
+                            .unwrap();
+                        pems.push(String::from_utf8(pem).unwrap());
+                    }
+                }
+            }
+            for pem in pems {
+                for block in pem.split("-----BEGIN CERTIFICATE-----").skip(1) {
+                    let body = block.split("-----END CERTIFICATE-----").next().unwrap();
+                    let b64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+                    let der = base64::engine::general_purpose::STANDARD
+                        .decode(b64)
+                        .unwrap();
+                    found.entry(sha256_hex(&der)).or_insert_with(|| rel.clone());
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The first `error:` line of stderr.
+fn error_line(o: &Out) -> &str {
+    o.stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or("")
+}
+
+/// Splits a journal's records file into (header seq, header hash, ciphertext).
+fn journal_frames(bytes: &[u8]) -> (Vec<(u64, String, Vec<u8>)>, usize) {
+    let mut v = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let Some(nl) = bytes[at..].iter().position(|&b| b == b'\n') else {
+            break;
+        };
+        let header = std::str::from_utf8(&bytes[at..at + nl]).unwrap();
+        let f: Vec<&str> = header.split(' ').collect();
+        assert_eq!(f.len(), 3, "frame header {header:?}");
+        let len: usize = f[2].parse().unwrap();
+        let start = at + nl + 1;
+        if start + len > bytes.len() {
+            break;
+        }
+        v.push((
+            f[0].parse().unwrap(),
+            f[1].to_string(),
+            bytes[start..start + len].to_vec(),
+        ));
+        at = start + len;
+    }
+    (v, bytes.len() - at)
+}
+
+/// Every record of a journal, each frame decrypted by the stock `age`.
+fn journal_records(f: &Fixture) -> Vec<String> {
+    let bytes = fs::read(f.journal().join("records")).unwrap();
+    let (frames, torn) = journal_frames(&bytes);
+    assert_eq!(torn, 0, "a torn frame");
+    let tmp = f.root.join("frame.age");
+    let mut lines = Vec::new();
+    for (seq, hash, ct) in frames {
+        let _ = fs::remove_file(&tmp);
+        fs::write(&tmp, &ct).unwrap();
+        let plain = f.age_decrypt(&tmp);
+        assert_eq!(
+            sha256_hex(plain.as_bytes()),
+            hash,
+            "frame {seq}: header hash"
+        );
+        assert_eq!(
+            serde_json::from_str::<Value>(&plain).unwrap()["seq"].as_u64(),
+            Some(seq)
+        );
+        lines.push(plain);
+    }
+    let _ = fs::remove_file(&tmp);
+    check_chain(&lines);
+    lines
+}
+
+#[test]
+fn sealed_log_decrypts_with_stock_age_and_covers_every_certificate() {
+    let f = Fixture::new(&random_hex(8), &random_hex(8));
+    let run = f.full_run();
+    let out = f.out();
+    assert!(
+        !f.journal().exists(),
+        "the journal is removed after the seal"
+    );
+
+    // Stock age decrypts; JSON lines; the chain holds.
+    let plain = f.age_decrypt(&out.join("audit.log.age"));
+    let (lines, seal) = split_log(&plain);
+    check_chain(&lines);
+    let records = parse(&lines);
+    let last = lines.last().unwrap();
+    assert_eq!(kind(records.last().unwrap()), "end");
+    assert_eq!(
+        seal["hash"].as_str(),
+        Some(sha256_hex(last.as_bytes()).as_str())
+    );
+    assert_eq!(
+        seal["algorithm"].as_str(),
+        Some("ecdsa-with-SHA384"),
+        "the demo root is P-384"
+    );
+    let root_der = {
+        let pem = fs::read_to_string(out.join("root-ca.crt")).unwrap();
+        let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap()
+    };
+    assert_eq!(
+        seal["root_certificate_sha256"].as_str(),
+        Some(sha256_hex(&root_der).as_str())
+    );
+
+    // The events a first run makes, each as often as it should.
+    let count = |k: &str| records.iter().filter(|r| kind(r) == k).count();
+    assert_eq!(count("ceremony_started"), 1);
+    assert_eq!(kind(&records[0]), "ceremony_started");
+    assert_eq!(count("resumed"), 0);
+    assert_eq!(count("token_identified"), 1);
+    assert_eq!(count("logged_in"), 1);
+    assert_eq!(count("key_generated"), 4);
+    assert_eq!(count("certificate_stored"), 4);
+    assert_eq!(count("error") + count("cancelled"), 0);
+    let start = &records[0]["event"];
+    assert_eq!(start["ceremony"], "demo-2026");
+    assert_eq!(start["administrator"], "Ada Admin");
+    assert_eq!(
+        start["plan_sha256"].as_str(),
+        Some(sha256_hex(&fs::read(&f.plan).unwrap()).as_str())
+    );
+    assert_eq!(start["env"]["module_path"], MODULE);
+    assert_eq!(
+        start["env"]["module_sha256"].as_str(),
+        Some(sha256_hex(&fs::read(MODULE).unwrap()).as_str())
+    );
+    assert_eq!(
+        start["env"]["tool_sha256"].as_str(),
+        Some(sha256_hex(&fs::read(BIN).unwrap()).as_str())
+    );
+    assert_eq!(start["env"]["unattended"], true);
+    for r in records.iter().filter(|r| kind(r) == "key_generated") {
+        let e = &r["event"];
+        assert_eq!(e["flags"]["sensitive"], true);
+        assert_eq!(e["flags"]["extractable"], false);
+        assert_eq!(e["flags"]["never_extractable"], true);
+        assert_eq!(e["id"].as_str().unwrap().len(), 32, "CKA_ID hex");
+    }
+    // --yes: every acknowledgement is automatic and says so; 1 + 4 CAs × 2 witnesses.
+    let acks: Vec<&Value> = records
+        .iter()
+        .filter(|r| kind(r) == "acknowledged")
+        .collect();
+    assert_eq!(acks.len(), 1 + 4 * 2);
+    assert!(acks.iter().all(|a| a["event"]["how"] == "automatic"));
+    assert!(acks.iter().any(|a| a["event"]["who"] == "Walter Witness"));
+
+    // Every certificate in the bundle appears with its SHA-256.
+    let issued: BTreeSet<String> = records
+        .iter()
+        .filter(|r| kind(r) == "certificate_issued")
+        .map(|r| r["event"]["sha256"].as_str().unwrap().to_string())
+        .collect();
+    let certs = output_certificates(&out);
+    assert!(
+        certs.len() > 30,
+        "the demo bundle holds many certificates: {certs:?}"
+    );
+    for (sha, file) in &certs {
+        assert!(
+            issued.contains(sha),
+            "{file}: certificate {sha} is not in the audit log"
+        );
+    }
+    let serials: Vec<&str> = records
+        .iter()
+        .filter(|r| kind(r) == "certificate_issued")
+        .map(|r| r["event"]["serial"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        serials.len(),
+        serials.iter().collect::<BTreeSet<_>>().len(),
+        "serials are unique"
+    );
+
+    // SHA256SUMS: `sha256sum -c` clean, covers plan.toml, its hash in `end`.
+    let sums = fs::read_to_string(out.join("SHA256SUMS")).unwrap();
+    assert!(sums.lines().any(|l| l.ends_with("  plan.toml")));
+    assert_eq!(
+        fs::read(out.join("plan.toml")).unwrap(),
+        fs::read(&f.plan).unwrap()
+    );
+    let mut c = f.command("sha256sum");
+    c.args(["-c", "--quiet", "SHA256SUMS"]).current_dir(&out);
+    let o = run_child(c, None);
+    assert_eq!(o.code, Some(0), "sha256sum -c: {o}");
+    let end = &records.last().unwrap()["event"];
+    assert_eq!(
+        end["sha256sums_sha256"].as_str(),
+        Some(sha256_hex(sums.as_bytes()).as_str())
+    );
+    let written: BTreeMap<String, String> = records
+        .iter()
+        .filter(|r| kind(r) == "output_written")
+        .map(|r| {
+            (
+                r["event"]["path"].as_str().unwrap().to_string(),
+                r["event"]["sha256"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for l in sums.lines() {
+        let (sha, path) = l.split_once("  ").unwrap();
+        assert_eq!(
+            written.get(path).map(String::as_str),
+            Some(sha),
+            "{path} in the log"
+        );
+    }
+    assert_eq!(
+        written.get("SHA256SUMS"),
+        Some(&sha256_hex(sums.as_bytes()))
+    );
+    assert_eq!(end["outputs"].as_u64(), Some(written.len() as u64));
+
+    // `audit verify` finds root-ca.crt beside the log; the transcript and the
+    // terminal show the same final hash.
+    let v = f.verify(&out.join("audit.log.age"), &[]);
+    assert_eq!(v.code, Some(0), "{v}");
+    assert!(v.stdout.contains("sealed and intact"), "{v}");
+    let final_hash = sha256_hex(last.as_bytes());
+    assert!(v.stdout.contains(&final_hash), "{v}");
+    let grouped = final_hash
+        .to_uppercase()
+        .as_bytes()
+        .chunks(4)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        run.stderr.contains(&grouped),
+        "final hash on the terminal:\n{run}"
+    );
+    let transcript = fs::read_to_string(out.join("transcript.md")).unwrap();
+    assert!(transcript.contains(&grouped), "{transcript}");
+    assert!(
+        transcript.contains("Wendy Witness (witness)")
+            && transcript.contains("Ada Admin (administrator)")
+    );
+    assert!(transcript.contains(&format!("{} records", lines.len())));
+    let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&out.join("audit.log.age")), 0o644);
+
+    // `audit show` prints the timeline and the verdict; plaintext from age -d checks too.
+    let mut args = vec!["audit", "show"];
+    let log = out.join("audit.log.age");
+    args.push(log.to_str().unwrap());
+    args.extend(["--identity", AUDITOR]);
+    let s = f.ceremony(&args, &[]);
+    assert_eq!(s.code, Some(0), "{s}");
+    assert!(
+        s.stdout.contains("#1    ")
+            && s.stdout.contains("ceremony_started")
+            && s.stdout.contains("end "),
+        "{s}"
+    );
+    assert!(s.stdout.contains("sealed and intact"), "{s}");
+    let plain_file = f.root.join("plain.jsonl");
+    fs::write(&plain_file, &plain).unwrap();
+    let v = f.verify(
+        &plain_file,
+        &["--root", out.join("root-ca.crt").to_str().unwrap()],
+    );
+    assert_eq!(v.code, Some(0), "{v}");
+}
+
+/// Runs `audit verify` on `file` and expects exit 4 with the record named.
+fn expect_broken(f: &Fixture, file: &Path, root: &Path, record: u64, what: &str) {
+    let o = f.verify(file, &["--root", root.to_str().unwrap()]);
+    assert_eq!(o.code, Some(4), "{what}: {o}");
+    let line = error_line(&o);
+    assert!(
+        line.contains(&format!("broken at record {record}:")),
+        "{what}: expected record {record}: {line}"
+    );
+    assert!(line.contains(what), "expected {what:?} in: {line}");
+    assert!(o.stderr.contains("hint: "), "{o}");
+}
+
+/// Recomputes every `prev` and the seal's hash, as a forger who knows the format would.
+fn rechain(lines: &mut [String], seal_line: &str) -> String {
+    let mut prev = "0".repeat(64);
+    for l in lines.iter_mut() {
+        let at = l.find(r#""prev":""#).unwrap() + 8;
+        l.replace_range(at..at + 64, &prev);
+        prev = sha256_hex(l.as_bytes());
+    }
+    let at = seal_line.find(r#""hash":""#).unwrap() + 8;
+    let mut s = seal_line.to_string();
+    s.replace_range(at..at + 64, &prev);
+    s
+}
+
+#[test]
+fn tampering_is_detected_with_the_record_named() {
+    let f = Fixture::new(&random_hex(8), &random_hex(8));
+    f.full_run();
+    let out = f.out();
+    let root = out.join("root-ca.crt");
+    let plain = f.age_decrypt(&out.join("audit.log.age"));
+    let mut lines: Vec<String> = plain.lines().map(str::to_string).collect();
+    let seal_line = lines.pop().unwrap();
+    let n = lines.len() as u64;
+    let dir = f.root.join("tampered");
+    fs::create_dir(&dir).unwrap();
+    let mut case = 0;
+    let mut write = |records: &[String], seal: &str| -> PathBuf {
+        case += 1;
+        let p = dir.join(format!("case{case}.age"));
+        let mut text = records.join("\n");
+        text.push('\n');
+        text.push_str(seal);
+        text.push('\n');
+        f.age_encrypt(text.as_bytes(), &p);
+        p
+    };
+
+    // The untouched plaintext, re-encrypted, is intact: re-encryption alone changes nothing.
+    let p = write(&lines, &seal_line);
+    assert_eq!(
+        f.verify(&p, &["--root", root.to_str().unwrap()]).code,
+        Some(0)
+    );
+
+    // One byte of record 7 changed (a digit of its time).
+    let mut t = lines.clone();
+    let at = t[6].find(r#""time":""#).unwrap() + 8 + 18;
+    let old = t[6].as_bytes()[at];
+    t[6].replace_range(at..at + 1, if old == b'1' { "2" } else { "1" });
+    expect_broken(&f, &write(&t, &seal_line), &root, 7, "record 7 was altered");
+
+    // Record 9 dropped.
+    let mut t = lines.clone();
+    t.remove(8);
+    expect_broken(&f, &write(&t, &seal_line), &root, 9, "record 9 is missing");
+
+    // Records 12 and 13 swapped.
+    let mut t = lines.clone();
+    t.swap(11, 12);
+    expect_broken(
+        &f,
+        &write(&t, &seal_line),
+        &root,
+        12,
+        "record 12 is missing: record 13 stands in its place",
+    );
+
+    // Truncated: the seal and the last two records cut off.
+    let t = lines[..lines.len() - 2].to_vec();
+    let p = dir.join("truncated.age");
+    let mut text = t.join("\n");
+    text.push('\n');
+    f.age_encrypt(text.as_bytes(), &p);
+    expect_broken(&f, &p, &root, n - 2, "without a seal");
+
+    // Truncated ciphertext: the age file cut short.
+    let bytes = fs::read(out.join("audit.log.age")).unwrap();
+    let p = dir.join("cut.age");
+    fs::write(&p, &bytes[..bytes.len() - 100]).unwrap();
+    let o = f.verify(&p, &["--root", root.to_str().unwrap()]);
+    assert_eq!(o.code, Some(4), "{o}");
+    assert!(error_line(&o).contains("truncated or damaged"), "{o}");
+
+    // The seal's signature replaced (another valid-looking signature: one byte flipped).
+    let mut seal: Value = serde_json::from_str(&seal_line).unwrap();
+    let mut sig = base64::engine::general_purpose::STANDARD
+        .decode(seal["seal"]["signature"].as_str().unwrap())
+        .unwrap();
+    let k = sig.len() - 5;
+    sig[k] ^= 0x01;
+    seal["seal"]["signature"] =
+        Value::String(base64::engine::general_purpose::STANDARD.encode(&sig));
+    let forged = serde_json::to_string(&seal).unwrap();
+    expect_broken(&f, &write(&lines, &forged), &root, n, "does not verify");
+
+    // A modified record, the chain and the seal's hash recomputed, re-encrypted
+    // to the right recipient: only the root's signature can tell, and it does.
+    let mut t = lines.clone();
+    let victim = t
+        .iter()
+        .position(|l| l.contains(r#""kind":"output_written""#))
+        .unwrap();
+    let at = t[victim].find(r#""sha256":""#).unwrap() + 10;
+    t[victim].replace_range(at..at + 4, "dead");
+    let rechained_seal = rechain(&mut t, &seal_line);
+    expect_broken(&f, &write(&t, &rechained_seal), &root, n, "does not verify");
+
+    // A record appended after the end, correctly chained, the seal left as it was.
+    let mut t = lines.clone();
+    let mut extra = lines[1].replace(r#""seq":2,"#, &format!(r#""seq":{},"#, n + 1));
+    let at = extra.find(r#""prev":""#).unwrap() + 8;
+    extra.replace_range(at..at + 64, &sha256_hex(lines[lines.len() - 1].as_bytes()));
+    t.push(extra);
+    expect_broken(&f, &write(&t, &seal_line), &root, n + 1, "not `end`");
+
+    // A root certificate that is not the ceremony's.
+    let other = dir.join("other-root.crt");
+    fs::write(&other, fs::read(out.join("cas/kubernetes-ca.crt")).unwrap()).unwrap();
+    expect_broken(
+        &f,
+        &out.join("audit.log.age"),
+        &other,
+        n,
+        "the seal was made by root certificate",
+    );
+
+    // A wrong identity is a usage error (2), not a broken log.
+    let wrong = dir.join("wrong.agekey");
+    let o = f.tool("age-keygen", &[OsStr::new("-o"), wrong.as_os_str()]);
+    assert_eq!(o.code, Some(0), "{o}");
+    let o = f.ceremony(
+        &[
+            OsStr::new("audit"),
+            OsStr::new("verify"),
+            out.join("audit.log.age").as_os_str(),
+            OsStr::new("--identity"),
+            wrong.as_os_str(),
+        ],
+        &[],
+    );
+    assert_eq!(o.code, Some(2), "{o}");
+    assert!(
+        !o.stderr.contains("AGE-SECRET-KEY"),
+        "an identity is never echoed: {o}"
+    );
+}
+
+/// The events of a sealed log, each one that names an object at most once.
+#[cfg(feature = "failpoints")]
+fn assert_each_event_once(records: &[Value]) {
+    let mut seen = BTreeSet::new();
+    for r in records {
+        let e = &r["event"];
+        let key = match kind(r) {
+            "ceremony_started" => "start".to_string(),
+            "key_generated" => format!("keygen {}", e["label"]),
+            "certificate_stored" => format!("stored {}", e["label"]),
+            "certificate_issued" if e["node"].is_null() => format!("ca cert {}", e["role"]),
+            "certificate_issued" => format!("serial {}", e["serial"]),
+            _ => continue,
+        };
+        assert!(
+            seen.insert(key.clone()),
+            "{key} appears twice in the sealed log"
+        );
+    }
+}
+
+#[cfg(feature = "failpoints")]
+mod crash {
+    use super::*;
+
+    /// Crashes at `point`, checks the journal holds everything written
+    /// before the kill, then reruns and checks the sealed log.
+    fn crash_then_resume(point: &str, last_before_kill: impl Fn(&[Value])) {
+        let f = Fixture::new(&random_hex(8), &random_hex(8));
+        let o = f.run(&[("CEREMONY_FAILPOINT", point)]);
+        assert_eq!(o.signal, Some(6), "expected SIGABRT at {point}: {o}");
+        assert!(!f.out().exists(), "no output after a crash at {point}");
+        assert!(f.journal().is_dir(), "a journal after a crash at {point}");
+
+        // The journal verifies as unsealed, every record intact; stock age
+        // reads each frame.
+        let journal = journal_records(&f);
+        let n = journal.len();
+        let v = f.verify(&f.journal(), &[]);
+        assert_eq!(v.code, Some(0), "{v}");
+        assert!(
+            v.stdout.contains(&format!("unsealed, {n} records intact")),
+            "{v}"
+        );
+        let v = f.verify(&f.journal().join("records"), &[]);
+        assert!(
+            v.stdout.contains(&format!("unsealed, {n} records intact")),
+            "{v}"
+        );
+        let before = parse(&journal);
+        assert_eq!(kind(&before[0]), "ceremony_started");
+        last_before_kill(&before);
+
+        // A torn frame, as if the process had died while writing one more:
+        // its header whole, its age file cut short.
+        let torn = format!(
+            "{} {} 400\nage-encryption.org/v1\n-> X25519 ",
+            n + 1,
+            "ab".repeat(32)
+        );
+        let torn = torn.as_bytes();
+        let mut file = fs::OpenOptions::new()
+            .append(true)
+            .open(f.journal().join("records"))
+            .unwrap();
+        file.write_all(torn).unwrap();
+        drop(file);
+        let v = f.verify(&f.journal(), &[]);
+        assert!(v.stdout.contains("torn last frame"), "{v}");
+
+        // The rerun resumes and seals.
+        let o = f.full_run();
+        assert!(o.stderr.contains(&format!("holds {n} records")), "{o}");
+        assert!(!f.journal().exists());
+        let v = f.verify(&f.out().join("audit.log.age"), &[]);
+        assert_eq!(v.code, Some(0), "{v}");
+        let (lines, _) = split_log(&f.age_decrypt(&f.out().join("audit.log.age")));
+        // Every record of the crashed run, verbatim and once, then the resume.
+        assert_eq!(
+            &lines[..n],
+            &journal[..],
+            "the journal is the sealed log's prefix"
+        );
+        let records = parse(&lines);
+        let resumed = &records[n];
+        assert_eq!(kind(resumed), "resumed");
+        let found = &resumed["event"]["found"];
+        assert_eq!(found["records"].as_u64(), Some(n as u64));
+        assert_eq!(
+            found["last_hash"].as_str(),
+            Some(sha256_hex(journal[n - 1].as_bytes()).as_str())
+        );
+        assert_eq!(found["torn_frame_bytes"].as_u64(), Some(torn.len() as u64));
+        assert_eq!(records.iter().filter(|r| kind(r) == "resumed").count(), 1);
+        assert_each_event_once(&records);
+        // The keys made before the crash are found, not made again.
+        let generated: BTreeSet<String> = before
+            .iter()
+            .filter(|r| kind(r) == "key_generated")
+            .map(|r| r["event"]["label"].to_string())
+            .collect();
+        for r in records[n..].iter().filter(|r| kind(r) == "key_found") {
+            assert!(
+                generated.contains(&r["event"]["label"].to_string()),
+                "found a key never generated: {r}"
+            );
+        }
+        // Leaves signed before the crash never reached the output: listed as discarded.
+        let leaf_serials: Vec<Value> = before
+            .iter()
+            .filter(|r| kind(r) == "certificate_issued" && !r["event"]["node"].is_null())
+            .map(|r| r["event"]["serial"].clone())
+            .collect();
+        assert_eq!(
+            found["discarded_leaf_serials"].as_array().unwrap(),
+            &leaf_serials
+        );
+        // Every certificate of the output was issued or found after the resume.
+        let after: BTreeSet<String> = records[n..]
+            .iter()
+            .filter(|r| kind(r) == "certificate_issued" || kind(r) == "certificate_found")
+            .map(|r| r["event"]["sha256"].as_str().unwrap().to_string())
+            .collect();
+        for (sha, file) in output_certificates(&f.out()) {
+            assert!(
+                after.contains(&sha),
+                "{file}: {sha} not recorded by the resumed run"
+            );
+        }
+        // After the resume each output is recorded once.
+        let paths: Vec<&str> = records[n..]
+            .iter()
+            .filter(|r| kind(r) == "output_written")
+            .map(|r| r["event"]["path"].as_str().unwrap())
+            .collect();
+        assert_eq!(paths.len(), paths.iter().collect::<BTreeSet<_>>().len());
+    }
+
+    #[test]
+    fn crash_after_the_root() {
+        crash_then_resume("after-store:root", |before| {
+            let last = before.last().unwrap();
+            assert_eq!(kind(last), "certificate_stored");
+            assert_eq!(last["event"]["role"], "root");
+            assert_eq!(
+                before.iter().filter(|r| kind(r) == "key_generated").count(),
+                1
+            );
+        });
+    }
+
+    #[test]
+    fn crash_mid_leaves() {
+        crash_then_resume("mid-leaves", |before| {
+            let last = before.last().unwrap();
+            assert_eq!(kind(last), "certificate_issued");
+            assert_eq!(last["event"]["node"], "cp1");
+            let cp1 = before
+                .iter()
+                .filter(|r| r["event"]["node"] == "cp1")
+                .count();
+            assert!(cp1 > 5, "every cp1 leaf is recorded: {cp1}");
+            assert!(!before.iter().any(|r| r["event"]["node"] == "cp2"));
+        });
+    }
+
+    #[test]
+    fn crash_just_before_the_seal() {
+        crash_then_resume("before-seal", |before| {
+            assert_eq!(kind(before.last().unwrap()), "end");
+            assert!(before.iter().any(|r| kind(r) == "output_written"));
+        });
+    }
+
+    /// A crash after the seal was written into staging, before the rename:
+    /// the rerun rebuilds and seals again; the first end is followed by the resume.
+    #[test]
+    fn crash_before_the_rename() {
+        crash_then_resume("before-rename", |before| {
+            assert_eq!(kind(before.last().unwrap()), "end");
+        });
+    }
+}
+
+#[test]
+fn a_canary_pin_appears_nowhere() {
+    const CANARY: &str = "PIN-CANARY-7f3a91";
+    const SO_CANARY: &str = "SOPIN-CANARY-5c2e08";
+    const WRONG: &str = "PIN-CANARY-WRONG-1d4b";
+    let f = Fixture::new(CANARY, SO_CANARY);
+    let mut outputs = Vec::new();
+
+    // A wrong PIN first: the failure is recorded (exit 3), its text holds no PIN.
+    let wrong = f.root.join("wrong-pin");
+    write_new(&wrong, WRONG.as_bytes(), 0o600);
+    let (plan, out) = (f.plan.clone(), f.out());
+    let o = f.ceremony(
+        &[
+            OsStr::new("run"),
+            plan.as_os_str(),
+            OsStr::new("--yes"),
+            OsStr::new("--pin-file"),
+            wrong.as_os_str(),
+            OsStr::new("--out"),
+            out.as_os_str(),
+        ],
+        &[],
+    );
+    assert_eq!(o.code, Some(3), "{o}");
+    let journal = journal_records(&f);
+    assert!(
+        journal.iter().any(|l| l.contains(r#""kind":"error""#)),
+        "{journal:?}"
+    );
+    outputs.push(o);
+
+    // Then the right one; the sealed log holds both runs.
+    outputs.push(f.full_run());
+    let v = f.verify(&f.out().join("audit.log.age"), &[]);
+    assert_eq!(v.code, Some(0), "{v}");
+    let plain = f.age_decrypt(&f.out().join("audit.log.age"));
+    assert!(plain.contains(r#""kind":"error""#) && plain.contains(r#""kind":"resumed""#));
+    let mut show = vec!["audit", "show"];
+    let log = f.out().join("audit.log.age");
+    show.push(log.to_str().unwrap());
+    show.extend(["--identity", AUDITOR]);
+    outputs.push(f.ceremony(&show, &[]));
+    outputs.push(v);
+
+    for secret in [CANARY, SO_CANARY, WRONG] {
+        for o in &outputs {
+            assert!(
+                !o.stdout.contains(secret) && !o.stderr.contains(secret),
+                "{secret} printed:\n{o}"
+            );
+        }
+        assert!(!plain.contains(secret), "{secret} in the audit log");
+        for l in &journal {
+            assert!(!l.contains(secret), "{secret} in the journal");
+        }
+        // No file but the PIN files holds it (the token directory aside).
+        let mut stack = vec![f.root.clone()];
+        while let Some(d) = stack.pop() {
+            for e in fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.starts_with(f.root.join("tokens")) || p == f.pin_file || p == wrong {
+                    continue;
+                }
+                if p.is_dir() {
+                    stack.push(p);
+                } else {
+                    let bytes = fs::read(&p).unwrap();
+                    assert!(
+                        !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                        "{secret} in {}",
+                        p.display()
+                    );
+                }
+            }
+        }
+    }
+}

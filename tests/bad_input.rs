@@ -1,0 +1,508 @@
+//! Bad input, as data: each directory under `tests/bad-input/` is one thing
+//! an operator can get wrong. The test runs the real binary on its own
+//! throwaway SoftHSM token and asserts the exact first `error:` line, the
+//! exact `hint:` line (or that there is none), the exit code (2: bad plan or
+//! usage, 3: token or module), an empty stdout and no PIN on stderr, and that
+//! neither the token nor any file in the test's directory changed (the output
+//! path, its staging directory, plans, PIN files; after a token error only the
+//! audit journal beside the output may have grown).
+//!
+//! A case directory holds:
+//! - `case.toml`: `about` (one line), optional `args` (default: `run plan.toml
+//!   --yes --pin-file pin --out work/out`), and set-up tables:
+//!   `[[replace]] line/with` edits `base-plan.toml` (the exact text must occur
+//!   once), `[[file]] path/contents/mode`, `[[dir]] path`, `[[symlink]]
+//!   path/target`, and `[[token]] action = ...` (see `TokenAction`).
+//! - `expected.txt`: `exit N`, then the exact first error line, then the exact
+//!   hint line if the binary prints one. An error line ending in ` [...]` is
+//!   compared as a prefix (its case says why). A new case may start with
+//!   `exit ?`: it then fails and prints what the binary said, for review.
+//!
+//! Placeholders, in plans, files, args and expected lines: `@DIR@` (the
+//! case's temp dir; the binary runs there), `@TOKEN@` (its token label),
+//! `@MODULE@` (SoftHSM), `@MODULE_SHA256@`, `@PIN@` (the token's PIN),
+//! `@SERIAL@` (the token's serial), `@SLOT1@`/`@SLOT2@` (serials of the
+//! initialised tokens in slot order).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+
+use common::{Fixture, Node, SOFTHSM_MODULE, tree_diff, write_file};
+use serde::Deserialize;
+
+const CASES_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bad-input");
+const BASE_PLAN: &str = "base-plan.toml";
+/// Marks an expected error line that is compared as a prefix.
+const PREFIX_MARK: &str = " [...]";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Case {
+    about: String,
+    args: Option<Vec<String>>,
+    #[serde(default)]
+    replace: Vec<Replace>,
+    #[serde(default)]
+    file: Vec<FileSpec>,
+    #[serde(default)]
+    dir: Vec<DirSpec>,
+    #[serde(default)]
+    symlink: Vec<LinkSpec>,
+    #[serde(default)]
+    token: Vec<TokenAction>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Replace {
+    line: String,
+    with: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileSpec {
+    path: String,
+    contents: String,
+    mode: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DirSpec {
+    path: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkSpec {
+    path: String,
+    target: String,
+}
+
+/// What to put on the token before the snapshot (all with independent tools).
+#[derive(Debug, Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case", deny_unknown_fields)]
+enum TokenAction {
+    /// `softhsm2-util --init-token` again with the same label, in the same token directory.
+    SecondToken,
+    /// `pkcs11-tool --write-object --type data` with this label.
+    DataObject { label: String },
+    /// `pkcs11-tool --keypairgen` (e.g. key = "rsa:2048", "EC:prime256v1").
+    Keypair {
+        label: String,
+        key: String,
+        id: String,
+    },
+    /// A P-256 key made by openssl, `softhsm2-util --import`ed (so never-extractable is false).
+    ImportKey { label: String, id: String },
+    /// A self-signed certificate (openssl, software key) written with `pkcs11-tool --type cert`.
+    Certificate {
+        label: String,
+        id: String,
+        subject: String,
+    },
+    /// A successful ceremony with the unedited base plan (into work/first-out).
+    RunBasePlan,
+}
+
+struct Expected {
+    /// None: not pinned yet (`exit ?`).
+    exit: Option<i32>,
+    error: String,
+    hint: Option<String>,
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+fn parse_expected(text: &str, name: &str) -> Expected {
+    if text.starts_with("exit ?") {
+        return Expected {
+            exit: None,
+            error: String::new(),
+            hint: None,
+        };
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        (2..=3).contains(&lines.len()),
+        "{name}/expected.txt: exit line, error line, optional hint line"
+    );
+    let exit = lines[0]
+        .strip_prefix("exit ")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{name}/expected.txt: first line must be `exit N`"));
+    assert!(
+        exit == 2 || exit == 3,
+        "{name}: bad input must exit 2 (plan/usage) or 3 (token), not {exit}"
+    );
+    assert!(
+        lines[1].starts_with("error: "),
+        "{name}/expected.txt: second line must be the `error: ` line"
+    );
+    let hint = lines.get(2).map(|h| {
+        assert!(
+            h.starts_with("hint: "),
+            "{name}/expected.txt: third line must be the `hint: ` line"
+        );
+        h.to_string()
+    });
+    Expected {
+        exit: Some(exit),
+        error: lines[1].to_string(),
+        hint,
+    }
+}
+
+fn sha256_hex(path: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(
+        std::fs::read(path).expect("read the module"),
+    ))
+}
+
+/// Fills in the placeholders the fixture knows now.
+fn expand(f: &Fixture, s: &str) -> String {
+    let slots = f.slots();
+    let slot = |i: usize| {
+        slots
+            .get(i)
+            .map(|(_, s)| s.clone())
+            .unwrap_or_else(|| "(no such slot)".into())
+    };
+    s.replace("@DIR@", &f.path().to_string_lossy())
+        .replace("@TOKEN@", &f.token().label)
+        .replace("@MODULE_SHA256@", &sha256_hex(SOFTHSM_MODULE))
+        .replace("@MODULE@", SOFTHSM_MODULE)
+        .replace("@PIN@", &f.token().pin)
+        .replace("@SERIAL@", &f.token().serial)
+        .replace("@SLOT1@", &slot(0))
+        .replace("@SLOT2@", &slot(1))
+}
+
+fn openssl_key(f: &Fixture) -> String {
+    let key = f.path().join("setup-key.pem");
+    if !key.exists() {
+        let k = key.to_string_lossy();
+        f.tool(
+            "openssl",
+            &[
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-out",
+                &k,
+            ],
+        )
+        .assert_ok("openssl genpkey");
+    }
+    key.to_string_lossy().into_owned()
+}
+
+fn token_setup(f: &mut Fixture, action: &TokenAction, base_plan: &str) {
+    match action {
+        TokenAction::SecondToken => {
+            let label = f.token().label.clone();
+            f.init_token(&label);
+        }
+        TokenAction::DataObject { label } => {
+            let data = f.path().join("setup-data.bin");
+            write_file(&data, b"not a key\n", 0o644);
+            let d = data.to_string_lossy();
+            f.pkcs11_tool_login(&["--write-object", &d, "--type", "data", "--label", label])
+                .assert_ok("pkcs11-tool --write-object --type data");
+        }
+        TokenAction::Keypair { label, key, id } => {
+            f.pkcs11_tool_login(&[
+                "--keypairgen",
+                "--key-type",
+                key,
+                "--label",
+                label,
+                "--id",
+                id,
+            ])
+            .assert_ok("pkcs11-tool --keypairgen");
+        }
+        TokenAction::ImportKey { label, id } => {
+            let key = openssl_key(f);
+            let t = f.token().clone();
+            f.tool(
+                "softhsm2-util",
+                &[
+                    "--import",
+                    key.as_str(),
+                    "--token",
+                    t.label.as_str(),
+                    "--label",
+                    label,
+                    "--id",
+                    id,
+                    "--pin",
+                    t.pin.as_str(),
+                ],
+            )
+            .assert_ok("softhsm2-util --import");
+        }
+        TokenAction::Certificate { label, id, subject } => {
+            let key = openssl_key(f);
+            let cert = f.path().join(format!("setup-cert-{id}.der"));
+            let c = cert.to_string_lossy();
+            f.tool(
+                "openssl",
+                &[
+                    "req",
+                    "-x509",
+                    "-new",
+                    "-key",
+                    key.as_str(),
+                    "-subj",
+                    subject,
+                    "-days",
+                    "30",
+                    "-outform",
+                    "DER",
+                    "-out",
+                    &c,
+                ],
+            )
+            .assert_ok("openssl req -x509");
+            f.pkcs11_tool_login(&[
+                "--write-object",
+                &c,
+                "--type",
+                "cert",
+                "--label",
+                label,
+                "--id",
+                id,
+            ])
+            .assert_ok("pkcs11-tool --write-object --type cert");
+        }
+        TokenAction::RunBasePlan => {
+            let plan = f.path().join("base-plan.toml");
+            write_file(&plan, base_plan.as_bytes(), 0o644);
+            f.run_plan(&plan, &f.work("first-out"))
+                .assert_ok("the unedited base plan");
+        }
+    }
+}
+
+/// The files that must not change: for exit 2 (bad plan or usage, "nothing
+/// touched") every file of the case's directory; for exit 3 (a token error)
+/// all but the audit journal beside the output (`work/*journal*`), where the
+/// ceremony may record the failed attempt (design §9: records hold errors).
+fn guarded_files(f: &Fixture, exit: Option<i32>) -> BTreeMap<PathBuf, Node> {
+    let journal = |p: &Path| {
+        let mut c = p.components();
+        c.next().is_some_and(|w| w.as_os_str() == "work")
+            && c.next()
+                .is_some_and(|n| n.as_os_str().to_string_lossy().contains("journal"))
+    };
+    f.files_snapshot()
+        .into_iter()
+        .filter(|(p, _)| exit != Some(3) || !journal(p))
+        .collect()
+}
+
+fn run_case(name: &str) {
+    let dir = Path::new(CASES_DIR).join(name);
+    let case: Case = toml::from_str(&read(&dir.join("case.toml")))
+        .unwrap_or_else(|e| panic!("{name}/case.toml: {e}"));
+    let expected = parse_expected(&read(&dir.join("expected.txt")), name);
+    assert!(
+        !case.about.trim().is_empty() && !case.about.contains('\n'),
+        "{name}: `about` is one line"
+    );
+
+    let label = format!("bad-{name}");
+    let mut f = Fixture::new(&label[..label.len().min(32)]);
+    let base = expand(&f, &read(&Path::new(CASES_DIR).join(BASE_PLAN)));
+    let mut plan = base.clone();
+    for r in &case.replace {
+        let (line, with) = (expand(&f, &r.line), expand(&f, &r.with));
+        assert_eq!(
+            plan.matches(&line).count(),
+            1,
+            "{name}: replace.line must occur exactly once: {line:?}"
+        );
+        plan = plan.replacen(&line, &with, 1);
+    }
+    write_file(&f.path().join("plan.toml"), plan.as_bytes(), 0o644);
+    for d in &case.dir {
+        std::fs::create_dir_all(f.path().join(&d.path)).expect("mkdir");
+    }
+    for file in &case.file {
+        write_file(
+            &f.path().join(&file.path),
+            expand(&f, &file.contents).as_bytes(),
+            file.mode,
+        );
+    }
+    for l in &case.symlink {
+        symlink(&l.target, f.path().join(&l.path)).expect("symlink");
+    }
+    for action in &case.token {
+        token_setup(&mut f, action, &base);
+    }
+
+    let args: Vec<String> = case
+        .args
+        .clone()
+        .unwrap_or_else(|| {
+            [
+                "run",
+                "plan.toml",
+                "--yes",
+                "--pin-file",
+                "pin",
+                "--out",
+                "work/out",
+            ]
+            .map(String::from)
+            .to_vec()
+        })
+        .iter()
+        .map(|a| expand(&f, a))
+        .collect();
+    let files = |f: &Fixture| guarded_files(f, expected.exit);
+    let (token_before, files_before) = (f.token_snapshot(), files(&f));
+    let out = f.ceremony(&args);
+    let context = format!(
+        "case {name} ({}): ceremony {}\n{out}",
+        case.about,
+        args.join(" ")
+    );
+
+    assert_eq!(out.signal, None, "{context}");
+    let Some(exit) = expected.exit else {
+        let hint = out.hint().map(|h| format!("{h}\n")).unwrap_or_default();
+        panic!(
+            "{name}/expected.txt is not pinned yet; the binary said:\nexit {}\n{}\n{hint}\n{context}",
+            out.code.unwrap_or(-1),
+            out.first_error().unwrap_or("(no error line)")
+        );
+    };
+    assert_eq!(out.code, Some(exit), "exit code\n{context}");
+    let want_error = expand(&f, &expected.error);
+    let got_error = out.first_error().unwrap_or("(no error line)");
+    match want_error.strip_suffix(PREFIX_MARK) {
+        Some(prefix) => assert!(
+            got_error.starts_with(prefix),
+            "error line\n  want {want_error}\n  got  {got_error}\n{context}"
+        ),
+        None => assert_eq!(got_error, want_error, "error line\n{context}"),
+    }
+    let want_hint = expected.hint.as_deref().map(|h| expand(&f, h));
+    assert_eq!(out.hint(), want_hint.as_deref(), "hint line\n{context}");
+    assert_eq!(out.stdout, "", "nothing on stdout\n{context}");
+    assert!(
+        !out.stderr.contains(&f.token().pin),
+        "the PIN is on stderr\n{context}"
+    );
+
+    assert_eq!(
+        f.token_snapshot(),
+        token_before,
+        "the token changed\n{context}"
+    );
+    let files_after = files(&f);
+    assert!(
+        files_after == files_before,
+        "files changed:\n{}{context}",
+        tree_diff(&files_before, &files_after)
+    );
+}
+
+macro_rules! cases {
+    ($($test:ident => $dir:literal,)*) => {
+        /// Every case directory, in the order of the macro.
+        const CASES: &[&str] = &[$($dir),*];
+        $(
+            #[test]
+            fn $test() {
+                run_case($dir);
+            }
+        )*
+    };
+}
+
+cases! {
+    // The plan (exit 2; no module is loaded).
+    unknown_key => "unknown-key",
+    missing_section => "missing-section",
+    bad_key_type => "bad-key-type",
+    label_too_long => "label-too-long",
+    intermediate_outlives_root => "intermediate-outlives-root",
+    duplicate_labels => "duplicate-labels",
+    pin_in_uri => "pin-in-uri",
+    slot_id_in_uri => "slot-id-in-uri",
+    not_after_in_past => "not-after-in-past",
+    validity_and_not_after => "validity-and-not-after",
+    validity_zero => "validity-zero",
+    bad_subject => "bad-subject",
+    subject_without_cn => "subject-without-cn",
+    toml_syntax_error => "toml-syntax-error",
+    module_sha256_not_hex => "module-sha256-not-hex",
+    duplicate_node_name => "duplicate-node-name",
+    invalid_san => "invalid-san",
+    invalid_endpoint => "invalid-endpoint",
+    leaf_outlives_intermediates => "leaf-outlives-intermediates",
+    masters_without_allow => "masters-without-allow",
+    empty_audit_recipients => "empty-audit-recipients",
+    bad_age_recipient => "bad-age-recipient",
+    // Usage, PIN source, output path (exit 2).
+    plan_file_missing => "plan-file-missing",
+    no_yes_without_terminal => "no-yes-without-terminal",
+    pin_file_world_readable => "pin-file-world-readable",
+    pin_file_empty => "pin-file-empty",
+    pin_env_unset => "pin-env-unset",
+    output_not_empty => "output-not-empty",
+    output_is_symlink => "output-is-symlink",
+    output_is_file => "output-is-file",
+    token_list_without_token => "token-list-without-token",
+    // The module and the token (exit 3).
+    wrong_pin => "wrong-pin",
+    missing_module => "missing-module",
+    module_is_libc => "module-is-libc",
+    module_is_text_file => "module-is-text-file",
+    module_sha256_mismatch => "module-sha256-mismatch",
+    no_matching_token => "no-matching-token",
+    two_matching_tokens => "two-matching-tokens",
+    foreign_data_object => "foreign-data-object",
+    foreign_key_type => "foreign-key-type",
+    imported_key => "imported-key",
+    foreign_certificate => "foreign-certificate",
+    certificate_without_key => "certificate-without-key",
+    changed_subject_after_run => "changed-subject-after-run",
+    changed_key_type_after_run => "changed-key-type-after-run",
+    csr_dir_missing => "csr-dir-missing",
+    csr_node_missing => "csr-node-missing",
+}
+
+/// The macro's list and the directories agree, and the issue's required
+/// cases are all there.
+#[test]
+fn every_case_directory_is_run() {
+    let mut dirs: Vec<String> = std::fs::read_dir(CASES_DIR)
+        .expect("tests/bad-input")
+        .map(|e| e.expect("dir entry"))
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    dirs.sort();
+    let mut listed: Vec<String> = CASES.iter().map(|s| s.to_string()).collect();
+    listed.sort();
+    assert_eq!(
+        dirs, listed,
+        "every directory under tests/bad-input needs a line in `cases!`, and vice versa"
+    );
+    assert!(CASES.len() >= 24, "at least 24 bad-input cases");
+}
