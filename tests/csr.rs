@@ -20,7 +20,7 @@ use x509_parser::prelude::FromDer;
 
 const GENERATE_CSR: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/kubeadm/generate-csr"
+    "/tests/fixtures/kubeadm/generate-csr"
 );
 /// The node's etc/kubernetes inside the test's CSR directory.
 const K: &str = "csrs/cp1/etc/kubernetes";

@@ -26,10 +26,10 @@ use support::*;
 use x509_parser::certificate::X509Certificate;
 
 fn reference() -> PathBuf {
-    let p = Path::new(MANIFEST_DIR).join("../shared/kubeadm/reference/etc/kubernetes");
+    let p = Path::new(MANIFEST_DIR).join("tests/fixtures/kubeadm/reference/etc/kubernetes");
     assert!(
         p.is_dir(),
-        "{} is missing: the reference kubeadm output lives in ../shared beside the checkout",
+        "{} is missing: the reference kubeadm output lives in tests/fixtures/kubeadm",
         p.display()
     );
     p

@@ -78,7 +78,7 @@ mod tests {
         });
         let reference = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../shared/kubeadm/reference/etc/kubernetes/kubelet.conf"
+            "/tests/fixtures/kubeadm/reference/etc/kubernetes/kubelet.conf"
         ));
         let shape = |t: &str| {
             t.lines()

@@ -1165,7 +1165,7 @@ mod tests {
 
     const GEN: &str = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/kubeadm/generate-csr/etc/kubernetes/"
+        "/tests/fixtures/kubeadm/generate-csr/etc/kubernetes/"
     );
 
     fn read(rel: &str) -> Option<Vec<u8>> {

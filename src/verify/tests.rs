@@ -24,7 +24,7 @@ use crate::profile::kubeadm::{self, LeafOutput};
 
 const REFERENCE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/kubeadm/reference/etc/kubernetes"
+    "/tests/fixtures/kubeadm/reference/etc/kubernetes"
 );
 
 /// 2026-12-01 00:00 UTC: inside the reference certificates' year.
