@@ -8,6 +8,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use der::referenced::OwnedToRef;
 use der::{Decode, Encode};
 use x509_cert::certificate::Certificate;
 use x509_cert::ext::pkix::{BasicConstraints, SubjectKeyIdentifier};
@@ -119,6 +120,40 @@ pub fn preflight_label(token: &dyn Token, spec: &CaSpec) -> Result<(), CeremonyE
     Ok(())
 }
 
+/// Before anything is generated: when the root is already on the token (a
+/// resumed or later ceremony), an intermediate still to be signed must end
+/// before it. Validation assumed a root signed now; this checks the real one.
+pub fn preflight_validity(
+    token: &dyn Token,
+    specs: &[CaSpec],
+    now: SystemTime,
+) -> Result<(), CeremonyError> {
+    let Some(root) = specs.iter().find(|s| s.role == CaRole::Root) else {
+        return Ok(());
+    };
+    let Some(der) = token.find_certificate(&root.label)? else {
+        return Ok(());
+    };
+    let Ok(cert) = Certificate::from_der(&der) else {
+        return Ok(()); // ensure_ca refuses it with the reason
+    };
+    let root_end = cert.tbs_certificate().validity().not_after.to_system_time();
+    for spec in specs.iter().filter(|s| s.role != CaRole::Root) {
+        if token.find_certificate(&spec.label)?.is_some() {
+            continue;
+        }
+        let end = spec.lifetime.end(x509::truncate(now));
+        if end > root_end {
+            return Err(CeremonyError::Outlives {
+                role: spec.role,
+                end: x509::fmt_time(end),
+                issuer_end: x509::fmt_time(root_end),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Finds or generates the CA's key, then finds or signs its certificate.
 /// `issuer` is None for the root. `announce` is told before each irreversible
 /// step; `audit` records each key and certificate found, generated, signed or
@@ -138,6 +173,20 @@ pub fn ensure_ca(
         role: spec.role,
         what,
     };
+    let existing = token.find_certificate(&spec.label)?;
+    let start = x509::truncate(now);
+    let not_after = spec.lifetime.end(start);
+    // Checked before a key is generated, so a refusal leaves the token as it was.
+    if existing.is_none()
+        && let Some(iss) = issuer
+        && not_after > iss.not_after()
+    {
+        return Err(CeremonyError::Outlives {
+            role: spec.role,
+            end: x509::fmt_time(not_after),
+            issuer_end: x509::fmt_time(iss.not_after()),
+        });
+    }
     let (key, generated_key) = match token.find_key_pair(&spec.label, spec.key)? {
         Some(k) => {
             // Recorded before the check, so a refused key's flags are on the record too.
@@ -165,7 +214,7 @@ pub fn ensure_ca(
         }
     };
 
-    if let Some(der) = token.find_certificate(&spec.label)? {
+    if let Some(der) = existing {
         let cert = Certificate::from_der(&der)
             .map_err(|e| foreign(format!("its certificate does not parse ({e})")))?;
         audit.record(Event::CertificateFound(cert_info(
@@ -185,18 +234,7 @@ pub fn ensure_ca(
         });
     }
 
-    let start = x509::truncate(now);
     let not_before = start - BACKDATE;
-    let not_after = spec.lifetime.end(start);
-    if let Some(iss) = issuer
-        && not_after > iss.not_after()
-    {
-        return Err(CeremonyError::Outlives {
-            role: spec.role,
-            end: x509::fmt_time(not_after),
-            issuer_end: x509::fmt_time(iss.not_after()),
-        });
-    }
     let profile = ca_profile(
         spec,
         issuer.map(|i| (i.cert.tbs_certificate().subject(), i.ski.as_slice())),
@@ -264,7 +302,7 @@ fn ski_of(cert: &Certificate) -> Option<Vec<u8>> {
 
 /// A certificate already on the token must be the one this plan would make:
 /// same subject, the key it sits beside, issued and signed by the plan's
-/// issuer, a CA with the right path length.
+/// issuer, exactly the extensions of the CA profile, and the plan's lifetime.
 fn check_existing(
     spec: &CaSpec,
     key: &KeyPair,
@@ -301,11 +339,40 @@ fn check_existing(
         .map_err(|e| format!("its certificate: {e}"))?;
     match tbs.get_extension::<BasicConstraints>() {
         Ok(Some((true, bc))) if bc.ca && bc.path_len_constraint == Some(ca_path_len(spec.role)) => {
-            Ok(())
         }
-        _ => Err(format!(
-            "its certificate is not a CA with pathLen {}",
-            ca_path_len(spec.role)
-        )),
+        _ => {
+            return Err(format!(
+                "its certificate is not a CA with pathLen {}",
+                ca_path_len(spec.role)
+            ));
+        }
     }
+    // The extensions must be exactly those this plan's profile makes (the
+    // plan may have changed since the certificate was signed).
+    let profile = ca_profile(
+        spec,
+        issuer.map(|i| (i.cert.tbs_certificate().subject(), i.ski.as_slice())),
+    );
+    let want = profile
+        .extensions(tbs.subject_public_key_info().owned_to_ref())
+        .map_err(|e| e.to_string())?;
+    if tbs.extensions().map(|e| e.as_slice()) != Some(want.as_slice()) {
+        return Err("its certificate's extensions differ from the plan's CA profile".into());
+    }
+    let v = tbs.validity();
+    let (nb, na) = (v.not_before.to_system_time(), v.not_after.to_system_time());
+    let lasts = |a: SystemTime, b: SystemTime| b.duration_since(a).unwrap_or_default();
+    let matches = match spec.lifetime {
+        crate::plan::Lifetime::For(d) => lasts(nb, na) == d + BACKDATE,
+        crate::plan::Lifetime::Until(t) => na == x509::truncate(t),
+    };
+    if !matches {
+        return Err(format!(
+            "its certificate runs {} to {}, which is not the plan's validity {}",
+            x509::fmt_time(nb),
+            x509::fmt_time(na),
+            spec.lifetime
+        ));
+    }
+    Ok(())
 }

@@ -314,6 +314,7 @@ fn recorded_run(
     for spec in &loaded.plan.cas {
         ca::preflight_label(token, spec)?;
     }
+    ca::preflight_validity(token, &loaded.plan.cas, now)?;
 
     let mut cas: Vec<CaState> = Vec::new();
     for spec in &loaded.plan.cas {
