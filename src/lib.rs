@@ -15,6 +15,7 @@ pub mod error;
 pub mod failpoint;
 pub mod keytype;
 pub mod leaf;
+pub mod pem;
 pub mod plan;
 pub mod profile;
 pub mod token;

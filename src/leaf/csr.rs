@@ -182,56 +182,6 @@ fn ec_info(doc: spki::Result<der::Document>, kt: KeyType) -> Result<KeyInfo, Str
     })
 }
 
-/// One PEM block: label and bytes (zeroized: it may be a private key).
-struct Block {
-    label: String,
-    der: Zeroizing<Vec<u8>>,
-}
-
-/// Every PEM block of a text, in order; text between blocks is ignored, as
-/// Go's `pem.Decode` ignores it. Errors never quote the contents.
-fn pem_blocks(text: &str) -> Result<Vec<Block>, String> {
-    let mut out = Vec::new();
-    let mut current: Option<(String, Zeroizing<String>)> = None;
-    for line in text.lines() {
-        let line = line.trim_end();
-        match &mut current {
-            None => {
-                if let Some(label) = line
-                    .strip_prefix("-----BEGIN ")
-                    .and_then(|l| l.strip_suffix("-----"))
-                {
-                    let mut body = Zeroizing::new(String::new());
-                    body.push_str(line);
-                    body.push('\n');
-                    current = Some((label.to_string(), body));
-                }
-            }
-            Some((label, body)) => {
-                body.push_str(line);
-                body.push('\n');
-                if line.starts_with("-----END ") {
-                    if line != format!("-----END {label}-----") {
-                        return Err(format!("a PEM block \"{label}\" with a wrong END line"));
-                    }
-                    let (_, der) = pem_rfc7468::decode_vec(body.as_bytes()).map_err(|e| {
-                        format!("a PEM block \"{label}\" that does not decode ({e})")
-                    })?;
-                    out.push(Block {
-                        label: label.clone(),
-                        der: Zeroizing::new(der),
-                    });
-                    current = None;
-                }
-            }
-        }
-    }
-    if let Some((label, _)) = current {
-        return Err(format!("a PEM block \"{label}\" without an END line"));
-    }
-    Ok(out)
-}
-
 fn is_pem(bytes: &[u8]) -> Option<&str> {
     std::str::from_utf8(bytes)
         .ok()
@@ -253,8 +203,8 @@ fn parse_csr_inner(bytes: &[u8]) -> Result<CertReq, Why> {
     let expected = || "one PKCS#10 certificate request (PEM or DER)".to_string();
     let der: Zeroizing<Vec<u8>> = match is_pem(bytes) {
         Some(text) => {
-            let blocks = pem_blocks(text).map_err(|e| (FIELD, expected(), e))?;
-            let csrs: Vec<&Block> = blocks
+            let blocks = crate::pem::pem_blocks(text).map_err(|e| (FIELD, expected(), e))?;
+            let csrs: Vec<&crate::pem::Block> = blocks
                 .iter()
                 .filter(|b| CSR_LABELS.contains(&b.label.as_str()))
                 .collect();
@@ -681,7 +631,7 @@ fn allowed_text(allowed: &[KeyType]) -> String {
 /// `EC PRIVATE KEY` or PKCS#8 `PRIVATE KEY`, exactly one block.
 pub fn private_key_info(bytes: &[u8]) -> Result<KeyInfo, String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "not PEM text".to_string())?;
-    let blocks = pem_blocks(text)?;
+    let blocks = crate::pem::pem_blocks(text)?;
     let [block] = blocks.as_slice() else {
         return Err(format!("{} PEM blocks, not one private key", blocks.len()));
     };
@@ -725,7 +675,7 @@ pub fn private_key_info(bytes: &[u8]) -> Result<KeyInfo, String> {
 /// sa.pub: one PKIX `PUBLIC KEY` block.
 pub fn public_key_file_info(bytes: &[u8]) -> Result<KeyInfo, String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "not PEM text".to_string())?;
-    let blocks = pem_blocks(text)?;
+    let blocks = crate::pem::pem_blocks(text)?;
     match blocks.as_slice() {
         [b] if b.label == "PUBLIC KEY" => {
             let spki = SubjectPublicKeyInfoOwned::from_der(&b.der)

@@ -26,54 +26,12 @@ use zeroize::Zeroizing;
 
 use crate::keytype::KeyType;
 
-/// One PEM block: its label and decoded bytes (zeroized: it may be a key).
-pub struct Block {
-    pub label: String,
-    pub der: Zeroizing<Vec<u8>>,
-}
+pub use crate::pem::Block;
 
-/// Every PEM block of a file, in order. Text between blocks is ignored, as
-/// Go's `pem.Decode` (and so kubeadm) ignores it.
+/// Every PEM block of a file, in order (see `crate::pem`).
 pub fn pem_blocks(bytes: &[u8]) -> Result<Vec<Block>, String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "not PEM text (not UTF-8)".to_string())?;
-    let mut out = Vec::new();
-    let mut current: Option<(String, Zeroizing<String>)> = None;
-    for line in text.lines() {
-        let line = line.trim_end();
-        match &mut current {
-            None => {
-                if let Some(label) = line
-                    .strip_prefix("-----BEGIN ")
-                    .and_then(|l| l.strip_suffix("-----"))
-                {
-                    let mut body = Zeroizing::new(String::new());
-                    body.push_str(line);
-                    body.push('\n');
-                    current = Some((label.to_string(), body));
-                }
-            }
-            Some((label, body)) => {
-                body.push_str(line);
-                body.push('\n');
-                if line.starts_with("-----END ") {
-                    if line != format!("-----END {label}-----") {
-                        return Err(format!("PEM block \"{label}\" ends with {line:?}"));
-                    }
-                    let (l, der) = pem_rfc7468::decode_vec(body.as_bytes())
-                        .map_err(|e| format!("PEM block \"{label}\" does not decode: {e}"))?;
-                    out.push(Block {
-                        label: l.to_string(),
-                        der: Zeroizing::new(der),
-                    });
-                    current = None;
-                }
-            }
-        }
-    }
-    if let Some((label, _)) = current {
-        return Err(format!("PEM block \"{label}\" has no END line"));
-    }
-    Ok(out)
+    crate::pem::pem_blocks(text)
 }
 
 /// Labels of PEM blocks that hold a private key.
