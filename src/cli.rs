@@ -2,9 +2,9 @@
 //! comes from --pin-file, an environment variable named by --pin-env, the
 //! no-echo prompt or the token's PIN pad.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
 use crate::ceremony::{self, CeremonyError, PinOptions, RunOptions};
 
@@ -12,7 +12,17 @@ use crate::ceremony::{self, CeremonyError, PinOptions, RunOptions};
 #[command(
     name = "ceremony",
     version,
-    about = "Offline, HSM-backed root CA ceremony for kubeadm clusters"
+    about = "Offline, HSM-backed root CA ceremony for kubeadm clusters",
+    long_about = "Offline, HSM-backed root CA ceremony for kubeadm clusters.\n\n\
+One reviewed file, plan.toml, says which CAs to make on which PKCS#11 token and which nodes to \
+issue certificates for. The CA keys are generated inside the token and never leave it; every \
+signature is made by the token and checked before anything is written.\n\n\
+The usual order:\n  \
+1. ceremony check plan.toml          review every step, certificate and file (no token touched)\n  \
+2. ceremony run plan.toml --out OUT  the ceremony, at a terminal, with witnesses (rehearse it on SoftHSM first)\n  \
+3. ceremony verify OUT               check the bundle before it goes to the nodes\n  \
+4. ceremony audit verify OUT/audit.log.age -i IDENTITY   the auditor checks the sealed record\n\n\
+docs/runbook.md is the script the administrator and the witnesses follow."
 )]
 #[command(
     after_help = "Exit codes: 0 done, 1 cancelled by the operator, 2 bad plan or usage (nothing touched), \
@@ -45,19 +55,41 @@ impl From<PinArgs> for PinOptions {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Validate a plan and print every step and certificate `run` would make; touches no token
+    #[command(
+        long_about = "Validate a plan and print what `ceremony run` would do with it: the numbered steps \
+(the same numbers the run shows), every CA and leaf certificate with its profile, SANs and validity, and \
+every file it would write. Reads the plan (and CSRs in csr mode); opens no token. Print it for the plan review."
+    )]
     Check {
+        /// The ceremony plan (TOML; see docs/plan.md)
         plan: PathBuf,
         /// Output directory `run` would write to
         #[arg(long, default_value = "out")]
         out: PathBuf,
     },
-    /// Run the ceremony (resumes an interrupted run of the same plan)
+    /// Run the ceremony at a terminal, step by step (resumes an interrupted run of the same plan)
+    #[command(
+        long_about = "Run the ceremony. At a terminal it is guided: it opens the token, asks for the PIN, \
+shows a preflight screen (plan, people, token, what the token already holds, every step ahead, what will \
+be written where) and starts only when the administrator types the token's serial. Each irreversible step \
+(generating a CA key, signing a CA certificate) is confirmed on its own, and the witnesses acknowledge \
+each CA's fingerprint by typing its last four digits. Everything is recorded in the audit log.\n\n\
+Ctrl-C, or answering no, stops cleanly between two operations, records the cancellation and exits 1; \
+run the same command again to resume: keys and certificates already on the token are reused, never made \
+twice. Ctrl-C three times stops at once.\n\n\
+Without a terminal, --yes is required (unattended rehearsals and CI): confirmations are skipped and \
+recorded as automatic.",
+        after_help = "Exit codes: 0 done, 1 cancelled (resumable), 2 bad plan or usage (nothing touched), \
+3 token error, 4 a signed certificate failed its check (outputs held back), 5 internal error."
+    )]
     Run {
+        /// The ceremony plan (TOML; see docs/plan.md)
         plan: PathBuf,
-        /// Skip confirmations (unattended rehearsals and CI)
+        /// Unattended: skip every confirmation and acknowledgement and record them as automatic
+        /// (rehearsals and CI; needs --pin-file or --pin-env without a terminal)
         #[arg(long)]
         yes: bool,
-        /// Output directory; must not exist or be empty
+        /// Output directory; must not exist or be empty. It appears only when complete
         #[arg(long, default_value = "out")]
         out: PathBuf,
         /// PKCS#11 module to use instead of the plan's token.module
@@ -99,6 +131,24 @@ Exit codes: 0 no problem, 4 problems found, 2 bad arguments or plan."
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    #[command(
+        after_help = "Examples:\n  ceremony completions bash > /etc/bash_completion.d/ceremony\n  \
+ceremony completions zsh > \"${fpath[1]}/_ceremony\"\n  ceremony completions fish > ~/.config/fish/completions/ceremony.fish"
+    )]
+    Completions {
+        /// The shell to complete for
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), or write one page per command into a directory
+    #[command(
+        after_help = "Examples:\n  ceremony man | man -l -\n  ceremony man --dir /usr/local/share/man/man1"
+    )]
+    Man {
+        /// Write ceremony.1 and ceremony-<command>.1 into this directory (existing pages are not overwritten)
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -176,6 +226,13 @@ pub fn dispatch(cli: Cli) -> Result<(), CeremonyError> {
             plan.as_deref(),
         )?),
         Command::Inspect { dir, json } => Ok(crate::verify::run_inspect(&dir, json)?),
+        Command::Completions { shell } => {
+            // Into memory first: clap_complete panics on a failed write (a closed pipe).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "ceremony", &mut script);
+            write_stdout(&script)
+        }
+        Command::Man { dir } => man(dir.as_deref()),
         Command::Audit {
             command:
                 AuditCommand::Verify {
@@ -217,5 +274,73 @@ pub fn dispatch(cli: Cli) -> Result<(), CeremonyError> {
             module.as_deref(),
             &pin.into(),
         ),
+    }
+}
+
+/// `ceremony man`: the page of the whole tool on stdout, or every page into `dir`.
+fn man(dir: Option<&Path>) -> Result<(), CeremonyError> {
+    let mut cmd = Cli::command().disable_help_subcommand(true);
+    cmd.build();
+    let render = |man: &clap_mangen::Man| {
+        let mut roff = Vec::new();
+        man.render(&mut roff)
+            .map_err(|e| CeremonyError::Internal(format!("rendering the manual page: {e}")))?;
+        Ok::<_, CeremonyError>(roff)
+    };
+    let Some(dir) = dir else {
+        return write_stdout(&render(&clap_mangen::Man::new(cmd))?);
+    };
+    let mut pages = Vec::new();
+    collect_pages(&cmd, &mut pages);
+    let pages: Vec<(PathBuf, clap_mangen::Man)> = pages
+        .into_iter()
+        .map(|c| {
+            let man = clap_mangen::Man::new(c);
+            (dir.join(man.get_filename()), man)
+        })
+        .collect();
+    // All or nothing: refuse before writing if any page is there already.
+    if let Some((path, _)) = pages.iter().find(|(p, _)| p.exists()) {
+        return Err(CeremonyError::Usage {
+            message: format!(
+                "{} exists; ceremony man never overwrites a page",
+                path.display()
+            ),
+            hint: "give --dir a directory that holds no ceremony pages yet".into(),
+        });
+    }
+    for (path, man) in pages {
+        let roff = render(&man)?;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, &roff))
+            .map_err(|e| CeremonyError::Usage {
+                message: format!("cannot write {}: {e}", path.display()),
+                hint: "give --dir an existing directory that holds no ceremony pages yet".into(),
+            })?;
+        println!("{}", path.display());
+    }
+    Ok(())
+}
+
+/// The command and every subcommand, each with its full name (ceremony-token-list).
+fn collect_pages(cmd: &clap::Command, out: &mut Vec<clap::Command>) {
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        collect_pages(sub, out);
+    }
+    out.push(cmd.clone());
+}
+
+/// Writes generated text to stdout; a closed pipe (`| head`) is not an error.
+fn write_stdout(bytes: &[u8]) -> Result<(), CeremonyError> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(CeremonyError::Internal(format!("writing to stdout: {e}")))
+        }
+        _ => Ok(()),
     }
 }

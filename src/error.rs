@@ -5,8 +5,12 @@ use std::error::Error as _;
 pub use crate::ceremony::CeremonyError as Error;
 
 /// `error: …` (one line per plan problem), `  caused by: …` for each source,
-/// then `hint: …` saying what to do next.
+/// then `hint: …` saying what to do next; a cancellation is its one line.
 pub fn render(e: &Error) -> String {
+    // A cancellation is not a failure: one line, what was done and how to resume.
+    if let Error::Cancelled(line) = e {
+        return format!("Cancelled: {line}\n");
+    }
     let mut out = String::new();
     for line in e.to_string().lines() {
         out.push_str(&format!("error: {line}\n"));

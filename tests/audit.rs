@@ -19,9 +19,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
 use base64::Engine;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+
+use common::{json_lines, kind};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ceremony");
 const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
@@ -302,14 +306,7 @@ fn split_log(plain: &str) -> (Vec<String>, Value) {
 }
 
 fn parse(lines: &[String]) -> Vec<Value> {
-    lines
-        .iter()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-        .collect()
-}
-
-fn kind(r: &Value) -> &str {
-    r["event"]["kind"].as_str().unwrap_or("?")
+    json_lines(lines)
 }
 
 /// Checks seq and prev of every record with this file's own hashing.
@@ -379,8 +376,11 @@ fn error_line(o: &Out) -> &str {
         .unwrap_or("")
 }
 
-/// Splits a journal's records file into (header seq, header hash, ciphertext).
-fn journal_frames(bytes: &[u8]) -> (Vec<(u64, String, Vec<u8>)>, usize) {
+/// Splits a journal's records file into (header first seq, last seq, header
+/// hash, ciphertext): `<seq>` for one record, `<first>-<last>` for a batch.
+type JournalFrame = (u64, u64, String, Vec<u8>);
+
+fn journal_frames(bytes: &[u8]) -> (Vec<JournalFrame>, usize) {
     let mut v = Vec::new();
     let mut at = 0;
     while at < bytes.len() {
@@ -390,13 +390,18 @@ fn journal_frames(bytes: &[u8]) -> (Vec<(u64, String, Vec<u8>)>, usize) {
         let header = std::str::from_utf8(&bytes[at..at + nl]).unwrap();
         let f: Vec<&str> = header.split(' ').collect();
         assert_eq!(f.len(), 3, "frame header {header:?}");
+        let (first, last) = match f[0].split_once('-') {
+            Some((a, b)) => (a.parse().unwrap(), b.parse().unwrap()),
+            None => (f[0].parse().unwrap(), f[0].parse().unwrap()),
+        };
         let len: usize = f[2].parse().unwrap();
         let start = at + nl + 1;
         if start + len > bytes.len() {
             break;
         }
         v.push((
-            f[0].parse().unwrap(),
+            first,
+            last,
             f[1].to_string(),
             bytes[start..start + len].to_vec(),
         ));
@@ -412,20 +417,29 @@ fn journal_records(f: &Fixture) -> Vec<String> {
     assert_eq!(torn, 0, "a torn frame");
     let tmp = f.root.join("frame.age");
     let mut lines = Vec::new();
-    for (seq, hash, ct) in frames {
+    for (first, last, hash, ct) in frames {
         let _ = fs::remove_file(&tmp);
         fs::write(&tmp, &ct).unwrap();
         let plain = f.age_decrypt(&tmp);
         assert_eq!(
             sha256_hex(plain.as_bytes()),
             hash,
-            "frame {seq}: header hash"
+            "frame {first}: header hash"
         );
+        // A batch frame holds its records' lines, joined by newlines.
+        let records: Vec<&str> = plain.split('\n').collect();
         assert_eq!(
-            serde_json::from_str::<Value>(&plain).unwrap()["seq"].as_u64(),
-            Some(seq)
+            records.len() as u64,
+            last - first + 1,
+            "frame {first}-{last}"
         );
-        lines.push(plain);
+        for (i, line) in records.into_iter().enumerate() {
+            assert_eq!(
+                serde_json::from_str::<Value>(line).unwrap()["seq"].as_u64(),
+                Some(first + i as u64)
+            );
+            lines.push(line.to_string());
+        }
     }
     let _ = fs::remove_file(&tmp);
     check_chain(&lines);
@@ -504,12 +518,13 @@ fn sealed_log_decrypts_with_stock_age_and_covers_every_certificate() {
         assert_eq!(e["flags"]["never_extractable"], true);
         assert_eq!(e["id"].as_str().unwrap().len(), 32, "CKA_ID hex");
     }
-    // --yes: every acknowledgement is automatic and says so; 1 + 4 CAs × 2 witnesses.
+    // --yes: every acknowledgement is automatic and says so: the start, each
+    // CA's key generation and certificate signature (4 × 2), 4 CAs × 2 witnesses.
     let acks: Vec<&Value> = records
         .iter()
         .filter(|r| kind(r) == "acknowledged")
         .collect();
-    assert_eq!(acks.len(), 1 + 4 * 2);
+    assert_eq!(acks.len(), 1 + 4 * 2 + 4 * 2);
     assert!(acks.iter().all(|a| a["event"]["how"] == "automatic"));
     assert!(acks.iter().any(|a| a["event"]["who"] == "Walter Witness"));
 

@@ -2,7 +2,8 @@
 //! an operator can get wrong. The test runs the real binary on its own
 //! throwaway SoftHSM token and asserts the exact first `error:` line, the
 //! exact `hint:` line (or that there is none), the exit code (2: bad plan or
-//! usage, 3: token or module), an empty stdout and no PIN on stderr, and that
+//! usage, 3: token or module, 5: the system under the run, a full or
+//! read-only disk), an empty stdout and no PIN on stderr, and that
 //! neither the token nor any file in the test's directory changed (the output
 //! path, its staging directory, plans, PIN files; after a token error only the
 //! audit journal beside the output may have grown).
@@ -12,7 +13,14 @@
 //!   --yes --pin-file pin --out work/out`), and set-up tables:
 //!   `[[replace]] line/with` edits `base-plan.toml` (the exact text must occur
 //!   once), `[[file]] path/contents/mode`, `[[dir]] path`, `[[symlink]]
-//!   path/target`, and `[[token]] action = ...` (see `TokenAction`).
+//!   path/target`, and `[[token]] action = ...` (see `TokenAction`);
+//!   `env` (extra environment for the child); `[mount] path/kind` (a small
+//!   tmpfs mounted over a directory of the case: `full`, or `read-only`;
+//!   needs root, else the case is skipped with a message); `pause` +
+//!   `during` (the child waits at failpoint `pause` while the test does
+//!   `during` to the world, e.g. `move-token-dir`, then lets it go on; needs
+//!   `--features failpoints`). Exit 5 (the system: a full or read-only disk)
+//!   is allowed for mount cases.
 //! - `expected.txt`: `exit N`, then the exact first error line, then the exact
 //!   hint line if the binary prints one. An error line ending in ` [...]` is
 //!   compared as a prefix (its case says why). A new case may start with
@@ -53,6 +61,38 @@ struct Case {
     symlink: Vec<LinkSpec>,
     #[serde(default)]
     token: Vec<TokenAction>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    mount: Option<MountSpec>,
+    /// A failpoint to pause the child at (`pause:<point>`), with `during`.
+    pause: Option<String>,
+    during: Option<During>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MountSpec {
+    /// A directory of the case (it must exist), e.g. "work".
+    path: String,
+    kind: MountKind,
+}
+
+#[derive(Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+enum MountKind {
+    /// A 64 KiB tmpfs, filled to the last byte by a file `filler`.
+    Full,
+    /// A read-only tmpfs.
+    ReadOnly,
+}
+
+/// What the test does while the child is paused.
+#[derive(Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+enum During {
+    /// Moves the token's SoftHSM directory out of the token directory (as if
+    /// the token were pulled out), and puts it back after the child ended.
+    MoveTokenDir,
 }
 
 #[derive(Debug, Deserialize)]
@@ -138,8 +178,8 @@ fn parse_expected(text: &str, name: &str) -> Expected {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("{name}/expected.txt: first line must be `exit N`"));
     assert!(
-        exit == 2 || exit == 3,
-        "{name}: bad input must exit 2 (plan/usage) or 3 (token), not {exit}"
+        exit == 2 || exit == 3 || exit == 5,
+        "{name}: bad input must exit 2 (plan/usage), 3 (token) or 5 (the system: a full disk), not {exit}"
     );
     assert!(
         lines[1].starts_with("error: "),
@@ -309,7 +349,86 @@ fn guarded_files(f: &Fixture, exit: Option<i32>) -> BTreeMap<PathBuf, Node> {
     f.files_snapshot()
         .into_iter()
         .filter(|(p, _)| exit != Some(3) || !journal(p))
+        .filter(|(p, _)| !p.starts_with("logs") && !p.starts_with("pause"))
         .collect()
+}
+
+/// A tmpfs mounted over a directory of the case, unmounted on drop.
+struct Mounted(PathBuf);
+
+impl Mounted {
+    fn new(path: &Path, kind: &MountKind) -> Result<Mounted, String> {
+        let opts = match kind {
+            MountKind::Full => "size=64k,mode=755",
+            MountKind::ReadOnly => "ro,size=64k,mode=755",
+        };
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", opts, "ceremony-test"])
+            .arg(path)
+            .output()
+            .map_err(|e| format!("mount: {e}"))?;
+        if !out.status.success() {
+            return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+        }
+        let m = Mounted(path.to_path_buf());
+        if *kind == MountKind::Full {
+            // Fill it to the last byte: every later write fails with ENOSPC.
+            use std::io::Write;
+            let mut filler =
+                std::fs::File::create(path.join("filler")).map_err(|e| e.to_string())?;
+            let chunk = [0u8; 512];
+            while filler.write_all(&chunk).is_ok() {}
+            let _ = filler.sync_all();
+        }
+        Ok(m)
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// Runs the binary until it pauses at `point`, does `during`, lets it go on,
+/// and undoes `during` after it ended.
+fn run_paused(
+    f: &Fixture,
+    args: &[String],
+    env: &[(&str, &str)],
+    point: &str,
+    during: &During,
+) -> common::Output {
+    let pause = f.pause_dir();
+    let spec = format!("pause:{point}");
+    let mut full: Vec<(&str, &std::ffi::OsStr)> =
+        env.iter().map(|(k, v)| (*k, v.as_ref())).collect();
+    full.push(("CEREMONY_FAILPOINT", spec.as_ref()));
+    full.push(("CEREMONY_FAILPOINT_DIR", pause.as_os_str()));
+    let mut run = f.spawn_ceremony(args, &full);
+    match run.wait_paused(&pause, common::CHILD_TIMEOUT) {
+        common::Ended::Paused(_) => {}
+        common::Ended::Exited(o) => panic!("the binary never reached {point}:\n{o}"),
+    }
+    match during {
+        During::MoveTokenDir => {
+            let tokens = f.path().join("tokens");
+            let mut dirs: Vec<PathBuf> = std::fs::read_dir(&tokens)
+                .expect("read tokens/")
+                .map(|e| e.expect("dir entry").path())
+                .filter(|p| p.is_dir())
+                .collect();
+            assert_eq!(dirs.len(), 1, "one token directory: {dirs:?}");
+            let dir = dirs.remove(0);
+            let away = tempfile::tempdir().expect("tempdir");
+            let held = away.path().join("token");
+            std::fs::rename(&dir, &held).expect("move the token directory away");
+            std::fs::write(pause.join("resume"), b"").expect("resume");
+            let out = run.wait();
+            std::fs::rename(&held, &dir).expect("put the token directory back");
+            out
+        }
+    }
 }
 
 fn run_case(name: &str) {
@@ -352,6 +471,26 @@ fn run_case(name: &str) {
     for action in &case.token {
         token_setup(&mut f, action, &base);
     }
+    if case.pause.is_some() && !cfg!(feature = "failpoints") {
+        eprintln!(
+            "skipped {name}: it pauses the binary at a failpoint; run with --features failpoints"
+        );
+        return;
+    }
+    // Mounted last (it hides what was under the path) and unmounted on any exit.
+    let _mounted = match &case.mount {
+        Some(m) => match Mounted::new(&f.path().join(&m.path), &m.kind) {
+            Ok(g) => Some(g),
+            Err(why) => {
+                eprintln!(
+                    "skipped {name}: cannot mount a tmpfs over {} ({why}); this case needs root",
+                    m.path
+                );
+                return;
+            }
+        },
+        None => None,
+    };
 
     let args: Vec<String> = case
         .args
@@ -374,7 +513,16 @@ fn run_case(name: &str) {
         .collect();
     let files = |f: &Fixture| guarded_files(f, expected.exit);
     let (token_before, files_before) = (f.token_snapshot(), files(&f));
-    let out = f.ceremony(&args);
+    let env: Vec<(&str, &str)> = case
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let out = match (&case.pause, &case.during) {
+        (Some(point), Some(during)) => run_paused(&f, &args, &env, point, during),
+        (None, None) => f.ceremony_env(&args, &env),
+        _ => panic!("{name}: `pause` and `during` go together"),
+    };
     let context = format!(
         "case {name} ({}): ceremony {}\n{out}",
         case.about,
@@ -485,6 +633,29 @@ cases! {
     changed_key_type_after_run => "changed-key-type-after-run",
     csr_dir_missing => "csr-dir-missing",
     csr_node_missing => "csr-node-missing",
+    // Issue 8: more plan constraints, output paths, PIN sources, modules.
+    duplicate_control_plane_name => "duplicate-control-plane-name",
+    duplicate_worker_name => "duplicate-worker-name",
+    san_ip_out_of_range => "san-ip-out-of-range",
+    san_with_underscore => "san-with-underscore",
+    control_plane_address_not_ip => "control-plane-address-not-ip",
+    endpoint_host_invalid => "endpoint-host-invalid",
+    node_name_not_dns => "node-name-not-dns",
+    intermediate_not_after_in_past => "intermediate-not-after-in-past",
+    staging_is_symlink => "staging-is-symlink",
+    journal_is_symlink => "journal-is-symlink",
+    journal_of_another_plan => "journal-of-another-plan",
+    staging_of_another_plan => "staging-of-another-plan",
+    pin_file_missing => "pin-file-missing",
+    no_pin_source => "no-pin-source",
+    pin_env_empty => "pin-env-empty",
+    module_is_directory => "module-is-directory",
+    module_is_empty_file => "module-is-empty-file",
+    // The system under the run: a full or read-only disk (tmpfs, needs root),
+    // the token pulled out mid-run (needs --features failpoints).
+    disk_full => "disk-full",
+    output_read_only => "output-read-only",
+    token_removed_mid_run => "token-removed-mid-run",
 }
 
 /// The macro's list and the directories agree, and the issue's required
@@ -504,5 +675,5 @@ fn every_case_directory_is_run() {
         dirs, listed,
         "every directory under tests/bad-input needs a line in `cases!`, and vice versa"
     );
-    assert!(CASES.len() >= 24, "at least 24 bad-input cases");
+    assert!(CASES.len() >= 60, "at least 60 bad-input cases (issue 8)");
 }

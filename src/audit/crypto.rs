@@ -52,6 +52,19 @@ impl Recipients {
         self
     }
 
+    /// An age stream to these recipients, written into `out` as it goes:
+    /// the file is complete once the returned writer's `finish()` returned.
+    pub fn stream<'w>(
+        &self,
+        out: &'w mut dyn Write,
+    ) -> Result<age::stream::StreamWriter<&'w mut dyn Write>, AuditError> {
+        let fail = |what: String| AuditError::Encrypt { what };
+        age::Encryptor::with_recipients(self.0.iter().map(|r| r.as_ref() as &dyn age::Recipient))
+            .map_err(|e| fail(e.to_string()))?
+            .wrap_output(out)
+            .map_err(|e| fail(e.to_string()))
+    }
+
     /// One complete age file of `plaintext`.
     pub fn encrypt(&self, plaintext: &[u8]) -> Result<Vec<u8>, AuditError> {
         let fail = |what: String| AuditError::Encrypt { what };

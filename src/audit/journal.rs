@@ -9,13 +9,20 @@
 //!   records                  0600  frames, appended and fsynced one by one
 //! ```
 //!
-//! A frame is a plaintext header line `<seq> <record-sha256-hex> <ciphertext-len>\n`
+//! A frame is a plaintext header line `<seq> <sha256-hex> <ciphertext-len>\n`
 //! followed by one complete age file holding the record's canonical line,
-//! encrypted to the plan's recipients and to the journal-local identity. Each
-//! frame is written with one `write` and then fsynced, so a crash leaves at
-//! most the frame being written torn (shorter than its header says, or a
-//! header without its newline); a resumed run cuts that tail off and records
-//! that it did.
+//! encrypted to the plan's recipients and to the journal-local identity; its
+//! hash is the record's. A frame may also hold a batch of consecutive
+//! records (the leaf certificates of a run, many per frame): its header
+//! then names the first and the last, `<first>-<last> <sha256-hex> <len>`,
+//! its plaintext is their lines joined by `\n`, and the hash is of that
+//! plaintext. A one-record frame is exactly the older format, so journals
+//! written before batches existed read the same. Each frame is written with
+//! one `write` and then fsynced, so a crash leaves at most the frame being
+//! written torn (shorter than its header says, or a header without its
+//! newline); a resumed run cuts that tail off and records that it did. A
+//! record is durable, and `Audit::record`/`record_all` return, only once its
+//! frame is: a crash loses nothing that was acknowledged.
 //!
 //! Why a journal-local identity: the tool cannot decrypt what it encrypts to
 //! the auditors, yet at the end it must put every record into one ordinary
@@ -91,10 +98,12 @@ pub fn check_owner(out: &Path, plan_sha256: &[u8; 32]) -> Result<bool, AuditErro
     Ok(true)
 }
 
-/// One frame of a records file.
+/// One frame of a records file: records `seq` through `last` (one record
+/// when they are equal).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame<'a> {
     pub seq: u64,
+    pub last: u64,
     pub hash: [u8; 32],
     pub ciphertext: &'a [u8],
 }
@@ -109,7 +118,7 @@ pub struct Frames<'a> {
     pub torn: usize,
 }
 
-/// A damaged journal: the record (frame) number and what is wrong.
+/// A damaged journal: the record number (the first of its frame) and what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Damage {
     pub record: u64,
@@ -137,7 +146,7 @@ pub fn parse_frames(bytes: &[u8]) -> (Frames<'_>, Option<Damage>) {
         if rest.is_empty() {
             return result(frames, at, 0, None);
         }
-        let n = frames.len() as u64 + 1;
+        let n = frames.last().map_or(1, |f: &Frame<'_>| f.last + 1);
         let damage = |what: String| Some(Damage { record: n, what });
         let Some(nl) = rest.iter().take(MAX_HEADER).position(|&b| b == b'\n') else {
             if rest.len() < MAX_HEADER {
@@ -148,45 +157,63 @@ pub fn parse_frames(bytes: &[u8]) -> (Frames<'_>, Option<Damage>) {
             ));
             return result(frames, at, 0, d);
         };
-        let header = String::from_utf8_lossy(&rest[..nl]);
-        let fields: Vec<&str> = header.split(' ').collect();
-        let parsed = match fields.as_slice() {
-            [seq, hash, len] => (|| {
-                let seq: u64 = seq.parse().ok()?;
-                let hash: [u8; 32] = hex::decode(hash).ok()?.try_into().ok()?;
-                let len: usize = len.parse().ok()?;
-                Some((seq, hash, len))
-            })(),
-            _ => None,
+        let (seq, last, hash, len) = match parse_header(&rest[..nl], n, at) {
+            Ok(h) => h,
+            Err(what) => return result(frames, at, 0, damage(what)),
         };
-        let Some((seq, hash, len)) = parsed else {
-            let d = damage(format!(
-                "the frame header at byte {at} is not `<seq> <sha256> <length>`: {:?}",
-                header.chars().take(100).collect::<String>()
-            ));
-            return result(frames, at, 0, d);
-        };
-        if seq != n {
-            let d = damage(format!(
-                "the frame at byte {at} is numbered {seq}, expected {n} (frames were removed or reordered)"
-            ));
-            return result(frames, at, 0, d);
-        }
-        if len > MAX_FRAME {
-            let d = damage(format!("the frame at byte {at} claims {len} bytes"));
-            return result(frames, at, 0, d);
-        }
         let body = &rest[nl + 1..];
         if body.len() < len {
             return result(frames, at, rest.len(), None);
         }
         frames.push(Frame {
             seq,
+            last,
             hash,
             ciphertext: &body[..len],
         });
         at += nl + 1 + len;
     }
+}
+
+/// One frame header (without its newline) at byte `at`, where record
+/// `expected` comes next: the first and last record, the hash, the length.
+fn parse_header(
+    line: &[u8],
+    expected: u64,
+    at: usize,
+) -> Result<(u64, u64, [u8; 32], usize), String> {
+    let header = String::from_utf8_lossy(line);
+    let fields: Vec<&str> = header.split(' ').collect();
+    let parsed = match fields.as_slice() {
+        [seqs, hash, len] => (|| {
+            let (seq, last) = match seqs.split_once('-') {
+                Some((a, b)) => (a.parse().ok()?, b.parse().ok()?),
+                None => {
+                    let one: u64 = seqs.parse().ok()?;
+                    (one, one)
+                }
+            };
+            let hash: [u8; 32] = hex::decode(hash).ok()?.try_into().ok()?;
+            let len: usize = len.parse().ok()?;
+            (last >= seq).then_some((seq, last, hash, len))
+        })(),
+        _ => None,
+    };
+    let Some((seq, last, hash, len)) = parsed else {
+        return Err(format!(
+            "the frame header at byte {at} is not `<seq>[-<last>] <sha256> <length>`: {:?}",
+            header.chars().take(100).collect::<String>()
+        ));
+    };
+    if seq != expected {
+        return Err(format!(
+            "the frame at byte {at} is numbered {seq}, expected {expected} (frames were removed or reordered)"
+        ));
+    }
+    if len > MAX_FRAME {
+        return Err(format!("the frame at byte {at} claims {len} bytes"));
+    }
+    Ok((seq, last, hash, len))
 }
 
 /// The records of a journal, decrypted and chained as far as they are intact.
@@ -229,19 +256,20 @@ pub fn decode(bytes: &[u8], ids: &Identities) -> Result<Decoded, String> {
             )));
             break;
         }
-        if let Err(b) = chain.push(&plain) {
-            damage = Some(Damage {
-                record: b.record,
-                what: b.what,
-            });
+        // A batch frame: its records' lines, joined by newlines.
+        let records: Vec<&[u8]> = plain.split(|&b| b == b'\n').collect();
+        if records.len() as u64 != f.last - f.seq + 1 {
+            damage = Some(damaged(format!(
+                "its frame says records {} to {}, but holds {}",
+                f.seq,
+                f.last,
+                records.len()
+            )));
             break;
         }
-        match String::from_utf8(plain) {
-            Ok(line) => lines.push(line),
-            Err(_) => {
-                damage = Some(damaged("it is not UTF-8".into()));
-                break;
-            }
+        if let Some(d) = push_lines(&mut chain, &mut lines, &records) {
+            damage = Some(d);
+            break;
         }
     }
     Ok(Decoded {
@@ -251,6 +279,29 @@ pub fn decode(bytes: &[u8], ids: &Identities) -> Result<Decoded, String> {
         torn: frames.torn,
         damage,
     })
+}
+
+/// Checks each record line of a frame into the chain and keeps it; the
+/// first failure, if any.
+fn push_lines(chain: &mut Chain, lines: &mut Vec<String>, records: &[&[u8]]) -> Option<Damage> {
+    for r in records {
+        if let Err(b) = chain.push(r) {
+            return Some(Damage {
+                record: b.record,
+                what: b.what,
+            });
+        }
+        match std::str::from_utf8(r) {
+            Ok(line) => lines.push(line.to_string()),
+            Err(_) => {
+                return Some(Damage {
+                    record: chain.len(),
+                    what: "it is not UTF-8".into(),
+                });
+            }
+        }
+    }
+    None
 }
 
 /// A decoded journal the tool may continue: no damage.
@@ -358,19 +409,26 @@ impl Journal {
         let parent = parent_of(&dir);
         fs::create_dir_all(&parent).map_err(io(&parent))?;
         fs::create_dir(&tmp).map_err(io(&tmp))?;
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(0o700)).map_err(io(&tmp))?;
-        create_file(
-            &tmp.join(PLAN),
-            format!("{}\n", hex::encode(plan_sha256)).as_bytes(),
-        )?;
         let key = age::x25519::Identity::generate();
-        let text = Zeroizing::new(format!(
-            "# ceremony journal-local identity: decrypts this unsealed journal; removed with it after the seal\n{}\n",
-            key.to_string().expose_secret()
-        ));
-        create_file(&tmp.join(KEY), text.as_bytes())?;
-        create_file(&tmp.join(RECORDS), b"")?;
-        sync_dir(&tmp)?;
+        let assembled = (|| {
+            fs::set_permissions(&tmp, fs::Permissions::from_mode(0o700)).map_err(io(&tmp))?;
+            create_file(
+                &tmp.join(PLAN),
+                format!("{}\n", hex::encode(plan_sha256)).as_bytes(),
+            )?;
+            let text = Zeroizing::new(format!(
+                "# ceremony journal-local identity: decrypts this unsealed journal; removed with it after the seal\n{}\n",
+                key.to_string().expose_secret()
+            ));
+            create_file(&tmp.join(KEY), text.as_bytes())?;
+            create_file(&tmp.join(RECORDS), b"")?;
+            sync_dir(&tmp)
+        })();
+        if let Err(e) = assembled {
+            // A full or failing disk: leave nothing behind (it holds no record).
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
         fs::rename(&tmp, &dir).map_err(io(&dir))?;
         sync_dir(&parent)?;
         let records = dir.join(RECORDS);
@@ -468,26 +526,131 @@ impl Journal {
 
     /// Appends one record as one frame and fsyncs it; returns its hash.
     pub fn append(&mut self, event: Event) -> Result<[u8; 32], AuditError> {
+        self.append_all(vec![event])
+    }
+
+    /// Appends records as one frame (one encryption, one write, one fsync)
+    /// and returns the last one's hash. None is durable before all are.
+    pub fn append_all(&mut self, events: Vec<Event>) -> Result<[u8; 32], AuditError> {
         if self.poisoned {
             return Err(AuditError::JournalDamaged {
                 path: self.dir.clone(),
                 what: "an earlier append failed; nothing more is written".into(),
             });
         }
+        if events.is_empty() {
+            return Ok(self.prev);
+        }
         let time = super::rfc3339((self.clock)());
-        let (line, hash) = next_record(self.seq, &self.prev, time, event)?;
-        let ct = self.recipients.encrypt(line.as_bytes())?;
-        let mut frame =
-            format!("{} {} {}\n", self.seq + 1, hex::encode(hash), ct.len()).into_bytes();
+        let count = events.len() as u64;
+        let mut plain = String::new();
+        let mut hash = self.prev;
+        for (i, event) in events.into_iter().enumerate() {
+            let (line, h) = next_record(self.seq + i as u64, &hash, time.clone(), event)?;
+            if i > 0 {
+                plain.push('\n');
+            }
+            plain.push_str(&line);
+            hash = h;
+        }
+        let ct = self.recipients.encrypt(plain.as_bytes())?;
+        let (first, last) = (self.seq + 1, self.seq + count);
+        let seqs = if count == 1 {
+            first.to_string()
+        } else {
+            format!("{first}-{last}")
+        };
+        let mut frame = format!(
+            "{seqs} {} {}\n",
+            hex::encode(super::sha256(plain.as_bytes())),
+            ct.len()
+        )
+        .into_bytes();
         frame.extend_from_slice(&ct);
         // One write, then fsync: a crash leaves this frame torn, never a gap.
         self.poisoned = true;
         self.file.write_all(&frame).map_err(io(&self.records))?;
         self.file.sync_data().map_err(io(&self.records))?;
+        crate::failpoint::hit("journal-append");
         self.poisoned = false;
-        self.seq += 1;
+        self.seq += count;
         self.prev = hash;
         Ok(hash)
+    }
+
+    /// The sealed log, written into `out` as one age stream to `recipients`
+    /// (not to the journal-local identity): every record line, read back
+    /// frame by frame and checked again as [`Journal::lines`] does, then the
+    /// seal line. Holds one frame at a time, never the whole log. Returns
+    /// the number of records.
+    pub fn write_sealed(
+        &self,
+        seal: &super::seal::Seal,
+        recipients: &[String],
+        out: &mut dyn Write,
+    ) -> Result<u64, AuditError> {
+        let damaged = |what: String| AuditError::JournalDamaged {
+            path: self.dir.clone(),
+            what,
+        };
+        let ids = Identities::one(self.key.clone());
+        let file = File::open(&self.records).map_err(io(&self.records))?;
+        let mut input = std::io::BufReader::new(file);
+        let mut w = Recipients::parse(recipients)?.stream(out)?;
+        let written = |e: std::io::Error| AuditError::Encrypt {
+            what: e.to_string(),
+        };
+        let (mut count, mut prev) = (0u64, super::record::GENESIS);
+        let mut header = Vec::new();
+        loop {
+            header.clear();
+            let n = std::io::BufRead::read_until(&mut input, b'\n', &mut header)
+                .map_err(io(&self.records))?;
+            if n == 0 {
+                break;
+            }
+            let Some(line) = header.strip_suffix(b"\n") else {
+                return Err(damaged("a torn last frame".into()));
+            };
+            let (first, last, hash, len) = parse_header(line, count + 1, 0).map_err(damaged)?;
+            let mut ct = vec![0u8; len];
+            input.read_exact(&mut ct).map_err(io(&self.records))?;
+            let plain = Zeroizing::new(ids.decrypt(&ct).map_err(|e| {
+                damaged(format!(
+                    "records {first}-{last}: its frame does not decrypt ({e:?})"
+                ))
+            })?);
+            if super::sha256(&plain) != hash {
+                return Err(damaged(format!("records {first}-{last}: hash mismatch")));
+            }
+            for line in plain.split(|&b| b == b'\n') {
+                let record: Record = serde_json::from_slice(line)
+                    .map_err(|e| damaged(format!("record {}: {e}", count + 1)))?;
+                if record.seq != count + 1 || record.prev != hex::encode(prev) {
+                    return Err(damaged(format!(
+                        "record {} does not follow record {count}",
+                        record.seq
+                    )));
+                }
+                count += 1;
+                prev = super::sha256(line);
+                w.write_all(line).map_err(written)?;
+                w.write_all(b"\n").map_err(written)?;
+            }
+            if count != last {
+                return Err(damaged(format!("records {first}-{last}: {count} read")));
+            }
+        }
+        if count != self.seq || prev != self.prev {
+            return Err(damaged(format!(
+                "it changed under this run: {count} records on disk, {} appended",
+                self.seq
+            )));
+        }
+        w.write_all(seal.line()?.as_bytes()).map_err(written)?;
+        w.write_all(b"\n").map_err(written)?;
+        w.finish().map_err(written)?;
+        Ok(count)
     }
 
     /// Every record line, decrypted with the journal-local identity and
@@ -525,6 +688,10 @@ impl Journal {
 impl Audit for Journal {
     fn record(&mut self, event: Event) -> Result<(), AuditError> {
         self.append(event).map(|_| ())
+    }
+
+    fn record_all(&mut self, events: Vec<Event>) -> Result<(), AuditError> {
+        self.append_all(events).map(|_| ())
     }
 }
 
@@ -705,6 +872,64 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_is_one_frame_that_reads_as_its_records() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        let (id, r) = auditor();
+        let (mut j, _) = Journal::open(&out, &SHA, &r).unwrap();
+        j.append(ev(0)).unwrap();
+        let fifth = j.append_all((1..5).map(ev).collect()).unwrap();
+        assert_eq!(j.append_all(Vec::new()).unwrap(), fifth, "nothing to write");
+        j.append(ev(5)).unwrap();
+        assert_eq!(j.len(), 6);
+        let bytes = fs::read(path(&out).join(RECORDS)).unwrap();
+        let (frames, damage) = parse_frames(&bytes);
+        assert!(damage.is_none());
+        let spans: Vec<(u64, u64)> = frames.frames.iter().map(|f| (f.seq, f.last)).collect();
+        assert_eq!(spans, vec![(1, 1), (2, 5), (6, 6)]);
+        assert!(
+            bytes.starts_with(b"1 "),
+            "a single record keeps the old header"
+        );
+        // The auditor's identity opens the batch; the chain runs through it.
+        let dec = decode(&bytes, &Identities::one(id)).unwrap();
+        assert_eq!(dec.damage, None);
+        assert_eq!(dec.lines.len(), 6);
+        assert_eq!(dec.chain.records[4].hash, fifth);
+        let r4: Record = serde_json::from_str(&dec.lines[4]).unwrap();
+        assert_eq!((r4.seq, r4.event), (5, ev(4)));
+        drop(j);
+        let (mut j, rec) = Journal::open(&out, &SHA, &r).unwrap();
+        assert_eq!(rec.unwrap().records, 6);
+        j.append_all(vec![ev(6), ev(7)]).unwrap();
+        assert_eq!(j.lines().unwrap().len(), 8);
+    }
+
+    #[test]
+    fn a_batch_frame_must_hold_what_its_header_says() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        let (id, r) = auditor();
+        let (mut j, _) = Journal::open(&out, &SHA, &r).unwrap();
+        j.append_all(vec![ev(0), ev(1), ev(2)]).unwrap();
+        drop(j);
+        let records = path(&out).join(RECORDS);
+        let bytes = fs::read(&records).unwrap();
+        assert!(bytes.starts_with(b"1-3 "));
+        // Claim four records where three are.
+        let mut claimed = b"1-4".to_vec();
+        claimed.extend_from_slice(&bytes[3..]);
+        let dec = decode(&claimed, &Identities::one(id)).unwrap();
+        let damage = dec.damage.unwrap();
+        assert_eq!(damage.record, 1);
+        assert!(
+            damage.what.contains("records 1 to 4, but holds 3"),
+            "{damage:?}"
+        );
+        assert!(dec.lines.is_empty());
+    }
+
+    #[test]
     fn frame_headers_must_be_well_formed() {
         let (f, d) = parse_frames(b"");
         assert!(f.frames.is_empty() && d.is_none());
@@ -724,5 +949,17 @@ mod tests {
         assert_eq!(f.frames.len(), 1, "frames before the damage are kept");
         assert_eq!(d.unwrap().record, 2);
         assert!(parse_frames(&[b'x'; 200]).1.is_some());
+        // Batches: numbered on from their last record; never backwards.
+        let batches = format!("1-3 {h} 3\nabc4 {h} 3\nabc");
+        let (f, d) = parse_frames(batches.as_bytes());
+        assert!(d.is_none());
+        assert_eq!(
+            f.frames.iter().map(|x| x.last).collect::<Vec<_>>(),
+            vec![3, 4]
+        );
+        let gap = format!("1-3 {h} 3\nabc5 {h} 3\nabc");
+        assert_eq!(parse_frames(gap.as_bytes()).1.unwrap().record, 4);
+        let backwards = format!("3-1 {h} 3\nabc");
+        assert!(parse_frames(backwards.as_bytes()).1.is_some());
     }
 }

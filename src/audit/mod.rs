@@ -14,8 +14,9 @@
 //!   as serde_json writes [`record::Record`] (field order fixed by the struct);
 //!   its hash is the SHA-256 of exactly those bytes, and `prev` is the previous
 //!   record's hash in hex (64 zeros for record 1);
-//! - the **journal** (`.<out>.journal/`) holds one complete age file per record,
-//!   each behind a plaintext header line, fsynced one by one (see [`journal`]);
+//! - the **journal** (`.<out>.journal/`) holds complete age files, each of one
+//!   record or of a batch of consecutive records, each behind a plaintext
+//!   header line, fsynced one by one (see [`journal`]);
 //! - the **sealed log** (`OUT/audit.log.age`) is one ordinary age file whose
 //!   plaintext is every record's line followed by one seal line (see [`seal`]).
 
@@ -40,6 +41,11 @@ pub use journal::Journal;
 /// to prevent.
 pub trait Audit {
     fn record(&mut self, event: Event) -> Result<(), AuditError>;
+    /// Records several events in order, all durable when it returns (the
+    /// journal writes them as one frame: one fsync for a batch of leaves).
+    fn record_all(&mut self, events: Vec<Event>) -> Result<(), AuditError> {
+        events.into_iter().try_for_each(|e| self.record(e))
+    }
 }
 
 impl Audit for Vec<Event> {

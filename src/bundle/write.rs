@@ -2,10 +2,16 @@
 //!
 //! Everything goes into a staging directory beside the output
 //! (`.<out>.staging`), each file created with `create_new` and an explicit
-//! mode and fsynced; then the staging directory is fsynced and renamed onto
-//! the output path in one step, and the parent fsynced. An interrupted run
-//! therefore never leaves an output that looks complete, and an existing
-//! output is never overwritten.
+//! mode; at the commit every file and directory of it is made durable in
+//! one pass (`syncfs` of its file system, or an fsync of each where that
+//! call is missing), then the staging directory is renamed onto the output
+//! path in one step and the parent fsynced. An interrupted run therefore
+//! never leaves an output that looks complete, and an existing output is
+//! never overwritten. Files are not fsynced one by one as they are written:
+//! nothing in the staging directory counts until the rename, and a run that
+//! dies before it starts the staging directory afresh, so one durable pass
+//! before the rename gives the same guarantee for one disk flush instead of
+//! one per file (20,000 for a 10,000-node bundle).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -120,6 +126,11 @@ pub struct Staging {
     dir: PathBuf,
     /// Relative paths written, in order, with their SHA-256 and mode.
     written: Vec<(String, [u8; 32], u32)>,
+    /// Directories known to exist under `dir` (saves a walk per file).
+    made: std::collections::HashSet<PathBuf>,
+    /// The staging directory, open since `begin`: `syncfs` through it
+    /// reports a write-back error of any file since then.
+    handle: File,
 }
 
 impl Staging {
@@ -151,10 +162,13 @@ impl Staging {
             .map_err(io(&marker))?;
         fs::create_dir(&dir).map_err(io(&dir))?;
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).map_err(io(&dir))?;
+        let handle = File::open(&dir).map_err(io(&dir))?;
         Ok(Staging {
             out: out.to_path_buf(),
             dir,
             written: Vec::new(),
+            made: std::collections::HashSet::new(),
+            handle,
         })
     }
 
@@ -166,12 +180,16 @@ impl Staging {
         Ok(self.dir.join(p))
     }
 
-    fn write_raw(&mut self, rel: &str, bytes: &[u8], mode: u32) -> Result<PathBuf, OutputError> {
+    /// Creates one file (and its directories), with exactly `mode`.
+    fn create(&mut self, rel: &str, mode: u32) -> Result<(PathBuf, File), OutputError> {
         let path = self.target(rel)?;
-        if let Some(parent) = path.parent() {
+        if let Some(parent) = path.parent()
+            && !self.made.contains(parent)
+        {
             fs::create_dir_all(parent).map_err(io(parent))?;
+            self.made.insert(parent.to_path_buf());
         }
-        let mut f = OpenOptions::new()
+        let f = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(mode)
@@ -180,33 +198,59 @@ impl Staging {
         // The umask may have narrowed the mode; set it exactly.
         f.set_permissions(fs::Permissions::from_mode(mode))
             .map_err(io(&path))?;
-        f.write_all(bytes).map_err(io(&path))?;
-        f.sync_all().map_err(io(&path))?;
-        Ok(path)
+        crate::failpoint::hit("write-open");
+        Ok((path, f))
     }
 
     /// Writes one output file (relative to the output root).
     pub fn write(&mut self, rel: &str, bytes: &[u8], mode: u32) -> Result<(), OutputError> {
-        self.write_raw(rel, bytes, mode)?;
+        let (path, mut f) = self.create(rel, mode)?;
+        // No fsync here: `commit` makes the whole staging directory durable.
+        f.write_all(bytes).map_err(io(&path))?;
         self.written
             .push((rel.to_string(), crate::x509::sha256(bytes), mode));
+        crate::failpoint::hit("write");
         Ok(())
+    }
+
+    /// Writes one output file as `fill` streams it (a large file never
+    /// whole in memory); its SHA-256 is taken on the way. Returns what
+    /// `fill` returned.
+    pub fn write_with<T, E: From<OutputError>>(
+        &mut self,
+        rel: &str,
+        mode: u32,
+        fill: impl FnOnce(&mut dyn Write) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let (path, f) = self.create(rel, mode)?;
+        let mut w = Hashing {
+            inner: std::io::BufWriter::new(f),
+            sha: sha2::Sha256::default(),
+        };
+        let out = fill(&mut w)?;
+        w.inner.flush().map_err(io(&path))?;
+        let sha = sha2::Digest::finalize(w.sha).into();
+        self.written.push((rel.to_string(), sha, mode));
+        crate::failpoint::hit("write");
+        Ok(out)
     }
 
     pub fn written(&self) -> &[(String, [u8; 32], u32)] {
         &self.written
     }
 
-    /// fsyncs every directory, renames the staging directory onto the output
-    /// and fsyncs the parent: the output appears whole or not at all.
+    /// Makes every file and directory of the staging directory durable,
+    /// renames it onto the output and fsyncs the parent: the output appears
+    /// whole or not at all.
     pub fn commit(self) -> Result<PathBuf, OutputError> {
-        sync_dirs(&self.dir)?;
+        sync_tree(&self.dir, &self.handle)?;
         crate::failpoint::hit("before-rename");
         check_output(&self.out, &[0; 32]).or_else(|e| match e {
             OutputError::ForeignStaging(_) => Ok(()), // that is us
             e => Err(e),
         })?;
         fs::rename(&self.dir, &self.out).map_err(io(&self.out))?;
+        crate::failpoint::hit("after-rename");
         let parent = self
             .out
             .parent()
@@ -222,11 +266,61 @@ impl Staging {
     }
 }
 
-fn sync_dirs(dir: &Path) -> Result<(), OutputError> {
+/// Removes the staging marker that a run killed between its rename and its
+/// own cleanup left beside a committed output (harmless, since a marker is
+/// read only while a staging directory exists, but litter). A marker with a
+/// staging directory beside it belongs to an unfinished run and stays.
+pub fn remove_stale_marker(out: &Path) -> Result<(), OutputError> {
+    if fs::symlink_metadata(staging_path(out)).is_ok() {
+        return Ok(());
+    }
+    let marker = marker_path(out);
+    match fs::remove_file(&marker) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(&marker)(e)),
+        _ => Ok(()),
+    }
+}
+
+/// A writer that hashes what passes through it.
+struct Hashing<W> {
+    inner: W,
+    sha: sha2::Sha256,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        sha2::Digest::update(&mut self.sha, &buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Everything under `dir` durable: `syncfs(2)` on its file system (one call
+/// that writes back every dirty file and directory there and reports a
+/// write-back error since `handle` was opened), or, where the kernel lacks
+/// it, an fsync of every file and directory.
+fn sync_tree(dir: &Path, handle: &File) -> Result<(), OutputError> {
+    match rustix::fs::syncfs(handle) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::NOSYS) => fsync_each(dir),
+        Err(e) => Err(io(dir)(e.into())),
+    }
+}
+
+fn fsync_each(dir: &Path) -> Result<(), OutputError> {
     for entry in fs::read_dir(dir).map_err(io(dir))? {
         let entry = entry.map_err(io(dir))?;
+        let path = entry.path();
         if entry.file_type().map_err(io(dir))?.is_dir() {
-            sync_dirs(&entry.path())?;
+            fsync_each(&path)?;
+        } else {
+            File::open(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(io(&path))?;
         }
     }
     File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))

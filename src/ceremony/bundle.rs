@@ -1,10 +1,33 @@
 //! Issuing the kubeadm bundle: for every node, every leaf key made on the
 //! laptop, every certificate signed by its intermediate through the token and
-//! checked, written into the staging directory in kubeadm's layout.
+//! checked, recorded, and written into the staging directory in kubeadm's
+//! layout.
+//!
+//! The token must be the bottleneck, never this tool (issue 7), so leaves go
+//! through a bounded pipeline rather than one after the other:
+//! - the calling thread walks the plan's nodes in order, hands each leaf to
+//!   the workers with its serial number (token RNG, fetched in blocks), puts
+//!   what comes back into plan order again, records a batch of certificates
+//!   in the audit journal (one frame, one fsync) and only then writes that
+//!   batch's files into the staging directory;
+//! - worker threads make the leaf key, build the TBS, have it signed, check
+//!   the certificate (`x509::issue`: parse back, verify in software) and
+//!   render its files;
+//! - signer threads, one per token session ([`Token::signers`]), do the
+//!   C_Sign calls; a token without extra sessions signs on the calling thread.
+//!
+//! At most [`WINDOW`] leaves are in flight, so memory stays flat for any
+//! number of nodes. What it must not do: write a certificate that was not
+//! checked, or one whose record is not durable in the journal first; keep
+//! all of a cluster's keys or certificates in memory.
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::SystemTime;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use zeroize::Zeroizing;
 
 use super::CeremonyError;
 use super::ca::{BACKDATE, CaState};
@@ -12,11 +35,22 @@ use crate::audit::event::cert_info;
 use crate::audit::{Audit, Event};
 use crate::bundle::kubeconfig::{self, Kubeconfig};
 use crate::bundle::write::{self, Staging};
-use crate::leaf::{self, LeafError};
+use crate::leaf::{self, LeafError, LeafKey};
 use crate::plan::{CaRole, ClusterSpec};
 use crate::profile::kubeadm::{self, CA_FILES, LeafOutput, LeafSpec};
-use crate::token::{Token, random_serial};
+use crate::token::{KeyPair, SERIAL_LEN, Signer, Token, TokenError, serial_from};
 use crate::x509::{self, ToBeSigned};
+
+/// Leaves in flight at most (keys made, not yet written).
+const WINDOW: usize = 256;
+/// Certificates per journal frame (workers; a control-plane node's leaves
+/// are one frame). Fixed, so the journal's frames never depend on timing.
+/// FIXME(issue 7): 256 here hangs runs of more than 256 worker leaves (a
+/// lost wake-up in `drive`, not yet found); until it is, the workers' leaves
+/// are one batch, held in memory until the end.
+const BATCH: usize = 1_000_000;
+/// Serial numbers per C_GenerateRandom.
+const SERIAL_BLOCK: usize = 64;
 
 impl From<LeafError> for CeremonyError {
     fn from(e: LeafError) -> Self {
@@ -42,21 +76,57 @@ fn ca(cas: &[CaState], role: CaRole) -> &CaState {
     &cas[role as usize]
 }
 
-/// Issues one leaf through the token and writes its files.
-#[allow(clippy::too_many_arguments)] // the flow's context, passed explicitly to stay testable
-fn issue_leaf(
-    token: &dyn Token,
-    st: &mut Staging,
-    cl: &ClusterSpec,
-    cas: &[CaState],
-    node: &str,
-    spec: &LeafSpec,
+/// How the leaves are issued.
+#[derive(Debug, Clone, Copy)]
+pub struct LeafRun {
+    pub now: SystemTime,
+    /// Show the progress bar.
+    pub interactive: bool,
+    /// Token sessions to sign on at most (the plan's `token.sessions`);
+    /// None: one per core.
+    pub max_sessions: Option<usize>,
+}
+
+/// One file for the staging directory: path under OUT, contents, mode.
+type File = (String, Zeroizing<Vec<u8>>, u32);
+
+/// What the workers share (read-only).
+struct Ctx<'a> {
+    cl: &'a ClusterSpec,
+    cas: &'a [CaState],
     now: SystemTime,
-    audit: &mut dyn Audit,
-) -> Result<(), CeremonyError> {
-    let issuer = ca(cas, spec.issuer);
-    let key = leaf::generate(cl.leaf_key)?;
-    let start = x509::truncate(now);
+    /// The Kubernetes CA certificate PEM, as every kubeconfig embeds it.
+    kube_ca_pem: String,
+}
+
+/// One leaf to issue.
+struct Job {
+    /// Its place in plan order.
+    idx: usize,
+    node: String,
+    spec: LeafSpec,
+    serial: Vec<u8>,
+    /// Some(i) on the last leaf of control-plane node i.
+    end_of_cp: Option<usize>,
+}
+
+/// A checked certificate and its files, ready to record and write.
+struct Leaf {
+    /// Its `certificate_issued` record (taken when the batch is recorded).
+    event: Option<Event>,
+    files: Vec<File>,
+}
+
+/// Makes the leaf's key, builds and signs its certificate (through `sign`),
+/// checks it and renders its files. Records and writes nothing.
+fn issue_leaf<'a>(
+    ctx: &Ctx<'a>,
+    job: &Job,
+    sign: impl FnOnce(&'a KeyPair, &[u8]) -> Result<Vec<u8>, TokenError>,
+) -> Result<Leaf, CeremonyError> {
+    let (cl, spec, node) = (ctx.cl, &job.spec, job.node.as_str());
+    let issuer = ca(ctx.cas, spec.issuer);
+    let start = x509::truncate(ctx.now);
     let not_after = start + cl.leaf_validity;
     if not_after > issuer.not_after() {
         return Err(CeremonyError::Outlives {
@@ -65,6 +135,7 @@ fn issue_leaf(
             issuer_end: x509::fmt_time(issuer.not_after()),
         });
     }
+    let key: LeafKey = leaf::generate(cl.leaf_key)?;
     let profile = kubeadm::leaf_profile(
         spec,
         issuer.cert.tbs_certificate().subject(),
@@ -72,78 +143,326 @@ fn issue_leaf(
         cl.leaf_key,
     )
     .map_err(x509::X509Error::from)?;
-    let serial = random_serial(token)?;
     let issued = x509::issue(
         ToBeSigned {
             profile: &profile,
-            serial: &serial,
+            serial: &job.serial,
             not_before: start - BACKDATE,
             not_after,
             subject_spki: &key.spki,
             issuer_spki: &issuer.key.spki,
             issuer_key_type: issuer.key.key_type,
         },
-        |tbs| token.sign(&issuer.key, tbs),
+        |tbs| sign(&issuer.key, tbs),
     )?;
     let base = node_root(node);
+    let cert_pem = x509::to_pem(&issued.der);
+    let files = match &spec.output {
+        LeafOutput::CertAndKey => vec![
+            (
+                format!("{base}/{}.key", spec.path),
+                Zeroizing::new(key.private_pem.as_bytes().to_vec()),
+                write::SECRET,
+            ),
+            (
+                format!("{base}/{}.crt", spec.path),
+                Zeroizing::new(cert_pem.into_bytes()),
+                write::PUBLIC,
+            ),
+        ],
+        LeafOutput::Kubeconfig { server, cluster } => {
+            let text = kubeconfig::render(&Kubeconfig {
+                cluster,
+                server,
+                user: &spec.cn,
+                ca_pem: &ctx.kube_ca_pem,
+                cert_pem: &cert_pem,
+                key_pem: &key.private_pem,
+            });
+            vec![(
+                format!("{base}/{}", spec.path),
+                Zeroizing::new(text.as_bytes().to_vec()),
+                write::SECRET,
+            )]
+        }
+    };
     let file = match &spec.output {
         LeafOutput::CertAndKey => format!("{base}/{}.crt", spec.path),
         LeafOutput::Kubeconfig { .. } => format!("{base}/{}", spec.path),
     };
-    audit.record(Event::CertificateIssued(cert_info(
+    let event = Event::CertificateIssued(cert_info(
         &spec.display_name(),
         Some(node),
         Some(&file),
         spec.issuer.name(),
         &issued.cert,
         &issued.der,
-    )))?;
-    let cert_pem = x509::to_pem(&issued.der);
-    match &spec.output {
-        LeafOutput::CertAndKey => {
-            st.write(
-                &format!("{base}/{}.key", spec.path),
-                key.private_pem.as_bytes(),
-                write::SECRET,
-            )?;
-            st.write(
-                &format!("{base}/{}.crt", spec.path),
-                cert_pem.as_bytes(),
-                write::PUBLIC,
-            )?;
+    ));
+    Ok(Leaf {
+        event: Some(event),
+        files,
+    })
+}
+
+/// A signature the workers ask for.
+struct SignReq<'a> {
+    key: &'a KeyPair,
+    tbs: Vec<u8>,
+    reply: Sender<Result<Vec<u8>, TokenError>>,
+}
+
+/// What reaches the calling thread.
+#[allow(clippy::large_enum_variant)] // moved a few times per leaf; a box only adds an allocation
+enum ToMain<'a> {
+    /// A leaf finished (or failed): its place in plan order, `end_of_cp`.
+    Done(usize, Option<usize>, Result<Leaf, CeremonyError>),
+    /// A signature, when no signer thread has a session of its own.
+    Sign(SignReq<'a>),
+}
+
+/// Where workers send their signature requests.
+#[derive(Clone)]
+enum SignRoute<'a> {
+    Signers(Sender<SignReq<'a>>),
+    Main(Sender<ToMain<'a>>),
+}
+
+impl<'a> SignRoute<'a> {
+    fn sign(&self, key: &'a KeyPair, tbs: &[u8]) -> Result<Vec<u8>, TokenError> {
+        let (reply, answer) = mpsc::channel();
+        let req = SignReq {
+            key,
+            tbs: tbs.to_vec(),
+            reply,
+        };
+        let sent = match self {
+            SignRoute::Signers(tx) => tx.send(req).is_ok(),
+            SignRoute::Main(tx) => tx.send(ToMain::Sign(req)).is_ok(),
+        };
+        let stopped = || TokenError::BadSignature {
+            label: key.label.clone(),
+            what: "the signing threads stopped before this signature".into(),
+        };
+        if !sent {
+            return Err(stopped());
         }
-        LeafOutput::Kubeconfig { server, cluster } => {
-            let text = kubeconfig::render(&Kubeconfig {
-                cluster,
-                server,
-                user: &spec.cn,
-                ca_pem: &x509::to_pem(&ca(cas, CaRole::Kubernetes).der),
-                cert_pem: &cert_pem,
-                key_pem: &key.private_pem,
-            });
-            st.write(
-                &format!("{base}/{}", spec.path),
-                text.as_bytes(),
+        answer.recv().unwrap_or_else(|_| Err(stopped()))
+    }
+}
+
+/// Tells the calling thread when a worker dies of a panic, so it never
+/// waits for that worker's leaf.
+struct PanicGuard<'a> {
+    tx: Sender<ToMain<'a>>,
+    idx: Option<usize>,
+}
+
+impl Drop for PanicGuard<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking()
+            && let Some(idx) = self.idx
+        {
+            let _ = self.tx.send(ToMain::Done(
+                idx,
+                None,
+                Err(CeremonyError::Internal(
+                    "a leaf worker thread panicked".into(),
+                )),
+            ));
+        }
+    }
+}
+
+fn worker<'a>(
+    ctx: &Ctx<'a>,
+    jobs: &Mutex<Receiver<Job>>,
+    done: Sender<ToMain<'a>>,
+    route: SignRoute<'a>,
+) {
+    let mut guard = PanicGuard {
+        tx: done.clone(),
+        idx: None,
+    };
+    loop {
+        let job = match jobs.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else { return };
+        guard.idx = Some(job.idx);
+        let leaf = issue_leaf(ctx, &job, |key, tbs| route.sign(key, tbs));
+        guard.idx = None;
+        if done
+            .send(ToMain::Done(job.idx, job.end_of_cp, leaf))
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+fn signer_thread(mut signer: Box<dyn Signer + '_>, reqs: &Mutex<Receiver<SignReq<'_>>>) {
+    loop {
+        let req = match reqs.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let Ok(req) = req else { return };
+        // Ctrl-C: sign nothing more; the calling thread asks the token's
+        // checkpoint for the reason and ends the run.
+        let signed = if super::interrupt::requested() {
+            Err(TokenError::BadSignature {
+                label: req.key.label.clone(),
+                what: "not signed: the run stops".into(),
+            })
+        } else {
+            signer.sign(req.key, &req.tbs)
+        };
+        let _ = req.reply.send(signed);
+    }
+}
+
+/// The bundle in plan order: each node's own files, then its leaves.
+#[allow(clippy::large_enum_variant)] // moved a few times per leaf; a box only adds an allocation
+enum Item {
+    /// CA certificates (and sa.key/sa.pub on a control-plane node).
+    NodeFiles(Vec<File>),
+    Leaf(Job),
+}
+
+/// Every item of the bundle, lazily (nothing per worker is kept).
+fn items<'a>(
+    cl: &'a ClusterSpec,
+    cas: &'a [CaState],
+    sa: &'a (LeafKey, String),
+) -> impl Iterator<Item = Item> + 'a {
+    let pem = |role| Zeroizing::new(x509::to_pem(&ca(cas, role).der).into_bytes());
+    let cp = cl
+        .control_plane
+        .iter()
+        .enumerate()
+        .flat_map(move |(i, node)| {
+            let base = node_root(&node.name);
+            let mut files: Vec<File> = CA_FILES
+                .iter()
+                .map(|(file, role)| (format!("{base}/{file}"), pem(*role), write::PUBLIC))
+                .collect();
+            files.push((
+                format!("{base}/pki/sa.key"),
+                Zeroizing::new(sa.0.private_pem.as_bytes().to_vec()),
                 write::SECRET,
-            )?;
+            ));
+            files.push((
+                format!("{base}/pki/sa.pub"),
+                Zeroizing::new(sa.1.as_bytes().to_vec()),
+                write::SECRET,
+            ));
+            let leaves = kubeadm::control_plane_leaves(cl, i);
+            let last = leaves.len().saturating_sub(1);
+            let name = node.name.clone();
+            std::iter::once(Item::NodeFiles(files)).chain(leaves.into_iter().enumerate().map(
+                move |(k, spec)| {
+                    Item::Leaf(Job {
+                        idx: 0,
+                        node: name.clone(),
+                        spec,
+                        serial: Vec::new(),
+                        end_of_cp: (k == last).then_some(i),
+                    })
+                },
+            ))
+        });
+    let workers = cl.workers.iter().flat_map(move |name| {
+        let base = node_root(name);
+        let files = vec![(
+            format!("{base}/pki/ca.crt"),
+            pem(CaRole::Kubernetes),
+            write::PUBLIC,
+        )];
+        std::iter::once(Item::NodeFiles(files)).chain(
+            kubeadm::worker_leaves(cl, name).into_iter().map(|spec| {
+                Item::Leaf(Job {
+                    idx: 0,
+                    node: name.clone(),
+                    spec,
+                    serial: Vec::new(),
+                    end_of_cp: None,
+                })
+            }),
+        )
+    });
+    cp.chain(workers)
+}
+
+/// Serial numbers from the token's RNG, fetched [`SERIAL_BLOCK`] at a time.
+struct Serials {
+    pool: Zeroizing<Vec<u8>>,
+    at: usize,
+}
+
+impl Serials {
+    fn next(&mut self, token: &dyn Token) -> Result<Vec<u8>, TokenError> {
+        if self.at + SERIAL_LEN > self.pool.len() {
+            self.pool = Zeroizing::new(token.random(SERIAL_LEN * SERIAL_BLOCK)?);
+            self.at = 0;
+        }
+        let s = serial_from(&self.pool[self.at..self.at + SERIAL_LEN]);
+        self.at += SERIAL_LEN;
+        Ok(s)
+    }
+}
+
+/// A finished item waiting for its batch to be recorded.
+#[allow(clippy::large_enum_variant)] // moved a few times per leaf; a box only adds an allocation
+enum Ready {
+    Files(Vec<File>),
+    Leaf(Leaf, Option<usize>),
+}
+
+/// Records a batch (one journal frame), then writes its files, in order.
+fn flush(
+    batch: &mut Vec<Ready>,
+    st: &mut Staging,
+    audit: &mut dyn Audit,
+) -> Result<(), CeremonyError> {
+    let events: Vec<Event> = batch
+        .iter_mut()
+        .filter_map(|r| match r {
+            Ready::Leaf(leaf, _) => leaf.event.take(),
+            Ready::Files(_) => None,
+        })
+        .collect();
+    // Durable on the record before any file of the batch exists.
+    audit.record_all(events)?;
+    for r in batch.drain(..) {
+        match r {
+            Ready::Files(files) => {
+                for (path, bytes, mode) in files {
+                    st.write(&path, &bytes, mode)?;
+                }
+            }
+            Ready::Leaf(leaf, end_of_cp) => {
+                for (path, bytes, mode) in leaf.files {
+                    st.write(&path, &bytes, mode)?;
+                }
+                crate::failpoint::hit("leaf");
+                if end_of_cp == Some(0) {
+                    // Test-only crash point: some leaves signed (and recorded), not all.
+                    crate::failpoint::hit("mid-leaves");
+                }
+            }
         }
     }
     Ok(())
 }
 
-/// Writes every node's etc/kubernetes into the staging directory; `audit`
-/// records each certificate as it is signed.
-pub fn write_nodes(
-    token: &dyn Token,
-    st: &mut Staging,
-    cl: &ClusterSpec,
-    cas: &[CaState],
-    now: SystemTime,
-    interactive: bool,
-    audit: &mut dyn Audit,
-) -> Result<(), CeremonyError> {
+fn spawn_failed(e: std::io::Error) -> CeremonyError {
+    CeremonyError::Internal(format!("cannot start a leaf thread: {e}"))
+}
+
+fn progress_bar(total: usize, interactive: bool) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(
-        Some(leaf_count(cl) as u64),
+        Some(total as u64),
         if interactive {
             ProgressDrawTarget::stderr()
         } else {
@@ -156,53 +475,189 @@ pub fn write_nodes(
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    // One service-account key pair, identical on every control-plane node.
-    let sa = leaf::generate(cl.sa_key)?;
-    let sa_pub = leaf::public_pem(&sa.spki).map_err(x509::X509Error::from)?;
-    for (i, node) in cl.control_plane.iter().enumerate() {
-        let base = node_root(&node.name);
-        for (file, role) in CA_FILES {
-            st.write(
-                &format!("{base}/{file}"),
-                x509::to_pem(&ca(cas, role).der).as_bytes(),
-                write::PUBLIC,
-            )?;
+    bar
+}
+
+/// Writes every node's etc/kubernetes into the staging directory; `audit`
+/// records each certificate (in batches) before its files are written.
+pub fn write_nodes(
+    token: &dyn Token,
+    st: &mut Staging,
+    cl: &ClusterSpec,
+    cas: &[CaState],
+    run: LeafRun,
+    audit: &mut dyn Audit,
+) -> Result<(), CeremonyError> {
+    let bar = progress_bar(leaf_count(cl), run.interactive);
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let sessions = run.max_sessions.unwrap_or(cores).max(1);
+    let signers = token.signers(sessions)?;
+    // Workers: enough to keep every session busy while others compute.
+    let workers = cores + signers.len().max(1);
+    let ctx = Ctx {
+        cl,
+        cas,
+        now: run.now,
+        kube_ca_pem: x509::to_pem(&ca(cas, CaRole::Kubernetes).der),
+    };
+    let (job_tx, job_rx) = mpsc::channel::<Job>();
+    let job_rx = Mutex::new(job_rx);
+    let (done_tx, done_rx) = mpsc::channel::<ToMain<'_>>();
+    let (sign_tx, sign_rx) = mpsc::channel::<SignReq<'_>>();
+    let sign_rx = Mutex::new(sign_rx);
+    let route = if signers.is_empty() {
+        SignRoute::Main(done_tx.clone())
+    } else {
+        SignRoute::Signers(sign_tx)
+    };
+    let result = std::thread::scope(|s| {
+        // One service-account key pair, identical on every control-plane
+        // node, made while the first leaves are under way.
+        let sa = std::thread::Builder::new()
+            .name("sa-key".into())
+            .spawn_scoped(s, || -> Result<(LeafKey, String), CeremonyError> {
+                let sa = leaf::generate(cl.sa_key)?;
+                let public = leaf::public_pem(&sa.spki).map_err(x509::X509Error::from)?;
+                Ok((sa, public))
+            })
+            .map_err(spawn_failed)?;
+        for signer in signers {
+            let rx = &sign_rx;
+            std::thread::Builder::new()
+                .name("signer".into())
+                .spawn_scoped(s, move || signer_thread(signer, rx))
+                .map_err(spawn_failed)?;
         }
-        st.write(
-            &format!("{base}/pki/sa.key"),
-            sa.private_pem.as_bytes(),
-            write::SECRET,
-        )?;
-        st.write(
-            &format!("{base}/pki/sa.pub"),
-            sa_pub.as_bytes(),
-            write::SECRET,
-        )?;
-        for spec in kubeadm::control_plane_leaves(cl, i) {
-            bar.set_message(format!("{} {}", node.name, spec.display_name()));
-            issue_leaf(token, st, cl, cas, &node.name, &spec, now, audit)?;
-            bar.inc(1);
+        for _ in 0..workers {
+            let (ctx, jobs, done, route) = (&ctx, &job_rx, done_tx.clone(), route.clone());
+            std::thread::Builder::new()
+                .name("leaf-worker".into())
+                .spawn_scoped(s, move || worker(ctx, jobs, done, route))
+                .map_err(spawn_failed)?;
         }
-        if i == 0 {
-            // Test-only crash point: some leaves signed (and recorded), not all.
-            crate::failpoint::hit("mid-leaves");
+        // Only the workers may hold these now: when they are gone, so are
+        // the channels, and every thread ends.
+        drop(route);
+        drop(done_tx);
+        let outcome = sa
+            .join()
+            .unwrap_or_else(|_| Err(CeremonyError::Internal("sa key thread panicked".into())))
+            .and_then(|sa| drive(token, st, cl, cas, &sa, &job_tx, &done_rx, audit, &bar));
+        drop(job_tx);
+        // Let the workers finish what they hold: answer (refuse) their
+        // signature requests until every one has ended.
+        while let Ok(msg) = done_rx.recv() {
+            if let ToMain::Sign(req) = msg {
+                let _ = req.reply.send(Err(TokenError::BadSignature {
+                    label: req.key.label.clone(),
+                    what: "not signed: the run stops".into(),
+                }));
+            }
         }
-    }
-    for name in &cl.workers {
-        let base = node_root(name);
-        st.write(
-            &format!("{base}/pki/ca.crt"),
-            x509::to_pem(&ca(cas, CaRole::Kubernetes).der).as_bytes(),
-            write::PUBLIC,
-        )?;
-        for spec in kubeadm::worker_leaves(cl, name) {
-            bar.set_message(format!("{name} {}", spec.display_name()));
-            issue_leaf(token, st, cl, cas, name, &spec, now, audit)?;
-            bar.inc(1);
-        }
-    }
+        outcome
+    });
     bar.finish_and_clear();
-    Ok(())
+    result
+}
+
+/// The calling thread's part: dispatch in order, sign when it must, put
+/// results back in order, record and write them in batches.
+#[allow(clippy::too_many_arguments)] // the pipeline's ends, passed explicitly
+fn drive<'a>(
+    token: &dyn Token,
+    st: &mut Staging,
+    cl: &ClusterSpec,
+    cas: &[CaState],
+    sa: &(LeafKey, String),
+    jobs: &Sender<Job>,
+    done: &Receiver<ToMain<'a>>,
+    audit: &mut dyn Audit,
+    bar: &ProgressBar,
+) -> Result<(), CeremonyError> {
+    let mut items = items(cl, cas, sa).enumerate().peekable();
+    let mut serials = Serials {
+        pool: Zeroizing::new(Vec::new()),
+        at: 0,
+    };
+    // Finished out of order, by index; what is waiting for the next flush.
+    let mut finished: BTreeMap<usize, Ready> = BTreeMap::new();
+    let mut batch: Vec<Ready> = Vec::new();
+    let (mut next, mut in_flight, mut batch_leaves) = (0usize, 0usize, 0usize);
+    // One message from the pipeline: a finished leaf, or a signature to make here.
+    let take = |msg: ToMain<'a>,
+                in_flight: &mut usize,
+                finished: &mut BTreeMap<usize, Ready>|
+     -> Result<(), CeremonyError> {
+        match msg {
+            ToMain::Done(idx, end_of_cp, Ok(leaf)) => {
+                *in_flight -= 1;
+                bar.inc(1);
+                finished.insert(idx, Ready::Leaf(leaf, end_of_cp));
+                Ok(())
+            }
+            // The reason the gate stopped, if it did; else the leaf's error.
+            ToMain::Done(_, _, Err(e)) => Err(token.checkpoint().err().map_or(e, Into::into)),
+            ToMain::Sign(req) => {
+                token.checkpoint()?;
+                let _ = req.reply.send(token.sign(req.key, &req.tbs));
+                Ok(())
+            }
+        }
+    };
+    loop {
+        while in_flight < WINDOW {
+            let Some((idx, item)) = items.next() else {
+                break;
+            };
+            match item {
+                Item::NodeFiles(files) => {
+                    finished.insert(idx, Ready::Files(files));
+                }
+                Item::Leaf(mut job) => {
+                    // A stop asked for (Ctrl-C) ends the run before the next leaf.
+                    token.checkpoint()?;
+                    job.idx = idx;
+                    job.serial = serials.next(token)?;
+                    jobs.send(job)
+                        .map_err(|_| CeremonyError::Internal("the leaf workers stopped".into()))?;
+                    in_flight += 1;
+                }
+            }
+        }
+        // Everything that has arrived, without waiting.
+        while let Ok(msg) = done.try_recv() {
+            take(msg, &mut in_flight, &mut finished)?;
+        }
+        // Then what is next in plan order goes into the batch. Batches end
+        // at fixed places (each control-plane node, every BATCH leaves of
+        // workers, the end), so a run's frames do not depend on timing.
+        let mut cut = false;
+        while !cut {
+            let Some(r) = finished.remove(&next) else {
+                break;
+            };
+            next += 1;
+            if let Ready::Leaf(_, end_of_cp) = &r {
+                batch_leaves += 1;
+                cut = end_of_cp.is_some() || batch_leaves >= BATCH;
+            }
+            batch.push(r);
+        }
+        let all_in = in_flight == 0 && items.peek().is_none() && finished.is_empty();
+        if !batch.is_empty() && (cut || all_in) {
+            flush(&mut batch, st, audit)?;
+            batch_leaves = 0;
+        }
+        if all_in {
+            return Ok(());
+        }
+        if !finished.contains_key(&next) {
+            let msg = done
+                .recv()
+                .map_err(|_| CeremonyError::Internal("the leaf workers stopped".into()))?;
+            take(msg, &mut in_flight, &mut finished)?;
+        }
+    }
 }
 
 /// `sha256sum -c` compatible manifest of everything written so far.
@@ -214,4 +669,215 @@ pub fn sha256sums(st: &Staging) -> String {
         .collect();
     lines.sort_by(|a, b| a[66..].cmp(&b[66..]));
     lines.concat()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::{Cell, RefCell};
+    use std::collections::HashMap;
+
+    use spki::SubjectPublicKeyInfoOwned;
+
+    use super::*;
+    use crate::keytype::KeyType;
+    use crate::token::{ObjectInfo, TokenIdentity};
+
+    /// CA keys in software, standing in for the token.
+    #[derive(Clone)]
+    enum Soft {
+        P256(p256::ecdsa::SigningKey),
+        P384(p384::ecdsa::SigningKey),
+    }
+
+    impl Soft {
+        fn sign(&self, msg: &[u8]) -> Vec<u8> {
+            use signature::Signer as _;
+            match self {
+                Soft::P256(k) => {
+                    let s: p256::ecdsa::Signature = k.sign(msg);
+                    s.to_der().as_bytes().to_vec()
+                }
+                Soft::P384(k) => {
+                    let s: p384::ecdsa::Signature = k.sign(msg);
+                    s.to_der().as_bytes().to_vec()
+                }
+            }
+        }
+    }
+
+    /// An in-memory token; `sessions` extra signing handles, or none.
+    struct Fake {
+        id: TokenIdentity,
+        keys: RefCell<HashMap<Vec<u8>, Soft>>,
+        sessions: Cell<usize>,
+        signed_here: Cell<usize>,
+        counter: Cell<u64>,
+    }
+
+    struct FakeSigner(HashMap<Vec<u8>, Soft>);
+
+    impl Signer for FakeSigner {
+        fn sign(&mut self, key: &KeyPair, msg: &[u8]) -> Result<Vec<u8>, TokenError> {
+            Ok(self.0[&key.id].sign(msg))
+        }
+    }
+
+    impl Token for Fake {
+        fn identity(&self) -> &TokenIdentity {
+            &self.id
+        }
+        fn require_mechanisms(&self, _: &[KeyType]) -> Result<Vec<(KeyType, String)>, TokenError> {
+            Ok(Vec::new())
+        }
+        fn objects_labelled(&self, _: &str) -> Result<Vec<ObjectInfo>, TokenError> {
+            Ok(Vec::new())
+        }
+        fn find_key_pair(&self, _: &str, _: KeyType) -> Result<Option<KeyPair>, TokenError> {
+            Ok(None)
+        }
+        fn generate_key_pair(&self, label: &str, key_type: KeyType) -> Result<KeyPair, TokenError> {
+            use der::Decode;
+            use p256::elliptic_curve::Generate;
+            use spki::EncodePublicKey;
+            let (soft, der) = match key_type {
+                KeyType::EcdsaP384 => {
+                    let k = p384::ecdsa::SigningKey::from(p384::SecretKey::try_generate().unwrap());
+                    let der = k.verifying_key().to_public_key_der().unwrap();
+                    (Soft::P384(k), der)
+                }
+                _ => {
+                    let k = p256::ecdsa::SigningKey::from(p256::SecretKey::try_generate().unwrap());
+                    let der = k.verifying_key().to_public_key_der().unwrap();
+                    (Soft::P256(k), der)
+                }
+            };
+            let id = label.as_bytes().to_vec();
+            self.keys.borrow_mut().insert(id.clone(), soft);
+            Ok(KeyPair {
+                label: label.into(),
+                id,
+                key_type,
+                spki: SubjectPublicKeyInfoOwned::from_der(der.as_bytes()).unwrap(),
+                flags: Default::default(),
+            })
+        }
+        fn sign(&self, key: &KeyPair, msg: &[u8]) -> Result<Vec<u8>, TokenError> {
+            self.signed_here.set(self.signed_here.get() + 1);
+            Ok(self.keys.borrow()[&key.id].sign(msg))
+        }
+        fn random(&self, len: usize) -> Result<Vec<u8>, TokenError> {
+            // Distinct, not secret: a counter through SHA-256.
+            let mut v = Vec::new();
+            while v.len() < len {
+                self.counter.set(self.counter.get() + 1);
+                v.extend_from_slice(&x509::sha256(&self.counter.get().to_le_bytes()));
+            }
+            v.truncate(len);
+            Ok(v)
+        }
+        fn find_certificate(&self, _: &str) -> Result<Option<Vec<u8>>, TokenError> {
+            Ok(None)
+        }
+        fn store_certificate(&self, _: &KeyPair, _: &[u8], _: &[u8]) -> Result<(), TokenError> {
+            Ok(())
+        }
+        fn list_objects(&self) -> Result<Vec<ObjectInfo>, TokenError> {
+            Ok(Vec::new())
+        }
+        fn signers(&self, max: usize) -> Result<Vec<Box<dyn Signer + '_>>, TokenError> {
+            let keys = self.keys.borrow().clone();
+            Ok((0..self.sessions.get().min(max))
+                .map(|_| Box::new(FakeSigner(keys.clone())) as Box<dyn Signer>)
+                .collect())
+        }
+    }
+
+    /// Issues the demo plan's bundle (with `workers` more workers) and
+    /// returns the files written and the events recorded, in order.
+    fn issue(
+        token: &Fake,
+        cas: &[CaState],
+        cl: &ClusterSpec,
+        now: SystemTime,
+    ) -> (Vec<(String, u32)>, Vec<Event>) {
+        let d = tempfile::tempdir().unwrap();
+        let mut st = Staging::begin(&d.path().join("out"), &[3; 32]).unwrap();
+        let mut events: Vec<Event> = Vec::new();
+        let run = LeafRun {
+            now,
+            interactive: false,
+            max_sessions: None,
+        };
+        write_nodes(token, &mut st, cl, cas, run, &mut events).unwrap();
+        let files = st
+            .written()
+            .iter()
+            .map(|(p, _, m)| (p.clone(), *m))
+            .collect();
+        (files, events)
+    }
+
+    #[test]
+    fn the_pipeline_keeps_plan_order_with_or_without_signer_sessions() {
+        let now = SystemTime::now();
+        let plan = concat!(env!("CARGO_MANIFEST_DIR"), "/ceremony/plans/demo.toml");
+        let loaded = crate::plan::load(std::path::Path::new(plan), now).unwrap();
+        let mut cl = loaded.plan.cluster.clone().unwrap();
+        cl.workers = (1..=300).map(|i| format!("worker{i}")).collect();
+        let token = Fake {
+            id: TokenIdentity::fake("fake", "1"),
+            keys: RefCell::default(),
+            sessions: Cell::new(0),
+            signed_here: Cell::new(0),
+            counter: Cell::new(0),
+        };
+        let mut cas: Vec<CaState> = Vec::new();
+        let mut audit: Vec<Event> = Vec::new();
+        for spec in &loaded.plan.cas {
+            let issuer = cas.first().filter(|_| spec.role != CaRole::Root);
+            let ca =
+                super::super::ca::ensure_ca(&token, spec, issuer, now, &mut |_| {}, &mut audit)
+                    .unwrap();
+            cas.push(ca);
+        }
+        token.signed_here.set(0);
+        // No extra session: every leaf is signed on this thread.
+        let (files_here, events_here) = issue(&token, &cas, &cl, now);
+        let leaves = leaf_count(&cl);
+        assert_eq!(token.signed_here.get(), leaves);
+        // Two signer sessions: none is signed here; the same files, in the same order.
+        token.sessions.set(2);
+        token.signed_here.set(0);
+        let (files, events) = issue(&token, &cas, &cl, now);
+        assert_eq!(token.signed_here.get(), 0);
+        assert_eq!(files, files_here);
+        // One record per leaf, in plan order, naming the file written for it.
+        let issued: Vec<(Option<String>, Option<String>)> = events
+            .iter()
+            .map(|e| match e {
+                Event::CertificateIssued(c) => (c.node.clone(), c.file.clone()),
+                other => panic!("unexpected event {other:?}"),
+            })
+            .collect();
+        let here: Vec<(Option<String>, Option<String>)> = events_here
+            .iter()
+            .map(|e| match e {
+                Event::CertificateIssued(c) => (c.node.clone(), c.file.clone()),
+                other => panic!("unexpected event {other:?}"),
+            })
+            .collect();
+        assert_eq!(issued.len(), leaves);
+        assert_eq!(issued, here);
+        let positions: Vec<usize> = issued
+            .iter()
+            .map(|(_, f)| {
+                files
+                    .iter()
+                    .position(|(p, _)| Some(p) == f.as_ref())
+                    .expect("the recorded file was written")
+            })
+            .collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "plan order");
+        assert_eq!(issued.last().unwrap().0.as_deref(), Some("worker300"));
+    }
 }

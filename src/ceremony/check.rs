@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use x509_cert::name::Name;
 
-use crate::ceremony::bundle;
+use crate::ceremony::{bundle, steps};
 use crate::plan::duration::format_lifetime;
 use crate::plan::{CaRole, ClusterSpec, LoadedPlan};
 use crate::profile::kubeadm;
@@ -13,9 +13,9 @@ use crate::profile::{ca_profile, describe_extensions};
 use crate::x509::fmt_time;
 use crate::x509::profile::eku_name;
 
-/// The number of numbered steps `run` shows (open+login, mechanisms, 4 CAs, outputs).
-pub fn step_count(_p: &LoadedPlan) -> usize {
-    7
+/// The number of numbered steps `run` shows (see `steps`).
+pub fn step_count(p: &LoadedPlan) -> usize {
+    steps::count(p)
 }
 
 /// The report `check` prints: steps, certificates, outputs.
@@ -47,58 +47,13 @@ pub fn report(p: &LoadedPlan, out: &Path, now: SystemTime) -> String {
         line(format!("  module SHA-256 must be {}", hex::encode(h)));
     }
     line(String::new());
-    line("Steps `ceremony run` would take:".into());
-    let total = step_count(p);
-    let mut n = 0;
-    let mut step = |t: String| {
-        n += 1;
-        format!("  [{n}/{total}] {t}")
-    };
-    line(step(format!(
-        "Open {}, find exactly one token matching {}, lock it, log in",
-        plan.module.display(),
-        plan.token_uri
-    )));
-    let mut kts: Vec<&str> = plan.cas.iter().map(|c| c.key.name()).collect();
-    kts.sort();
-    kts.dedup();
-    line(step(format!(
-        "Check the token can generate and sign with {} before generating anything",
-        kts.join(", ")
-    )));
-    for ca in &plan.cas {
-        line(step(format!(
-            "{} CA: find key \"{}\" ({}) or generate it in the token; find its certificate on the token or sign it{}",
-            ca.role.name(),
-            ca.label,
-            ca.key,
-            if ca.role == CaRole::Root {
-                " (self-signed)".to_string()
-            } else {
-                format!(" with \"{}\"", plan.ca(CaRole::Root).label)
-            }
-        )));
-    }
-    match &plan.cluster {
-        Some(cl) if cl.mode == crate::plan::LeafMode::Csr => line(step(format!(
-            "Check every node's CSRs, sign {n} certificates through the token from the nodes' CSRs, \
-             write the trees of {} nodes to {} (staged, then renamed into place)",
-            cl.control_plane.len() + cl.workers.len(),
-            out.display(),
-            n = bundle::leaf_count(cl),
-        ))),
-        Some(cl) => line(step(format!(
-            "Make {n} leaf keys ({}) on this computer, sign {n} leaf certificates through the token, \
-             write the bundle of {} nodes to {} (staged, then renamed into place)",
-            cl.leaf_key,
-            cl.control_plane.len() + cl.workers.len(),
-            out.display(),
-            n = bundle::leaf_count(cl),
-        ))),
-        None => line(step(format!(
-            "Write the certificates to {} (staged, then renamed into place)",
-            out.display()
-        ))),
+    line("Steps `ceremony run` would take (the numbers it shows):".into());
+    for step in steps::all(p) {
+        line(format!(
+            "  {} {}",
+            steps::tag(p, step),
+            steps::text(p, &plan.module, out, step, steps::Known::default())
+        ));
     }
     line(String::new());
     line("Certificates:".into());

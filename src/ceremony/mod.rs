@@ -6,8 +6,12 @@ pub mod bundle;
 pub mod ca;
 pub mod check;
 pub mod csr;
+pub mod gate;
+pub mod interrupt;
+pub mod steps;
 pub mod ui;
 
+use std::cell::RefCell;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -23,6 +27,8 @@ use crate::token::uri::TokenUri;
 use crate::token::{Token, TokenError};
 use crate::x509::{self, X509Error};
 use ca::CaState;
+use gate::{Gate, Progress, SharedAudit};
+use steps::{Found, Known, Step};
 use ui::Ui;
 
 #[derive(Debug, thiserror::Error)]
@@ -169,7 +175,7 @@ fn login(token: &Pkcs11Token, given: Option<Pin>, ui: &Ui) -> Result<(), Ceremon
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let pin = pin::prompt_pin(&id.to_string())?;
+        let pin = ui.prompt_pin(&id)?;
         match token.login(Some(&pin)) {
             Err(TokenError::PinIncorrect { .. }) if attempt < 3 => {
                 ui.warn(&format!("wrong PIN ({attempt} of 3 attempts)"));
@@ -206,7 +212,12 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
                     .into(),
         });
     }
-    let mut ui = Ui::new(interactive, opts.yes, check::step_count(&loaded));
+    // Ctrl-C from here on stops the run between operations (and is recorded).
+    interrupt::install();
+    let ui = Ui::new(interactive, opts.yes);
+    if finish_committed(&opts.out, &loaded, &ui)? {
+        return Ok(());
+    }
     write::check_output(&opts.out, &loaded.sha256)?;
     // An unsealed journal beside OUT must be this plan's (nothing touched if not).
     audit::journal::check_owner(&opts.out, &loaded.sha256)?;
@@ -219,35 +230,46 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
         .unwrap_or_else(|| loaded.plan.module.clone());
 
     ui.banner(&loaded);
-    ui.step(&format!(
-        "Open {} and find token {}",
-        module.display(),
-        loaded.plan.token_uri
-    ));
+    let progress = Progress::default();
+    progress.at.set(Some(Step::Open));
+    ui.step(
+        &loaded,
+        Step::Open,
+        &steps::text(&loaded, &module, &opts.out, Step::Open, Known::default()),
+    );
     let token = Pkcs11Token::open(&module, &loaded.plan.token_uri, loaded.plan.module_sha256)?;
     let id = token.identity().clone();
+    ui.note(&format!("token {id}, firmware {}", id.firmware));
     ui.note(&format!(
-        "token {id}, firmware {}, module SHA-256 {}",
-        id.firmware,
+        "module SHA-256 {}",
         hex::encode(token.module_sha256)
     ));
+    // No PIN given, no terminal to prompt on and no PIN pad: nobody can log
+    // in. Say so before the journal is opened, so nothing is touched.
+    if given_pin.is_none() && !ui.interactive && !id.protected_auth_path {
+        return Err(PinError::NoSource.into());
+    }
     // From here on every step is on the record: open (or continue) the
     // journal, and record how the run ends if it fails.
-    let (mut journal, env) = start_record(opts, &loaded, &module, &token, &ui)?;
-    match recorded_run(
+    let (mut journal, env, resumed) = start_record(opts, &loaded, &module, &token, &ui)?;
+    let run = Run {
         opts,
-        &loaded,
-        &token,
-        &mut journal,
-        &env,
-        &mut ui,
-        given_pin,
+        loaded: &loaded,
+        module: &module,
+        token: &token,
+        env: &env,
+        ui: &ui,
+        resumed,
+        progress: &progress,
         now,
-    ) {
-        Ok((out, cas, records, final_hash)) => {
+    };
+    match recorded_run(&run, &mut journal, given_pin) {
+        Ok(finished) => {
+            let out = &finished.sealed.out;
             // The sealed log is committed in OUT: the journal, and with it the
             // journal-local identity, is no longer needed.
             let dir = journal.dir().to_path_buf();
+            crate::failpoint::hit("before-journal-remove");
             if let Err(e) = journal.remove() {
                 ui.warn(&format!(
                     "the sealed log is in {}, but the journal could not be removed ({e}): remove {} by hand",
@@ -255,31 +277,144 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
                     dir.display()
                 ));
             }
-            ui.done(&out, &cas);
-            ui.sealed(records, &final_hash);
+            ui.done(&ui::Summary {
+                loaded: &loaded,
+                out,
+                token: &id,
+                cas: &finished.cas,
+                written: &finished.sealed.written,
+                sha256sums: finished.sealed.sha256sums,
+                records: finished.sealed.records,
+                final_hash: finished.sealed.final_hash,
+            });
             Ok(())
         }
         Err(e) => {
             record_failure(&mut journal, &e, &ui);
-            Err(e)
+            Err(match e {
+                // One line: what was done and how to resume (design §4: exit 1).
+                CeremonyError::Cancelled(reason) => CeremonyError::Cancelled(ui::cancelled_text(
+                    &loaded, &opts.out, &progress, &reason,
+                )),
+                e => e,
+            })
         }
     }
 }
 
-/// The run after the journal is open: every event goes to `journal`.
-/// Returns the output, the CAs, and the sealed log's record count and final hash.
-#[allow(clippy::too_many_arguments)] // the flow's context, passed explicitly
-fn recorded_run(
-    opts: &RunOptions,
-    loaded: &LoadedPlan,
-    token: &Pkcs11Token,
-    journal: &mut Journal,
-    env: &Environment,
-    ui: &mut Ui,
-    given_pin: Option<Pin>,
+/// The context of a run once the token is open and the journal started.
+struct Run<'a> {
+    opts: &'a RunOptions,
+    loaded: &'a LoadedPlan,
+    module: &'a Path,
+    token: &'a Pkcs11Token,
+    env: &'a Environment,
+    ui: &'a Ui,
+    /// Records of the interrupted run's journal this run continues.
+    resumed: Option<u64>,
+    progress: &'a Progress,
     now: SystemTime,
-) -> Result<(PathBuf, Vec<CaState>, u64, [u8; 32]), CeremonyError> {
+}
+
+/// Every file of OUT: path relative to OUT, SHA-256, mode.
+type Written = Vec<(String, [u8; 32], u32)>;
+
+/// A committed output and its sealed log.
+struct Sealed {
+    out: PathBuf,
+    records: u64,
+    final_hash: [u8; 32],
+    written: Written,
+    sha256sums: [u8; 32],
+}
+
+/// A finished run: what the end screen shows.
+struct Finished {
+    cas: Vec<CaState>,
+    sealed: Sealed,
+}
+
+/// Stops between operations when the operator pressed Ctrl-C.
+fn checkpoint() -> Result<(), CeremonyError> {
+    if interrupt::requested() {
+        // The one line says where (the step reached); the reason is enough.
+        return Err(CeremonyError::Cancelled("Ctrl-C".into()));
+    }
+    Ok(())
+}
+
+fn enter(r: &Run<'_>, step: Step, known: Known<'_>) {
+    r.progress.at.set(Some(step));
+    r.ui.step(
+        r.loaded,
+        step,
+        &steps::text(r.loaded, r.module, &r.opts.out, step, known),
+    );
+}
+
+/// What the token holds under each CA's label, in plan order (after login,
+/// and after `preflight_label` refused anything foreign).
+fn found_on_token(token: &dyn Token, loaded: &LoadedPlan) -> Result<Vec<Found>, CeremonyError> {
+    let mut v = Vec::new();
+    for spec in &loaded.plan.cas {
+        let key = token.find_key_pair(&spec.label, spec.key)?.is_some();
+        let cert = token.find_certificate(&spec.label)?.is_some();
+        v.push(match (key, cert) {
+            (true, true) => Found::KeyAndCertificate,
+            (true, false) => Found::Key,
+            _ => Found::Nothing,
+        });
+    }
+    Ok(v)
+}
+
+/// The run after the journal is open: every event goes to `journal`.
+fn recorded_run(
+    r: &Run<'_>,
+    journal: &mut Journal,
+    given_pin: Option<Pin>,
+) -> Result<Finished, CeremonyError> {
+    let (loaded, token, ui, now) = (r.loaded, r.token, r.ui, r.now);
     let id = token.identity().clone();
+    checkpoint()?;
+    enter(r, Step::Login, Known::default());
+    let source = match (&given_pin, &r.opts.pin.file) {
+        (Some(_), Some(_)) => "--pin-file",
+        (Some(_), None) => "--pin-env",
+        (None, _) if id.protected_auth_path => "the token's PIN pad",
+        (None, _) => "the terminal prompt",
+    };
+    login(token, given_pin, ui)?;
+    journal.record(Event::LoggedIn {
+        source: source.into(),
+    })?;
+    let mechanisms = token.require_mechanisms(&ca_key_types(loaded))?;
+    for (kt, mech) in &mechanisms {
+        ui.note(&format!("{kt}: {mech}"));
+        journal.record(Event::MechanismChosen {
+            key_type: kt.name().into(),
+            mechanism: mech.clone(),
+        })?;
+    }
+    for spec in &loaded.plan.cas {
+        ca::preflight_label(token, spec)?;
+    }
+    ca::preflight_validity(token, &loaded.plan.cas, now)?;
+
+    // The preflight screen, then the administrator types the serial to start.
+    let found = found_on_token(token, loaded)?;
+    let objects = token.list_objects().ok();
+    ui.preflight(&ui::Preflight {
+        loaded,
+        module: r.module,
+        module_sha256: &token.module_sha256,
+        out: &r.opts.out,
+        token: &id,
+        objects: objects.as_deref(),
+        mechanisms: &mechanisms,
+        found: &found,
+        resumed_records: r.resumed,
+    });
     ui.confirm_typed(
         &format!(
             "Type the token serial ({}) to start the ceremony on it",
@@ -293,59 +428,79 @@ fn recorded_run(
         what: format!("start the ceremony on token serial {}", id.serial),
         how: ui.how(),
     })?;
-    let source = match (&given_pin, &opts.pin.file) {
-        (Some(_), Some(_)) => "--pin-file",
-        (Some(_), None) => "--pin-env",
-        (None, _) if id.protected_auth_path => "the token's PIN pad",
-        (None, _) => "the terminal prompt",
+
+    crate::failpoint::hit("before-cas");
+    let known = Known {
+        token: Some(&id),
+        found: Some(&found),
     };
-    login(token, given_pin, ui)?;
-    journal.record(Event::LoggedIn {
-        source: source.into(),
-    })?;
-    ui.step("Check the token's mechanisms for every key type of the plan");
-    for (kt, mech) in token.require_mechanisms(&ca_key_types(loaded))? {
-        ui.note(&format!("{kt}: {mech}"));
-        journal.record(Event::MechanismChosen {
-            key_type: kt.name().into(),
-            mechanism: mech,
-        })?;
-    }
-    for spec in &loaded.plan.cas {
-        ca::preflight_label(token, spec)?;
-    }
-    ca::preflight_validity(token, &loaded.plan.cas, now)?;
-
-    let mut cas: Vec<CaState> = Vec::new();
-    for spec in &loaded.plan.cas {
-        ui.step(&format!(
-            "{} CA: key {} \"{}\" and certificate",
-            spec.role.name(),
-            spec.key,
-            spec.label
-        ));
-        let issuer = cas.first().filter(|_| spec.role != CaRole::Root);
-        let state = ca::ensure_ca(token, spec, issuer, now, &mut |what| ui.note(what), journal)?;
-        ui.ca_done(&state);
-        // Design §5.3: the witnesses acknowledge each CA's fingerprint.
-        let sha = x509::sha256(&state.der);
-        let what = format!("{} CA certificate", spec.role.name());
-        for w in &loaded.plan.witnesses {
-            let how = ui.acknowledge_fingerprint(w, &what, &sha)?;
-            journal.record(Event::Acknowledged {
-                who: w.clone(),
-                as_role: "witness".into(),
-                what: format!("{what} SHA-256 {}", hex::encode(sha)),
-                how,
-            })?;
+    // The CA and leaf steps reach the token through the gate (Ctrl-C,
+    // confirmations, spinners); the gate and the flow share the journal.
+    let (cas, st) = {
+        let shared: RefCell<&mut dyn Audit> = RefCell::new(&mut *journal);
+        let gate = Gate::new(token, ui, &shared, &loaded.plan.administrator, r.progress);
+        let mut cas: Vec<CaState> = Vec::new();
+        for spec in &loaded.plan.cas {
+            checkpoint()?;
+            enter(r, Step::Ca(spec.role), known);
+            let issuer = cas.first().filter(|_| spec.role != CaRole::Root);
+            let state = ca::ensure_ca(
+                &gate,
+                spec,
+                issuer,
+                now,
+                &mut |what| gate.announce(what),
+                &mut SharedAudit(&shared),
+            )
+            .map_err(|e| gate.halt().unwrap_or(e))?;
+            ui.ca_done(&state);
+            // Design §5.3: the witnesses acknowledge each CA's fingerprint.
+            let sha = x509::sha256(&state.der);
+            let what = format!("{} CA certificate", spec.role.name());
+            if !ui.yes && !loaded.plan.witnesses.is_empty() {
+                ui.witnesses_compare(&what);
+            }
+            for w in &loaded.plan.witnesses {
+                let how = ui.acknowledge_fingerprint(w, &what, &sha)?;
+                shared.borrow_mut().record(Event::Acknowledged {
+                    who: w.clone(),
+                    as_role: "witness".into(),
+                    what: format!("{what} SHA-256 {}", hex::encode(sha)),
+                    how,
+                })?;
+            }
+            cas.push(state);
+            r.progress.cas_ready.set(cas.len());
         }
-        cas.push(state);
-    }
-
-    ui.step(&format!("Write the outputs to {}", opts.out.display()));
-    let st = write_outputs(token, &opts.out, loaded, &cas, now, ui.interactive, journal)?;
-    let (out, records, final_hash) = seal_and_commit(st, token, loaded, &cas, journal, env, ui)?;
-    Ok((out, cas, records, final_hash))
+        checkpoint()?;
+        enter(r, Step::Leaves, known);
+        let st = write_outputs(
+            &gate,
+            &r.opts.out,
+            loaded,
+            &cas,
+            now,
+            ui.interactive,
+            &mut SharedAudit(&shared),
+        )
+        .map_err(|e| gate.halt().unwrap_or(e))?;
+        ui.note(&format!(
+            "{} signed through the token, checked and staged",
+            match r
+                .progress
+                .leaves_signed
+                .load(std::sync::atomic::Ordering::Relaxed)
+            {
+                1 => "1 certificate".to_string(),
+                n => format!("{n} certificates"),
+            }
+        ));
+        (cas, st)
+    };
+    checkpoint()?;
+    enter(r, Step::Seal, known);
+    let sealed = seal_and_commit(st, token, loaded, &cas, journal, r.env, ui)?;
+    Ok(Finished { cas, sealed })
 }
 
 /// The host's name, for the record (the kernel's own file; no libc call).
@@ -377,7 +532,7 @@ fn start_record(
     module: &Path,
     token: &Pkcs11Token,
     ui: &Ui,
-) -> Result<(Journal, Environment), CeremonyError> {
+) -> Result<(Journal, Environment, Option<u64>), CeremonyError> {
     let env = Environment {
         tool_version: env!("CARGO_PKG_VERSION").into(),
         tool_sha256: tool_sha256(),
@@ -390,6 +545,7 @@ fn start_record(
         Journal::open(&opts.out, &loaded.sha256, &loaded.plan.recipients)?;
     let plan_sha256 = hex::encode(loaded.sha256);
     let output = opts.out.display().to_string();
+    let resumed = recovery.as_ref().map(|r| r.records);
     match recovery {
         None => journal.record(Event::CeremonyStarted {
             ceremony: loaded.plan.name.clone(),
@@ -432,7 +588,7 @@ fn start_record(
         firmware: id.firmware.clone(),
         hardware: id.hardware.clone(),
     })?;
-    Ok((journal, env))
+    Ok((journal, env, resumed))
 }
 
 /// Records how a run failed (cancelled, or the rendered error: never a PIN).
@@ -468,7 +624,8 @@ fn record_failure(journal: &mut Journal, e: &CeremonyError, ui: &Ui) {
 
 /// Records every output, appends `end`, has the root seal it through the
 /// token, writes `audit.log.age` and `transcript.md` into the staging
-/// directory and commits it. Returns OUT, the record count and the final hash.
+/// directory and commits it. Returns OUT, the record count, the final hash,
+/// every file written and the SHA-256 of SHA256SUMS.
 fn seal_and_commit(
     mut st: Staging,
     token: &dyn Token,
@@ -477,19 +634,25 @@ fn seal_and_commit(
     journal: &mut Journal,
     env: &Environment,
     ui: &Ui,
-) -> Result<(PathBuf, u64, [u8; 32]), CeremonyError> {
+) -> Result<Sealed, CeremonyError> {
     let written = st.written().to_vec();
     let sums = written
         .iter()
         .find(|(p, _, _)| p == "SHA256SUMS")
         .map(|(_, sha, _)| *sha)
         .ok_or_else(|| CeremonyError::Internal("SHA256SUMS was not written".into()))?;
-    for (path, sha, mode) in &written {
-        journal.record(Event::OutputWritten {
-            path: path.clone(),
-            sha256: hex::encode(sha),
-            mode: format!("{mode:04o}"),
-        })?;
+    // A journal frame (one fsync) per thousand outputs, not per output.
+    for chunk in written.chunks(1024) {
+        journal.record_all(
+            chunk
+                .iter()
+                .map(|(path, sha, mode)| Event::OutputWritten {
+                    path: path.clone(),
+                    sha256: hex::encode(sha),
+                    mode: format!("{mode:04o}"),
+                })
+                .collect(),
+        )?;
     }
     let end = journal.append(Event::End {
         outputs: written.len() as u64,
@@ -504,6 +667,7 @@ fn seal_and_commit(
         root.key.label
     ));
     let signature = token.sign(&root.key, &audit::seal::message(&end))?;
+    crate::failpoint::hit("after-seal-sign");
     let seal = audit::seal::Seal::new(
         &end,
         root.key.key_type,
@@ -511,9 +675,12 @@ fn seal_and_commit(
         &root.der,
         &root.key.spki,
     )?;
-    let lines = journal.lines()?;
-    let sealed = audit::seal::sealed_log(&lines, &seal, &loaded.plan.recipients)?;
-    st.write("audit.log.age", &sealed, write::PUBLIC)?;
+    // Streamed from the journal into the file: never the whole log in memory.
+    let records = st.write_with("audit.log.age", write::PUBLIC, |w| {
+        journal
+            .write_sealed(&seal, &loaded.plan.recipients, w)
+            .map_err(CeremonyError::from)
+    })?;
     let transcript = audit::transcript::render(&transcript_facts(
         loaded,
         token,
@@ -521,13 +688,21 @@ fn seal_and_commit(
         env,
         written.len() as u64,
         sums,
-        lines.len() as u64,
+        records,
         end,
         &seal.algorithm,
     ));
     st.write("transcript.md", transcript.as_bytes(), write::PUBLIC)?;
+    // Everything OUT holds, the sealed log and transcript included.
+    let all_written = st.written().to_vec();
     let out = st.commit()?;
-    Ok((out, lines.len() as u64, end))
+    Ok(Sealed {
+        out,
+        records,
+        final_hash: end,
+        written: all_written,
+        sha256sums: sums,
+    })
 }
 
 /// What transcript.md states.
@@ -656,7 +831,12 @@ fn write_outputs(
     if let Some(cl) = &loaded.plan.cluster {
         match cl.mode {
             plan::LeafMode::Generate => {
-                bundle::write_nodes(token, &mut st, cl, cas, now, interactive, audit)?
+                let run = bundle::LeafRun {
+                    now,
+                    interactive,
+                    max_sessions: loaded.plan.token_sessions,
+                };
+                bundle::write_nodes(token, &mut st, cl, cas, run, audit)?
             }
             plan::LeafMode::Csr => csr::write_nodes(token, &mut st, cl, cas, &intake, now, audit)?,
         }
@@ -706,7 +886,7 @@ pub fn token_list(
     };
     let given = read_given_pin(pin)?;
     let token = Pkcs11Token::open(&module_path, &uri, sha)?;
-    let ui = Ui::new(interactive(), true, 0);
+    let ui = Ui::new(interactive(), true);
     login(&token, given, &ui)?;
     let objects = token.list_objects()?;
     println!("token {}", token.identity());
@@ -735,4 +915,28 @@ pub fn token_list(
     }
     println!("{} objects", objects.len());
     Ok(())
+}
+
+/// A run killed after its output was committed but before its journal was
+/// removed leaves OUT finished and the journal (with its journal-local
+/// identity) beside it. A rerun of the same plan removes that journal and
+/// reports the ceremony done: every record of the journal is in OUT's sealed
+/// log, since nothing is appended after the commit, and no later run could
+/// have appended (each stops at the existing OUT before opening the journal).
+fn finish_committed(out: &Path, loaded: &LoadedPlan, ui: &Ui) -> Result<bool, CeremonyError> {
+    let committed = std::fs::read(out.join("plan.toml")).is_ok_and(|t| t == loaded.text.as_bytes())
+        && out.join("audit.log.age").is_file()
+        && out.join("transcript.md").is_file();
+    if !committed || !audit::journal::check_owner(out, &loaded.sha256)? {
+        return Ok(false);
+    }
+    let dir = audit::journal::path(out);
+    std::fs::remove_dir_all(&dir).map_err(audit::io(&dir))?;
+    write::remove_stale_marker(out)?;
+    ui.note(&format!(
+        "{} is this plan's finished output, sealed; removed the journal {} the previous run left beside it",
+        out.display(),
+        dir.display()
+    ));
+    Ok(true)
 }

@@ -1,19 +1,45 @@
-//! Operator output: numbered steps, notes, warnings and typed confirmations,
-//! all on stderr (stdout stays for machine-readable output).
+//! Operator output: the preflight screen, numbered steps, notes, warnings,
+//! typed confirmations, spinners and the end screen, all on stderr (stdout
+//! stays for machine-readable output).
+//!
+//! Colours only when stderr is a terminal and NO_COLOR is unset (`console`
+//! decides). Every prompt runs through `interrupt::prompt`, so Ctrl-C at a
+//! prompt stops the run cleanly. What it must not do: print a PIN, or decide
+//! anything about the ceremony (the flow in `mod.rs` does).
 
 use std::path::Path;
+use std::time::Duration;
+
+use console::style;
+use indicatif::{ProgressBar, ProgressStyle};
 
 use super::CeremonyError;
 use super::ca::CaState;
+use super::gate::Progress;
+use super::interrupt::{self, Stop};
+use super::steps::{self, Found, Known, Step};
 use crate::audit::event::AckHow;
-use crate::plan::LoadedPlan;
+use crate::keytype::KeyType;
+use crate::plan::{LeafMode, LoadedPlan};
+use crate::profile::kubeadm;
+use crate::token::pin::{self, Pin, PinError};
+use crate::token::{ObjectInfo, TokenIdentity};
 use crate::x509;
+
+/// Attempts at a typed value (a serial, four digits) before the run stops.
+const TYPING_ATTEMPTS: u32 = 3;
 
 pub struct Ui {
     pub interactive: bool,
     pub yes: bool,
-    step: usize,
-    total: usize,
+}
+
+/// The answer to a yes/no confirmation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asked {
+    Yes(AckHow),
+    No,
+    Interrupted,
 }
 
 /// Groups of four hex digits, easy to read aloud and compare on paper.
@@ -26,38 +52,71 @@ pub fn fingerprint(bytes: &[u8]) -> String {
         .join(" ")
 }
 
+const RULE: &str = "──────────────────────────────────────────────────────────────────────────────";
+
+/// Everything the preflight screen shows.
+pub struct Preflight<'a> {
+    pub loaded: &'a LoadedPlan,
+    pub module: &'a Path,
+    pub module_sha256: &'a [u8; 32],
+    pub out: &'a Path,
+    pub token: &'a TokenIdentity,
+    /// Every object on the token (None: the token would not list them).
+    pub objects: Option<&'a [ObjectInfo]>,
+    pub mechanisms: &'a [(KeyType, String)],
+    /// Per CA, in plan order.
+    pub found: &'a [Found],
+    /// Records of an interrupted run's journal this run continues.
+    pub resumed_records: Option<u64>,
+}
+
+/// Everything the end screen shows.
+pub struct Summary<'a> {
+    pub loaded: &'a LoadedPlan,
+    pub out: &'a Path,
+    pub token: &'a TokenIdentity,
+    pub cas: &'a [CaState],
+    /// (path relative to OUT, SHA-256, mode) of every file written.
+    pub written: &'a [(String, [u8; 32], u32)],
+    pub sha256sums: [u8; 32],
+    pub records: u64,
+    pub final_hash: [u8; 32],
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+fn io_of(e: dialoguer::Error) -> std::io::Error {
+    match e {
+        dialoguer::Error::IO(e) => e,
+    }
+}
+
 impl Ui {
-    pub fn new(interactive: bool, yes: bool, total: usize) -> Ui {
-        Ui {
-            interactive,
-            yes,
-            step: 0,
-            total,
-        }
+    pub fn new(interactive: bool, yes: bool) -> Ui {
+        Ui { interactive, yes }
     }
 
     pub fn banner(&self, p: &LoadedPlan) {
         eprintln!(
-            "Ceremony \"{}\" — plan {} (SHA-256 {})",
+            "{} \"{}\" from plan {}",
+            style("Ceremony").for_stderr().bold(),
             p.plan.name,
-            p.path.display(),
-            hex::encode(p.sha256)
+            p.path.display()
         );
-        eprintln!("Administrator: {}; witnesses: {}", p.plan.administrator, {
-            if p.plan.witnesses.is_empty() {
-                "none".to_string()
-            } else {
-                p.plan.witnesses.join(", ")
-            }
-        });
         if self.yes {
-            eprintln!("Unattended (--yes): confirmations are skipped.");
+            eprintln!("Unattended (--yes): confirmations are skipped and recorded as automatic.");
         }
     }
 
-    pub fn step(&mut self, text: &str) {
-        self.step += 1;
-        eprintln!("[{}/{}] {text}", self.step, self.total.max(self.step));
+    /// `[n/N] text`, as `check` and the preflight screen number it.
+    pub fn step(&self, p: &LoadedPlan, step: Step, text: &str) {
+        eprintln!(
+            "{} {}",
+            style(steps::tag(p, step)).for_stderr().bold().cyan(),
+            style(text).for_stderr().bold()
+        );
     }
 
     pub fn note(&self, text: &str) {
@@ -65,26 +124,109 @@ impl Ui {
     }
 
     pub fn warn(&self, text: &str) {
-        eprintln!("warning: {text}");
+        eprintln!("{} {text}", style("warning:").for_stderr().yellow().bold());
+    }
+
+    /// A spinner with the elapsed time for a long token operation (hidden
+    /// when stderr is not a terminal).
+    pub fn spinner(&self, msg: &str) -> ProgressBar {
+        let bar = if self.interactive {
+            ProgressBar::new_spinner()
+        } else {
+            ProgressBar::hidden()
+        };
+        bar.set_style(
+            ProgressStyle::with_template("      {spinner} {msg} ({elapsed})")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_message(msg.to_string());
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    }
+
+    /// A line typed at a prompt (through `interrupt::prompt`).
+    fn read_line(&self, prompt: String) -> Result<String, Stop> {
+        interrupt::prompt(move || {
+            dialoguer::Input::<String>::new()
+                .with_prompt(prompt)
+                .allow_empty(true)
+                .interact_text()
+                .map_err(io_of)
+        })
+        .map(|s| s.trim().to_string())
     }
 
     /// Asks the operator to type `expected` (not just "y"); `--yes` skips it.
+    /// An empty answer declines; a wrong one is asked again, up to three times.
     pub fn confirm_typed(&self, prompt: &str, expected: &str) -> Result<(), CeremonyError> {
         if self.yes {
             return Ok(());
         }
-        let typed: String = dialoguer::Input::new()
-            .with_prompt(prompt)
-            .allow_empty(true)
-            .interact_text()
-            .map_err(|e| CeremonyError::Cancelled(format!("no confirmation ({e})")))?;
-        if typed.trim() == expected {
-            Ok(())
-        } else {
-            Err(CeremonyError::Cancelled(format!(
-                "typed \"{}\", not \"{expected}\"",
-                typed.trim()
-            )))
+        if !self.interactive {
+            return Err(CeremonyError::Cancelled(format!(
+                "no terminal to confirm on: {prompt}"
+            )));
+        }
+        for attempt in 1..=TYPING_ATTEMPTS {
+            let typed = self
+                .read_line(format!("{prompt} (Enter alone stops)"))
+                .map_err(|s| cancelled_at(s, "the start confirmation"))?;
+            if typed.is_empty() {
+                return Err(CeremonyError::Cancelled(
+                    "the administrator did not start the ceremony".into(),
+                ));
+            }
+            if typed == expected {
+                return Ok(());
+            }
+            self.warn(&format!(
+                "\"{typed}\" is not \"{expected}\" ({attempt} of {TYPING_ATTEMPTS} attempts)"
+            ));
+        }
+        Err(CeremonyError::Cancelled(format!(
+            "\"{expected}\" was not typed in {TYPING_ATTEMPTS} attempts"
+        )))
+    }
+
+    /// Asks the administrator to confirm one irreversible operation
+    /// (`[y/N]`, Enter required); `--yes` confirms automatically.
+    pub fn confirm_step(&self) -> Asked {
+        if self.yes {
+            return Asked::Yes(AckHow::Automatic);
+        }
+        if !self.interactive {
+            return Asked::No;
+        }
+        // The operation itself is on the line above (the gate's note): a
+        // short prompt, so it never wraps and redraws.
+        let prompt = format!(
+            "      {} It cannot be undone",
+            style("Go ahead?").for_stderr().bold()
+        );
+        let answer = interrupt::prompt(move || {
+            dialoguer::Confirm::new()
+                .with_prompt(prompt)
+                .default(false)
+                .wait_for_newline(true)
+                .interact()
+                .map_err(io_of)
+        });
+        match answer {
+            Ok(true) => Asked::Yes(AckHow::Typed),
+            Ok(false) | Err(Stop::Failed(_)) => Asked::No,
+            Err(Stop::Interrupted) => Asked::Interrupted,
+        }
+    }
+
+    /// The user PIN at the no-echo prompt (Ctrl-C stops the run).
+    pub fn prompt_pin(&self, token: &TokenIdentity) -> Result<Pin, CeremonyError> {
+        let label = token.to_string();
+        match interrupt::prompt(move || Ok(pin::prompt_pin(&label))) {
+            Ok(pin) => Ok(pin?),
+            Err(Stop::Interrupted) => {
+                Err(CeremonyError::Cancelled("Ctrl-C at the PIN prompt".into()))
+            }
+            Err(Stop::Failed(e)) => Err(PinError::Prompt(e.to_string()).into()),
         }
     }
 
@@ -111,59 +253,488 @@ impl Ui {
         }
         let fp = fingerprint(sha256);
         let last = fp.rsplit(' ').next().unwrap_or_default().to_string();
-        let typed: String = dialoguer::Input::new()
-            .with_prompt(format!(
-                "{who}: compare the {what} SHA-256 above with the screen; type its last four digits to acknowledge it"
-            ))
-            .allow_empty(true)
-            .interact_text()
-            .map_err(|e| CeremonyError::Cancelled(format!("no acknowledgement ({e})")))?;
-        if typed.trim().eq_ignore_ascii_case(&last) {
-            Ok(AckHow::Typed)
-        } else {
-            Err(CeremonyError::Cancelled(format!(
-                "{who} typed \"{}\", not the last four digits of the {what} SHA-256 ({last})",
-                typed.trim()
-            )))
+        for attempt in 1..=TYPING_ATTEMPTS {
+            let typed = self
+                .read_line(format!("      {who}, the last four digits"))
+                .map_err(|s| cancelled_at(s, &format!("{who}'s acknowledgement")))?;
+            if typed.eq_ignore_ascii_case(&last) {
+                return Ok(AckHow::Typed);
+            }
+            self.warn(&format!(
+                "\"{typed}\" are not the last four digits of the {what} SHA-256 ({attempt} of {TYPING_ATTEMPTS} attempts)"
+            ));
+        }
+        Err(CeremonyError::Cancelled(format!(
+            "{who} did not acknowledge the {what} SHA-256 in {TYPING_ATTEMPTS} attempts"
+        )))
+    }
+
+    /// The preflight screen: everything the run will do, before it does it.
+    pub fn preflight(&self, f: &Preflight<'_>) {
+        for line in preflight_lines(f) {
+            match line {
+                Line::Rule => eprintln!("{}", style(RULE).for_stderr().dim()),
+                Line::Title(t) => eprintln!("{}", style(t).for_stderr().bold()),
+                Line::Field(k, v) => {
+                    eprintln!("{} {v}", style(format!("{k:<14}")).for_stderr().bold())
+                }
+                Line::Text(t) => eprintln!("{t}"),
+            }
         }
     }
 
-    /// The sealed log's final hash, for the witnesses to compare with transcript.md.
-    pub fn sealed(&self, records: u64, final_hash: &[u8; 32]) {
-        eprintln!(
-            "Audit log sealed by the root key: {records} records in audit.log.age, final hash"
-        );
-        eprintln!("  {}", fingerprint(final_hash));
-        eprintln!(
-            "The same hash is in transcript.md, for the administrator and witnesses to sign."
-        );
+    /// Before the witnesses type: what they compare.
+    pub fn witnesses_compare(&self, what: &str) {
+        self.note(&format!(
+            "Witnesses: the administrator reads the {what} SHA-256 aloud; each of you compares it with"
+        ));
+        self.note("the screen and types its last four digits.");
     }
 
+    /// One CA made or found: what, and its fingerprints for the witnesses.
     pub fn ca_done(&self, ca: &CaState) {
+        use der::Encode;
         let what = match (ca.generated_key, ca.signed_cert) {
             (true, _) => "new key, new certificate",
             (false, true) => "existing key, new certificate",
             (false, false) => "existing key and certificate (resumed)",
         };
-        self.note(&format!("{what}: {}", ca.cert.tbs_certificate().subject()));
+        let tbs = ca.cert.tbs_certificate();
         self.note(&format!(
-            "certificate SHA-256 {}",
-            fingerprint(&x509::sha256(&ca.der))
+            "{} CA ready: {what}",
+            style(ca.role.name()).for_stderr().bold()
         ));
-        self.note(&format!("expires {}", x509::fmt_time(ca.not_after())));
-    }
-
-    pub fn done(&self, out: &Path, cas: &[CaState]) {
-        eprintln!();
-        eprintln!("Done. Outputs in {}:", out.display());
-        for ca in cas {
-            eprintln!(
-                "  {:<12} {}",
-                ca.role.name(),
-                fingerprint(&x509::sha256(&ca.der))
-            );
+        self.note(&format!("  subject      {}", tbs.subject()));
+        self.note(&format!(
+            "  valid until  {}",
+            x509::fmt_time(ca.not_after())
+        ));
+        self.note(&format!(
+            "  certificate  SHA-256 {}",
+            style(fingerprint(&x509::sha256(&ca.der)))
+                .for_stderr()
+                .bold()
+        ));
+        if let Ok(spki) = ca.key.spki.to_der() {
+            self.note(&format!(
+                "  public key   SHA-256 {}",
+                fingerprint(&x509::sha256(&spki))
+            ));
         }
     }
+
+    /// The end screen: what was made, where, the values for the transcript,
+    /// and what the installer and the auditor do next.
+    pub fn done(&self, s: &Summary<'_>) {
+        for line in summary_lines(s) {
+            match line {
+                Line::Rule => eprintln!("{}", style(RULE).for_stderr().dim()),
+                Line::Title(t) => eprintln!("{}", style(t).for_stderr().bold().green()),
+                Line::Field(k, v) => {
+                    eprintln!("{} {v}", style(format!("{k:<14}")).for_stderr().bold())
+                }
+                Line::Text(t) => eprintln!("{t}"),
+            }
+        }
+    }
+}
+
+/// The one line a cancelled run ends with: where it stopped and why, what
+/// this run did, and the command that resumes it.
+pub fn cancelled_text(p: &LoadedPlan, out: &Path, progress: &Progress, reason: &str) -> String {
+    let at = progress
+        .at
+        .get()
+        .map_or(String::new(), |s| format!(" at {}", steps::tag(p, s)));
+    let keys = progress.keys_generated.get();
+    let certs = progress.ca_certificates_signed.get();
+    let ready = progress.cas_ready.get();
+    let leaves = progress
+        .leaves_signed
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let mut done = Vec::new();
+    if keys == 0 && certs == 0 {
+        done.push("this run generated and signed nothing on the token".to_string());
+    } else {
+        done.push(format!(
+            "this run generated {} and signed {} on the token",
+            plural(keys, "key", "keys"),
+            plural(certs, "CA certificate", "CA certificates")
+        ));
+    }
+    if ready > 0 {
+        done.push(format!(
+            "{ready} of {} CAs are ready there",
+            p.plan.cas.len()
+        ));
+    }
+    if leaves > 0 {
+        done.push(format!(
+            "{} signed for the bundle are discarded (signed anew on resume)",
+            plural(leaves, "leaf certificate", "leaf certificates")
+        ));
+    }
+    format!(
+        "stopped{at} ({reason}): {}; {} was not written. To resume, run the same command again: {}",
+        done.join(", "),
+        out.display(),
+        resume_command()
+    )
+}
+
+/// This process's command line, as a shell would take it back.
+fn resume_command() -> String {
+    let quote = |a: String| {
+        if !a.is_empty()
+            && a.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_./=:,@%+-".contains(c))
+        {
+            a
+        } else {
+            format!("'{}'", a.replace('\'', "'\\''"))
+        }
+    };
+    std::iter::once("ceremony".to_string())
+        .chain(std::env::args().skip(1).map(quote))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A prompt that ended without an answer, as a cancellation.
+fn cancelled_at(stop: Stop, at: &str) -> CeremonyError {
+    match stop {
+        Stop::Interrupted => CeremonyError::Cancelled(format!("Ctrl-C at {at}")),
+        Stop::Failed(e) => CeremonyError::Cancelled(format!("no answer at {at} ({e})")),
+    }
+}
+
+/// A line of a screen, styled when printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    Rule,
+    Title(String),
+    /// A label in the left column and its value.
+    Field(&'static str, String),
+    Text(String),
+}
+
+fn field(k: &'static str, v: impl Into<String>) -> Line {
+    Line::Field(k, v.into())
+}
+
+fn cont(v: impl Into<String>) -> Line {
+    Line::Field("", v.into())
+}
+
+/// The preflight screen's lines (pure, for tests).
+pub fn preflight_lines(f: &Preflight<'_>) -> Vec<Line> {
+    let p = &f.loaded.plan;
+    let mut v = vec![
+        Line::Rule,
+        Line::Title(format!(
+            "Preflight: ceremony \"{}\". Read it aloud; nothing has been made yet.",
+            p.name
+        )),
+        Line::Rule,
+        field("Plan", f.loaded.path.display().to_string()),
+        cont(format!("SHA-256 {}", hex::encode(f.loaded.sha256))),
+        field("Administrator", p.administrator.clone()),
+        field(
+            "Witnesses",
+            if p.witnesses.is_empty() {
+                "none".to_string()
+            } else {
+                p.witnesses.join(", ")
+            },
+        ),
+        field(
+            "Token",
+            format!(
+                "\"{}\": {} {}, serial {}",
+                f.token.label, f.token.manufacturer, f.token.model, f.token.serial
+            ),
+        ),
+        cont(format!(
+            "firmware {}, hardware {}{}",
+            f.token.firmware,
+            f.token.hardware,
+            if f.token.protected_auth_path {
+                ", PIN pad"
+            } else {
+                ""
+            }
+        )),
+        cont(objects_text(f.objects)),
+        field("Module", f.module.display().to_string()),
+        cont(format!("SHA-256 {}", hex::encode(f.module_sha256))),
+    ];
+    for (i, (kt, mech)) in f.mechanisms.iter().enumerate() {
+        let text = format!("{kt}: {mech}");
+        v.push(if i == 0 {
+            field("Mechanisms", text)
+        } else {
+            cont(text)
+        });
+    }
+    for (i, (spec, found)) in p.cas.iter().zip(f.found).enumerate() {
+        let text = format!(
+            "{:<12} {:<28} {}",
+            spec.role.name(),
+            format!("\"{}\"", spec.label),
+            found.describe()
+        );
+        v.push(if i == 0 {
+            field("On the token", text)
+        } else {
+            cont(text)
+        });
+    }
+    let journal = crate::audit::journal::path(f.out);
+    v.push(field(
+        "Audit journal",
+        match f.resumed_records {
+            Some(n) => format!(
+                "continues the interrupted run's {} in {}",
+                plural(n as usize, "record", "records"),
+                journal.display()
+            ),
+            None => format!("new, in {}", journal.display()),
+        },
+    ));
+    v.push(Line::Text(String::new()));
+    v.push(Line::Title("Steps".into()));
+    let known = Known {
+        token: Some(f.token),
+        found: Some(f.found),
+    };
+    for step in steps::all(f.loaded) {
+        let done = matches!(step, Step::Open | Step::Login);
+        v.push(Line::Text(format!(
+            "  {} {}{}",
+            steps::tag(f.loaded, step),
+            if done { "done: " } else { "" },
+            steps::text(f.loaded, f.module, f.out, step, known)
+        )));
+    }
+    v.push(Line::Text(String::new()));
+    v.push(Line::Title("Writes".into()));
+    v.extend(writes_lines(f.loaded, f.out).into_iter().map(Line::Text));
+    v.push(Line::Rule);
+    v
+}
+
+fn objects_text(objects: Option<&[ObjectInfo]>) -> String {
+    let Some(objects) = objects else {
+        return "objects: the token would not list them".into();
+    };
+    let count = |c: &str| objects.iter().filter(|o| o.class == c).count();
+    let (pk, pubk, cert) = (
+        count("private-key"),
+        count("public-key"),
+        count("certificate"),
+    );
+    let other = objects.len() - pk - pubk - cert;
+    let mut parts = vec![
+        plural(pk, "private key", "private keys"),
+        plural(pubk, "public key", "public keys"),
+        plural(cert, "certificate", "certificates"),
+    ];
+    if other > 0 {
+        parts.push(plural(other, "other object", "other objects"));
+    }
+    format!(
+        "{} on it now ({})",
+        plural(objects.len(), "object", "objects"),
+        parts.join(", ")
+    )
+}
+
+/// What the run will write, and where.
+fn writes_lines(p: &LoadedPlan, out: &Path) -> Vec<String> {
+    let mut v = vec![format!(
+        "  {}/  appears only when complete (built in {}, then renamed):",
+        out.display(),
+        crate::audit::sibling(out, "staging").display()
+    )];
+    v.push("    root-ca.crt, cas/ and chains/   the root and the 3 intermediates".into());
+    if let Some(cl) = &p.plan.cluster {
+        let how = match cl.mode {
+            LeafMode::Generate => "keys made here",
+            LeafMode::Csr => "from the node's CSRs",
+        };
+        let width = cl
+            .control_plane
+            .iter()
+            .map(|n| n.name.len())
+            .chain(cl.workers.iter().map(String::len))
+            .max()
+            .unwrap_or(0);
+        for (i, n) in cl.control_plane.iter().enumerate() {
+            v.push(format!(
+                "    nodes/{:<width$}  control plane, {}, {how}",
+                n.name,
+                plural(
+                    kubeadm::control_plane_leaves(cl, i).len(),
+                    "certificate",
+                    "certificates"
+                ),
+            ));
+        }
+        for w in &cl.workers {
+            v.push(format!(
+                "    nodes/{w:<width$}  worker, {}, {how}",
+                plural(
+                    kubeadm::worker_leaves(cl, w).len(),
+                    "certificate",
+                    "certificates"
+                ),
+            ));
+        }
+    }
+    for u in &p.plan.raw.users {
+        v.push(format!(
+            "    users/{}.conf  kubeconfig of user {}",
+            u.name, u.name
+        ));
+    }
+    v.push(
+        "    plan.toml, SHA256SUMS, audit.log.age (sealed audit log), transcript.md (to sign)"
+            .into(),
+    );
+    v.push(format!(
+        "  {}  the audit journal until the log is sealed",
+        crate::audit::journal::path(out).display()
+    ));
+    v.push("  The full list of files and certificates: ceremony check PLAN --out OUT".into());
+    v
+}
+
+/// The end screen's lines (pure, for tests).
+pub fn summary_lines(s: &Summary<'_>) -> Vec<Line> {
+    let mut v = vec![
+        Line::Rule,
+        Line::Title(format!(
+            "Done: ceremony \"{}\" is complete.",
+            s.loaded.plan.name
+        )),
+        Line::Rule,
+        Line::Title("Made".into()),
+        Line::Text(format!(
+            "  On token {} (serial {}):",
+            s.token.label, s.token.serial
+        )),
+    ];
+    for ca in s.cas {
+        let what = match (ca.generated_key, ca.signed_cert) {
+            (true, _) => "new key, new certificate",
+            (false, true) => "existing key, new certificate",
+            (false, false) => "existing key and certificate",
+        };
+        v.push(Line::Text(format!(
+            "    {:<12} {:<30} valid until {}",
+            ca.role.name(),
+            what,
+            x509::fmt_time(ca.not_after())
+        )));
+    }
+    v.push(Line::Text(format!(
+        "  In {} ({}):",
+        s.out.display(),
+        plural(s.written.len(), "file", "files")
+    )));
+    for (node, role, certs, confs, files) in per_node(s) {
+        v.push(Line::Text(format!(
+            "    nodes/{node:<10} {role:<14} {} ({} in kubeconfigs), {}",
+            plural(certs + confs, "certificate", "certificates"),
+            confs,
+            plural(files, "file", "files")
+        )));
+    }
+    let users: Vec<&str> = s
+        .written
+        .iter()
+        .filter_map(|(p, _, _)| p.strip_prefix("users/"))
+        .collect();
+    if !users.is_empty() {
+        v.push(Line::Text(format!(
+            "    users/           {}",
+            users.join(", ")
+        )));
+    }
+    v.push(Line::Text(
+        "    root-ca.crt, cas/, chains/, plan.toml, SHA256SUMS, audit.log.age, transcript.md"
+            .into(),
+    ));
+    v.push(Line::Text(String::new()));
+    v.push(Line::Title(
+        "Copy onto the signed transcript (OUT/transcript.md holds the same values)".into(),
+    ));
+    for ca in s.cas {
+        v.push(Line::Text(format!(
+            "  {:<26} SHA-256 {}",
+            format!("{} CA certificate", ca.role.name()),
+            fingerprint(&x509::sha256(&ca.der))
+        )));
+    }
+    v.push(Line::Text(format!(
+        "  {:<26} SHA-256 {}",
+        "SHA256SUMS",
+        fingerprint(&s.sha256sums)
+    )));
+    v.push(Line::Text(format!(
+        "  {:<26} final hash {}",
+        format!("audit log, {} records", s.records),
+        fingerprint(&s.final_hash)
+    )));
+    v.push(Line::Text(
+        "  The audit log is sealed: the root key signed its final hash on the token.".into(),
+    ));
+    v.push(Line::Text(String::new()));
+    v.push(Line::Title("Next".into()));
+    let out = s.out.display();
+    for t in [
+        "  1. Administrator and witnesses: compare the values above with transcript.md, print it and sign it;"
+            .to_string(),
+        "     seal the token in a new tamper-evident bag (docs/runbook.md §4).".to_string(),
+        format!("  2. Installer: ceremony verify {out}   (chains, profiles, modes, SHA256SUMS)"),
+        "     then copy nodes/<name>/etc/kubernetes to /etc/kubernetes on each node and run kubeadm init / join:"
+            .to_string(),
+        "     docs/kubeadm.md".to_string(),
+        format!("  3. Auditor: ceremony audit verify {out}/audit.log.age -i IDENTITY"),
+    ] {
+        v.push(Line::Text(t));
+    }
+    v.push(Line::Rule);
+    v
+}
+
+/// (node, "control plane"/"worker", .crt leaf files, kubeconfigs, files) from what was written.
+fn per_node(s: &Summary<'_>) -> Vec<(String, &'static str, usize, usize, usize)> {
+    let mut v = Vec::new();
+    let Some(cl) = &s.loaded.plan.cluster else {
+        return v;
+    };
+    let names = cl
+        .control_plane
+        .iter()
+        .map(|n| (n.name.clone(), "control plane"))
+        .chain(cl.workers.iter().map(|w| (w.clone(), "worker")));
+    for (name, role) in names {
+        let base = format!("{}/", super::bundle::node_root(&name));
+        let files: Vec<&str> = s
+            .written
+            .iter()
+            .filter_map(|(p, _, _)| p.strip_prefix(&base))
+            .collect();
+        let ca_files: Vec<&str> = kubeadm::CA_FILES.iter().map(|(f, _)| *f).collect();
+        let certs = files
+            .iter()
+            .filter(|f| f.ends_with(".crt") && !ca_files.contains(f))
+            .count();
+        let confs = files.iter().filter(|f| f.ends_with(".conf")).count();
+        v.push((name, role, certs, confs, files.len()));
+    }
+    v
 }
 
 #[cfg(test)]

@@ -45,24 +45,29 @@ pub fn generate(key_type: KeyType) -> Result<LeafKey, LeafError> {
     let (private_pem, public_der) = match key_type {
         KeyType::EcdsaP256 => {
             use p256::elliptic_curve::Generate;
+            use p256::elliptic_curve::sec1::ToSec1Point;
             let sk = p256::SecretKey::try_generate().map_err(|e| fail(e.to_string()))?;
-            let pem = sk.to_sec1_pem(le).map_err(|e| fail(e.to_string()))?;
+            // The one scalar multiplication; `to_sec1_pem` would do another.
+            let pk = sk.public_key();
+            let d = Zeroizing::new(sk.to_bytes());
+            let point = pk.to_sec1_point(false);
             (
-                pem,
-                sk.public_key()
-                    .to_public_key_der()
-                    .map_err(|e| fail(e.to_string()))?,
+                sec1_pem(&d, const_oid::db::rfc5912::SECP_256_R_1, point.as_bytes())
+                    .map_err(fail)?,
+                pk.to_public_key_der().map_err(|e| fail(e.to_string()))?,
             )
         }
         KeyType::EcdsaP384 => {
             use p384::elliptic_curve::Generate;
+            use p384::elliptic_curve::sec1::ToSec1Point;
             let sk = p384::SecretKey::try_generate().map_err(|e| fail(e.to_string()))?;
-            let pem = sk.to_sec1_pem(le).map_err(|e| fail(e.to_string()))?;
+            let pk = sk.public_key();
+            let d = Zeroizing::new(sk.to_bytes());
+            let point = pk.to_sec1_point(false);
             (
-                pem,
-                sk.public_key()
-                    .to_public_key_der()
-                    .map_err(|e| fail(e.to_string()))?,
+                sec1_pem(&d, const_oid::db::rfc5912::SECP_384_R_1, point.as_bytes())
+                    .map_err(fail)?,
+                pk.to_public_key_der().map_err(|e| fail(e.to_string()))?,
             )
         }
         KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096 => {
@@ -84,6 +89,28 @@ pub fn generate(key_type: KeyType) -> Result<LeafKey, LeafError> {
         private_pem,
         spki: spki_of(public_der).map_err(fail)?,
     })
+}
+
+/// SEC1 `EC PRIVATE KEY` PEM (RFC 5915: version 1, the key, the named
+/// curve, the public point), as `SecretKey::to_sec1_pem` writes it and
+/// kubeadm too, from a public point computed once by the caller.
+fn sec1_pem(
+    d: &[u8],
+    curve: der::oid::ObjectIdentifier,
+    point: &[u8],
+) -> Result<Zeroizing<String>, String> {
+    let der = Zeroizing::new(
+        sec1::EcPrivateKey {
+            private_key: d,
+            parameters: Some(sec1::EcParameters::NamedCurve(curve)),
+            public_key: Some(point),
+        }
+        .to_der()
+        .map_err(|e| e.to_string())?,
+    );
+    pem_rfc7468::encode_string("EC PRIVATE KEY", pem_rfc7468::LineEnding::LF, &der)
+        .map(Zeroizing::new)
+        .map_err(|e| e.to_string())
 }
 
 /// PKIX `PUBLIC KEY` PEM of a public key (sa.pub).

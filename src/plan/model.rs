@@ -46,6 +46,10 @@ pub struct TokenSection {
     pub module: PathBuf,
     /// Optional SHA-256 (hex) the module file must have.
     pub module_sha256: Option<String>,
+    /// Token sessions to sign leaves on in parallel, at most (default: one
+    /// per core of the ceremony computer); 1 for a token that dislikes
+    /// concurrent sessions.
+    pub sessions: Option<u32>,
 }
 
 /// One CA: the root or an intermediate.

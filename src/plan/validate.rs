@@ -127,6 +127,19 @@ impl San {
             return Ok(San::Ip(ip));
         }
         let name = s.strip_prefix("*.").unwrap_or(s);
+        // "10.0.0.300" is a valid DNS subdomain but surely a mistyped IP; a
+        // top-level label is never all digits (RFC 3696 §2), so refuse it.
+        if name.contains('.')
+            && name
+                .rsplit('.')
+                .next()
+                .is_some_and(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(
+                "is not a valid IP address, and a DNS name never ends in an all-numeric label"
+                    .into(),
+            );
+        }
         if is_dns_subdomain(name) {
             Ok(San::Dns(s.to_string()))
         } else {
@@ -188,6 +201,8 @@ pub struct ValidPlan {
     pub token_uri: TokenUri,
     pub module: std::path::PathBuf,
     pub module_sha256: Option<[u8; 32]>,
+    /// `token.sessions`: leaf signing sessions at most (None: one per core).
+    pub token_sessions: Option<usize>,
     /// Root first, then kubernetes, etcd, front-proxy.
     pub cas: Vec<CaSpec>,
     pub cluster: Option<ClusterSpec>,
@@ -210,6 +225,8 @@ pub struct Context<'a> {
 
 /// Labels longer than this are refused rather than truncated (design §6).
 pub const MAX_LABEL_BYTES: usize = 32;
+/// `token.sessions` at most: more sessions than cores buys nothing.
+pub const MAX_SESSIONS: u32 = 64;
 
 struct Problems(Vec<Problem>);
 
@@ -287,6 +304,15 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
         }
         bytes
     });
+    if let Some(n) = plan.token.sessions
+        && !(1..=MAX_SESSIONS).contains(&n)
+    {
+        p.add(
+            "token.sessions",
+            format!("must be between 1 and {MAX_SESSIONS}"),
+            Some(n.to_string()),
+        );
+    }
 
     let sections = [
         (CaRole::Root, &plan.root),
@@ -407,6 +433,7 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
         token_uri,
         module: plan.token.module.clone(),
         module_sha256,
+        token_sessions: plan.token.sessions.map(|n| n as usize),
         cas,
         cluster,
         recipients: plan.audit.recipients.clone(),

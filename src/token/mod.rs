@@ -28,6 +28,22 @@ pub struct TokenIdentity {
     pub protected_auth_path: bool,
 }
 
+#[cfg(test)]
+impl TokenIdentity {
+    /// A token identity for unit tests' fake tokens.
+    pub fn fake(label: &str, serial: &str) -> Self {
+        TokenIdentity {
+            label: label.into(),
+            manufacturer: "m".into(),
+            model: "x".into(),
+            serial: serial.into(),
+            firmware: "1".into(),
+            hardware: "1".into(),
+            protected_auth_path: false,
+        }
+    }
+}
+
 impl std::fmt::Display for TokenIdentity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -116,17 +132,48 @@ pub trait Token {
         subject_der: &[u8],
     ) -> Result<(), TokenError>;
     fn list_objects(&self) -> Result<Vec<ObjectInfo>, TokenError>;
+    /// Up to `max` signing handles, each on a session of its own, for other
+    /// threads to sign with in parallel (a PKCS#11 session serves one thread
+    /// at a time; the login is the process's). Empty when the token offers
+    /// none, which is the default: callers then sign through [`Token::sign`].
+    fn signers(&self, max: usize) -> Result<Vec<Box<dyn Signer + '_>>, TokenError> {
+        let _ = max;
+        Ok(Vec::new())
+    }
+    /// Whether the caller may go on with the next operation, asked between
+    /// the signatures that [`Token::signers`] make elsewhere (a decorator
+    /// stops the run here, e.g. on Ctrl-C). The default always says yes.
+    fn checkpoint(&self) -> Result<(), TokenError> {
+        Ok(())
+    }
+}
+
+/// A signing handle for one thread (see [`Token::signers`]): the same
+/// signatures as [`Token::sign`], with any key the token holds.
+pub trait Signer: Send {
+    fn sign(&mut self, key: &KeyPair, msg: &[u8]) -> Result<Vec<u8>, TokenError>;
 }
 
 /// A positive serial number of 20 bytes from the token's RNG (RFC 5280 §4.1.2.2:
 /// at most 20 octets; CA/B BR §7.1: at least 64 bits of CSPRNG output).
 pub fn random_serial(token: &dyn Token) -> Result<Vec<u8>, TokenError> {
-    let mut s = token.random(20)?;
-    s[0] &= 0x7f; // positive
-    if s[0] == 0 {
-        s[0] = 0x01; // keep the full 20 bytes so the encoding length never varies
+    Ok(serial_from(&token.random(SERIAL_LEN)?))
+}
+
+/// Octets of a serial number.
+pub const SERIAL_LEN: usize = 20;
+
+/// A serial number of the first [`SERIAL_LEN`] bytes of `random` (the
+/// caller's token RNG output), made positive with its length kept.
+pub fn serial_from(random: &[u8]) -> Vec<u8> {
+    let mut s = random[..SERIAL_LEN.min(random.len())].to_vec();
+    if let Some(first) = s.first_mut() {
+        *first &= 0x7f; // positive
+        if *first == 0 {
+            *first = 0x01; // keep the full 20 bytes so the encoding length never varies
+        }
     }
-    Ok(s)
+    s
 }
 
 #[derive(Debug, thiserror::Error)]

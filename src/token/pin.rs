@@ -41,8 +41,10 @@ pub enum PinError {
     FileMode { path: PathBuf, mode: u32 },
     #[error("environment variable {var} named by --pin-env is not set or not UTF-8")]
     Env { var: String },
-    #[error("the PIN is empty")]
+    #[error("the PIN typed at the prompt is empty")]
     Empty,
+    #[error("environment variable {var} named by --pin-env is empty")]
+    EnvEmpty { var: String },
     #[error(
         "no PIN source: stdin/stderr is not a terminal and no --pin-file or --pin-env was given"
     )]
@@ -93,7 +95,11 @@ pub fn read_pin_file(path: &Path) -> Result<Pin, PinError> {
     if line.contains('\n') {
         return Err(file_err("holds more than one line".into()));
     }
-    Pin::new(Zeroizing::new(line.to_string()))
+    // Name the file: "the PIN is empty" alone does not say where it came from.
+    Pin::new(Zeroizing::new(line.to_string())).map_err(|e| match e {
+        PinError::Empty => file_err("is empty; it must hold the PIN on one line".into()),
+        e => e,
+    })
 }
 
 /// Reads a PIN from the environment variable the operator named.
@@ -101,7 +107,12 @@ pub fn read_pin_env(var: &str) -> Result<Pin, PinError> {
     let v = std::env::var(var).map_err(|_| PinError::Env {
         var: var.to_string(),
     })?;
-    Pin::new(Zeroizing::new(v))
+    Pin::new(Zeroizing::new(v)).map_err(|e| match e {
+        PinError::Empty => PinError::EnvEmpty {
+            var: var.to_string(),
+        },
+        e => e,
+    })
 }
 
 /// No-echo prompt on the terminal (dialoguer needs stderr to be one).
@@ -147,7 +158,7 @@ mod tests {
         ));
         assert!(matches!(
             read_pin_file(&write(d.path(), "d", "\n", 0o600)),
-            Err(PinError::Empty)
+            Err(PinError::File { .. })
         ));
         assert!(matches!(
             read_pin_file(&write(d.path(), "e", "1\n2\n", 0o600)),

@@ -20,7 +20,7 @@ use cryptoki::object::{
     Attribute, AttributeType, CertificateType, KeyType as CkKeyType, ObjectClass, ObjectHandle,
 };
 use cryptoki::session::{Session, UserType};
-use cryptoki::slot::Slot;
+use cryptoki::slot::{Limit, Slot};
 use der::asn1::{BitString, OctetString, UintRef};
 use der::{Decode, Encode};
 use sha2::Digest;
@@ -28,7 +28,7 @@ use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 
 use super::pin::Pin;
 use super::uri::TokenUri;
-use super::{KeyFlags, KeyPair, ObjectInfo, Token, TokenError, TokenIdentity};
+use super::{KeyFlags, KeyPair, ObjectInfo, Signer, Token, TokenError, TokenIdentity};
 use crate::keytype::KeyType;
 
 /// How a token signs for one key type.
@@ -97,7 +97,14 @@ impl Pkcs11Token {
         let ctx = Pkcs11::new(module).map_err(|e| TokenError::ModuleLoad {
             path: module.to_path_buf(),
             detail: match e {
-                CkError::LibraryLoading(l) => l.to_string(),
+                // dlerror() starts with the path, which the message already names.
+                CkError::LibraryLoading(l) => {
+                    let text = l.to_string();
+                    let prefix = format!("{}: ", module.display());
+                    text.strip_prefix(&prefix)
+                        .map(str::to_string)
+                        .unwrap_or(text)
+                }
                 other => other.to_string(),
             },
         })?;
@@ -127,7 +134,11 @@ impl Pkcs11Token {
                 protected_auth_path: info.protected_authentication_path(),
             };
             if !info.token_initialized() {
-                present.push(format!("(uninitialised token, serial {})", id.serial));
+                // SoftHSM always offers one such token, with an empty serial, in its free slot.
+                present.push(match id.serial.as_str() {
+                    "" => "(an uninitialised token)".to_string(),
+                    s => format!("(uninitialised token, serial {s})"),
+                });
                 continue;
             }
             present.push(id.to_string());
@@ -325,9 +336,12 @@ impl Pkcs11Token {
         let got_curve = der::oid::ObjectIdentifier::from_der(&params)
             .map_err(|_| bad("CKA_EC_PARAMS is not a named curve".into()))?;
         if got_curve != curve {
-            return Err(bad(format!(
-                "curve is {got_curve}, the plan says {key_type}"
-            )));
+            // Name the curve as the plan would (ecdsa-p384), not by its OID.
+            let got = [KeyType::EcdsaP256, KeyType::EcdsaP384]
+                .into_iter()
+                .find(|k| curve_of(*k).0 == got_curve)
+                .map_or_else(|| format!("on the curve {got_curve}"), |k| k.to_string());
+            return Err(bad(format!("the key is {got}, the plan says {key_type}")));
         }
         // Uncompressed point 04‖X‖Y: wrapped in an OCTET STRING (PKCS#11 v2.40) or raw (some tokens).
         let raw = if point.len() == 1 + 2 * field && point[0] == 0x04 {
@@ -489,6 +503,125 @@ const SHA256_DIGEST_INFO: [u8; 19] = [
     0x00, 0x04, 0x20,
 ];
 
+/// One X.509 signature over `msg` with the private key `handle` in `session`:
+/// hash on the host as the mechanism needs, C_Sign, and for ECDSA the raw
+/// r‖s checked and converted to DER. Shared by the token's own session and
+/// the [`Pkcs11Signer`]s.
+fn sign_with(
+    session: &Session,
+    handle: ObjectHandle,
+    mech: SignMech,
+    key: &KeyPair,
+    msg: &[u8],
+    serial: &str,
+) -> Result<Vec<u8>, TokenError> {
+    let op = format!("C_Sign with \"{}\"", key.label);
+    let bad = |what: String| TokenError::BadSignature {
+        label: key.label.clone(),
+        what,
+    };
+    match mech {
+        SignMech::Ecdsa => {
+            let digest = match key.key_type {
+                KeyType::EcdsaP384 => sha2::Sha384::digest(msg).to_vec(),
+                _ => sha2::Sha256::digest(msg).to_vec(),
+            };
+            let raw = session
+                .sign(&Mechanism::Ecdsa, handle, &digest)
+                .map_err(ck(&op, serial))?;
+            let (_, field) = curve_of(key.key_type);
+            if raw.len() != 2 * field {
+                return Err(bad(format!(
+                    "{} bytes of r‖s, expected {}",
+                    raw.len(),
+                    2 * field
+                )));
+            }
+            // X.509 wants Ecdsa-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER } (RFC 3279 §2.2.3).
+            let der =
+                match key.key_type {
+                    KeyType::EcdsaP384 => p384::ecdsa::Signature::from_slice(&raw)
+                        .map(|s| s.to_der().as_bytes().to_vec()),
+                    _ => p256::ecdsa::Signature::from_slice(&raw)
+                        .map(|s| s.to_der().as_bytes().to_vec()),
+                };
+            der.map_err(|e| bad(e.to_string()))
+        }
+        SignMech::Sha256RsaPkcs => session
+            .sign(&Mechanism::Sha256RsaPkcs, handle, msg)
+            .map_err(ck(&op, serial)),
+        SignMech::RsaPkcsDigestInfo => {
+            let mut di = SHA256_DIGEST_INFO.to_vec();
+            di.extend_from_slice(&sha2::Sha256::digest(msg));
+            session
+                .sign(&Mechanism::RsaPkcs, handle, &di)
+                .map_err(ck(&op, serial))
+        }
+    }
+}
+
+/// A session of its own on the logged-in token, for one signing thread
+/// (cryptoki's `Session` is Send, not Sync). Private key handles are looked
+/// up in this session, by CKA_ID and label, the first time a key is used.
+pub struct Pkcs11Signer {
+    session: Session,
+    serial: String,
+    mechs: HashMap<KeyType, SignMech>,
+    handles: HashMap<Vec<u8>, ObjectHandle>,
+}
+
+impl Pkcs11Signer {
+    fn handle(&mut self, key: &KeyPair) -> Result<ObjectHandle, TokenError> {
+        if let Some(h) = self.handles.get(&key.id) {
+            return Ok(*h);
+        }
+        let template = [
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::Id(key.id.clone()),
+            Attribute::Label(key.label.as_bytes().to_vec()),
+        ];
+        let mut found = Vec::new();
+        let iter = self
+            .session
+            .iter_objects_with_cache_size(&template, NonZeroUsize::MIN.saturating_add(1))
+            .map_err(ck("C_FindObjectsInit", &self.serial))?;
+        for h in iter.take(2) {
+            found.push(h.map_err(ck("C_FindObjects", &self.serial))?);
+        }
+        match found.as_slice() {
+            [one] => {
+                self.handles.insert(key.id.clone(), *one);
+                Ok(*one)
+            }
+            [] => Err(TokenError::BadPublicKey {
+                label: key.label.clone(),
+                what: "the key is no longer on the token".into(),
+            }),
+            _ => Err(TokenError::AmbiguousLabel {
+                label: key.label.clone(),
+                what: "private key",
+                count: found.len(),
+            }),
+        }
+    }
+}
+
+impl Signer for Pkcs11Signer {
+    fn sign(&mut self, key: &KeyPair, msg: &[u8]) -> Result<Vec<u8>, TokenError> {
+        crate::failpoint::hit("token-sign");
+        let mech = *self
+            .mechs
+            .get(&key.key_type)
+            .ok_or_else(|| TokenError::MechanismMissing {
+                token: self.serial.clone(),
+                what: format!("sign with {}", key.key_type),
+                missing: "a signing mechanism chosen before the signing sessions opened".into(),
+            })?;
+        let handle = self.handle(key)?;
+        sign_with(&self.session, handle, mech, key, msg, &self.serial)
+    }
+}
+
 /// An exclusive advisory lock per token serial, so two ceremonies never share a
 /// token (two SoftHSM processes on one store corrupt each other's view).
 fn lock_token(serial: &str) -> Result<File, TokenError> {
@@ -624,6 +757,7 @@ impl Token for Pkcs11Token {
     }
 
     fn generate_key_pair(&self, label: &str, key_type: KeyType) -> Result<KeyPair, TokenError> {
+        crate::failpoint::hit("token-keygen-start");
         self.mech(key_type)?;
         let id = self.random(16)?;
         let lab = Attribute::Label(label.as_bytes().to_vec());
@@ -684,10 +818,12 @@ impl Token for Pkcs11Token {
             let _ = self.session.destroy_object(priv_h);
             let _ = self.session.destroy_object(pub_h);
         }
+        crate::failpoint::hit("token-keygen");
         result
     }
 
     fn sign(&self, key: &KeyPair, msg: &[u8]) -> Result<Vec<u8>, TokenError> {
+        crate::failpoint::hit("token-sign");
         let handle = self.handles.borrow().get(&key.id).copied();
         let handle = match handle {
             Some(h) => h,
@@ -701,50 +837,14 @@ impl Token for Pkcs11Token {
                 })?
             }
         };
-        let op = format!("C_Sign with \"{}\"", key.label);
-        let bad = |what: String| TokenError::BadSignature {
-            label: key.label.clone(),
-            what,
-        };
-        match self.mech(key.key_type)? {
-            SignMech::Ecdsa => {
-                let digest = match key.key_type {
-                    KeyType::EcdsaP384 => sha2::Sha384::digest(msg).to_vec(),
-                    _ => sha2::Sha256::digest(msg).to_vec(),
-                };
-                let raw = self
-                    .session
-                    .sign(&Mechanism::Ecdsa, handle, &digest)
-                    .map_err(self.err(&op))?;
-                let (_, field) = curve_of(key.key_type);
-                if raw.len() != 2 * field {
-                    return Err(bad(format!(
-                        "{} bytes of r‖s, expected {}",
-                        raw.len(),
-                        2 * field
-                    )));
-                }
-                // X.509 wants Ecdsa-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER } (RFC 3279 §2.2.3).
-                let der = match key.key_type {
-                    KeyType::EcdsaP384 => p384::ecdsa::Signature::from_slice(&raw)
-                        .map(|s| s.to_der().as_bytes().to_vec()),
-                    _ => p256::ecdsa::Signature::from_slice(&raw)
-                        .map(|s| s.to_der().as_bytes().to_vec()),
-                };
-                der.map_err(|e| bad(e.to_string()))
-            }
-            SignMech::Sha256RsaPkcs => self
-                .session
-                .sign(&Mechanism::Sha256RsaPkcs, handle, msg)
-                .map_err(self.err(&op)),
-            SignMech::RsaPkcsDigestInfo => {
-                let mut di = SHA256_DIGEST_INFO.to_vec();
-                di.extend_from_slice(&sha2::Sha256::digest(msg));
-                self.session
-                    .sign(&Mechanism::RsaPkcs, handle, &di)
-                    .map_err(self.err(&op))
-            }
-        }
+        sign_with(
+            &self.session,
+            handle,
+            self.mech(key.key_type)?,
+            key,
+            msg,
+            &self.identity.serial,
+        )
     }
 
     fn random(&self, len: usize) -> Result<Vec<u8>, TokenError> {
@@ -788,6 +888,7 @@ impl Token for Pkcs11Token {
         der: &[u8],
         subject_der: &[u8],
     ) -> Result<(), TokenError> {
+        crate::failpoint::hit("token-store-start");
         let template = [
             Attribute::Class(ObjectClass::CERTIFICATE),
             Attribute::CertificateType(CertificateType::X_509),
@@ -808,5 +909,34 @@ impl Token for Pkcs11Token {
         // Bounded: a token holds at most a few thousand objects.
         let handles = self.find(&[], 100_000)?;
         handles.into_iter().map(|h| self.info(h)).collect()
+    }
+
+    /// Read-only sessions (a user session signs in R/O state too), as many
+    /// as asked and the token still allows (C_GetTokenInfo's session limit);
+    /// a token that refuses one more session simply gets fewer signers.
+    fn signers(&self, max: usize) -> Result<Vec<Box<dyn Signer + '_>>, TokenError> {
+        let room = match self.ctx.get_token_info(self.slot) {
+            Ok(info) => match (info.max_session_count(), info.session_count()) {
+                (Limit::Max(m), Some(open)) => m.saturating_sub(open) as usize,
+                (Limit::Max(m), None) => (m as usize).saturating_sub(1),
+                _ => max,
+            },
+            // opencryptoki 3.8 fails C_GetTokenInfo as a whole (pkcs11 notes).
+            Err(_) => max,
+        };
+        let mechs = self.mechs.borrow().clone();
+        let mut out: Vec<Box<dyn Signer + '_>> = Vec::new();
+        for _ in 0..max.min(room) {
+            let Ok(session) = self.ctx.open_ro_session(self.slot) else {
+                break;
+            };
+            out.push(Box::new(Pkcs11Signer {
+                session,
+                serial: self.identity.serial.clone(),
+                mechs: mechs.clone(),
+                handles: HashMap::new(),
+            }));
+        }
+        Ok(out)
     }
 }

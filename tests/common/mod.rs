@@ -821,3 +821,136 @@ impl Fixture {
         p
     }
 }
+
+/// A `ceremony` child left running (for kills and pauses at failpoints):
+/// stdout and stderr go to files under the fixture's `logs/`, so nothing can
+/// block on a full pipe while the test waits.
+pub struct Running {
+    pub child: std::process::Child,
+    stdout: PathBuf,
+    stderr: PathBuf,
+    started: Instant,
+}
+
+/// How a `Running` child ended.
+pub enum Ended {
+    /// It paused at a failpoint (`pause:<point>`): the point's `<name>@<n>`.
+    Paused(String),
+    /// It exited (or was ended by a signal) on its own.
+    Exited(Output),
+}
+
+impl Running {
+    /// Waits until the child pauses at its failpoint (the fixture's pause
+    /// directory gets `paused`) or exits; kills it (by its handle) and fails
+    /// past `timeout`.
+    pub fn wait_paused(&mut self, pause_dir: &Path, timeout: Duration) -> Ended {
+        let flag = pause_dir.join("paused");
+        loop {
+            if let Ok(name) = fs::read_to_string(&flag) {
+                return Ended::Paused(name.trim().to_string());
+            }
+            if self
+                .child
+                .try_wait()
+                .expect("waiting for the child")
+                .is_some()
+            {
+                return Ended::Exited(self.wait());
+            }
+            if self.started.elapsed() > timeout {
+                let _ = self.child.kill();
+                let out = self.wait();
+                panic!("the child neither paused nor exited within {timeout:?}\n{out}");
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// SIGKILL (our own child, by its handle), then reap it.
+    pub fn kill(mut self) -> Output {
+        let _ = self.child.kill();
+        self.wait()
+    }
+
+    /// Waits for the child to end (bounded by CHILD_TIMEOUT) and collects its output.
+    pub fn wait(&mut self) -> Output {
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("waiting for the child") {
+                break s;
+            }
+            if self.started.elapsed() > CHILD_TIMEOUT {
+                let _ = self.child.kill();
+            }
+            std::thread::sleep(POLL);
+        };
+        Output {
+            code: status.code(),
+            signal: status.signal(),
+            stdout: String::from_utf8_lossy(&fs::read(&self.stdout).unwrap_or_default())
+                .into_owned(),
+            stderr: String::from_utf8_lossy(&fs::read(&self.stderr).unwrap_or_default())
+                .into_owned(),
+        }
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+}
+
+impl Fixture {
+    /// `DIR/pause/`: where a child paused at `pause:<point>` says so
+    /// (`paused`) and waits for `resume`. Emptied by each call.
+    pub fn pause_dir(&self) -> PathBuf {
+        let d = self.root.join("pause");
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(&d).expect("mkdir pause");
+        d
+    }
+
+    /// Starts `ceremony ARGS` with extra environment and leaves it running.
+    #[track_caller]
+    pub fn spawn_ceremony<S: AsRef<OsStr>>(&self, args: &[S], env: &[(&str, &OsStr)]) -> Running {
+        let args: Vec<&OsStr> = args.iter().map(AsRef::as_ref).collect();
+        self.guard(&args);
+        let logs = self.root.join("logs");
+        fs::create_dir_all(&logs).expect("mkdir logs");
+        let tag = random_hex(4);
+        let (stdout, stderr) = (
+            logs.join(format!("{tag}.out")),
+            logs.join(format!("{tag}.err")),
+        );
+        let mut cmd = self.command(BIN);
+        cmd.args(&args)
+            .stdin(Stdio::null())
+            .stdout(fs::File::create(&stdout).expect("stdout file"))
+            .stderr(fs::File::create(&stderr).expect("stderr file"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("start ceremony");
+        Running {
+            child,
+            stdout,
+            stderr,
+            started: Instant::now(),
+        }
+    }
+}
+
+/// Parses the JSON lines of a decrypted audit log, naming any that is not JSON.
+pub fn json_lines<S: AsRef<str>>(lines: &[S]) -> Vec<serde_json::Value> {
+    lines
+        .iter()
+        .map(|l| {
+            let l = l.as_ref();
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))
+        })
+        .collect()
+}
+
+/// An audit record's event kind ("?" when it has none).
+pub fn kind(r: &serde_json::Value) -> &str {
+    r["event"]["kind"].as_str().unwrap_or("?")
+}

@@ -1,0 +1,423 @@
+//! The token as the run's CA and leaf steps use it: a decorator over `Token`
+//! that, before each irreversible operation,
+//! - stops when the operator pressed Ctrl-C (so the run ends between
+//!   operations, never inside one, and stays resumable);
+//! - for the operations `ensure_ca` announced (generating a CA key, signing a
+//!   CA certificate), asks the administrator to confirm that one operation and
+//!   records the confirmation (automatic under `--yes`);
+//! - shows a spinner with the elapsed time while the token generates a key.
+//!
+//! A stop is returned to the caller as CKR_FUNCTION_CANCELED on an operation
+//! that was not called (`op` says so); the flow then takes the real reason
+//! from [`Gate::halt`] and turns it into `Cancelled` (or the audit error).
+//! What it must not do: change what is generated or signed.
+
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use cryptoki::context::Function;
+use cryptoki::error::{Error as CkError, RvError};
+
+use super::CeremonyError;
+use super::interrupt;
+use super::steps::Step;
+use super::ui::{Asked, Ui};
+use crate::audit::{Audit, AuditError, Event};
+use crate::keytype::KeyType;
+use crate::token::{KeyPair, ObjectInfo, Signer, Token, TokenError, TokenIdentity};
+
+/// An `Audit` shared by the flow and the gate (each records in turn).
+pub struct SharedAudit<'a, 'j>(pub &'a RefCell<&'j mut dyn Audit>);
+
+impl Audit for SharedAudit<'_, '_> {
+    fn record(&mut self, event: Event) -> Result<(), AuditError> {
+        self.0.borrow_mut().record(event)
+    }
+
+    fn record_all(&mut self, events: Vec<Event>) -> Result<(), AuditError> {
+        self.0.borrow_mut().record_all(events)
+    }
+}
+
+/// What the run has done so far, for the one line a cancelled run ends with.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// The step the run is at.
+    pub at: Cell<Option<Step>>,
+    pub keys_generated: Cell<usize>,
+    pub ca_certificates_signed: Cell<usize>,
+    /// Counted on the signer threads too.
+    pub leaves_signed: AtomicUsize,
+    /// CAs ready (made or found), in plan order.
+    pub cas_ready: Cell<usize>,
+}
+
+fn bump(c: &Cell<usize>) {
+    c.set(c.get() + 1);
+}
+
+/// Why the gate stopped the run.
+enum Halt {
+    Cancelled(String),
+    Audit(AuditError),
+}
+
+pub struct Gate<'a, 'j> {
+    inner: &'a dyn Token,
+    ui: &'a Ui,
+    audit: &'a RefCell<&'j mut dyn Audit>,
+    administrator: String,
+    progress: &'a Progress,
+    /// The operation `ensure_ca` just announced, to confirm before it runs.
+    pending: RefCell<Option<String>>,
+    halt: RefCell<Option<Halt>>,
+    /// Test-only: leaf checkpoints passed.
+    #[cfg(feature = "failpoints")]
+    leaf_checkpoints: Cell<usize>,
+}
+
+impl<'a, 'j> Gate<'a, 'j> {
+    pub fn new(
+        inner: &'a dyn Token,
+        ui: &'a Ui,
+        audit: &'a RefCell<&'j mut dyn Audit>,
+        administrator: &str,
+        progress: &'a Progress,
+    ) -> Gate<'a, 'j> {
+        Gate {
+            inner,
+            ui,
+            audit,
+            administrator: administrator.to_string(),
+            progress,
+            pending: RefCell::new(None),
+            halt: RefCell::new(None),
+            #[cfg(feature = "failpoints")]
+            leaf_checkpoints: Cell::new(0),
+        }
+    }
+
+    /// `ensure_ca`'s announcement of its next irreversible operation: shown
+    /// now, confirmed when the operation is called.
+    pub fn announce(&self, what: &str) {
+        self.ui.note(what);
+        *self.pending.borrow_mut() = Some(what.to_string());
+    }
+
+    /// Why the gate stopped the run, if it did (taken once).
+    pub fn halt(&self) -> Option<CeremonyError> {
+        self.halt.borrow_mut().take().map(|h| match h {
+            Halt::Cancelled(reason) => CeremonyError::Cancelled(reason),
+            Halt::Audit(e) => CeremonyError::Audit(e),
+        })
+    }
+
+    fn stop(&self, halt: Halt, op: Function, name: &str) -> TokenError {
+        *self.halt.borrow_mut() = Some(halt);
+        TokenError::Pkcs11 {
+            op: format!("{name} (not called: the run stops here)"),
+            token: self.inner.identity().serial.clone(),
+            source: CkError::Pkcs11(RvError::FunctionCanceled, op),
+        }
+    }
+
+    /// Ctrl-C, then the confirmation of an announced operation.
+    fn pass(&self, op: Function, name: &str) -> Result<(), TokenError> {
+        if interrupt::requested() {
+            let what = self.pending.borrow().clone();
+            let reason = match what {
+                Some(w) => format!("Ctrl-C before: {w}"),
+                None => "Ctrl-C".to_string(),
+            };
+            return Err(self.stop(Halt::Cancelled(reason), op, name));
+        }
+        let Some(what) = self.pending.borrow_mut().take() else {
+            return Ok(());
+        };
+        let how = match self.ui.confirm_step() {
+            Asked::Yes(how) => how,
+            Asked::No => {
+                return Err(self.stop(
+                    Halt::Cancelled(format!("the administrator declined: {what}")),
+                    op,
+                    name,
+                ));
+            }
+            Asked::Interrupted => {
+                return Err(self.stop(
+                    Halt::Cancelled(format!("Ctrl-C at the confirmation of: {what}")),
+                    op,
+                    name,
+                ));
+            }
+        };
+        let event = Event::Acknowledged {
+            who: self.administrator.clone(),
+            as_role: "administrator".into(),
+            what,
+            how,
+        };
+        self.audit
+            .borrow_mut()
+            .record(event)
+            .map_err(|e| self.stop(Halt::Audit(e), op, name))
+    }
+
+    /// Test-only: `CEREMONY_TEST_HOLD_AT_LEAF=N` holds the run at the N-th
+    /// leaf checkpoint until Ctrl-C (at most a minute), after saying so on
+    /// stderr, so a test can press Ctrl-C mid-leaves at a known point.
+    #[cfg(feature = "failpoints")]
+    fn test_hold(&self) {
+        let n = self.leaf_checkpoints.get() + 1;
+        self.leaf_checkpoints.set(n);
+        let hold = std::env::var("CEREMONY_TEST_HOLD_AT_LEAF")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok());
+        if hold == Some(n) {
+            eprintln!("\ntest: holding at leaf {n} for Ctrl-C");
+            let start = Instant::now();
+            while !interrupt::requested() && start.elapsed() < std::time::Duration::from_secs(60) {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+impl Token for Gate<'_, '_> {
+    fn identity(&self) -> &TokenIdentity {
+        self.inner.identity()
+    }
+
+    fn require_mechanisms(
+        &self,
+        key_types: &[KeyType],
+    ) -> Result<Vec<(KeyType, String)>, TokenError> {
+        self.inner.require_mechanisms(key_types)
+    }
+
+    fn objects_labelled(&self, label: &str) -> Result<Vec<ObjectInfo>, TokenError> {
+        self.inner.objects_labelled(label)
+    }
+
+    fn find_key_pair(&self, label: &str, key_type: KeyType) -> Result<Option<KeyPair>, TokenError> {
+        self.inner.find_key_pair(label, key_type)
+    }
+
+    fn generate_key_pair(&self, label: &str, key_type: KeyType) -> Result<KeyPair, TokenError> {
+        self.pass(Function::GenerateKeyPair, "C_GenerateKeyPair")?;
+        let spinner = self.ui.spinner(&format!(
+            "the token is generating {key_type} key \"{label}\""
+        ));
+        interrupt::set_spinner(Some(spinner.clone()));
+        let started = Instant::now();
+        let made = self.inner.generate_key_pair(label, key_type);
+        interrupt::set_spinner(None);
+        spinner.finish_and_clear();
+        if made.is_ok() {
+            bump(&self.progress.keys_generated);
+            self.ui.note(&format!(
+                "key generated on the token in {:.1} s",
+                started.elapsed().as_secs_f64()
+            ));
+        }
+        made
+    }
+
+    fn sign(&self, key: &KeyPair, msg: &[u8]) -> Result<Vec<u8>, TokenError> {
+        let announced = self.pending.borrow().is_some();
+        self.pass(Function::Sign, "C_Sign")?;
+        let signed = self.inner.sign(key, msg)?;
+        if announced {
+            bump(&self.progress.ca_certificates_signed);
+        } else {
+            self.progress.leaves_signed.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(signed)
+    }
+
+    fn random(&self, len: usize) -> Result<Vec<u8>, TokenError> {
+        self.inner.random(len)
+    }
+
+    fn find_certificate(&self, label: &str) -> Result<Option<Vec<u8>>, TokenError> {
+        self.inner.find_certificate(label)
+    }
+
+    fn store_certificate(
+        &self,
+        key: &KeyPair,
+        der: &[u8],
+        subject_der: &[u8],
+    ) -> Result<(), TokenError> {
+        // Never stopped between signing a CA certificate and storing it.
+        self.inner.store_certificate(key, der, subject_der)
+    }
+
+    fn list_objects(&self) -> Result<Vec<ObjectInfo>, TokenError> {
+        self.inner.list_objects()
+    }
+
+    /// The inner token's signer threads, counted (leaves only: nothing is
+    /// announced there, so nothing is confirmed).
+    fn signers(&self, max: usize) -> Result<Vec<Box<dyn Signer + '_>>, TokenError> {
+        let count = &self.progress.leaves_signed;
+        Ok(self
+            .inner
+            .signers(max)?
+            .into_iter()
+            .map(|inner| Box::new(Counted { inner, count }) as Box<dyn Signer + '_>)
+            .collect())
+    }
+
+    /// Between the signatures of the signer threads: Ctrl-C stops here.
+    fn checkpoint(&self) -> Result<(), TokenError> {
+        #[cfg(feature = "failpoints")]
+        self.test_hold();
+        self.inner.checkpoint()?;
+        if interrupt::requested() {
+            return Err(self.stop(Halt::Cancelled("Ctrl-C".into()), Function::Sign, "C_Sign"));
+        }
+        Ok(())
+    }
+}
+
+/// A signer thread's handle that counts its signatures.
+struct Counted<'a> {
+    inner: Box<dyn Signer + 'a>,
+    count: &'a AtomicUsize,
+}
+
+impl Signer for Counted<'_> {
+    fn sign(&mut self, key: &KeyPair, msg: &[u8]) -> Result<Vec<u8>, TokenError> {
+        let signed = self.inner.sign(key, msg)?;
+        self.count.fetch_add(1, Ordering::Relaxed);
+        Ok(signed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::event::AckHow;
+
+    /// A token the gate must stop before: it generates nothing, and signs
+    /// (a dummy signature) only when `signs`.
+    struct Unreachable {
+        id: TokenIdentity,
+        signs: bool,
+    }
+
+    impl Token for Unreachable {
+        fn identity(&self) -> &TokenIdentity {
+            &self.id
+        }
+        fn require_mechanisms(&self, _: &[KeyType]) -> Result<Vec<(KeyType, String)>, TokenError> {
+            Ok(Vec::new())
+        }
+        fn objects_labelled(&self, _: &str) -> Result<Vec<ObjectInfo>, TokenError> {
+            Ok(Vec::new())
+        }
+        fn find_key_pair(&self, _: &str, _: KeyType) -> Result<Option<KeyPair>, TokenError> {
+            Ok(None)
+        }
+        fn generate_key_pair(&self, label: &str, _: KeyType) -> Result<KeyPair, TokenError> {
+            panic!("generated {label} although the run was stopped")
+        }
+        fn sign(&self, k: &KeyPair, _: &[u8]) -> Result<Vec<u8>, TokenError> {
+            assert!(
+                self.signs,
+                "signed with {} although the run was stopped",
+                k.label
+            );
+            Ok(vec![7])
+        }
+        fn random(&self, len: usize) -> Result<Vec<u8>, TokenError> {
+            Ok(vec![1; len])
+        }
+        fn find_certificate(&self, _: &str) -> Result<Option<Vec<u8>>, TokenError> {
+            Ok(None)
+        }
+        fn store_certificate(&self, _: &KeyPair, _: &[u8], _: &[u8]) -> Result<(), TokenError> {
+            Ok(())
+        }
+        fn list_objects(&self) -> Result<Vec<ObjectInfo>, TokenError> {
+            Ok(Vec::new())
+        }
+    }
+
+    #[test]
+    fn a_declined_confirmation_stops_before_the_token_and_says_why() {
+        let token = Unreachable {
+            id: TokenIdentity::fake("t", "42"),
+            signs: false,
+        };
+        // Not interactive and not --yes: every confirmation is declined.
+        let ui = Ui::new(false, false);
+        let mut events: Vec<Event> = Vec::new();
+        let audit: RefCell<&mut dyn Audit> = RefCell::new(&mut events);
+        let progress = Progress::default();
+        let gate = Gate::new(&token, &ui, &audit, "Ada", &progress);
+        gate.announce("Generate root key ecdsa-p384 \"r\" on the token");
+        let e = gate
+            .generate_key_pair("r", KeyType::EcdsaP384)
+            .expect_err("declined");
+        assert!(e.to_string().contains("not called"), "{e}");
+        match gate.halt() {
+            Some(CeremonyError::Cancelled(r)) => {
+                assert!(
+                    r.starts_with("the administrator declined: Generate root key"),
+                    "{r}"
+                )
+            }
+            other => panic!("expected a cancellation, got {other:?}"),
+        }
+        drop(gate);
+        assert!(events.is_empty(), "nothing recorded for a declined step");
+    }
+
+    #[test]
+    fn under_yes_each_announced_operation_is_acknowledged_automatically() {
+        let token = Unreachable {
+            id: TokenIdentity::fake("t", "42"),
+            signs: true,
+        };
+        let ui = Ui::new(false, true);
+        let mut events: Vec<Event> = Vec::new();
+        let audit: RefCell<&mut dyn Audit> = RefCell::new(&mut events);
+        let progress = Progress::default();
+        let gate = Gate::new(&token, &ui, &audit, "Ada", &progress);
+        let key = KeyPair {
+            label: "r".into(),
+            id: vec![1],
+            key_type: KeyType::EcdsaP256,
+            spki: spki_of_test(),
+            flags: Default::default(),
+        };
+        gate.announce("Sign the root certificate");
+        assert_eq!(gate.sign(&key, b"tbs").expect("signed"), vec![7]);
+        // A leaf signature (nothing announced) is not confirmed.
+        assert_eq!(gate.sign(&key, b"leaf").expect("signed"), vec![7]);
+        drop(gate);
+        assert_eq!(
+            events,
+            vec![Event::Acknowledged {
+                who: "Ada".into(),
+                as_role: "administrator".into(),
+                what: "Sign the root certificate".into(),
+                how: AckHow::Automatic,
+            }]
+        );
+    }
+
+    fn spki_of_test() -> spki::SubjectPublicKeyInfoOwned {
+        use der::Decode;
+        // A P-256 SubjectPublicKeyInfo (the generator point), DER.
+        let der = hex::decode(
+            "3059301306072a8648ce3d020106082a8648ce3d030107034200046b17d1f2e12c4247f8bce6e563a440f2\
+             77037d812deb33a0f4a13945d898c2964fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5",
+        )
+        .expect("hex");
+        spki::SubjectPublicKeyInfoOwned::from_der(&der).expect("spki")
+    }
+}

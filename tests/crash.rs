@@ -1,0 +1,757 @@
+//! Crash anywhere (issue 8): `ceremony run` of a demo-like plan is killed
+//! with SIGKILL at more than fifty points spread over every step — after
+//! each token operation, between leaves, during the staging writes, during
+//! the seal, after the commit — and at timed moments, each time on a fresh
+//! SoftHSM token, and each kill is followed by a rerun of the same command.
+//!
+//! After each kill: no token label carries two objects of one class, and
+//! OUT is either absent or whole (a bundle is never visible half-written).
+//! After each rerun: exactly the plan's twelve CA objects, every key seen
+//! after the kill is the one certified (no CA key made twice), `ceremony
+//! verify OUT --plan` passes, the audit log is sealed, `ceremony audit
+//! verify` passes, stock `age` decrypts it and every event naming an object
+//! is there once, and nothing is left beside OUT.
+//!
+//! Precise kills: the child is started with `CEREMONY_FAILPOINT=pause:<point>`,
+//! waits at that point, and is SIGKILLed there by its handle. The points are
+//! not hard-coded: one traced run lists every point the plan passes
+//! (`CEREMONY_FAILPOINT_TRACE`), and the cases are chosen from that list.
+//! Cases run on `CEREMONY_CRASH_THREADS` worker threads (default 4: most of
+//! a run is fsync, not CPU), each on its own token and temp dir.
+
+#![cfg(feature = "failpoints")]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::{Ended, Fixture, Output, json_lines, kind, snapshot_tree};
+use serde_json::Value;
+
+const AUDITOR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/ceremony/plans/demo-auditor.agekey"
+);
+/// How long a child may take to reach its pause point.
+const PAUSE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Labels of the plan's four CAs (the demo plan's).
+const LABELS: [&str; 4] = [
+    "demo-root-2026",
+    "demo-kubernetes-ca-2026",
+    "demo-etcd-ca-2026",
+    "demo-front-proxy-ca-2026",
+];
+
+/// The demo plan (ceremony/plans/demo.toml) made smaller for CI: the same
+/// CAs and key types (P-384 root, P-256 intermediates and leaves), two
+/// control-plane nodes and one worker (24 leaves).
+fn plan_text(token: &str) -> String {
+    let demo = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/ceremony/plans/demo.toml"
+    ))
+    .expect("read the demo plan");
+    let cp3 = "[[cluster.control_plane]]\nname = \"cp3\"\naddress = \"10.0.0.13\"\n\n";
+    let text = demo
+        .replace(
+            "pkcs11:token=ceremony-demo",
+            &format!("pkcs11:token={token}"),
+        )
+        .replace("runbook = \"../../docs/runbook.md\"\n", "")
+        .replace(cp3, "")
+        .replace(
+            "names = [\"worker1\", \"worker2\"]",
+            "names = [\"worker1\"]",
+        );
+    assert!(
+        !text.contains("cp3") && !text.contains("worker2") && !text.contains("runbook"),
+        "the demo plan changed shape; update crash.rs"
+    );
+    text
+}
+
+/// One way to end a run early.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kill {
+    /// SIGKILL while paused at this failpoint (`<name>@<n>`).
+    At(String),
+    /// SIGKILL this long after the start.
+    After(Duration),
+}
+
+impl std::fmt::Display for Kill {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Kill::At(p) => write!(f, "at {p}"),
+            Kill::After(d) => write!(f, "after {} ms", d.as_millis()),
+        }
+    }
+}
+
+/// What one case's kill found.
+#[derive(Debug)]
+enum Outcome {
+    Killed,
+    /// A timed kill landed inside the token's own C_GenerateKeyPair or
+    /// C_CreateObject (the trace's last point is `token-keygen-start` or
+    /// `token-store-start`): SoftHSM writes a key pair as separate object
+    /// files and an object's attributes one by one, so it may leave half a
+    /// pair or an object without its label (see `rerun_and_check`).
+    KilledInKeygen,
+    /// A timed kill came after the run had finished on its own.
+    FinishedFirst,
+}
+
+fn run_args(f: &Fixture) -> Vec<PathBuf> {
+    vec![
+        "run".into(),
+        f.path().join("plan.toml"),
+        "--yes".into(),
+        "--pin-file".into(),
+        f.pin_file(),
+        "--out".into(),
+        f.work("out"),
+    ]
+}
+
+fn setup(label: &str) -> Fixture {
+    let f = Fixture::new(label);
+    common::write_file(
+        &f.path().join("plan.toml"),
+        plan_text(&f.token().label).as_bytes(),
+        0o644,
+    );
+    f
+}
+
+/// Runs the plan once, start to end, listing every failpoint it passes
+/// (in order) and how long it took.
+fn trace_points() -> (Vec<String>, Duration) {
+    let f = setup("crash-trace");
+    let trace = f.path().join("trace");
+    let mut run = f.spawn_ceremony(
+        &run_args(&f),
+        &[("CEREMONY_FAILPOINT_TRACE", trace.as_os_str())],
+    );
+    let o = run.wait();
+    let took = run.elapsed();
+    o.assert_ok("the traced run");
+    let text = std::fs::read_to_string(&trace).expect("the trace");
+    let points: Vec<String> = text.lines().map(str::to_string).collect();
+    (points, took)
+}
+
+/// `k` indices spread evenly over `0..n` (first and last included).
+fn spread(n: usize, k: usize) -> Vec<usize> {
+    if n == 0 {
+        return vec![];
+    }
+    let k = k.min(n).max(1);
+    let mut v: Vec<usize> = (0..k)
+        .map(|i| if k == 1 { 0 } else { i * (n - 1) / (k - 1) })
+        .collect();
+    v.dedup();
+    v
+}
+
+/// The kills of the suite, chosen from the traced points: every named step
+/// once, and a spread of each counted point (token signatures, leaves,
+/// staging writes, journal records), plus timed kills across the run.
+fn choose_kills(points: &[String], took: Duration) -> Vec<Kill> {
+    let mut by_name: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for p in points {
+        let name = p.rsplit_once('@').map_or(p.as_str(), |(n, _)| n);
+        by_name.entry(name.to_string()).or_default().push(p.clone());
+    }
+    // How many of each counted point; every other point is taken whole.
+    let take = |name: &str| match name {
+        "journal-append" => 10,
+        "write" => 8,
+        "write-open" => 4,
+        "leaf" => 8,
+        "token-sign" => 7,
+        _ => usize::MAX,
+    };
+    let mut kills = Vec::new();
+    for (name, hits) in &by_name {
+        for i in spread(hits.len(), take(name)) {
+            kills.push(Kill::At(hits[i].clone()));
+        }
+    }
+    // Timed kills: at fractions of a full run, wherever the process is then.
+    for i in 1..=8u32 {
+        kills.push(Kill::After(took * (2 * i - 1) / 16));
+    }
+    kills
+}
+
+/// No label carries two objects of one class.
+fn assert_labels_unique(f: &Fixture, when: &str) -> Vec<common::Object> {
+    let objects = f.objects();
+    let mut seen = BTreeSet::new();
+    for o in objects.iter().filter(|o| !unlabeled(o)) {
+        assert!(
+            seen.insert((o.class.clone(), o.label.clone())),
+            "{when}: two {} objects labelled {}: {objects:#?}",
+            o.class,
+            o.label
+        );
+    }
+    objects
+}
+
+/// An object without a label: `token list` leaves the label column empty,
+/// so the parsed row shows the key type there.
+fn unlabeled(o: &common::Object) -> bool {
+    o.label.starts_with("CKK_") || o.label == "-"
+}
+
+/// The public keys of labels that also carry a private key (a public key
+/// alone is half a pair, not a CA key).
+fn ca_public_keys(f: &Fixture) -> BTreeMap<String, (String, String)> {
+    let objects = f.objects();
+    f.ec_public_keys()
+        .into_iter()
+        .filter(|(label, _)| {
+            objects
+                .iter()
+                .any(|o| o.class == "private-key" && &o.label == label)
+        })
+        .collect()
+}
+
+fn ceremony_ok(f: &Fixture, args: &[&OsStr], what: &str) -> Output {
+    let o = f.ceremony(args);
+    o.assert_ok(what);
+    o
+}
+
+/// OUT is whole: the bundle verifies against the plan and its log is sealed.
+fn assert_whole(f: &Fixture, out: &Path, when: &str) {
+    let plan = f.path().join("plan.toml");
+    let o = ceremony_ok(
+        f,
+        &[
+            "verify".as_ref(),
+            out.as_os_str(),
+            "--plan".as_ref(),
+            plan.as_os_str(),
+        ],
+        &format!("ceremony verify OUT --plan ({when})"),
+    );
+    assert!(o.stdout.starts_with("OK: "), "{when}: {o}");
+    let log = out.join("audit.log.age");
+    let o = ceremony_ok(
+        f,
+        &[
+            "audit".as_ref(),
+            "verify".as_ref(),
+            log.as_os_str(),
+            "--identity".as_ref(),
+            AUDITOR.as_ref(),
+        ],
+        &format!("ceremony audit verify ({when})"),
+    );
+    assert!(o.stdout.contains("sealed and intact"), "{when}: {o}");
+}
+
+/// The sealed log's records (stock `age` decrypts it), without the seal line.
+fn sealed_records(f: &Fixture, out: &Path) -> Vec<Value> {
+    let log = out.join("audit.log.age");
+    let o = f.tool(
+        "age",
+        &[
+            "-d".as_ref(),
+            "-i".as_ref(),
+            AUDITOR.as_ref(),
+            log.as_os_str(),
+        ],
+    );
+    o.assert_ok("age -d");
+    let mut lines: Vec<&str> = o.stdout.lines().collect();
+    let seal = lines.pop().expect("a seal line");
+    assert!(
+        seal.contains("\"seal\""),
+        "the last line is the seal: {seal}"
+    );
+    json_lines(&lines)
+}
+
+/// Every event that names an object is in the log once: each CA key
+/// generated at most once (and found or generated by the last run), each CA
+/// certificate issued and stored at most once, each leaf serial once; the
+/// last run records every output once.
+fn assert_each_event_once(records: &[Value], out: &Path) {
+    assert_eq!(kind(&records[0]), "ceremony_started", "the first record");
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| kind(r) == "ceremony_started")
+            .count(),
+        1
+    );
+    let mut seen = BTreeSet::new();
+    for r in records {
+        let e = &r["event"];
+        let key = match kind(r) {
+            "key_generated" => format!("key generated {}", e["label"]),
+            "certificate_stored" => format!("stored {}", e["label"]),
+            // A CA certificate signed by a run killed before it was stored
+            // is signed again by the rerun: two signings, each once.
+            "certificate_issued" => format!("certificate serial {}", e["serial"]),
+            _ => continue,
+        };
+        assert!(
+            seen.insert(key.clone()),
+            "{key} appears twice in the sealed log"
+        );
+    }
+    // The last run: from the last start or resume to the end.
+    let last = records
+        .iter()
+        .rposition(|r| matches!(kind(r), "ceremony_started" | "resumed"))
+        .expect("a start");
+    let tail = &records[last..];
+    for label in LABELS {
+        let n = tail
+            .iter()
+            .filter(|r| {
+                matches!(kind(r), "key_generated" | "key_found")
+                    && r["event"]["label"].as_str() == Some(label)
+            })
+            .count();
+        assert_eq!(n, 1, "the last run found or generated key {label} once");
+    }
+    for role in ["root", "kubernetes", "etcd", "front-proxy"] {
+        let n = tail
+            .iter()
+            .filter(|r| {
+                matches!(kind(r), "certificate_issued" | "certificate_found")
+                    && r["event"]["node"].is_null()
+                    && r["event"]["role"].as_str() == Some(role)
+            })
+            .count();
+        assert_eq!(
+            n, 1,
+            "the last run found or issued the {role} CA certificate once"
+        );
+    }
+    assert_eq!(
+        tail.iter().filter(|r| kind(r) == "end").count(),
+        1,
+        "one end in the last run"
+    );
+    assert_eq!(kind(records.last().expect("records")), "end");
+    let written: Vec<&str> = tail
+        .iter()
+        .filter(|r| kind(r) == "output_written")
+        .map(|r| r["event"]["path"].as_str().expect("a path"))
+        .collect();
+    let unique: BTreeSet<&str> = written.iter().copied().collect();
+    assert_eq!(written.len(), unique.len(), "an output recorded twice");
+    let files: BTreeSet<String> = snapshot_tree(out)
+        .into_iter()
+        .filter(|(_, n)| matches!(n, common::Node::File { .. }))
+        .map(|(p, _)| p.to_string_lossy().into_owned())
+        .filter(|p| p != "audit.log.age" && p != "transcript.md")
+        .collect();
+    let unique: BTreeSet<String> = unique.into_iter().map(str::to_string).collect();
+    assert_eq!(
+        unique, files,
+        "the last run records exactly the files of OUT"
+    );
+}
+
+/// Nothing but OUT beside it: no staging directory, marker or journal.
+fn assert_nothing_beside(out: &Path) {
+    let beside: Vec<PathBuf> = snapshot_tree(out.parent().expect("a parent"))
+        .into_keys()
+        .filter(|p| p.components().count() == 1)
+        .collect();
+    assert_eq!(
+        beside,
+        [PathBuf::from(out.file_name().expect("a name"))],
+        "beside the output after the rerun"
+    );
+}
+
+/// Kills one run as `kill` says and checks what it left.
+fn kill_once(f: &Fixture, kill: &Kill) -> Outcome {
+    let out = f.work("out");
+    let pause = f.pause_dir();
+    let outcome = match kill {
+        Kill::At(point) => {
+            let spec = format!("pause:{point}");
+            let mut run = f.spawn_ceremony(
+                &run_args(f),
+                &[
+                    ("CEREMONY_FAILPOINT", spec.as_ref()),
+                    ("CEREMONY_FAILPOINT_DIR", pause.as_os_str()),
+                ],
+            );
+            match run.wait_paused(&pause, PAUSE_TIMEOUT) {
+                Ended::Paused(at) => {
+                    assert_eq!(&at, point, "paused at another point");
+                    let o = run.kill();
+                    assert_eq!(o.signal, Some(9), "SIGKILL at {point}\n{o}");
+                    Outcome::Killed
+                }
+                Ended::Exited(o) => panic!(
+                    "the run never reached {point}: is {} built with --features failpoints \
+                     (a build without it may have replaced it meanwhile)?\n{o}",
+                    common::BIN
+                ),
+            }
+        }
+        Kill::After(d) => {
+            let trace = f.path().join("trace-timed");
+            let _ = std::fs::remove_file(&trace);
+            let mut run = f.spawn_ceremony(
+                &run_args(f),
+                &[("CEREMONY_FAILPOINT_TRACE", trace.as_os_str())],
+            );
+            let deadline = Instant::now() + *d;
+            let mut finished = None;
+            while Instant::now() < deadline {
+                if run.child.try_wait().expect("try_wait").is_some() {
+                    finished = Some(run.wait());
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            match finished {
+                Some(o) => {
+                    o.assert_ok("a run that finished before its timed kill");
+                    Outcome::FinishedFirst
+                }
+                None => {
+                    let o = run.kill();
+                    let last = std::fs::read_to_string(&trace)
+                        .unwrap_or_default()
+                        .lines()
+                        .last()
+                        .unwrap_or_default()
+                        .to_string();
+                    match o.signal {
+                        // Inside a token write (C_GenerateKeyPair, C_CreateObject).
+                        Some(9)
+                            if last.starts_with("token-keygen-start@")
+                                || last.starts_with("token-store-start@") =>
+                        {
+                            Outcome::KilledInKeygen
+                        }
+                        Some(9) => Outcome::Killed,
+                        _ => {
+                            o.assert_ok("a run that finished just before its timed kill");
+                            Outcome::FinishedFirst
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let when = format!("after the kill {kill}");
+    assert_labels_unique(f, &when);
+    // Never a half-written bundle at the final path: absent or whole.
+    if std::fs::symlink_metadata(&out).is_ok() {
+        assert_whole(f, &out, &when);
+    }
+    outcome
+}
+
+/// The rerun (after one or more kills) finishes, and everything holds.
+fn rerun_and_check(
+    f: &Fixture,
+    seen: &BTreeMap<String, (String, String)>,
+    what: &str,
+    rerun: bool,
+    in_keygen: bool,
+) -> usize {
+    let out = f.work("out");
+    if rerun {
+        let o = f.ceremony(&run_args(f));
+        let refused = "does not belong to this plan: objects carry it but no private key does";
+        if in_keygen && o.code == Some(3) && o.first_error().is_some_and(|e| e.contains(refused)) {
+            // Known limit (docs/reliability.md): killed inside SoftHSM's
+            // C_GenerateKeyPair, the token kept the public half only. The
+            // rerun stops before generating or signing anything; the
+            // operator deletes the lone public key and runs again.
+            let err = o.first_error().unwrap_or_default();
+            let label = err
+                .split('"')
+                .nth(1)
+                .unwrap_or_else(|| panic!("no label in {err}"))
+                .to_string();
+            let objects = f.objects();
+            assert!(
+                objects
+                    .iter()
+                    .filter(|x| x.label == label)
+                    .all(|x| x.class == "public-key"),
+                "{what}: only a public key carries {label}: {objects:#?}"
+            );
+            f.pkcs11_tool_login(&["--delete-object", "--type", "pubkey", "--label", &label])
+                .assert_ok("pkcs11-tool --delete-object (the operator's recovery)");
+            eprintln!(
+                "crash {what}: the rerun stopped safely at the lone public key \"{label}\"; deleted it, running again"
+            );
+            let o = f.ceremony(&run_args(f));
+            o.assert_ok(&format!(
+                "the rerun {what}, after deleting the lone public key"
+            ));
+        } else {
+            o.assert_ok(&format!("the rerun {what}"));
+        }
+    }
+    assert_nothing_beside(&out);
+    let mut objects = assert_labels_unique(f, &format!("after the rerun {what}"));
+    // Killed inside SoftHSM's keygen, the token may keep a public key
+    // object it had not labelled yet: junk of the token's own, not a CA key.
+    let orphans = objects.iter().filter(|o| unlabeled(o)).count();
+    assert!(
+        orphans == 0 || in_keygen,
+        "{what}: objects without a label: {objects:#?}"
+    );
+    objects.retain(|o| !unlabeled(o));
+    assert!(
+        orphans == 0 || objects.len() == 12,
+        "{what}: orphans beside the CA objects: {objects:#?}"
+    );
+    assert_eq!(
+        objects.len(),
+        12,
+        "{what}: the plan's twelve objects: {objects:#?}"
+    );
+    for label in LABELS {
+        let mine: Vec<&str> = objects
+            .iter()
+            .filter(|o| o.label == label)
+            .map(|o| o.class.as_str())
+            .collect();
+        assert_eq!(mine.len(), 3, "{what}: {label}: {mine:?}");
+    }
+    // No CA key made twice: every key on the token after the kill is still
+    // there under its label and id, and is the one its certificate certifies.
+    let now = f.ec_public_keys();
+    for (label, key) in seen {
+        assert_eq!(
+            now.get(label),
+            Some(key),
+            "{what}: key \"{label}\" was replaced by the rerun"
+        );
+    }
+    assert_whole(f, &out, &format!("after the rerun {what}"));
+    let records = sealed_records(f, &out);
+    assert_each_event_once(&records, &out);
+    let certified: BTreeSet<String> = records
+        .iter()
+        .filter(|r| matches!(kind(r), "key_generated" | "key_found"))
+        .filter_map(|r| r["event"]["label"].as_str().map(str::to_string))
+        .collect();
+    for label in LABELS {
+        assert!(
+            certified.contains(label),
+            "{what}: no record of key {label}"
+        );
+    }
+    orphans
+}
+
+fn crash_case(i: usize, kills: &[Kill]) -> Outcome {
+    let f = setup(&format!("crash-{i}"));
+    let mut outcome = Outcome::FinishedFirst;
+    let mut seen = BTreeMap::new();
+    let mut finished = false;
+    let mut in_keygen = false;
+    for kill in kills {
+        match kill_once(&f, kill) {
+            Outcome::Killed => outcome = Outcome::Killed,
+            Outcome::KilledInKeygen => in_keygen = true,
+            Outcome::FinishedFirst => finished = true,
+        }
+        let now = ca_public_keys(&f);
+        for (label, key) in &seen {
+            assert_eq!(
+                now.get(label),
+                Some(key),
+                "key \"{label}\" replaced at {kill}"
+            );
+        }
+        seen = now;
+        if finished {
+            break;
+        }
+    }
+    let what = kills
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", then ");
+    let orphans = rerun_and_check(&f, &seen, &format!("(killed {what})"), !finished, in_keygen);
+    if in_keygen {
+        eprintln!(
+            "crash case {i} ({what}): killed inside the token's keygen; {orphans} unlabelled public key(s) left by SoftHSM"
+        );
+        return Outcome::KilledInKeygen;
+    }
+    outcome
+}
+
+/// Runs `cases` on worker threads; returns the failures (case, message).
+fn run_cases(cases: Vec<Vec<Kill>>) -> (usize, usize, Vec<String>, usize) {
+    let threads: usize = std::env::var("CEREMONY_CRASH_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4)
+        .max(1);
+    let queue = Mutex::new(cases.into_iter().enumerate().collect::<Vec<_>>());
+    let results = Mutex::new((0usize, 0usize, Vec::new(), 0usize));
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                loop {
+                    let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop();
+                    let Some((i, kills)) = next else { break };
+                    let start = Instant::now();
+                    let r = std::panic::catch_unwind(|| crash_case(i, &kills));
+                    let mut res = results.lock().unwrap_or_else(|p| p.into_inner());
+                    let label = kills
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", then ");
+                    match r {
+                        Ok(Outcome::Killed) => {
+                            res.0 += 1;
+                            eprintln!("crash case {i} ({label}): killed, resumed, checked in {:?}", start.elapsed());
+                        }
+                        Ok(Outcome::KilledInKeygen) => {
+                            res.0 += 1;
+                            res.3 += 1;
+                            eprintln!("crash case {i} ({label}): killed inside the token's keygen, recovered, checked in {:?}", start.elapsed());
+                        }
+                        Ok(Outcome::FinishedFirst) => {
+                            res.1 += 1;
+                            eprintln!("crash case {i} ({label}): finished before the kill; checked");
+                        }
+                        Err(e) => {
+                            let msg = e
+                                .downcast_ref::<String>()
+                                .cloned()
+                                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                                .unwrap_or_default();
+                            res.2.push(format!("case {i} ({label}):\n{msg}"));
+                        }
+                    }
+                }
+            });
+        }
+    });
+    results.into_inner().unwrap_or_else(|p| p.into_inner())
+}
+
+#[test]
+fn sigkill_anywhere_then_rerun() {
+    let start = Instant::now();
+    let (points, took) = trace_points();
+    let mut cases: Vec<Vec<Kill>> = choose_kills(&points, took)
+        .into_iter()
+        .map(|k| vec![k])
+        .collect();
+    // Kills in a row on one token, each run resuming the last, then a rerun.
+    let named = |p: &str| {
+        points
+            .iter()
+            .find(|q| q.as_str() == p)
+            .cloned()
+            .unwrap_or_else(|| panic!("the traced run never passed {p}"))
+    };
+    cases.push(vec![
+        Kill::At(named("token-keygen@1")),
+        Kill::At(named("after-store:kubernetes@1")),
+        Kill::At(named("leaf@3")),
+        Kill::At(named("after-seal-sign@1")),
+        Kill::At(named("after-rename@1")),
+    ]);
+    let precise = cases
+        .iter()
+        .flatten()
+        .filter(|k| matches!(k, Kill::At(_)))
+        .count();
+    let total = cases.iter().map(Vec::len).sum::<usize>();
+    let steps: BTreeSet<&str> = points
+        .iter()
+        .map(|p| p.rsplit_once('@').map_or(p.as_str(), |(n, _)| n))
+        .collect();
+    eprintln!(
+        "crash: the traced run passed {} failpoint hits of {} kinds in {took:?}; {} cases, {total} kills ({precise} at failpoints)",
+        points.len(),
+        steps.len(),
+        cases.len()
+    );
+    assert!(
+        precise >= 50,
+        "at least 50 precise kill points, got {precise}"
+    );
+    let (killed, finished, failures, in_keygen) = run_cases(cases);
+    eprintln!(
+        "crash: {killed} cases killed and resumed ({in_keygen} killed inside the token's keygen), {finished} timed kills came after the run finished, {} failed, in {:?}",
+        failures.len(),
+        start.elapsed()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} crash cases failed:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
+/// The traced list covers every step of the run (a failpoint removed from
+/// the code, or a step added without one, shows up here).
+#[test]
+fn the_trace_covers_every_step() {
+    let (points, _) = trace_points();
+    let names: BTreeSet<&str> = points
+        .iter()
+        .map(|p| p.rsplit_once('@').map_or(p.as_str(), |(n, _)| n))
+        .collect();
+    for want in [
+        "journal-append",
+        "before-cas",
+        "token-keygen-start",
+        "token-store-start",
+        "token-keygen",
+        "token-sign",
+        "after-key:root",
+        "after-sign:front-proxy",
+        "after-store:etcd",
+        "leaf",
+        "mid-leaves",
+        "write-open",
+        "write",
+        "before-seal",
+        "after-seal-sign",
+        "before-rename",
+        "after-rename",
+        "before-journal-remove",
+    ] {
+        assert!(names.contains(want), "no {want} in the trace: {names:?}");
+    }
+    let count = |n: &str| {
+        points
+            .iter()
+            .filter(|p| p.starts_with(&format!("{n}@")))
+            .count()
+    };
+    assert_eq!(
+        count("leaf"),
+        24,
+        "two control-plane nodes (12 and 11 leaves) and one worker"
+    );
+    assert_eq!(count("token-keygen"), 4);
+}
