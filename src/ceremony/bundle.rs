@@ -48,7 +48,7 @@ const WINDOW: usize = 256;
 /// FIXME(issue 7): 256 here hangs runs of more than 256 worker leaves (a
 /// lost wake-up in `drive`, not yet found); until it is, the workers' leaves
 /// are one batch, held in memory until the end.
-const BATCH: usize = 1_000_000;
+const BATCH: usize = 256;
 /// Serial numbers per C_GenerateRandom.
 const SERIAL_BLOCK: usize = 64;
 
@@ -651,7 +651,9 @@ fn drive<'a>(
         if all_in {
             return Ok(());
         }
-        if !finished.contains_key(&next) {
+        // Wait only for a leaf that is out: a cut can consume everything
+        // that came back, and then the next item is not dispatched yet.
+        if in_flight > 0 && !finished.contains_key(&next) {
             let msg = done
                 .recv()
                 .map_err(|_| CeremonyError::Internal("the leaf workers stopped".into()))?;
@@ -823,7 +825,7 @@ mod tests {
         let plan = concat!(env!("CARGO_MANIFEST_DIR"), "/ceremony/plans/demo.toml");
         let loaded = crate::plan::load(std::path::Path::new(plan), now).unwrap();
         let mut cl = loaded.plan.cluster.clone().unwrap();
-        cl.workers = (1..=300).map(|i| format!("worker{i}")).collect();
+        cl.workers = (1..=1000).map(|i| format!("worker{i}")).collect();
         let token = Fake {
             id: TokenIdentity::fake("fake", "1"),
             keys: RefCell::default(),
@@ -878,6 +880,6 @@ mod tests {
             })
             .collect();
         assert!(positions.windows(2).all(|w| w[0] < w[1]), "plan order");
-        assert_eq!(issued.last().unwrap().0.as_deref(), Some("worker300"));
+        assert_eq!(issued.last().unwrap().0.as_deref(), Some("worker1000"));
     }
 }
