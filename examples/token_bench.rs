@@ -126,9 +126,14 @@ fn bench(a: &Args) -> Result<(), String> {
         .map_err(|e| e.to_string())?
     {
         Some(k) => k,
-        None => token
-            .generate_key_pair(&label, a.key)
-            .map_err(|e| e.to_string())?,
+        None => {
+            let id = token
+                .random(ceremony::token::KEY_ID_LEN)
+                .map_err(|e| e.to_string())?;
+            token
+                .generate_key_pair(&label, a.key, &id)
+                .map_err(|e| e.to_string())?
+        }
     };
     println!("key={}", a.key.name());
     for (_, m) in &mech {

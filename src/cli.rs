@@ -200,6 +200,10 @@ pub enum TokenCommand {
 }
 
 pub fn dispatch(cli: Cli) -> Result<(), CeremonyError> {
+    // Before any PIN, key or identity is in memory (src/harden.rs says why).
+    crate::harden::no_core_dumps().map_err(|e| {
+        CeremonyError::Internal(format!("cannot disable core dumps for this process: {e}"))
+    })?;
     match cli.command {
         Command::Check { plan, out } => {
             let now = std::time::SystemTime::now();

@@ -1036,6 +1036,72 @@ fn a_canary_pin_appears_nowhere() {
     show.extend(["--identity", AUDITOR]);
     outputs.push(f.ceremony(&show, &[]));
     outputs.push(v);
+    // Every other command, the PIN-taking ones by file and by variable, and
+    // with the wrong PIN (whose error must not echo it either).
+    let (plan_s, out_s) = (plan.to_str().unwrap(), out.to_str().unwrap());
+    let (pin_s, wrong_s) = (f.pin_file.to_str().unwrap(), wrong.to_str().unwrap());
+    let canary_env = [("CEREMONY_TEST_PIN", CANARY)];
+    let wrong_env = [("CEREMONY_TEST_PIN", WRONG)];
+    // (arguments, environment, expected exit code)
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], i32);
+    let runs: [Case; 8] = [
+        (&["check", plan_s], &[], 0),
+        (&["verify", out_s, "--plan", plan_s], &[], 0),
+        (&["inspect", out_s], &[], 0),
+        (
+            &["token", "list", "--plan", plan_s, "--pin-file", pin_s],
+            &[],
+            0,
+        ),
+        (
+            &[
+                "token",
+                "list",
+                "--plan",
+                plan_s,
+                "--pin-env",
+                "CEREMONY_TEST_PIN",
+            ],
+            &canary_env,
+            0,
+        ),
+        (
+            &["token", "list", "--plan", plan_s, "--pin-file", wrong_s],
+            &[],
+            3,
+        ),
+        (
+            &[
+                "token",
+                "list",
+                "--plan",
+                plan_s,
+                "--pin-env",
+                "CEREMONY_TEST_PIN",
+            ],
+            &wrong_env,
+            3,
+        ),
+        // A finished output is never overwritten: refused, PIN from the variable.
+        (
+            &[
+                "run",
+                plan_s,
+                "--yes",
+                "--pin-env",
+                "CEREMONY_TEST_PIN",
+                "--out",
+                out_s,
+            ],
+            &canary_env,
+            2,
+        ),
+    ];
+    for (args, env, code) in runs {
+        let o = f.ceremony(args, env);
+        assert_eq!(o.code, Some(code), "ceremony {args:?}: {o}");
+        outputs.push(o);
+    }
 
     for secret in [CANARY, SO_CANARY, WRONG] {
         for o in &outputs {

@@ -137,6 +137,14 @@ enum TokenAction {
         key: String,
         id: String,
     },
+    /// The public half of a `pkcs11-tool --keypairgen` pair (its private key deleted),
+    /// as a token can leave a killed key generation: with no journal recording
+    /// that generation, it is foreign and must be left alone.
+    PublicKeyOnly {
+        label: String,
+        key: String,
+        id: String,
+    },
     /// A P-256 key made by openssl, `softhsm2-util --import`ed (so never-extractable is false).
     ImportKey { label: String, id: String },
     /// A self-signed certificate (openssl, software key) written with `pkcs11-tool --type cert`.
@@ -259,7 +267,7 @@ fn token_setup(f: &mut Fixture, action: &TokenAction, base_plan: &str) {
             f.pkcs11_tool_login(&["--write-object", &d, "--type", "data", "--label", label])
                 .assert_ok("pkcs11-tool --write-object --type data");
         }
-        TokenAction::Keypair { label, key, id } => {
+        TokenAction::Keypair { label, key, id } | TokenAction::PublicKeyOnly { label, key, id } => {
             f.pkcs11_tool_login(&[
                 "--keypairgen",
                 "--key-type",
@@ -270,6 +278,10 @@ fn token_setup(f: &mut Fixture, action: &TokenAction, base_plan: &str) {
                 id,
             ])
             .assert_ok("pkcs11-tool --keypairgen");
+            if matches!(action, TokenAction::PublicKeyOnly { .. }) {
+                f.pkcs11_tool_login(&["--delete-object", "--type", "privkey", "--id", id])
+                    .assert_ok("pkcs11-tool --delete-object --type privkey");
+            }
         }
         TokenAction::ImportKey { label, id } => {
             let key = openssl_key(f);
@@ -629,6 +641,7 @@ cases! {
     imported_key => "imported-key",
     foreign_certificate => "foreign-certificate",
     certificate_without_key => "certificate-without-key",
+    public_key_without_private_key => "public-key-without-private-key",
     changed_subject_after_run => "changed-subject-after-run",
     changed_key_type_after_run => "changed-key-type-after-run",
     csr_dir_missing => "csr-dir-missing",

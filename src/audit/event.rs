@@ -113,6 +113,19 @@ pub struct Recovery {
     /// Whether an unfinished staging directory of the previous run was found
     /// (it is discarded and rebuilt).
     pub staging_discarded: bool,
+    /// Key generations the journal shows started but never done (killed
+    /// inside the token's C_GenerateKeyPair, or just before or after it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interrupted_key_generations: Vec<PendingKey>,
+}
+
+/// A key generation recorded as started (`key_generation_started`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingKey {
+    pub role: String,
+    pub label: String,
+    /// CKA_ID, hex.
+    pub id: String,
 }
 
 /// One event of a ceremony. Serialized with a `kind` tag.
@@ -153,7 +166,26 @@ pub enum Event {
         mechanism: String,
     },
     KeyFound(KeyInfo),
+    /// About to ask the token for a key pair: recorded before the token
+    /// acts, so a run killed inside C_GenerateKeyPair leaves the id of what
+    /// the token may have half-made.
+    KeyGenerationStarted {
+        role: String,
+        label: String,
+        key_type: String,
+        /// CKA_ID, hex.
+        id: String,
+    },
     KeyGenerated(KeyInfo),
+    /// Public keys with the CKA_ID of an interrupted generation and no
+    /// private key beside them, removed by the resumed run before it
+    /// generates the key again (the private half never existed).
+    LonePublicKeyRemoved {
+        role: String,
+        label: String,
+        id: String,
+        objects: u64,
+    },
     /// A CA certificate already on the token (resume).
     CertificateFound(CertInfo),
     CertificateIssued(CertInfo),
@@ -204,7 +236,9 @@ impl Event {
             Event::LoggedIn { .. } => "logged_in",
             Event::MechanismChosen { .. } => "mechanism_chosen",
             Event::KeyFound(_) => "key_found",
+            Event::KeyGenerationStarted { .. } => "key_generation_started",
             Event::KeyGenerated(_) => "key_generated",
+            Event::LonePublicKeyRemoved { .. } => "lone_public_key_removed",
             Event::CertificateFound(_) => "certificate_found",
             Event::CertificateIssued(_) => "certificate_issued",
             Event::CertificateStored { .. } => "certificate_stored",
@@ -239,7 +273,7 @@ impl Event {
                 env,
                 found,
             } => format!(
-                "resumed plan {} into {output}: {} records intact{}{}{}{}; {}",
+                "resumed plan {} into {output}: {} records intact{}{}{}{}{}; {}",
                 short(plan_sha256),
                 found.records,
                 if found.torn_frame_bytes > 0 {
@@ -268,6 +302,14 @@ impl Event {
                 } else {
                     ""
                 },
+                if found.interrupted_key_generations.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ", {} key generation(s) interrupted",
+                        found.interrupted_key_generations.len()
+                    )
+                },
                 env_summary(env)
             ),
             Event::TokenIdentified {
@@ -293,6 +335,22 @@ impl Event {
                 k.key_type,
                 short(&k.spki_sha256),
                 flags_summary(&k.flags)
+            ),
+            Event::KeyGenerationStarted {
+                role,
+                label,
+                key_type,
+                id,
+            } => format!(
+                "{role} key \"{label}\" id {id} {key_type}: generation started on the token"
+            ),
+            Event::LonePublicKeyRemoved {
+                role,
+                label,
+                id,
+                objects,
+            } => format!(
+                "{role} key \"{label}\" id {id}: {objects} public key object(s) of an interrupted generation, without a private key, removed from the token"
             ),
             Event::CertificateFound(c) | Event::CertificateIssued(c) => format!(
                 "{}{}{} \"{}\" serial {} by {} CA, {} to {}, SHA-256 {}",

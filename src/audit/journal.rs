@@ -48,7 +48,7 @@ use age::secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
 use super::crypto::{DecryptFailure, Identities, Recipients};
-use super::event::{Event, Recovery};
+use super::event::{Event, PendingKey, Recovery};
 use super::record::{Chain, Record, next_record};
 use super::{Audit, AuditError, io, sibling};
 
@@ -700,6 +700,9 @@ impl Audit for Journal {
 fn recovery_of(d: &Decoded) -> Recovery {
     let mut discarded = Vec::new();
     let mut ended = false;
+    // Over the whole journal: a generation interrupted in any earlier run
+    // stays pending until a key with its id is recorded or its half removed.
+    let mut pending: Vec<PendingKey> = Vec::new();
     for line in &d.lines {
         let Ok(r) = serde_json::from_str::<Record>(line) else {
             continue;
@@ -710,6 +713,11 @@ fn recovery_of(d: &Decoded) -> Recovery {
                 ended = false;
             }
             Event::CertificateIssued(c) if c.node.is_some() => discarded.push(c.serial),
+            Event::KeyGenerationStarted {
+                role, label, id, ..
+            } => pending.push(PendingKey { role, label, id }),
+            Event::KeyGenerated(k) | Event::KeyFound(k) => pending.retain(|p| p.id != k.id),
+            Event::LonePublicKeyRemoved { id, .. } => pending.retain(|p| p.id != id),
             Event::End { .. } => ended = true,
             _ => {}
         }
@@ -721,6 +729,7 @@ fn recovery_of(d: &Decoded) -> Recovery {
         previous_run_ended: ended,
         discarded_leaf_serials: discarded,
         staging_discarded: false,
+        interrupted_key_generations: pending,
     }
 }
 

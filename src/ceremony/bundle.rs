@@ -737,7 +737,12 @@ mod tests {
         fn find_key_pair(&self, _: &str, _: KeyType) -> Result<Option<KeyPair>, TokenError> {
             Ok(None)
         }
-        fn generate_key_pair(&self, label: &str, key_type: KeyType) -> Result<KeyPair, TokenError> {
+        fn generate_key_pair(
+            &self,
+            label: &str,
+            key_type: KeyType,
+            id: &[u8],
+        ) -> Result<KeyPair, TokenError> {
             use der::Decode;
             use p256::elliptic_curve::Generate;
             use spki::EncodePublicKey;
@@ -753,7 +758,7 @@ mod tests {
                     (Soft::P256(k), der)
                 }
             };
-            let id = label.as_bytes().to_vec();
+            let id = id.to_vec();
             self.keys.borrow_mut().insert(id.clone(), soft);
             Ok(KeyPair {
                 label: label.into(),

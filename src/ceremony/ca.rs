@@ -18,7 +18,7 @@ use crate::audit::event::{cert_info, key_info};
 use crate::audit::{Audit, Event};
 use crate::plan::{CaRole, CaSpec};
 use crate::profile::{ca_path_len, ca_profile};
-use crate::token::{KeyPair, Token, TokenError, random_serial};
+use crate::token::{KEY_ID_LEN, KeyPair, Token, TokenError, random_serial};
 use crate::x509::{self, ToBeSigned};
 
 /// Clock skew allowance: certificates start this much before the ceremony's clock.
@@ -207,7 +207,19 @@ pub fn ensure_ca(
                 spec.key,
                 spec.label
             ));
-            let k = token.generate_key_pair(&spec.label, spec.key)?;
+            // The intent (with the CKA_ID) is durable before the token acts:
+            // a token that writes a pair as separate objects (SoftHSM) can
+            // keep the public half of a generation killed inside
+            // C_GenerateKeyPair, and the resumed run removes exactly that
+            // half, by its id (`Pkcs11Token::remove_lone_public_keys`).
+            let id = token.random(KEY_ID_LEN)?;
+            audit.record(Event::KeyGenerationStarted {
+                role: role.into(),
+                label: spec.label.clone(),
+                key_type: spec.key.name().into(),
+                id: hex::encode(&id),
+            })?;
+            let k = token.generate_key_pair(&spec.label, spec.key, &id)?;
             audit.record(Event::KeyGenerated(key_info(role, &k)))?;
             crate::failpoint::hit(&format!("after-key:{}", spec.role.name()));
             (k, true)

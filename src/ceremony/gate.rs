@@ -204,14 +204,19 @@ impl Token for Gate<'_, '_> {
         self.inner.find_key_pair(label, key_type)
     }
 
-    fn generate_key_pair(&self, label: &str, key_type: KeyType) -> Result<KeyPair, TokenError> {
+    fn generate_key_pair(
+        &self,
+        label: &str,
+        key_type: KeyType,
+        id: &[u8],
+    ) -> Result<KeyPair, TokenError> {
         self.pass(Function::GenerateKeyPair, "C_GenerateKeyPair")?;
         let spinner = self.ui.spinner(&format!(
             "the token is generating {key_type} key \"{label}\""
         ));
         interrupt::set_spinner(Some(spinner.clone()));
         let started = Instant::now();
-        let made = self.inner.generate_key_pair(label, key_type);
+        let made = self.inner.generate_key_pair(label, key_type, id);
         interrupt::set_spinner(None);
         spinner.finish_and_clear();
         if made.is_ok() {
@@ -321,7 +326,12 @@ mod tests {
         fn find_key_pair(&self, _: &str, _: KeyType) -> Result<Option<KeyPair>, TokenError> {
             Ok(None)
         }
-        fn generate_key_pair(&self, label: &str, _: KeyType) -> Result<KeyPair, TokenError> {
+        fn generate_key_pair(
+            &self,
+            label: &str,
+            _: KeyType,
+            _: &[u8],
+        ) -> Result<KeyPair, TokenError> {
             panic!("generated {label} although the run was stopped")
         }
         fn sign(&self, k: &KeyPair, _: &[u8]) -> Result<Vec<u8>, TokenError> {
@@ -360,7 +370,7 @@ mod tests {
         let gate = Gate::new(&token, &ui, &audit, "Ada", &progress);
         gate.announce("Generate root key ecdsa-p384 \"r\" on the token");
         let e = gate
-            .generate_key_pair("r", KeyType::EcdsaP384)
+            .generate_key_pair("r", KeyType::EcdsaP384, &[1; 16])
             .expect_err("declined");
         assert!(e.to_string().contains("not called"), "{e}");
         match gate.halt() {

@@ -16,7 +16,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::audit::event::Environment;
+use crate::audit::event::{Environment, PendingKey, Recovery};
 use crate::audit::{self, Audit, AuditError, Event, Journal};
 use crate::bundle::write::{self, OutputError, Staging};
 use crate::keytype::KeyType;
@@ -251,7 +251,7 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
     }
     // From here on every step is on the record: open (or continue) the
     // journal, and record how the run ends if it fails.
-    let (mut journal, env, resumed) = start_record(opts, &loaded, &module, &token, &ui)?;
+    let (mut journal, env, recovery) = start_record(opts, &loaded, &module, &token, &ui)?;
     let run = Run {
         opts,
         loaded: &loaded,
@@ -259,7 +259,10 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
         token: &token,
         env: &env,
         ui: &ui,
-        resumed,
+        resumed: recovery.as_ref().map(|r| r.records),
+        interrupted_keys: recovery
+            .map(|r| r.interrupted_key_generations)
+            .unwrap_or_default(),
         progress: &progress,
         now,
     };
@@ -312,6 +315,8 @@ struct Run<'a> {
     ui: &'a Ui,
     /// Records of the interrupted run's journal this run continues.
     resumed: Option<u64>,
+    /// Key generations that run started and never finished.
+    interrupted_keys: Vec<PendingKey>,
     progress: &'a Progress,
     now: SystemTime,
 }
@@ -368,6 +373,34 @@ fn found_on_token(token: &dyn Token, loaded: &LoadedPlan) -> Result<Vec<Found>, 
     Ok(v)
 }
 
+/// A run killed inside the token's C_GenerateKeyPair may have left the
+/// public half of the pair (SoftHSM writes the two objects one after the
+/// other). Its id is on the journal (`key_generation_started`), so the half
+/// is removed here, by that id only, before `preflight_label` would refuse
+/// the label as foreign; the key is then generated again.
+fn remove_interrupted_keygens(r: &Run<'_>, journal: &mut Journal) -> Result<(), CeremonyError> {
+    for p in &r.interrupted_keys {
+        let Ok(id) = hex::decode(&p.id) else {
+            continue;
+        };
+        let removed = r.token.remove_lone_public_keys(&id)?;
+        if removed.is_empty() {
+            continue;
+        }
+        r.ui.note(&format!(
+            "the previous run was stopped while the token generated {} key \"{}\": removed the public half it left (id {}); the key is generated again",
+            p.role, p.label, p.id
+        ));
+        journal.record(Event::LonePublicKeyRemoved {
+            role: p.role.clone(),
+            label: p.label.clone(),
+            id: p.id.clone(),
+            objects: removed.len() as u64,
+        })?;
+    }
+    Ok(())
+}
+
 /// The run after the journal is open: every event goes to `journal`.
 fn recorded_run(
     r: &Run<'_>,
@@ -396,6 +429,7 @@ fn recorded_run(
             mechanism: mech.clone(),
         })?;
     }
+    remove_interrupted_keygens(r, journal)?;
     for spec in &loaded.plan.cas {
         ca::preflight_label(token, spec)?;
     }
@@ -532,7 +566,7 @@ fn start_record(
     module: &Path,
     token: &Pkcs11Token,
     ui: &Ui,
-) -> Result<(Journal, Environment, Option<u64>), CeremonyError> {
+) -> Result<(Journal, Environment, Option<Recovery>), CeremonyError> {
     let env = Environment {
         tool_version: env!("CARGO_PKG_VERSION").into(),
         tool_sha256: tool_sha256(),
@@ -545,7 +579,7 @@ fn start_record(
         Journal::open(&opts.out, &loaded.sha256, &loaded.plan.recipients)?;
     let plan_sha256 = hex::encode(loaded.sha256);
     let output = opts.out.display().to_string();
-    let resumed = recovery.as_ref().map(|r| r.records);
+    let resumed = recovery.clone();
     match recovery {
         None => journal.record(Event::CeremonyStarted {
             ceremony: loaded.plan.name.clone(),
@@ -579,6 +613,7 @@ fn start_record(
             })?
         }
     }
+
     let id = token.identity();
     journal.record(Event::TokenIdentified {
         label: id.label.clone(),
@@ -894,7 +929,16 @@ pub fn token_list(
         "{:<12} {:<32} {:<34} {:<6} flags",
         "class", "label", "id", "type"
     );
+    let mut unreadable = 0;
     for o in &objects {
+        if let Some(why) = &o.unreadable {
+            unreadable += 1;
+            println!(
+                "{:<12} {:<32} {:<34} {:<6} the token cannot describe this object ({why})",
+                o.class, "-", "-", "-"
+            );
+            continue;
+        }
         let flags = o.flags.map_or(String::new(), |f| {
             let b = |v: Option<bool>| v.map_or("?", |x| if x { "yes" } else { "no" });
             format!(
@@ -914,6 +958,15 @@ pub fn token_list(
         );
     }
     println!("{} objects", objects.len());
+    if unreadable > 0 {
+        // Not a ceremony key: every key the ceremony made has a class and a
+        // label it can read back.
+        eprintln!(
+            "note: {unreadable} object(s) the token cannot describe; SoftHSM leaves one when a process is killed \
+             while it writes an object. It is none of the ceremony's keys; remove it with the token's own tools \
+             if you want it gone"
+        );
+    }
     Ok(())
 }
 

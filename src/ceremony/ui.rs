@@ -533,12 +533,20 @@ fn objects_text(objects: Option<&[ObjectInfo]>) -> String {
         count("public-key"),
         count("certificate"),
     );
-    let other = objects.len() - pk - pubk - cert;
+    let unreadable = count("unreadable");
+    let other = objects.len() - pk - pubk - cert - unreadable;
     let mut parts = vec![
         plural(pk, "private key", "private keys"),
         plural(pubk, "public key", "public keys"),
         plural(cert, "certificate", "certificates"),
     ];
+    if unreadable > 0 {
+        parts.push(plural(
+            unreadable,
+            "object the token cannot describe",
+            "objects the token cannot describe",
+        ));
+    }
     if other > 0 {
         parts.push(plural(other, "other object", "other objects"));
     }

@@ -105,7 +105,26 @@ pub struct ObjectInfo {
     pub id: Vec<u8>,
     pub key_type: Option<String>,
     pub flags: Option<KeyFlags>,
+    /// Why the token could not describe the object, when it could not.
+    pub unreadable: Option<String>,
 }
+
+impl ObjectInfo {
+    /// An object the token lists but whose attributes it cannot return.
+    pub fn unreadable(why: &str) -> ObjectInfo {
+        ObjectInfo {
+            class: "unreadable".into(),
+            label: String::new(),
+            id: Vec::new(),
+            key_type: None,
+            flags: None,
+            unreadable: Some(why.into()),
+        }
+    }
+}
+
+/// Bytes of a CA key's CKA_ID (random, from the token).
+pub const KEY_ID_LEN: usize = 16;
 
 /// What a ceremony needs of a token.
 pub trait Token {
@@ -120,7 +139,15 @@ pub trait Token {
     fn objects_labelled(&self, label: &str) -> Result<Vec<ObjectInfo>, TokenError>;
     /// The key pair with this label: None if there is none, an error if there are several.
     fn find_key_pair(&self, label: &str, key_type: KeyType) -> Result<Option<KeyPair>, TokenError>;
-    fn generate_key_pair(&self, label: &str, key_type: KeyType) -> Result<KeyPair, TokenError>;
+    /// Generates a CA key pair under `label` with CKA_ID `id`. The caller
+    /// picks the id (from [`Token::random`], [`KEY_ID_LEN`] bytes) so that it
+    /// can record the intent before the token acts (see `ceremony::ca`).
+    fn generate_key_pair(
+        &self,
+        label: &str,
+        key_type: KeyType,
+        id: &[u8],
+    ) -> Result<KeyPair, TokenError>;
     /// The X.509 signature value over `msg` (hashing on the host; ECDSA as DER).
     fn sign(&self, key: &KeyPair, msg: &[u8]) -> Result<Vec<u8>, TokenError>;
     fn random(&self, len: usize) -> Result<Vec<u8>, TokenError>;

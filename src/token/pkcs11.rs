@@ -177,6 +177,32 @@ impl Pkcs11Token {
         })
     }
 
+    /// Removes the public-key objects with CKA_ID `id` when no private key
+    /// or certificate carries that id, and returns what it removed: the half
+    /// a token may keep of a key generation killed inside C_GenerateKeyPair.
+    /// Only ever called with the id of a generation this ceremony's journal
+    /// recorded as started and never done; it destroys nothing else.
+    pub fn remove_lone_public_keys(&self, id: &[u8]) -> Result<Vec<ObjectInfo>, TokenError> {
+        for class in [ObjectClass::PRIVATE_KEY, ObjectClass::CERTIFICATE] {
+            let with = [Attribute::Class(class), Attribute::Id(id.to_vec())];
+            if !self.find(&with, 1)?.is_empty() {
+                return Ok(Vec::new());
+            }
+        }
+        let with = [
+            Attribute::Class(ObjectClass::PUBLIC_KEY),
+            Attribute::Id(id.to_vec()),
+        ];
+        let mut removed = Vec::new();
+        for h in self.find(&with, 16)? {
+            removed.push(self.info(h)?);
+            self.session
+                .destroy_object(h)
+                .map_err(self.err("C_DestroyObject (a lone public key)"))?;
+        }
+        Ok(removed)
+    }
+
     /// The token's PIN flags now (count low, final try, locked), for warnings before login.
     pub fn pin_flags(&self) -> Result<(bool, bool, bool), TokenError> {
         let info = self
@@ -469,6 +495,7 @@ impl Pkcs11Token {
             id: Vec::new(),
             key_type: None,
             flags: None,
+            unreadable: None,
         };
         let mut class = None;
         for a in attrs {
@@ -488,6 +515,18 @@ impl Pkcs11Token {
         }
         Ok(info)
     }
+}
+
+/// Return values by which a token says it cannot describe one object (and
+/// not that the session or the token failed).
+fn unreadable_object(rv: RvError) -> bool {
+    matches!(
+        rv,
+        RvError::AttributeValueInvalid
+            | RvError::ObjectHandleInvalid
+            | RvError::AttributeTypeInvalid
+            | RvError::AttributeSensitive
+    )
 }
 
 fn curve_of(key_type: KeyType) -> (der::oid::ObjectIdentifier, usize) {
@@ -756,10 +795,15 @@ impl Token for Pkcs11Token {
         }
     }
 
-    fn generate_key_pair(&self, label: &str, key_type: KeyType) -> Result<KeyPair, TokenError> {
+    fn generate_key_pair(
+        &self,
+        label: &str,
+        key_type: KeyType,
+        id: &[u8],
+    ) -> Result<KeyPair, TokenError> {
         crate::failpoint::hit("token-keygen-start");
         self.mech(key_type)?;
-        let id = self.random(16)?;
+        let id = id.to_vec();
         let lab = Attribute::Label(label.as_bytes().to_vec());
         let mut public = vec![
             Attribute::Token(true),
@@ -908,7 +952,21 @@ impl Token for Pkcs11Token {
     fn list_objects(&self) -> Result<Vec<ObjectInfo>, TokenError> {
         // Bounded: a token holds at most a few thousand objects.
         let handles = self.find(&[], 100_000)?;
-        handles.into_iter().map(|h| self.info(h)).collect()
+        let mut out = Vec::with_capacity(handles.len());
+        for h in handles {
+            match self.info(h) {
+                Ok(info) => out.push(info),
+                // One object the token cannot describe (SoftHSM's object file
+                // cut short by a process killed inside C_CreateObject or
+                // C_GenerateKeyPair has no CKA_CLASS) must not hide the rest.
+                Err(TokenError::Pkcs11 {
+                    source: CkError::Pkcs11(rv, _),
+                    ..
+                }) if unreadable_object(rv) => out.push(ObjectInfo::unreadable(&rv.to_string())),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
     }
 
     /// Read-only sessions (a user session signs in R/O state too), as many

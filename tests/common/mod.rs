@@ -350,17 +350,24 @@ impl Fixture {
 
     #[track_caller]
     pub fn run_plan_env(&self, plan: &Path, out: &Path, env: &[(&str, &str)]) -> Output {
+        self.ceremony_env(&self.run_plan_args(plan, out), env)
+    }
+
+    /// The arguments of `run_plan`.
+    pub fn run_plan_args(&self, plan: &Path, out: &Path) -> Vec<std::ffi::OsString> {
         let pin = self.pin_file();
-        let args: [&OsStr; 7] = [
-            "run".as_ref(),
-            plan.as_ref(),
-            "--yes".as_ref(),
-            "--pin-file".as_ref(),
-            pin.as_ref(),
-            "--out".as_ref(),
-            out.as_ref(),
-        ];
-        self.ceremony_env(&args, env)
+        [
+            OsStr::new("run"),
+            plan.as_os_str(),
+            OsStr::new("--yes"),
+            OsStr::new("--pin-file"),
+            pin.as_os_str(),
+            OsStr::new("--out"),
+            out.as_os_str(),
+        ]
+        .iter()
+        .map(|a| a.to_os_string())
+        .collect()
     }
 
     /// Runs another program (softhsm2-util, pkcs11-tool, openssl) the same way.
