@@ -17,6 +17,9 @@
 //!   than run on unobserved.
 //! - `CEREMONY_FAILPOINT_TRACE=<file>` appends every point hit to `<file>`,
 //!   one `<name>@<n>` per line, so a test can list the points of a run.
+//! - `CEREMONY_FAILPOINT_HIDE_MECHANISMS=CKM_A,CKM_B` drops those names from
+//!   the token's C_GetMechanismList answer, so a test can show what the tool
+//!   does with a real token that lacks a mechanism.
 
 /// How long a paused process waits for `resume` before it aborts.
 #[cfg(feature = "failpoints")]
@@ -130,3 +133,21 @@ pub fn hit(name: &str) {
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
 pub fn hit(_name: &str) {}
+
+/// Mechanism names a test asked to hide from the token (see the module docs).
+#[cfg(feature = "failpoints")]
+pub fn hidden_mechanisms() -> Vec<String> {
+    std::env::var("CEREMONY_FAILPOINT_HIDE_MECHANISMS")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn hidden_mechanisms() -> Vec<String> {
+    Vec::new()
+}

@@ -669,6 +669,9 @@ cases! {
     disk_full => "disk-full",
     output_read_only => "output-read-only",
     token_removed_mid_run => "token-removed-mid-run",
+    // A token without a mechanism the plan needs (hidden by the test build).
+    mechanism_missing_ecdsa => "mechanism-missing-ecdsa",
+    mechanism_missing_rsa_keygen => "mechanism-missing-rsa-keygen",
 }
 
 /// The macro's list and the directories agree, and the required

@@ -517,6 +517,57 @@ impl Pkcs11Token {
     }
 }
 
+/// The signing mechanism for `kt` among those a token lists, or what it
+/// lacks as (what the ceremony needs to do, the missing mechanism).
+/// `rsa_max_bits` is CKM_RSA_PKCS_KEY_PAIR_GEN's ulMaxKeySize (0: unknown).
+fn choose_mechanism(
+    kt: KeyType,
+    list: &[MechanismType],
+    rsa_max_bits: Option<usize>,
+) -> Result<(SignMech, &'static str), (String, String)> {
+    let has = |m: MechanismType| list.contains(&m);
+    let gen_ = || format!("generate {kt} keys");
+    if let Some(bits) = kt.rsa_bits() {
+        if !has(MechanismType::RSA_PKCS_KEY_PAIR_GEN) {
+            return Err((gen_(), "CKM_RSA_PKCS_KEY_PAIR_GEN".into()));
+        }
+        if let Some(max) = rsa_max_bits
+            && max != 0
+            && max < bits
+        {
+            return Err((
+                gen_(),
+                format!("RSA keys of {bits} bits (its maximum is {max})"),
+            ));
+        }
+        if has(MechanismType::SHA256_RSA_PKCS) {
+            Ok((SignMech::Sha256RsaPkcs, "CKM_SHA256_RSA_PKCS"))
+        } else if has(MechanismType::RSA_PKCS) {
+            Ok((
+                SignMech::RsaPkcsDigestInfo,
+                "CKM_RSA_PKCS with a host-built DigestInfo (SHA-256)",
+            ))
+        } else {
+            Err((
+                format!("sign with {kt} keys"),
+                "CKM_SHA256_RSA_PKCS and CKM_RSA_PKCS".into(),
+            ))
+        }
+    } else {
+        if !has(MechanismType::ECC_KEY_PAIR_GEN) {
+            return Err((gen_(), "CKM_EC_KEY_PAIR_GEN".into()));
+        }
+        if !has(MechanismType::ECDSA) {
+            return Err((format!("sign with {kt} keys"), "CKM_ECDSA".into()));
+        }
+        if kt.hash() == crate::keytype::Hash::Sha384 {
+            Ok((SignMech::Ecdsa, "CKM_ECDSA over a host SHA-384"))
+        } else {
+            Ok((SignMech::Ecdsa, "CKM_ECDSA over a host SHA-256"))
+        }
+    }
+}
+
 /// Return values by which a token says it cannot describe one object (and
 /// not that the session or the token failed).
 fn unreadable_object(rv: RvError) -> bool {
@@ -701,71 +752,32 @@ impl Token for Pkcs11Token {
         &self,
         key_types: &[KeyType],
     ) -> Result<Vec<(KeyType, String)>, TokenError> {
-        let list = self
+        let mut list = self
             .ctx
             .get_mechanism_list(self.slot)
             .map_err(self.err("C_GetMechanismList"))?;
-        let has = |m: MechanismType| list.contains(&m);
-        let missing = |what: String, missing: &str| TokenError::MechanismMissing {
-            token: self.identity.to_string(),
-            what,
-            missing: missing.to_string(),
-        };
+        let hidden = crate::failpoint::hidden_mechanisms();
+        list.retain(|m| !hidden.contains(&m.to_string()));
         let mut chosen = Vec::new();
         for &kt in key_types {
-            let mech = if let Some(bits) = kt.rsa_bits() {
-                if !has(MechanismType::RSA_PKCS_KEY_PAIR_GEN) {
-                    return Err(missing(
-                        format!("generate {kt} keys"),
-                        "CKM_RSA_PKCS_KEY_PAIR_GEN",
-                    ));
-                }
-                if let Ok(info) = self
+            let rsa_max_bits = match kt.rsa_bits() {
+                Some(_) => self
                     .ctx
                     .get_mechanism_info(self.slot, MechanismType::RSA_PKCS_KEY_PAIR_GEN)
-                    && info.max_key_size() != 0
-                    && info.max_key_size() < bits
-                {
-                    return Err(missing(
-                        format!("generate {kt} keys"),
-                        &format!(
-                            "RSA keys of {bits} bits (its maximum is {})",
-                            info.max_key_size()
-                        ),
-                    ));
-                }
-                if has(MechanismType::SHA256_RSA_PKCS) {
-                    (SignMech::Sha256RsaPkcs, "CKM_SHA256_RSA_PKCS")
-                } else if has(MechanismType::RSA_PKCS) {
-                    (
-                        SignMech::RsaPkcsDigestInfo,
-                        "CKM_RSA_PKCS with a host-built DigestInfo (SHA-256)",
-                    )
-                } else {
-                    return Err(missing(
-                        format!("sign with {kt} keys"),
-                        "CKM_SHA256_RSA_PKCS and CKM_RSA_PKCS",
-                    ));
-                }
-            } else {
-                if !has(MechanismType::ECC_KEY_PAIR_GEN) {
-                    return Err(missing(
-                        format!("generate {kt} keys"),
-                        "CKM_EC_KEY_PAIR_GEN",
-                    ));
-                }
-                if !has(MechanismType::ECDSA) {
-                    return Err(missing(format!("sign with {kt} keys"), "CKM_ECDSA"));
-                }
-                let name = if kt.hash() == crate::keytype::Hash::Sha384 {
-                    "CKM_ECDSA over a host SHA-384"
-                } else {
-                    "CKM_ECDSA over a host SHA-256"
-                };
-                (SignMech::Ecdsa, name)
+                    .ok()
+                    .map(|info| info.max_key_size()),
+                None => None,
             };
-            self.mechs.borrow_mut().insert(kt, mech.0);
-            chosen.push((kt, mech.1.to_string()));
+            let (mech, name) =
+                choose_mechanism(kt, &list, rsa_max_bits).map_err(|(what, missing)| {
+                    TokenError::MechanismMissing {
+                        token: self.identity.to_string(),
+                        what,
+                        missing,
+                    }
+                })?;
+            self.mechs.borrow_mut().insert(kt, mech);
+            chosen.push((kt, name.to_string()));
         }
         Ok(chosen)
     }
@@ -996,5 +1008,91 @@ impl Token for Pkcs11Token {
             }));
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: [MechanismType; 5] = [
+        MechanismType::RSA_PKCS_KEY_PAIR_GEN,
+        MechanismType::SHA256_RSA_PKCS,
+        MechanismType::RSA_PKCS,
+        MechanismType::ECC_KEY_PAIR_GEN,
+        MechanismType::ECDSA,
+    ];
+
+    fn without(gone: &[MechanismType]) -> Vec<MechanismType> {
+        ALL.into_iter().filter(|m| !gone.contains(m)).collect()
+    }
+
+    #[test]
+    fn chooses_the_signing_mechanism_a_token_has() {
+        let ok = |kt, list: &[MechanismType]| choose_mechanism(kt, list, Some(4096)).unwrap();
+        assert_eq!(ok(KeyType::Rsa2048, &ALL).0, SignMech::Sha256RsaPkcs);
+        // Without the combined mechanism: the raw one, with the host's DigestInfo.
+        let raw = ok(
+            KeyType::Rsa4096,
+            &without(&[MechanismType::SHA256_RSA_PKCS]),
+        );
+        assert_eq!(raw.0, SignMech::RsaPkcsDigestInfo);
+        assert_eq!(
+            ok(KeyType::EcdsaP256, &ALL).1,
+            "CKM_ECDSA over a host SHA-256"
+        );
+        assert_eq!(
+            ok(KeyType::EcdsaP384, &ALL).1,
+            "CKM_ECDSA over a host SHA-384"
+        );
+        // An unknown maximum (0 or no answer) is not a refusal.
+        assert!(choose_mechanism(KeyType::Rsa4096, &ALL, Some(0)).is_ok());
+        assert!(choose_mechanism(KeyType::Rsa4096, &ALL, None).is_ok());
+    }
+
+    #[test]
+    fn says_which_mechanism_is_missing() {
+        let missing = |kt, gone: &[MechanismType], max| {
+            choose_mechanism(kt, &without(gone), max).unwrap_err()
+        };
+        let cases = [
+            (
+                missing(KeyType::EcdsaP384, &[MechanismType::ECC_KEY_PAIR_GEN], None),
+                ("generate ecdsa-p384 keys", "CKM_EC_KEY_PAIR_GEN"),
+            ),
+            (
+                missing(KeyType::EcdsaP256, &[MechanismType::ECDSA], None),
+                ("sign with ecdsa-p256 keys", "CKM_ECDSA"),
+            ),
+            (
+                missing(
+                    KeyType::Rsa3072,
+                    &[MechanismType::RSA_PKCS_KEY_PAIR_GEN],
+                    None,
+                ),
+                ("generate rsa-3072 keys", "CKM_RSA_PKCS_KEY_PAIR_GEN"),
+            ),
+            (
+                missing(
+                    KeyType::Rsa2048,
+                    &[MechanismType::SHA256_RSA_PKCS, MechanismType::RSA_PKCS],
+                    None,
+                ),
+                (
+                    "sign with rsa-2048 keys",
+                    "CKM_SHA256_RSA_PKCS and CKM_RSA_PKCS",
+                ),
+            ),
+            (
+                missing(KeyType::Rsa4096, &[], Some(2048)),
+                (
+                    "generate rsa-4096 keys",
+                    "RSA keys of 4096 bits (its maximum is 2048)",
+                ),
+            ),
+        ];
+        for (got, (what, mech)) in cases {
+            assert_eq!((got.0.as_str(), got.1.as_str()), (what, mech));
+        }
     }
 }
