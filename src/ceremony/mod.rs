@@ -613,7 +613,6 @@ fn start_record(
             })?
         }
     }
-
     let id = token.identity();
     journal.record(Event::TokenIdentified {
         label: id.label.clone(),
