@@ -145,6 +145,15 @@ enum TokenAction {
         key: String,
         id: String,
     },
+    /// A `pkcs11-tool --keypairgen` pair whose private key file is then cut
+    /// short before its EC parameters, as a kill inside SoftHSM's write can
+    /// leave it: listed with its label, id and flags, unable to sign. With no
+    /// journal recording its generation, it is refused and left alone.
+    KeypairCutShort {
+        label: String,
+        key: String,
+        id: String,
+    },
     /// A P-256 key made by openssl, `softhsm2-util --import`ed (so never-extractable is false).
     ImportKey { label: String, id: String },
     /// A self-signed certificate (openssl, software key) written with `pkcs11-tool --type cert`.
@@ -267,7 +276,9 @@ fn token_setup(f: &mut Fixture, action: &TokenAction, base_plan: &str) {
             f.pkcs11_tool_login(&["--write-object", &d, "--type", "data", "--label", label])
                 .assert_ok("pkcs11-tool --write-object --type data");
         }
-        TokenAction::Keypair { label, key, id } | TokenAction::PublicKeyOnly { label, key, id } => {
+        TokenAction::Keypair { label, key, id }
+        | TokenAction::PublicKeyOnly { label, key, id }
+        | TokenAction::KeypairCutShort { label, key, id } => {
             f.pkcs11_tool_login(&[
                 "--keypairgen",
                 "--key-type",
@@ -278,9 +289,15 @@ fn token_setup(f: &mut Fixture, action: &TokenAction, base_plan: &str) {
                 id,
             ])
             .assert_ok("pkcs11-tool --keypairgen");
-            if matches!(action, TokenAction::PublicKeyOnly { .. }) {
-                f.pkcs11_tool_login(&["--delete-object", "--type", "privkey", "--id", id])
-                    .assert_ok("pkcs11-tool --delete-object --type privkey");
+            match action {
+                TokenAction::PublicKeyOnly { .. } => {
+                    f.pkcs11_tool_login(&["--delete-object", "--type", "privkey", "--id", id])
+                        .assert_ok("pkcs11-tool --delete-object --type privkey");
+                }
+                TokenAction::KeypairCutShort { .. } => {
+                    common::cut_before(&f.newest_object(3), common::CKA_EC_PARAMS);
+                }
+                _ => {}
             }
         }
         TokenAction::ImportKey { label, id } => {
@@ -642,6 +659,7 @@ cases! {
     foreign_certificate => "foreign-certificate",
     certificate_without_key => "certificate-without-key",
     public_key_without_private_key => "public-key-without-private-key",
+    private_key_cannot_sign => "private-key-cannot-sign",
     changed_subject_after_run => "changed-subject-after-run",
     changed_key_type_after_run => "changed-key-type-after-run",
     csr_dir_missing => "csr-dir-missing",

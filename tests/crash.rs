@@ -473,13 +473,17 @@ fn rerun_and_check(
 ) -> usize {
     let out = f.work("out");
     if rerun {
-        // Killed inside SoftHSM's C_GenerateKeyPair, the token may have kept
-        // the public half only; the rerun removes it (by the id recorded
-        // before the generation) and generates the key again, unaided.
+        // Killed inside SoftHSM's C_GenerateKeyPair or C_CreateObject, the
+        // token may have kept part of the write; the rerun removes it (the
+        // journal recorded the write first) and makes it again, unaided.
         let o = f.ceremony(&run_args(f));
         o.assert_ok(&format!("the rerun {what}"));
-        if o.stderr.contains("removed the public half it left") {
-            eprintln!("crash {what}: the rerun removed a lone public key the kill left");
+        for line in o
+            .stderr
+            .lines()
+            .filter(|l| l.contains("removed what it left"))
+        {
+            eprintln!("crash {what}: {}", line.trim());
         }
     }
     assert_nothing_beside(&out);
@@ -509,19 +513,31 @@ fn rerun_and_check(
             .collect();
         assert_eq!(mine.len(), 3, "{what}: {label}: {mine:?}");
     }
+    assert_whole(f, &out, &format!("after the rerun {what}"));
+    let records = sealed_records(f, &out);
+    assert_each_event_once(&records, &out);
     // No CA key made twice: every key on the token after the kill is still
-    // there under its label and id, and is the one its certificate certifies.
+    // there under its label and id, and is the one its certificate certifies;
+    // but for a pair the kill cut short inside the token (SoftHSM keeps a
+    // private key whose object file lost its last attributes), which the
+    // rerun removed, by the id its journal recorded, and made again.
     let now = f.ec_public_keys();
     for (label, key) in seen {
+        let removed = records.iter().any(|r| {
+            kind(r) == "unfinished_key_removed"
+                && r["event"]["label"] == label.as_str()
+                && r["event"]["id"].as_str() == Some(key.0.as_str())
+        });
+        if removed {
+            assert_ne!(now.get(label), Some(key), "{what}: \"{label}\" kept");
+            continue;
+        }
         assert_eq!(
             now.get(label),
             Some(key),
             "{what}: key \"{label}\" was replaced by the rerun"
         );
     }
-    assert_whole(f, &out, &format!("after the rerun {what}"));
-    let records = sealed_records(f, &out);
-    assert_each_event_once(&records, &out);
     let certified: BTreeSet<String> = records
         .iter()
         .filter(|r| matches!(kind(r), "key_generated" | "key_found"))
@@ -701,6 +717,7 @@ fn the_trace_covers_every_step() {
         "token-keygen-start",
         "token-store-start",
         "token-keygen",
+        "token-store",
         "token-sign",
         "after-key:root",
         "after-sign:front-proxy",
@@ -729,71 +746,192 @@ fn the_trace_covers_every_step() {
         "two control-plane nodes (12 and 11 leaves) and one worker"
     );
     assert_eq!(count("token-keygen"), 4);
+    assert_eq!(count("token-store"), 4);
 }
 
-/// The token's half of a key generation killed inside C_GenerateKeyPair,
-/// made exactly: killed just after the token made the root's pair (before
-/// the run recorded it), then its private key deleted, as SoftHSM can leave
-/// it. The rerun finds the generation's id on the journal, removes that
-/// public key alone, generates the key again, and says so in the log.
-#[test]
-fn a_lone_public_key_of_a_killed_generation_is_removed_on_resume() {
-    let f = setup("halfpair");
+/// Pauses a run at failpoint `at` (just after a token write returned, before
+/// the run recorded it), kills it, lets `cut` leave the token as a kill
+/// inside that write can, reruns, and checks everything holds. Returns the
+/// fixture, the rerun's output and the sealed records.
+fn killed_in_a_token_write(
+    name: &str,
+    at: &str,
+    cut: impl FnOnce(&Fixture),
+) -> (Fixture, Output, Vec<Value>) {
+    let f = setup(name);
     let pause = f.pause_dir();
     let mut run = f.spawn_ceremony(
         &run_args(&f),
         &[
-            ("CEREMONY_FAILPOINT", "pause:token-keygen@1".as_ref()),
+            ("CEREMONY_FAILPOINT", format!("pause:{at}").as_ref()),
             ("CEREMONY_FAILPOINT_DIR", pause.as_os_str()),
         ],
     );
     match run.wait_paused(&pause, PAUSE_TIMEOUT) {
-        Ended::Paused(at) => assert_eq!(at, "token-keygen@1"),
-        Ended::Exited(o) => panic!("never reached token-keygen:\n{o}"),
+        Ended::Paused(p) => assert_eq!(p, at),
+        Ended::Exited(o) => panic!("never reached {at}:\n{o}"),
     }
     assert_eq!(run.kill().signal, Some(9));
-    let root = LABELS[0];
-    f.pkcs11_tool_login(&["--delete-object", "--type", "privkey", "--label", root])
-        .assert_ok("pkcs11-tool --delete-object --type privkey");
-    let left: Vec<String> = f
-        .objects()
-        .iter()
-        .map(|o| format!("{} {}", o.class, o.label))
-        .collect();
-    assert_eq!(left, [format!("public-key {root}")], "the half pair");
-
+    cut(&f);
     let o = f.ceremony(&run_args(&f));
-    o.assert_ok("the rerun");
-    assert!(
-        o.stderr.contains(&format!(
-            "the previous run was stopped while the token generated root key \"{root}\": removed the public half it left"
-        )),
-        "{o}"
-    );
+    o.assert_ok(&format!("the rerun after a kill at {at}"));
     let objects = assert_labels_unique(&f, "after the rerun");
     assert_eq!(objects.len(), 12, "{objects:#?}");
     let out = f.work("out");
     assert_whole(&f, &out, "after the rerun");
     let records = sealed_records(&f, &out);
     assert_each_event_once(&records, &out);
-    let of = |k: &str| -> Vec<&Value> {
-        records
+    (f, o, records)
+}
+
+fn events_of<'a>(records: &'a [Value], k: &str, label: &str) -> Vec<&'a Value> {
+    records
+        .iter()
+        .filter(|r| kind(r) == k && r["event"]["label"] == label)
+        .map(|r| &r["event"])
+        .collect()
+}
+
+/// The token's half of a key generation killed inside C_GenerateKeyPair,
+/// made exactly: killed just after the token made the root's pair (before
+/// the run recorded it), then its private key deleted, as SoftHSM can leave
+/// it; once with the public key whole, once with its file cut short before
+/// its CKA_ID. The rerun sees the generation on the journal, removes the
+/// public key under the root's label, generates the key again, and says so.
+#[test]
+fn a_lone_public_key_of_a_killed_generation_is_removed_on_resume() {
+    let root = LABELS[0];
+    for cut_id in [false, true] {
+        let (_f, o, records) = killed_in_a_token_write(
+            &format!("halfpair{}", u8::from(cut_id)),
+            "token-keygen@1",
+            |f| {
+                f.pkcs11_tool_login(&["--delete-object", "--type", "privkey", "--label", root])
+                    .assert_ok("pkcs11-tool --delete-object --type privkey");
+                if cut_id {
+                    common::cut_before(&f.newest_object(2), common::CKA_ID);
+                }
+                let left: Vec<String> = f
+                    .objects()
+                    .iter()
+                    .map(|o| format!("{} {}", o.class, o.label))
+                    .collect();
+                assert_eq!(left, [format!("public-key {root}")], "the half pair");
+            },
+        );
+        assert!(
+            o.stderr.contains(&format!(
+                "the previous run was stopped while the token generated root key \"{root}\": removed what it left (a public key without its private key)"
+            )),
+            "{o}"
+        );
+        let (started, removed, generated) = (
+            events_of(&records, "key_generation_started", root),
+            events_of(&records, "unfinished_key_removed", root),
+            events_of(&records, "key_generated", root),
+        );
+        assert_eq!((started.len(), removed.len(), generated.len()), (2, 1, 1));
+        // What was removed is the first generation's; the key made is the second's.
+        assert_eq!(removed[0]["id"], started[0]["id"]);
+        assert_eq!(removed[0]["objects"], 1);
+        assert_eq!(generated[0]["id"], started[1]["id"]);
+        assert_ne!(started[0]["id"], started[1]["id"]);
+    }
+}
+
+/// The case a timed kill found in CI: killed while SoftHSM wrote the
+/// kubernetes CA's private key file, the token kept a private key listed
+/// with its label, CKA_ID and flags but without its EC parameters, which
+/// cannot sign (CKR_GENERAL_ERROR); and the same file cut before its CKA_ID.
+/// The rerun finds the generation unfinished on the journal (the pairwise
+/// test fails, or the id is not the recorded one), removes the pair and
+/// makes it again; nothing is ever signed with the broken key.
+#[test]
+fn a_private_key_cut_short_is_removed_and_made_again_on_resume() {
+    let label = LABELS[1];
+    for (ty, what) in [
+        (common::CKA_EC_PARAMS, "cannot sign"),
+        (common::CKA_ID, "key objects without the recorded CKA_ID"),
+    ] {
+        let mut cut_key = None;
+        let (f, o, records) =
+            killed_in_a_token_write(&format!("cutkey{ty:x}"), "token-keygen@2", |f| {
+                cut_key = f.ec_public_keys().get(label).cloned();
+                common::cut_before(&f.newest_object(3), ty);
+                let kinds: BTreeSet<String> = f
+                    .objects()
+                    .iter()
+                    .filter(|o| o.label == label)
+                    .map(|o| o.class.clone())
+                    .collect();
+                assert_eq!(
+                    kinds,
+                    ["private-key", "public-key"].map(String::from).into(),
+                    "the pair, cut short"
+                );
+            });
+        let note = format!(
+            "the previous run was stopped while the token generated kubernetes key \"{label}\": removed what it left ("
+        );
+        let line = o
+            .stderr
+            .lines()
+            .find(|l| l.contains(&note))
+            .unwrap_or_else(|| panic!("no note of the removal:\n{o}"));
+        assert!(line.contains(what), "{line}");
+        let (started, removed, generated) = (
+            events_of(&records, "key_generation_started", label),
+            events_of(&records, "unfinished_key_removed", label),
+            events_of(&records, "key_generated", label),
+        );
+        assert_eq!((started.len(), removed.len(), generated.len()), (2, 1, 1));
+        assert_eq!(removed[0]["id"], started[0]["id"]);
+        assert_eq!(removed[0]["objects"], 2);
+        let cut_key = cut_key.expect("the public key of the cut pair");
+        assert_eq!(removed[0]["id"].as_str(), Some(cut_key.0.as_str()));
+        assert_ne!(generated[0]["id"], removed[0]["id"]);
+        let now = f.ec_public_keys();
+        assert_ne!(now.get(label), Some(&cut_key), "the key was made again");
+    }
+}
+
+/// Killed while SoftHSM wrote the root's certificate object: the file cut
+/// short before its value, or before its CKA_ID. The rerun sees the store
+/// on the journal unfinished, removes that certificate object, and signs
+/// and stores the root certificate again.
+#[test]
+fn a_certificate_cut_short_is_removed_and_signed_again_on_resume() {
+    let root = LABELS[0];
+    for (ty, what) in [
+        (
+            common::CKA_VALUE,
+            "a certificate without its value (CKA_VALUE)",
+        ),
+        (common::CKA_ID, "a certificate without its key's CKA_ID"),
+    ] {
+        let (_f, o, records) =
+            killed_in_a_token_write(&format!("cutcert{ty:x}"), "token-store@1", |f| {
+                common::cut_before(&f.newest_object(1), ty);
+            });
+        assert!(
+            o.stderr.contains(&format!(
+                "the previous run was stopped while the token stored the root certificate \"{root}\": removed what it left ({what}); the certificate is signed again"
+            )),
+            "{o}"
+        );
+        let removed = events_of(&records, "unfinished_certificate_removed", root);
+        assert_eq!(removed.len(), 1, "{removed:?}");
+        assert_eq!(removed[0]["objects"], 1);
+        let issued = records
             .iter()
-            .filter(|r| kind(r) == k && r["event"]["label"] == root)
-            .map(|r| &r["event"])
-            .collect()
-    };
-    let (started, removed, generated) = (
-        of("key_generation_started"),
-        of("lone_public_key_removed"),
-        of("key_generated"),
-    );
-    assert_eq!((started.len(), removed.len(), generated.len()), (2, 1, 1));
-    // The half removed is the first generation's; the key made is the second's.
-    assert_eq!(removed[0]["id"], started[0]["id"]);
-    assert_eq!(removed[0]["objects"], 1);
-    assert_eq!(generated[0]["id"], started[1]["id"]);
-    assert_ne!(started[0]["id"], started[1]["id"]);
+            .filter(|r| {
+                kind(r) == "certificate_issued"
+                    && r["event"]["role"] == "root"
+                    && r["event"]["node"].is_null()
+            })
+            .count();
+        assert_eq!(issued, 2, "signed by the killed run and again by the rerun");
+    }
 }
 
 /// SoftHSM writes an object file in steps; a process killed inside

@@ -117,6 +117,18 @@ pub struct Recovery {
     /// inside the token's C_GenerateKeyPair, or just before or after it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub interrupted_key_generations: Vec<PendingKey>,
+    /// CA certificates the journal shows signed but never stored on the
+    /// token (killed inside C_CreateObject, or just before it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interrupted_certificate_stores: Vec<PendingStore>,
+}
+
+/// A CA certificate recorded as issued and not yet as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingStore {
+    pub role: String,
+    /// SHA-256 of the certificate DER, hex.
+    pub sha256: String,
 }
 
 /// A key generation recorded as started (`key_generation_started`).
@@ -177,14 +189,25 @@ pub enum Event {
         id: String,
     },
     KeyGenerated(KeyInfo),
-    /// Public keys with the CKA_ID of an interrupted generation and no
-    /// private key beside them, removed by the resumed run before it
-    /// generates the key again (the private half never existed).
-    LonePublicKeyRemoved {
+    /// Key objects an interrupted generation left under the CA's label (a
+    /// public key alone, or a pair the token cannot sign with), removed by
+    /// the resumed run before it generates the key again. `id` is the CKA_ID
+    /// the interrupted generation recorded; `what` says what was wrong.
+    UnfinishedKeyRemoved {
         role: String,
         label: String,
         id: String,
         objects: u64,
+        what: String,
+    },
+    /// A certificate object an interrupted C_CreateObject left under the
+    /// CA's label without its value or CKA_ID, removed by the resumed run,
+    /// which then signs and stores the CA certificate again.
+    UnfinishedCertificateRemoved {
+        role: String,
+        label: String,
+        objects: u64,
+        what: String,
     },
     /// A CA certificate already on the token (resume).
     CertificateFound(CertInfo),
@@ -238,7 +261,8 @@ impl Event {
             Event::KeyFound(_) => "key_found",
             Event::KeyGenerationStarted { .. } => "key_generation_started",
             Event::KeyGenerated(_) => "key_generated",
-            Event::LonePublicKeyRemoved { .. } => "lone_public_key_removed",
+            Event::UnfinishedKeyRemoved { .. } => "unfinished_key_removed",
+            Event::UnfinishedCertificateRemoved { .. } => "unfinished_certificate_removed",
             Event::CertificateFound(_) => "certificate_found",
             Event::CertificateIssued(_) => "certificate_issued",
             Event::CertificateStored { .. } => "certificate_stored",
@@ -273,7 +297,7 @@ impl Event {
                 env,
                 found,
             } => format!(
-                "resumed plan {} into {output}: {} records intact{}{}{}{}{}; {}",
+                "resumed plan {} into {output}: {} records intact{}{}{}{}{}{}; {}",
                 short(plan_sha256),
                 found.records,
                 if found.torn_frame_bytes > 0 {
@@ -310,6 +334,14 @@ impl Event {
                         found.interrupted_key_generations.len()
                     )
                 },
+                if found.interrupted_certificate_stores.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ", {} certificate store(s) interrupted",
+                        found.interrupted_certificate_stores.len()
+                    )
+                },
                 env_summary(env)
             ),
             Event::TokenIdentified {
@@ -344,13 +376,22 @@ impl Event {
             } => format!(
                 "{role} key \"{label}\" id {id} {key_type}: generation started on the token"
             ),
-            Event::LonePublicKeyRemoved {
+            Event::UnfinishedKeyRemoved {
                 role,
                 label,
                 id,
                 objects,
+                what,
             } => format!(
-                "{role} key \"{label}\" id {id}: {objects} public key object(s) of an interrupted generation, without a private key, removed from the token"
+                "{role} key \"{label}\" id {id}: {objects} key object(s) of an interrupted generation removed from the token ({what})"
+            ),
+            Event::UnfinishedCertificateRemoved {
+                role,
+                label,
+                objects,
+                what,
+            } => format!(
+                "{role} certificate \"{label}\": {objects} certificate object(s) of an interrupted store removed from the token ({what})"
             ),
             Event::CertificateFound(c) | Event::CertificateIssued(c) => format!(
                 "{}{}{} \"{}\" serial {} by {} CA, {} to {}, SHA-256 {}",

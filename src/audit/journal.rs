@@ -48,7 +48,7 @@ use age::secrecy::ExposeSecret;
 use zeroize::Zeroizing;
 
 use super::crypto::{DecryptFailure, Identities, Recipients};
-use super::event::{Event, PendingKey, Recovery};
+use super::event::{Event, PendingKey, PendingStore, Recovery};
 use super::record::{Chain, Record, next_record};
 use super::{Audit, AuditError, io, sibling};
 
@@ -701,8 +701,11 @@ fn recovery_of(d: &Decoded) -> Recovery {
     let mut discarded = Vec::new();
     let mut ended = false;
     // Over the whole journal: a generation interrupted in any earlier run
-    // stays pending until a key with its id is recorded or its half removed.
+    // stays pending until a key is recorded under its label or its leftovers
+    // removed; by label, since a later generation of the same CA gets a new
+    // id. Likewise a CA certificate signed and not yet stored, by role.
     let mut pending: Vec<PendingKey> = Vec::new();
+    let mut stores: Vec<PendingStore> = Vec::new();
     for line in &d.lines {
         let Ok(r) = serde_json::from_str::<Record>(line) else {
             continue;
@@ -713,11 +716,19 @@ fn recovery_of(d: &Decoded) -> Recovery {
                 ended = false;
             }
             Event::CertificateIssued(c) if c.node.is_some() => discarded.push(c.serial),
+            // A CA certificate: no node and no output file of its own.
+            Event::CertificateIssued(c) if c.file.is_none() => stores.push(PendingStore {
+                role: c.role,
+                sha256: c.sha256,
+            }),
+            Event::CertificateStored { role, .. }
+            | Event::UnfinishedCertificateRemoved { role, .. } => stores.retain(|s| s.role != role),
+            Event::CertificateFound(c) => stores.retain(|s| s.role != c.role),
             Event::KeyGenerationStarted {
                 role, label, id, ..
             } => pending.push(PendingKey { role, label, id }),
-            Event::KeyGenerated(k) | Event::KeyFound(k) => pending.retain(|p| p.id != k.id),
-            Event::LonePublicKeyRemoved { id, .. } => pending.retain(|p| p.id != id),
+            Event::KeyGenerated(k) | Event::KeyFound(k) => pending.retain(|p| p.label != k.label),
+            Event::UnfinishedKeyRemoved { label, .. } => pending.retain(|p| p.label != label),
             Event::End { .. } => ended = true,
             _ => {}
         }
@@ -730,6 +741,7 @@ fn recovery_of(d: &Decoded) -> Recovery {
         discarded_leaf_serials: discarded,
         staging_discarded: false,
         interrupted_key_generations: pending,
+        interrupted_certificate_stores: stores,
     }
 }
 
@@ -749,6 +761,93 @@ mod tests {
         Event::LoggedIn {
             source: format!("test {i}"),
         }
+    }
+
+    fn key(label: &str, id: &str) -> Event {
+        Event::KeyGenerated(super::super::event::KeyInfo {
+            role: "root".into(),
+            label: label.into(),
+            id: id.into(),
+            key_type: "ecdsa-p384".into(),
+            spki_sha256: String::new(),
+            flags: crate::token::KeyFlags::default().into(),
+        })
+    }
+
+    fn started(label: &str, id: &str) -> Event {
+        Event::KeyGenerationStarted {
+            role: "root".into(),
+            label: label.into(),
+            key_type: "ecdsa-p384".into(),
+            id: id.into(),
+        }
+    }
+
+    fn issued(role: &str, node: Option<&str>, sha256: &str) -> Event {
+        Event::CertificateIssued(super::super::event::CertInfo {
+            role: role.into(),
+            node: node.map(str::to_string),
+            file: node.map(|n| format!("nodes/{n}/x.crt")),
+            signed_by: "root".into(),
+            subject: String::new(),
+            issuer: String::new(),
+            serial: sha256.into(),
+            not_before: String::new(),
+            not_after: String::new(),
+            sha256: sha256.into(),
+            spki_sha256: String::new(),
+        })
+    }
+
+    /// What a resumed run must look at: a generation or a CA certificate
+    /// store the journal shows begun and never done, and nothing else.
+    #[test]
+    fn recovery_lists_the_unfinished_token_writes() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        let (_, r) = auditor();
+        let (mut j, _) = Journal::open(&out, &SHA, &r).unwrap();
+        for e in [
+            // The first generation of "a" left nothing; the second made it.
+            started("a", "01"),
+            started("a", "02"),
+            key("a", "02"),
+            // "b" was being generated when the run died.
+            started("b", "03"),
+            // Two signings of the root certificate, the second stored.
+            issued("root", None, "aa"),
+            issued("root", None, "bb"),
+            Event::CertificateStored {
+                role: "root".into(),
+                label: "a".into(),
+                sha256: "bb".into(),
+            },
+            // A leaf is never stored on the token.
+            issued("apiserver", Some("cp-1"), "cc"),
+            // The kubernetes certificate was being stored.
+            issued("kubernetes", None, "dd"),
+        ] {
+            j.append(e).unwrap();
+        }
+        drop(j);
+        let (_, rec) = Journal::open(&out, &SHA, &r).unwrap();
+        let rec = rec.unwrap();
+        assert_eq!(
+            rec.interrupted_key_generations,
+            [PendingKey {
+                role: "root".into(),
+                label: "b".into(),
+                id: "03".into()
+            }]
+        );
+        assert_eq!(
+            rec.interrupted_certificate_stores,
+            [PendingStore {
+                role: "kubernetes".into(),
+                sha256: "dd".into()
+            }]
+        );
+        assert_eq!(rec.discarded_leaf_serials, ["cc"]);
     }
 
     #[test]

@@ -99,6 +99,10 @@ pub fn preflight_label(token: &dyn Token, spec: &CaSpec) -> Result<(), CeremonyE
             }
             .into());
         }
+        // Before anything is generated or signed: a key found must sign for
+        // its public key (ensure_ca relies on this for found keys; the token
+        // layer tests the keys it generates).
+        token.check_key(&key)?;
         if let Some(der) = token.find_certificate(&spec.label)? {
             let cert = Certificate::from_der(&der)
                 .map_err(|e| foreign(format!("its certificate does not parse ({e})")))?;
@@ -208,10 +212,10 @@ pub fn ensure_ca(
                 spec.label
             ));
             // The intent (with the CKA_ID) is durable before the token acts:
-            // a token that writes a pair as separate objects (SoftHSM) can
-            // keep the public half of a generation killed inside
-            // C_GenerateKeyPair, and the resumed run removes exactly that
-            // half, by its id (`Pkcs11Token::remove_lone_public_keys`).
+            // a token that writes a pair as separate objects, each in steps
+            // (SoftHSM), can keep part of a generation killed inside
+            // C_GenerateKeyPair, and the resumed run removes exactly what
+            // this label then holds (`remove_unfinished_writes`).
             let id = token.random(KEY_ID_LEN)?;
             audit.record(Event::KeyGenerationStarted {
                 role: role.into(),

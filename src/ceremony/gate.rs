@@ -241,6 +241,11 @@ impl Token for Gate<'_, '_> {
         Ok(signed)
     }
 
+    /// Not a signature of the ceremony's: not gated and not counted.
+    fn check_key(&self, key: &KeyPair) -> Result<(), TokenError> {
+        self.inner.check_key(key)
+    }
+
     fn random(&self, len: usize) -> Result<Vec<u8>, TokenError> {
         self.inner.random(len)
     }

@@ -16,15 +16,15 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::audit::event::{Environment, PendingKey, Recovery};
+use crate::audit::event::{Environment, PendingKey, PendingStore, Recovery};
 use crate::audit::{self, Audit, AuditError, Event, Journal};
 use crate::bundle::write::{self, OutputError, Staging};
 use crate::keytype::KeyType;
-use crate::plan::{self, CaRole, LoadedPlan, PlanError};
+use crate::plan::{self, CaRole, CaSpec, LoadedPlan, PlanError};
 use crate::token::pin::{self, Pin, PinError};
 use crate::token::pkcs11::Pkcs11Token;
 use crate::token::uri::TokenUri;
-use crate::token::{Token, TokenError};
+use crate::token::{ObjectInfo, Token, TokenError, Unfinished};
 use crate::x509::{self, X509Error};
 use ca::CaState;
 use gate::{Gate, Progress, SharedAudit};
@@ -261,7 +261,11 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
         ui: &ui,
         resumed: recovery.as_ref().map(|r| r.records),
         interrupted_keys: recovery
-            .map(|r| r.interrupted_key_generations)
+            .as_ref()
+            .map(|r| r.interrupted_key_generations.clone())
+            .unwrap_or_default(),
+        interrupted_stores: recovery
+            .map(|r| r.interrupted_certificate_stores)
             .unwrap_or_default(),
         progress: &progress,
         now,
@@ -317,6 +321,8 @@ struct Run<'a> {
     resumed: Option<u64>,
     /// Key generations that run started and never finished.
     interrupted_keys: Vec<PendingKey>,
+    /// CA certificates that run signed and never recorded as stored.
+    interrupted_stores: Vec<PendingStore>,
     progress: &'a Progress,
     now: SystemTime,
 }
@@ -373,32 +379,156 @@ fn found_on_token(token: &dyn Token, loaded: &LoadedPlan) -> Result<Vec<Found>, 
     Ok(v)
 }
 
-/// A run killed inside the token's C_GenerateKeyPair may have left the
-/// public half of the pair (SoftHSM writes the two objects one after the
-/// other). Its id is on the journal (`key_generation_started`), so the half
-/// is removed here, by that id only, before `preflight_label` would refuse
-/// the label as foreign; the key is then generated again.
-fn remove_interrupted_keygens(r: &Run<'_>, journal: &mut Journal) -> Result<(), CeremonyError> {
-    for p in &r.interrupted_keys {
-        let Ok(id) = hex::decode(&p.id) else {
-            continue;
-        };
-        let removed = r.token.remove_lone_public_keys(&id)?;
-        if removed.is_empty() {
+/// A run killed inside a token write may have left part of it: SoftHSM
+/// writes a key pair as two object files one after the other, and each file
+/// in steps (its attributes in type order: label first, CKA_ID later, the key
+/// value or EC parameters last), so a kill can leave a public key alone, a
+/// pair whose private key cannot sign, or a certificate without its value.
+/// Where the journal shows such a write started and never done, what the
+/// token holds under that CA's label is checked here, before
+/// `preflight_label` would refuse it as foreign: anything but the complete
+/// result is removed (the label held nothing when the write began, or the
+/// preflight of that run would have stopped), recorded, and made again.
+fn remove_unfinished_writes(r: &Run<'_>, journal: &mut Journal) -> Result<(), CeremonyError> {
+    for spec in &r.loaded.plan.cas {
+        let role = spec.role.name();
+        let key = r
+            .interrupted_keys
+            .iter()
+            .rev()
+            .find(|p| p.label == spec.label);
+        let store = r.interrupted_stores.iter().rev().find(|p| p.role == role);
+        if key.is_none() && store.is_none() {
             continue;
         }
+        let objects = r.token.objects_labelled(&spec.label)?;
+        let found = if let Some(p) = key
+            && let Some(what) = unfinished_key(r.token, spec, &p.id, &objects)?
+        {
+            Some((Unfinished::KeyPair, what, Some(p.id.clone())))
+        } else if let Some(p) = store
+            && let Some(what) = unfinished_certificate(r.token, spec, &p.sha256, &objects)?
+        {
+            Some((Unfinished::Certificate, what, None))
+        } else {
+            None
+        };
+        let Some((kind, what, id)) = found else {
+            continue;
+        };
+        let objects = r.token.remove_unfinished(&spec.label, kind)?.len() as u64;
+        let (doing, again) = match kind {
+            Unfinished::KeyPair => (format!("generated {role} key"), "the key is generated"),
+            Unfinished::Certificate => (
+                format!("stored the {role} certificate"),
+                "the certificate is signed",
+            ),
+        };
         r.ui.note(&format!(
-            "the previous run was stopped while the token generated {} key \"{}\": removed the public half it left (id {}); the key is generated again",
-            p.role, p.label, p.id
+            "the previous run was stopped while the token {doing} \"{}\": removed what it left ({what}); {again} again",
+            spec.label
         ));
-        journal.record(Event::LonePublicKeyRemoved {
-            role: p.role.clone(),
-            label: p.label.clone(),
-            id: p.id.clone(),
-            objects: removed.len() as u64,
+        let (role, label) = (role.to_string(), spec.label.clone());
+        journal.record(match id {
+            Some(id) => Event::UnfinishedKeyRemoved {
+                role,
+                label,
+                id,
+                objects,
+                what,
+            },
+            None => Event::UnfinishedCertificateRemoved {
+                role,
+                label,
+                objects,
+                what,
+            },
         })?;
     }
     Ok(())
+}
+
+/// What is wrong with the key objects under the label of an interrupted
+/// generation (recorded CKA_ID `id`, hex); None when there are none or they
+/// are the complete pair, which passes its pairwise test.
+fn unfinished_key(
+    token: &dyn Token,
+    spec: &CaSpec,
+    id: &str,
+    objects: &[ObjectInfo],
+) -> Result<Option<String>, CeremonyError> {
+    let of = |class: &str| objects.iter().filter(|o| o.class == class).count();
+    let (private, public) = (of("private-key"), of("public-key"));
+    // A certificate under the label was not made by the generation: leave
+    // everything to the preflight's judgement.
+    if private + public == 0 || of("certificate") > 0 {
+        return Ok(None);
+    }
+    let what = match (private, public) {
+        (0, _) => "a public key without its private key".to_string(),
+        (_, 0) => "a private key without its public key".to_string(),
+        (1, 1) => {
+            let ids_ok = objects
+                .iter()
+                .filter(|o| o.class.ends_with("-key"))
+                .all(|o| hex::encode(&o.id) == id);
+            if !ids_ok {
+                "key objects without the recorded CKA_ID".to_string()
+            } else {
+                let checked = token
+                    .find_key_pair(&spec.label, spec.key)
+                    .and_then(|k| match k {
+                        Some(k) => token.check_key(&k),
+                        None => Ok(()),
+                    });
+                match checked {
+                    Ok(()) => return Ok(None),
+                    Err(e) => match e.key_fault() {
+                        Some(why) => why,
+                        None => return Err(e.into()),
+                    },
+                }
+            }
+        }
+        _ => format!("{private} private and {public} public key objects"),
+    };
+    Ok(Some(what))
+}
+
+/// What is wrong with the certificate objects under the label of an
+/// interrupted store of the certificate with SHA-256 `sha256` (hex); None
+/// when there are none or it is that certificate, complete, beside its key.
+fn unfinished_certificate(
+    token: &dyn Token,
+    spec: &CaSpec,
+    sha256: &str,
+    objects: &[ObjectInfo],
+) -> Result<Option<String>, CeremonyError> {
+    let certs: Vec<&ObjectInfo> = objects
+        .iter()
+        .filter(|o| o.class == "certificate")
+        .collect();
+    let [cert] = certs.as_slice() else {
+        return Ok((!certs.is_empty()).then(|| format!("{} certificate objects", certs.len())));
+    };
+    // SoftHSM answers an empty CKA_VALUE for a certificate whose file ends before it.
+    match token
+        .find_certificate(&spec.label)?
+        .filter(|der| !der.is_empty())
+    {
+        None => return Ok(Some("a certificate without its value (CKA_VALUE)".into())),
+        Some(der) if hex::encode(x509::sha256(&der)) != sha256 => {
+            return Ok(Some(
+                "a certificate whose value is not the one signed".into(),
+            ));
+        }
+        Some(_) => {}
+    }
+    let key_id = objects
+        .iter()
+        .find(|o| o.class == "private-key")
+        .map(|o| &o.id);
+    Ok((key_id != Some(&cert.id)).then(|| "a certificate without its key's CKA_ID".into()))
 }
 
 /// The run after the journal is open: every event goes to `journal`.
@@ -429,7 +559,7 @@ fn recorded_run(
             mechanism: mech.clone(),
         })?;
     }
-    remove_interrupted_keygens(r, journal)?;
+    remove_unfinished_writes(r, journal)?;
     for spec in &loaded.plan.cas {
         ca::preflight_label(token, spec)?;
     }

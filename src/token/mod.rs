@@ -123,6 +123,47 @@ impl ObjectInfo {
     }
 }
 
+/// The pairwise consistency test (the idea of FIPS 140-3's): the private key
+/// signs a fixed message on the token and the host verifies the signature
+/// with the public key read from the token. Every key is tested when it is
+/// generated and when it is found, before anything is signed with it: a
+/// token can hold a private key that lists its label and flags but cannot
+/// sign (SoftHSM keeps one when a kill cuts its object file short).
+pub fn pairwise_test(
+    key: &KeyPair,
+    sign: impl FnOnce(&[u8]) -> Result<Vec<u8>, TokenError>,
+) -> Result<(), TokenError> {
+    let msg = [
+        b"ceremony pairwise consistency test: ".as_slice(),
+        key.label.as_bytes(),
+        &key.id,
+    ]
+    .concat();
+    let unusable = |what: String| TokenError::KeyUnusable {
+        label: key.label.clone(),
+        what,
+    };
+    let sig = sign(&msg).map_err(|e| match e.key_fault() {
+        Some(why) => unusable(format!("its private key cannot sign ({why})")),
+        None => e,
+    })?;
+    let alg = crate::x509::signature_algorithm(key.key_type);
+    crate::x509::verify_signature(&key.spki, &alg, &msg, &sig).map_err(|e| {
+        unusable(format!(
+            "a signature by its private key does not verify with its public key ({e})"
+        ))
+    })
+}
+
+/// What a token write killed midway may have left under a label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unfinished {
+    /// A key generation: private and public key objects.
+    KeyPair,
+    /// A certificate being stored.
+    Certificate,
+}
+
 /// Bytes of a CA key's CKA_ID (random, from the token).
 pub const KEY_ID_LEN: usize = 16;
 
@@ -150,6 +191,10 @@ pub trait Token {
     ) -> Result<KeyPair, TokenError>;
     /// The X.509 signature value over `msg` (hashing on the host; ECDSA as DER).
     fn sign(&self, key: &KeyPair, msg: &[u8]) -> Result<Vec<u8>, TokenError>;
+    /// The pairwise consistency test of `key` (see [`pairwise_test`]).
+    fn check_key(&self, key: &KeyPair) -> Result<(), TokenError> {
+        pairwise_test(key, |msg| self.sign(key, msg))
+    }
     fn random(&self, len: usize) -> Result<Vec<u8>, TokenError>;
     fn find_certificate(&self, label: &str) -> Result<Option<Vec<u8>>, TokenError>;
     fn store_certificate(
@@ -245,6 +290,8 @@ pub enum TokenError {
     BadPublicKey { label: String, what: String },
     #[error("the token returned a malformed signature for \"{label}\": {what}")]
     BadSignature { label: String, what: String },
+    #[error("key \"{label}\" on the token failed its pairwise test: {what}")]
+    KeyUnusable { label: String, what: String },
     #[error("{op} failed on token {token}: {source}")]
     Pkcs11 {
         op: String,
@@ -282,12 +329,65 @@ impl TokenError {
                 "this key may have been exposed; do not use it: give the plan a new label so a fresh key is generated".into()
             }
             TokenError::AmbiguousLabel { .. } => "inspect with `ceremony token list` and give the plan an unused label".into(),
+            TokenError::KeyUnusable { .. } => {
+                "nothing was signed with it; inspect the token with `ceremony token list`, and give the plan a new label so a fresh key is generated".into()
+            }
             TokenError::Pkcs11 { source, .. } if is_removed(source) => {
                 "the token disappeared: reconnect it and run again; the ceremony resumes where it stopped".into()
             }
             _ => return None,
         })
     }
+}
+
+impl TokenError {
+    /// Why the key itself (not the token, session or login) made this
+    /// operation fail, when it did: a key object the token holds but cannot
+    /// use, such as one SoftHSM wrote only in part.
+    pub fn key_fault(&self) -> Option<String> {
+        use cryptoki::error::{Error, RvError};
+        match self {
+            TokenError::BadPublicKey { what, .. }
+            | TokenError::BadSignature { what, .. }
+            | TokenError::KeyUnusable { what, .. } => Some(what.clone()),
+            TokenError::Pkcs11 {
+                op,
+                source: Error::Pkcs11(rv, _),
+                ..
+            } if matches!(
+                rv,
+                RvError::GeneralError
+                    | RvError::FunctionFailed
+                    | RvError::KeyHandleInvalid
+                    | RvError::KeyTypeInconsistent
+                    | RvError::KeyFunctionNotPermitted
+                    | RvError::KeySizeRange
+                    | RvError::MechanismInvalid
+                    | RvError::MechanismParamInvalid
+                    | RvError::OperationNotInitialized
+                    | RvError::AttributeValueInvalid
+                    | RvError::AttributeTypeInvalid
+                    | RvError::ObjectHandleInvalid
+            ) =>
+            {
+                Some(format!("{op} answered {}", ckr_name(rv)))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// `CKR_GENERAL_ERROR` for `RvError::GeneralError`: the name a PKCS#11
+/// reader looks up, shorter than cryptoki's description.
+pub fn ckr_name(rv: &cryptoki::error::RvError) -> String {
+    let mut name = String::from("CKR");
+    for c in format!("{rv:?}").chars() {
+        if c.is_ascii_uppercase() {
+            name.push('_');
+        }
+        name.push(c.to_ascii_uppercase());
+    }
+    name
 }
 
 /// Whether a cryptoki error says the token or device went away.

@@ -28,7 +28,7 @@ use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 
 use super::pin::Pin;
 use super::uri::TokenUri;
-use super::{KeyFlags, KeyPair, ObjectInfo, Signer, Token, TokenError, TokenIdentity};
+use super::{KeyFlags, KeyPair, ObjectInfo, Signer, Token, TokenError, TokenIdentity, Unfinished};
 use crate::keytype::KeyType;
 
 /// How a token signs for one key type.
@@ -177,28 +177,39 @@ impl Pkcs11Token {
         })
     }
 
-    /// Removes the public-key objects with CKA_ID `id` when no private key
-    /// or certificate carries that id, and returns what it removed: the half
-    /// a token may keep of a key generation killed inside C_GenerateKeyPair.
-    /// Only ever called with the id of a generation this ceremony's journal
-    /// recorded as started and never done; it destroys nothing else.
-    pub fn remove_lone_public_keys(&self, id: &[u8]) -> Result<Vec<ObjectInfo>, TokenError> {
-        for class in [ObjectClass::PRIVATE_KEY, ObjectClass::CERTIFICATE] {
-            let with = [Attribute::Class(class), Attribute::Id(id.to_vec())];
-            if !self.find(&with, 1)?.is_empty() {
-                return Ok(Vec::new());
-            }
-        }
-        let with = [
-            Attribute::Class(ObjectClass::PUBLIC_KEY),
-            Attribute::Id(id.to_vec()),
-        ];
+    /// Destroys the objects labelled `label` of the classes `what` names
+    /// and returns what it destroyed: what a token kept of a write killed
+    /// midway (SoftHSM writes a key pair as two files, each in steps, so a
+    /// kill can leave a public key alone, or an object without its later
+    /// attributes). Only ever called for a label whose write this ceremony's
+    /// journal recorded as started and never done; it destroys nothing else.
+    pub fn remove_unfinished(
+        &self,
+        label: &str,
+        what: Unfinished,
+    ) -> Result<Vec<ObjectInfo>, TokenError> {
+        let classes: &[ObjectClass] = match what {
+            Unfinished::KeyPair => &[ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY],
+            Unfinished::Certificate => &[ObjectClass::CERTIFICATE],
+        };
         let mut removed = Vec::new();
-        for h in self.find(&with, 16)? {
-            removed.push(self.info(h)?);
-            self.session
-                .destroy_object(h)
-                .map_err(self.err("C_DestroyObject (a lone public key)"))?;
+        for class in classes {
+            let with = [
+                Attribute::Class(*class),
+                Attribute::Label(label.as_bytes().to_vec()),
+            ];
+            for h in self.find(&with, 16)? {
+                let info = self.info(h).unwrap_or_else(|_| ObjectInfo {
+                    class: Self::class_name(*class),
+                    label: label.into(),
+                    ..ObjectInfo::unreadable("cut short")
+                });
+                self.session.destroy_object(h).map_err(self.err(&format!(
+                    "C_DestroyObject (an unfinished {} \"{label}\")",
+                    info.class
+                )))?;
+                removed.push(info);
+            }
         }
         Ok(removed)
     }
@@ -859,15 +870,16 @@ impl Token for Pkcs11Token {
             .session
             .generate_key_pair(&mechanism, &public, &private)
             .map_err(self.err(&format!("C_GenerateKeyPair ({key_type}, \"{label}\")")))?;
-        let result =
-            self.key_pair_from(label, priv_h, key_type)
-                .and_then(|kp| match kp.flags.violation() {
-                    None => Ok(kp),
-                    Some(what) => Err(TokenError::WeakKey {
-                        label: label.into(),
-                        what,
-                    }),
-                });
+        let result = self
+            .key_pair_from(label, priv_h, key_type)
+            .and_then(|kp| match kp.flags.violation() {
+                None => Ok(kp),
+                Some(what) => Err(TokenError::WeakKey {
+                    label: label.into(),
+                    what,
+                }),
+            })
+            .and_then(|kp| self.check_key(&kp).map(|()| kp));
         if result.is_err() {
             // A key this run just made and cannot vouch for goes again, so the
             // token is left as it was.
@@ -957,8 +969,9 @@ impl Token for Pkcs11Token {
         ];
         self.session
             .create_object(&template)
-            .map(|_| ())
-            .map_err(self.err(&format!("C_CreateObject (certificate \"{}\")", key.label)))
+            .map_err(self.err(&format!("C_CreateObject (certificate \"{}\")", key.label)))?;
+        crate::failpoint::hit("token-store");
+        Ok(())
     }
 
     fn list_objects(&self) -> Result<Vec<ObjectInfo>, TokenError> {

@@ -536,6 +536,46 @@ impl Fixture {
 
     /// Public key objects of the first token: label → (CKA_ID hex, EC point
     /// 04‖X‖Y hex), read by pkcs11-tool (an independent PKCS#11 client).
+    /// SoftHSM's object files in this fixture's token directories with
+    /// their CKA_CLASS (each file's first attribute, stored in the clear),
+    /// oldest first.
+    pub fn softhsm_objects(&self) -> Vec<(PathBuf, u64)> {
+        let mut files: Vec<(std::time::SystemTime, PathBuf, u64)> = Vec::new();
+        for dir in std::fs::read_dir(self.path().join("tokens")).expect("the token directory") {
+            let dir = dir.expect("dir entry").path();
+            for e in std::fs::read_dir(&dir).expect("a token's directory") {
+                let path = e.expect("dir entry").path();
+                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+                if !name.ends_with(".object") || name == "token.object" {
+                    continue;
+                }
+                let bytes = std::fs::read(&path).expect("an object file");
+                // generation (8), then CKA_CLASS: type 0 (8), kind ulong (8), value (8).
+                let Some(class) = bytes.get(24..32) else {
+                    continue;
+                };
+                let class = u64::from_be_bytes(class.try_into().expect("8 bytes"));
+                let modified = std::fs::metadata(&path)
+                    .and_then(|m| m.modified())
+                    .expect("mtime");
+                files.push((modified, path, class));
+            }
+        }
+        files.sort();
+        files.into_iter().map(|(_, p, c)| (p, c)).collect()
+    }
+
+    /// The newest SoftHSM object file of CKA_CLASS `class` (1 certificate, 2
+    /// public key, 3 private key): the one written last.
+    pub fn newest_object(&self, class: u64) -> PathBuf {
+        self.softhsm_objects()
+            .into_iter()
+            .rev()
+            .find(|(_, c)| *c == class)
+            .map(|(p, _)| p)
+            .unwrap_or_else(|| panic!("no object file of class {class}"))
+    }
+
     pub fn ec_public_keys(&self) -> BTreeMap<String, (String, String)> {
         let out = self.pkcs11_tool(&["--list-objects", "--type", "pubkey"]);
         out.assert_ok("pkcs11-tool --list-objects --type pubkey");
@@ -678,6 +718,38 @@ impl std::fmt::Debug for Node {
 
 /// Every path under `root` (relative), with its kind, mode and bytes.
 /// Symlinks are recorded, never followed. Bounded: at most 10,000 entries.
+pub const CKA_VALUE: u64 = 0x11;
+pub const CKA_ID: u64 = 0x102;
+pub const CKA_EC_PARAMS: u64 = 0x180;
+
+/// Cuts a SoftHSM object file short just before its attribute of type
+/// `ty`, as a kill during the file's write leaves it: SoftHSM writes the
+/// attributes in type order, each as type, kind and value.
+pub fn cut_before(path: &Path, ty: u64) {
+    let bytes = std::fs::read(path).expect("an object file");
+    let be = |at: usize| u64::from_be_bytes(bytes[at..at + 8].try_into().expect("8 bytes"));
+    let mut at = 8;
+    loop {
+        assert!(at + 16 <= bytes.len(), "no attribute {ty:#x} in {path:?}");
+        let (t, kind) = (be(at), be(at + 8));
+        if t == ty {
+            break;
+        }
+        at += 16
+            + match kind {
+                1 => 1,
+                2 => 8,
+                3 => 8 + be(at + 16) as usize,
+                k => panic!("attribute {t:#x} of kind {k} before {ty:#x} in {path:?}"),
+            };
+    }
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .expect("open the object file");
+    file.set_len(at as u64).expect("truncate the object file");
+}
+
 pub fn snapshot_tree(root: &Path) -> BTreeMap<PathBuf, Node> {
     const MAX: usize = 10_000;
     let mut map = BTreeMap::new();
