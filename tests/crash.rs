@@ -934,6 +934,32 @@ fn a_certificate_cut_short_is_removed_and_signed_again_on_resume() {
     }
 }
 
+/// Killed while it wrote its first journal record (the frame torn half-way,
+/// as a timed kill in CI found it): the rerun cuts the torn frame off, finds
+/// no record, and starts the ceremony afresh, so the sealed log begins with
+/// `ceremony_started` (not a `resumed` of nothing).
+#[test]
+fn a_journal_killed_in_its_first_record_starts_afresh() {
+    let (_f, o, records) = killed_in_a_token_write("firstrecord", "journal-append@1", |f| {
+        let path = f.work(".out.journal").join("records");
+        let len = std::fs::metadata(&path)
+            .expect("the journal's records")
+            .len();
+        assert!(len > 0, "the first frame was written");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|file| file.set_len(len / 2))
+            .expect("tear the first frame");
+    });
+    assert!(!o.stderr.contains("Resuming"), "{o}");
+    assert_eq!(
+        records.iter().filter(|r| kind(r) == "resumed").count(),
+        0,
+        "nothing to resume"
+    );
+}
+
 /// SoftHSM writes an object file in steps; a process killed inside
 /// C_CreateObject or C_GenerateKeyPair can leave one holding only its
 /// header, an object the token lists but whose CKA_CLASS it cannot return

@@ -77,7 +77,7 @@ fn ca(cas: &[CaState], role: CaRole) -> &CaState {
 }
 
 /// How the leaves are issued.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub struct LeafRun {
     pub now: SystemTime,
     /// Show the progress bar.
@@ -85,6 +85,9 @@ pub struct LeafRun {
     /// Token sessions to sign on at most (the plan's `token.sessions`);
     /// None: one per core.
     pub max_sessions: Option<usize>,
+    /// The service-account key, when the run started making it early (of
+    /// the cluster's `sa_key` type); None: it is made here.
+    pub sa_key: Option<leaf::KeyInBackground>,
 }
 
 /// One file for the staging directory: path under OUT, contents, mode.
@@ -325,17 +328,60 @@ fn signer_thread(mut signer: Box<dyn Signer + '_>, reqs: &Mutex<Receiver<SignReq
 /// The bundle in plan order: each node's own files, then its leaves.
 #[allow(clippy::large_enum_variant)] // moved a few times per leaf; a box only adds an allocation
 enum Item {
-    /// CA certificates (and sa.key/sa.pub on a control-plane node).
-    NodeFiles(Vec<File>),
+    /// CA certificates, and on a control-plane node (Some(its root)) the
+    /// service-account pair after them, added when written (`Sa`).
+    NodeFiles(Vec<File>, Option<String>),
     Leaf(Job),
 }
 
+/// The service-account key pair, made on a thread of its own while the first
+/// leaves are under way, and waited for only when the first control-plane
+/// node's files are written: an RSA-2048 key costs a fifth of a second, more
+/// than the leaves of a thousand nodes on a fast token.
+enum Sa<'s> {
+    Making(std::thread::ScopedJoinHandle<'s, Result<(LeafKey, String), CeremonyError>>),
+    Made((LeafKey, String)),
+    Failed,
+}
+
+impl Sa<'_> {
+    fn get(&mut self) -> Result<&(LeafKey, String), CeremonyError> {
+        if let Sa::Making(_) = self {
+            let Sa::Making(h) = std::mem::replace(self, Sa::Failed) else {
+                unreachable!("matched above")
+            };
+            *self = Sa::Made(h.join().unwrap_or_else(|_| {
+                Err(CeremonyError::Internal("the sa key thread panicked".into()))
+            })?);
+        }
+        match self {
+            Sa::Made(sa) => Ok(sa),
+            _ => Err(CeremonyError::Internal(
+                "the service-account key could not be made".into(),
+            )),
+        }
+    }
+
+    /// sa.key and sa.pub of the control-plane node rooted at `base`.
+    fn files(&mut self, base: &str) -> Result<[File; 2], CeremonyError> {
+        let (key, public) = self.get()?;
+        Ok([
+            (
+                format!("{base}/pki/sa.key"),
+                Zeroizing::new(key.private_pem.as_bytes().to_vec()),
+                write::SECRET,
+            ),
+            (
+                format!("{base}/pki/sa.pub"),
+                Zeroizing::new(public.as_bytes().to_vec()),
+                write::SECRET,
+            ),
+        ])
+    }
+}
+
 /// Every item of the bundle, lazily (nothing per worker is kept).
-fn items<'a>(
-    cl: &'a ClusterSpec,
-    cas: &'a [CaState],
-    sa: &'a (LeafKey, String),
-) -> impl Iterator<Item = Item> + 'a {
+fn items<'a>(cl: &'a ClusterSpec, cas: &'a [CaState]) -> impl Iterator<Item = Item> + 'a {
     let pem = |role| Zeroizing::new(x509::to_pem(&ca(cas, role).der).into_bytes());
     let cp = cl
         .control_plane
@@ -343,25 +389,15 @@ fn items<'a>(
         .enumerate()
         .flat_map(move |(i, node)| {
             let base = node_root(&node.name);
-            let mut files: Vec<File> = CA_FILES
+            let files: Vec<File> = CA_FILES
                 .iter()
                 .map(|(file, role)| (format!("{base}/{file}"), pem(*role), write::PUBLIC))
                 .collect();
-            files.push((
-                format!("{base}/pki/sa.key"),
-                Zeroizing::new(sa.0.private_pem.as_bytes().to_vec()),
-                write::SECRET,
-            ));
-            files.push((
-                format!("{base}/pki/sa.pub"),
-                Zeroizing::new(sa.1.as_bytes().to_vec()),
-                write::SECRET,
-            ));
             let leaves = kubeadm::control_plane_leaves(cl, i);
             let last = leaves.len().saturating_sub(1);
             let name = node.name.clone();
-            std::iter::once(Item::NodeFiles(files)).chain(leaves.into_iter().enumerate().map(
-                move |(k, spec)| {
+            std::iter::once(Item::NodeFiles(files, Some(base))).chain(
+                leaves.into_iter().enumerate().map(move |(k, spec)| {
                     Item::Leaf(Job {
                         idx: 0,
                         node: name.clone(),
@@ -369,8 +405,8 @@ fn items<'a>(
                         serial: Vec::new(),
                         end_of_cp: (k == last).then_some(i),
                     })
-                },
-            ))
+                }),
+            )
         });
     let workers = cl.workers.iter().flat_map(move |name| {
         let base = node_root(name);
@@ -379,7 +415,7 @@ fn items<'a>(
             pem(CaRole::Kubernetes),
             write::PUBLIC,
         )];
-        std::iter::once(Item::NodeFiles(files)).chain(
+        std::iter::once(Item::NodeFiles(files, None)).chain(
             kubeadm::worker_leaves(cl, name).into_iter().map(|spec| {
                 Item::Leaf(Job {
                     idx: 0,
@@ -415,7 +451,7 @@ impl Serials {
 /// A finished item waiting for its batch to be recorded.
 #[allow(clippy::large_enum_variant)] // moved a few times per leaf; a box only adds an allocation
 enum Ready {
-    Files(Vec<File>),
+    Files(Vec<File>, Option<String>),
     Leaf(Leaf, Option<usize>),
 }
 
@@ -423,22 +459,28 @@ enum Ready {
 fn flush(
     batch: &mut Vec<Ready>,
     st: &mut Staging,
+    sa: &mut Sa<'_>,
     audit: &mut dyn Audit,
 ) -> Result<(), CeremonyError> {
     let events: Vec<Event> = batch
         .iter_mut()
         .filter_map(|r| match r {
             Ready::Leaf(leaf, _) => leaf.event.take(),
-            Ready::Files(_) => None,
+            Ready::Files(..) => None,
         })
         .collect();
     // Durable on the record before any file of the batch exists.
     audit.record_all(events)?;
     for r in batch.drain(..) {
         match r {
-            Ready::Files(files) => {
+            Ready::Files(files, control_plane) => {
                 for (path, bytes, mode) in files {
                     st.write(&path, &bytes, mode)?;
+                }
+                if let Some(base) = control_plane {
+                    for (path, bytes, mode) in sa.files(&base)? {
+                        st.write(&path, &bytes, mode)?;
+                    }
                 }
             }
             Ready::Leaf(leaf, end_of_cp) => {
@@ -516,7 +558,10 @@ pub fn write_nodes(
         let sa = std::thread::Builder::new()
             .name("sa-key".into())
             .spawn_scoped(s, || -> Result<(LeafKey, String), CeremonyError> {
-                let sa = leaf::generate(cl.sa_key)?;
+                let sa = match run.sa_key.filter(|k| k.key_type() == cl.sa_key) {
+                    Some(k) => k.join()?,
+                    None => leaf::generate(cl.sa_key)?,
+                };
                 let public = leaf::public_pem(&sa.spki).map_err(x509::X509Error::from)?;
                 Ok((sa, public))
             })
@@ -539,10 +584,8 @@ pub fn write_nodes(
         // the channels, and every thread ends.
         drop(route);
         drop(done_tx);
-        let outcome = sa
-            .join()
-            .unwrap_or_else(|_| Err(CeremonyError::Internal("sa key thread panicked".into())))
-            .and_then(|sa| drive(token, st, cl, cas, &sa, &job_tx, &done_rx, audit, &bar));
+        let mut sa = Sa::Making(sa);
+        let outcome = drive(token, st, cl, cas, &mut sa, &job_tx, &done_rx, audit, &bar);
         drop(job_tx);
         // Let the workers finish what they hold: answer (refuse) their
         // signature requests until every one has ended.
@@ -568,13 +611,13 @@ fn drive<'a>(
     st: &mut Staging,
     cl: &ClusterSpec,
     cas: &[CaState],
-    sa: &(LeafKey, String),
+    sa: &mut Sa<'_>,
     jobs: &Sender<Job>,
     done: &Receiver<ToMain<'a>>,
     audit: &mut dyn Audit,
     bar: &ProgressBar,
 ) -> Result<(), CeremonyError> {
-    let mut items = items(cl, cas, sa).enumerate().peekable();
+    let mut items = items(cl, cas).enumerate().peekable();
     let mut serials = Serials {
         pool: Zeroizing::new(Vec::new()),
         at: 0,
@@ -610,8 +653,8 @@ fn drive<'a>(
                 break;
             };
             match item {
-                Item::NodeFiles(files) => {
-                    finished.insert(idx, Ready::Files(files));
+                Item::NodeFiles(files, control_plane) => {
+                    finished.insert(idx, Ready::Files(files, control_plane));
                 }
                 Item::Leaf(mut job) => {
                     // A stop asked for (Ctrl-C) ends the run before the next leaf.
@@ -645,7 +688,7 @@ fn drive<'a>(
         }
         let all_in = in_flight == 0 && items.peek().is_none() && finished.is_empty();
         if !batch.is_empty() && (cut || all_in) {
-            flush(&mut batch, st, audit)?;
+            flush(&mut batch, st, sa, audit)?;
             batch_leaves = 0;
         }
         if all_in {
@@ -814,6 +857,7 @@ mod tests {
             now,
             interactive: false,
             max_sessions: None,
+            sa_key: None,
         };
         write_nodes(token, &mut st, cl, cas, run, &mut events).unwrap();
         let files = st

@@ -223,6 +223,13 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
     audit::journal::check_owner(&opts.out, &loaded.sha256)?;
     // Every CSR is checked before the token is opened (all or nothing).
     csr::preflight(&loaded, Some(&ui))?;
+    // The service-account key is made while the token works on the CAs.
+    let sa_key = loaded
+        .plan
+        .cluster
+        .as_ref()
+        .filter(|cl| cl.mode == plan::LeafMode::Generate)
+        .map(|cl| crate::leaf::KeyInBackground::spawn(cl.sa_key));
     let given_pin = read_given_pin(&opts.pin)?;
     let module = opts
         .module
@@ -268,6 +275,7 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
             .map(|r| r.interrupted_certificate_stores)
             .unwrap_or_default(),
         progress: &progress,
+        sa_key: RefCell::new(sa_key),
         now,
     };
     match recorded_run(&run, &mut journal, given_pin) {
@@ -324,6 +332,8 @@ struct Run<'a> {
     /// CA certificates that run signed and never recorded as stored.
     interrupted_stores: Vec<PendingStore>,
     progress: &'a Progress,
+    /// The service-account key being made in the background (bundle mode).
+    sa_key: RefCell<Option<crate::leaf::KeyInBackground>>,
     now: SystemTime,
 }
 
@@ -638,13 +648,18 @@ fn recorded_run(
         }
         checkpoint()?;
         enter(r, Step::Leaves, known);
+        let run = bundle::LeafRun {
+            now,
+            interactive: ui.interactive,
+            max_sessions: loaded.plan.token_sessions,
+            sa_key: r.sa_key.borrow_mut().take(),
+        };
         let st = write_outputs(
             &gate,
             &r.opts.out,
             loaded,
             &cas,
-            now,
-            ui.interactive,
+            run,
             &mut SharedAudit(&shared),
         )
         .map_err(|e| gate.halt().unwrap_or(e))?;
@@ -709,6 +724,9 @@ fn start_record(
         Journal::open(&opts.out, &loaded.sha256, &loaded.plan.recipients)?;
     let plan_sha256 = hex::encode(loaded.sha256);
     let output = opts.out.display().to_string();
+    // A journal without one intact record (the previous run died writing its
+    // first) holds nothing done: the ceremony starts afresh, as itself.
+    let recovery = recovery.filter(|r| r.records > 0);
     let resumed = recovery.clone();
     match recovery {
         None => journal.record(Event::CeremonyStarted {
@@ -896,7 +914,7 @@ fn transcript_facts(
                 role: ca.role.name().into(),
                 label: ca.key.label.clone(),
                 key_type: ca.key.key_type.name().into(),
-                subject: tbs.subject().to_string(),
+                subject: crate::x509::name_text(tbs.subject()),
                 serial: x509::colon_hex(tbs.serial_number().as_bytes()),
                 not_before: x509::fmt_time(v.not_before.to_system_time()),
                 not_after: x509::fmt_time(v.not_after.to_system_time()),
@@ -965,10 +983,10 @@ fn write_outputs(
     out: &Path,
     loaded: &LoadedPlan,
     cas: &[CaState],
-    now: SystemTime,
-    interactive: bool,
+    run: bundle::LeafRun,
     audit: &mut dyn Audit,
 ) -> Result<Staging, CeremonyError> {
+    let now = run.now;
     // Read the CSRs again and check them: what is signed is what was checked.
     let intake = csr::preflight(loaded, None)?;
     let mut st = Staging::begin(out, &loaded.sha256)?;
@@ -994,14 +1012,7 @@ fn write_outputs(
     }
     if let Some(cl) = &loaded.plan.cluster {
         match cl.mode {
-            plan::LeafMode::Generate => {
-                let run = bundle::LeafRun {
-                    now,
-                    interactive,
-                    max_sessions: loaded.plan.token_sessions,
-                };
-                bundle::write_nodes(token, &mut st, cl, cas, run, audit)?
-            }
+            plan::LeafMode::Generate => bundle::write_nodes(token, &mut st, cl, cas, run, audit)?,
             plan::LeafMode::Csr => csr::write_nodes(token, &mut st, cl, cas, &intake, now, audit)?,
         }
     }

@@ -38,6 +38,50 @@ fn spki_of(public_der: der::Document) -> Result<SubjectPublicKeyInfoOwned, Strin
     SubjectPublicKeyInfoOwned::from_der(public_der.as_bytes()).map_err(|e| e.to_string())
 }
 
+/// A leaf key being made on a thread of its own from the start of a run: the
+/// service-account key (RSA-2048 by default, a fifth of a second of one
+/// core) is then ready when the bundle needs it, where it used to stall the
+/// leaf pipeline at its start. Dropped unjoined, the key is wiped all the
+/// same (LeafKey's private part zeroizes on drop).
+pub struct KeyInBackground {
+    key_type: KeyType,
+    /// None when no thread could be started: the key is made on `join`.
+    handle: Option<std::thread::JoinHandle<Result<LeafKey, LeafError>>>,
+}
+
+impl KeyInBackground {
+    pub fn spawn(key_type: KeyType) -> KeyInBackground {
+        let handle = std::thread::Builder::new()
+            .name("background-key".into())
+            .spawn(move || generate(key_type))
+            .ok();
+        KeyInBackground { key_type, handle }
+    }
+
+    pub fn key_type(&self) -> KeyType {
+        self.key_type
+    }
+
+    /// The key, once made (waits for it).
+    pub fn join(self) -> Result<LeafKey, LeafError> {
+        match self.handle {
+            Some(h) => h.join().unwrap_or_else(|_| {
+                Err(LeafError::Generate {
+                    key_type: self.key_type,
+                    detail: "the thread making it panicked".into(),
+                })
+            }),
+            None => generate(self.key_type),
+        }
+    }
+}
+
+impl std::fmt::Debug for KeyInBackground {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyInBackground({})", self.key_type)
+    }
+}
+
 /// Generates a key with the operating system's CSPRNG.
 pub fn generate(key_type: KeyType) -> Result<LeafKey, LeafError> {
     let fail = |detail: String| LeafError::Generate { key_type, detail };

@@ -336,8 +336,8 @@ impl Cert {
             .unwrap_or_default();
         Ok(Cert {
             der: der.to_vec(),
-            subject: tbs.subject().to_string(),
-            issuer: tbs.issuer().to_string(),
+            subject: crate::x509::name_text(tbs.subject()),
+            issuer: crate::x509::name_text(tbs.issuer()),
             subject_der: tbs.subject().to_der().map_err(|e| e.to_string())?,
             issuer_der: tbs.issuer().to_der().map_err(|e| e.to_string())?,
             cn,

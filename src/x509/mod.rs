@@ -221,6 +221,20 @@ pub fn verify_signature(
             ecdsa_verify(&ring::signature::ECDSA_P384_SHA384_ASN1, spki, msg, sig)
         }
         (rfc5912::RSA_ENCRYPTION, rfc5912::SHA_256_WITH_RSA_ENCRYPTION) => {
+            // ring first: about five times faster than the rsa crate for an
+            // RSA-3072 issuer (issue 7: every leaf is verified). It takes
+            // 2048 to 8192-bit keys only; anything it refuses gets the rsa
+            // crate's verdict and message, as before.
+            if let Some(pkcs1) = spki.subject_public_key.as_bytes()
+                && ring::signature::UnparsedPublicKey::new(
+                    &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+                    pkcs1,
+                )
+                .verify(msg, sig)
+                .is_ok()
+            {
+                return Ok(());
+            }
             let key = rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::try_from(spki.owned_to_ref())
                 .map_err(|e| e.to_string())?;
             let sig = rsa::pkcs1v15::Signature::try_from(sig)
@@ -248,6 +262,70 @@ fn ecdsa_verify(
     ring::signature::UnparsedPublicKey::new(alg, point)
         .verify(msg, sig)
         .map_err(|_| "signature does not verify with the issuer's public key".to_string())
+}
+
+/// `name` as RFC 4514 text, exactly as x509-cert's `Display` writes it, but
+/// for the attribute types a ceremony writes without that `Display`'s scan of
+/// the whole OID database per attribute (a tenth of a leaf's host time when
+/// every leaf's subject and issuer go to the audit record). Any other
+/// attribute is written by x509-cert itself.
+pub fn name_text(name: &x509_cert::name::Name) -> String {
+    use const_oid::db::rfc4519;
+    use der::asn1::{Ia5StringRef, PrintableStringRef, TeletexStringRef, Utf8StringRef};
+    use der::{Tag, Tagged};
+    use std::fmt::Write;
+    // x509-cert's names: the shortest of the database's, upper-cased.
+    let short = |oid| match oid {
+        rfc4519::CN => Some("CN"),
+        rfc4519::O => Some("O"),
+        rfc4519::OU => Some("OU"),
+        rfc4519::C => Some("C"),
+        rfc4519::L => Some("L"),
+        rfc4519::ST => Some("ST"),
+        _ => None,
+    };
+    let mut out = String::new();
+    let rdns: Vec<_> = name.iter_rdn().collect();
+    for (i, rdn) in rdns.iter().rev().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        for (j, atv) in rdn.iter().enumerate() {
+            if j > 0 {
+                out.push('+');
+            }
+            let v = &atv.value;
+            let text = match v.tag() {
+                Tag::PrintableString => PrintableStringRef::try_from(v).ok().map(|s| s.as_str()),
+                Tag::Utf8String => Utf8StringRef::try_from(v).ok().map(|s| s.as_str()),
+                Tag::Ia5String => Ia5StringRef::try_from(v).ok().map(|s| s.as_str()),
+                Tag::TeletexString => TeletexStringRef::try_from(v).ok().map(|s| s.as_str()),
+                _ => None,
+            };
+            let (Some(key), Some(text)) = (short(atv.oid), text) else {
+                let _ = write!(out, "{atv}");
+                continue;
+            };
+            out.push_str(key);
+            out.push('=');
+            let mut chars = text.char_indices().peekable();
+            while let Some((k, c)) = chars.next() {
+                match c {
+                    '#' if k == 0 => out.push_str("\\#"),
+                    ' ' if k == 0 || chars.peek().is_none() => out.push_str("\\ "),
+                    '"' | '+' | ',' | ';' | '<' | '>' | '\\' => {
+                        out.push('\\');
+                        out.push(c);
+                    }
+                    '\x00'..='\x1f' | '\x7f' => {
+                        let _ = write!(out, "\\{:02x}", c as u8);
+                    }
+                    _ => out.push(c),
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Whole seconds only: X.509 times have no fractions, and a fraction would make
@@ -306,4 +384,33 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
 /// PEM of a certificate, as every file of the bundle holds it.
 pub fn to_pem(der: &[u8]) -> String {
     pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, der).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::str::FromStr;
+
+    use x509_cert::name::Name;
+
+    /// `name_text` is x509-cert's `Display`, to the byte.
+    #[test]
+    fn name_text_writes_what_x509_cert_writes() {
+        for s in [
+            "CN=kube-apiserver-kubelet-client,O=kubeadm:cluster-admins",
+            "CN=system:node:worker-1,O=system:nodes",
+            "CN=Ceremony Root CA,OU=Platform,O=Example\\, Inc.,L=Zürich,ST=ZH,C=CH",
+            "CN=a+CN=b,O=x+OU=y",
+            "CN=\\#hash,O=\\ lead,OU=trail\\ ",
+            "CN=q\\\"u\\+o\\;t\\<e\\>s\\\\",
+            "CN=ctl\\01char\\7f",
+            "UID=alice,DC=example,DC=org",
+            "CN=#0403414243",
+        ] {
+            let name = Name::from_str(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+            assert_eq!(super::name_text(&name), name.to_string(), "{s}");
+        }
+        assert_eq!(super::name_text(&Name::default()), "");
+        let plain = "CN=system:node:worker-1,O=system:nodes";
+        assert_eq!(super::name_text(&Name::from_str(plain).unwrap()), plain);
+    }
 }
