@@ -588,15 +588,30 @@ fn writes_lines(p: &LoadedPlan, out: &Path) -> Vec<String> {
                 ),
             ));
         }
-        for w in &cl.workers {
+        if cl.workers.len() > SUMMARY_WORKERS {
+            let certs: usize = cl
+                .workers
+                .iter()
+                .map(|w| kubeadm::worker_leaves(cl, w).len())
+                .sum();
             v.push(format!(
-                "    nodes/{w:<width$}  worker, {}, {how}",
-                plural(
-                    kubeadm::worker_leaves(cl, w).len(),
-                    "certificate",
-                    "certificates"
-                ),
+                "    nodes/* ({} workers: {} … {})  {}, {how}",
+                cl.workers.len(),
+                cl.workers[0],
+                cl.workers[cl.workers.len() - 1],
+                plural(certs, "certificate", "certificates"),
             ));
+        } else {
+            for w in &cl.workers {
+                v.push(format!(
+                    "    nodes/{w:<width$}  worker, {}, {how}",
+                    plural(
+                        kubeadm::worker_leaves(cl, w).len(),
+                        "certificate",
+                        "certificates"
+                    ),
+                ));
+            }
         }
     }
     for u in &p.plan.raw.users {
@@ -722,28 +737,54 @@ fn per_node(s: &Summary<'_>) -> Vec<(String, &'static str, usize, usize, usize)>
     let Some(cl) = &s.loaded.plan.cluster else {
         return v;
     };
-    let names = cl
-        .control_plane
-        .iter()
-        .map(|n| (n.name.clone(), "control plane"))
-        .chain(cl.workers.iter().map(|w| (w.clone(), "worker")));
-    for (name, role) in names {
-        let base = format!("{}/", super::bundle::node_root(&name));
-        let files: Vec<&str> = s
-            .written
-            .iter()
-            .filter_map(|(p, _, _)| p.strip_prefix(&base))
-            .collect();
-        let ca_files: Vec<&str> = kubeadm::CA_FILES.iter().map(|(f, _)| *f).collect();
-        let certs = files
-            .iter()
-            .filter(|f| f.ends_with(".crt") && !ca_files.contains(f))
-            .count();
-        let confs = files.iter().filter(|f| f.ends_with(".conf")).count();
-        v.push((name, role, certs, confs, files.len()));
+    // One pass over what was written (twice as many files as workers), not
+    // one per node: (certificates, kubeconfigs, files) by node name.
+    let ca_files: Vec<&str> = kubeadm::CA_FILES.iter().map(|(f, _)| *f).collect();
+    let mut counts: std::collections::HashMap<&str, (usize, usize, usize)> = Default::default();
+    for (p, _, _) in s.written {
+        let Some((name, _)) = p.strip_prefix("nodes/").and_then(|r| r.split_once('/')) else {
+            continue;
+        };
+        let Some(f) = p
+            .strip_prefix(&super::bundle::node_root(name))
+            .and_then(|r| r.strip_prefix('/'))
+        else {
+            continue;
+        };
+        let c = counts.entry(name).or_default();
+        if f.ends_with(".crt") && !ca_files.contains(&f) {
+            c.0 += 1;
+        }
+        if f.ends_with(".conf") {
+            c.1 += 1;
+        }
+        c.2 += 1;
+    }
+    let of = |name: &str| counts.get(name).copied().unwrap_or_default();
+    for n in &cl.control_plane {
+        let (certs, confs, files) = of(&n.name);
+        v.push((n.name.clone(), "control plane", certs, confs, files));
+    }
+    // Past a screenful, the workers are one line of totals.
+    if cl.workers.len() > SUMMARY_WORKERS {
+        let (mut certs, mut confs, mut files) = (0, 0, 0);
+        for w in &cl.workers {
+            let (a, b, c) = of(w);
+            (certs, confs, files) = (certs + a, confs + b, files + c);
+        }
+        let name = format!("* ({} workers)", cl.workers.len());
+        v.push((name, "worker", certs, confs, files));
+    } else {
+        for w in &cl.workers {
+            let (certs, confs, files) = of(w);
+            v.push((w.clone(), "worker", certs, confs, files));
+        }
     }
     v
 }
+
+/// Workers listed one per line on the end screen at most.
+const SUMMARY_WORKERS: usize = 10;
 
 #[cfg(test)]
 mod tests {
