@@ -813,3 +813,58 @@ fn fixture_refuses_other_modules() {
         );
     }
 }
+
+/// Past ten workers the preflight and end screens list the workers as one
+/// line of totals (a 10,000-node plan is not 10,000 lines), and the counts
+/// on it are those of the files written: one kubelet.conf (with the
+/// worker's own client certificate) and one ca.crt per worker.
+#[test]
+fn many_workers_are_one_line_of_totals() {
+    let f = Fixture::new("manyworkers");
+    let plan = f.write_plan("plan.toml", ["ecdsa-p256"; 4]);
+    let names: Vec<String> = (1..=11).map(|i| format!("w{i:02}")).collect();
+    let text = std::fs::read_to_string(&plan).expect("the plan");
+    let list = names
+        .iter()
+        .map(|n| format!("\"{n}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    assert!(text.contains("names = [\"worker1\"]"), "{text}");
+    let text = text.replace("names = [\"worker1\"]", &format!("names = [{list}]"));
+    std::fs::write(&plan, text).expect("rewrite the plan");
+    let out = f.work("out");
+    let o = f.run_plan(&plan, &out);
+    o.assert_ok("ceremony run");
+    let lines: Vec<&str> = o.stderr.lines().filter(|l| l.contains("nodes/")).collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("nodes/* (11 workers: w01 … w11)") && l.contains("11 certificates")),
+        "preflight: {lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("nodes/* (11 workers)")
+            && l.contains("11 certificates (11 in kubeconfigs), 22 files")),
+        "end screen: {lines:#?}"
+    );
+    assert!(!lines.iter().any(|l| l.contains("nodes/w0")), "{lines:#?}");
+    // Every worker's files, checked against the plan by `ceremony verify`
+    // (each kubelet.conf's client certificate: system:node:<name>, chain).
+    let (out_s, plan_s) = (out.to_string_lossy(), plan.to_string_lossy());
+    f.ceremony(&["verify", out_s.as_ref(), "--plan", plan_s.as_ref()])
+        .assert_ok("ceremony verify");
+    for n in &names {
+        let conf = out.join(format!("nodes/{n}/etc/kubernetes/kubelet.conf"));
+        let text = std::fs::read_to_string(&conf).expect("a worker's kubelet.conf");
+        assert!(
+            text.contains("client-certificate-data"),
+            "{}",
+            conf.display()
+        );
+        assert!(
+            out.join(format!("nodes/{n}/etc/kubernetes/pki/ca.crt"))
+                .is_file(),
+            "{n}: ca.crt"
+        );
+    }
+}
