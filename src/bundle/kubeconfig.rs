@@ -14,7 +14,9 @@ pub struct Kubeconfig<'a> {
     pub cluster: &'a str,
     pub server: &'a str,
     pub user: &'a str,
-    pub ca_pem: &'a str,
+    /// `certificate-authority-data`: [`ca_data`] of the CA's PEM, made once
+    /// for all of a bundle's kubeconfigs.
+    pub ca_data: &'a str,
     pub cert_pem: &'a str,
     pub key_pem: &'a str,
 }
@@ -37,6 +39,11 @@ fn scalar(s: &str) -> String {
     }
 }
 
+/// `certificate-authority-data` of a CA certificate's PEM.
+pub fn ca_data(ca_pem: &str) -> String {
+    STANDARD.encode(ca_pem.as_bytes())
+}
+
 /// The kubeconfig text; it holds a private key, so it is zeroized on drop.
 pub fn render(k: &Kubeconfig<'_>) -> Zeroizing<String> {
     let context = format!("{}@{}", k.user, k.cluster);
@@ -52,7 +59,7 @@ pub fn render(k: &Kubeconfig<'_>) -> Zeroizing<String> {
          preferences: {{}}\n\
          users:\n\
          - name: {user}\n  user:\n    client-certificate-data: {cert}\n    client-key-data: {key}\n",
-        ca = STANDARD.encode(k.ca_pem.as_bytes()),
+        ca = k.ca_data,
         server = scalar(k.server),
         cluster = scalar(k.cluster),
         user = scalar(k.user),
@@ -72,7 +79,7 @@ mod tests {
             cluster: "kubernetes",
             server: "https://127.0.0.1:6443",
             user: "system:node:cp1",
-            ca_pem: "CA",
+            ca_data: &ca_data("CA"),
             cert_pem: "CERT",
             key_pem: "KEY",
         });

@@ -5,18 +5,19 @@
 //!
 //! The token must be the bottleneck, never this tool (issue 7), so leaves go
 //! through a bounded pipeline rather than one after the other:
-//! - the calling thread walks the plan's nodes in order, hands each leaf to
-//!   the workers with its serial number (token RNG, fetched in blocks), puts
-//!   what comes back into plan order again, records a batch of certificates
-//!   in the audit journal (one frame, one fsync) and only then writes that
-//!   batch's files into the staging directory;
-//! - worker threads make the leaf key, build the TBS, have it signed, check
-//!   the certificate (`x509::issue`: parse back, verify in software) and
-//!   render its files;
-//! - signer threads, one per token session ([`Token::signers`]), do the
-//!   C_Sign calls; a token without extra sessions signs on the calling thread.
+//! - the calling thread walks the plan's nodes in order, hands the leaves to
+//!   the workers in chunks with their serial numbers (token RNG, fetched in
+//!   blocks), puts what comes back into plan order again, records a batch of
+//!   certificates in the audit journal (one frame, one fsync) and only then
+//!   writes that batch's files into the staging directory;
+//! - worker threads take a chunk at a time and go over it in passes: the
+//!   leaf keys and TBSs; the signatures, in a row on a token session they
+//!   borrow ([`Sessions`], which also decides how many sessions may sign at
+//!   once); the checks (`x509::finish`: parse back, compare the TBS, verify
+//!   in software); the files and records. A token without extra sessions
+//!   signs on the calling thread instead.
 //!
-//! At most [`WINDOW`] leaves are in flight, so memory stays flat for any
+//! At most [`WINDOW`] leaves are under way, so memory stays flat for any
 //! number of nodes. What it must not do: write a certificate that was not
 //! checked, or one whose record is not durable in the journal first; keep
 //! all of a cluster's keys or certificates in memory.
@@ -24,13 +25,14 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use zeroize::Zeroizing;
 
 use super::CeremonyError;
 use super::ca::{BACKDATE, CaState};
+use super::sessions::Sessions;
 use crate::audit::event::cert_info;
 use crate::audit::{Audit, Event};
 use crate::bundle::kubeconfig::{self, Kubeconfig};
@@ -38,17 +40,21 @@ use crate::bundle::write::{self, Staging};
 use crate::leaf::{self, LeafError, LeafKey};
 use crate::plan::{CaRole, ClusterSpec};
 use crate::profile::kubeadm::{self, CA_FILES, LeafOutput, LeafSpec};
-use crate::token::{KeyPair, SERIAL_LEN, Signer, Token, TokenError, serial_from};
-use crate::x509::{self, ToBeSigned};
+use crate::token::{KeyPair, SERIAL_LEN, Token, TokenError, serial_from};
+use crate::x509::{self, CertProfile, Issued, ToBeSigned};
 
-/// Leaves in flight at most (keys made, not yet written).
-const WINDOW: usize = 256;
 /// Certificates per journal frame (workers; a control-plane node's leaves
 /// are one frame). Fixed, so the journal's frames never depend on timing.
-/// FIXME(issue 7): 256 here hangs runs of more than 256 worker leaves (a
-/// lost wake-up in `drive`, not yet found); until it is, the workers' leaves
-/// are one batch, held in memory until the end.
 const BATCH: usize = 256;
+/// Leaves under way at most, from dispatch to written: what memory holds,
+/// whatever the number of nodes. Two batches, so that one is being filled
+/// while the last is recorded and written.
+const WINDOW: usize = 2 * BATCH;
+/// Leaves handed to a worker at a time and sent back together: one wake-up
+/// of a worker and one of the calling thread per chunk, not per leaf, and
+/// each pass over a chunk (keys, signatures, checks) keeps its code and
+/// data in the core's caches.
+const CHUNK: usize = 32;
 /// Serial numbers per C_GenerateRandom.
 const SERIAL_BLOCK: usize = 64;
 
@@ -98,8 +104,8 @@ struct Ctx<'a> {
     cl: &'a ClusterSpec,
     cas: &'a [CaState],
     now: SystemTime,
-    /// The Kubernetes CA certificate PEM, as every kubeconfig embeds it.
-    kube_ca_pem: String,
+    /// The Kubernetes CA certificate as every kubeconfig embeds it.
+    kube_ca_data: String,
 }
 
 /// One leaf to issue.
@@ -120,14 +126,19 @@ struct Leaf {
     files: Vec<File>,
 }
 
-/// Makes the leaf's key, builds and signs its certificate (through `sign`),
-/// checks it and renders its files. Records and writes nothing.
-fn issue_leaf<'a>(
-    ctx: &Ctx<'a>,
-    job: &Job,
-    sign: impl FnOnce(&'a KeyPair, &[u8]) -> Result<Vec<u8>, TokenError>,
-) -> Result<Leaf, CeremonyError> {
-    let (cl, spec, node) = (ctx.cl, &job.spec, job.node.as_str());
+/// A leaf between its key and its signature: the TBS built, to be signed.
+struct Pending<'j> {
+    job: &'j Job,
+    key: LeafKey,
+    profile: CertProfile,
+    not_before: SystemTime,
+    not_after: SystemTime,
+    tbs_der: Vec<u8>,
+}
+
+/// The first half of a leaf: its key, its profile and its TBS.
+fn prepare<'j>(ctx: &Ctx<'_>, job: &'j Job) -> Result<Pending<'j>, CeremonyError> {
+    let (cl, spec) = (ctx.cl, &job.spec);
     let issuer = ca(ctx.cas, spec.issuer);
     let start = x509::truncate(ctx.now);
     let not_after = start + cl.leaf_validity;
@@ -146,18 +157,40 @@ fn issue_leaf<'a>(
         cl.leaf_key,
     )
     .map_err(x509::X509Error::from)?;
-    let issued = x509::issue(
-        ToBeSigned {
-            profile: &profile,
-            serial: &job.serial,
-            not_before: start - BACKDATE,
-            not_after,
-            subject_spki: &key.spki,
-            issuer_spki: &issuer.key.spki,
-            issuer_key_type: issuer.key.key_type,
-        },
-        |tbs| sign(&issuer.key, tbs),
-    )?;
+    let mut pending = Pending {
+        job,
+        key,
+        profile,
+        not_before: start - BACKDATE,
+        not_after,
+        tbs_der: Vec::new(),
+    };
+    pending.tbs_der = x509::build(&tbs_of(ctx, &pending))?;
+    Ok(pending)
+}
+
+fn tbs_of<'p>(ctx: &'p Ctx<'_>, p: &'p Pending<'_>) -> ToBeSigned<'p> {
+    let issuer = &ca(ctx.cas, p.job.spec.issuer).key;
+    ToBeSigned {
+        profile: &p.profile,
+        serial: &p.job.serial,
+        not_before: p.not_before,
+        not_after: p.not_after,
+        subject_spki: &p.key.spki,
+        issuer_spki: &issuer.spki,
+        issuer_key_type: issuer.key_type,
+    }
+}
+
+/// The certificate around its signature, checked (`x509::finish`).
+fn check(ctx: &Ctx<'_>, p: &mut Pending<'_>, signature: &[u8]) -> Result<Issued, CeremonyError> {
+    let tbs_der = std::mem::take(&mut p.tbs_der);
+    Ok(x509::finish(&tbs_of(ctx, p), tbs_der, signature)?)
+}
+
+/// A checked certificate's files and record. Writes nothing.
+fn render(ctx: &Ctx<'_>, p: Pending<'_>, issued: Issued) -> Leaf {
+    let (spec, node, key) = (&p.job.spec, p.job.node.as_str(), &p.key);
     let base = node_root(node);
     let cert_pem = x509::to_pem(&issued.der);
     let files = match &spec.output {
@@ -178,13 +211,15 @@ fn issue_leaf<'a>(
                 cluster,
                 server,
                 user: &spec.cn,
-                ca_pem: &ctx.kube_ca_pem,
+                ca_data: &ctx.kube_ca_data,
                 cert_pem: &cert_pem,
                 key_pem: &key.private_pem,
             });
+            let mut text = text;
+            // The text's own buffer, moved (still wiped on drop), not copied.
             vec![(
                 format!("{base}/{}", spec.path),
-                Zeroizing::new(text.as_bytes().to_vec()),
+                Zeroizing::new(std::mem::take(&mut *text).into_bytes()),
                 write::SECRET,
             )]
         }
@@ -201,60 +236,94 @@ fn issue_leaf<'a>(
         &issued.cert,
         &issued.der,
     ));
-    Ok(Leaf {
+    Leaf {
         event: Some(event),
         files,
-    })
+    }
 }
 
-/// A signature the workers ask for.
+/// A signature a worker asks the calling thread for (a token without
+/// extra sessions).
 struct SignReq<'a> {
     key: &'a KeyPair,
     tbs: Vec<u8>,
     reply: Sender<Result<Vec<u8>, TokenError>>,
 }
 
+/// A leaf's outcome: its place in plan order, `end_of_cp`, the leaf.
+type Outcome = (usize, Option<usize>, Result<Leaf, CeremonyError>);
+
 /// What reaches the calling thread.
-#[allow(clippy::large_enum_variant)] // moved a few times per leaf; a box only adds an allocation
 enum ToMain<'a> {
-    /// A leaf finished (or failed): its place in plan order, `end_of_cp`.
-    Done(usize, Option<usize>, Result<Leaf, CeremonyError>),
-    /// A signature, when no signer thread has a session of its own.
+    /// A chunk's leaves, finished (or the first that failed, last).
+    Done(Vec<Outcome>),
+    /// A signature, when the token has no session for the workers.
     Sign(SignReq<'a>),
 }
 
-/// Where workers send their signature requests.
-#[derive(Clone)]
-enum SignRoute<'a> {
-    Signers(Sender<SignReq<'a>>),
+/// How workers get their signatures made.
+enum SignRoute<'s, 't, 'a> {
+    /// On a session of the token's, borrowed for a chunk's signatures.
+    Sessions(&'s Sessions<'t>),
+    /// By the calling thread, on the token's own session.
     Main(Sender<ToMain<'a>>),
 }
 
-impl<'a> SignRoute<'a> {
-    fn sign(&self, key: &'a KeyPair, tbs: &[u8]) -> Result<Vec<u8>, TokenError> {
-        let (reply, answer) = mpsc::channel();
-        let req = SignReq {
-            key,
-            tbs: tbs.to_vec(),
-            reply,
-        };
-        let sent = match self {
-            SignRoute::Signers(tx) => tx.send(req).is_ok(),
-            SignRoute::Main(tx) => tx.send(ToMain::Sign(req)).is_ok(),
-        };
-        let stopped = || TokenError::BadSignature {
+impl<'a> SignRoute<'_, '_, 'a> {
+    /// Signs each `(key, tbs)` in turn; stops at the first failure, which
+    /// is the last result. On a session, all of them in a row on one
+    /// borrowed session; returns how long they took once it was lent.
+    fn sign_all(
+        &self,
+        reqs: &[(&'a KeyPair, &[u8])],
+    ) -> (Vec<Result<Vec<u8>, TokenError>>, Duration) {
+        let stopped = |key: &KeyPair, what: &str| TokenError::BadSignature {
             label: key.label.clone(),
-            what: "the signing threads stopped before this signature".into(),
+            what: what.into(),
         };
-        if !sent {
-            return Err(stopped());
+        let mut out = Vec::with_capacity(reqs.len());
+        let mut lent = match self {
+            SignRoute::Sessions(pool) => pool.borrow(),
+            SignRoute::Main(_) => None,
+        };
+        let start = Instant::now();
+        for &(key, tbs) in reqs {
+            let signed = match self {
+                // Ctrl-C: sign nothing more; the calling thread asks the
+                // token's checkpoint for the reason and ends the run.
+                SignRoute::Sessions(_) if super::interrupt::requested() => {
+                    Err(stopped(key, "not signed: the run stops"))
+                }
+                SignRoute::Sessions(_) => match lent.as_mut().and_then(|l| l.signer()) {
+                    Some(signer) => signer.sign(key, tbs),
+                    None => Err(stopped(key, "no token session")),
+                },
+                SignRoute::Main(tx) => {
+                    let (reply, answer) = mpsc::channel();
+                    let req = SignReq {
+                        key,
+                        tbs: tbs.to_vec(),
+                        reply,
+                    };
+                    let gone = "the signing thread stopped before this signature";
+                    match tx.send(ToMain::Sign(req)) {
+                        Ok(()) => answer.recv().unwrap_or_else(|_| Err(stopped(key, gone))),
+                        Err(_) => Err(stopped(key, gone)),
+                    }
+                }
+            };
+            let failed = signed.is_err();
+            out.push(signed);
+            if failed {
+                break;
+            }
         }
-        answer.recv().unwrap_or_else(|_| Err(stopped()))
+        (out, start.elapsed())
     }
 }
 
 /// Tells the calling thread when a worker dies of a panic, so it never
-/// waits for that worker's leaf.
+/// waits for that worker's leaves.
 struct PanicGuard<'a> {
     tx: Sender<ToMain<'a>>,
     idx: Option<usize>,
@@ -265,64 +334,93 @@ impl Drop for PanicGuard<'_> {
         if std::thread::panicking()
             && let Some(idx) = self.idx
         {
-            let _ = self.tx.send(ToMain::Done(
+            let _ = self.tx.send(ToMain::Done(vec![(
                 idx,
                 None,
                 Err(CeremonyError::Internal(
                     "a leaf worker thread panicked".into(),
                 )),
-            ));
+            )]));
         }
     }
 }
 
+/// A worker: takes a chunk of leaves and issues them in three passes, each
+/// over the whole chunk (keys and TBSs; signatures; checks and files), so
+/// that each pass's code and data stay in the core's caches; sends them
+/// back together.
 fn worker<'a>(
     ctx: &Ctx<'a>,
-    jobs: &Mutex<Receiver<Job>>,
+    jobs: &Mutex<Receiver<Vec<Job>>>,
     done: Sender<ToMain<'a>>,
-    route: SignRoute<'a>,
+    route: SignRoute<'_, '_, 'a>,
 ) {
     let mut guard = PanicGuard {
         tx: done.clone(),
         idx: None,
     };
     loop {
-        let job = match jobs.lock() {
+        let chunk = match jobs.lock() {
             Ok(rx) => rx.recv(),
             Err(_) => return,
         };
-        let Ok(job) = job else { return };
-        guard.idx = Some(job.idx);
-        let leaf = issue_leaf(ctx, &job, |key, tbs| route.sign(key, tbs));
+        let Ok(chunk) = chunk else { return };
+        guard.idx = chunk.first().map(|j| j.idx);
+        let out = issue_chunk(ctx, &chunk, &route);
         guard.idx = None;
-        if done
-            .send(ToMain::Done(job.idx, job.end_of_cp, leaf))
-            .is_err()
-        {
+        if done.send(ToMain::Done(out)).is_err() {
             return;
         }
     }
 }
 
-fn signer_thread(mut signer: Box<dyn Signer + '_>, reqs: &Mutex<Receiver<SignReq<'_>>>) {
-    loop {
-        let req = match reqs.lock() {
-            Ok(rx) => rx.recv(),
-            Err(_) => return,
-        };
-        let Ok(req) = req else { return };
-        // Ctrl-C: sign nothing more; the calling thread asks the token's
-        // checkpoint for the reason and ends the run.
-        let signed = if super::interrupt::requested() {
-            Err(TokenError::BadSignature {
-                label: req.key.label.clone(),
-                what: "not signed: the run stops".into(),
-            })
-        } else {
-            signer.sign(req.key, &req.tbs)
-        };
-        let _ = req.reply.send(signed);
+/// The leaves of a chunk, in order, up to and including the first failure.
+fn issue_chunk<'a>(ctx: &Ctx<'a>, chunk: &[Job], route: &SignRoute<'_, '_, 'a>) -> Vec<Outcome> {
+    let mut out = Vec::with_capacity(chunk.len());
+    let mut pending = Vec::with_capacity(chunk.len());
+    let mut failure = None;
+    let start = Instant::now();
+    for job in chunk {
+        match prepare(ctx, job) {
+            Ok(p) => pending.push(p),
+            Err(e) => {
+                failure = Some((job.idx, job.end_of_cp, Err(e)));
+                break;
+            }
+        }
     }
+    let prepared = start.elapsed();
+    let reqs: Vec<(&'a KeyPair, &[u8])> = pending
+        .iter()
+        .map(|p| (&ca(ctx.cas, p.job.spec.issuer).key, p.tbs_der.as_slice()))
+        .collect();
+    let (signatures, signing) = route.sign_all(&reqs);
+    drop(reqs);
+    let (signed, start) = (signatures.len(), Instant::now());
+    // Every check first, then every rendering: the check's code and tables
+    // stay in the caches.
+    let mut checked = Vec::with_capacity(signed);
+    for (mut p, signature) in pending.into_iter().zip(signatures) {
+        let issued = signature
+            .map_err(|e| x509::sign_failed(&tbs_of(ctx, &p), e).into())
+            .and_then(|sig| check(ctx, &mut p, &sig));
+        match issued {
+            Ok(issued) => checked.push((p, issued)),
+            Err(e) => {
+                failure = Some((p.job.idx, p.job.end_of_cp, Err(e)));
+                break;
+            }
+        }
+    }
+    for (p, issued) in checked {
+        let (idx, end_of_cp) = (p.job.idx, p.job.end_of_cp);
+        out.push((idx, end_of_cp, Ok(render(ctx, p, issued))));
+    }
+    if let SignRoute::Sessions(pool) = route {
+        pool.measured(signing, signed, prepared + start.elapsed(), out.len());
+    }
+    out.extend(failure);
+    out
 }
 
 /// The bundle in plan order: each node's own files, then its leaves.
@@ -382,7 +480,22 @@ impl Sa<'_> {
 
 /// Every item of the bundle, lazily (nothing per worker is kept).
 fn items<'a>(cl: &'a ClusterSpec, cas: &'a [CaState]) -> impl Iterator<Item = Item> + 'a {
-    let pem = |role| Zeroizing::new(x509::to_pem(&ca(cas, role).der).into_bytes());
+    // Each CA's PEM once, copied into every node that holds it.
+    let pems: std::rc::Rc<Vec<(CaRole, Vec<u8>)>> = std::rc::Rc::new(
+        cas.iter()
+            .map(|c| (c.role, x509::to_pem(&c.der).into_bytes()))
+            .collect(),
+    );
+    let pem_of = |pems: &[(CaRole, Vec<u8>)], role| {
+        let bytes = pems
+            .iter()
+            .find(|(r, _)| *r == role)
+            .map(|(_, p)| p.clone());
+        Zeroizing::new(bytes.unwrap_or_default())
+    };
+    let cp_pems = std::rc::Rc::clone(&pems);
+    let pem = move |role| pem_of(&cp_pems, role);
+    let worker_pem = move |role| pem_of(&pems, role);
     let cp = cl
         .control_plane
         .iter()
@@ -412,7 +525,7 @@ fn items<'a>(cl: &'a ClusterSpec, cas: &'a [CaState]) -> impl Iterator<Item = It
         let base = node_root(name);
         let files = vec![(
             format!("{base}/pki/ca.crt"),
-            pem(CaRole::Kubernetes),
+            worker_pem(CaRole::Kubernetes),
             write::PUBLIC,
         )];
         std::iter::once(Item::NodeFiles(files, None)).chain(
@@ -534,24 +647,20 @@ pub fn write_nodes(
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let sessions = run.max_sessions.unwrap_or(cores).max(1);
     let signers = token.signers(sessions)?;
-    // Workers: enough to keep every session busy while others compute.
+    // Workers: one per core to compute, and one per session to sign (one
+    // signing a chunk does not leave a core idle; with a slow token each
+    // session has a worker waiting on it).
     let workers = cores + signers.len().max(1);
     let ctx = Ctx {
         cl,
         cas,
         now: run.now,
-        kube_ca_pem: x509::to_pem(&ca(cas, CaRole::Kubernetes).der),
+        kube_ca_data: kubeconfig::ca_data(&x509::to_pem(&ca(cas, CaRole::Kubernetes).der)),
     };
-    let (job_tx, job_rx) = mpsc::channel::<Job>();
+    let (job_tx, job_rx) = mpsc::channel::<Vec<Job>>();
     let job_rx = Mutex::new(job_rx);
     let (done_tx, done_rx) = mpsc::channel::<ToMain<'_>>();
-    let (sign_tx, sign_rx) = mpsc::channel::<SignReq<'_>>();
-    let sign_rx = Mutex::new(sign_rx);
-    let route = if signers.is_empty() {
-        SignRoute::Main(done_tx.clone())
-    } else {
-        SignRoute::Signers(sign_tx)
-    };
+    let pool = Sessions::new(signers);
     let result = std::thread::scope(|s| {
         // One service-account key pair, identical on every control-plane
         // node, made while the first leaves are under way.
@@ -566,23 +675,20 @@ pub fn write_nodes(
                 Ok((sa, public))
             })
             .map_err(spawn_failed)?;
-        for signer in signers {
-            let rx = &sign_rx;
-            std::thread::Builder::new()
-                .name("signer".into())
-                .spawn_scoped(s, move || signer_thread(signer, rx))
-                .map_err(spawn_failed)?;
-        }
         for _ in 0..workers {
-            let (ctx, jobs, done, route) = (&ctx, &job_rx, done_tx.clone(), route.clone());
+            let (ctx, jobs, done) = (&ctx, &job_rx, done_tx.clone());
+            let route = if pool.is_empty() {
+                SignRoute::Main(done_tx.clone())
+            } else {
+                SignRoute::Sessions(&pool)
+            };
             std::thread::Builder::new()
                 .name("leaf-worker".into())
                 .spawn_scoped(s, move || worker(ctx, jobs, done, route))
                 .map_err(spawn_failed)?;
         }
-        // Only the workers may hold these now: when they are gone, so are
-        // the channels, and every thread ends.
-        drop(route);
+        // Only the workers may hold this now: when they are gone, so is
+        // the channel, and every thread ends.
         drop(done_tx);
         let mut sa = Sa::Making(sa);
         let outcome = drive(token, st, cl, cas, &mut sa, &job_tx, &done_rx, audit, &bar);
@@ -612,7 +718,7 @@ fn drive<'a>(
     cl: &ClusterSpec,
     cas: &[CaState],
     sa: &mut Sa<'_>,
-    jobs: &Sender<Job>,
+    jobs: &Sender<Vec<Job>>,
     done: &Receiver<ToMain<'a>>,
     audit: &mut dyn Audit,
     bar: &ProgressBar,
@@ -625,21 +731,30 @@ fn drive<'a>(
     // Finished out of order, by index; what is waiting for the next flush.
     let mut finished: BTreeMap<usize, Ready> = BTreeMap::new();
     let mut batch: Vec<Ready> = Vec::new();
-    let (mut next, mut in_flight, mut batch_leaves) = (0usize, 0usize, 0usize);
-    // One message from the pipeline: a finished leaf, or a signature to make here.
+    // Leaves dispatched and not yet received; dispatched and not yet
+    // written (at most WINDOW: what memory holds, whatever the order in
+    // which chunks come back).
+    let (mut next, mut in_flight, mut unwritten, mut batch_leaves) = (0usize, 0, 0, 0);
+    // One message from the pipeline: finished leaves, or a signature to make here.
     let take = |msg: ToMain<'a>,
                 in_flight: &mut usize,
                 finished: &mut BTreeMap<usize, Ready>|
      -> Result<(), CeremonyError> {
         match msg {
-            ToMain::Done(idx, end_of_cp, Ok(leaf)) => {
-                *in_flight -= 1;
-                bar.inc(1);
-                finished.insert(idx, Ready::Leaf(leaf, end_of_cp));
+            ToMain::Done(leaves) => {
+                for (idx, end_of_cp, leaf) in leaves {
+                    match leaf {
+                        Ok(leaf) => {
+                            *in_flight -= 1;
+                            bar.inc(1);
+                            finished.insert(idx, Ready::Leaf(leaf, end_of_cp));
+                        }
+                        // The reason the gate stopped, if it did; else the leaf's error.
+                        Err(e) => return Err(token.checkpoint().err().map_or(e, Into::into)),
+                    }
+                }
                 Ok(())
             }
-            // The reason the gate stopped, if it did; else the leaf's error.
-            ToMain::Done(_, _, Err(e)) => Err(token.checkpoint().err().map_or(e, Into::into)),
             ToMain::Sign(req) => {
                 token.checkpoint()?;
                 let _ = req.reply.send(token.sign(req.key, &req.tbs));
@@ -647,8 +762,17 @@ fn drive<'a>(
             }
         }
     };
+    let send = |chunk: Vec<Job>| {
+        jobs.send(chunk)
+            .map_err(|_| CeremonyError::Internal("the leaf workers stopped".into()))
+    };
     loop {
-        while in_flight < WINDOW {
+        // Dispatch up to the window, CHUNK leaves to a message (a
+        // control-plane node's leaves end one: its batch is recorded as soon
+        // as they are back), and never keep back a part-filled chunk: what
+        // is counted in flight is out.
+        let mut chunk = Vec::new();
+        while unwritten < WINDOW {
             let Some((idx, item)) = items.next() else {
                 break;
             };
@@ -661,11 +785,18 @@ fn drive<'a>(
                     token.checkpoint()?;
                     job.idx = idx;
                     job.serial = serials.next(token)?;
-                    jobs.send(job)
-                        .map_err(|_| CeremonyError::Internal("the leaf workers stopped".into()))?;
+                    let end = job.end_of_cp.is_some();
+                    chunk.push(job);
                     in_flight += 1;
+                    unwritten += 1;
+                    if chunk.len() == CHUNK || end {
+                        send(std::mem::take(&mut chunk))?;
+                    }
                 }
             }
+        }
+        if !chunk.is_empty() {
+            send(chunk)?;
         }
         // Everything that has arrived, without waiting.
         while let Ok(msg) = done.try_recv() {
@@ -689,6 +820,7 @@ fn drive<'a>(
         let all_in = in_flight == 0 && items.peek().is_none() && finished.is_empty();
         if !batch.is_empty() && (cut || all_in) {
             flush(&mut batch, st, sa, audit)?;
+            unwritten -= batch_leaves;
             batch_leaves = 0;
         }
         if all_in {
@@ -701,19 +833,32 @@ fn drive<'a>(
                 .recv()
                 .map_err(|_| CeremonyError::Internal("the leaf workers stopped".into()))?;
             take(msg, &mut in_flight, &mut finished)?;
+        } else if in_flight == 0 && !cut && unwritten >= WINDOW {
+            // Cannot happen while WINDOW exceeds a batch (every leaf back,
+            // a full window waiting, and no batch to cut): say so rather
+            // than spin.
+            return Err(CeremonyError::Internal(
+                "the leaf pipeline stalled with its window full".into(),
+            ));
         }
     }
 }
 
-/// `sha256sum -c` compatible manifest of everything written so far.
+/// `sha256sum -c` compatible manifest of everything written so far, by path.
 pub fn sha256sums(st: &Staging) -> String {
-    let mut lines: Vec<String> = st
-        .written()
-        .iter()
-        .map(|(path, sha, _)| format!("{}  {path}\n", hex::encode(sha)))
-        .collect();
-    lines.sort_by(|a, b| a[66..].cmp(&b[66..]));
-    lines.concat()
+    let mut files: Vec<&(String, [u8; 32], u32)> = st.written().iter().collect();
+    files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut out = String::with_capacity(files.iter().map(|f| 67 + f.0.len()).sum());
+    let mut hex = [0u8; 64];
+    for (path, sha, _) in files {
+        // Writes exactly 64 ASCII digits into a 64-byte buffer: cannot fail.
+        let _ = hex::encode_to_slice(sha, &mut hex);
+        out.push_str(std::str::from_utf8(&hex).unwrap_or_default());
+        out.push_str("  ");
+        out.push_str(path);
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]
@@ -725,7 +870,7 @@ mod tests {
 
     use super::*;
     use crate::keytype::KeyType;
-    use crate::token::{ObjectInfo, TokenIdentity};
+    use crate::token::{ObjectInfo, Signer, TokenIdentity};
 
     /// CA keys in software, standing in for the token.
     #[derive(Clone)]
@@ -750,19 +895,43 @@ mod tests {
         }
     }
 
-    /// An in-memory token; `sessions` extra signing handles, or none.
+    /// An in-memory token; `sessions` extra signing handles, or none; its
+    /// sessions sign `budget` times between them, then fail.
     struct Fake {
         id: TokenIdentity,
         keys: RefCell<HashMap<Vec<u8>, Soft>>,
         sessions: Cell<usize>,
         signed_here: Cell<usize>,
         counter: Cell<u64>,
+        budget: Cell<isize>,
     }
 
-    struct FakeSigner(HashMap<Vec<u8>, Soft>);
+    impl Fake {
+        fn new() -> Fake {
+            Fake {
+                id: TokenIdentity::fake("fake", "1"),
+                keys: RefCell::default(),
+                sessions: Cell::new(0),
+                signed_here: Cell::new(0),
+                counter: Cell::new(0),
+                budget: Cell::new(isize::MAX),
+            }
+        }
+    }
+
+    struct FakeSigner(
+        HashMap<Vec<u8>, Soft>,
+        std::sync::Arc<std::sync::atomic::AtomicIsize>,
+    );
 
     impl Signer for FakeSigner {
         fn sign(&mut self, key: &KeyPair, msg: &[u8]) -> Result<Vec<u8>, TokenError> {
+            if self.1.fetch_sub(1, std::sync::atomic::Ordering::Relaxed) <= 0 {
+                return Err(TokenError::BadSignature {
+                    label: key.label.clone(),
+                    what: "the fake token's budget is spent".into(),
+                });
+            }
             Ok(self.0[&key.id].sign(msg))
         }
     }
@@ -836,22 +1005,24 @@ mod tests {
         }
         fn signers(&self, max: usize) -> Result<Vec<Box<dyn Signer + '_>>, TokenError> {
             let keys = self.keys.borrow().clone();
+            let budget =
+                std::sync::Arc::new(std::sync::atomic::AtomicIsize::new(self.budget.get()));
             Ok((0..self.sessions.get().min(max))
-                .map(|_| Box::new(FakeSigner(keys.clone())) as Box<dyn Signer>)
+                .map(|_| Box::new(FakeSigner(keys.clone(), budget.clone())) as Box<dyn Signer>)
                 .collect())
         }
     }
 
-    /// Issues the demo plan's bundle (with `workers` more workers) and
-    /// returns the files written and the events recorded, in order.
-    fn issue(
+    /// Runs `write_nodes` into a fresh staging directory under `dir`: its
+    /// outcome, what it staged and the events it recorded, in order.
+    fn run_nodes(
         token: &Fake,
         cas: &[CaState],
         cl: &ClusterSpec,
         now: SystemTime,
-    ) -> (Vec<(String, u32)>, Vec<Event>) {
-        let d = tempfile::tempdir().unwrap();
-        let mut st = Staging::begin(&d.path().join("out"), &[3; 32]).unwrap();
+        dir: &std::path::Path,
+    ) -> (Result<(), CeremonyError>, Staging, Vec<Event>) {
+        let mut st = Staging::begin(&dir.join("out"), &[3; 32]).unwrap();
         let mut events: Vec<Event> = Vec::new();
         let run = LeafRun {
             now,
@@ -859,7 +1030,21 @@ mod tests {
             max_sessions: None,
             sa_key: None,
         };
-        write_nodes(token, &mut st, cl, cas, run, &mut events).unwrap();
+        let outcome = write_nodes(token, &mut st, cl, cas, run, &mut events);
+        (outcome, st, events)
+    }
+
+    /// Issues the cluster's bundle and returns the files written and the
+    /// events recorded, in order.
+    fn issue(
+        token: &Fake,
+        cas: &[CaState],
+        cl: &ClusterSpec,
+        now: SystemTime,
+    ) -> (Vec<(String, u32)>, Vec<Event>) {
+        let d = tempfile::tempdir().unwrap();
+        let (outcome, st, events) = run_nodes(token, cas, cl, now, d.path());
+        outcome.unwrap();
         let files = st
             .written()
             .iter()
@@ -868,29 +1053,101 @@ mod tests {
         (files, events)
     }
 
+    /// SHA256SUMS: one `sha256sum -c` line per file, sorted by path
+    /// whatever the order of writing.
     #[test]
-    fn the_pipeline_keeps_plan_order_with_or_without_signer_sessions() {
-        let now = SystemTime::now();
+    fn sha256sums_lists_every_file_by_path() {
+        let d = tempfile::tempdir().unwrap();
+        let mut st = Staging::begin(&d.path().join("out"), &[5; 32]).unwrap();
+        for (path, body) in [("nodes/w2/b", "2"), ("a.crt", "1"), ("nodes/w10/b", "3")] {
+            st.write(path, body.as_bytes(), write::PUBLIC).unwrap();
+        }
+        let line = |body: &str, path: &str| {
+            format!("{}  {path}\n", hex::encode(x509::sha256(body.as_bytes())))
+        };
+        assert_eq!(
+            sha256sums(&st),
+            [
+                line("1", "a.crt"),
+                line("3", "nodes/w10/b"),
+                line("2", "nodes/w2/b")
+            ]
+            .concat()
+        );
+    }
+
+    /// The demo plan's cluster with `workers` workers, and its CAs made on `token`.
+    fn demo_cluster(token: &Fake, workers: usize, now: SystemTime) -> (ClusterSpec, Vec<CaState>) {
         let plan = concat!(env!("CARGO_MANIFEST_DIR"), "/ceremony/plans/demo.toml");
         let loaded = crate::plan::load(std::path::Path::new(plan), now).unwrap();
         let mut cl = loaded.plan.cluster.clone().unwrap();
-        cl.workers = (1..=1000).map(|i| format!("worker{i}")).collect();
-        let token = Fake {
-            id: TokenIdentity::fake("fake", "1"),
-            keys: RefCell::default(),
-            sessions: Cell::new(0),
-            signed_here: Cell::new(0),
-            counter: Cell::new(0),
-        };
+        cl.workers = (1..=workers).map(|i| format!("worker{i}")).collect();
         let mut cas: Vec<CaState> = Vec::new();
         let mut audit: Vec<Event> = Vec::new();
         for spec in &loaded.plan.cas {
             let issuer = cas.first().filter(|_| spec.role != CaRole::Root);
-            let ca =
-                super::super::ca::ensure_ca(&token, spec, issuer, now, &mut |_| {}, &mut audit)
-                    .unwrap();
+            let ca = super::super::ca::ensure_ca(token, spec, issuer, now, &mut |_| {}, &mut audit)
+                .unwrap();
             cas.push(ca);
         }
+        (cl, cas)
+    }
+
+    /// A signature that fails in the middle of the workers ends the run
+    /// with that error (no hang, whatever is still in flight), and what was
+    /// written before it is exactly what was recorded: every recorded
+    /// certificate's file exists, no file exists for a leaf not recorded.
+    #[test]
+    fn a_failed_signature_stops_the_pipeline_with_records_and_files_in_step() {
+        let now = SystemTime::now();
+        let token = Fake::new();
+        let (cl, cas) = demo_cluster(&token, 1000, now);
+        token.sessions.set(2);
+        token.budget.set(700);
+        let d = tempfile::tempdir().unwrap();
+        let (outcome, st, events) = run_nodes(&token, &cas, &cl, now, d.path());
+        let e = outcome.unwrap_err();
+        let mut chain = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            chain += &format!(": {s}");
+            source = s.source();
+        }
+        assert!(
+            chain.starts_with("signing the certificate for CN=system:node:worker")
+                && chain.contains("budget is spent"),
+            "{chain}"
+        );
+        let recorded: std::collections::BTreeSet<String> = events
+            .iter()
+            .map(|e| match e {
+                Event::CertificateIssued(c) => c.file.clone().unwrap(),
+                other => panic!("unexpected event {other:?}"),
+            })
+            .collect();
+        // Whole batches only: the control-plane nodes' leaves, then 256 at a time.
+        let cp: usize = (0..cl.control_plane.len())
+            .map(|i| kubeadm::control_plane_leaves(&cl, i).len())
+            .sum();
+        assert!(
+            recorded.len() < 700 && (recorded.len() - cp).is_multiple_of(BATCH),
+            "{}",
+            recorded.len()
+        );
+        let leaf_files: std::collections::BTreeSet<String> = st
+            .written()
+            .iter()
+            .map(|(p, _, _)| p.clone())
+            .filter(|p| p.ends_with(".crt") && !p.ends_with("ca.crt") || p.ends_with(".conf"))
+            .collect();
+        assert_eq!(leaf_files, recorded);
+    }
+
+    #[test]
+    fn the_pipeline_keeps_plan_order_with_or_without_signer_sessions() {
+        let now = SystemTime::now();
+        let token = Fake::new();
+        let (cl, cas) = demo_cluster(&token, 1000, now);
         token.signed_here.set(0);
         // No extra session: every leaf is signed on this thread.
         let (files_here, events_here) = issue(&token, &cas, &cl, now);

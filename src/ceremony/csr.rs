@@ -581,7 +581,7 @@ fn kubeconfig_text(
         cluster,
         server,
         user: &spec.cn,
-        ca_pem: &ca_pem,
+        ca_data: &kubeconfig::ca_data(&ca_pem),
         cert_pem,
         key_pem: key_pem.unwrap_or(""),
     });

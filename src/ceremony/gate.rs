@@ -47,7 +47,7 @@ pub struct Progress {
     pub at: Cell<Option<Step>>,
     pub keys_generated: Cell<usize>,
     pub ca_certificates_signed: Cell<usize>,
-    /// Counted on the signer threads too.
+    /// Counted on the leaf workers' sessions too.
     pub leaves_signed: AtomicUsize,
     /// CAs ready (made or found), in plan order.
     pub cas_ready: Cell<usize>,
@@ -268,7 +268,7 @@ impl Token for Gate<'_, '_> {
         self.inner.list_objects()
     }
 
-    /// The inner token's signer threads, counted (leaves only: nothing is
+    /// The inner token's signing sessions, counted (leaves only: nothing is
     /// announced there, so nothing is confirmed).
     fn signers(&self, max: usize) -> Result<Vec<Box<dyn Signer + '_>>, TokenError> {
         let count = &self.progress.leaves_signed;
@@ -280,7 +280,7 @@ impl Token for Gate<'_, '_> {
             .collect())
     }
 
-    /// Between the signatures of the signer threads: Ctrl-C stops here.
+    /// Between the signatures made on those sessions: Ctrl-C stops here.
     fn checkpoint(&self) -> Result<(), TokenError> {
         #[cfg(feature = "failpoints")]
         self.test_hold();
@@ -292,7 +292,7 @@ impl Token for Gate<'_, '_> {
     }
 }
 
-/// A signer thread's handle that counts its signatures.
+/// A signing session's handle that counts its signatures.
 struct Counted<'a> {
     inner: Box<dyn Signer + 'a>,
     count: &'a AtomicUsize,

@@ -8,6 +8,7 @@ pub mod check;
 pub mod csr;
 pub mod gate;
 pub mod interrupt;
+pub mod sessions;
 pub mod steps;
 pub mod ui;
 
@@ -223,7 +224,9 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
     audit::journal::check_owner(&opts.out, &loaded.sha256)?;
     // Every CSR is checked before the token is opened (all or nothing).
     csr::preflight(&loaded, Some(&ui))?;
-    // The service-account key is made while the token works on the CAs.
+    // The service-account key is made while the token works on the CAs,
+    // and the leaf keys' random generator seeded.
+    crate::leaf::seed_in_background();
     let sa_key = loaded
         .plan
         .cluster

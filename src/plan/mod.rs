@@ -143,6 +143,34 @@ mod tests {
         assert!(n >= 3);
     }
 
+    /// kubeadm makes sa.key with its one encryptionAlgorithm: by default
+    /// the service-account key is of the leaves' type; a plan may say
+    /// otherwise.
+    #[test]
+    fn the_service_account_key_follows_the_leaf_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let demo = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("ceremony/plans/demo.toml"),
+        )
+        .unwrap();
+        let sa_key = |text: &str| {
+            let p = dir.path().join("plan.toml");
+            std::fs::write(&p, text).unwrap();
+            let cl = load(&p, SystemTime::now()).unwrap().plan.cluster.unwrap();
+            (cl.leaf_key.name(), cl.sa_key.name())
+        };
+        assert!(demo.contains("leaf_key = \"ecdsa-p256\"\n"));
+        assert!(!demo.contains("service_account_key"));
+        assert_eq!(sa_key(&demo), ("ecdsa-p256", "ecdsa-p256"));
+        let rsa = demo.replace("leaf_key = \"ecdsa-p256\"\n", "leaf_key = \"rsa-3072\"\n");
+        assert_eq!(sa_key(&rsa), ("rsa-3072", "rsa-3072"));
+        let explicit = demo.replace(
+            "leaf_key = \"ecdsa-p256\"\n",
+            "leaf_key = \"ecdsa-p256\"\nservice_account_key = \"rsa-2048\"\n",
+        );
+        assert_eq!(sa_key(&explicit), ("ecdsa-p256", "rsa-2048"));
+    }
+
     #[test]
     fn syntax_errors_name_the_key_path() {
         let text = std::fs::read_to_string(

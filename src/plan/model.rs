@@ -103,7 +103,8 @@ pub struct Cluster {
     #[serde(default)]
     pub control_plane: Vec<ControlPlaneNode>,
     pub workers: Option<Workers>,
-    /// Key type of sa.key (default rsa-2048, as kubeadm).
+    /// Key type of sa.key (default: leaf_key, as kubeadm's one
+    /// encryptionAlgorithm).
     pub service_account_key: Option<String>,
 }
 

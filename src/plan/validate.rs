@@ -225,7 +225,7 @@ pub struct Context<'a> {
 
 /// Labels longer than this are refused rather than truncated (design §6).
 pub const MAX_LABEL_BYTES: usize = 32;
-/// `token.sessions` at most: more sessions than cores buys nothing.
+/// `token.sessions` at most: each session has a worker thread of its own.
 pub const MAX_SESSIONS: u32 = 64;
 
 struct Problems(Vec<Problem>);
@@ -676,7 +676,13 @@ fn validate_cluster(
         })
     };
     let leaf_key = key_of("cluster.leaf_key", &cl.leaf_key, p);
-    let sa_key = key_of("cluster.service_account_key", &cl.service_account_key, p);
+    // kubeadm makes sa.key with the one encryptionAlgorithm it makes every
+    // key with (CreateServiceAccountKeyAndPublicKeyFiles), so by default the
+    // service-account key is of the leaves' type.
+    let sa_key = match &cl.service_account_key {
+        Some(_) => key_of("cluster.service_account_key", &cl.service_account_key, p),
+        None => leaf_key,
+    };
     let lv_text = cl.leaf_validity.clone().unwrap_or_else(|| "365d".into());
     let leaf_validity = match parse_lifetime(&lv_text) {
         Ok(d) => {

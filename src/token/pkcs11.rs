@@ -616,7 +616,9 @@ fn sign_with(
     msg: &[u8],
     serial: &str,
 ) -> Result<Vec<u8>, TokenError> {
-    let op = format!("C_Sign with \"{}\"", key.label);
+    // Named only when a call fails: formatted per signature, it would cost
+    // every leaf an allocation.
+    let op = || format!("C_Sign with \"{}\"", key.label);
     let bad = |what: String| TokenError::BadSignature {
         label: key.label.clone(),
         what,
@@ -629,7 +631,7 @@ fn sign_with(
             };
             let raw = session
                 .sign(&Mechanism::Ecdsa, handle, &digest)
-                .map_err(ck(&op, serial))?;
+                .map_err(|e| ck(&op(), serial)(e))?;
             let (_, field) = curve_of(key.key_type);
             if raw.len() != 2 * field {
                 return Err(bad(format!(
@@ -650,18 +652,18 @@ fn sign_with(
         }
         SignMech::Sha256RsaPkcs => session
             .sign(&Mechanism::Sha256RsaPkcs, handle, msg)
-            .map_err(ck(&op, serial)),
+            .map_err(|e| ck(&op(), serial)(e)),
         SignMech::RsaPkcsDigestInfo => {
             let mut di = SHA256_DIGEST_INFO.to_vec();
             di.extend_from_slice(&sha2::Sha256::digest(msg));
             session
                 .sign(&Mechanism::RsaPkcs, handle, &di)
-                .map_err(ck(&op, serial))
+                .map_err(|e| ck(&op(), serial)(e))
         }
     }
 }
 
-/// A session of its own on the logged-in token, for one signing thread
+/// A session of its own on the logged-in token, for one thread at a time
 /// (cryptoki's `Session` is Send, not Sync). Private key handles are looked
 /// up in this session, by CKA_ID and label, the first time a key is used.
 pub struct Pkcs11Signer {
