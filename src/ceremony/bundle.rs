@@ -4,18 +4,20 @@
 //! layout.
 //!
 //! The token must be the bottleneck, never this tool (issue 7), so leaves go
-//! through a bounded pipeline rather than one after the other:
+//! through a bounded pipeline of chunks rather than one after the other:
 //! - the calling thread walks the plan's nodes in order, hands the leaves to
 //!   the workers in chunks with their serial numbers (token RNG, fetched in
 //!   blocks), puts what comes back into plan order again, records a batch of
 //!   certificates in the audit journal (one frame, one fsync) and only then
 //!   writes that batch's files into the staging directory;
-//! - worker threads take a chunk at a time and go over it in passes: the
-//!   leaf keys and TBSs; the signatures, in a row on a token session they
-//!   borrow ([`Sessions`], which also decides how many sessions may sign at
-//!   once); the checks (`x509::finish`: parse back, compare the TBS, verify
-//!   in software); the files and records. A token without extra sessions
-//!   signs on the calling thread instead.
+//! - worker threads, one per core, prepare chunks (leaf keys and TBSs) and
+//!   finish signed ones (`x509::finish`: parse back, compare the TBS, verify
+//!   in software; then the files and records), whichever comes next: they
+//!   never wait for the token;
+//! - signing threads, one per token session, sign prepared chunks in a row
+//!   on their session, as many at once as [`Sessions`] allows (it measures
+//!   whether the token gains from signing on several), and hand them back.
+//!   A token without extra sessions signs on the calling thread instead.
 //!
 //! At most [`WINDOW`] leaves are under way, so memory stays flat for any
 //! number of nodes. What it must not do: write a certificate that was not
@@ -24,6 +26,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -46,14 +49,14 @@ use crate::x509::{self, CertProfile, Issued, ToBeSigned};
 /// Certificates per journal frame (workers; a control-plane node's leaves
 /// are one frame). Fixed, so the journal's frames never depend on timing.
 const BATCH: usize = 256;
-/// Leaves under way at most, from dispatch to written: what memory holds,
-/// whatever the number of nodes. Two batches, so that one is being filled
-/// while the last is recorded and written.
-const WINDOW: usize = 2 * BATCH;
-/// Leaves handed to a worker at a time and sent back together: one wake-up
-/// of a worker and one of the calling thread per chunk, not per leaf, and
-/// each pass over a chunk (keys, signatures, checks) keeps its code and
-/// data in the core's caches.
+/// Leaves under way at most, from dispatch to written: what memory holds
+/// (a few MiB), whatever the number of nodes. Four batches: while one is
+/// recorded and written, the pipeline's threads still have work (at two
+/// batches they ran dry during each write, a twentieth of the run idle).
+const WINDOW: usize = 4 * BATCH;
+/// Leaves handed on at a time between the pipeline's threads: a wake-up per
+/// chunk, not per leaf, and each pass over a chunk (keys, signatures,
+/// checks) keeps its code and data in the core's caches.
 const CHUNK: usize = 32;
 /// Serial numbers per C_GenerateRandom.
 const SERIAL_BLOCK: usize = 64;
@@ -99,13 +102,15 @@ pub struct LeafRun {
 /// One file for the staging directory: path under OUT, contents, mode.
 type File = (String, Zeroizing<Vec<u8>>, u32);
 
-/// What the workers share (read-only).
+/// What the pipeline's threads share.
 struct Ctx<'a> {
     cl: &'a ClusterSpec,
     cas: &'a [CaState],
     now: SystemTime,
     /// The Kubernetes CA certificate as every kubeconfig embeds it.
     kube_ca_data: String,
+    /// Set when the run ends on an error: nothing more is prepared or signed.
+    stopping: AtomicBool,
 }
 
 /// One leaf to issue.
@@ -127,8 +132,8 @@ struct Leaf {
 }
 
 /// A leaf between its key and its signature: the TBS built, to be signed.
-struct Pending<'j> {
-    job: &'j Job,
+struct Pending {
+    job: Job,
     key: LeafKey,
     profile: CertProfile,
     not_before: SystemTime,
@@ -137,7 +142,25 @@ struct Pending<'j> {
 }
 
 /// The first half of a leaf: its key, its profile and its TBS.
-fn prepare<'j>(ctx: &Ctx<'_>, job: &'j Job) -> Result<Pending<'j>, CeremonyError> {
+fn prepare(ctx: &Ctx<'_>, job: Job) -> Result<Pending, CeremonyError> {
+    let (key, profile, not_before, not_after) = make_tbs(ctx, &job)?;
+    let mut pending = Pending {
+        job,
+        key,
+        profile,
+        not_before,
+        not_after,
+        tbs_der: Vec::new(),
+    };
+    pending.tbs_der = x509::build(&tbs_of(ctx, &pending))?;
+    Ok(pending)
+}
+
+/// A leaf's key, profile and validity.
+fn make_tbs(
+    ctx: &Ctx<'_>,
+    job: &Job,
+) -> Result<(LeafKey, CertProfile, SystemTime, SystemTime), CeremonyError> {
     let (cl, spec) = (ctx.cl, &job.spec);
     let issuer = ca(ctx.cas, spec.issuer);
     let start = x509::truncate(ctx.now);
@@ -157,19 +180,10 @@ fn prepare<'j>(ctx: &Ctx<'_>, job: &'j Job) -> Result<Pending<'j>, CeremonyError
         cl.leaf_key,
     )
     .map_err(x509::X509Error::from)?;
-    let mut pending = Pending {
-        job,
-        key,
-        profile,
-        not_before: start - BACKDATE,
-        not_after,
-        tbs_der: Vec::new(),
-    };
-    pending.tbs_der = x509::build(&tbs_of(ctx, &pending))?;
-    Ok(pending)
+    Ok((key, profile, start - BACKDATE, not_after))
 }
 
-fn tbs_of<'p>(ctx: &'p Ctx<'_>, p: &'p Pending<'_>) -> ToBeSigned<'p> {
+fn tbs_of<'p>(ctx: &'p Ctx<'_>, p: &'p Pending) -> ToBeSigned<'p> {
     let issuer = &ca(ctx.cas, p.job.spec.issuer).key;
     ToBeSigned {
         profile: &p.profile,
@@ -183,13 +197,13 @@ fn tbs_of<'p>(ctx: &'p Ctx<'_>, p: &'p Pending<'_>) -> ToBeSigned<'p> {
 }
 
 /// The certificate around its signature, checked (`x509::finish`).
-fn check(ctx: &Ctx<'_>, p: &mut Pending<'_>, signature: &[u8]) -> Result<Issued, CeremonyError> {
+fn check(ctx: &Ctx<'_>, p: &mut Pending, signature: &[u8]) -> Result<Issued, CeremonyError> {
     let tbs_der = std::mem::take(&mut p.tbs_der);
     Ok(x509::finish(&tbs_of(ctx, p), tbs_der, signature)?)
 }
 
 /// A checked certificate's files and record. Writes nothing.
-fn render(ctx: &Ctx<'_>, p: Pending<'_>, issued: Issued) -> Leaf {
+fn render(ctx: &Ctx<'_>, p: Pending, issued: Issued) -> Leaf {
     let (spec, node, key) = (&p.job.spec, p.job.node.as_str(), &p.key);
     let base = node_root(node);
     let cert_pem = x509::to_pem(&issued.der);
@@ -242,94 +256,55 @@ fn render(ctx: &Ctx<'_>, p: Pending<'_>, issued: Issued) -> Leaf {
     }
 }
 
-/// A signature a worker asks the calling thread for (a token without
-/// extra sessions).
-struct SignReq<'a> {
-    key: &'a KeyPair,
-    tbs: Vec<u8>,
-    reply: Sender<Result<Vec<u8>, TokenError>>,
-}
-
 /// A leaf's outcome: its place in plan order, `end_of_cp`, the leaf.
 type Outcome = (usize, Option<usize>, Result<Leaf, CeremonyError>);
 
+/// What a worker does next.
+enum Task {
+    /// Make these leaves' keys and TBSs, and send them to be signed.
+    Prepare(Vec<Job>),
+    /// Check the certificates of a signed chunk and render their files.
+    Finish(Box<Signed>),
+    /// The run is over.
+    Stop,
+}
+
+/// A chunk whose keys and TBSs are made, on its way to the token.
+struct Prepared {
+    pending: Vec<Pending>,
+    /// The leaf that could not be prepared, if one could not (the chunk
+    /// ends there).
+    failure: Option<Outcome>,
+    /// What preparing the chunk took the host.
+    host: Duration,
+}
+
+/// A chunk back from the token: its signatures in order, up to and
+/// including the first that failed.
+struct Signed {
+    prepared: Prepared,
+    signatures: Vec<Result<Vec<u8>, TokenError>>,
+    /// What they took the token, once a session was lent.
+    token: Duration,
+}
+
 /// What reaches the calling thread.
-enum ToMain<'a> {
+enum ToMain {
     /// A chunk's leaves, finished (or the first that failed, last).
     Done(Vec<Outcome>),
-    /// A signature, when the token has no session for the workers.
-    Sign(SignReq<'a>),
+    /// A chunk to sign, when the token has no session for a signing thread.
+    Sign(Box<Prepared>),
 }
 
-/// How workers get their signatures made.
-enum SignRoute<'s, 't, 'a> {
-    /// On a session of the token's, borrowed for a chunk's signatures.
-    Sessions(&'s Sessions<'t>),
-    /// By the calling thread, on the token's own session.
-    Main(Sender<ToMain<'a>>),
-}
-
-impl<'a> SignRoute<'_, '_, 'a> {
-    /// Signs each `(key, tbs)` in turn; stops at the first failure, which
-    /// is the last result. On a session, all of them in a row on one
-    /// borrowed session; returns how long they took once it was lent.
-    fn sign_all(
-        &self,
-        reqs: &[(&'a KeyPair, &[u8])],
-    ) -> (Vec<Result<Vec<u8>, TokenError>>, Duration) {
-        let stopped = |key: &KeyPair, what: &str| TokenError::BadSignature {
-            label: key.label.clone(),
-            what: what.into(),
-        };
-        let mut out = Vec::with_capacity(reqs.len());
-        let mut lent = match self {
-            SignRoute::Sessions(pool) => pool.borrow(),
-            SignRoute::Main(_) => None,
-        };
-        let start = Instant::now();
-        for &(key, tbs) in reqs {
-            let signed = match self {
-                // Ctrl-C: sign nothing more; the calling thread asks the
-                // token's checkpoint for the reason and ends the run.
-                SignRoute::Sessions(_) if super::interrupt::requested() => {
-                    Err(stopped(key, "not signed: the run stops"))
-                }
-                SignRoute::Sessions(_) => match lent.as_mut().and_then(|l| l.signer()) {
-                    Some(signer) => signer.sign(key, tbs),
-                    None => Err(stopped(key, "no token session")),
-                },
-                SignRoute::Main(tx) => {
-                    let (reply, answer) = mpsc::channel();
-                    let req = SignReq {
-                        key,
-                        tbs: tbs.to_vec(),
-                        reply,
-                    };
-                    let gone = "the signing thread stopped before this signature";
-                    match tx.send(ToMain::Sign(req)) {
-                        Ok(()) => answer.recv().unwrap_or_else(|_| Err(stopped(key, gone))),
-                        Err(_) => Err(stopped(key, gone)),
-                    }
-                }
-            };
-            let failed = signed.is_err();
-            out.push(signed);
-            if failed {
-                break;
-            }
-        }
-        (out, start.elapsed())
-    }
-}
-
-/// Tells the calling thread when a worker dies of a panic, so it never
-/// waits for that worker's leaves.
-struct PanicGuard<'a> {
-    tx: Sender<ToMain<'a>>,
+/// Tells the calling thread when a worker or signing thread dies of a
+/// panic, so that it never waits for the leaves that thread held.
+struct PanicGuard {
+    tx: Sender<ToMain>,
     idx: Option<usize>,
+    who: &'static str,
 }
 
-impl Drop for PanicGuard<'_> {
+impl Drop for PanicGuard {
     fn drop(&mut self) {
         if std::thread::panicking()
             && let Some(idx) = self.idx
@@ -337,66 +312,182 @@ impl Drop for PanicGuard<'_> {
             let _ = self.tx.send(ToMain::Done(vec![(
                 idx,
                 None,
-                Err(CeremonyError::Internal(
-                    "a leaf worker thread panicked".into(),
-                )),
+                Err(CeremonyError::Internal(format!(
+                    "a {} thread panicked",
+                    self.who
+                ))),
             )]));
         }
     }
 }
 
-/// A worker: takes a chunk of leaves and issues them in three passes, each
-/// over the whole chunk (keys and TBSs; signatures; checks and files), so
-/// that each pass's code and data stay in the core's caches; sends them
-/// back together.
-fn worker<'a>(
-    ctx: &Ctx<'a>,
-    jobs: &Mutex<Receiver<Vec<Job>>>,
-    done: Sender<ToMain<'a>>,
-    route: SignRoute<'_, '_, 'a>,
+/// Where prepared chunks go to be signed.
+enum ToSign {
+    /// To the signing threads, one per token session.
+    Signers(Sender<Prepared>),
+    /// To the calling thread, which signs on the token's own session.
+    Main,
+}
+
+/// A worker: prepares chunks (keys and TBSs) and finishes signed ones
+/// (checks, files, records), whichever comes next; it never waits for the
+/// token, so the cores stay busy while a chunk is being signed.
+fn worker(
+    ctx: &Ctx<'_>,
+    tasks: &Mutex<Receiver<Task>>,
+    to_sign: ToSign,
+    done: Sender<ToMain>,
+    pool: &Sessions<'_>,
 ) {
     let mut guard = PanicGuard {
         tx: done.clone(),
         idx: None,
+        who: "leaf worker",
     };
     loop {
-        let chunk = match jobs.lock() {
+        let task = match tasks.lock() {
             Ok(rx) => rx.recv(),
             Err(_) => return,
         };
-        let Ok(chunk) = chunk else { return };
-        guard.idx = chunk.first().map(|j| j.idx);
-        let out = issue_chunk(ctx, &chunk, &route);
+        let sent = match task {
+            Err(_) | Ok(Task::Stop) => return,
+            // The run is ending on an error: no more work for it.
+            Ok(Task::Prepare(_)) if ctx.stopping.load(Ordering::Relaxed) => continue,
+            Ok(Task::Prepare(chunk)) => {
+                guard.idx = chunk.first().map(|j| j.idx);
+                let prepared = prepare_chunk(ctx, chunk);
+                match (&to_sign, prepared.pending.is_empty()) {
+                    // Nothing to sign: the failure goes straight back.
+                    (_, true) => done
+                        .send(ToMain::Done(prepared.failure.into_iter().collect()))
+                        .is_ok(),
+                    (ToSign::Signers(tx), false) => tx.send(prepared).is_ok(),
+                    (ToSign::Main, false) => done.send(ToMain::Sign(Box::new(prepared))).is_ok(),
+                }
+            }
+            Ok(Task::Finish(signed)) => {
+                guard.idx = signed.prepared.pending.first().map(|p| p.job.idx);
+                let out = finish_chunk(ctx, *signed, pool);
+                done.send(ToMain::Done(out)).is_ok()
+            }
+        };
         guard.idx = None;
-        if done.send(ToMain::Done(out)).is_err() {
+        if !sent {
             return;
         }
     }
 }
 
-/// The leaves of a chunk, in order, up to and including the first failure.
-fn issue_chunk<'a>(ctx: &Ctx<'a>, chunk: &[Job], route: &SignRoute<'_, '_, 'a>) -> Vec<Outcome> {
-    let mut out = Vec::with_capacity(chunk.len());
+/// Keys and TBSs for a chunk, in order, up to the first leaf that fails.
+fn prepare_chunk(ctx: &Ctx<'_>, chunk: Vec<Job>) -> Prepared {
+    let start = Instant::now();
     let mut pending = Vec::with_capacity(chunk.len());
     let mut failure = None;
-    let start = Instant::now();
     for job in chunk {
+        let (idx, end_of_cp) = (job.idx, job.end_of_cp);
         match prepare(ctx, job) {
             Ok(p) => pending.push(p),
             Err(e) => {
-                failure = Some((job.idx, job.end_of_cp, Err(e)));
+                failure = Some((idx, end_of_cp, Err(e)));
                 break;
             }
         }
     }
-    let prepared = start.elapsed();
-    let reqs: Vec<(&'a KeyPair, &[u8])> = pending
-        .iter()
-        .map(|p| (&ca(ctx.cas, p.job.spec.issuer).key, p.tbs_der.as_slice()))
-        .collect();
-    let (signatures, signing) = route.sign_all(&reqs);
-    drop(reqs);
-    let (signed, start) = (signatures.len(), Instant::now());
+    Prepared {
+        pending,
+        failure,
+        host: start.elapsed(),
+    }
+}
+
+/// Signs a prepared chunk's TBSs in order with `sign`, up to the first
+/// failure; nothing more once the run stops (Ctrl-C or an error elsewhere:
+/// the calling thread then takes the reason from the token's checkpoint).
+fn sign_chunk(
+    ctx: &Ctx<'_>,
+    prepared: Prepared,
+    mut sign: impl FnMut(&KeyPair, &[u8]) -> Result<Vec<u8>, TokenError>,
+) -> Signed {
+    let start = Instant::now();
+    let mut signatures = Vec::with_capacity(prepared.pending.len());
+    for p in &prepared.pending {
+        let key = &ca(ctx.cas, p.job.spec.issuer).key;
+        let signed = if super::interrupt::requested() || ctx.stopping.load(Ordering::Relaxed) {
+            Err(TokenError::BadSignature {
+                label: key.label.clone(),
+                what: "not signed: the run stops".into(),
+            })
+        } else {
+            sign(key, &p.tbs_der)
+        };
+        let failed = signed.is_err();
+        signatures.push(signed);
+        if failed {
+            break;
+        }
+    }
+    Signed {
+        prepared,
+        signatures,
+        token: start.elapsed(),
+    }
+}
+
+/// A signing thread: takes prepared chunks, borrows a session (as many
+/// sign at once as the pool allows), signs each chunk's TBSs in a row and
+/// hands the chunk back to the workers.
+fn signer(
+    ctx: &Ctx<'_>,
+    pool: &Sessions<'_>,
+    chunks: &Mutex<Receiver<Prepared>>,
+    tasks: Sender<Task>,
+    done: Sender<ToMain>,
+) {
+    let mut guard = PanicGuard {
+        tx: done,
+        idx: None,
+        who: "signing",
+    };
+    loop {
+        let prepared = match chunks.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let Ok(prepared) = prepared else { return };
+        guard.idx = prepared.pending.first().map(|p| p.job.idx);
+        let mut lent = pool.borrow();
+        let signed = sign_chunk(ctx, prepared, |key, tbs| {
+            match lent.as_mut().and_then(|l| l.signer()) {
+                Some(signer) => signer.sign(key, tbs),
+                None => Err(TokenError::BadSignature {
+                    label: key.label.clone(),
+                    what: "no token session".into(),
+                }),
+            }
+        });
+        drop(lent);
+        guard.idx = None;
+        if tasks.send(Task::Finish(Box::new(signed))).is_err() {
+            return;
+        }
+    }
+}
+
+/// A signed chunk's leaves, checked and rendered, in order, up to and
+/// including the first failure.
+fn finish_chunk(ctx: &Ctx<'_>, signed: Signed, pool: &Sessions<'_>) -> Vec<Outcome> {
+    let start = Instant::now();
+    let Signed {
+        prepared:
+            Prepared {
+                pending,
+                mut failure,
+                host,
+            },
+        signatures,
+        token,
+    } = signed;
+    let signed = signatures.len();
     // Every check first, then every rendering: the check's code and tables
     // stay in the caches.
     let mut checked = Vec::with_capacity(signed);
@@ -412,12 +503,13 @@ fn issue_chunk<'a>(ctx: &Ctx<'a>, chunk: &[Job], route: &SignRoute<'_, '_, 'a>) 
             }
         }
     }
+    let mut out = Vec::with_capacity(checked.len() + 1);
     for (p, issued) in checked {
         let (idx, end_of_cp) = (p.job.idx, p.job.end_of_cp);
         out.push((idx, end_of_cp, Ok(render(ctx, p, issued))));
     }
-    if let SignRoute::Sessions(pool) = route {
-        pool.measured(signing, signed, prepared + start.elapsed(), out.len());
+    if !pool.is_empty() {
+        pool.measured(token, signed, host + start.elapsed(), out.len());
     }
     out.extend(failure);
     out
@@ -646,21 +738,22 @@ pub fn write_nodes(
     let bar = progress_bar(leaf_count(cl), run.interactive);
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let sessions = run.max_sessions.unwrap_or(cores).max(1);
-    let signers = token.signers(sessions)?;
-    // Workers: one per core to compute, and one per session to sign (one
-    // signing a chunk does not leave a core idle; with a slow token each
-    // session has a worker waiting on it).
-    let workers = cores + signers.len().max(1);
+    let pool = Sessions::new(token.signers(sessions)?);
+    // Workers compute, one per core; each session has a signing thread,
+    // which only waits for the token.
+    let workers = cores;
     let ctx = Ctx {
         cl,
         cas,
         now: run.now,
         kube_ca_data: kubeconfig::ca_data(&x509::to_pem(&ca(cas, CaRole::Kubernetes).der)),
+        stopping: AtomicBool::new(false),
     };
-    let (job_tx, job_rx) = mpsc::channel::<Vec<Job>>();
-    let job_rx = Mutex::new(job_rx);
-    let (done_tx, done_rx) = mpsc::channel::<ToMain<'_>>();
-    let pool = Sessions::new(signers);
+    let (task_tx, task_rx) = mpsc::channel::<Task>();
+    let task_rx = Mutex::new(task_rx);
+    let (sign_tx, sign_rx) = mpsc::channel::<Prepared>();
+    let sign_rx = Mutex::new(sign_rx);
+    let (done_tx, done_rx) = mpsc::channel::<ToMain>();
     let result = std::thread::scope(|s| {
         // One service-account key pair, identical on every control-plane
         // node, made while the first leaves are under way.
@@ -675,34 +768,40 @@ pub fn write_nodes(
                 Ok((sa, public))
             })
             .map_err(spawn_failed)?;
+        for _ in 0..pool.len() {
+            let (ctx, pool, chunks) = (&ctx, &pool, &sign_rx);
+            let (tasks, done) = (task_tx.clone(), done_tx.clone());
+            std::thread::Builder::new()
+                .name("signer".into())
+                .spawn_scoped(s, move || signer(ctx, pool, chunks, tasks, done))
+                .map_err(spawn_failed)?;
+        }
         for _ in 0..workers {
-            let (ctx, jobs, done) = (&ctx, &job_rx, done_tx.clone());
-            let route = if pool.is_empty() {
-                SignRoute::Main(done_tx.clone())
+            let (ctx, pool, tasks, done) = (&ctx, &pool, &task_rx, done_tx.clone());
+            let to_sign = if pool.is_empty() {
+                ToSign::Main
             } else {
-                SignRoute::Sessions(&pool)
+                ToSign::Signers(sign_tx.clone())
             };
             std::thread::Builder::new()
                 .name("leaf-worker".into())
-                .spawn_scoped(s, move || worker(ctx, jobs, done, route))
+                .spawn_scoped(s, move || worker(ctx, tasks, to_sign, done, pool))
                 .map_err(spawn_failed)?;
         }
-        // Only the workers may hold this now: when they are gone, so is
-        // the channel, and every thread ends.
-        drop(done_tx);
+        // Only the pipeline's threads may hold these now: once they are
+        // gone, so are the channels.
+        drop((sign_tx, done_tx));
         let mut sa = Sa::Making(sa);
-        let outcome = drive(token, st, cl, cas, &mut sa, &job_tx, &done_rx, audit, &bar);
-        drop(job_tx);
-        // Let the workers finish what they hold: answer (refuse) their
-        // signature requests until every one has ended.
-        while let Ok(msg) = done_rx.recv() {
-            if let ToMain::Sign(req) = msg {
-                let _ = req.reply.send(Err(TokenError::BadSignature {
-                    label: req.key.label.clone(),
-                    what: "not signed: the run stops".into(),
-                }));
-            }
+        let outcome = drive(token, st, &ctx, &mut sa, &task_tx, &done_rx, audit, &bar);
+        // Whatever is still under way (only on an error) is neither signed
+        // nor prepared any more; each worker stops, then the signing
+        // threads, once no worker can hand them a chunk.
+        ctx.stopping.store(true, Ordering::Relaxed);
+        for _ in 0..workers {
+            let _ = task_tx.send(Task::Stop);
         }
+        drop(task_tx);
+        while done_rx.recv().is_ok() {}
         outcome
     });
     bar.finish_and_clear();
@@ -712,17 +811,17 @@ pub fn write_nodes(
 /// The calling thread's part: dispatch in order, sign when it must, put
 /// results back in order, record and write them in batches.
 #[allow(clippy::too_many_arguments)] // the pipeline's ends, passed explicitly
-fn drive<'a>(
+fn drive(
     token: &dyn Token,
     st: &mut Staging,
-    cl: &ClusterSpec,
-    cas: &[CaState],
+    ctx: &Ctx<'_>,
     sa: &mut Sa<'_>,
-    jobs: &Sender<Vec<Job>>,
-    done: &Receiver<ToMain<'a>>,
+    tasks: &Sender<Task>,
+    done: &Receiver<ToMain>,
     audit: &mut dyn Audit,
     bar: &ProgressBar,
 ) -> Result<(), CeremonyError> {
+    let (cl, cas) = (ctx.cl, ctx.cas);
     let mut items = items(cl, cas).enumerate().peekable();
     let mut serials = Serials {
         pool: Zeroizing::new(Vec::new()),
@@ -735,8 +834,8 @@ fn drive<'a>(
     // written (at most WINDOW: what memory holds, whatever the order in
     // which chunks come back).
     let (mut next, mut in_flight, mut unwritten, mut batch_leaves) = (0usize, 0, 0, 0);
-    // One message from the pipeline: finished leaves, or a signature to make here.
-    let take = |msg: ToMain<'a>,
+    // One message from the pipeline: finished leaves, or a chunk to sign here.
+    let take = |msg: ToMain,
                 in_flight: &mut usize,
                 finished: &mut BTreeMap<usize, Ready>|
      -> Result<(), CeremonyError> {
@@ -755,15 +854,23 @@ fn drive<'a>(
                 }
                 Ok(())
             }
-            ToMain::Sign(req) => {
-                token.checkpoint()?;
-                let _ = req.reply.send(token.sign(req.key, &req.tbs));
-                Ok(())
+            ToMain::Sign(prepared) => {
+                // A stop asked for (Ctrl-C) ends the run before the next
+                // signature; the chunk's leaves then fail, and the reason is
+                // the checkpoint's.
+                let signed = sign_chunk(ctx, *prepared, |key, tbs| {
+                    token.checkpoint()?;
+                    token.sign(key, tbs)
+                });
+                tasks
+                    .send(Task::Finish(Box::new(signed)))
+                    .map_err(|_| CeremonyError::Internal("the leaf workers stopped".into()))
             }
         }
     };
     let send = |chunk: Vec<Job>| {
-        jobs.send(chunk)
+        tasks
+            .send(Task::Prepare(chunk))
             .map_err(|_| CeremonyError::Internal("the leaf workers stopped".into()))
     };
     loop {

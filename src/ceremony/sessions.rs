@@ -1,10 +1,5 @@
-//! The token's extra sessions, lent to the leaf workers, and how many of
-//! them may sign at once.
-//!
-//! Each worker signs on a session it borrowed, on its own thread: no hand-off
-//! to a signing thread and back (two wake-ups per leaf, a large share of a
-//! leaf's host time with a fast token). A worker that finds no session it may
-//! take waits for one to come back.
+//! The token's extra sessions, lent to the signing threads a chunk of
+//! signatures at a time, and how many of them may sign at once.
 //!
 //! How many sessions sign at once is the token's to decide, measured as the
 //! run goes: a token whose signature takes longer than the host's own work
@@ -75,7 +70,7 @@ pub struct Sessions<'t> {
     total: usize,
 }
 
-/// A borrowed session, given back when dropped (by a panicking worker too,
+/// A borrowed session, given back when dropped (by a panicking thread too,
 /// so the others never wait for a session that is gone).
 pub struct Lent<'s, 't> {
     pool: &'s Sessions<'t>,
