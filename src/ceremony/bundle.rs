@@ -24,10 +24,10 @@
 //! checked, or one whose record is not durable in the journal first; keep
 //! all of a cluster's keys or certificates in memory.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -265,8 +265,68 @@ enum Task {
     Prepare(Vec<Job>),
     /// Check the certificates of a signed chunk and render their files.
     Finish(Box<Signed>),
-    /// The run is over.
-    Stop,
+}
+
+/// The workers' tasks. Finishing a signed chunk comes before preparing a
+/// new one: its leaves reach the calling thread (and are recorded, written
+/// and freed) as early as they can, rather than behind every chunk
+/// dispatched since, and the calling thread's share of the work is spread
+/// over the run instead of piling up at its end.
+#[derive(Default)]
+struct Tasks {
+    queues: Mutex<Queues>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct Queues {
+    finish: VecDeque<Box<Signed>>,
+    prepare: VecDeque<Vec<Job>>,
+    /// Set once: every worker returns at its next task.
+    stopped: bool,
+}
+
+impl Tasks {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queues> {
+        self.queues.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn prepare(&self, chunk: Vec<Job>) {
+        self.lock().prepare.push_back(chunk);
+        self.ready.notify_one();
+    }
+
+    fn finish(&self, signed: Signed) {
+        self.lock().finish.push_back(Box::new(signed));
+        self.ready.notify_one();
+    }
+
+    /// No more tasks: what is queued is dropped (keys wiped).
+    fn stop(&self) {
+        let mut q = self.lock();
+        q.stopped = true;
+        q.finish.clear();
+        q.prepare.clear();
+        drop(q);
+        self.ready.notify_all();
+    }
+
+    /// The next task, finishing first; None once stopped.
+    fn next(&self) -> Option<Task> {
+        let mut q = self.lock();
+        loop {
+            if q.stopped {
+                return None;
+            }
+            if let Some(signed) = q.finish.pop_front() {
+                return Some(Task::Finish(signed));
+            }
+            if let Some(chunk) = q.prepare.pop_front() {
+                return Some(Task::Prepare(chunk));
+            }
+            q = self.ready.wait(q).unwrap_or_else(|p| p.into_inner());
+        }
+    }
 }
 
 /// A chunk whose keys and TBSs are made, on its way to the token.
@@ -334,7 +394,7 @@ enum ToSign {
 /// token, so the cores stay busy while a chunk is being signed.
 fn worker(
     ctx: &Ctx<'_>,
-    tasks: &Mutex<Receiver<Task>>,
+    tasks: &Tasks,
     to_sign: ToSign,
     done: Sender<ToMain>,
     pool: &Sessions<'_>,
@@ -345,15 +405,9 @@ fn worker(
         who: "leaf worker",
     };
     loop {
-        let task = match tasks.lock() {
-            Ok(rx) => rx.recv(),
-            Err(_) => return,
-        };
+        let Some(task) = tasks.next() else { return };
         let sent = match task {
-            Err(_) | Ok(Task::Stop) => return,
-            // The run is ending on an error: no more work for it.
-            Ok(Task::Prepare(_)) if ctx.stopping.load(Ordering::Relaxed) => continue,
-            Ok(Task::Prepare(chunk)) => {
+            Task::Prepare(chunk) => {
                 guard.idx = chunk.first().map(|j| j.idx);
                 let prepared = prepare_chunk(ctx, chunk);
                 match (&to_sign, prepared.pending.is_empty()) {
@@ -365,7 +419,7 @@ fn worker(
                     (ToSign::Main, false) => done.send(ToMain::Sign(Box::new(prepared))).is_ok(),
                 }
             }
-            Ok(Task::Finish(signed)) => {
+            Task::Finish(signed) => {
                 guard.idx = signed.prepared.pending.first().map(|p| p.job.idx);
                 let out = finish_chunk(ctx, *signed, pool);
                 done.send(ToMain::Done(out)).is_ok()
@@ -440,7 +494,7 @@ fn signer(
     ctx: &Ctx<'_>,
     pool: &Sessions<'_>,
     chunks: &Mutex<Receiver<Prepared>>,
-    tasks: Sender<Task>,
+    tasks: &Tasks,
     done: Sender<ToMain>,
 ) {
     let mut guard = PanicGuard {
@@ -467,9 +521,7 @@ fn signer(
         });
         drop(lent);
         guard.idx = None;
-        if tasks.send(Task::Finish(Box::new(signed))).is_err() {
-            return;
-        }
+        tasks.finish(signed);
     }
 }
 
@@ -749,8 +801,7 @@ pub fn write_nodes(
         kube_ca_data: kubeconfig::ca_data(&x509::to_pem(&ca(cas, CaRole::Kubernetes).der)),
         stopping: AtomicBool::new(false),
     };
-    let (task_tx, task_rx) = mpsc::channel::<Task>();
-    let task_rx = Mutex::new(task_rx);
+    let tasks = Tasks::default();
     let (sign_tx, sign_rx) = mpsc::channel::<Prepared>();
     let sign_rx = Mutex::new(sign_rx);
     let (done_tx, done_rx) = mpsc::channel::<ToMain>();
@@ -770,14 +821,14 @@ pub fn write_nodes(
             .map_err(spawn_failed)?;
         for _ in 0..pool.len() {
             let (ctx, pool, chunks) = (&ctx, &pool, &sign_rx);
-            let (tasks, done) = (task_tx.clone(), done_tx.clone());
+            let (tasks, done) = (&tasks, done_tx.clone());
             std::thread::Builder::new()
                 .name("signer".into())
                 .spawn_scoped(s, move || signer(ctx, pool, chunks, tasks, done))
                 .map_err(spawn_failed)?;
         }
         for _ in 0..workers {
-            let (ctx, pool, tasks, done) = (&ctx, &pool, &task_rx, done_tx.clone());
+            let (ctx, pool, tasks, done) = (&ctx, &pool, &tasks, done_tx.clone());
             let to_sign = if pool.is_empty() {
                 ToSign::Main
             } else {
@@ -792,15 +843,12 @@ pub fn write_nodes(
         // gone, so are the channels.
         drop((sign_tx, done_tx));
         let mut sa = Sa::Making(sa);
-        let outcome = drive(token, st, &ctx, &mut sa, &task_tx, &done_rx, audit, &bar);
+        let outcome = drive(token, st, &ctx, &mut sa, &tasks, &done_rx, audit, &bar);
         // Whatever is still under way (only on an error) is neither signed
-        // nor prepared any more; each worker stops, then the signing
-        // threads, once no worker can hand them a chunk.
+        // nor prepared any more: the workers stop, then the signing threads,
+        // once no worker can hand them a chunk.
         ctx.stopping.store(true, Ordering::Relaxed);
-        for _ in 0..workers {
-            let _ = task_tx.send(Task::Stop);
-        }
-        drop(task_tx);
+        tasks.stop();
         while done_rx.recv().is_ok() {}
         outcome
     });
@@ -816,7 +864,7 @@ fn drive(
     st: &mut Staging,
     ctx: &Ctx<'_>,
     sa: &mut Sa<'_>,
-    tasks: &Sender<Task>,
+    tasks: &Tasks,
     done: &Receiver<ToMain>,
     audit: &mut dyn Audit,
     bar: &ProgressBar,
@@ -862,16 +910,14 @@ fn drive(
                     token.checkpoint()?;
                     token.sign(key, tbs)
                 });
-                tasks
-                    .send(Task::Finish(Box::new(signed)))
-                    .map_err(|_| CeremonyError::Internal("the leaf workers stopped".into()))
+                tasks.finish(signed);
+                Ok(())
             }
         }
     };
-    let send = |chunk: Vec<Job>| {
-        tasks
-            .send(Task::Prepare(chunk))
-            .map_err(|_| CeremonyError::Internal("the leaf workers stopped".into()))
+    let send = |chunk: Vec<Job>| -> Result<(), CeremonyError> {
+        tasks.prepare(chunk);
+        Ok(())
     };
     loop {
         // Dispatch up to the window, CHUNK leaves to a message (a
