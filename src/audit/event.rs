@@ -486,13 +486,13 @@ pub fn cert_info(
         signed_by: signed_by.into(),
         subject: crate::x509::name_text(tbs.subject()),
         issuer: crate::x509::name_text(tbs.issuer()),
-        serial: hex::encode(tbs.serial_number().as_bytes()),
+        serial: super::hex(tbs.serial_number().as_bytes()),
         not_before: super::rfc3339_seconds(validity.not_before.to_system_time()),
         not_after: super::rfc3339_seconds(validity.not_after.to_system_time()),
-        sha256: hex::encode(super::sha256(der)),
+        sha256: super::hex(&super::sha256(der)),
         spki_sha256: tbs.subject_public_key_info().to_der().map_or_else(
             |e| format!("(unencodable: {e})"),
-            |d| hex::encode(super::sha256(&d)),
+            |d| super::hex(&super::sha256(&d)),
         ),
     }
 }

@@ -562,7 +562,7 @@ impl Journal {
         };
         let mut frame = format!(
             "{seqs} {} {}\n",
-            hex::encode(super::sha256(plain.as_bytes())),
+            super::hex(&super::sha256(plain.as_bytes())),
             ct.len()
         )
         .into_bytes();

@@ -168,6 +168,16 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     crate::x509::sha256(bytes)
 }
 
+/// Lower-case hex, as `hex::encode` writes it, without building the string
+/// a char at a time (several hashes and a serial go into every leaf's
+/// record).
+pub fn hex(bytes: &[u8]) -> String {
+    let mut out = vec![0u8; 2 * bytes.len()];
+    // The buffer is exactly twice the input: this cannot fail.
+    let _ = hex::encode_to_slice(bytes, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
 /// RFC 3339 in UTC with milliseconds: `2026-11-23T17:51:27.123Z`.
 pub fn rfc3339(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();

@@ -163,7 +163,7 @@ pub fn next_record(
     let r = Record {
         seq: prev_seq + 1,
         time,
-        prev: hex::encode(prev_hash),
+        prev: super::hex(prev_hash),
         event,
     };
     let line = r.canonical()?;

@@ -833,7 +833,7 @@ fn seal_and_commit(
                 .iter()
                 .map(|(path, sha, mode)| Event::OutputWritten {
                     path: path.clone(),
-                    sha256: hex::encode(sha),
+                    sha256: audit::hex(sha),
                     mode: format!("{mode:04o}"),
                 })
                 .collect(),

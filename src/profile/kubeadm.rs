@@ -307,34 +307,31 @@ pub fn worker_leaves(cl: &ClusterSpec, name: &str) -> Vec<LeafSpec> {
     vec![kubelet(cl, name, server)]
 }
 
-/// Go's pkix.Name order: O in one (multi-valued) RDN, then CN.
+/// Go's pkix.Name order: O in one (multi-valued) RDN, then CN; values as
+/// UTF8String, as x509-cert's RFC 4514 parser writes them. Built from its
+/// parts rather than parsed from text: the parser looks every attribute
+/// name up in the whole OID database, a cost every leaf paid.
 pub fn subject(cn: &str, orgs: &[String]) -> Result<Name, der::Error> {
-    use std::str::FromStr;
-    let mut text = format!("CN={}", escape_rfc4514(cn));
+    use const_oid::db::rfc4519::{CN, O};
+    use der::{Decode, Encode};
+    use x509_cert::attr::AttributeTypeAndValue;
+    use x509_cert::name::{RdnSequence, RelativeDistinguishedName};
+    let atv = |oid, value: &str| -> Result<AttributeTypeAndValue, der::Error> {
+        Ok(AttributeTypeAndValue {
+            oid,
+            value: der::Any::new(der::Tag::Utf8String, value.as_bytes())?,
+        })
+    };
+    let mut rdns = RdnSequence::default();
     if !orgs.is_empty() {
-        let o: Vec<String> = orgs
+        let o = orgs
             .iter()
-            .map(|o| format!("O={}", escape_rfc4514(o)))
-            .collect();
-        text.push(',');
-        text.push_str(&o.join("+"));
+            .map(|o| atv(O, o))
+            .collect::<Result<Vec<_>, _>>()?;
+        rdns.push(RelativeDistinguishedName::try_from(o)?);
     }
-    Name::from_str(&text)
-}
-
-/// RFC 4514 §2.4 escaping of an attribute value.
-fn escape_rfc4514(v: &str) -> String {
-    let mut out = String::new();
-    for (i, c) in v.chars().enumerate() {
-        let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=')
-            || (i == 0 && (c == '#' || c == ' '))
-            || (i == v.chars().count() - 1 && c == ' ');
-        if special {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
+    rdns.push(RelativeDistinguishedName::try_from(vec![atv(CN, cn)?])?);
+    Name::from_der(&rdns.to_der()?)
 }
 
 /// The X.509 profile of a leaf: KeyUsage digitalSignature (+ keyEncipherment
@@ -513,6 +510,57 @@ mod tests {
             cluster_server(&cl, None).unwrap(),
             "https://k8s.example.com:443"
         );
+    }
+
+    /// RFC 4514 §2.4 escaping of an attribute value.
+    fn escape_rfc4514(v: &str) -> String {
+        let last = v.chars().count().saturating_sub(1);
+        let mut out = String::new();
+        for (i, c) in v.chars().enumerate() {
+            let special = matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=')
+                || (i == 0 && (c == '#' || c == ' '))
+                || (i == last && c == ' ');
+            if special {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out
+    }
+
+    /// `subject` is exactly what x509-cert's parser makes of the escaped
+    /// text (how it was built before), to the DER byte.
+    #[test]
+    fn subjects_are_what_the_rfc4514_parser_makes() {
+        use der::Encode;
+        use std::str::FromStr;
+        let orgs = |o: &[&str]| o.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        for (cn, o) in [
+            ("system:node:worker-1", orgs(&["system:nodes"])),
+            (
+                "kube-apiserver-kubelet-client",
+                orgs(&["kubeadm:cluster-admins"]),
+            ),
+            (
+                "kubernetes-admin",
+                orgs(&["system:masters", "kubeadm:cluster-admins"]),
+            ),
+            ("a,b+c=d\\\"q<>;", orgs(&["x", "y"])),
+            ("#lead and trail ", orgs(&[" o"])),
+            ("Zürich", orgs(&[])),
+        ] {
+            let mut text = format!("CN={}", escape_rfc4514(cn));
+            if !o.is_empty() {
+                let parts: Vec<String> = o
+                    .iter()
+                    .map(|x| format!("O={}", escape_rfc4514(x)))
+                    .collect();
+                text = format!("{text},{}", parts.join("+"));
+            }
+            let parsed = Name::from_str(&text).unwrap();
+            let built = subject(cn, &o).unwrap();
+            assert_eq!(built.to_der().unwrap(), parsed.to_der().unwrap(), "{text}");
+        }
     }
 
     #[test]
