@@ -143,7 +143,7 @@ struct Pending {
 
 /// The first half of a leaf: its key, its profile and its TBS.
 fn prepare(ctx: &Ctx<'_>, job: Job) -> Result<Pending, CeremonyError> {
-    let (key, profile, not_before, not_after) = make_tbs(ctx, &job)?;
+    let (key, profile, not_before, not_after) = key_and_profile(ctx, &job)?;
     let mut pending = Pending {
         job,
         key,
@@ -157,7 +157,7 @@ fn prepare(ctx: &Ctx<'_>, job: Job) -> Result<Pending, CeremonyError> {
 }
 
 /// A leaf's key, profile and validity.
-fn make_tbs(
+fn key_and_profile(
     ctx: &Ctx<'_>,
     job: &Job,
 ) -> Result<(LeafKey, CertProfile, SystemTime, SystemTime), CeremonyError> {
