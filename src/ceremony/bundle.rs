@@ -1057,6 +1057,8 @@ mod tests {
         signed_here: Cell<usize>,
         counter: Cell<u64>,
         budget: Cell<isize>,
+        /// Checkpoints passed before it says stop.
+        checkpoints: Cell<usize>,
     }
 
     impl Fake {
@@ -1068,6 +1070,7 @@ mod tests {
                 signed_here: Cell::new(0),
                 counter: Cell::new(0),
                 budget: Cell::new(isize::MAX),
+                checkpoints: Cell::new(usize::MAX),
             }
         }
     }
@@ -1164,6 +1167,18 @@ mod tests {
                 .map(|_| Box::new(FakeSigner(keys.clone(), budget.clone())) as Box<dyn Signer>)
                 .collect())
         }
+        fn checkpoint(&self) -> Result<(), TokenError> {
+            match self.checkpoints.get() {
+                0 => Err(TokenError::BadSignature {
+                    label: "fake".into(),
+                    what: "the fake run stops".into(),
+                }),
+                n => {
+                    self.checkpoints.set(n - 1);
+                    Ok(())
+                }
+            }
+        }
     }
 
     /// Runs `write_nodes` into a fresh staging directory under `dir`: its
@@ -1246,31 +1261,26 @@ mod tests {
         (cl, cas)
     }
 
-    /// A signature that fails in the middle of the workers ends the run
-    /// with that error (no hang, whatever is still in flight), and what was
-    /// written before it is exactly what was recorded: every recorded
-    /// certificate's file exists, no file exists for a leaf not recorded.
-    #[test]
-    fn a_failed_signature_stops_the_pipeline_with_records_and_files_in_step() {
-        let now = SystemTime::now();
-        let token = Fake::new();
-        let (cl, cas) = demo_cluster(&token, 1000, now);
-        token.sessions.set(2);
-        token.budget.set(700);
-        let d = tempfile::tempdir().unwrap();
-        let (outcome, st, events) = run_nodes(&token, &cas, &cl, now, d.path());
-        let e = outcome.unwrap_err();
+    /// The error's text with its sources.
+    fn chain(e: &CeremonyError) -> String {
         let mut chain = e.to_string();
-        let mut source = std::error::Error::source(&e);
+        let mut source = std::error::Error::source(e);
         while let Some(s) = source {
             chain += &format!(": {s}");
             source = s.source();
         }
-        assert!(
-            chain.starts_with("signing the certificate for CN=system:node:worker")
-                && chain.contains("budget is spent"),
-            "{chain}"
-        );
+        chain
+    }
+
+    /// After a run stopped midway: whole batches were recorded (the
+    /// control-plane nodes' leaves, then 256 at a time), fewer than
+    /// `before`, and the leaf files written are exactly those recorded.
+    fn assert_records_and_files_in_step(
+        cl: &ClusterSpec,
+        st: &Staging,
+        events: &[Event],
+        before: usize,
+    ) {
         let recorded: std::collections::BTreeSet<String> = events
             .iter()
             .map(|e| match e {
@@ -1278,13 +1288,17 @@ mod tests {
                 other => panic!("unexpected event {other:?}"),
             })
             .collect();
-        // Whole batches only: the control-plane nodes' leaves, then 256 at a time.
-        let cp: usize = (0..cl.control_plane.len())
-            .map(|i| kubeadm::control_plane_leaves(&cl, i).len())
-            .sum();
+        // Where a batch may end: after each control-plane node, then every
+        // BATCH workers.
+        let mut ends = vec![0];
+        for i in 0..cl.control_plane.len() {
+            ends.push(ends[ends.len() - 1] + kubeadm::control_plane_leaves(cl, i).len());
+        }
+        let cp = ends[ends.len() - 1];
+        ends.extend((1..=cl.workers.len() / BATCH).map(|k| cp + k * BATCH));
         assert!(
-            recorded.len() < 700 && (recorded.len() - cp).is_multiple_of(BATCH),
-            "{}",
+            recorded.len() < before && ends.contains(&recorded.len()),
+            "{} recorded",
             recorded.len()
         );
         let leaf_files: std::collections::BTreeSet<String> = st
@@ -1294,6 +1308,48 @@ mod tests {
             .filter(|p| p.ends_with(".crt") && !p.ends_with("ca.crt") || p.ends_with(".conf"))
             .collect();
         assert_eq!(leaf_files, recorded);
+    }
+
+    /// A signature that fails in the middle of the workers ends the run
+    /// with that error (no hang, whatever is still in flight), and what was
+    /// written before it is exactly what was recorded.
+    #[test]
+    fn a_failed_signature_stops_the_pipeline_with_records_and_files_in_step() {
+        let now = SystemTime::now();
+        let token = Fake::new();
+        let (cl, cas) = demo_cluster(&token, 1000, now);
+        token.sessions.set(2);
+        token.budget.set(700);
+        let d = tempfile::tempdir().unwrap();
+        let (outcome, st, events) = run_nodes(&token, &cas, &cl, now, d.path());
+        let chain = chain(&outcome.unwrap_err());
+        assert!(
+            chain.starts_with("signing the certificate for CN=system:node:worker")
+                && chain.contains("budget is spent"),
+            "{chain}"
+        );
+        assert_records_and_files_in_step(&cl, &st, &events, 700);
+    }
+
+    /// The same for a stop asked between signatures (Ctrl-C, through the
+    /// token's checkpoint) on a token without extra sessions, where the
+    /// calling thread signs the chunks itself.
+    #[test]
+    fn a_stop_on_a_token_without_sessions_ends_the_run_the_same_way() {
+        let now = SystemTime::now();
+        let token = Fake::new();
+        let (cl, cas) = demo_cluster(&token, 1000, now);
+        token.signed_here.set(0);
+        // A checkpoint for each leaf dispatched (1,024 at first), then one
+        // before each signature: the stop comes among the workers.
+        token.checkpoints.set(1_500);
+        let d = tempfile::tempdir().unwrap();
+        let (outcome, st, events) = run_nodes(&token, &cas, &cl, now, d.path());
+        let chain = chain(&outcome.unwrap_err());
+        assert!(chain.contains("the fake run stops"), "{chain}");
+        let signed = token.signed_here.get();
+        assert!(signed > 34 && signed < 1_000, "{signed} signed");
+        assert_records_and_files_in_step(&cl, &st, &events, signed + 1);
     }
 
     #[test]

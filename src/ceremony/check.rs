@@ -156,6 +156,12 @@ fn bundle_report(cl: &ClusterSpec, now: SystemTime) -> Vec<String> {
             }
         ),
         "  basicConstraints (critical) CA:FALSE, authorityKeyIdentifier = its CA's SKI".into(),
+        // Its type follows leaf_key unless the plan says otherwise: shown,
+        // so that a reviewer sees which key signs the cluster's tokens.
+        format!(
+            "  sa.key/sa.pub, when made here: {}, one pair for every control-plane node",
+            cl.sa_key
+        ),
     ];
     let describe = |l: &kubeadm::LeafSpec| {
         let mut s = format!("    {:<28} CN={}", l.display_name(), l.cn);
@@ -194,4 +200,36 @@ fn sig_name(plan: &crate::plan::ValidPlan) -> String {
         _ => "sha256WithRSAEncryption",
     };
     format!("{name} by the root key \"{}\" on the token", signer.label)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The service-account key's type is in the report: the leaves' type by
+    /// default (as kubeadm), the plan's when it names one.
+    #[test]
+    fn the_report_names_the_service_account_key_type() {
+        let now = SystemTime::now();
+        let dir = tempfile::tempdir().unwrap();
+        let demo = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/ceremony/plans/demo.toml"
+        ))
+        .unwrap();
+        let report = |text: &str| {
+            let p = dir.path().join("plan.toml");
+            std::fs::write(&p, text).unwrap();
+            let loaded = crate::plan::load(&p, now).unwrap();
+            super::report(&loaded, &dir.path().join("out"), now)
+        };
+        let line =
+            "sa.key/sa.pub, when made here: ecdsa-p256, one pair for every control-plane node";
+        assert!(report(&demo).contains(line), "{}", report(&demo));
+        let rsa = demo.replace(
+            "leaf_key = \"ecdsa-p256\"\n",
+            "leaf_key = \"ecdsa-p256\"\nservice_account_key = \"rsa-2048\"\n",
+        );
+        assert!(report(&rsa).contains("sa.key/sa.pub, when made here: rsa-2048,"));
+    }
 }

@@ -53,7 +53,7 @@ pub fn seed_in_background() {
 }
 
 /// A leaf key being made on a thread of its own from the start of a run: the
-/// service-account key (RSA-2048 by default, a fifth of a second of one
+/// service-account key (an RSA-2048 one takes a fifth of a second of one
 /// core) is then ready when the bundle needs it, where it used to stall the
 /// leaf pipeline at its start. Dropped unjoined, the key is wiped all the
 /// same (LeafKey's private part zeroizes on drop).

@@ -225,7 +225,7 @@ pub struct Context<'a> {
 
 /// Labels longer than this are refused rather than truncated (design §6).
 pub const MAX_LABEL_BYTES: usize = 32;
-/// `token.sessions` at most: each session has a worker thread of its own.
+/// `token.sessions` at most: each session has a signing thread of its own.
 pub const MAX_SESSIONS: u32 = 64;
 
 struct Problems(Vec<Problem>);
