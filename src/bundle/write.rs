@@ -13,10 +13,12 @@
 //! before the rename gives the same guarantee for one disk flush instead of
 //! one per file (20,000 for a 10,000-node bundle).
 
+use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 /// Files holding private keys or kubeconfigs.
 pub const SECRET: u32 = 0o600;
@@ -126,8 +128,9 @@ pub struct Staging {
     dir: PathBuf,
     /// Relative paths written, in order, with their SHA-256 and mode.
     written: Vec<(String, [u8; 32], u32)>,
-    /// Directories known to exist under `dir`, relative to it.
-    made: std::collections::HashSet<PathBuf>,
+    /// Directories known to exist under `dir`, relative to it (shared by
+    /// the threads of a [`Staging::put`]).
+    made: Mutex<HashSet<PathBuf>>,
     /// The process's umask (all bits when it cannot be read): a file's
     /// mode is set again after its creation only where the umask took
     /// some of it away.
@@ -171,7 +174,7 @@ impl Staging {
             out: out.to_path_buf(),
             dir,
             written: Vec::new(),
-            made: std::collections::HashSet::new(),
+            made: Mutex::new(HashSet::new()),
             umask: umask(),
             handle,
         })
@@ -189,27 +192,31 @@ impl Staging {
     /// are resolved from the staging directory's handle (`mkdirat`,
     /// `openat`), not walked from `/` again for every file and directory
     /// of a 10,000-node bundle.
-    fn create(&mut self, rel: &str, mode: u32) -> Result<(PathBuf, File), OutputError> {
+    fn create(&self, rel: &str, mode: u32) -> Result<(PathBuf, File), OutputError> {
         use rustix::fs::{Mode, OFlags};
         let path = self.target(rel)?;
         let rel_path = Path::new(rel);
         if let Some(parent) = rel_path.parent()
             && !parent.as_os_str().is_empty()
-            && !self.made.contains(parent)
+            && !self.made().contains(parent)
         {
-            // Top down, each missing directory once.
-            let mut missing: Vec<&Path> = rel_path
-                .ancestors()
-                .skip(1)
-                .take_while(|a| !a.as_os_str().is_empty() && !self.made.contains(*a))
-                .collect();
+            // Top down, each missing directory once. Two threads may both
+            // find one missing: the second sees EEXIST, which is fine.
+            let mut missing: Vec<&Path> = {
+                let made = self.made();
+                rel_path
+                    .ancestors()
+                    .skip(1)
+                    .take_while(|a| !a.as_os_str().is_empty() && !made.contains(*a))
+                    .collect()
+            };
             missing.reverse();
             for dir in missing {
                 match rustix::fs::mkdirat(&self.handle, dir, Mode::from_raw_mode(0o755)) {
                     Ok(()) | Err(rustix::io::Errno::EXIST) => {}
                     Err(e) => return Err(io(&self.dir.join(dir))(e.into())),
                 }
-                self.made.insert(dir.to_path_buf());
+                self.made().insert(dir.to_path_buf());
             }
         }
         let fd = rustix::fs::openat(
@@ -229,15 +236,32 @@ impl Staging {
         Ok((path, f))
     }
 
+    fn made(&self) -> MutexGuard<'_, HashSet<PathBuf>> {
+        self.made.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Writes one output file (relative to the output root).
     pub fn write(&mut self, rel: &str, bytes: &[u8], mode: u32) -> Result<(), OutputError> {
+        let sha = self.put(rel, bytes, mode)?;
+        self.written.push((rel.to_string(), sha, mode));
+        Ok(())
+    }
+
+    /// Writes one output file like [`Staging::write`], from any thread
+    /// (several may write at once), and returns its SHA-256 instead of
+    /// listing it: the caller lists it with [`Staging::listed`], in the
+    /// order it means the files to have.
+    pub fn put(&self, rel: &str, bytes: &[u8], mode: u32) -> Result<[u8; 32], OutputError> {
         let (path, mut f) = self.create(rel, mode)?;
         // No fsync here: `commit` makes the whole staging directory durable.
         f.write_all(bytes).map_err(io(&path))?;
-        self.written
-            .push((rel.to_string(), crate::x509::sha256(bytes), mode));
         crate::failpoint::hit("write");
-        Ok(())
+        Ok(crate::x509::sha256(bytes))
+    }
+
+    /// Lists files that [`Staging::put`] wrote, after those written so far.
+    pub fn listed(&mut self, files: impl IntoIterator<Item = (String, [u8; 32], u32)>) {
+        self.written.extend(files);
     }
 
     /// Writes one output file as `fill` streams it (a large file never
@@ -370,6 +394,54 @@ fn fsync_each(dir: &Path) -> Result<(), OutputError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn several_threads_put_files_under_shared_directories() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        let mut st = Staging::begin(&out, &[9; 32]).unwrap();
+        // Four threads, every file under nodes/ and each node's files split
+        // between two threads: the directories each finds missing race.
+        let parts: Vec<Vec<(String, [u8; 32], u32)>> = std::thread::scope(|s| {
+            let shared = &st;
+            let handles: Vec<_> = (0..4)
+                .map(|t| {
+                    s.spawn(move || {
+                        (0..50)
+                            .map(|n| {
+                                let rel = format!("nodes/n{n}/etc/kubernetes/f{t}");
+                                let mode = if t % 2 == 0 { PUBLIC } else { SECRET };
+                                let sha = shared.put(&rel, rel.as_bytes(), mode).unwrap();
+                                (rel, sha, mode)
+                            })
+                            .collect()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let expected: Vec<_> = parts.concat();
+        for part in parts {
+            st.listed(part);
+        }
+        assert_eq!(
+            st.written(),
+            expected.as_slice(),
+            "listed in the parts' order"
+        );
+        assert!(
+            st.put("nodes/n3/etc/kubernetes/f1", b"", PUBLIC).is_err(),
+            "create_new"
+        );
+        st.commit().unwrap();
+        for (rel, sha, mode) in &expected {
+            let path = out.join(rel);
+            assert_eq!(fs::read(&path).unwrap(), rel.as_bytes());
+            assert_eq!(crate::x509::sha256(rel.as_bytes()), *sha);
+            let meta = fs::metadata(&path).unwrap();
+            assert_eq!(meta.permissions().mode() & 0o777, *mode, "{rel}");
+        }
+    }
 
     #[test]
     fn writes_whole_or_nothing() {

@@ -9,7 +9,9 @@
 //!   the workers in chunks with their serial numbers (token RNG, fetched in
 //!   blocks), puts what comes back into plan order again, records a batch of
 //!   certificates in the audit journal (one frame, one fsync) and only then
-//!   writes that batch's files into the staging directory;
+//!   writes that batch's files into the staging directory (a batch of
+//!   workers' nodes from one thread per core, so that at the end of a run
+//!   the last batch is not written on one core while the other idles);
 //! - worker threads, one per core, prepare chunks (leaf keys and TBSs) and
 //!   finish signed ones (`x509::finish`: parse back, compare the TBS, verify
 //!   in software; then the files and records), whichever comes next: they
@@ -35,7 +37,7 @@ use zeroize::Zeroizing;
 
 use super::CeremonyError;
 use super::ca::{BACKDATE, CaState};
-use super::sessions::Sessions;
+use super::sessions::{Sessions, TokenTime, thread_cpu};
 use crate::audit::event::cert_info;
 use crate::audit::{Audit, Event};
 use crate::bundle::kubeconfig::{self, Kubeconfig};
@@ -58,6 +60,9 @@ const WINDOW: usize = 4 * BATCH;
 /// chunk, not per leaf, and each pass over a chunk (keys, signatures,
 /// checks) keeps its code and data in the core's caches.
 const CHUNK: usize = 32;
+/// Items (nodes' own files and leaves) a batch needs before it is written
+/// by several threads at once.
+const SHARED_WRITE_MIN: usize = 64;
 /// Serial numbers per C_GenerateRandom.
 const SERIAL_BLOCK: usize = 64;
 
@@ -335,7 +340,7 @@ struct Prepared {
     /// The leaf that could not be prepared, if one could not (the chunk
     /// ends there).
     failure: Option<Outcome>,
-    /// What preparing the chunk took the host.
+    /// The CPU time preparing the chunk took the host.
     host: Duration,
 }
 
@@ -344,8 +349,8 @@ struct Prepared {
 struct Signed {
     prepared: Prepared,
     signatures: Vec<Result<Vec<u8>, TokenError>>,
-    /// What they took the token, once a session was lent.
-    token: Duration,
+    /// What they took the token, if they were signed on a session alone.
+    token: Option<TokenTime>,
 }
 
 /// What reaches the calling thread.
@@ -434,7 +439,7 @@ fn worker(
 
 /// Keys and TBSs for a chunk, in order, up to the first leaf that fails.
 fn prepare_chunk(ctx: &Ctx<'_>, chunk: Vec<Job>) -> Prepared {
-    let start = Instant::now();
+    let start = thread_cpu();
     let mut pending = Vec::with_capacity(chunk.len());
     let mut failure = None;
     for job in chunk {
@@ -450,7 +455,7 @@ fn prepare_chunk(ctx: &Ctx<'_>, chunk: Vec<Job>) -> Prepared {
     Prepared {
         pending,
         failure,
-        host: start.elapsed(),
+        host: thread_cpu().saturating_sub(start),
     }
 }
 
@@ -462,7 +467,6 @@ fn sign_chunk(
     prepared: Prepared,
     mut sign: impl FnMut(&KeyPair, &[u8]) -> Result<Vec<u8>, TokenError>,
 ) -> Signed {
-    let start = Instant::now();
     let mut signatures = Vec::with_capacity(prepared.pending.len());
     for p in &prepared.pending {
         let key = &ca(ctx.cas, p.job.spec.issuer).key;
@@ -483,7 +487,7 @@ fn sign_chunk(
     Signed {
         prepared,
         signatures,
-        token: start.elapsed(),
+        token: None,
     }
 }
 
@@ -510,7 +514,8 @@ fn signer(
         let Ok(prepared) = prepared else { return };
         guard.idx = prepared.pending.first().map(|p| p.job.idx);
         let mut lent = pool.borrow();
-        let signed = sign_chunk(ctx, prepared, |key, tbs| {
+        let (wall, cpu) = (Instant::now(), thread_cpu());
+        let mut signed = sign_chunk(ctx, prepared, |key, tbs| {
             match lent.as_mut().and_then(|l| l.signer()) {
                 Some(signer) => signer.sign(key, tbs),
                 None => Err(TokenError::BadSignature {
@@ -519,6 +524,12 @@ fn signer(
                 }),
             }
         });
+        if lent.as_ref().is_some_and(|l| l.alone()) {
+            signed.token = Some(TokenTime {
+                wall: wall.elapsed(),
+                cpu: thread_cpu().saturating_sub(cpu),
+            });
+        }
         drop(lent);
         guard.idx = None;
         tasks.finish(signed);
@@ -528,7 +539,7 @@ fn signer(
 /// A signed chunk's leaves, checked and rendered, in order, up to and
 /// including the first failure.
 fn finish_chunk(ctx: &Ctx<'_>, signed: Signed, pool: &Sessions<'_>) -> Vec<Outcome> {
-    let start = Instant::now();
+    let start = thread_cpu();
     let Signed {
         prepared:
             Prepared {
@@ -561,7 +572,8 @@ fn finish_chunk(ctx: &Ctx<'_>, signed: Signed, pool: &Sessions<'_>) -> Vec<Outco
         out.push((idx, end_of_cp, Ok(render(ctx, p, issued))));
     }
     if !pool.is_empty() {
-        pool.measured(token, signed, host + start.elapsed(), out.len());
+        let host = host + thread_cpu().saturating_sub(start);
+        pool.measured(token, signed, host, out.len());
     }
     out.extend(failure);
     out
@@ -712,12 +724,14 @@ enum Ready {
     Leaf(Leaf, Option<usize>),
 }
 
-/// Records a batch (one journal frame), then writes its files, in order.
+/// Records a batch (one journal frame), then writes its files, listed in
+/// plan order; a batch of workers is written by `writers` threads at once.
 fn flush(
     batch: &mut Vec<Ready>,
     st: &mut Staging,
     sa: &mut Sa<'_>,
     audit: &mut dyn Audit,
+    writers: usize,
 ) -> Result<(), CeremonyError> {
     let events: Vec<Event> = batch
         .iter_mut()
@@ -728,6 +742,14 @@ fn flush(
         .collect();
     // Durable on the record before any file of the batch exists.
     audit.record_all(events)?;
+    // Workers' nodes only: a control-plane node also gets the one
+    // service-account key pair, made on its own thread.
+    let shared = writers > 1
+        && batch.len() >= SHARED_WRITE_MIN
+        && batch.iter().all(|r| !matches!(r, Ready::Files(_, Some(_))));
+    if shared {
+        return write_shared(std::mem::take(batch), st, writers);
+    }
     for r in batch.drain(..) {
         match r {
             Ready::Files(files, control_plane) => {
@@ -751,6 +773,73 @@ fn flush(
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// Writes a batch of workers' nodes from `writers` threads, each a run of
+/// consecutive nodes. Most of a batch's writing is the kernel's, creating
+/// each node's four directories and two files; shared, it no longer holds
+/// up the calling thread, which at the end of a run is all there is left to
+/// do. The files are listed in plan order all the same; on an error, the
+/// first in plan order is returned.
+fn write_shared(batch: Vec<Ready>, st: &mut Staging, writers: usize) -> Result<(), CeremonyError> {
+    fn write_part(
+        st: &Staging,
+        part: Vec<Ready>,
+    ) -> Result<Vec<(String, [u8; 32], u32)>, CeremonyError> {
+        let mut listed = Vec::with_capacity(part.len() * 2);
+        for r in part {
+            let (files, leaf) = match r {
+                Ready::Files(files, _) => (files, false),
+                Ready::Leaf(leaf, _) => (leaf.files, true),
+            };
+            for (path, bytes, mode) in files {
+                let sha = st.put(&path, &bytes, mode)?;
+                listed.push((path, sha, mode));
+            }
+            if leaf {
+                crate::failpoint::hit("leaf");
+            }
+        }
+        Ok(listed)
+    }
+    let per = batch.len().div_ceil(writers);
+    let mut parts: Vec<Vec<Ready>> = Vec::with_capacity(writers);
+    let mut items = batch.into_iter();
+    loop {
+        let part: Vec<Ready> = items.by_ref().take(per).collect();
+        if part.is_empty() {
+            break;
+        }
+        parts.push(part);
+    }
+    let shared: &Staging = st;
+    let results: Vec<_> = std::thread::scope(|s| {
+        let mut parts = parts.into_iter();
+        let first = parts.next();
+        let spawned: Vec<_> = parts
+            .map(|part| {
+                std::thread::Builder::new()
+                    .name("bundle-writer".into())
+                    .spawn_scoped(s, || write_part(shared, part))
+            })
+            .collect();
+        let first = first.map(|p| write_part(shared, p));
+        first
+            .into_iter()
+            .chain(spawned.into_iter().map(|h| match h {
+                Ok(h) => h.join().unwrap_or_else(|_| {
+                    Err(CeremonyError::Internal(
+                        "a bundle writer thread panicked".into(),
+                    ))
+                }),
+                Err(e) => Err(spawn_failed(e)),
+            }))
+            .collect()
+    });
+    for r in results {
+        st.listed(r?);
     }
     Ok(())
 }
@@ -843,7 +932,9 @@ pub fn write_nodes(
         // gone, so are the channels.
         drop((sign_tx, done_tx));
         let mut sa = Sa::Making(sa);
-        let outcome = drive(token, st, &ctx, &mut sa, &tasks, &done_rx, audit, &bar);
+        let outcome = drive(
+            token, st, &ctx, &mut sa, &tasks, &done_rx, audit, &bar, workers,
+        );
         // Whatever is still under way (only on an error) is neither signed
         // nor prepared any more: the workers stop, then the signing threads,
         // once no worker can hand them a chunk.
@@ -868,6 +959,7 @@ fn drive(
     done: &Receiver<ToMain>,
     audit: &mut dyn Audit,
     bar: &ProgressBar,
+    writers: usize,
 ) -> Result<(), CeremonyError> {
     let (cl, cas) = (ctx.cl, ctx.cas);
     let mut items = items(cl, cas).enumerate().peekable();
@@ -972,7 +1064,7 @@ fn drive(
         }
         let all_in = in_flight == 0 && items.peek().is_none() && finished.is_empty();
         if !batch.is_empty() && (cut || all_in) {
-            flush(&mut batch, st, sa, audit)?;
+            flush(&mut batch, st, sa, audit, writers)?;
             unwritten -= batch_leaves;
             batch_leaves = 0;
         }
@@ -1223,6 +1315,74 @@ mod tests {
 
     /// SHA256SUMS: one `sha256sum -c` line per file, sorted by path
     /// whatever the order of writing.
+    /// A workers' batch as `flush` gets it: each node's own file, then its leaf.
+    fn workers_batch(nodes: usize) -> Vec<Ready> {
+        (0..nodes)
+            .flat_map(|i| {
+                let base = format!("nodes/w{i}/etc/kubernetes");
+                let file = |path: String, mode| {
+                    let body = Zeroizing::new(path.clone().into_bytes());
+                    (path, body, mode)
+                };
+                [
+                    Ready::Files(
+                        vec![file(format!("{base}/pki/ca.crt"), write::PUBLIC)],
+                        None,
+                    ),
+                    Ready::Leaf(
+                        Leaf {
+                            event: None,
+                            files: vec![file(format!("{base}/kubelet.conf"), write::SECRET)],
+                        },
+                        None,
+                    ),
+                ]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_written_by_several_threads_is_listed_in_plan_order() {
+        let d = tempfile::tempdir().unwrap();
+        let mut serial = Staging::begin(&d.path().join("serial"), &[5; 32]).unwrap();
+        for r in workers_batch(100) {
+            let files = match r {
+                Ready::Files(files, _) => files,
+                Ready::Leaf(leaf, _) => leaf.files,
+            };
+            for (path, bytes, mode) in files {
+                serial.write(&path, &bytes, mode).unwrap();
+            }
+        }
+        let mut shared = Staging::begin(&d.path().join("shared"), &[5; 32]).unwrap();
+        write_shared(workers_batch(100), &mut shared, 3).unwrap();
+        assert_eq!(shared.written(), serial.written());
+        let shared = shared.commit().unwrap();
+        for (path, _, _) in serial.written() {
+            assert_eq!(std::fs::read(shared.join(path)).unwrap(), path.as_bytes());
+        }
+    }
+
+    #[test]
+    fn a_batch_written_by_several_threads_fails_on_its_first_error_in_plan_order() {
+        let d = tempfile::tempdir().unwrap();
+        let mut st = Staging::begin(&d.path().join("out"), &[5; 32]).unwrap();
+        // Three parts of 67 items: node 40 is in the second, node 80 in the third.
+        for n in [80, 40] {
+            st.write(
+                &format!("nodes/w{n}/etc/kubernetes/kubelet.conf"),
+                b"",
+                write::SECRET,
+            )
+            .unwrap();
+        }
+        let e = write_shared(workers_batch(100), &mut st, 3).unwrap_err();
+        assert!(
+            e.to_string().contains("w40/etc/kubernetes/kubelet.conf"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn sha256sums_lists_every_file_by_path() {
         let d = tempfile::tempdir().unwrap();

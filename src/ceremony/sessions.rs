@@ -7,26 +7,72 @@
 //! and gets every session, in case it signs on several at once; a token whose
 //! signature is cheaper than that (P-256 in SoftHSM, a library on the same
 //! cores) cannot be kept waiting by one session, and two signing at once only
-//! make it contend with itself (SoftHSM with OpenSSL 3: a fifth more CPU per
-//! signature on two sessions, measured in docs/performance.md), so one
-//! signs at a time.
+//! make it contend with itself (SoftHSM with OpenSSL 3: a 32-signature chunk
+//! takes 1.5 ms alone and 5 to 9 ms beside another, docs/performance.md), so
+//! one signs at a time. Until the token has been measured, one signs.
+//!
+//! Both sides are measured so that the threads' sharing of the cores does not
+//! blur them: the host's work in CPU time; the token's from chunks no other
+//! session signed beside, and, for a token that computes on these cores, in
+//! CPU time too (its wall time then also counts the waits for a core that
+//! the workers held, which made a SoftHSM signature look twice as slow as it
+//! is and the pool flap between one session and two).
 
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use crate::token::Signer;
 
+/// The CPU time this thread has used so far.
+pub fn thread_cpu() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(
+        u64::try_from(t.tv_sec).unwrap_or(0),
+        u32::try_from(t.tv_nsec).unwrap_or(0),
+    )
+}
+
+/// What signing took, measured around a chunk signed on one session while
+/// no other signed: the wall time, and the CPU time of the thread that
+/// called the token.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TokenTime {
+    pub wall: Duration,
+    pub cpu: Duration,
+}
+
+impl TokenTime {
+    /// A token whose calling thread spends at least this share of the wall
+    /// time on the CPU computes on this computer's cores (a software
+    /// token). An HSM's caller sleeps while the device signs: a hundredth
+    /// of the wall time or less, where a software token's was never under a
+    /// third, however busy the cores.
+    const ON_OUR_CORES: u32 = 4;
+
+    /// What a signature costs the token itself: its CPU time if it computes
+    /// on these cores (the rest of its wall time it waited for a core the
+    /// workers held), else its wall time (the device's).
+    pub fn cost(self) -> Duration {
+        if self.cpu * Self::ON_OUR_CORES >= self.wall {
+            self.cpu
+        } else {
+            self.wall
+        }
+    }
+}
+
 /// Sessions that may sign at once, given what a signature costs the token
 /// and what a leaf costs the host (both as measured so far; None before the
-/// first measurement), out of `sessions`.
+/// first measurement), out of `sessions`: every one while the token is the
+/// slower, else one; one until both are known.
 pub fn concurrency(
     token_per_signature: Option<Duration>,
     host_per_leaf: Option<Duration>,
     sessions: usize,
 ) -> usize {
     match (token_per_signature, host_per_leaf) {
-        (Some(token), Some(host)) if token < host => sessions.min(1),
-        _ => sessions,
+        (Some(token), Some(host)) if token >= host => sessions,
+        _ => sessions.min(1),
     }
 }
 
@@ -58,8 +104,12 @@ impl Average {
 struct State<'t> {
     free: Vec<Box<dyn Signer + 't>>,
     lent: usize,
+    /// Loans made so far: a loan that still sees its own number when it
+    /// ends had no other beside it after it began.
+    loans: u64,
     limit: usize,
-    token: Average,
+    token_wall: Average,
+    token_cpu: Average,
     host: Average,
 }
 
@@ -75,11 +125,19 @@ pub struct Sessions<'t> {
 pub struct Lent<'s, 't> {
     pool: &'s Sessions<'t>,
     signer: Option<Box<dyn Signer + 't>>,
+    /// The pool's loan count once this loan was made, if no other was out.
+    solo_from: Option<u64>,
 }
 
 impl<'t> Lent<'_, 't> {
     pub fn signer(&mut self) -> Option<&mut (dyn Signer + 't)> {
         self.signer.as_deref_mut()
+    }
+
+    /// Whether this session has signed alone so far: only then do its
+    /// times say what a signature costs the token.
+    pub fn alone(&self) -> bool {
+        self.solo_from.is_some_and(|n| self.pool.lock().loans == n)
     }
 }
 
@@ -103,8 +161,10 @@ impl<'t> Sessions<'t> {
             state: Mutex::new(State {
                 free: signers,
                 lent: 0,
-                limit: total,
-                token: Average::default(),
+                loans: 0,
+                limit: total.min(1),
+                token_wall: Average::default(),
+                token_cpu: Average::default(),
                 host: Average::default(),
             }),
             returned: Condvar::new(),
@@ -141,22 +201,39 @@ impl<'t> Sessions<'t> {
                 && let Some(signer) = st.free.pop()
             {
                 st.lent += 1;
+                st.loans += 1;
                 return Some(Lent {
                     pool: self,
                     signer: Some(signer),
+                    solo_from: (st.lent == 1).then_some(st.loans),
                 });
             }
             st = self.returned.wait(st).unwrap_or_else(|p| p.into_inner());
         }
     }
 
-    /// What `signatures` signatures took the token (held on a session, not
-    /// waiting for one) and what `leaves` leaves took the host besides.
-    pub fn measured(&self, token: Duration, signatures: usize, host: Duration, leaves: usize) {
+    /// What `signatures` signatures took the token (held on a session
+    /// alone; None if another signed beside it) and what `leaves` leaves
+    /// took the host besides, in CPU time.
+    pub fn measured(
+        &self,
+        token: Option<TokenTime>,
+        signatures: usize,
+        host_cpu: Duration,
+        leaves: usize,
+    ) {
         let mut st = self.lock();
-        st.token.add(token, signatures);
-        st.host.add(host, leaves);
-        let limit = concurrency(st.token.get(), st.host.get(), self.total);
+        if let Some(t) = token {
+            st.token_wall.add(t.wall, signatures);
+            st.token_cpu.add(t.cpu, signatures);
+        }
+        st.host.add(host_cpu, leaves);
+        let token = st
+            .token_wall
+            .get()
+            .zip(st.token_cpu.get())
+            .map(|(wall, cpu)| TokenTime { wall, cpu }.cost());
+        let limit = concurrency(token, st.host.get(), self.total);
         let raised = limit > st.limit;
         st.limit = limit;
         drop(st);
@@ -190,11 +267,56 @@ mod tests {
         // RSA-3072 in SoftHSM (2 ms), a hardware HSM (100 ms): every session.
         assert_eq!(concurrency(us(2_000), us(100), 2), 2);
         assert_eq!(concurrency(us(100_000), us(100), 16), 16);
-        // Nothing measured yet: every session, as the token allows.
-        assert_eq!(concurrency(None, us(100), 4), 4);
-        assert_eq!(concurrency(us(50), None, 4), 4);
+        // Nothing measured yet: one session, which measures the token alone.
+        assert_eq!(concurrency(None, us(100), 4), 1);
+        assert_eq!(concurrency(us(50), None, 4), 1);
         // No session at all stays none.
         assert_eq!(concurrency(us(50), us(100), 0), 0);
+        assert_eq!(concurrency(None, None, 0), 0);
+    }
+
+    #[test]
+    fn a_token_on_these_cores_costs_its_cpu_time_an_hsm_its_wall_time() {
+        let t = |wall, cpu| {
+            TokenTime {
+                wall: Duration::from_micros(wall),
+                cpu: Duration::from_micros(cpu),
+            }
+            .cost()
+        };
+        // SoftHSM P-256 with the workers holding the cores half the time:
+        // the signature costs its 50 µs of CPU, not its 100 µs of wall time.
+        assert_eq!(t(100, 50), Duration::from_micros(50));
+        assert_eq!(t(45, 44), Duration::from_micros(44));
+        assert_eq!(t(200, 50), Duration::from_micros(50));
+        // An HSM: the caller sleeps while the device signs.
+        assert_eq!(t(100_000, 120), Duration::from_micros(100_000));
+        assert_eq!(t(1_000, 30), Duration::from_micros(1_000));
+    }
+
+    #[test]
+    fn a_loan_is_alone_until_another_session_signs_beside_it() {
+        let pool = Sessions::new(vec![Box::new(Nop), Box::new(Nop)]);
+        let a = pool.borrow().unwrap();
+        assert!(a.alone());
+        drop(a);
+        let a = pool.borrow().unwrap();
+        assert!(a.alone(), "an earlier loan, given back, does not count");
+        // Let two sign at once: a measured slow token.
+        pool.measured(
+            Some(TokenTime {
+                wall: Duration::from_millis(32),
+                cpu: Duration::from_micros(100),
+            }),
+            16,
+            Duration::from_micros(1_600),
+            16,
+        );
+        let b = pool.borrow().unwrap();
+        assert!(!a.alone(), "b signed beside a");
+        assert!(!b.alone(), "a was out when b began");
+        drop(a);
+        assert!(!b.alone(), "a was out when b began, even once given back");
     }
 
     #[test]
@@ -215,17 +337,23 @@ mod tests {
     #[test]
     fn the_limit_follows_the_measurements_and_bounds_the_loans() {
         let pool = Sessions::new(vec![Box::new(Nop), Box::new(Nop)]);
-        assert_eq!((pool.len(), pool.limit()), (2, 2));
-        let a = pool.borrow().unwrap();
-        let b = pool.borrow().unwrap();
-        drop((a, b));
-        // A cheap token: one at a time from now on.
-        pool.measured(
-            Duration::from_micros(800),
-            16,
-            Duration::from_micros(1_600),
-            16,
-        );
+        // One at a time until the token is measured.
+        assert_eq!((pool.len(), pool.limit()), (2, 1));
+        let measured = |pool: &Sessions<'_>, wall_us: u64, cpu_us: u64| {
+            pool.measured(
+                Some(TokenTime {
+                    wall: Duration::from_micros(wall_us),
+                    cpu: Duration::from_micros(cpu_us),
+                }),
+                16,
+                Duration::from_micros(1_600),
+                16,
+            )
+        };
+        // A cheap token (50 µs a signature against 100 µs of host work a
+        // leaf): one at a time, even where the cores' sharing made its wall
+        // time look slower than the host.
+        measured(&pool, 1_600, 800);
         assert_eq!(pool.limit(), 1);
         let held = pool.borrow().unwrap();
         let waiter = std::thread::scope(|s| {
@@ -237,14 +365,12 @@ mod tests {
             h.join().unwrap()
         });
         assert!(waiter);
-        // The token turns slow (say, a busy HSM): every session again.
+        // Signatures measured beside another session do not count.
+        pool.measured(None, 16, Duration::from_micros(1_600), 16);
+        assert_eq!(pool.limit(), 1);
+        // The token turns slow (say, a busy HSM): every session.
         for _ in 0..8 {
-            pool.measured(
-                Duration::from_millis(32),
-                16,
-                Duration::from_micros(1_600),
-                16,
-            );
+            measured(&pool, 32_000, 200);
         }
         assert_eq!(pool.limit(), 2);
         let (_a, _b) = (pool.borrow().unwrap(), pool.borrow().unwrap());
