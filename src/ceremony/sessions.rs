@@ -12,11 +12,12 @@
 //! one signs at a time. Until the token has been measured, one signs.
 //!
 //! Both sides are measured so that the threads' sharing of the cores does not
-//! blur them: the host's work in CPU time; the token's from chunks no other
-//! session signed beside, and, for a token that computes on these cores, in
-//! CPU time too (its wall time then also counts the waits for a core that
-//! the workers held, which made a SoftHSM signature look twice as slow as it
-//! is and the pool flap between one session and two).
+//! blur them: the host's work in CPU time; the token's wall time only from
+//! chunks no other session signed beside, and its CPU time from every chunk.
+//! A token that computes on these cores costs its CPU time: its wall time
+//! also counts the waits for a core that the workers held, which made a
+//! SoftHSM signature look twice as slow as it is and the pool flap between
+//! one session and two.
 
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
@@ -50,12 +51,12 @@ pub struct TokenTime {
 }
 
 impl TokenTime {
-    /// A token whose calling thread spends at least this share of the wall
-    /// time on the CPU computes on this computer's cores (a software
-    /// token). An HSM's caller sleeps while the device signs, for a
-    /// hundredth of the wall time or less; SoftHSM's share was never under
-    /// a quarter in the timelines of docs/performance.md (the lowest, 0.26,
-    /// in a run's first chunk, with every core busy).
+    /// A token whose calling thread spends at least this share (one
+    /// eighth) of the wall time on the CPU computes on this computer's cores
+    /// (a software token). An HSM's caller sleeps while the device signs,
+    /// most of the wall time; SoftHSM's share was never under a quarter in
+    /// the timelines of docs/performance.md (the lowest, 0.26, in a run's
+    /// first chunk, with every core busy; about 1 in most chunks).
     const ON_OUR_CORES: u32 = 8;
 
     /// What a signature costs the token itself: its CPU time if it computes
