@@ -168,14 +168,40 @@ pub struct Report {
 }
 
 impl Report {
+    /// Nodes named one by one in the summary; past that, counted.
+    const NAMED_NODES: usize = 8;
+
     /// The last line: `OK: …` or `FAILED: …`.
     pub fn summary(&self) -> String {
-        let nodes = self
-            .nodes
-            .iter()
-            .map(|(n, r)| format!("{} {}", n.as_deref().unwrap_or("(unnamed)"), r.name()))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let named = |(n, r): &(Option<String>, Role)| {
+            format!("{} {}", n.as_deref().unwrap_or("(unnamed)"), r.name())
+        };
+        // Every node by name while that fits on a line; for a large bundle
+        // (10,000 workers) the count of each role and the first few names.
+        let nodes = if self.nodes.len() <= Self::NAMED_NODES {
+            self.nodes.iter().map(named).collect::<Vec<_>>().join(", ")
+        } else {
+            let mut roles: Vec<(&str, usize)> = Vec::new();
+            for (_, r) in &self.nodes {
+                match roles.iter_mut().find(|(name, _)| *name == r.name()) {
+                    Some((_, n)) => *n += 1,
+                    None => roles.push((r.name(), 1)),
+                }
+            }
+            let roles: Vec<String> = roles.iter().map(|(r, n)| format!("{n} {r}")).collect();
+            let first: Vec<String> = self
+                .nodes
+                .iter()
+                .take(Self::NAMED_NODES)
+                .map(named)
+                .collect();
+            format!(
+                "{}: {}, and {} more",
+                roles.join(", "),
+                first.join(", "),
+                self.nodes.len() - first.len()
+            )
+        };
         let what = format!(
             "{} files checked, {} node{} ({nodes})",
             self.files_checked,

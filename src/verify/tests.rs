@@ -1057,3 +1057,27 @@ fn symbolic_links_are_not_followed() {
         ["pki/front-proxy-ca.crt: file: a symbolic link (expected a regular file)"]
     );
 }
+
+#[test]
+fn a_large_bundle_is_summed_up_by_role_not_named_node_by_node() {
+    let mut nodes = vec![(Some("cp1".to_string()), Role::ControlPlane)];
+    nodes.extend((1..=10_000).map(|i| (Some(format!("worker{i}")), Role::Worker)));
+    let report = Report {
+        problems: Vec::new(),
+        files_checked: 20_010,
+        nodes,
+        root: RootUsed::Out,
+        plan: false,
+    };
+    let line = report.summary();
+    assert!(
+        line.starts_with(
+            "OK: 20010 files checked, 10001 nodes (1 control-plane, 10000 worker: \
+             cp1 control-plane, worker1 worker, worker2 worker, worker3 worker, \
+             worker4 worker, worker5 worker, worker6 worker, worker7 worker, \
+             and 9993 more); chains checked up to root-ca.crt"
+        ),
+        "{line}"
+    );
+    assert!(line.len() < 400, "one readable line: {} bytes", line.len());
+}
