@@ -45,28 +45,48 @@ pub fn ca_data(ca_pem: &str) -> String {
 }
 
 /// The kubeconfig text; it holds a private key, so it is zeroized on drop.
+/// It is written into one buffer of its final size: a string grown as it is
+/// written leaves each smaller buffer, the key's base64 in it, to the
+/// allocator unwiped.
 pub fn render(k: &Kubeconfig<'_>) -> Zeroizing<String> {
-    let context = format!("{}@{}", k.user, k.cluster);
-    let key_b64 = Zeroizing::new(STANDARD.encode(k.key_pem.as_bytes()));
-    Zeroizing::new(format!(
-        "apiVersion: v1\n\
-         clusters:\n\
-         - cluster:\n    certificate-authority-data: {ca}\n    server: {server}\n  name: {cluster}\n\
-         contexts:\n\
-         - context:\n    cluster: {cluster}\n    user: {user}\n  name: {context}\n\
-         current-context: {context}\n\
-         kind: Config\n\
-         preferences: {{}}\n\
-         users:\n\
-         - name: {user}\n  user:\n    client-certificate-data: {cert}\n    client-key-data: {key}\n",
-        ca = k.ca_data,
-        server = scalar(k.server),
-        cluster = scalar(k.cluster),
-        user = scalar(k.user),
-        context = scalar(&context),
-        cert = STANDARD.encode(k.cert_pem.as_bytes()),
-        key = key_b64.as_str(),
-    ))
+    let (server, cluster, user) = (scalar(k.server), scalar(k.cluster), scalar(k.user));
+    let context = scalar(&format!("{}@{}", k.user, k.cluster));
+    let head = [
+        "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: ",
+        k.ca_data,
+        "\n    server: ",
+        &server,
+        "\n  name: ",
+        &cluster,
+        "\ncontexts:\n- context:\n    cluster: ",
+        &cluster,
+        "\n    user: ",
+        &user,
+        "\n  name: ",
+        &context,
+        "\ncurrent-context: ",
+        &context,
+        "\nkind: Config\npreferences: {}\nusers:\n- name: ",
+        &user,
+        "\n  user:\n    client-certificate-data: ",
+    ];
+    const KEY: &str = "\n    client-key-data: ";
+    let b64 = |n: usize| n.div_ceil(3) * 4;
+    let size = head.iter().map(|s| s.len()).sum::<usize>()
+        + b64(k.cert_pem.len())
+        + KEY.len()
+        + b64(k.key_pem.len())
+        + 1;
+    let mut out = Zeroizing::new(String::with_capacity(size));
+    for s in head {
+        out.push_str(s);
+    }
+    STANDARD.encode_string(k.cert_pem.as_bytes(), &mut out);
+    out.push_str(KEY);
+    STANDARD.encode_string(k.key_pem.as_bytes(), &mut out);
+    out.push('\n');
+    debug_assert_eq!(out.len(), size, "sized exactly: never grown");
+    out
 }
 
 #[cfg(test)]
@@ -103,6 +123,35 @@ mod tests {
             "  name: system:node:cp1@kubernetes\ncurrent-context: system:node:cp1@kubernetes\n"
         ));
         assert!(text.contains("client-key-data: S0VZ\n"));
+    }
+
+    /// The text is kubeadm's layout, field for field, in a buffer made
+    /// once at its final size (no unwiped smaller copy of the key).
+    #[test]
+    fn renders_in_one_buffer_of_its_final_size() {
+        let key = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEE\n-----END EC PRIVATE KEY-----\n";
+        let cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n";
+        let text = render(&Kubeconfig {
+            cluster: "kubernetes",
+            server: "https://10.0.0.10:6443",
+            user: "system:node:worker 1",
+            ca_data: &ca_data("CA"),
+            cert_pem: cert,
+            key_pem: key,
+        });
+        assert_eq!(text.len(), text.capacity());
+        let expected = format!(
+            "apiVersion: v1\nclusters:\n- cluster:\n    certificate-authority-data: Q0E=\n    \
+             server: https://10.0.0.10:6443\n  name: kubernetes\ncontexts:\n- context:\n    \
+             cluster: kubernetes\n    user: \"system:node:worker 1\"\n  \
+             name: \"system:node:worker 1@kubernetes\"\n\
+             current-context: \"system:node:worker 1@kubernetes\"\nkind: Config\n\
+             preferences: {{}}\nusers:\n- name: \"system:node:worker 1\"\n  user:\n    \
+             client-certificate-data: {}\n    client-key-data: {}\n",
+            STANDARD.encode(cert),
+            STANDARD.encode(key)
+        );
+        assert_eq!(*text, expected);
     }
 
     #[test]

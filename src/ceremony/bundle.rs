@@ -12,14 +12,16 @@
 //!   writes that batch's files into the staging directory (a batch of
 //!   workers' nodes from one thread per core, so that at the end of a run
 //!   the last batch is not written on one core while the other idles);
-//! - worker threads, one per core, prepare chunks (leaf keys and TBSs) and
-//!   finish signed ones (`x509::finish`: parse back, compare the TBS, verify
-//!   in software; then the files and records), whichever comes next: they
-//!   never wait for the token;
+//! - worker threads, one per core and below the others' priority, prepare
+//!   chunks (leaf keys and TBSs) and finish signed ones (`x509::finish`:
+//!   parse back, compare the TBS, verify in software; then the files and
+//!   records), preparing first while the token has fewer than [`AHEAD`]
+//!   chunks waiting: they never wait for the token, nor it for them;
 //! - signing threads, one per token session, sign prepared chunks in a row
 //!   on their session, as many at once as [`Sessions`] allows (it measures
-//!   whether the token gains from signing on several), and hand them back.
-//!   A token without extra sessions signs on the calling thread instead.
+//!   whether the token gains from signing on several; the threads beyond
+//!   its limit take no chunk), and hand them back. A token without extra
+//!   sessions signs on the calling thread instead.
 //!
 //! At most [`WINDOW`] leaves are under way, so memory stays flat for any
 //! number of nodes. What it must not do: write a certificate that was not
@@ -277,11 +279,29 @@ enum Task {
     Finish(Box<Signed>),
 }
 
+/// The workers' nice value, above the signing and calling threads' 0. A
+/// token that computes on this computer's cores (SoftHSM) then signs on a
+/// core of its own whenever it has a chunk, rather than sharing one with a
+/// worker: its signatures are the pipeline's one serial path, the workers'
+/// checks and keys are not (and neither are the records and writes of the
+/// calling thread, which free the window). Three: at higher values the
+/// workers' checks fell behind the token and were left to the end of the
+/// run. An HSM's signing thread sleeps while the device signs, and the
+/// workers then have the cores to themselves whatever their priority.
+const WORKER_NICE: i32 = 3;
+
+/// Chunks prepared (or being prepared) ahead of the token that a worker
+/// keeps before it finishes a signed chunk: the token never waits for a
+/// chunk while the workers finish theirs (a chunk's checks take a worker
+/// longer than its signatures take SoftHSM).
+const AHEAD: usize = 2;
+
 /// The workers' tasks. Finishing a signed chunk comes before preparing a
-/// new one: its leaves reach the calling thread (and are recorded, written
-/// and freed) as early as they can, rather than behind every chunk
-/// dispatched since, and the calling thread's share of the work is spread
-/// over the run instead of piling up at its end.
+/// new one, once `AHEAD` chunks wait for the token: its leaves reach the
+/// calling thread (and are recorded, written and freed) as early as they
+/// can, rather than behind every chunk dispatched since, and the calling
+/// thread's share of the work is spread over the run instead of piling up
+/// at its end.
 #[derive(Default)]
 struct Tasks {
     queues: Mutex<Queues>,
@@ -292,6 +312,8 @@ struct Tasks {
 struct Queues {
     finish: VecDeque<Box<Signed>>,
     prepare: VecDeque<Vec<Job>>,
+    /// Chunks being prepared, or prepared and not yet taken to be signed.
+    ahead: usize,
     /// Set once: every worker returns at its next task.
     stopped: bool,
 }
@@ -321,18 +343,32 @@ impl Tasks {
         self.ready.notify_all();
     }
 
-    /// The next task, finishing first; None once stopped.
+    /// A prepared chunk was taken to be signed (or had nothing to sign).
+    fn taken(&self) {
+        let mut q = self.lock();
+        q.ahead = q.ahead.saturating_sub(1);
+    }
+
+    /// The next task: a chunk to prepare while fewer than `AHEAD` wait for
+    /// the token, else a chunk to finish, else one to prepare; None once
+    /// stopped.
     fn next(&self) -> Option<Task> {
         let mut q = self.lock();
         loop {
             if q.stopped {
                 return None;
             }
-            if let Some(signed) = q.finish.pop_front() {
+            if q.ahead >= AHEAD
+                && let Some(signed) = q.finish.pop_front()
+            {
                 return Some(Task::Finish(signed));
             }
             if let Some(chunk) = q.prepare.pop_front() {
+                q.ahead += 1;
                 return Some(Task::Prepare(chunk));
+            }
+            if let Some(signed) = q.finish.pop_front() {
+                return Some(Task::Finish(signed));
             }
             q = self.ready.wait(q).unwrap_or_else(|p| p.into_inner());
         }
@@ -409,6 +445,9 @@ fn worker(
     done: Sender<ToMain>,
     pool: &Sessions<'_>,
 ) {
+    // Below the signing threads and the calling thread: best effort (a
+    // thread may always lower its own priority, but a sandbox may forbid it).
+    let _ = rustix::process::setpriority_process(None, WORKER_NICE);
     let mut guard = PanicGuard {
         tx: done.clone(),
         idx: None,
@@ -420,6 +459,9 @@ fn worker(
             Task::Prepare(chunk) => {
                 guard.idx = chunk.first().map(|j| j.idx);
                 let prepared = prepare_chunk(ctx, chunk);
+                if prepared.pending.is_empty() {
+                    tasks.taken();
+                }
                 match (&to_sign, prepared.pending.is_empty()) {
                     // Nothing to sign: the failure goes straight back.
                     (_, true) => done
@@ -496,27 +538,38 @@ fn sign_chunk(
     }
 }
 
-/// A signing thread: takes prepared chunks, borrows a session (as many
-/// sign at once as the pool allows), signs each chunk's TBSs in a row and
+/// The `n`th signing thread (from 0): while the pool lets it sign, takes
+/// prepared chunks, borrows a session, signs each chunk's TBSs in a row and
 /// hands the chunk back to the workers.
 fn signer(
+    n: usize,
     ctx: &Ctx<'_>,
     pool: &Sessions<'_>,
     chunks: &Mutex<Receiver<Prepared>>,
     tasks: &Tasks,
     done: Sender<ToMain>,
 ) {
+    /// Closes the pool when this thread ends, by a panic too: the threads
+    /// waiting for their turn then end as well.
+    struct Closing<'p, 't>(&'p Sessions<'t>);
+    impl Drop for Closing<'_, '_> {
+        fn drop(&mut self) {
+            self.0.close();
+        }
+    }
+    let _closing = Closing(pool);
     let mut guard = PanicGuard {
         tx: done,
         idx: None,
         who: "signing",
     };
-    loop {
+    while pool.turn(n) {
         let prepared = match chunks.lock() {
             Ok(rx) => rx.recv(),
             Err(_) => return,
         };
         let Ok(prepared) = prepared else { return };
+        tasks.taken();
         guard.idx = prepared.pending.first().map(|p| p.job.idx);
         let mut lent = pool.borrow();
         let (wall, cpu) = (Instant::now(), thread_cpu());
@@ -914,12 +967,12 @@ pub fn write_nodes(
                 Ok((sa, public))
             })
             .map_err(spawn_failed)?;
-        for _ in 0..pool.len() {
+        for n in 0..pool.len() {
             let (ctx, pool, chunks) = (&ctx, &pool, &sign_rx);
             let (tasks, done) = (&tasks, done_tx.clone());
             std::thread::Builder::new()
                 .name("signer".into())
-                .spawn_scoped(s, move || signer(ctx, pool, chunks, tasks, done))
+                .spawn_scoped(s, move || signer(n, ctx, pool, chunks, tasks, done))
                 .map_err(spawn_failed)?;
         }
         for _ in 0..workers {
@@ -1002,6 +1055,7 @@ fn drive(
                 Ok(())
             }
             ToMain::Sign(prepared) => {
+                tasks.taken();
                 // A stop asked for (Ctrl-C) ends the run before the next
                 // signature; the chunk's leaves then fail, and the reason is
                 // the checkpoint's.
@@ -1347,6 +1401,46 @@ mod tests {
                 ]
             })
             .collect()
+    }
+
+    /// Workers prepare chunks for the token before they finish signed ones
+    /// while fewer than AHEAD wait for it, and finish first once enough do.
+    #[test]
+    fn workers_keep_the_token_fed_before_they_finish_chunks() {
+        let tasks = Tasks::default();
+        let signed = || Signed {
+            prepared: Prepared {
+                pending: Vec::new(),
+                failure: None,
+                host: Duration::ZERO,
+            },
+            signatures: Vec::new(),
+            token: None,
+        };
+        let next = |tasks: &Tasks| match tasks.next() {
+            Some(Task::Prepare(_)) => "prepare",
+            Some(Task::Finish(_)) => "finish",
+            None => "stopped",
+        };
+        tasks.finish(signed());
+        for _ in 0..AHEAD + 1 {
+            tasks.prepare(Vec::new());
+        }
+        let mut order: Vec<_> = (0..AHEAD).map(|_| next(&tasks)).collect();
+        // AHEAD chunks on their way to the token: the signed one first, then
+        // what is left to prepare.
+        order.extend([next(&tasks), next(&tasks)]);
+        assert_eq!(order[..AHEAD], ["prepare"; AHEAD]);
+        assert_eq!(order[AHEAD..], ["finish", "prepare"]);
+        // The token takes two of the three: one ahead, so a new chunk is
+        // prepared before the signed one is finished.
+        tasks.taken();
+        tasks.taken();
+        tasks.finish(signed());
+        tasks.prepare(Vec::new());
+        assert_eq!([next(&tasks), next(&tasks)], ["prepare", "finish"]);
+        tasks.stop();
+        assert_eq!(next(&tasks), "stopped");
     }
 
     #[test]

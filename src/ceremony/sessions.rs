@@ -118,6 +118,8 @@ struct State<'t> {
     /// ends had no other beside it after it began.
     loans: u64,
     limit: usize,
+    /// Set once the signing threads stop: none waits for its turn any more.
+    closed: bool,
     token_wall: Average,
     token_cpu: Average,
     host: Average,
@@ -127,6 +129,8 @@ struct State<'t> {
 pub struct Sessions<'t> {
     state: Mutex<State<'t>>,
     returned: Condvar,
+    /// Signalled when the limit rises or the pool closes.
+    turns: Condvar,
     total: usize,
 }
 
@@ -173,11 +177,13 @@ impl<'t> Sessions<'t> {
                 lent: 0,
                 loans: 0,
                 limit: total.min(1),
+                closed: false,
                 token_wall: Average::default(),
                 token_cpu: Average::default(),
                 host: Average::default(),
             }),
             returned: Condvar::new(),
+            turns: Condvar::new(),
             total,
         }
     }
@@ -197,6 +203,34 @@ impl<'t> Sessions<'t> {
 
     fn lock(&self) -> MutexGuard<'_, State<'t>> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Waits until the limit lets the `n`th signing thread (from 0) sign;
+    /// false once the pool is closed. Threads beyond the limit then take no
+    /// chunk: one session signing P-256 in SoftHSM is one thread, which
+    /// signs the chunks in the order they come (two threads taking turns
+    /// with one session let a chunk wait for the session while later ones
+    /// were signed, and the leaves after it waited to be written; the
+    /// scheduler also kept the one that signed waiting behind a worker
+    /// while the other core idled).
+    pub fn turn(&self, n: usize) -> bool {
+        let mut st = self.lock();
+        loop {
+            if st.closed {
+                return false;
+            }
+            if n < st.limit.max(1) {
+                return true;
+            }
+            st = self.turns.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// No signing thread waits for its turn any more (the run is over, or
+    /// a signing thread is gone).
+    pub fn close(&self) {
+        self.lock().closed = true;
+        self.turns.notify_all();
     }
 
     /// A session, once one is free and the limit allows it (None: the pool
@@ -245,6 +279,7 @@ impl<'t> Sessions<'t> {
         drop(st);
         if raised {
             self.returned.notify_all();
+            self.turns.notify_all();
         }
     }
 }
@@ -403,5 +438,41 @@ mod tests {
             measured(&pool, None, 800);
         }
         assert_eq!(pool.limit(), 1);
+    }
+
+    /// The first signing thread always has its turn; the others wait for
+    /// the limit to reach them, and all stop waiting once the pool closes.
+    #[test]
+    fn threads_beyond_the_limit_wait_for_their_turn() {
+        use std::sync::mpsc::{RecvTimeoutError, channel};
+        let pool = Sessions::new(vec![Box::new(Nop), Box::new(Nop), Box::new(Nop)]);
+        assert!(pool.turn(0));
+        std::thread::scope(|s| {
+            let (tx, rx) = channel();
+            for n in [1, 2] {
+                let (pool, tx) = (&pool, tx.clone());
+                s.spawn(move || tx.send((n, pool.turn(n))));
+            }
+            // One session until measured: neither has its turn.
+            assert_eq!(
+                rx.recv_timeout(Duration::from_millis(50)),
+                Err(RecvTimeoutError::Timeout)
+            );
+            // A token slower than the host: every session, both go on.
+            measured(&pool, Some(3_200), 3_000);
+            let mut got: Vec<_> = (0..2)
+                .map(|_| rx.recv_timeout(Duration::from_secs(10)).unwrap())
+                .collect();
+            got.sort_unstable();
+            assert_eq!(got, [(1, true), (2, true)]);
+        });
+        // Back to one session: the second thread waits, until the pool closes.
+        let pool = Sessions::new(vec![Box::new(Nop), Box::new(Nop)]);
+        std::thread::scope(|s| {
+            let waiting = s.spawn(|| pool.turn(1));
+            pool.close();
+            assert!(!waiting.join().unwrap());
+        });
+        assert!(!pool.turn(0), "closed: no thread signs any more");
     }
 }

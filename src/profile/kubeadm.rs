@@ -592,4 +592,43 @@ mod tests {
         assert_eq!(ec.ca_path_len, None);
         assert!(!ec.subject_key_id);
     }
+
+    /// Every certificate kubeadm needs, for RSA and ECDSA leaves, is built
+    /// byte for byte as x509-cert's own builder builds it.
+    #[test]
+    fn every_kubeadm_tbs_is_what_x509_certs_builder_makes() {
+        use std::str::FromStr;
+        use std::time::{Duration, SystemTime};
+        let issuer = Name::from_str("CN=kubernetes").unwrap();
+        let spki = crate::leaf::generate(KeyType::EcdsaP256).unwrap().spki;
+        let now = crate::x509::truncate(SystemTime::now());
+        let mut built = 0;
+        for key in [KeyType::Rsa2048, KeyType::EcdsaP256] {
+            let mut cl = reference((1, 31));
+            cl.leaf_key = key;
+            let mut leaves = control_plane_leaves(&cl, 0);
+            leaves.extend(worker_leaves(&cl, "worker-1"));
+            for spec in &leaves {
+                let profile = leaf_profile(spec, &issuer, &[7; 20], key).unwrap();
+                let serial = crate::token::serial_from(&[0xa5; 20]);
+                let tbs = crate::x509::ToBeSigned {
+                    profile: &profile,
+                    serial: &serial,
+                    not_before: now,
+                    not_after: now + Duration::from_secs(365 * 86400),
+                    subject_spki: &spki,
+                    issuer_spki: &spki,
+                    issuer_key_type: KeyType::EcdsaP256,
+                };
+                assert_eq!(
+                    crate::x509::build(&tbs).unwrap(),
+                    crate::x509::tests::build_with_builder(&tbs),
+                    "{}",
+                    spec.path
+                );
+                built += 1;
+            }
+        }
+        assert!(built >= 2 * 12, "{built}");
+    }
 }

@@ -12,12 +12,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use der::asn1::BitString;
 use der::referenced::OwnedToRef;
 use der::{Decode, Encode};
-use spki::{
-    AlgorithmIdentifierOwned, DynSignatureAlgorithmIdentifier, EncodePublicKey,
-    SubjectPublicKeyInfoOwned,
-};
-use x509_cert::builder::{Builder, CertificateBuilder};
-use x509_cert::certificate::Certificate;
+use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+use x509_cert::certificate::{Certificate, Version};
 use x509_cert::serial_number::SerialNumber;
 use x509_cert::time::{Time, Validity};
 
@@ -32,7 +28,7 @@ pub enum X509Error {
     Encode {
         subject: String,
         #[source]
-        source: x509_cert::builder::Error,
+        source: der::Error,
     },
     #[error("{0}")]
     Der(#[from] der::Error),
@@ -52,35 +48,6 @@ pub struct Issued {
     pub cert: Certificate,
     pub der: Vec<u8>,
     pub tbs_der: Vec<u8>,
-}
-
-/// The signing side: the issuer's public key and key type.
-#[derive(Clone)]
-struct IssuerKey {
-    spki: SubjectPublicKeyInfoOwned,
-    key_type: KeyType,
-}
-
-#[derive(Clone)]
-struct SpkiKey(SubjectPublicKeyInfoOwned);
-
-impl EncodePublicKey for SpkiKey {
-    fn to_public_key_der(&self) -> spki::Result<der::Document> {
-        Ok(der::Document::encode_msg(&self.0)?)
-    }
-}
-
-impl signature::Keypair for IssuerKey {
-    type VerifyingKey = SpkiKey;
-    fn verifying_key(&self) -> SpkiKey {
-        SpkiKey(self.spki.clone())
-    }
-}
-
-impl DynSignatureAlgorithmIdentifier for IssuerKey {
-    fn signature_algorithm_identifier(&self) -> spki::Result<AlgorithmIdentifierOwned> {
-        Ok(signature_algorithm(self.key_type))
-    }
 }
 
 /// RFC 5758 §3.2 (ECDSA: no parameters) and RFC 4055 §5 (RSA: NULL parameters).
@@ -140,26 +107,93 @@ where
 
 /// The DER of the TBS certificate: the bytes to have signed. [`issue`]'s
 /// first half, for callers that sign several TBSs in a row.
+///
+/// RFC 5280 §4.1's fields, each encoded by its x509-cert or spki type and
+/// written in order under one SEQUENCE header: byte for byte what
+/// x509-cert's `CertificateBuilder` makes of the same profile (a test holds
+/// the two equal), without its copies of the profile, the names and both
+/// keys, and the issuer key's encoding and parsing back, which took a leaf
+/// more time than its encoding (issue 7).
 pub fn build(tbs: &ToBeSigned<'_>) -> Result<Vec<u8>, X509Error> {
     // The subject as text only for an error: making it costs a leaf a few µs.
     let enc = |source| X509Error::Encode {
         subject: name_text(&tbs.profile.subject),
         source,
     };
-    let serial = SerialNumber::new(tbs.serial).map_err(|e| enc(e.into()))?;
-    let validity = Validity::new(to_time(tbs.not_before)?, to_time(tbs.not_after)?);
-    let issuer = IssuerKey {
-        spki: tbs.issuer_spki.clone(),
-        key_type: tbs.issuer_key_type,
-    };
-    let mut builder = CertificateBuilder::new(
-        tbs.profile.clone(),
-        serial,
-        validity,
-        tbs.subject_spki.clone(),
-    )
-    .map_err(enc)?;
-    builder.finalize(&issuer).map_err(enc)
+    let serial = SerialNumber::new(tbs.serial).map_err(enc)?;
+    let validity = Validity::new(
+        rfc5280_time(tbs.not_before).map_err(enc)?,
+        rfc5280_time(tbs.not_after).map_err(enc)?,
+    );
+    let extensions = tbs
+        .profile
+        .extensions(tbs.subject_spki.owned_to_ref())
+        .map_err(enc)?;
+    tbs_der(&TbsFields {
+        serial: &serial,
+        signature: &signature_algorithm(tbs.issuer_key_type),
+        issuer: &tbs.profile.issuer,
+        validity: &validity,
+        subject: &tbs.profile.subject,
+        spki: tbs.subject_spki,
+        extensions: &extensions,
+    })
+    .map_err(enc)
+}
+
+/// A TBSCertificate's fields, by reference.
+struct TbsFields<'a> {
+    serial: &'a SerialNumber,
+    signature: &'a AlgorithmIdentifierOwned,
+    issuer: &'a x509_cert::name::Name,
+    validity: &'a Validity,
+    subject: &'a x509_cert::name::Name,
+    spki: &'a SubjectPublicKeyInfoOwned,
+    extensions: &'a Vec<x509_cert::ext::Extension>,
+}
+
+/// `TBSCertificate ::= SEQUENCE { version [0] EXPLICIT, serialNumber,
+/// signature, issuer, validity, subject, subjectPublicKeyInfo, extensions
+/// [3] EXPLICIT }` (RFC 5280 §4.1). A certificate with extensions is v3;
+/// one without would be v1 with the version left out (its DEFAULT), as
+/// x509-cert writes it. No unique identifiers (§4.1.2.8: CAs MUST NOT).
+fn tbs_der(f: &TbsFields<'_>) -> der::Result<Vec<u8>> {
+    use der::asn1::ContextSpecificRef;
+    use der::{Header, Length, Tag, TagMode, TagNumber};
+    let version = (!f.extensions.is_empty()).then_some(ContextSpecificRef {
+        tag_number: TagNumber(0),
+        tag_mode: TagMode::Explicit,
+        value: &Version::V3,
+    });
+    let extensions = (!f.extensions.is_empty()).then_some(ContextSpecificRef {
+        tag_number: TagNumber(3),
+        tag_mode: TagMode::Explicit,
+        value: f.extensions,
+    });
+    let len = [
+        version.encoded_len()?,
+        f.serial.encoded_len()?,
+        f.signature.encoded_len()?,
+        f.issuer.encoded_len()?,
+        f.validity.encoded_len()?,
+        f.subject.encoded_len()?,
+        f.spki.encoded_len()?,
+        extensions.encoded_len()?,
+    ]
+    .into_iter()
+    .try_fold(Length::ZERO, |sum, l| sum + l)?;
+    let header = Header::new(Tag::Sequence, len);
+    let mut out = Vec::with_capacity(usize::try_from((header.encoded_len()? + len)?)?);
+    header.encode(&mut out)?;
+    version.encode(&mut out)?;
+    f.serial.encode(&mut out)?;
+    f.signature.encode(&mut out)?;
+    f.issuer.encode(&mut out)?;
+    f.validity.encode(&mut out)?;
+    f.subject.encode(&mut out)?;
+    f.spki.encode(&mut out)?;
+    extensions.encode(&mut out)?;
+    Ok(out)
 }
 
 /// [`issue`]'s second half: the certificate around `tbs_der` (built by
@@ -444,15 +478,18 @@ pub fn truncate(t: SystemTime) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs)
 }
 
-fn to_time(t: SystemTime) -> Result<Time, der::Error> {
-    // UTCTime through 2049, GeneralizedTime from 2050 (RFC 5280 §4.1.2.5);
-    // the builder adjusts the choice itself.
+/// UTCTime through 2049, GeneralizedTime from 2050 (RFC 5280 §4.1.2.5), in
+/// whole seconds.
+fn rfc5280_time(t: SystemTime) -> Result<Time, der::Error> {
+    use der::asn1::{GeneralizedTime, UtcTime};
     let dt = der::DateTime::from_unix_duration(
         truncate(t).duration_since(UNIX_EPOCH).unwrap_or_default(),
     )?;
-    Ok(Time::GeneralTime(
-        der::asn1::GeneralizedTime::from_date_time(dt),
-    ))
+    Ok(if dt.year() <= UtcTime::MAX_YEAR {
+        Time::UtcTime(UtcTime::from_date_time(dt)?)
+    } else {
+        Time::GeneralTime(GeneralizedTime::from_date_time(dt))
+    })
 }
 
 /// "2026-11-23 17:51:27 UTC"
@@ -493,16 +530,157 @@ pub fn to_pem(der: &[u8]) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::str::FromStr;
     use std::time::{Duration, SystemTime};
 
     use der::{Decode, Encode};
-    use spki::{EncodePublicKey, SubjectPublicKeyInfoOwned};
+    use spki::{DynSignatureAlgorithmIdentifier, EncodePublicKey, SubjectPublicKeyInfoOwned};
     use x509_cert::ext::pkix::KeyUsages;
     use x509_cert::name::Name;
 
     use super::*;
+
+    /// The issuer's side, as x509-cert's builder wants it.
+    struct IssuerKey {
+        spki: SubjectPublicKeyInfoOwned,
+        key_type: KeyType,
+    }
+
+    #[derive(Clone)]
+    struct SpkiKey(SubjectPublicKeyInfoOwned);
+
+    impl EncodePublicKey for SpkiKey {
+        fn to_public_key_der(&self) -> spki::Result<der::Document> {
+            Ok(der::Document::encode_msg(&self.0)?)
+        }
+    }
+
+    impl signature::Keypair for IssuerKey {
+        type VerifyingKey = SpkiKey;
+        fn verifying_key(&self) -> SpkiKey {
+            SpkiKey(self.spki.clone())
+        }
+    }
+
+    impl DynSignatureAlgorithmIdentifier for IssuerKey {
+        fn signature_algorithm_identifier(&self) -> spki::Result<AlgorithmIdentifierOwned> {
+            Ok(signature_algorithm(self.key_type))
+        }
+    }
+
+    /// The TBS as x509-cert's `CertificateBuilder` makes it from the same
+    /// profile (`CertProfile` is its `BuilderProfile`): what `build` must
+    /// write, byte for byte.
+    pub(crate) fn build_with_builder(tbs: &ToBeSigned<'_>) -> Vec<u8> {
+        use x509_cert::builder::{Builder, CertificateBuilder};
+        // GeneralizedTime throughout: the builder picks UTCTime itself
+        // through 2049.
+        let time = |t: SystemTime| {
+            Time::GeneralTime(der::asn1::GeneralizedTime::from_date_time(
+                der::DateTime::from_unix_duration(t.duration_since(UNIX_EPOCH).unwrap()).unwrap(),
+            ))
+        };
+        let issuer = IssuerKey {
+            spki: tbs.issuer_spki.clone(),
+            key_type: tbs.issuer_key_type,
+        };
+        CertificateBuilder::new(
+            tbs.profile.clone(),
+            SerialNumber::new(tbs.serial).unwrap(),
+            Validity::new(time(tbs.not_before), time(tbs.not_after)),
+            tbs.subject_spki.clone(),
+        )
+        .unwrap()
+        .finalize(&issuer)
+        .unwrap()
+    }
+
+    /// `build` writes what x509-cert's builder writes: for a root, an
+    /// intermediate, server and client leaves (DNS, IPv4 and IPv6 SANs,
+    /// several organizations), an RSA leaf's key usage; under P-256, P-384
+    /// and RSA issuers; across UTCTime's end (2049 to 2050); with the
+    /// serials the token's random makes, and one that needs a zero octet.
+    #[test]
+    fn build_is_byte_for_byte_what_x509_certs_builder_makes() {
+        use crate::plan::San;
+        let (ca, leaf_spki, client) = fixture();
+        let ca_spki = spki_of(&ca);
+        let root = Name::from_str("CN=Ceremony Root CA,O=Example\\, Inc.,C=CH").unwrap();
+        let ca = |role, subject: &Name| crate::plan::CaSpec {
+            role,
+            label: "ca".into(),
+            subject: subject.clone(),
+            key: KeyType::EcdsaP256,
+            lifetime: crate::plan::Lifetime::For(Duration::from_secs(86_400)),
+        };
+        let self_signed = crate::profile::ca_profile(&ca(crate::plan::CaRole::Root, &root), None);
+        let intermediate = crate::profile::ca_profile(
+            &ca(
+                crate::plan::CaRole::Kubernetes,
+                &Name::from_str("CN=kubernetes-ca").unwrap(),
+            ),
+            Some((&root, &[9; 20])),
+        );
+        let server = CertProfile {
+            subject: Name::from_str("CN=kube-apiserver").unwrap(),
+            ext_key_usage: vec![profile::ID_KP_SERVER_AUTH],
+            sans: vec![
+                San::Dns("kubernetes.default.svc.cluster.local".into()),
+                San::Ip("10.96.0.1".parse().unwrap()),
+                San::Ip("fd00::1".parse().unwrap()),
+            ],
+            ..client.clone()
+        };
+        let mut rsa_leaf = client.clone();
+        rsa_leaf.subject = Name::from_str(
+            "CN=kube-apiserver-kubelet-client,O=kubeadm:cluster-admins,O=system:masters",
+        )
+        .unwrap();
+        rsa_leaf.key_usage.push(KeyUsages::KeyEncipherment);
+        rsa_leaf.ext_key_usage.push(profile::ID_KP_SERVER_AUTH);
+        let profiles = [self_signed, intermediate, server, client, rsa_leaf];
+        let at = |s: &str| UNIX_EPOCH + Duration::from_secs(s.parse().unwrap());
+        let times = [
+            (truncate(SystemTime::now()), at("1924991999")), // 2030-12-31
+            (at("2524607999"), at("2524608000")),            // 2049-12-31T23:59:59, 2050-01-01
+            (at("2556143999"), at("2587679999")),            // 2050 to 2051
+        ];
+        let mut n = 0;
+        // The issuer's key type decides the signature algorithm; its key
+        // itself is not in the TBS.
+        for issuer_type in [KeyType::EcdsaP256, KeyType::EcdsaP384, KeyType::Rsa2048] {
+            for profile in &profiles {
+                for (not_before, not_after) in times {
+                    for serial in [
+                        vec![0x42u8; 20],
+                        crate::token::serial_from(&[0xff; 20]),
+                        crate::token::serial_from(&[0x80; 20]),
+                        // Positive only with a leading zero octet.
+                        vec![0x80; 8],
+                    ] {
+                        let tbs = ToBeSigned {
+                            profile,
+                            serial: &serial,
+                            not_before,
+                            not_after,
+                            subject_spki: &leaf_spki,
+                            issuer_spki: &ca_spki,
+                            issuer_key_type: issuer_type,
+                        };
+                        assert_eq!(
+                            build(&tbs).unwrap_or_else(|e| panic!("{serial:x?}: {e}")),
+                            build_with_builder(&tbs),
+                            "{issuer_type} {:?}",
+                            profile.subject
+                        );
+                        n += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(n, 3 * 5 * 3 * 4);
+    }
 
     fn spki_of(k: &p256::ecdsa::SigningKey) -> SubjectPublicKeyInfoOwned {
         let der = k.verifying_key().to_public_key_der().unwrap();

@@ -1,5 +1,7 @@
-//! Our own x509-cert `BuilderProfile`: it emits exactly the extensions a
-//! certificate profile lists, in Go's order, and nothing else.
+//! Our own certificate profile: it emits exactly the extensions a
+//! certificate profile lists, in Go's order, and nothing else. It is also an
+//! x509-cert `BuilderProfile`, so that the tests can hold the TBS that
+//! `x509::build` writes to the one x509-cert's builder makes.
 //!
 //! The ready-made CA/B profiles add what kubeadm does not (AKI on a
 //! self-signed root, serverAuth on intermediates), so every certificate here
