@@ -110,10 +110,11 @@ where
 ///
 /// RFC 5280 §4.1's fields, each encoded by its x509-cert or spki type and
 /// written in order under one SEQUENCE header: byte for byte what
-/// x509-cert's `CertificateBuilder` makes of the same profile (a test holds
-/// the two equal), without its copies of the profile, the names and both
-/// keys, and the issuer key's encoding and parsing back, which took a leaf
-/// more time than its encoding (issue 7).
+/// x509-cert's `CertificateBuilder` makes of the same profile (tests hold
+/// the two equal), without the builder's copies of the profile, the names
+/// and both keys, nor its encoding and parsing back of the issuer's key:
+/// together 5 µs of every leaf, four times the encoding itself (1.3 µs)
+/// (issue 7).
 pub fn build(tbs: &ToBeSigned<'_>) -> Result<Vec<u8>, X509Error> {
     // The subject as text only for an error: making it costs a leaf a few µs.
     let enc = |source| X509Error::Encode {
