@@ -1172,6 +1172,8 @@ pub fn sha256sums(st: &Staging) -> String {
 mod tests {
     use std::cell::{Cell, RefCell};
     use std::collections::HashMap;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicIsize, AtomicUsize};
 
     use spki::SubjectPublicKeyInfoOwned;
 
@@ -1213,6 +1215,11 @@ mod tests {
         budget: Cell<isize>,
         /// Checkpoints passed before it says stop.
         checkpoints: Cell<usize>,
+        /// How long each signature on a session takes (an HSM's: the
+        /// caller sleeps).
+        delay: Cell<Duration>,
+        /// Signatures being made on sessions now, and the most at once.
+        signing: Arc<(AtomicUsize, AtomicUsize)>,
     }
 
     impl Fake {
@@ -1225,24 +1232,32 @@ mod tests {
                 counter: Cell::new(0),
                 budget: Cell::new(isize::MAX),
                 checkpoints: Cell::new(usize::MAX),
+                delay: Cell::new(Duration::ZERO),
+                signing: Arc::default(),
             }
         }
     }
 
-    struct FakeSigner(
-        HashMap<Vec<u8>, Soft>,
-        std::sync::Arc<std::sync::atomic::AtomicIsize>,
-    );
+    struct FakeSigner {
+        keys: HashMap<Vec<u8>, Soft>,
+        budget: Arc<AtomicIsize>,
+        delay: Duration,
+        signing: Arc<(AtomicUsize, AtomicUsize)>,
+    }
 
     impl Signer for FakeSigner {
         fn sign(&mut self, key: &KeyPair, msg: &[u8]) -> Result<Vec<u8>, TokenError> {
-            if self.1.fetch_sub(1, std::sync::atomic::Ordering::Relaxed) <= 0 {
+            if self.budget.fetch_sub(1, Ordering::Relaxed) <= 0 {
                 return Err(TokenError::BadSignature {
                     label: key.label.clone(),
                     what: "the fake token's budget is spent".into(),
                 });
             }
-            Ok(self.0[&key.id].sign(msg))
+            let (now, peak) = (&self.signing.0, &self.signing.1);
+            peak.fetch_max(now.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
+            std::thread::sleep(self.delay);
+            now.fetch_sub(1, Ordering::SeqCst);
+            Ok(self.keys[&key.id].sign(msg))
         }
     }
 
@@ -1315,10 +1330,16 @@ mod tests {
         }
         fn signers(&self, max: usize) -> Result<Vec<Box<dyn Signer + '_>>, TokenError> {
             let keys = self.keys.borrow().clone();
-            let budget =
-                std::sync::Arc::new(std::sync::atomic::AtomicIsize::new(self.budget.get()));
+            let budget = Arc::new(AtomicIsize::new(self.budget.get()));
             Ok((0..self.sessions.get().min(max))
-                .map(|_| Box::new(FakeSigner(keys.clone(), budget.clone())) as Box<dyn Signer>)
+                .map(|_| {
+                    Box::new(FakeSigner {
+                        keys: keys.clone(),
+                        budget: budget.clone(),
+                        delay: self.delay.get(),
+                        signing: self.signing.clone(),
+                    }) as Box<dyn Signer>
+                })
                 .collect())
         }
         fn checkpoint(&self) -> Result<(), TokenError> {
@@ -1349,7 +1370,8 @@ mod tests {
         let run = LeafRun {
             now,
             interactive: false,
-            max_sessions: None,
+            // The fake's sessions, whatever this machine's cores.
+            max_sessions: Some(token.sessions.get()).filter(|&n| n > 0),
             sa_key: None,
         };
         let outcome = write_nodes(token, &mut st, cl, cas, run, &mut events);
@@ -1614,6 +1636,39 @@ mod tests {
         assert_records_and_files_in_step(&cl, &st, &events, signed + 1);
     }
 
+    /// A token slower than the host (an HSM, 10 ms a signature): after
+    /// the first chunk, signed alone, every session signs at once, and the
+    /// bundle is the one a token without sessions makes, in plan order.
+    #[test]
+    fn a_slow_token_signs_on_every_session_at_once() {
+        let now = SystemTime::now();
+        let token = Fake::new();
+        let (cl, cas) = demo_cluster(&token, 40, now);
+        let (files_here, events_here) = issue(&token, &cas, &cl, now);
+        token.sessions.set(3);
+        token.delay.set(Duration::from_millis(10));
+        let (files, events) = issue(&token, &cas, &cl, now);
+        assert_eq!(
+            token.signing.1.load(Ordering::SeqCst),
+            3,
+            "sessions at once"
+        );
+        assert_eq!(files, files_here);
+        assert_eq!(issued(&events).len(), leaf_count(&cl));
+        assert_eq!(issued(&events), issued(&events_here));
+    }
+
+    /// Each record's node and file: only `certificate_issued` records.
+    fn issued(events: &[Event]) -> Vec<(Option<String>, Option<String>)> {
+        events
+            .iter()
+            .map(|e| match e {
+                Event::CertificateIssued(c) => (c.node.clone(), c.file.clone()),
+                other => panic!("unexpected event {other:?}"),
+            })
+            .collect()
+    }
+
     #[test]
     fn the_pipeline_keeps_plan_order_with_or_without_signer_sessions() {
         let now = SystemTime::now();
@@ -1631,22 +1686,9 @@ mod tests {
         assert_eq!(token.signed_here.get(), 0);
         assert_eq!(files, files_here);
         // One record per leaf, in plan order, naming the file written for it.
-        let issued: Vec<(Option<String>, Option<String>)> = events
-            .iter()
-            .map(|e| match e {
-                Event::CertificateIssued(c) => (c.node.clone(), c.file.clone()),
-                other => panic!("unexpected event {other:?}"),
-            })
-            .collect();
-        let here: Vec<(Option<String>, Option<String>)> = events_here
-            .iter()
-            .map(|e| match e {
-                Event::CertificateIssued(c) => (c.node.clone(), c.file.clone()),
-                other => panic!("unexpected event {other:?}"),
-            })
-            .collect();
+        let issued = issued(&events);
         assert_eq!(issued.len(), leaves);
-        assert_eq!(issued, here);
+        assert_eq!(issued, super::tests::issued(&events_here));
         let positions: Vec<usize> = issued
             .iter()
             .map(|(_, f)| {

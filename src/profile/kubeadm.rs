@@ -331,6 +331,7 @@ pub fn subject(cn: &str, orgs: &[String]) -> Result<Name, der::Error> {
         rdns.push(RelativeDistinguishedName::try_from(o)?);
     }
     rdns.push(RelativeDistinguishedName::try_from(vec![atv(CN, cn)?])?);
+    // x509-cert 0.3 makes no `Name` from an `RdnSequence` but through DER.
     Name::from_der(&rdns.to_der()?)
 }
 
