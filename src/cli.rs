@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 
-use crate::ceremony::{self, CeremonyError, PinOptions, RunOptions};
+use crate::ceremony::{self, PinOptions, RunOptions};
+use crate::error::CeremonyError;
 
 #[derive(Debug, Parser)]
 #[command(

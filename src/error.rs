@@ -1,8 +1,109 @@
-//! Rendering errors for the operator: the error, its causes, and a hint.
+//! The crate's error, its exit code and hint, and its rendering for the operator:
+//! the error, its causes, and a hint.
 
 use std::error::Error as _;
 
-pub use crate::ceremony::CeremonyError as Error;
+use crate::audit::AuditError;
+use crate::bundle::write::OutputError;
+use crate::leaf::csr::Refusal;
+use crate::plan::{CaRole, PlanError};
+use crate::token::TokenError;
+use crate::token::pin::PinError;
+use crate::verify::VerifyError;
+use crate::x509::X509Error;
+
+/// The crate's error, as `main` renders it.
+pub use CeremonyError as Error;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CeremonyError {
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error(transparent)]
+    Pin(#[from] PinError),
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    #[error(transparent)]
+    X509(#[from] X509Error),
+    #[error("token label \"{label}\" ({}) does not belong to this plan: {what}", .role.section())]
+    Foreign {
+        label: String,
+        role: CaRole,
+        what: String,
+    },
+    #[error("{}: the certificate would end {end}, after its issuer ({issuer_end})", .role.section())]
+    Outlives {
+        role: CaRole,
+        end: String,
+        issuer_end: String,
+    },
+    #[error("{message}")]
+    Usage { message: String, hint: String },
+    #[error("cancelled by the operator: {0}")]
+    Cancelled(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// CSRs (of nodes or users) that policy refused; nothing was signed.
+    #[error("{}", refused_text(.0))]
+    CsrRefused(Vec<Refusal>),
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+}
+
+impl CeremonyError {
+    /// The exit code: 0 done, 1 cancelled, 2 bad plan or usage (nothing
+    /// touched), 3 token, 4 a signed certificate failed its check, 5 internal.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CeremonyError::Cancelled(_) => 1,
+            CeremonyError::Plan(_)
+            | CeremonyError::Usage { .. }
+            | CeremonyError::Pin(_)
+            | CeremonyError::Outlives { .. } => 2,
+            CeremonyError::Output(e) if e.is_usage() => 2,
+            CeremonyError::Token(_) | CeremonyError::Foreign { .. } => 3,
+            CeremonyError::X509(X509Error::Check { .. }) => 4,
+            CeremonyError::X509(X509Error::Sign { .. }) => 3,
+            CeremonyError::Output(_) | CeremonyError::X509(_) | CeremonyError::Internal(_) => 5,
+            CeremonyError::CsrRefused(_) => 2,
+            CeremonyError::Verify(e) => e.exit_code(),
+            CeremonyError::Audit(e) => e.exit_code(),
+        }
+    }
+
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            CeremonyError::Plan(PlanError::Invalid { .. } | PlanError::Syntax { .. }) => {
+                Some("fix the plan and run `ceremony check` again; nothing was touched".into())
+            }
+            CeremonyError::Plan(PlanError::Read { .. }) => Some("give the path of an existing plan.toml".into()),
+            CeremonyError::Token(e) => e.hint(),
+            CeremonyError::Pin(e) => e.hint(),
+            CeremonyError::Output(e) => e.hint(),
+            CeremonyError::X509(X509Error::Check { .. }) => {
+                Some("nothing was written; report this: the token returned a signature that does not check".into())
+            }
+            CeremonyError::Foreign { .. } => Some(
+                "inspect the token with `ceremony token list`; give the plan an unused label rather than reuse a foreign object".into(),
+            ),
+            CeremonyError::Outlives { .. } => Some("shorten the validity in the plan".into()),
+            CeremonyError::Usage { hint, .. } => Some(hint.clone()),
+            CeremonyError::Cancelled(_) => Some("run the same command again to resume; the token keeps what was made".into()),
+            CeremonyError::X509(_) | CeremonyError::Internal(_) => None,
+            CeremonyError::CsrRefused(_) => Some(
+                "have the nodes named make new CSRs (kubeadm certs generate-csr) or fix the plan; \
+                 `ceremony check PLAN` lists every CSR and what is refused"
+                    .into(),
+            ),
+            CeremonyError::Verify(e) => e.hint(),
+            CeremonyError::Audit(e) => e.hint(),
+        }
+    }
+}
 
 /// `error: …` (one line per plan problem), `  caused by: …` for each source,
 /// then `hint: …` saying what to do next; a cancellation is its one line.
@@ -29,4 +130,23 @@ pub fn render(e: &Error) -> String {
         out.push_str(&format!("hint: {h}\n"));
     }
     out
+}
+
+/// The error text of `CeremonyError::CsrRefused`: a summary line, then one
+/// line per refusal (`file: field: expected …, got …`).
+fn refused_text(refusals: &[Refusal]) -> String {
+    let mut s = format!(
+        "the CSRs were refused ({} {}); nothing was signed",
+        refusals.len(),
+        if refusals.len() == 1 {
+            "problem"
+        } else {
+            "problems"
+        }
+    );
+    for r in refusals {
+        s.push('\n');
+        s.push_str(&r.to_string());
+    }
+    s
 }

@@ -13,6 +13,7 @@ pub mod ceremony;
 pub mod cli;
 pub mod error;
 pub mod failpoint;
+pub mod fmt;
 pub mod harden;
 pub mod keytype;
 pub mod leaf;

@@ -461,7 +461,7 @@ pub fn key_info(role: &str, key: &crate::token::KeyPair) -> KeyInfo {
         key_type: key.key_type.name().into(),
         spki_sha256: key.spki.to_der().map_or_else(
             |e| format!("(unencodable: {e})"),
-            |d| hex::encode(super::sha256(&d)),
+            |d| hex::encode(crate::x509::sha256(&d)),
         ),
         flags: key.flags.into(),
     }
@@ -486,13 +486,13 @@ pub fn cert_info(
         signed_by: signed_by.into(),
         subject: crate::x509::name_text(tbs.subject()),
         issuer: crate::x509::name_text(tbs.issuer()),
-        serial: super::hex(tbs.serial_number().as_bytes()),
-        not_before: super::rfc3339_seconds(validity.not_before.to_system_time()),
-        not_after: super::rfc3339_seconds(validity.not_after.to_system_time()),
-        sha256: super::hex(&super::sha256(der)),
+        serial: crate::fmt::hex(tbs.serial_number().as_bytes()),
+        not_before: crate::fmt::rfc3339(validity.not_before.to_system_time()),
+        not_after: crate::fmt::rfc3339(validity.not_after.to_system_time()),
+        sha256: crate::fmt::hex(&crate::x509::sha256(der)),
         spki_sha256: tbs.subject_public_key_info().to_der().map_or_else(
             |e| format!("(unencodable: {e})"),
-            |d| super::hex(&super::sha256(&d)),
+            |d| crate::fmt::hex(&crate::x509::sha256(&d)),
         ),
     }
 }

@@ -312,7 +312,7 @@ fn check_seal(
         None => RootCheck::NotChecked,
         Some(p) => {
             let der = read_certificate(&p).map_err(brk)?;
-            let sha = hex::encode(super::sha256(&der));
+            let sha = hex::encode(crate::x509::sha256(&der));
             if sha != seal.root_certificate_sha256 {
                 return Err(brk(format!(
                     "the seal was made by root certificate {}, but {} has SHA-256 {sha}",
@@ -373,7 +373,7 @@ pub fn render_verdict(path: &Path, v: &Verdict) -> String {
             s.push_str(&format!("  final hash: {}\n", hex::encode(v.final_hash)));
             s.push_str(&format!(
                 "              {} (as in transcript.md)\n",
-                crate::ceremony::ui::fingerprint(&v.final_hash)
+                crate::fmt::fingerprint(&v.final_hash)
             ));
             s.push_str(&format!(
                 "  seal:       {} by the root CA certificate with SHA-256 {}\n",

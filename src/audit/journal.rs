@@ -247,7 +247,7 @@ pub fn decode(bytes: &[u8], ids: &Identities) -> Result<Decoded, String> {
                 break;
             }
         };
-        let got = super::sha256(&plain);
+        let got = crate::x509::sha256(&plain);
         if got != f.hash {
             damage = Some(damaged(format!(
                 "the record hashes to {}, but its frame header says {}",
@@ -541,7 +541,7 @@ impl Journal {
         if events.is_empty() {
             return Ok(self.prev);
         }
-        let time = super::rfc3339((self.clock)());
+        let time = crate::fmt::rfc3339_millis((self.clock)());
         let count = events.len() as u64;
         let mut plain = String::new();
         let mut hash = self.prev;
@@ -562,7 +562,7 @@ impl Journal {
         };
         let mut frame = format!(
             "{seqs} {} {}\n",
-            super::hex(&super::sha256(plain.as_bytes())),
+            crate::fmt::hex(&crate::x509::sha256(plain.as_bytes())),
             ct.len()
         )
         .into_bytes();
@@ -620,7 +620,7 @@ impl Journal {
                     "records {first}-{last}: its frame does not decrypt ({e:?})"
                 ))
             })?);
-            if super::sha256(&plain) != hash {
+            if crate::x509::sha256(&plain) != hash {
                 return Err(damaged(format!("records {first}-{last}: hash mismatch")));
             }
             for line in plain.split(|&b| b == b'\n') {
@@ -633,7 +633,7 @@ impl Journal {
                     )));
                 }
                 count += 1;
-                prev = super::sha256(line);
+                prev = crate::x509::sha256(line);
                 w.write_all(line).map_err(written)?;
                 w.write_all(b"\n").map_err(written)?;
             }

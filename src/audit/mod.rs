@@ -29,7 +29,6 @@ pub mod seal;
 pub mod transcript;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use event::Event;
 pub use journal::Journal;
@@ -163,46 +162,6 @@ pub(crate) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> AuditError + '_ 
     }
 }
 
-/// SHA-256 of bytes.
-pub fn sha256(bytes: &[u8]) -> [u8; 32] {
-    crate::x509::sha256(bytes)
-}
-
-/// Lower-case hex, as `hex::encode` writes it, without building the string
-/// a char at a time (several hashes and a serial go into every leaf's
-/// record).
-pub fn hex(bytes: &[u8]) -> String {
-    let mut out = vec![0u8; 2 * bytes.len()];
-    // The buffer is exactly twice the input: this cannot fail.
-    let _ = hex::encode_to_slice(bytes, &mut out);
-    String::from_utf8(out).unwrap_or_default()
-}
-
-/// RFC 3339 in UTC with milliseconds: `2026-11-23T17:51:27.123Z`.
-pub fn rfc3339(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    match der::DateTime::from_unix_duration(Duration::from_secs(d.as_secs())) {
-        Ok(dt) => format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
-            dt.year(),
-            dt.month(),
-            dt.day(),
-            dt.hour(),
-            dt.minutes(),
-            dt.seconds(),
-            d.subsec_millis()
-        ),
-        // Past 9999: not a clock a ceremony runs on; keep the raw value.
-        Err(_) => format!("{}s", d.as_secs()),
-    }
-}
-
-/// RFC 3339 in UTC to the second, for certificate validity (X.509 has no fractions).
-pub fn rfc3339_seconds(t: SystemTime) -> String {
-    let s = rfc3339(crate::x509::truncate(t));
-    s.replace(".000Z", "Z")
-}
-
 /// `.<name>.<what>` beside `out`, as the staging directory is named.
 pub(crate) fn sibling(out: &Path, what: &str) -> PathBuf {
     let name = out
@@ -215,13 +174,6 @@ pub(crate) fn sibling(out: &Path, what: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn times_are_rfc3339_utc() {
-        let t = UNIX_EPOCH + Duration::from_millis(1_795_456_287_123);
-        assert_eq!(rfc3339(t), "2026-11-23T17:51:27.123Z");
-        assert_eq!(rfc3339_seconds(t), "2026-11-23T17:51:27Z");
-    }
 
     #[test]
     fn siblings_sit_beside_the_output() {

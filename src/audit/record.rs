@@ -142,7 +142,7 @@ impl Chain {
                 what: "its event has no kind".into(),
             })?
             .to_string();
-        let hash = super::sha256(line);
+        let hash = crate::x509::sha256(line);
         self.prev = hash;
         self.records.push(Linked { seq: n, hash, kind });
         self.records.last().ok_or_else(|| Break {
@@ -163,11 +163,11 @@ pub fn next_record(
     let r = Record {
         seq: prev_seq + 1,
         time,
-        prev: super::hex(prev_hash),
+        prev: crate::fmt::hex(prev_hash),
         event,
     };
     let line = r.canonical()?;
-    let hash = super::sha256(line.as_bytes());
+    let hash = crate::x509::sha256(line.as_bytes());
     Ok((line, hash))
 }
 
@@ -207,7 +207,7 @@ mod tests {
         let lines = chain(5);
         let c = check(&lines).unwrap();
         assert_eq!(c.len(), 5);
-        assert_eq!(c.last_hash(), crate::audit::sha256(lines[4].as_bytes()));
+        assert_eq!(c.last_hash(), crate::x509::sha256(lines[4].as_bytes()));
         assert!(lines[0].starts_with(&format!(
             r#"{{"seq":1,"time":"2026-11-23T17:51:27.000Z","prev":"{}","event":{{"kind":"logged_in""#,
             "0".repeat(64)

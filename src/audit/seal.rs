@@ -100,7 +100,7 @@ impl Seal {
             hash: hex::encode(end_hash),
             algorithm: algorithm_name(key_type).into(),
             signature: base64::engine::general_purpose::STANDARD.encode(signature),
-            root_certificate_sha256: hex::encode(super::sha256(root_der)),
+            root_certificate_sha256: hex::encode(crate::x509::sha256(root_der)),
         };
         seal.verify(root_spki)
             .map_err(|what| AuditError::Seal { what })?;

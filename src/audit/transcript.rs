@@ -2,7 +2,7 @@
 //! sign on paper. Pure: the facts come in, Markdown goes out. Fingerprints
 //! are in groups of four hex digits so they can be read aloud and compared.
 
-use crate::ceremony::ui::fingerprint;
+use crate::fmt::fingerprint;
 
 /// One CA as the transcript shows it.
 #[derive(Debug, Clone)]

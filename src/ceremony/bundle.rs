@@ -37,13 +37,13 @@ use std::time::{Duration, Instant, SystemTime};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use zeroize::Zeroizing;
 
-use super::CeremonyError;
 use super::ca::{BACKDATE, CaState};
 use super::sessions::{Sessions, Signing, thread_cpu};
 use crate::audit::event::cert_info;
 use crate::audit::{Audit, Event};
 use crate::bundle::kubeconfig::{self, Kubeconfig};
 use crate::bundle::write::{self, Staging};
+use crate::error::CeremonyError;
 use crate::leaf::{self, LeafError, LeafKey};
 use crate::plan::{CaRole, ClusterSpec};
 use crate::profile::kubeadm::{self, CA_FILES, LeafOutput, LeafSpec};

@@ -13,9 +13,9 @@ use der::{Decode, Encode};
 use x509_cert::certificate::Certificate;
 use x509_cert::ext::pkix::{BasicConstraints, SubjectKeyIdentifier};
 
-use super::CeremonyError;
 use crate::audit::event::{cert_info, key_info};
 use crate::audit::{Audit, Event};
+use crate::error::CeremonyError;
 use crate::plan::{CaRole, CaSpec};
 use crate::profile::{ca_path_len, ca_profile};
 use crate::token::{KEY_ID_LEN, KeyPair, Token, TokenError, random_serial};

@@ -31,7 +31,6 @@ use std::time::{Duration, SystemTime};
 use spki::SubjectPublicKeyInfoOwned;
 use zeroize::Zeroizing;
 
-use super::CeremonyError;
 use super::bundle::node_root;
 use super::ca::{BACKDATE, CaState};
 use super::ui::Ui;
@@ -39,6 +38,7 @@ use crate::audit::event::cert_info;
 use crate::audit::{Audit, Event};
 use crate::bundle::kubeconfig::{self, Kubeconfig};
 use crate::bundle::write::{self, Staging};
+use crate::error::CeremonyError;
 use crate::keytype::KeyType;
 use crate::leaf::csr::{self as policy, CheckedCsr, NodeCheck, Refusal};
 use crate::leaf::{self};
@@ -110,25 +110,6 @@ impl Intake {
             .chain(self.users.iter().flat_map(|u| u.refusals.iter().cloned()))
             .collect()
     }
-}
-
-/// The error text of `CeremonyError::CsrRefused`: a summary line, then one
-/// line per refusal (`file: field: expected …, got …`).
-pub fn refused_text(refusals: &[Refusal]) -> String {
-    let mut s = format!(
-        "the CSRs were refused ({} {}); nothing was signed",
-        refusals.len(),
-        if refusals.len() == 1 {
-            "problem"
-        } else {
-            "problems"
-        }
-    );
-    for r in refusals {
-        s.push('\n');
-        s.push_str(&r.to_string());
-    }
-    s
 }
 
 fn plan_dir(loaded: &LoadedPlan) -> PathBuf {

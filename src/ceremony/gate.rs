@@ -19,11 +19,11 @@ use std::time::Instant;
 use cryptoki::context::Function;
 use cryptoki::error::{Error as CkError, RvError};
 
-use super::CeremonyError;
 use super::interrupt;
-use super::steps::Step;
+use super::steps::Progress;
 use super::ui::{Asked, Ui};
 use crate::audit::{Audit, AuditError, Event};
+use crate::error::CeremonyError;
 use crate::keytype::KeyType;
 use crate::token::{KeyPair, ObjectInfo, Signer, Token, TokenError, TokenIdentity};
 
@@ -38,19 +38,6 @@ impl Audit for SharedAudit<'_, '_> {
     fn record_all(&mut self, events: Vec<Event>) -> Result<(), AuditError> {
         self.0.borrow_mut().record_all(events)
     }
-}
-
-/// What the run has done so far, for the one line a cancelled run ends with.
-#[derive(Debug, Default)]
-pub struct Progress {
-    /// The step the run is at.
-    pub at: Cell<Option<Step>>,
-    pub keys_generated: Cell<usize>,
-    pub ca_certificates_signed: Cell<usize>,
-    /// Counted on the leaf workers' sessions too.
-    pub leaves_signed: AtomicUsize,
-    /// CAs ready (made or found), in plan order.
-    pub cas_ready: Cell<usize>,
 }
 
 fn bump(c: &Cell<usize>) {

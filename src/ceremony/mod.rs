@@ -18,108 +18,21 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::audit::event::{Environment, PendingKey, PendingStore, Recovery};
-use crate::audit::{self, Audit, AuditError, Event, Journal};
-use crate::bundle::write::{self, OutputError, Staging};
+use crate::audit::{self, Audit, Event, Journal};
+use crate::bundle::write::{self, Staging};
 use crate::keytype::KeyType;
-use crate::plan::{self, CaRole, CaSpec, LoadedPlan, PlanError};
+use crate::plan::{self, CaRole, CaSpec, LoadedPlan};
 use crate::token::pin::{self, Pin, PinError};
 use crate::token::pkcs11::Pkcs11Token;
 use crate::token::uri::TokenUri;
 use crate::token::{ObjectInfo, Token, TokenError, Unfinished};
-use crate::x509::{self, X509Error};
+use crate::x509;
 use ca::CaState;
-use gate::{Gate, Progress, SharedAudit};
-use steps::{Found, Known, Step};
+use gate::{Gate, SharedAudit};
+use steps::{Found, Known, Progress, Step};
 use ui::Ui;
 
-#[derive(Debug, thiserror::Error)]
-pub enum CeremonyError {
-    #[error(transparent)]
-    Plan(#[from] PlanError),
-    #[error(transparent)]
-    Token(#[from] TokenError),
-    #[error(transparent)]
-    Pin(#[from] PinError),
-    #[error(transparent)]
-    Output(#[from] OutputError),
-    #[error(transparent)]
-    X509(#[from] X509Error),
-    #[error("token label \"{label}\" ({}) does not belong to this plan: {what}", .role.section())]
-    Foreign {
-        label: String,
-        role: CaRole,
-        what: String,
-    },
-    #[error("{}: the certificate would end {end}, after its issuer ({issuer_end})", .role.section())]
-    Outlives {
-        role: CaRole,
-        end: String,
-        issuer_end: String,
-    },
-    #[error("{message}")]
-    Usage { message: String, hint: String },
-    #[error("cancelled by the operator: {0}")]
-    Cancelled(String),
-    #[error("internal error: {0}")]
-    Internal(String),
-    /// CSRs (of nodes or users) that policy refused; nothing was signed.
-    #[error("{}", csr::refused_text(.0))]
-    CsrRefused(Vec<crate::leaf::csr::Refusal>),
-    #[error(transparent)]
-    Verify(#[from] crate::verify::VerifyError),
-    #[error(transparent)]
-    Audit(#[from] AuditError),
-}
-
-impl CeremonyError {
-    /// Exit codes of design §4.
-    pub fn exit_code(&self) -> i32 {
-        match self {
-            CeremonyError::Cancelled(_) => 1,
-            CeremonyError::Plan(_)
-            | CeremonyError::Usage { .. }
-            | CeremonyError::Pin(_)
-            | CeremonyError::Outlives { .. } => 2,
-            CeremonyError::Output(e) if e.is_usage() => 2,
-            CeremonyError::Token(_) | CeremonyError::Foreign { .. } => 3,
-            CeremonyError::X509(X509Error::Check { .. }) => 4,
-            CeremonyError::X509(X509Error::Sign { .. }) => 3,
-            CeremonyError::Output(_) | CeremonyError::X509(_) | CeremonyError::Internal(_) => 5,
-            CeremonyError::CsrRefused(_) => 2,
-            CeremonyError::Verify(e) => e.exit_code(),
-            CeremonyError::Audit(e) => e.exit_code(),
-        }
-    }
-
-    pub fn hint(&self) -> Option<String> {
-        match self {
-            CeremonyError::Plan(PlanError::Invalid { .. } | PlanError::Syntax { .. }) => {
-                Some("fix the plan and run `ceremony check` again; nothing was touched".into())
-            }
-            CeremonyError::Plan(PlanError::Read { .. }) => Some("give the path of an existing plan.toml".into()),
-            CeremonyError::Token(e) => e.hint(),
-            CeremonyError::Pin(e) => e.hint(),
-            CeremonyError::Output(e) => e.hint(),
-            CeremonyError::X509(X509Error::Check { .. }) => {
-                Some("nothing was written; report this: the token returned a signature that does not check".into())
-            }
-            CeremonyError::Foreign { .. } => Some(
-                "inspect the token with `ceremony token list`; give the plan an unused label rather than reuse a foreign object".into(),
-            ),
-            CeremonyError::Outlives { .. } => Some("shorten the validity in the plan".into()),
-            CeremonyError::Usage { hint, .. } => Some(hint.clone()),
-            CeremonyError::Cancelled(_) => Some("run the same command again to resume; the token keeps what was made".into()),
-            CeremonyError::X509(_) | CeremonyError::Internal(_) => None,
-            CeremonyError::CsrRefused(_) => Some(
-                "have the nodes named make new CSRs (kubeadm certs generate-csr) or fix the plan; \
-                 `ceremony check PLAN` lists every CSR and what is refused"
-                    .into(),
-            ),
-            CeremonyError::Verify(e) => e.hint(),
-            CeremonyError::Audit(e) => e.hint(),
-        }
-    }
-}
+pub use crate::error::CeremonyError;
 
 /// Where the PIN comes from, as the operator said on the command line.
 #[derive(Debug, Clone, Default)]
@@ -833,7 +746,7 @@ fn seal_and_commit(
                 .iter()
                 .map(|(path, sha, mode)| Event::OutputWritten {
                     path: path.clone(),
-                    sha256: audit::hex(sha),
+                    sha256: crate::fmt::hex(sha),
                     mode: format!("{mode:04o}"),
                 })
                 .collect(),
@@ -955,7 +868,7 @@ fn transcript_facts(
     let id = token.identity();
     audit::transcript::Facts {
         ceremony: loaded.plan.name.clone(),
-        date: audit::rfc3339_seconds(SystemTime::now()),
+        date: crate::fmt::rfc3339(SystemTime::now()),
         plan_path: loaded.path.display().to_string(),
         plan_sha256: loaded.sha256,
         administrator: loaded.plan.administrator.clone(),

@@ -5,10 +5,25 @@
 //!
 //! Pure: the plan and what is known of the token come in, text goes out.
 
+use std::cell::Cell;
 use std::path::Path;
+use std::sync::atomic::AtomicUsize;
 
 use crate::plan::{CaRole, CaSpec, LeafMode, LoadedPlan};
 use crate::token::TokenIdentity;
+
+/// What the run has done so far, for the one line a cancelled run ends with.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// The step the run is at.
+    pub at: Cell<Option<Step>>,
+    pub keys_generated: Cell<usize>,
+    pub ca_certificates_signed: Cell<usize>,
+    /// Counted on the leaf workers' sessions too.
+    pub leaves_signed: AtomicUsize,
+    /// CAs ready (made or found), in plan order.
+    pub cas_ready: Cell<usize>,
+}
 
 /// One step of a run, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

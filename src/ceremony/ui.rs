@@ -13,12 +13,12 @@ use std::time::Duration;
 use console::style;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::CeremonyError;
 use super::ca::CaState;
-use super::gate::Progress;
 use super::interrupt::{self, Stop};
+use super::steps::Progress;
 use super::steps::{self, Found, Known, Step};
 use crate::audit::event::AckHow;
+use crate::error::CeremonyError;
 use crate::keytype::KeyType;
 use crate::plan::{LeafMode, LoadedPlan};
 use crate::profile::kubeadm;
@@ -42,15 +42,7 @@ pub enum Asked {
     Interrupted,
 }
 
-/// Groups of four hex digits, easy to read aloud and compare on paper.
-pub fn fingerprint(bytes: &[u8]) -> String {
-    let hex = hex::encode_upper(bytes);
-    hex.as_bytes()
-        .chunks(4)
-        .map(|c| std::str::from_utf8(c).unwrap_or("????"))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+pub use crate::fmt::fingerprint;
 
 const RULE: &str = "──────────────────────────────────────────────────────────────────────────────";
 
@@ -785,14 +777,3 @@ fn per_node(s: &Summary<'_>) -> Vec<(String, &'static str, usize, usize, usize)>
 
 /// Workers listed one per line on the end screen at most.
 const SUMMARY_WORKERS: usize = 10;
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn fingerprints_group_by_four() {
-        assert_eq!(
-            super::fingerprint(&[0xab, 0xcd, 0xef, 0x01, 0x23]),
-            "ABCD EF01 23"
-        );
-    }
-}

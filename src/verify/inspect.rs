@@ -5,7 +5,10 @@
 //! Pure: an `Input` and `now` in, an `Inventory` (serialisable) out; it
 //! checks nothing (that is `verify`) and reads no private key.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
+
+use crate::fmt::unix;
+pub use crate::fmt::{kubeadm_time, rfc3339};
 
 use serde::Serialize;
 
@@ -79,58 +82,6 @@ pub fn short_human(secs: i64) -> String {
     } else {
         format!("{}y", secs / (365 * 86400))
     }
-}
-
-fn unix(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
-        Err(e) => -i64::try_from(e.duration().as_secs()).unwrap_or(i64::MAX),
-    }
-}
-
-fn date_time(t: SystemTime) -> Option<der::DateTime> {
-    der::DateTime::from_unix_duration(Duration::from_secs(u64::try_from(unix(t)).ok()?)).ok()
-}
-
-/// "2027-11-23T13:54:53Z"
-pub fn rfc3339(t: SystemTime) -> String {
-    date_time(t).map_or_else(
-        || format!("@{}", unix(t)),
-        |d| {
-            format!(
-                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-                d.year(),
-                d.month(),
-                d.day(),
-                d.hour(),
-                d.minutes(),
-                d.seconds()
-            )
-        },
-    )
-}
-
-/// kubeadm's "Jan 02, 2006 15:04 MST", in UTC.
-pub fn kubeadm_time(t: SystemTime) -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    date_time(t).map_or_else(
-        || rfc3339(t),
-        |d| {
-            let m = MONTHS
-                .get(usize::from(d.month()).saturating_sub(1))
-                .copied()
-                .unwrap_or("?");
-            format!(
-                "{m} {:02}, {:04} {:02}:{:02} UTC",
-                d.day(),
-                d.year(),
-                d.hour(),
-                d.minutes()
-            )
-        },
-    )
 }
 
 fn row(
@@ -441,13 +392,5 @@ mod tests {
         assert_eq!(short_human(86399), "23h");
         assert_eq!(short_human(364 * 86400 + 5), "364d");
         assert_eq!(short_human(10 * 365 * 86400 - 1), "9y");
-    }
-
-    #[test]
-    fn times() {
-        let t = UNIX_EPOCH + Duration::from_secs(1_826_459_693);
-        assert_eq!(rfc3339(t), "2027-11-17T13:54:53Z");
-        assert_eq!(kubeadm_time(t), "Nov 17, 2027 13:54 UTC");
-        assert_eq!(kubeadm_time(UNIX_EPOCH), "Jan 01, 1970 00:00 UTC");
     }
 }

@@ -307,7 +307,7 @@ fn usage_errors_exit_2_and_problems_exit_4() {
     let e = load(&dir, Some(&dir.join("pki/apiserver.key")), None).unwrap_err();
     assert!(matches!(e, VerifyError::Root { .. }), "{e}");
     assert_eq!(
-        crate::ceremony::CeremonyError::from(VerifyError::Failed { problems: 3 }).exit_code(),
+        crate::error::CeremonyError::from(VerifyError::Failed { problems: 3 }).exit_code(),
         4
     );
 }

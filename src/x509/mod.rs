@@ -493,31 +493,8 @@ fn rfc5280_time(t: SystemTime) -> Result<Time, der::Error> {
     })
 }
 
-/// "2026-11-23 17:51:27 UTC"
-pub fn fmt_time(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    match der::DateTime::from_unix_duration(Duration::from_secs(d.as_secs())) {
-        Ok(dt) => format!(
-            "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
-            dt.year(),
-            dt.month(),
-            dt.day(),
-            dt.hour(),
-            dt.minutes(),
-            dt.seconds()
-        ),
-        Err(_) => format!("{} s after the epoch", d.as_secs()),
-    }
-}
-
-/// Hex with a colon every byte, upper case, as openssl prints fingerprints.
-pub fn colon_hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
-}
+// Kept for callers not yet switched to `crate::fmt`.
+pub use crate::fmt::{colon_hex, utc as fmt_time};
 
 /// SHA-256 of a certificate's DER, the fingerprint witnesses compare.
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {
