@@ -17,6 +17,7 @@ pub mod fmt;
 pub mod harden;
 pub mod keytype;
 pub mod leaf;
+pub mod operator;
 pub mod pem;
 pub mod plan;
 pub mod profile;

@@ -1,4 +1,8 @@
-//! Outputs: the kubeadm layout and the one writer that puts files on disk.
+//! Outputs: where every file goes (`layout`), what OUT holds beside the
+//! nodes (`outputs`), kubeconfig text, and the one writer that puts files on
+//! disk.
 
 pub mod kubeconfig;
+pub mod layout;
+pub mod outputs;
 pub mod write;

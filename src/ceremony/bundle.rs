@@ -42,11 +42,12 @@ use super::sessions::{Sessions, Signing, thread_cpu};
 use crate::audit::event::cert_info;
 use crate::audit::{Audit, Event};
 use crate::bundle::kubeconfig::{self, Kubeconfig};
+use crate::bundle::layout::node_root;
 use crate::bundle::write::{self, Staging};
 use crate::error::CeremonyError;
 use crate::leaf::{self, LeafError, LeafKey};
 use crate::plan::{CaRole, ClusterSpec};
-use crate::profile::kubeadm::{self, CA_FILES, LeafOutput, LeafSpec};
+use crate::profile::kubeadm::{self, CA_FILES, LeafOutput, LeafSpec, leaf_count};
 use crate::token::{KeyPair, SERIAL_LEN, Token, TokenError, serial_from};
 use crate::x509::{self, CertProfile, Issued, ToBeSigned};
 
@@ -77,19 +78,6 @@ impl From<LeafError> for CeremonyError {
     fn from(e: LeafError) -> Self {
         CeremonyError::Internal(e.to_string())
     }
-}
-
-/// `nodes/<name>/etc/kubernetes`: what the installer copies onto the node.
-pub fn node_root(name: &str) -> String {
-    format!("nodes/{name}/etc/kubernetes")
-}
-
-/// The number of certificates the bundle will hold (for progress and `check`).
-pub fn leaf_count(cl: &ClusterSpec) -> usize {
-    (0..cl.control_plane.len())
-        .map(|i| kubeadm::control_plane_leaves(cl, i).len())
-        .sum::<usize>()
-        + cl.workers.len()
 }
 
 fn ca(cas: &[CaState], role: CaRole) -> &CaState {
@@ -1151,23 +1139,6 @@ fn drive(
     }
 }
 
-/// `sha256sum -c` compatible manifest of everything written so far, by path.
-pub fn sha256sums(st: &Staging) -> String {
-    let mut files: Vec<&(String, [u8; 32], u32)> = st.written().iter().collect();
-    files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    let mut out = String::with_capacity(files.iter().map(|f| 67 + f.0.len()).sum());
-    let mut hex = [0u8; 64];
-    for (path, sha, _) in files {
-        // Writes exactly 64 ASCII digits into a 64-byte buffer: cannot fail.
-        let _ = hex::encode_to_slice(sha, &mut hex);
-        out.push_str(std::str::from_utf8(&hex).unwrap_or_default());
-        out.push_str("  ");
-        out.push_str(path);
-        out.push('\n');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use std::cell::{Cell, RefCell};
@@ -1504,27 +1475,6 @@ mod tests {
         assert!(
             e.to_string().contains("w40/etc/kubernetes/kubelet.conf"),
             "{e}"
-        );
-    }
-
-    #[test]
-    fn sha256sums_lists_every_file_by_path() {
-        let d = tempfile::tempdir().unwrap();
-        let mut st = Staging::begin(&d.path().join("out"), &[5; 32]).unwrap();
-        for (path, body) in [("nodes/w2/b", "2"), ("a.crt", "1"), ("nodes/w10/b", "3")] {
-            st.write(path, body.as_bytes(), write::PUBLIC).unwrap();
-        }
-        let line = |body: &str, path: &str| {
-            format!("{}  {path}\n", hex::encode(x509::sha256(body.as_bytes())))
-        };
-        assert_eq!(
-            sha256sums(&st),
-            [
-                line("1", "a.crt"),
-                line("3", "nodes/w10/b"),
-                line("2", "nodes/w2/b")
-            ]
-            .concat()
         );
     }
 

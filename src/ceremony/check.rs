@@ -5,7 +5,8 @@ use std::time::SystemTime;
 
 use x509_cert::name::Name;
 
-use crate::ceremony::{bundle, steps};
+use crate::bundle::layout;
+use crate::operator::steps;
 use crate::plan::duration::format_lifetime;
 use crate::plan::{CaRole, ClusterSpec, LoadedPlan};
 use crate::profile::kubeadm;
@@ -100,27 +101,27 @@ pub fn report(p: &LoadedPlan, out: &Path, now: SystemTime) -> String {
         "Files `ceremony run` would write under {}:",
         out.display()
     ));
-    line("  root-ca.crt".into());
+    line(format!("  {}", layout::ROOT_CA));
     for role in CaRole::INTERMEDIATES {
-        line(format!("  cas/{}-ca.crt", role.name()));
-        line(format!("  chains/{}-ca-chain.crt", role.name()));
+        line(format!("  {}", layout::ca_file(role)));
+        line(format!("  {}", layout::chain_file(role)));
     }
     if let Some(cl) = &plan.cluster {
         for (i, n) in cl.control_plane.iter().enumerate() {
             line(format!(
                 "  {}/: {}, pki/ca.crt, pki/etcd/ca.crt, pki/front-proxy-ca.crt, pki/sa.key, pki/sa.pub",
-                bundle::node_root(&n.name),
+                layout::node_root(&n.name),
                 leaf_files(&kubeadm::control_plane_leaves(cl, i)).join(", ")
             ));
         }
         for w in &cl.workers {
             line(format!(
                 "  {}/: kubelet.conf, pki/ca.crt",
-                bundle::node_root(w)
+                layout::node_root(w)
             ));
         }
     }
-    line("  SHA256SUMS".into());
+    line(format!("  {}", layout::SHA256SUMS));
     line(String::new());
     line("Note: with the CA keys only on the token, kubeadm runs in external-CA mode: the cluster cannot".into());
     line("sign anything itself (no kubelet TLS bootstrap, no certificate rotation, no `kubeadm certs renew`);".into());

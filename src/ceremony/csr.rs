@@ -31,12 +31,12 @@ use std::time::{Duration, SystemTime};
 use spki::SubjectPublicKeyInfoOwned;
 use zeroize::Zeroizing;
 
-use super::bundle::node_root;
 use super::ca::{BACKDATE, CaState};
 use super::ui::Ui;
 use crate::audit::event::cert_info;
 use crate::audit::{Audit, Event};
 use crate::bundle::kubeconfig::{self, Kubeconfig};
+use crate::bundle::layout::node_root;
 use crate::bundle::write::{self, Staging};
 use crate::error::CeremonyError;
 use crate::keytype::KeyType;

@@ -6,11 +6,7 @@ pub mod bundle;
 pub mod ca;
 pub mod check;
 pub mod csr;
-pub mod gate;
-pub mod interrupt;
 pub mod sessions;
-pub mod steps;
-pub mod ui;
 
 use std::cell::RefCell;
 use std::io::IsTerminal;
@@ -19,8 +15,11 @@ use std::time::SystemTime;
 
 use crate::audit::event::{Environment, PendingKey, PendingStore, Recovery};
 use crate::audit::{self, Audit, Event, Journal};
+use crate::bundle::layout;
+use crate::bundle::outputs;
 use crate::bundle::write::{self, Staging};
 use crate::keytype::KeyType;
+use crate::operator::{gate, interrupt, steps, ui};
 use crate::plan::{self, CaRole, CaSpec, LoadedPlan};
 use crate::token::pin::{self, Pin, PinError};
 use crate::token::pkcs11::Pkcs11Token;
@@ -736,7 +735,7 @@ fn seal_and_commit(
     let written = st.written().to_vec();
     let sums = written
         .iter()
-        .find(|(p, _, _)| p == "SHA256SUMS")
+        .find(|(p, _, _)| p == layout::SHA256SUMS)
         .map(|(_, sha, _)| *sha)
         .ok_or_else(|| CeremonyError::Internal("SHA256SUMS was not written".into()))?;
     // A journal frame (one fsync) per thousand outputs, not per output.
@@ -774,7 +773,7 @@ fn seal_and_commit(
         &root.key.spki,
     )?;
     // Streamed from the journal into the file: never the whole log in memory.
-    let records = st.write_with("audit.log.age", write::PUBLIC, |w| {
+    let records = st.write_with(layout::AUDIT_LOG, write::PUBLIC, |w| {
         journal
             .write_sealed(&seal, &loaded.plan.recipients, w)
             .map_err(CeremonyError::from)
@@ -790,7 +789,7 @@ fn seal_and_commit(
         end,
         &seal.algorithm,
     ));
-    st.write("transcript.md", transcript.as_bytes(), write::PUBLIC)?;
+    st.write(layout::TRANSCRIPT, transcript.as_bytes(), write::PUBLIC)?;
     // Everything OUT holds, the sealed log and transcript included.
     let all_written = st.written().to_vec();
     let out = st.commit()?;
@@ -906,26 +905,14 @@ fn write_outputs(
     // Read the CSRs again and check them: what is signed is what was checked.
     let intake = csr::preflight(loaded, None)?;
     let mut st = Staging::begin(out, &loaded.sha256)?;
-    let root = &cas[0];
-    st.write(
-        "root-ca.crt",
-        x509::to_pem(&root.der).as_bytes(),
-        write::PUBLIC,
-    )?;
-    for ca in &cas[1..] {
-        let name = ca.role.name();
-        st.write(
-            &format!("cas/{name}-ca.crt"),
-            x509::to_pem(&ca.der).as_bytes(),
-            write::PUBLIC,
-        )?;
-        let chain = x509::to_pem(&ca.der) + &x509::to_pem(&root.der);
-        st.write(
-            &format!("chains/{name}-ca-chain.crt"),
-            chain.as_bytes(),
-            write::PUBLIC,
-        )?;
-    }
+    let certs: Vec<outputs::CaCert<'_>> = cas
+        .iter()
+        .map(|c| outputs::CaCert {
+            role: c.role,
+            der: &c.der,
+        })
+        .collect();
+    outputs::write_ca_files(&mut st, &certs)?;
     if let Some(cl) = &loaded.plan.cluster {
         match cl.mode {
             plan::LeafMode::Generate => bundle::write_nodes(token, &mut st, cl, cas, run, audit)?,
@@ -933,14 +920,10 @@ fn write_outputs(
         }
     }
     csr::write_users(token, &mut st, loaded, cas, &intake, now, audit)?;
-    // The reviewed plan itself, so OUT alone tells what was meant (design §9).
-    st.write("plan.toml", loaded.text.as_bytes(), write::PUBLIC)?;
-    // `sha256sum -c` clean: file lines only. The tool's and module's hashes
-    // are in the audit log and transcript.md; SHA256SUMS's own hash is in the
-    // log's `end` record. audit.log.age and transcript.md come after it and
-    // cannot be listed (each holds a hash that covers SHA256SUMS).
-    let sums = bundle::sha256sums(&st);
-    st.write("SHA256SUMS", sums.as_bytes(), write::PUBLIC)?;
+    // The reviewed plan itself, so OUT alone tells what was meant; then
+    // SHA256SUMS. audit.log.age and transcript.md come after it and cannot
+    // be listed (each holds a hash that covers SHA256SUMS).
+    outputs::write_plan_and_sums(&mut st, &loaded.text)?;
     Ok(st)
 }
 
@@ -1033,9 +1016,10 @@ pub fn token_list(
 /// log, since nothing is appended after the commit, and no later run could
 /// have appended (each stops at the existing OUT before opening the journal).
 fn finish_committed(out: &Path, loaded: &LoadedPlan, ui: &Ui) -> Result<bool, CeremonyError> {
-    let committed = std::fs::read(out.join("plan.toml")).is_ok_and(|t| t == loaded.text.as_bytes())
-        && out.join("audit.log.age").is_file()
-        && out.join("transcript.md").is_file();
+    let committed = std::fs::read(out.join(layout::PLAN))
+        .is_ok_and(|t| t == loaded.text.as_bytes())
+        && out.join(layout::AUDIT_LOG).is_file()
+        && out.join(layout::TRANSCRIPT).is_file();
     if !committed || !audit::journal::check_owner(out, &loaded.sha256)? {
         return Ok(false);
     }

@@ -177,7 +177,7 @@ fn leaves_text(p: &LoadedPlan, out: &Path) -> String {
     };
     match &p.plan.cluster {
         Some(cl) => {
-            let n = super::bundle::leaf_count(cl);
+            let n = crate::profile::kubeadm::leaf_count(cl);
             let nodes = cl.control_plane.len() + cl.workers.len();
             match cl.mode {
                 LeafMode::Csr => format!(

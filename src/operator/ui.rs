@@ -13,11 +13,11 @@ use std::time::Duration;
 use console::style;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::ca::CaState;
 use super::interrupt::{self, Stop};
 use super::steps::Progress;
 use super::steps::{self, Found, Known, Step};
 use crate::audit::event::AckHow;
+use crate::ceremony::ca::CaState;
 use crate::error::CeremonyError;
 use crate::keytype::KeyType;
 use crate::plan::{LeafMode, LoadedPlan};
@@ -738,7 +738,7 @@ fn per_node(s: &Summary<'_>) -> Vec<(String, &'static str, usize, usize, usize)>
             continue;
         };
         let Some(f) = p
-            .strip_prefix(&super::bundle::node_root(name))
+            .strip_prefix(&crate::bundle::layout::node_root(name))
             .and_then(|r| r.strip_prefix('/'))
         else {
             continue;

@@ -368,6 +368,14 @@ pub const CA_FILES: [(&str, CaRole); 3] = [
     ("pki/front-proxy-ca.crt", CaRole::FrontProxy),
 ];
 
+/// The number of certificates the bundle will hold (for progress and `check`).
+pub fn leaf_count(cl: &ClusterSpec) -> usize {
+    (0..cl.control_plane.len())
+        .map(|i| control_plane_leaves(cl, i).len())
+        .sum::<usize>()
+        + cl.workers.len()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

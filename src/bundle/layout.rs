@@ -1,0 +1,71 @@
+//! Every path of OUT and of a node's bundle, spelled once: the run writes
+//! them, `verify`, `inspect`, `check` and the screens read them from here.
+//!
+//! ```text
+//! OUT/root-ca.crt  cas/<role>-ca.crt  chains/<role>-ca-chain.crt
+//!     nodes/<name>/etc/kubernetes/…  plan.toml  SHA256SUMS  audit.log.age  transcript.md
+//! ```
+
+use crate::plan::CaRole;
+
+/// The offline root, for humans, auditors and OpenSSL clients.
+pub const ROOT_CA: &str = "root-ca.crt";
+/// The reviewed plan, so OUT alone tells what was meant.
+pub const PLAN: &str = "plan.toml";
+/// `sha256sum -c` manifest of every file written before it.
+pub const SHA256SUMS: &str = "SHA256SUMS";
+/// The sealed, age-encrypted audit log.
+pub const AUDIT_LOG: &str = "audit.log.age";
+/// The facts the witnesses sign on paper.
+pub const TRANSCRIPT: &str = "transcript.md";
+/// Written after SHA256SUMS, so not listed in it (each holds a hash that
+/// covers SHA256SUMS).
+pub const AFTER_MANIFEST: [&str; 2] = [AUDIT_LOG, TRANSCRIPT];
+/// The folder of every node's bundle.
+pub const NODES: &str = "nodes";
+
+/// `cas/<role>-ca.crt`: an intermediate alone.
+pub fn ca_file(role: CaRole) -> String {
+    format!("cas/{}-ca.crt", role.name())
+}
+
+/// `chains/<role>-ca-chain.crt`: an intermediate, then the root.
+pub fn chain_file(role: CaRole) -> String {
+    format!("chains/{}-ca-chain.crt", role.name())
+}
+
+/// `nodes/<name>`: everything one node receives.
+pub fn node_dir(name: &str) -> String {
+    format!("{NODES}/{name}")
+}
+
+/// `nodes/<name>/etc/kubernetes`: what the installer copies onto the node.
+pub fn node_root(name: &str) -> String {
+    format!("{NODES}/{name}/etc/kubernetes")
+}
+
+/// The node a path of OUT belongs to (`nodes/<name>/…`), if any.
+pub fn node_of(path: &str) -> Option<&str> {
+    path.strip_prefix("nodes/")
+        .and_then(|r| r.split_once('/'))
+        .map(|(name, _)| name)
+}
+
+/// The CA files of a node's bundle, relative to its `etc/kubernetes`: each
+/// holds exactly its intermediate (kubeadm reads the first certificate).
+pub use crate::profile::kubeadm::CA_FILES;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths() {
+        assert_eq!(ca_file(CaRole::FrontProxy), "cas/front-proxy-ca.crt");
+        assert_eq!(chain_file(CaRole::Etcd), "chains/etcd-ca-chain.crt");
+        assert_eq!(node_root("cp1"), "nodes/cp1/etc/kubernetes");
+        assert_eq!(node_of("nodes/w1/etc/kubernetes/kubelet.conf"), Some("w1"));
+        assert_eq!(node_of("root-ca.crt"), None);
+        assert_eq!(node_of("nodes/w1"), None);
+    }
+}
