@@ -45,6 +45,9 @@ pub enum CeremonyError {
     Cancelled(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// The host could not make a leaf key (its random source, its memory).
+    #[error("internal error: {0}")]
+    Leaf(#[from] crate::leaf::LeafError),
     /// CSRs (of nodes or users) that policy refused; nothing was signed.
     #[error("{}", refused_text(.0))]
     CsrRefused(Vec<Refusal>),
@@ -68,7 +71,10 @@ impl CeremonyError {
             CeremonyError::Token(_) | CeremonyError::Foreign { .. } => 3,
             CeremonyError::X509(X509Error::Check { .. }) => 4,
             CeremonyError::X509(X509Error::Sign { .. }) => 3,
-            CeremonyError::Output(_) | CeremonyError::X509(_) | CeremonyError::Internal(_) => 5,
+            CeremonyError::Output(_)
+            | CeremonyError::X509(_)
+            | CeremonyError::Internal(_)
+            | CeremonyError::Leaf(_) => 5,
             CeremonyError::CsrRefused(_) => 2,
             CeremonyError::Verify(e) => e.exit_code(),
             CeremonyError::Audit(e) => e.exit_code(),
@@ -93,7 +99,7 @@ impl CeremonyError {
             CeremonyError::Outlives { .. } => Some("shorten the validity in the plan".into()),
             CeremonyError::Usage { hint, .. } => Some(hint.clone()),
             CeremonyError::Cancelled(_) => Some("run the same command again to resume; the token keeps what was made".into()),
-            CeremonyError::X509(_) | CeremonyError::Internal(_) => None,
+            CeremonyError::X509(_) | CeremonyError::Internal(_) | CeremonyError::Leaf(_) => None,
             CeremonyError::CsrRefused(_) => Some(
                 "have the nodes named make new CSRs (kubeadm certs generate-csr) or fix the plan; \
                  `ceremony check PLAN` lists every CSR and what is refused"

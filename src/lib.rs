@@ -15,6 +15,7 @@ pub mod error;
 pub mod failpoint;
 pub mod fmt;
 pub mod harden;
+pub mod issue;
 pub mod keytype;
 pub mod leaf;
 pub mod operator;

@@ -31,23 +31,22 @@ use std::time::{Duration, SystemTime};
 use spki::SubjectPublicKeyInfoOwned;
 use zeroize::Zeroizing;
 
-use super::ca::{BACKDATE, CaState};
 use super::ui::Ui;
-use crate::audit::event::cert_info;
-use crate::audit::{Audit, Event};
+use crate::audit::Audit;
 use crate::bundle::kubeconfig::{self, Kubeconfig};
 use crate::bundle::layout::node_root;
 use crate::bundle::write::{self, Staging};
 use crate::error::CeremonyError;
+use crate::issue::ca::CaState;
 use crate::keytype::KeyType;
 use crate::leaf::csr::{self as policy, CheckedCsr, NodeCheck, Refusal};
 use crate::leaf::{self};
 use crate::plan::duration::{format_lifetime, parse_lifetime};
 use crate::plan::{CaRole, ClusterSpec, LeafMode, LoadedPlan};
 use crate::profile::kubeadm::{self, CA_FILES, LeafOutput, LeafSpec, SYSTEM_MASTERS};
-use crate::token::{Token, random_serial};
+use crate::token::Token;
+use crate::x509;
 use crate::x509::profile::{ID_KP_CLIENT_AUTH, eku_name};
-use crate::x509::{self, ToBeSigned};
 
 /// Key types a CSR may carry: kubeadm's five (RSA 2048/3072/4096, P-256, P-384).
 pub const ALLOWED_KEYS: [KeyType; 5] = KeyType::ALL;
@@ -467,11 +466,7 @@ pub fn preflight(loaded: &LoadedPlan, ui: Option<&Ui>) -> Result<Intake, Ceremon
     Ok(intake)
 }
 
-fn ca_of(cas: &[CaState], role: CaRole) -> Result<&CaState, CeremonyError> {
-    cas.iter()
-        .find(|c| c.role == role)
-        .ok_or_else(|| CeremonyError::Internal(format!("no {} CA to sign with", role.name())))
-}
+use crate::issue::leaf::issuer_of as ca_of;
 
 /// What is signed and where it goes, for `sign`.
 struct Leaf<'a> {
@@ -494,52 +489,15 @@ fn sign(
     now: SystemTime,
     audit: &mut dyn Audit,
 ) -> Result<String, CeremonyError> {
-    let Leaf {
-        spec,
-        spki,
-        key_type,
-        validity,
-        node,
-        file,
-    } = leaf;
-    let issuer = ca_of(cas, spec.issuer)?;
-    let start = x509::truncate(now);
-    let not_after = start + validity;
-    if not_after > issuer.not_after() {
-        return Err(CeremonyError::Outlives {
-            role: spec.issuer,
-            end: x509::fmt_time(not_after),
-            issuer_end: x509::fmt_time(issuer.not_after()),
-        });
-    }
-    let profile = kubeadm::leaf_profile(
-        spec,
-        issuer.cert.tbs_certificate().subject(),
-        &issuer.ski,
-        key_type,
-    )
-    .map_err(x509::X509Error::from)?;
-    let serial = random_serial(token)?;
-    let issued = x509::issue(
-        ToBeSigned {
-            profile: &profile,
-            serial: &serial,
-            not_before: start - BACKDATE,
-            not_after,
-            subject_spki: spki,
-            issuer_spki: &issuer.key.spki,
-            issuer_key_type: issuer.key.key_type,
-        },
-        |tbs| token.sign(&issuer.key, tbs),
-    )?;
-    audit.record(Event::CertificateIssued(cert_info(
-        &spec.display_name(),
-        node,
-        Some(&file),
-        spec.issuer.name(),
-        &issued.cert,
-        &issued.der,
-    )))?;
+    let request = crate::issue::leaf::Request {
+        spec: leaf.spec,
+        spki: leaf.spki,
+        key_type: leaf.key_type,
+        validity: leaf.validity,
+        node: leaf.node,
+        file: &leaf.file,
+    };
+    let issued = crate::issue::leaf::issue(token, cas, request, now, audit)?;
     Ok(x509::to_pem(&issued.der))
 }
 

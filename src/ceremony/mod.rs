@@ -2,11 +2,8 @@
 //! talks to the operator. Everything it prints goes to stderr through `ui`;
 //! the token, files and prompts are reached through their modules.
 
-pub mod bundle;
-pub mod ca;
 pub mod check;
 pub mod csr;
-pub mod sessions;
 
 use std::cell::RefCell;
 use std::io::IsTerminal;
@@ -18,6 +15,8 @@ use crate::audit::{self, Audit, Event, Journal};
 use crate::bundle::layout;
 use crate::bundle::outputs;
 use crate::bundle::write::{self, Staging};
+use crate::issue::ca::{self, CaState};
+use crate::issue::pipeline as bundle;
 use crate::keytype::KeyType;
 use crate::operator::{gate, interrupt, steps, ui};
 use crate::plan::{self, CaRole, CaSpec, LoadedPlan};
@@ -26,7 +25,6 @@ use crate::token::pkcs11::Pkcs11Token;
 use crate::token::uri::TokenUri;
 use crate::token::{ObjectInfo, Token, TokenError, Unfinished};
 use crate::x509;
-use ca::CaState;
 use gate::{Gate, SharedAudit};
 use steps::{Found, Known, Progress, Step};
 use ui::Ui;

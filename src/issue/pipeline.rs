@@ -37,19 +37,19 @@ use std::time::{Duration, Instant, SystemTime};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use zeroize::Zeroizing;
 
-use super::ca::{BACKDATE, CaState};
+use super::ca::CaState;
+use super::leaf;
 use super::sessions::{Sessions, Signing, thread_cpu};
-use crate::audit::event::cert_info;
 use crate::audit::{Audit, Event};
 use crate::bundle::kubeconfig::{self, Kubeconfig};
 use crate::bundle::layout::node_root;
 use crate::bundle::write::{self, Staging};
 use crate::error::CeremonyError;
-use crate::leaf::{self, LeafError, LeafKey};
+use crate::leaf::{self as keys, LeafKey};
 use crate::plan::{CaRole, ClusterSpec};
 use crate::profile::kubeadm::{self, CA_FILES, LeafOutput, LeafSpec, leaf_count};
 use crate::token::{KeyPair, SERIAL_LEN, Token, TokenError, serial_from};
-use crate::x509::{self, CertProfile, Issued, ToBeSigned};
+use crate::x509::{self, Issued};
 
 /// Certificates per journal frame (workers; a control-plane node's leaves
 /// are one frame). Fixed, so the journal's frames never depend on timing.
@@ -74,12 +74,6 @@ const SHARED_WRITE_MIN: usize = 64;
 /// Serial numbers per C_GenerateRandom.
 const SERIAL_BLOCK: usize = 64;
 
-impl From<LeafError> for CeremonyError {
-    fn from(e: LeafError) -> Self {
-        CeremonyError::Internal(e.to_string())
-    }
-}
-
 fn ca(cas: &[CaState], role: CaRole) -> &CaState {
     // `cas` holds the four roles in plan order (root, kubernetes, etcd, front-proxy).
     &cas[role as usize]
@@ -96,7 +90,7 @@ pub struct LeafRun {
     pub max_sessions: Option<usize>,
     /// The service-account key, when the run started making it early (of
     /// the cluster's `sa_key` type); None: it is made here.
-    pub sa_key: Option<leaf::KeyInBackground>,
+    pub sa_key: Option<keys::KeyInBackground>,
 }
 
 /// One file for the staging directory: path under OUT, contents, mode.
@@ -135,71 +129,27 @@ struct Leaf {
 struct Pending {
     job: Job,
     key: LeafKey,
-    profile: CertProfile,
-    not_before: SystemTime,
-    not_after: SystemTime,
-    tbs_der: Vec<u8>,
+    tbs: leaf::Prepared,
 }
 
-/// The first half of a leaf: its key, its profile and its TBS.
-fn prepare(ctx: &Ctx<'_>, job: Job) -> Result<Pending, CeremonyError> {
-    let (key, profile, not_before, not_after) = key_and_profile(ctx, &job)?;
-    let mut pending = Pending {
-        job,
-        key,
-        profile,
-        not_before,
-        not_after,
-        tbs_der: Vec::new(),
-    };
-    pending.tbs_der = x509::build(&tbs_of(ctx, &pending))?;
-    Ok(pending)
-}
-
-/// A leaf's key, profile and validity.
-fn key_and_profile(
-    ctx: &Ctx<'_>,
-    job: &Job,
-) -> Result<(LeafKey, CertProfile, SystemTime, SystemTime), CeremonyError> {
+/// The first half of a leaf: its validity and profile checked (before its
+/// key is made), its key, its TBS.
+fn prepare(ctx: &Ctx<'_>, mut job: Job) -> Result<Pending, CeremonyError> {
     let (cl, spec) = (ctx.cl, &job.spec);
     let issuer = ca(ctx.cas, spec.issuer);
-    let start = x509::truncate(ctx.now);
-    let not_after = start + cl.leaf_validity;
-    if not_after > issuer.not_after() {
-        return Err(CeremonyError::Outlives {
-            role: spec.issuer,
-            end: x509::fmt_time(not_after),
-            issuer_end: x509::fmt_time(issuer.not_after()),
-        });
-    }
-    let key: LeafKey = leaf::generate(cl.leaf_key)?;
-    let profile = kubeadm::leaf_profile(
-        spec,
-        issuer.cert.tbs_certificate().subject(),
-        &issuer.ski,
-        cl.leaf_key,
-    )
-    .map_err(x509::X509Error::from)?;
-    Ok((key, profile, start - BACKDATE, not_after))
+    // The profile needs the key's type only: a leaf that cannot be issued
+    // costs no key.
+    let profiled = leaf::profile(spec, cl.leaf_key, cl.leaf_validity, issuer, ctx.now)?;
+    let key: LeafKey = keys::generate(cl.leaf_key)?;
+    let serial = std::mem::take(&mut job.serial);
+    let tbs = leaf::prepare(profiled, &key.spki, issuer, serial)?;
+    Ok(Pending { job, key, tbs })
 }
 
-fn tbs_of<'p>(ctx: &'p Ctx<'_>, p: &'p Pending) -> ToBeSigned<'p> {
-    let issuer = &ca(ctx.cas, p.job.spec.issuer).key;
-    ToBeSigned {
-        profile: &p.profile,
-        serial: &p.job.serial,
-        not_before: p.not_before,
-        not_after: p.not_after,
-        subject_spki: &p.key.spki,
-        issuer_spki: &issuer.spki,
-        issuer_key_type: issuer.key_type,
-    }
-}
-
-/// The certificate around its signature, checked (`x509::finish`).
+/// The certificate around its signature, checked.
 fn check(ctx: &Ctx<'_>, p: &mut Pending, signature: &[u8]) -> Result<Issued, CeremonyError> {
-    let tbs_der = std::mem::take(&mut p.tbs_der);
-    Ok(x509::finish(&tbs_of(ctx, p), tbs_der, signature)?)
+    let issuer = ca(ctx.cas, p.job.spec.issuer);
+    leaf::finish(&mut p.tbs, &p.key.spki, issuer, signature)
 }
 
 /// A checked certificate's files and record. Writes nothing.
@@ -242,14 +192,7 @@ fn render(ctx: &Ctx<'_>, p: Pending, issued: Issued) -> Leaf {
         LeafOutput::CertAndKey => format!("{base}/{}.crt", spec.path),
         LeafOutput::Kubeconfig { .. } => format!("{base}/{}", spec.path),
     };
-    let event = Event::CertificateIssued(cert_info(
-        &spec.display_name(),
-        Some(node),
-        Some(&file),
-        spec.issuer.name(),
-        &issued.cert,
-        &issued.der,
-    ));
+    let event = leaf::issued_event(spec, Some(node), &file, &issued);
     Leaf {
         event: Some(event),
         files,
@@ -505,14 +448,15 @@ fn sign_chunk(
     let mut signatures = Vec::with_capacity(prepared.pending.len());
     for p in &prepared.pending {
         let key = &ca(ctx.cas, p.job.spec.issuer).key;
-        let signed = if super::interrupt::requested() || ctx.stopping.load(Ordering::Relaxed) {
-            Err(TokenError::BadSignature {
-                label: key.label.clone(),
-                what: "not signed: the run stops".into(),
-            })
-        } else {
-            sign(key, &p.tbs_der)
-        };
+        let signed =
+            if crate::operator::interrupt::requested() || ctx.stopping.load(Ordering::Relaxed) {
+                Err(TokenError::BadSignature {
+                    label: key.label.clone(),
+                    what: "not signed: the run stops".into(),
+                })
+            } else {
+                sign(key, &p.tbs.tbs_der)
+            };
         let failed = signed.is_err();
         signatures.push(signed);
         if failed {
@@ -603,7 +547,13 @@ fn finish_chunk(ctx: &Ctx<'_>, signed: Signed, pool: &Sessions<'_>) -> Vec<Outco
     let mut checked = Vec::with_capacity(signed);
     for (mut p, signature) in pending.into_iter().zip(signatures) {
         let issued = signature
-            .map_err(|e| x509::sign_failed(&tbs_of(ctx, &p), e).into())
+            .map_err(|e| {
+                x509::X509Error::Sign {
+                    subject: x509::name_text(&p.tbs.profile.subject),
+                    source: Box::new(e),
+                }
+                .into()
+            })
             .and_then(|sig| check(ctx, &mut p, &sig));
         match issued {
             Ok(issued) => checked.push((p, issued)),
@@ -949,9 +899,9 @@ pub fn write_nodes(
             .spawn_scoped(s, || -> Result<(LeafKey, String), CeremonyError> {
                 let sa = match run.sa_key.filter(|k| k.key_type() == cl.sa_key) {
                     Some(k) => k.join()?,
-                    None => leaf::generate(cl.sa_key)?,
+                    None => keys::generate(cl.sa_key)?,
                 };
-                let public = leaf::public_pem(&sa.spki).map_err(x509::X509Error::from)?;
+                let public = keys::public_pem(&sa.spki).map_err(x509::X509Error::from)?;
                 Ok((sa, public))
             })
             .map_err(spawn_failed)?;

@@ -182,7 +182,7 @@ pub trait Token {
     fn find_key_pair(&self, label: &str, key_type: KeyType) -> Result<Option<KeyPair>, TokenError>;
     /// Generates a CA key pair under `label` with CKA_ID `id`. The caller
     /// picks the id (from [`Token::random`], [`KEY_ID_LEN`] bytes) so that it
-    /// can record the intent before the token acts (see `ceremony::ca`).
+    /// can record the intent before the token acts (see `issue::ca`).
     fn generate_key_pair(
         &self,
         label: &str,
