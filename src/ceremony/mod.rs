@@ -59,18 +59,18 @@ fn interactive() -> bool {
 }
 
 /// Logs in with the given PIN, the PIN pad, or up to three prompts.
-fn login(token: &Pkcs11Token, given: Option<Pin>, ui: &Ui) -> Result<(), CeremonyError> {
+fn login(token: &dyn Token, given: Option<Pin>, ui: &Ui) -> Result<(), CeremonyError> {
     let id = token.identity().clone();
-    let (count_low, final_try, locked) = token.pin_flags()?;
-    if locked {
+    let flags = token.pin_flags()?;
+    if flags.locked {
         return Err(TokenError::PinLocked {
             token: id.to_string(),
         }
         .into());
     }
-    if final_try {
+    if flags.final_try {
         ui.warn("the token says the next wrong PIN locks the user PIN");
-    } else if count_low {
+    } else if flags.count_low {
         ui.warn("the token says a wrong PIN was entered recently; few tries are left");
     }
     if let Some(pin) = given {
@@ -90,7 +90,7 @@ fn login(token: &Pkcs11Token, given: Option<Pin>, ui: &Ui) -> Result<(), Ceremon
         match token.login(Some(&pin)) {
             Err(TokenError::PinIncorrect { .. }) if attempt < 3 => {
                 ui.warn(&format!("wrong PIN ({attempt} of 3 attempts)"));
-                if token.pin_flags()?.2 {
+                if token.pin_flags()?.locked {
                     return Err(TokenError::PinLocked {
                         token: id.to_string(),
                     }
@@ -162,7 +162,7 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
     ui.note(&format!("token {id}, firmware {}", id.firmware));
     ui.note(&format!(
         "module SHA-256 {}",
-        hex::encode(token.module_sha256)
+        hex::encode(token.module_sha256())
     ));
     // No PIN given, no terminal to prompt on and no PIN pad: nobody can log
     // in. Say so before the journal is opened, so nothing is touched.
@@ -235,7 +235,7 @@ struct Run<'a> {
     opts: &'a RunOptions,
     loaded: &'a LoadedPlan,
     module: &'a Path,
-    token: &'a Pkcs11Token,
+    token: &'a dyn Token,
     env: &'a Environment,
     ui: &'a Ui,
     /// Records of the interrupted run's journal this run continues.
@@ -494,7 +494,7 @@ fn recorded_run(
     ui.preflight(&ui::Preflight {
         loaded,
         module: r.module,
-        module_sha256: &token.module_sha256,
+        module_sha256: &token.module_sha256(),
         out: &r.opts.out,
         token: &id,
         objects: objects.as_deref(),
@@ -622,14 +622,14 @@ fn start_record(
     opts: &RunOptions,
     loaded: &LoadedPlan,
     module: &Path,
-    token: &Pkcs11Token,
+    token: &dyn Token,
     ui: &Ui,
 ) -> Result<(Journal, Environment, Option<Recovery>), CeremonyError> {
     let env = Environment {
         tool_version: env!("CARGO_PKG_VERSION").into(),
         tool_sha256: tool_sha256(),
         module_path: module.display().to_string(),
-        module_sha256: hex::encode(token.module_sha256),
+        module_sha256: hex::encode(token.module_sha256()),
         host: host_name(),
         unattended: opts.yes,
     };

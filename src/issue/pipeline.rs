@@ -1091,191 +1091,9 @@ fn drive(
 
 #[cfg(test)]
 mod tests {
-    use std::cell::{Cell, RefCell};
-    use std::collections::HashMap;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicIsize, AtomicUsize};
-
-    use spki::SubjectPublicKeyInfoOwned;
 
     use super::*;
-    use crate::keytype::KeyType;
-    use crate::token::{ObjectInfo, Signer, TokenIdentity};
-
-    /// CA keys in software, standing in for the token.
-    #[derive(Clone)]
-    enum Soft {
-        P256(p256::ecdsa::SigningKey),
-        P384(p384::ecdsa::SigningKey),
-    }
-
-    impl Soft {
-        fn sign(&self, msg: &[u8]) -> Vec<u8> {
-            use signature::Signer as _;
-            match self {
-                Soft::P256(k) => {
-                    let s: p256::ecdsa::Signature = k.sign(msg);
-                    s.to_der().as_bytes().to_vec()
-                }
-                Soft::P384(k) => {
-                    let s: p384::ecdsa::Signature = k.sign(msg);
-                    s.to_der().as_bytes().to_vec()
-                }
-            }
-        }
-    }
-
-    /// An in-memory token; `sessions` extra signing handles, or none; its
-    /// sessions sign `budget` times between them, then fail.
-    struct Fake {
-        id: TokenIdentity,
-        keys: RefCell<HashMap<Vec<u8>, Soft>>,
-        sessions: Cell<usize>,
-        signed_here: Cell<usize>,
-        counter: Cell<u64>,
-        budget: Cell<isize>,
-        /// Checkpoints passed before it says stop.
-        checkpoints: Cell<usize>,
-        /// How long each signature on a session takes (an HSM's: the
-        /// caller sleeps).
-        delay: Cell<Duration>,
-        /// Signatures being made on sessions now, and the most at once.
-        signing: Arc<(AtomicUsize, AtomicUsize)>,
-    }
-
-    impl Fake {
-        fn new() -> Fake {
-            Fake {
-                id: TokenIdentity::fake("fake", "1"),
-                keys: RefCell::default(),
-                sessions: Cell::new(0),
-                signed_here: Cell::new(0),
-                counter: Cell::new(0),
-                budget: Cell::new(isize::MAX),
-                checkpoints: Cell::new(usize::MAX),
-                delay: Cell::new(Duration::ZERO),
-                signing: Arc::default(),
-            }
-        }
-    }
-
-    struct FakeSigner {
-        keys: HashMap<Vec<u8>, Soft>,
-        budget: Arc<AtomicIsize>,
-        delay: Duration,
-        signing: Arc<(AtomicUsize, AtomicUsize)>,
-    }
-
-    impl Signer for FakeSigner {
-        fn sign(&mut self, key: &KeyPair, msg: &[u8]) -> Result<Vec<u8>, TokenError> {
-            if self.budget.fetch_sub(1, Ordering::Relaxed) <= 0 {
-                return Err(TokenError::BadSignature {
-                    label: key.label.clone(),
-                    what: "the fake token's budget is spent".into(),
-                });
-            }
-            let (now, peak) = (&self.signing.0, &self.signing.1);
-            peak.fetch_max(now.fetch_add(1, Ordering::SeqCst) + 1, Ordering::SeqCst);
-            std::thread::sleep(self.delay);
-            now.fetch_sub(1, Ordering::SeqCst);
-            Ok(self.keys[&key.id].sign(msg))
-        }
-    }
-
-    impl Token for Fake {
-        fn identity(&self) -> &TokenIdentity {
-            &self.id
-        }
-        fn require_mechanisms(&self, _: &[KeyType]) -> Result<Vec<(KeyType, String)>, TokenError> {
-            Ok(Vec::new())
-        }
-        fn objects_labelled(&self, _: &str) -> Result<Vec<ObjectInfo>, TokenError> {
-            Ok(Vec::new())
-        }
-        fn find_key_pair(&self, _: &str, _: KeyType) -> Result<Option<KeyPair>, TokenError> {
-            Ok(None)
-        }
-        fn generate_key_pair(
-            &self,
-            label: &str,
-            key_type: KeyType,
-            id: &[u8],
-        ) -> Result<KeyPair, TokenError> {
-            use der::Decode;
-            use p256::elliptic_curve::Generate;
-            use spki::EncodePublicKey;
-            let (soft, der) = match key_type {
-                KeyType::EcdsaP384 => {
-                    let k = p384::ecdsa::SigningKey::from(p384::SecretKey::try_generate().unwrap());
-                    let der = k.verifying_key().to_public_key_der().unwrap();
-                    (Soft::P384(k), der)
-                }
-                _ => {
-                    let k = p256::ecdsa::SigningKey::from(p256::SecretKey::try_generate().unwrap());
-                    let der = k.verifying_key().to_public_key_der().unwrap();
-                    (Soft::P256(k), der)
-                }
-            };
-            let id = id.to_vec();
-            self.keys.borrow_mut().insert(id.clone(), soft);
-            Ok(KeyPair {
-                label: label.into(),
-                id,
-                key_type,
-                spki: SubjectPublicKeyInfoOwned::from_der(der.as_bytes()).unwrap(),
-                flags: Default::default(),
-            })
-        }
-        fn sign(&self, key: &KeyPair, msg: &[u8]) -> Result<Vec<u8>, TokenError> {
-            self.signed_here.set(self.signed_here.get() + 1);
-            Ok(self.keys.borrow()[&key.id].sign(msg))
-        }
-        fn random(&self, len: usize) -> Result<Vec<u8>, TokenError> {
-            // Distinct, not secret: a counter through SHA-256.
-            let mut v = Vec::new();
-            while v.len() < len {
-                self.counter.set(self.counter.get() + 1);
-                v.extend_from_slice(&x509::sha256(&self.counter.get().to_le_bytes()));
-            }
-            v.truncate(len);
-            Ok(v)
-        }
-        fn find_certificate(&self, _: &str) -> Result<Option<Vec<u8>>, TokenError> {
-            Ok(None)
-        }
-        fn store_certificate(&self, _: &KeyPair, _: &[u8], _: &[u8]) -> Result<(), TokenError> {
-            Ok(())
-        }
-        fn list_objects(&self) -> Result<Vec<ObjectInfo>, TokenError> {
-            Ok(Vec::new())
-        }
-        fn signers(&self, max: usize) -> Result<Vec<Box<dyn Signer + '_>>, TokenError> {
-            let keys = self.keys.borrow().clone();
-            let budget = Arc::new(AtomicIsize::new(self.budget.get()));
-            Ok((0..self.sessions.get().min(max))
-                .map(|_| {
-                    Box::new(FakeSigner {
-                        keys: keys.clone(),
-                        budget: budget.clone(),
-                        delay: self.delay.get(),
-                        signing: self.signing.clone(),
-                    }) as Box<dyn Signer>
-                })
-                .collect())
-        }
-        fn checkpoint(&self) -> Result<(), TokenError> {
-            match self.checkpoints.get() {
-                0 => Err(TokenError::BadSignature {
-                    label: "fake".into(),
-                    what: "the fake run stops".into(),
-                }),
-                n => {
-                    self.checkpoints.set(n - 1);
-                    Ok(())
-                }
-            }
-        }
-    }
+    use crate::token::fake::Fake;
 
     /// Runs `write_nodes` into a fresh staging directory under `dir`: its
     /// outcome, what it staged and the events it recorded, in order.
@@ -1523,7 +1341,7 @@ mod tests {
         let now = SystemTime::now();
         let token = Fake::new();
         let (cl, cas) = demo_cluster(&token, 1000, now);
-        token.signed_here.set(0);
+        token.calls.borrow_mut().clear();
         // A checkpoint for each leaf dispatched (1,024 at first), then one
         // before each signature: the stop comes among the workers.
         token.checkpoints.set(1_500);
@@ -1531,7 +1349,7 @@ mod tests {
         let (outcome, st, events) = run_nodes(&token, &cas, &cl, now, d.path());
         let chain = chain(&outcome.unwrap_err());
         assert!(chain.contains("the fake run stops"), "{chain}");
-        let signed = token.signed_here.get();
+        let signed = token.calls("sign");
         assert!(signed > 34 && signed < 1_000, "{signed} signed");
         assert_records_and_files_in_step(&cl, &st, &events, signed + 1);
     }
@@ -1574,16 +1392,16 @@ mod tests {
         let now = SystemTime::now();
         let token = Fake::new();
         let (cl, cas) = demo_cluster(&token, 1000, now);
-        token.signed_here.set(0);
+        token.calls.borrow_mut().clear();
         // No extra session: every leaf is signed on this thread.
         let (files_here, events_here) = issue(&token, &cas, &cl, now);
         let leaves = leaf_count(&cl);
-        assert_eq!(token.signed_here.get(), leaves);
+        assert_eq!(token.calls("sign"), leaves);
         // Two signer sessions: none is signed here; the same files, in the same order.
         token.sessions.set(2);
-        token.signed_here.set(0);
+        token.calls.borrow_mut().clear();
         let (files, events) = issue(&token, &cas, &cl, now);
-        assert_eq!(token.signed_here.get(), 0);
+        assert_eq!(token.calls("sign"), 0);
         assert_eq!(files, files_here);
         // One record per leaf, in plan order, naming the file written for it.
         let issued = issued(&events);

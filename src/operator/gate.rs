@@ -25,7 +25,10 @@ use super::ui::{Asked, Ui};
 use crate::audit::{Audit, AuditError, Event};
 use crate::error::CeremonyError;
 use crate::keytype::KeyType;
-use crate::token::{KeyPair, ObjectInfo, Signer, Token, TokenError, TokenIdentity};
+use crate::token::pin::Pin;
+use crate::token::{
+    KeyPair, ObjectInfo, PinFlags, Signer, Token, TokenError, TokenIdentity, Unfinished,
+};
 
 /// An `Audit` shared by the flow and the gate (each records in turn).
 pub struct SharedAudit<'a, 'j>(pub &'a RefCell<&'j mut dyn Audit>);
@@ -176,6 +179,27 @@ impl Token for Gate<'_, '_> {
         self.inner.identity()
     }
 
+    fn module_sha256(&self) -> [u8; 32] {
+        self.inner.module_sha256()
+    }
+
+    fn pin_flags(&self) -> Result<PinFlags, TokenError> {
+        self.inner.pin_flags()
+    }
+
+    fn login(&self, pin: Option<&Pin>) -> Result<(), TokenError> {
+        self.inner.login(pin)
+    }
+
+    /// Recovery runs before the gate is set up; through it, not gated.
+    fn remove_unfinished(
+        &self,
+        label: &str,
+        what: Unfinished,
+    ) -> Result<Vec<ObjectInfo>, TokenError> {
+        self.inner.remove_unfinished(label, what)
+    }
+
     fn require_mechanisms(
         &self,
         key_types: &[KeyType],
@@ -297,63 +321,11 @@ impl Signer for Counted<'_> {
 mod tests {
     use super::*;
     use crate::audit::event::AckHow;
-
-    /// A token the gate must stop before: it generates nothing, and signs
-    /// (a dummy signature) only when `signs`.
-    struct Unreachable {
-        id: TokenIdentity,
-        signs: bool,
-    }
-
-    impl Token for Unreachable {
-        fn identity(&self) -> &TokenIdentity {
-            &self.id
-        }
-        fn require_mechanisms(&self, _: &[KeyType]) -> Result<Vec<(KeyType, String)>, TokenError> {
-            Ok(Vec::new())
-        }
-        fn objects_labelled(&self, _: &str) -> Result<Vec<ObjectInfo>, TokenError> {
-            Ok(Vec::new())
-        }
-        fn find_key_pair(&self, _: &str, _: KeyType) -> Result<Option<KeyPair>, TokenError> {
-            Ok(None)
-        }
-        fn generate_key_pair(
-            &self,
-            label: &str,
-            _: KeyType,
-            _: &[u8],
-        ) -> Result<KeyPair, TokenError> {
-            panic!("generated {label} although the run was stopped")
-        }
-        fn sign(&self, k: &KeyPair, _: &[u8]) -> Result<Vec<u8>, TokenError> {
-            assert!(
-                self.signs,
-                "signed with {} although the run was stopped",
-                k.label
-            );
-            Ok(vec![7])
-        }
-        fn random(&self, len: usize) -> Result<Vec<u8>, TokenError> {
-            Ok(vec![1; len])
-        }
-        fn find_certificate(&self, _: &str) -> Result<Option<Vec<u8>>, TokenError> {
-            Ok(None)
-        }
-        fn store_certificate(&self, _: &KeyPair, _: &[u8], _: &[u8]) -> Result<(), TokenError> {
-            Ok(())
-        }
-        fn list_objects(&self) -> Result<Vec<ObjectInfo>, TokenError> {
-            Ok(Vec::new())
-        }
-    }
+    use crate::token::fake::Fake;
 
     #[test]
     fn a_declined_confirmation_stops_before_the_token_and_says_why() {
-        let token = Unreachable {
-            id: TokenIdentity::fake("t", "42"),
-            signs: false,
-        };
+        let token = Fake::new();
         // Not interactive and not --yes: every confirmation is declined.
         let ui = Ui::new(false, false);
         let mut events: Vec<Event> = Vec::new();
@@ -376,30 +348,25 @@ mod tests {
         }
         drop(gate);
         assert!(events.is_empty(), "nothing recorded for a declined step");
+        assert_eq!(token.calls("generate"), 0, "the token was not asked");
     }
 
     #[test]
     fn under_yes_each_announced_operation_is_acknowledged_automatically() {
-        let token = Unreachable {
-            id: TokenIdentity::fake("t", "42"),
-            signs: true,
-        };
+        let token = Fake::new();
         let ui = Ui::new(false, true);
         let mut events: Vec<Event> = Vec::new();
         let audit: RefCell<&mut dyn Audit> = RefCell::new(&mut events);
         let progress = Progress::default();
         let gate = Gate::new(&token, &ui, &audit, "Ada", &progress);
-        let key = KeyPair {
-            label: "r".into(),
-            id: vec![1],
-            key_type: KeyType::EcdsaP256,
-            spki: spki_of_test(),
-            flags: Default::default(),
-        };
+        let key = token
+            .generate_key_pair("r", KeyType::EcdsaP256, &[1])
+            .expect("key");
         gate.announce("Sign the root certificate");
-        assert_eq!(gate.sign(&key, b"tbs").expect("signed"), vec![7]);
+        assert!(!gate.sign(&key, b"tbs").expect("signed").is_empty());
         // A leaf signature (nothing announced) is not confirmed.
-        assert_eq!(gate.sign(&key, b"leaf").expect("signed"), vec![7]);
+        assert!(!gate.sign(&key, b"leaf").expect("signed").is_empty());
+        assert_eq!(token.calls("sign"), 2);
         drop(gate);
         assert_eq!(
             events,
@@ -410,16 +377,5 @@ mod tests {
                 how: AckHow::Automatic,
             }]
         );
-    }
-
-    fn spki_of_test() -> spki::SubjectPublicKeyInfoOwned {
-        use der::Decode;
-        // A P-256 SubjectPublicKeyInfo (the generator point), DER.
-        let der = hex::decode(
-            "3059301306072a8648ce3d020106082a8648ce3d030107034200046b17d1f2e12c4247f8bce6e563a440f2\
-             77037d812deb33a0f4a13945d898c2964fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5",
-        )
-        .expect("hex");
-        spki::SubjectPublicKeyInfoOwned::from_der(&der).expect("spki")
     }
 }

@@ -6,6 +6,8 @@
 //! has no such operation, and the key templates make CA keys sensitive and
 //! non-extractable from the moment they exist.
 
+#[cfg(test)]
+pub mod fake;
 pub mod pin;
 pub mod pkcs11;
 pub mod uri;
@@ -167,9 +169,35 @@ pub enum Unfinished {
 /// Bytes of a CA key's CKA_ID (random, from the token).
 pub const KEY_ID_LEN: usize = 16;
 
+/// The token's PIN counters, for warnings before login.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PinFlags {
+    /// A wrong PIN was entered recently.
+    pub count_low: bool,
+    /// The next wrong PIN locks the user PIN.
+    pub final_try: bool,
+    pub locked: bool,
+}
+
 /// What a ceremony needs of a token.
 pub trait Token {
     fn identity(&self) -> &TokenIdentity;
+    /// SHA-256 of the PKCS#11 module the token was reached through.
+    fn module_sha256(&self) -> [u8; 32];
+    /// The PIN counters now.
+    fn pin_flags(&self) -> Result<PinFlags, TokenError>;
+    /// Logs in as the user; `None` uses the protected authentication path
+    /// (the token's PIN pad).
+    fn login(&self, pin: Option<&pin::Pin>) -> Result<(), TokenError>;
+    /// Destroys the objects labelled `label` of the classes `what` names
+    /// and returns what it destroyed: what a token kept of a write killed
+    /// midway. Only ever called for a label whose write this ceremony's
+    /// journal recorded as started and never done; it destroys nothing else.
+    fn remove_unfinished(
+        &self,
+        label: &str,
+        what: Unfinished,
+    ) -> Result<Vec<ObjectInfo>, TokenError>;
     /// Checks the token can generate and sign with each key type, before
     /// anything is generated; returns the mechanism chosen for each.
     fn require_mechanisms(

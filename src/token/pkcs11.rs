@@ -28,7 +28,9 @@ use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 
 use super::pin::Pin;
 use super::uri::TokenUri;
-use super::{KeyFlags, KeyPair, ObjectInfo, Signer, Token, TokenError, TokenIdentity, Unfinished};
+use super::{
+    KeyFlags, KeyPair, ObjectInfo, PinFlags, Signer, Token, TokenError, TokenIdentity, Unfinished,
+};
 use crate::keytype::KeyType;
 
 /// How a token signs for one key type.
@@ -183,7 +185,7 @@ impl Pkcs11Token {
     /// kill can leave a public key alone, or an object without its later
     /// attributes). Only ever called for a label whose write this ceremony's
     /// journal recorded as started and never done; it destroys nothing else.
-    pub fn remove_unfinished(
+    fn remove_unfinished_objects(
         &self,
         label: &str,
         what: Unfinished,
@@ -214,21 +216,19 @@ impl Pkcs11Token {
         Ok(removed)
     }
 
-    /// The token's PIN flags now (count low, final try, locked), for warnings before login.
-    pub fn pin_flags(&self) -> Result<(bool, bool, bool), TokenError> {
+    fn pin_flags_now(&self) -> Result<PinFlags, TokenError> {
         let info = self
             .ctx
             .get_token_info(self.slot)
             .map_err(ck("C_GetTokenInfo", &self.identity.serial))?;
-        Ok((
-            info.user_pin_count_low(),
-            info.user_pin_final_try(),
-            info.user_pin_locked(),
-        ))
+        Ok(PinFlags {
+            count_low: info.user_pin_count_low(),
+            final_try: info.user_pin_final_try(),
+            locked: info.user_pin_locked(),
+        })
     }
 
-    /// C_Login as the user; `None` uses the protected authentication path (PIN pad).
-    pub fn login(&self, pin: Option<&Pin>) -> Result<(), TokenError> {
+    fn login_user(&self, pin: Option<&Pin>) -> Result<(), TokenError> {
         let token = self.identity.serial.clone();
         let auth = pin.map(|p| cryptoki::types::AuthPin::new(Box::from(p.expose())));
         match self.session.login(UserType::User, auth.as_ref()) {
@@ -759,6 +759,22 @@ fn lock_token(serial: &str) -> Result<File, TokenError> {
 impl Token for Pkcs11Token {
     fn identity(&self) -> &TokenIdentity {
         &self.identity
+    }
+    fn module_sha256(&self) -> [u8; 32] {
+        self.module_sha256
+    }
+    fn pin_flags(&self) -> Result<PinFlags, TokenError> {
+        self.pin_flags_now()
+    }
+    fn login(&self, pin: Option<&Pin>) -> Result<(), TokenError> {
+        self.login_user(pin)
+    }
+    fn remove_unfinished(
+        &self,
+        label: &str,
+        what: Unfinished,
+    ) -> Result<Vec<ObjectInfo>, TokenError> {
+        self.remove_unfinished_objects(label, what)
     }
 
     fn require_mechanisms(
