@@ -12,9 +12,11 @@ use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 
+/// A certificate notion; re-exported while callers still name it through the plan.
+pub use crate::x509::san::San;
 pub use model::Plan;
 pub use validate::{
-    CaRole, CaSpec, ClusterSpec, ControlPlaneSpec, LeafMode, Lifetime, Problem, San, ValidPlan,
+    CaRole, CaSpec, ClusterSpec, ControlPlaneSpec, LeafMode, Lifetime, Problem, ValidPlan,
 };
 
 #[derive(Debug, thiserror::Error)]
