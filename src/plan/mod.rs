@@ -5,6 +5,7 @@
 
 pub mod duration;
 pub mod model;
+pub mod spec;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
@@ -15,9 +16,8 @@ use sha2::{Digest, Sha256};
 /// A certificate notion; re-exported while callers still name it through the plan.
 pub use crate::x509::san::San;
 pub use model::Plan;
-pub use validate::{
-    CaRole, CaSpec, ClusterSpec, ControlPlaneSpec, LeafMode, Lifetime, Problem, ValidPlan,
-};
+pub use spec::{CaRole, CaSpec, ClusterSpec, ControlPlaneSpec, LeafMode, Lifetime, ValidPlan};
+pub use validate::Problem;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {

@@ -11,8 +11,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use x509_cert::name::Name;
 
-use super::duration::{format_lifetime, parse_lifetime};
+use super::duration::parse_lifetime;
 use super::model::{CaSection, Cluster, Plan};
+use super::spec::{CaRole, CaSpec, ClusterSpec, ControlPlaneSpec, LeafMode, Lifetime, ValidPlan};
 use crate::keytype::{KeyType, key_type_names};
 use crate::token::uri::TokenUri;
 use crate::x509::san::{San, is_dns_subdomain};
@@ -32,144 +33,6 @@ impl std::fmt::Display for Problem {
             write!(f, " (got {got})")?;
         }
         Ok(())
-    }
-}
-
-/// The four CAs of the hierarchy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum CaRole {
-    Root,
-    Kubernetes,
-    Etcd,
-    FrontProxy,
-}
-
-impl CaRole {
-    pub const INTERMEDIATES: [CaRole; 3] = [CaRole::Kubernetes, CaRole::Etcd, CaRole::FrontProxy];
-
-    /// The plan section, e.g. `ca.front-proxy`.
-    pub fn section(self) -> &'static str {
-        match self {
-            CaRole::Root => "root",
-            CaRole::Kubernetes => "ca.kubernetes",
-            CaRole::Etcd => "ca.etcd",
-            CaRole::FrontProxy => "ca.front-proxy",
-        }
-    }
-
-    /// Short name used in file names and messages: root, kubernetes, etcd, front-proxy.
-    pub fn name(self) -> &'static str {
-        match self {
-            CaRole::Root => "root",
-            CaRole::Kubernetes => "kubernetes",
-            CaRole::Etcd => "etcd",
-            CaRole::FrontProxy => "front-proxy",
-        }
-    }
-
-    /// kubeadm's CN for its own CAs, our default subject for the intermediates.
-    fn default_subject(self) -> Option<&'static str> {
-        match self {
-            CaRole::Root => None,
-            CaRole::Kubernetes => Some("CN=kubernetes"),
-            CaRole::Etcd => Some("CN=etcd-ca"),
-            CaRole::FrontProxy => Some("CN=front-proxy-ca"),
-        }
-    }
-}
-
-/// How long a certificate lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lifetime {
-    /// From the moment of signing.
-    For(Duration),
-    /// Until an explicit instant.
-    Until(SystemTime),
-}
-
-impl Lifetime {
-    pub fn end(self, start: SystemTime) -> SystemTime {
-        match self {
-            Lifetime::For(d) => start + d,
-            Lifetime::Until(t) => t,
-        }
-    }
-}
-
-impl std::fmt::Display for Lifetime {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Lifetime::For(d) => f.write_str(&format_lifetime(*d)),
-            Lifetime::Until(t) => write!(f, "until {}", crate::x509::fmt_time(*t)),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct CaSpec {
-    pub role: CaRole,
-    pub label: String,
-    pub subject: Name,
-    pub key: KeyType,
-    pub lifetime: Lifetime,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LeafMode {
-    Generate,
-    Csr,
-}
-
-#[derive(Debug, Clone)]
-pub struct ControlPlaneSpec {
-    pub name: String,
-    pub address: IpAddr,
-    pub etcd_server_extra_sans: Vec<San>,
-    pub etcd_peer_extra_sans: Vec<San>,
-}
-
-/// The validated `[cluster]`: what the bundle needs to derive every profile.
-#[derive(Debug, Clone)]
-pub struct ClusterSpec {
-    pub name: String,
-    /// (major, minor) of kubeadm; decides the Organizations.
-    pub version: (u32, u32),
-    /// (host, port) of controlPlaneEndpoint, host being an IP or DNS name.
-    pub endpoint: Option<(San, u16)>,
-    pub service_cidr: (IpAddr, u8),
-    pub dns_domain: String,
-    pub bind_port: u16,
-    pub leaf_key: KeyType,
-    pub leaf_validity: Duration,
-    pub sa_key: KeyType,
-    pub apiserver_extra_sans: Vec<San>,
-    pub control_plane: Vec<ControlPlaneSpec>,
-    pub workers: Vec<String>,
-    pub mode: LeafMode,
-}
-
-/// A plan that passed validation, with every value typed.
-#[derive(Debug, Clone)]
-pub struct ValidPlan {
-    pub raw: Plan,
-    pub name: String,
-    pub administrator: String,
-    pub witnesses: Vec<String>,
-    pub token_uri: TokenUri,
-    pub module: std::path::PathBuf,
-    pub module_sha256: Option<[u8; 32]>,
-    /// `token.sessions`: leaf signing sessions at most (None: one per core).
-    pub token_sessions: Option<usize>,
-    /// Root first, then kubernetes, etcd, front-proxy.
-    pub cas: Vec<CaSpec>,
-    pub cluster: Option<ClusterSpec>,
-    pub recipients: Vec<String>,
-}
-
-impl ValidPlan {
-    pub fn ca(&self, role: CaRole) -> &CaSpec {
-        // `cas` always holds the four roles in order (built by `validate`).
-        &self.cas[role as usize]
     }
 }
 

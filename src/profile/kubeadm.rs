@@ -371,7 +371,7 @@ pub const CA_FILES: [(&str, CaRole); 3] = [
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::validate::{ControlPlaneSpec, LeafMode};
+    use crate::plan::{ControlPlaneSpec, LeafMode};
     use std::time::Duration;
 
     /// The parameters of ../shared/kubeadm/reference/kubeadm.yaml.
