@@ -16,7 +16,9 @@ use sha2::{Digest, Sha256};
 /// A certificate notion; re-exported while callers still name it through the plan.
 pub use crate::x509::san::San;
 pub use model::Plan;
-pub use spec::{CaRole, CaSpec, ClusterSpec, ControlPlaneSpec, LeafMode, Lifetime, ValidPlan};
+pub use spec::{
+    CaRole, CaSpec, ClusterSpec, ControlPlaneSpec, LeafMode, Lifetime, UserSpec, ValidPlan,
+};
 pub use validate::Problem;
 
 #[derive(Debug, thiserror::Error)]

@@ -3,12 +3,12 @@
 //! Only `validate` builds these, so holding one means the rules passed.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use x509_cert::name::Name;
 
 use super::duration::format_lifetime;
-use super::model::Plan;
 use crate::keytype::KeyType;
 use crate::token::uri::TokenUri;
 use crate::x509::san::San;
@@ -126,10 +126,25 @@ pub struct ClusterSpec {
     pub mode: LeafMode,
 }
 
+/// One `[[users]]` entry: a kubeconfig signed by the kubernetes CA, written
+/// as `users/<name>.conf`.
+#[derive(Debug, Clone)]
+pub struct UserSpec {
+    /// The certificate's CN; also a plain file name.
+    pub name: String,
+    /// The certificate's Organizations, each once.
+    pub groups: Vec<String>,
+    /// `validity`, else the cluster's `leaf_validity`.
+    pub validity: Duration,
+    /// The user's own CSR as the plan writes it (relative to the plan's
+    /// directory); None: the key is made at the ceremony.
+    pub csr: Option<PathBuf>,
+    pub allow_masters: bool,
+}
+
 /// A plan that passed validation, with every value typed.
 #[derive(Debug, Clone)]
 pub struct ValidPlan {
-    pub raw: Plan,
     pub name: String,
     pub administrator: String,
     pub witnesses: Vec<String>,
@@ -141,6 +156,14 @@ pub struct ValidPlan {
     /// Root first, then kubernetes, etcd, front-proxy.
     pub cas: Vec<CaSpec>,
     pub cluster: Option<ClusterSpec>,
+    /// `leaves.csr_dir` as the plan writes it (relative to the plan's
+    /// directory); Some exactly when the leaves come from the nodes' CSRs.
+    pub csr_dir: Option<PathBuf>,
+    /// Whether the plan names `cluster.leaf_key`: only then are the nodes'
+    /// CSRs held to that key type (they made their keys with it).
+    pub leaf_key_explicit: bool,
+    /// `[[users]]`, in plan order; never empty without a cluster.
+    pub users: Vec<UserSpec>,
     pub recipients: Vec<String>,
 }
 

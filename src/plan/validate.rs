@@ -13,7 +13,9 @@ use x509_cert::name::Name;
 
 use super::duration::parse_lifetime;
 use super::model::{CaSection, Cluster, Plan};
-use super::spec::{CaRole, CaSpec, ClusterSpec, ControlPlaneSpec, LeafMode, Lifetime, ValidPlan};
+use super::spec::{
+    CaRole, CaSpec, ClusterSpec, ControlPlaneSpec, LeafMode, Lifetime, UserSpec, ValidPlan,
+};
 use crate::keytype::{KeyType, key_type_names};
 use crate::token::uri::TokenUri;
 use crate::x509::san::{San, is_dns_subdomain};
@@ -190,30 +192,14 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
         );
     }
 
-    for (i, u) in plan.users.iter().enumerate() {
-        let path = format!("users[{i}]");
-        if !is_user_name(&u.name) {
-            p.add(
-                format!("{path}.name"),
-                "must be a user name: 1 to 128 of a-z A-Z 0-9 . _ - @, not starting with \"system:\"",
-                quoted(&u.name),
-            );
-        }
-        for (j, g) in u.groups.iter().enumerate() {
-            if g == "system:masters" && !u.allow_masters {
-                p.add(
-                    format!("{path}.groups[{j}]"),
-                    "system:masters bypasses RBAC entirely; use an RBAC group, or set allow_masters = true on this user",
-                    quoted(g),
-                );
-            }
-        }
-        if let Some(v) = &u.validity
-            && let Err(e) = parse_lifetime(v)
-        {
-            p.add(format!("{path}.validity"), e, quoted(v));
-        }
+    if plan.cluster.is_none() && !plan.users.is_empty() {
+        p.add(
+            "users",
+            "a user kubeconfig needs the [cluster] section (its server and name)",
+            None,
+        );
     }
+    let users = validate_users(plan, cluster.as_ref(), &mut p);
 
     if plan.audit.recipients.is_empty() {
         p.add(
@@ -237,8 +223,8 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
     if !p.0.is_empty() {
         return Err(p.0);
     }
-    // Both are Some when no problem was recorded.
-    let (Some(token_uri), 4) = (token_uri, cas.len()) else {
+    // Every value is there when no problem was recorded.
+    let (Some(token_uri), 4, true) = (token_uri, cas.len(), users.len() == plan.users.len()) else {
         return Err(vec![Problem {
             path: "plan".into(),
             message: "internal: validation lost a value".into(),
@@ -246,7 +232,6 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
         }]);
     };
     Ok(ValidPlan {
-        raw: plan.clone(),
         name: c.name.trim().to_string(),
         administrator: c.administrator.trim().to_string(),
         witnesses: c.witnesses.iter().map(|w| w.trim().to_string()).collect(),
@@ -255,9 +240,78 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
         module_sha256,
         token_sessions: plan.token.sessions.map(|n| n as usize),
         cas,
+        csr_dir: cluster
+            .as_ref()
+            .filter(|cl| cl.mode == LeafMode::Csr)
+            .and_then(|_| plan.leaves.as_ref()?.csr_dir.clone()),
+        leaf_key_explicit: plan
+            .cluster
+            .as_ref()
+            .is_some_and(|cl| cl.leaf_key.is_some()),
         cluster,
+        users,
         recipients: plan.audit.recipients.clone(),
     })
+}
+
+/// `[[users]]`: names that are both a CN and a file name, each once; groups
+/// that are Organizations, each once; a lifetime parsed here and only here.
+fn validate_users(plan: &Plan, cluster: Option<&ClusterSpec>, p: &mut Problems) -> Vec<UserSpec> {
+    let mut out = Vec::new();
+    let mut names = BTreeSet::new();
+    for (i, u) in plan.users.iter().enumerate() {
+        let path = format!("users[{i}]");
+        let before = p.0.len();
+        if !is_user_name(&u.name) {
+            p.add(
+                format!("{path}.name"),
+                "must be a user name: 1 to 128 of a-z A-Z 0-9 . _ - @, not starting with \"system:\"",
+                quoted(&u.name),
+            );
+        } else if u.name.starts_with('.') {
+            // The name becomes users/<name>.conf: "..", or a hidden file nobody sees.
+            p.add(
+                format!("{path}.name"),
+                "must not start with \".\": it names the file users/<name>.conf",
+                quoted(&u.name),
+            );
+        } else if !names.insert(u.name.as_str()) {
+            p.add(format!("{path}.name"), "is named twice", quoted(&u.name));
+        }
+        let mut groups = BTreeSet::new();
+        for (j, g) in u.groups.iter().enumerate() {
+            let at = format!("{path}.groups[{j}]");
+            // Each group is one O= of the certificate: an empty one names no
+            // group, and a repeated one is a slip.
+            if g.is_empty() {
+                p.add(at, "must not be empty", quoted(g));
+            } else if !groups.insert(g.as_str()) {
+                p.add(at, "is named twice", quoted(g));
+            } else if g == "system:masters" && !u.allow_masters {
+                p.add(
+                    at,
+                    "system:masters bypasses RBAC entirely; use an RBAC group, or set allow_masters = true on this user",
+                    quoted(g),
+                );
+            }
+        }
+        let validity = match &u.validity {
+            None => cluster.map(|cl| cl.leaf_validity),
+            Some(v) => parse_lifetime(v)
+                .map_err(|e| p.add(format!("{path}.validity"), e, quoted(v)))
+                .ok(),
+        };
+        if let (Some(validity), true) = (validity, p.0.len() == before) {
+            out.push(UserSpec {
+                name: u.name.clone(),
+                groups: u.groups.clone(),
+                validity,
+                csr: u.csr.clone(),
+                allow_masters: u.allow_masters,
+            });
+        }
+    }
+    out
 }
 
 fn sections_of(plan: &Plan, role: CaRole) -> CaSection {
