@@ -45,7 +45,8 @@ pub struct Context<'a> {
     pub worker_names_file: Option<&'a str>,
 }
 
-/// Labels longer than this are refused rather than truncated (design §6).
+/// Labels longer than this are refused rather than truncated: a run finds
+/// its objects again by label, so the label on the token must be the plan's.
 pub const MAX_LABEL_BYTES: usize = 32;
 /// `token.sessions` at most: each session has a signing thread of its own.
 pub const MAX_SESSIONS: u32 = 64;
