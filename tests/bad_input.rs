@@ -633,6 +633,7 @@ cases! {
     invalid_endpoint => "invalid-endpoint",
     leaf_outlives_intermediates => "leaf-outlives-intermediates",
     masters_without_allow => "masters-without-allow",
+    user_named_twice => "user-named-twice",
     empty_audit_recipients => "empty-audit-recipients",
     bad_age_recipient => "bad-age-recipient",
     // Usage, PIN source, output path (exit 2).

@@ -34,7 +34,7 @@ fn ctx() -> validate::Context<'static> {
 }
 
 /// Parses and validates; panics only if the code under test does.
-fn parse_and_validate(text: &str) -> Option<validate::ValidPlan> {
+fn parse_and_validate(text: &str) -> Option<plan::ValidPlan> {
     let raw = plan::parse(text).ok()?;
     validate::validate(&raw, &ctx()).ok()
 }

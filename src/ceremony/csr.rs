@@ -41,7 +41,7 @@ use crate::issue::ca::CaState;
 use crate::keytype::KeyType;
 use crate::leaf::csr::{self as policy, CheckedCsr, NodeCheck, Refusal};
 use crate::leaf::{self};
-use crate::plan::duration::{format_lifetime, parse_lifetime};
+use crate::plan::duration::format_lifetime;
 use crate::plan::{CaRole, ClusterSpec, LeafMode, LoadedPlan};
 use crate::profile::kubeadm::{self, CA_FILES, LeafOutput, LeafSpec, SYSTEM_MASTERS};
 use crate::token::Token;
@@ -55,16 +55,8 @@ pub const ALLOWED_KEYS: [KeyType; 5] = KeyType::ALL;
 /// encryptionAlgorithm, with which the nodes made their keys) when the plan
 /// sets it, else any of kubeadm's five. Users' CSRs may carry any of the five.
 pub fn node_key_types(loaded: &LoadedPlan) -> Vec<KeyType> {
-    match (
-        &loaded.plan.cluster,
-        loaded
-            .plan
-            .raw
-            .cluster
-            .as_ref()
-            .and_then(|c| c.leaf_key.as_ref()),
-    ) {
-        (Some(cl), Some(_)) => vec![cl.leaf_key],
+    match (&loaded.plan.cluster, loaded.plan.leaf_key_explicit) {
+        (Some(cl), true) => vec![cl.leaf_key],
         _ => ALLOWED_KEYS.to_vec(),
     }
 }
@@ -126,7 +118,7 @@ pub fn csr_dir(loaded: &LoadedPlan) -> Option<PathBuf> {
     if cl.mode != LeafMode::Csr {
         return None;
     }
-    let dir = loaded.plan.raw.leaves.as_ref()?.csr_dir.as_ref()?;
+    let dir = loaded.plan.csr_dir.as_ref()?;
     Some(plan_dir(loaded).join(dir))
 }
 
@@ -250,7 +242,7 @@ fn user_spec(cl: &ClusterSpec, name: &str, groups: &[String]) -> LeafSpec {
 }
 
 fn intake_users(loaded: &LoadedPlan) -> Result<Vec<UserIntake>, CeremonyError> {
-    let users = &loaded.plan.raw.users;
+    let users = &loaded.plan.users;
     if users.is_empty() {
         return Ok(Vec::new());
     }
@@ -261,41 +253,14 @@ fn intake_users(loaded: &LoadedPlan) -> Result<Vec<UserIntake>, CeremonyError> {
             hint,
         ));
     };
-    let mut seen = BTreeSet::new();
     let mut out = Vec::new();
-    for (i, u) in users.iter().enumerate() {
-        // The name becomes users/<name>.conf: one plain file name.
-        if u.name.is_empty() || u.name.starts_with('.') || u.name.contains(['/', '\\', '\0']) {
-            return Err(usage(
-                format!("users[{i}].name: {:?} cannot be a file name", u.name),
-                hint,
-            ));
-        }
-        if !seen.insert(u.name.clone()) {
-            return Err(usage(
-                format!("users[{i}].name: {:?} is named twice", u.name),
-                hint,
-            ));
-        }
-        let mut groups_seen = BTreeSet::new();
-        for (j, g) in u.groups.iter().enumerate() {
-            if g.is_empty() || !groups_seen.insert(g.as_str()) {
-                return Err(usage(
-                    format!("users[{i}].groups[{j}]: {g:?} is empty or named twice"),
-                    hint,
-                ));
-            }
-        }
-        let validity = match &u.validity {
-            None => cl.leaf_validity,
-            Some(v) => parse_lifetime(v)
-                .map_err(|e| usage(format!("users[{i}].validity: {e} (got {v:?})"), hint))?,
-        };
+    // The plan's rules on users (names, groups, validity) were checked by plan::load.
+    for u in users {
         let spec = user_spec(cl, &u.name, &u.groups);
         let mut user = UserIntake {
             name: u.name.clone(),
             spec,
-            validity,
+            validity: u.validity,
             csr_file: None,
             checked: None,
             key_id: None,
@@ -727,7 +692,7 @@ fn describe(spec: &LeafSpec) -> String {
 pub fn check_report(loaded: &LoadedPlan) -> Vec<String> {
     let mut out = Vec::new();
     let in_csr_mode = csr_dir(loaded).is_some();
-    if !in_csr_mode && loaded.plan.raw.users.is_empty() {
+    if !in_csr_mode && loaded.plan.users.is_empty() {
         return out;
     }
     let intake = match intake(loaded) {

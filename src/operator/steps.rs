@@ -169,7 +169,7 @@ fn ca_text(
 
 fn leaves_text(p: &LoadedPlan, out: &Path) -> String {
     let staging = crate::audit::sibling(out, "staging");
-    let users = p.plan.raw.users.len();
+    let users = p.plan.users.len();
     let users_text = match users {
         0 => String::new(),
         1 => " and 1 user kubeconfig".into(),

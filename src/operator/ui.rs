@@ -606,7 +606,7 @@ fn writes_lines(p: &LoadedPlan, out: &Path) -> Vec<String> {
             }
         }
     }
-    for u in &p.plan.raw.users {
+    for u in &p.plan.users {
         v.push(format!(
             "    users/{}.conf  kubeconfig of user {}",
             u.name, u.name

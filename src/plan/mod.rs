@@ -5,6 +5,7 @@
 
 pub mod duration;
 pub mod model;
+pub mod spec;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
@@ -12,10 +13,13 @@ use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 
+/// A certificate notion; re-exported while callers still name it through the plan.
+pub use crate::x509::san::San;
 pub use model::Plan;
-pub use validate::{
-    CaRole, CaSpec, ClusterSpec, ControlPlaneSpec, LeafMode, Lifetime, Problem, San, ValidPlan,
+pub use spec::{
+    CaRole, CaSpec, ClusterSpec, ControlPlaneSpec, LeafMode, Lifetime, UserSpec, ValidPlan,
 };
+pub use validate::Problem;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -169,6 +173,33 @@ mod tests {
             "leaf_key = \"ecdsa-p256\"\nservice_account_key = \"rsa-2048\"\n",
         );
         assert_eq!(sa_key(&explicit), ("ecdsa-p256", "rsa-2048"));
+    }
+
+    /// The one problem `load` finds itself: a names_file it cannot read.
+    #[test]
+    fn an_unreadable_names_file_is_a_plan_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let demo = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("ceremony/plans/demo.toml"),
+        )
+        .unwrap();
+        let p = dir.path().join("plan.toml");
+        let text = demo.replace(
+            "names = [\"worker1\", \"worker2\"]\n",
+            "names_file = \"workers.txt\"\n",
+        );
+        std::fs::write(&p, text).unwrap();
+        let Err(PlanError::Invalid { problems, .. }) = load(&p, SystemTime::now()) else {
+            panic!("a missing names_file was accepted");
+        };
+        let full = dir.path().join("workers.txt");
+        assert_eq!(
+            problems.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            [format!(
+                "cluster.workers.names_file: cannot read {}: No such file or directory (os error 2) (got \"workers.txt\")",
+                full.display()
+            )]
+        );
     }
 
     #[test]

@@ -11,10 +11,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use x509_cert::name::Name;
 
-use super::duration::{format_lifetime, parse_lifetime};
+use super::duration::parse_lifetime;
 use super::model::{CaSection, Cluster, Plan};
+use super::spec::{
+    CaRole, CaSpec, ClusterSpec, ControlPlaneSpec, LeafMode, Lifetime, UserSpec, ValidPlan,
+};
 use crate::keytype::{KeyType, key_type_names};
 use crate::token::uri::TokenUri;
+use crate::x509::san::{San, is_dns_subdomain};
 
 /// One thing wrong with the plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,188 +38,6 @@ impl std::fmt::Display for Problem {
     }
 }
 
-/// The four CAs of the hierarchy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum CaRole {
-    Root,
-    Kubernetes,
-    Etcd,
-    FrontProxy,
-}
-
-impl CaRole {
-    pub const INTERMEDIATES: [CaRole; 3] = [CaRole::Kubernetes, CaRole::Etcd, CaRole::FrontProxy];
-
-    /// The plan section, e.g. `ca.front-proxy`.
-    pub fn section(self) -> &'static str {
-        match self {
-            CaRole::Root => "root",
-            CaRole::Kubernetes => "ca.kubernetes",
-            CaRole::Etcd => "ca.etcd",
-            CaRole::FrontProxy => "ca.front-proxy",
-        }
-    }
-
-    /// Short name used in file names and messages: root, kubernetes, etcd, front-proxy.
-    pub fn name(self) -> &'static str {
-        match self {
-            CaRole::Root => "root",
-            CaRole::Kubernetes => "kubernetes",
-            CaRole::Etcd => "etcd",
-            CaRole::FrontProxy => "front-proxy",
-        }
-    }
-
-    /// kubeadm's CN for its own CAs, our default subject for the intermediates.
-    fn default_subject(self) -> Option<&'static str> {
-        match self {
-            CaRole::Root => None,
-            CaRole::Kubernetes => Some("CN=kubernetes"),
-            CaRole::Etcd => Some("CN=etcd-ca"),
-            CaRole::FrontProxy => Some("CN=front-proxy-ca"),
-        }
-    }
-}
-
-/// How long a certificate lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lifetime {
-    /// From the moment of signing.
-    For(Duration),
-    /// Until an explicit instant.
-    Until(SystemTime),
-}
-
-impl Lifetime {
-    pub fn end(self, start: SystemTime) -> SystemTime {
-        match self {
-            Lifetime::For(d) => start + d,
-            Lifetime::Until(t) => t,
-        }
-    }
-}
-
-impl std::fmt::Display for Lifetime {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Lifetime::For(d) => f.write_str(&format_lifetime(*d)),
-            Lifetime::Until(t) => write!(f, "until {}", crate::x509::fmt_time(*t)),
-        }
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct CaSpec {
-    pub role: CaRole,
-    pub label: String,
-    pub subject: Name,
-    pub key: KeyType,
-    pub lifetime: Lifetime,
-}
-
-/// A SAN as kubeadm puts it in a certificate.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum San {
-    Dns(String),
-    Ip(IpAddr),
-}
-
-impl San {
-    /// kubeadm's rule for certSANs: an IP if it parses as one, else a DNS name.
-    pub fn parse(s: &str) -> Result<San, String> {
-        if let Ok(ip) = IpAddr::from_str(s) {
-            return Ok(San::Ip(ip));
-        }
-        let name = s.strip_prefix("*.").unwrap_or(s);
-        // "10.0.0.300" is a valid DNS subdomain but surely a mistyped IP; a
-        // top-level label is never all digits (RFC 3696 §2), so refuse it.
-        if name.contains('.')
-            && name
-                .rsplit('.')
-                .next()
-                .is_some_and(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()))
-        {
-            return Err(
-                "is not a valid IP address, and a DNS name never ends in an all-numeric label"
-                    .into(),
-            );
-        }
-        if is_dns_subdomain(name) {
-            Ok(San::Dns(s.to_string()))
-        } else {
-            Err("is neither an IP address nor a valid DNS name".into())
-        }
-    }
-}
-
-impl std::fmt::Display for San {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            San::Dns(d) => write!(f, "DNS:{d}"),
-            San::Ip(ip) => write!(f, "IP:{ip}"),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LeafMode {
-    Generate,
-    Csr,
-}
-
-#[derive(Debug, Clone)]
-pub struct ControlPlaneSpec {
-    pub name: String,
-    pub address: IpAddr,
-    pub etcd_server_extra_sans: Vec<San>,
-    pub etcd_peer_extra_sans: Vec<San>,
-}
-
-/// The validated `[cluster]`: what the bundle needs to derive every profile.
-#[derive(Debug, Clone)]
-pub struct ClusterSpec {
-    pub name: String,
-    /// (major, minor) of kubeadm; decides the Organizations.
-    pub version: (u32, u32),
-    /// (host, port) of controlPlaneEndpoint, host being an IP or DNS name.
-    pub endpoint: Option<(San, u16)>,
-    pub service_cidr: (IpAddr, u8),
-    pub dns_domain: String,
-    pub bind_port: u16,
-    pub leaf_key: KeyType,
-    pub leaf_validity: Duration,
-    pub sa_key: KeyType,
-    pub apiserver_extra_sans: Vec<San>,
-    pub control_plane: Vec<ControlPlaneSpec>,
-    pub workers: Vec<String>,
-    pub mode: LeafMode,
-}
-
-/// A plan that passed validation, with every value typed.
-#[derive(Debug, Clone)]
-pub struct ValidPlan {
-    pub raw: Plan,
-    pub name: String,
-    pub administrator: String,
-    pub witnesses: Vec<String>,
-    pub token_uri: TokenUri,
-    pub module: std::path::PathBuf,
-    pub module_sha256: Option<[u8; 32]>,
-    /// `token.sessions`: leaf signing sessions at most (None: one per core).
-    pub token_sessions: Option<usize>,
-    /// Root first, then kubernetes, etcd, front-proxy.
-    pub cas: Vec<CaSpec>,
-    pub cluster: Option<ClusterSpec>,
-    pub recipients: Vec<String>,
-}
-
-impl ValidPlan {
-    pub fn ca(&self, role: CaRole) -> &CaSpec {
-        // `cas` always holds the four roles in order (built by `validate`).
-        &self.cas[role as usize]
-    }
-}
-
 /// What validation needs from outside the plan text.
 pub struct Context<'a> {
     pub now: SystemTime,
@@ -223,7 +45,8 @@ pub struct Context<'a> {
     pub worker_names_file: Option<&'a str>,
 }
 
-/// Labels longer than this are refused rather than truncated (design §6).
+/// Labels longer than this are refused rather than truncated: a run finds
+/// its objects again by label, so the label on the token must be the plan's.
 pub const MAX_LABEL_BYTES: usize = 32;
 /// `token.sessions` at most: each session has a signing thread of its own.
 pub const MAX_SESSIONS: u32 = 64;
@@ -231,7 +54,11 @@ pub const MAX_SESSIONS: u32 = 64;
 struct Problems(Vec<Problem>);
 
 impl Problems {
+    #[track_caller]
     fn add(&mut self, path: impl Into<String>, message: impl Into<String>, got: Option<String>) {
+        // Lets the rules' table check that every call site has a row.
+        #[cfg(test)]
+        tests::reached(std::panic::Location::caller().line());
         self.0.push(Problem {
             path: path.into(),
             message: message.into(),
@@ -370,30 +197,14 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
         );
     }
 
-    for (i, u) in plan.users.iter().enumerate() {
-        let path = format!("users[{i}]");
-        if !is_user_name(&u.name) {
-            p.add(
-                format!("{path}.name"),
-                "must be a user name: 1 to 128 of a-z A-Z 0-9 . _ - @, not starting with \"system:\"",
-                quoted(&u.name),
-            );
-        }
-        for (j, g) in u.groups.iter().enumerate() {
-            if g == "system:masters" && !u.allow_masters {
-                p.add(
-                    format!("{path}.groups[{j}]"),
-                    "system:masters bypasses RBAC entirely; use an RBAC group, or set allow_masters = true on this user",
-                    quoted(g),
-                );
-            }
-        }
-        if let Some(v) = &u.validity
-            && let Err(e) = parse_lifetime(v)
-        {
-            p.add(format!("{path}.validity"), e, quoted(v));
-        }
+    if plan.cluster.is_none() && !plan.users.is_empty() {
+        p.add(
+            "users",
+            "a user kubeconfig needs the [cluster] section (its server and name)",
+            None,
+        );
     }
+    let users = validate_users(plan, cluster.as_ref(), &mut p);
 
     if plan.audit.recipients.is_empty() {
         p.add(
@@ -417,8 +228,8 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
     if !p.0.is_empty() {
         return Err(p.0);
     }
-    // Both are Some when no problem was recorded.
-    let (Some(token_uri), 4) = (token_uri, cas.len()) else {
+    // Every value is there when no problem was recorded.
+    let (Some(token_uri), 4, true) = (token_uri, cas.len(), users.len() == plan.users.len()) else {
         return Err(vec![Problem {
             path: "plan".into(),
             message: "internal: validation lost a value".into(),
@@ -426,7 +237,6 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
         }]);
     };
     Ok(ValidPlan {
-        raw: plan.clone(),
         name: c.name.trim().to_string(),
         administrator: c.administrator.trim().to_string(),
         witnesses: c.witnesses.iter().map(|w| w.trim().to_string()).collect(),
@@ -435,9 +245,78 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
         module_sha256,
         token_sessions: plan.token.sessions.map(|n| n as usize),
         cas,
+        csr_dir: cluster
+            .as_ref()
+            .filter(|cl| cl.mode == LeafMode::Csr)
+            .and_then(|_| plan.leaves.as_ref()?.csr_dir.clone()),
+        leaf_key_explicit: plan
+            .cluster
+            .as_ref()
+            .is_some_and(|cl| cl.leaf_key.is_some()),
         cluster,
+        users,
         recipients: plan.audit.recipients.clone(),
     })
+}
+
+/// `[[users]]`: names that are both a CN and a file name, each once; groups
+/// that are Organizations, each once; a lifetime parsed here and only here.
+fn validate_users(plan: &Plan, cluster: Option<&ClusterSpec>, p: &mut Problems) -> Vec<UserSpec> {
+    let mut out = Vec::new();
+    let mut names = BTreeSet::new();
+    for (i, u) in plan.users.iter().enumerate() {
+        let path = format!("users[{i}]");
+        let before = p.0.len();
+        if !is_user_name(&u.name) {
+            p.add(
+                format!("{path}.name"),
+                "must be a user name: 1 to 128 of a-z A-Z 0-9 . _ - @, not starting with \"system:\"",
+                quoted(&u.name),
+            );
+        } else if u.name.starts_with('.') {
+            // The name becomes users/<name>.conf: "..", or a hidden file nobody sees.
+            p.add(
+                format!("{path}.name"),
+                "must not start with \".\": it names the file users/<name>.conf",
+                quoted(&u.name),
+            );
+        } else if !names.insert(u.name.as_str()) {
+            p.add(format!("{path}.name"), "is named twice", quoted(&u.name));
+        }
+        let mut groups = BTreeSet::new();
+        for (j, g) in u.groups.iter().enumerate() {
+            let at = format!("{path}.groups[{j}]");
+            // Each group is one O= of the certificate: an empty one names no
+            // group, and a repeated one is a slip.
+            if g.is_empty() {
+                p.add(at, "must not be empty", quoted(g));
+            } else if !groups.insert(g.as_str()) {
+                p.add(at, "is named twice", quoted(g));
+            } else if g == "system:masters" && !u.allow_masters {
+                p.add(
+                    at,
+                    "system:masters bypasses RBAC entirely; use an RBAC group, or set allow_masters = true on this user",
+                    quoted(g),
+                );
+            }
+        }
+        let validity = match &u.validity {
+            None => cluster.map(|cl| cl.leaf_validity),
+            Some(v) => parse_lifetime(v)
+                .map_err(|e| p.add(format!("{path}.validity"), e, quoted(v)))
+                .ok(),
+        };
+        if let (Some(validity), true) = (validity, p.0.len() == before) {
+            out.push(UserSpec {
+                name: u.name.clone(),
+                groups: u.groups.clone(),
+                validity,
+                csr: u.csr.clone(),
+                allow_masters: u.allow_masters,
+            });
+        }
+    }
+    out
 }
 
 fn sections_of(plan: &Plan, role: CaRole) -> CaSection {
@@ -907,86 +786,5 @@ fn is_user_name(s: &str) -> bool {
         && !s.starts_with("system:")
 }
 
-/// RFC 1123 subdomain as Kubernetes checks node names: lowercase labels of
-/// [a-z0-9-], not starting or ending with '-', at most 63 bytes, 253 in all.
-pub fn is_dns_subdomain(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 253
-        && s.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-        })
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn versions() {
-        assert_eq!(parse_version("v1.31"), Some((1, 31)));
-        assert_eq!(parse_version("1.28.3"), Some((1, 28)));
-        assert_eq!(parse_version("v1.24.0-alpha.1"), Some((1, 24)));
-        assert_eq!(parse_version("one"), None);
-    }
-
-    #[test]
-    fn endpoints() {
-        assert_eq!(
-            parse_endpoint("10.0.0.1", 6443).unwrap(),
-            (San::Ip("10.0.0.1".parse().unwrap()), 6443)
-        );
-        assert_eq!(
-            parse_endpoint("k8s.example.com:443", 6443).unwrap(),
-            (San::Dns("k8s.example.com".into()), 443)
-        );
-        assert_eq!(
-            parse_endpoint("[fd00::1]:6443", 1).unwrap(),
-            (San::Ip("fd00::1".parse().unwrap()), 6443)
-        );
-        assert!(parse_endpoint("k8s.example.com:0", 6443).is_err());
-        assert!(parse_endpoint("bad_host", 6443).is_err());
-    }
-
-    #[test]
-    fn sans_and_names() {
-        assert_eq!(
-            San::parse("*.example.com").unwrap(),
-            San::Dns("*.example.com".into())
-        );
-        assert!(San::parse("not a name").is_err());
-        assert!(is_dns_subdomain("cp-1.example"));
-        assert!(!is_dns_subdomain("CP1"));
-        assert!(!is_dns_subdomain("-cp"));
-    }
-
-    #[test]
-    fn cidrs() {
-        assert_eq!(parse_cidr("10.96.0.0/12").unwrap().1, 12);
-        assert!(parse_cidr("10.96.0.0/31").is_err());
-        assert!(parse_cidr("fd00::/108").is_ok());
-        assert!(
-            parse_cidr("10.96.0.1/12")
-                .unwrap_err()
-                .contains("host bits")
-        );
-        assert!(parse_cidr("fd00::1/108").unwrap_err().contains("host bits"));
-    }
-
-    #[test]
-    fn subjects_and_users() {
-        assert!(parse_subject("CN=Root,O=Example").is_ok());
-        assert_eq!(parse_subject("CN=").unwrap_err(), "has an empty CN");
-        assert_eq!(
-            parse_subject("O=Example").unwrap_err(),
-            "must contain a CN="
-        );
-        assert!(is_user_name("alice@example.com"));
-        assert!(!is_user_name("alice smith"));
-        assert!(!is_user_name("system:admin"));
-    }
-}
+mod tests;

@@ -379,7 +379,7 @@ pub fn leaf_count(cl: &ClusterSpec) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::validate::{ControlPlaneSpec, LeafMode};
+    use crate::plan::{ControlPlaneSpec, LeafMode};
     use std::time::Duration;
 
     /// The parameters of ../shared/kubeadm/reference/kubeadm.yaml.

@@ -356,7 +356,6 @@ pub fn plan_facts(path: &Path, now: SystemTime) -> Result<PlanFacts, VerifyError
         .collect();
     let users = loaded
         .plan
-        .raw
         .users
         .iter()
         .map(|u| (u.name.clone(), u.groups.clone()))

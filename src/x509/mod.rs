@@ -6,6 +6,7 @@
 //! the token returned and checks them.
 
 pub mod profile;
+pub mod san;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -581,7 +582,7 @@ pub(crate) mod tests {
     /// serials the token's random makes, and one that needs a zero octet.
     #[test]
     fn build_is_byte_for_byte_what_x509_certs_builder_makes() {
-        use crate::plan::San;
+        use super::san::San;
         let (ca, leaf_spki, client) = fixture();
         let ca_spki = spki_of(&ca);
         let root = Name::from_str("CN=Ceremony Root CA,O=Example\\, Inc.,C=CH").unwrap();

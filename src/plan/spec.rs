@@ -1,0 +1,175 @@
+//! The plan as validated: every value typed, every rule already checked.
+//!
+//! Only `validate` builds these, so holding one means the rules passed.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use x509_cert::name::Name;
+
+use super::duration::format_lifetime;
+use crate::keytype::KeyType;
+use crate::token::uri::TokenUri;
+use crate::x509::san::San;
+
+/// The four CAs of the hierarchy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CaRole {
+    Root,
+    Kubernetes,
+    Etcd,
+    FrontProxy,
+}
+
+impl CaRole {
+    pub const INTERMEDIATES: [CaRole; 3] = [CaRole::Kubernetes, CaRole::Etcd, CaRole::FrontProxy];
+
+    /// The plan section, e.g. `ca.front-proxy`.
+    pub fn section(self) -> &'static str {
+        match self {
+            CaRole::Root => "root",
+            CaRole::Kubernetes => "ca.kubernetes",
+            CaRole::Etcd => "ca.etcd",
+            CaRole::FrontProxy => "ca.front-proxy",
+        }
+    }
+
+    /// Short name used in file names and messages: root, kubernetes, etcd, front-proxy.
+    pub fn name(self) -> &'static str {
+        match self {
+            CaRole::Root => "root",
+            CaRole::Kubernetes => "kubernetes",
+            CaRole::Etcd => "etcd",
+            CaRole::FrontProxy => "front-proxy",
+        }
+    }
+
+    /// kubeadm's CN for its own CAs, our default subject for the intermediates.
+    pub(super) fn default_subject(self) -> Option<&'static str> {
+        match self {
+            CaRole::Root => None,
+            CaRole::Kubernetes => Some("CN=kubernetes"),
+            CaRole::Etcd => Some("CN=etcd-ca"),
+            CaRole::FrontProxy => Some("CN=front-proxy-ca"),
+        }
+    }
+}
+
+/// How long a certificate lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifetime {
+    /// From the moment of signing.
+    For(Duration),
+    /// Until an explicit instant.
+    Until(SystemTime),
+}
+
+impl Lifetime {
+    pub fn end(self, start: SystemTime) -> SystemTime {
+        match self {
+            Lifetime::For(d) => start + d,
+            Lifetime::Until(t) => t,
+        }
+    }
+}
+
+impl std::fmt::Display for Lifetime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Lifetime::For(d) => f.write_str(&format_lifetime(*d)),
+            Lifetime::Until(t) => write!(f, "until {}", crate::x509::fmt_time(*t)),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct CaSpec {
+    pub role: CaRole,
+    pub label: String,
+    pub subject: Name,
+    pub key: KeyType,
+    pub lifetime: Lifetime,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeafMode {
+    Generate,
+    Csr,
+}
+
+#[derive(Debug, Clone)]
+pub struct ControlPlaneSpec {
+    pub name: String,
+    pub address: IpAddr,
+    pub etcd_server_extra_sans: Vec<San>,
+    pub etcd_peer_extra_sans: Vec<San>,
+}
+
+/// The validated `[cluster]`: what the bundle needs to derive every profile.
+#[derive(Debug, Clone)]
+pub struct ClusterSpec {
+    pub name: String,
+    /// (major, minor) of kubeadm; decides the Organizations.
+    pub version: (u32, u32),
+    /// (host, port) of controlPlaneEndpoint, host being an IP or DNS name.
+    pub endpoint: Option<(San, u16)>,
+    pub service_cidr: (IpAddr, u8),
+    pub dns_domain: String,
+    pub bind_port: u16,
+    pub leaf_key: KeyType,
+    pub leaf_validity: Duration,
+    pub sa_key: KeyType,
+    pub apiserver_extra_sans: Vec<San>,
+    pub control_plane: Vec<ControlPlaneSpec>,
+    pub workers: Vec<String>,
+    pub mode: LeafMode,
+}
+
+/// One `[[users]]` entry: a kubeconfig signed by the kubernetes CA, written
+/// as `users/<name>.conf`.
+#[derive(Debug, Clone)]
+pub struct UserSpec {
+    /// The certificate's CN; also a plain file name.
+    pub name: String,
+    /// The certificate's Organizations, each once.
+    pub groups: Vec<String>,
+    /// `validity`, else the cluster's `leaf_validity`.
+    pub validity: Duration,
+    /// The user's own CSR as the plan writes it (relative to the plan's
+    /// directory); None: the key is made at the ceremony.
+    pub csr: Option<PathBuf>,
+    pub allow_masters: bool,
+}
+
+/// A plan that passed validation, with every value typed.
+#[derive(Debug, Clone)]
+pub struct ValidPlan {
+    pub name: String,
+    pub administrator: String,
+    pub witnesses: Vec<String>,
+    pub token_uri: TokenUri,
+    pub module: std::path::PathBuf,
+    pub module_sha256: Option<[u8; 32]>,
+    /// `token.sessions`: leaf signing sessions at most (None: one per core).
+    pub token_sessions: Option<usize>,
+    /// Root first, then kubernetes, etcd, front-proxy.
+    pub cas: Vec<CaSpec>,
+    pub cluster: Option<ClusterSpec>,
+    /// `leaves.csr_dir` as the plan writes it (relative to the plan's
+    /// directory); Some exactly when the leaves come from the nodes' CSRs.
+    pub csr_dir: Option<PathBuf>,
+    /// Whether the plan names `cluster.leaf_key`: only then are the nodes'
+    /// CSRs held to that key type (they made their keys with it).
+    pub leaf_key_explicit: bool,
+    /// `[[users]]`, in plan order; never empty without a cluster.
+    pub users: Vec<UserSpec>,
+    pub recipients: Vec<String>,
+}
+
+impl ValidPlan {
+    pub fn ca(&self, role: CaRole) -> &CaSpec {
+        // `cas` always holds the four roles in order (built by `validate`).
+        &self.cas[role as usize]
+    }
+}

@@ -1,0 +1,427 @@
+//! Every rule of the validator as a row: a base plan that passes, one edit,
+//! and the exact problems it must produce (nothing more);
+//! `every_problem_site_has_a_row` checks that each `Problems::add` call site
+//! is reached by some row.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::time::{Duration, UNIX_EPOCH};
+
+use super::*;
+
+thread_local! {
+    static REACHED: RefCell<BTreeSet<u32>> = const { RefCell::new(BTreeSet::new()) };
+}
+
+/// Called by `Problems::add` with the line of its call site.
+pub(super) fn reached(line: u32) {
+    REACHED.with(|r| r.borrow_mut().insert(line));
+}
+
+/// A plan every rule passes; each CA's key and validity differ so that a
+/// row can change one of them by its exact text.
+const BASE: &str = r#"[ceremony]
+name = "table"
+administrator = "Ada Admin"
+witnesses = ["Wendy", "Walter"]
+
+[token]
+uri = "pkcs11:token=k8s-root"
+module = "/usr/lib/softhsm/libsofthsm2.so"
+
+[root]
+label = "root-ca"
+subject = "CN=Test Root CA,O=Test"
+key = "ecdsa-p384"
+validity = "20y"
+
+[ca.kubernetes]
+label = "kubernetes-ca"
+key = "ecdsa-p256"
+validity = "10y"
+
+[ca.etcd]
+label = "etcd-ca"
+key = "rsa-2048"
+validity = "9y"
+
+[ca.front-proxy]
+label = "front-proxy-ca"
+key = "rsa-3072"
+validity = "8y"
+
+[cluster]
+name = "kubernetes"
+kubernetes_version = "v1.31"
+control_plane_endpoint = "k8s.test.internal:6443"
+leaf_key = "ecdsa-p256"
+leaf_validity = "365d"
+apiserver_extra_sans = ["k8s.test.internal"]
+
+[[cluster.control_plane]]
+name = "cp1"
+address = "10.0.0.11"
+
+[cluster.workers]
+names = ["worker1"]
+
+[[users]]
+name = "alice"
+groups = ["ops"]
+
+[audit]
+recipients = ["age1rfjvanyx48qxdll0q8wkrca6kpkfluxp4gal0ws7cp4awt900vpsf0sp9u"]
+"#;
+
+/// What `cluster.workers.names_file` holds when a row names one.
+const WORKERS_FILE: &str = "# one name a line\nworker2\n\nworker1\n";
+
+/// 2026-11-23T00:00:00Z: a fixed clock, so "in the past" and every end is reproducible.
+fn ctx() -> Context<'static> {
+    Context {
+        now: UNIX_EPOCH + Duration::from_secs(1_795_392_000),
+        worker_names_file: Some(WORKERS_FILE),
+    }
+}
+
+/// Applies each (exact text, replacement) to the base plan; each text must occur once.
+fn edited(edits: &[(&str, &str)]) -> String {
+    let mut text = BASE.to_string();
+    for (from, to) in edits {
+        assert_eq!(text.matches(from).count(), 1, "{from:?} must occur once");
+        text = text.replace(from, to);
+    }
+    text
+}
+
+fn problems(text: &str) -> Vec<String> {
+    let plan = crate::plan::parse(text).unwrap_or_else(|e| panic!("not a plan: {e:?}"));
+    match validate(&plan, &ctx()) {
+        Ok(_) => Vec::new(),
+        Err(ps) => ps.iter().map(ToString::to_string).collect(),
+    }
+}
+
+/// (rule, edits of the base plan, every problem in order).
+type Row = (
+    &'static str,
+    &'static [(&'static str, &'static str)],
+    &'static [&'static str],
+);
+
+/// Texts of the base plan that rows remove or replace whole.
+const CLUSTER: &str = r#"[cluster]
+name = "kubernetes"
+kubernetes_version = "v1.31"
+control_plane_endpoint = "k8s.test.internal:6443"
+leaf_key = "ecdsa-p256"
+leaf_validity = "365d"
+apiserver_extra_sans = ["k8s.test.internal"]
+
+[[cluster.control_plane]]
+name = "cp1"
+address = "10.0.0.11"
+
+[cluster.workers]
+names = ["worker1"]
+"#;
+const USER: &str = "[[users]]\nname = \"alice\"\ngroups = [\"ops\"]\n";
+const RECIPIENT: &str = r#""age1rfjvanyx48qxdll0q8wkrca6kpkfluxp4gal0ws7cp4awt900vpsf0sp9u""#;
+
+#[rustfmt::skip]
+const ROWS: &[Row] = &[
+    // [ceremony]
+    ("ceremony name empty", &[(r#"name = "table""#, r#"name = " ""#)],
+        &[r#"ceremony.name: must not be empty (got " ")"#]),
+    ("administrator empty", &[(r#""Ada Admin""#, r#""""#)],
+        &[r#"ceremony.administrator: must not be empty (got "")"#]),
+    ("witness empty", &[(r#"["Wendy", "Walter"]"#, r#"["Wendy", " "]"#)],
+        &[r#"ceremony.witnesses[1]: must not be empty (got " ")"#]),
+    ("witness twice, case and blanks aside", &[(r#"["Wendy", "Walter"]"#, r#"["Wendy", "wendy "]"#)],
+        &[r#"ceremony.witnesses[1]: is named twice (got "wendy ")"#]),
+    // [token]
+    ("uri without scheme", &[(r#""pkcs11:token=k8s-root""#, r#""k8s-root""#)],
+        &[r#"token.uri: must start with "pkcs11:" (RFC 7512) (got "k8s-root")"#]),
+    ("uri with a PIN, shown redacted", &[(r#""pkcs11:token=k8s-root""#, r#""pkcs11:token=k8s-root?pin-value=1234""#)],
+        &[r#"token.uri: must not carry a PIN (pin-value/pin-source): use --pin-file, the prompt or the PIN pad (got "pkcs11:token=k8s-root?pin-value=(redacted)")"#]),
+    ("uri by slot", &[(r#""pkcs11:token=k8s-root""#, r#""pkcs11:slot-id=0""#)],
+        &[r#"token.uri: selects by "slot-id": choose the token by token= or serial=, slots are renumbered (got "pkcs11:slot-id=0")"#]),
+    ("uri names no token", &[(r#""pkcs11:token=k8s-root""#, r#""pkcs11:model=SoftHSM%20v2""#)],
+        &[r#"token.uri: must name the token by token= or serial= (got "pkcs11:model=SoftHSM%20v2")"#]),
+    ("module empty", &[(r#"module = "/usr/lib/softhsm/libsofthsm2.so""#, r#"module = """#)],
+        &[r#"token.module: must be the path of a PKCS#11 module (got "")"#]),
+    ("module_sha256 not hex", &[("[token]\n", "[token]\nmodule_sha256 = \"abc\"\n")],
+        &[r#"token.module_sha256: must be 64 hex digits (sha256sum of the module) (got "abc")"#]),
+    ("sessions zero", &[("[token]\n", "[token]\nsessions = 0\n")],
+        &["token.sessions: must be between 1 and 64 (got 0)"]),
+    ("sessions above the limit", &[("[token]\n", "[token]\nsessions = 65\n")],
+        &["token.sessions: must be between 1 and 64 (got 65)"]),
+    // [root], [ca.*]
+    ("label used twice", &[(r#"label = "etcd-ca""#, r#"label = "kubernetes-ca""#)],
+        &[r#"ca.etcd.label: is used by another CA of this plan; each key needs its own label (got "kubernetes-ca")"#]),
+    ("label empty", &[(r#"label = "etcd-ca""#, r#"label = """#)],
+        &[r#"ca.etcd.label: must not be empty (got "")"#]),
+    ("label too long", &[(r#"label = "etcd-ca""#, r#"label = "etcd-ca-with-a-label-of-33-bytes!""#)],
+        &[r#"ca.etcd.label: is 33 bytes; a token label is at most 32 bytes (got "etcd-ca-with-a-label-of-33-bytes!")"#]),
+    ("label with a control character", &[(r#"label = "etcd-ca""#, r#"label = "etcd\tca""#)],
+        &[r#"ca.etcd.label: must not contain control characters (got "etcd\tca")"#]),
+    ("root without subject", &[("subject = \"CN=Test Root CA,O=Test\"\n", "")],
+        &[r#"root.subject: is required for the root, e.g. "CN=Example Kubernetes Root CA,O=Example""#]),
+    ("subject not RFC 4514", &[(r#""CN=Test Root CA,O=Test""#, r#""Test Root CA""#)],
+        &[r#"root.subject: is not an RFC 4514 distinguished name, e.g. "CN=Example Root CA,O=Example" (got "Test Root CA")"#]),
+    ("subject without CN", &[(r#""CN=Test Root CA,O=Test""#, r#""O=Test""#)],
+        &[r#"root.subject: must contain a CN= (got "O=Test")"#]),
+    ("intermediate subject with an empty CN", &[("[ca.etcd]\n", "[ca.etcd]\nsubject = \"CN=,O=Test\"\n")],
+        &[r#"ca.etcd.subject: has an empty CN (got "CN=,O=Test")"#]),
+    ("unknown key type", &[(r#"key = "rsa-2048""#, r#"key = "ed25519""#)],
+        &[r#"ca.etcd.key: unknown key type; use one of ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096 (got "ed25519")"#]),
+    ("validity and not_after", &[("[ca.etcd]\n", "[ca.etcd]\nnot_after = 2030-01-01\n")],
+        &["ca.etcd: give either validity or not_after, not both"]),
+    ("neither validity nor not_after", &[("validity = \"9y\"\n", "")],
+        &[r#"ca.etcd.validity: is required (or not_after), e.g. validity = "10y""#]),
+    ("validity zero", &[(r#"validity = "9y""#, r#"validity = "0d""#)],
+        &[r#"ca.etcd.validity: must be longer than zero (got "0d")"#]),
+    ("validity without a number", &[(r#"validity = "20y""#, r#"validity = "y""#)],
+        &[r#"root.validity: must start with a number, e.g. "365d" (got "y")"#]),
+    ("validity too large a number", &[(r#"validity = "20y""#, r#"validity = "99999999999999999999y""#)],
+        &[r#"root.validity: number is too large (got "99999999999999999999y")"#]),
+    ("validity over 200 years", &[(r#"validity = "20y""#, r#"validity = "201y""#)],
+        &[r#"root.validity: must be at most 200y (got "201y")"#]),
+    ("not_after in local time", &[(r#"validity = "9y""#, "not_after = 2030-01-01T00:00:00")],
+        &["ca.etcd.not_after: must be in UTC (end it with Z), e.g. 2036-01-01T00:00:00Z (got 2030-01-01T00:00:00)"]),
+    ("not_after in another zone", &[(r#"validity = "9y""#, "not_after = 2030-01-01T00:00:00+01:00")],
+        &["ca.etcd.not_after: must be in UTC (end it with Z), e.g. 2036-01-01T00:00:00Z (got 2030-01-01T00:00:00+01:00)"]),
+    ("not_after a time of day", &[(r#"validity = "9y""#, "not_after = 12:00:00")],
+        &["ca.etcd.not_after: must be a date or a date-time in UTC (got 12:00:00)"]),
+    ("not_after before 1970", &[(r#"validity = "9y""#, "not_after = 1960-01-01")],
+        &["ca.etcd.not_after: is not a valid date (got 1960-01-01)"]),
+    ("not_after in the past", &[(r#"validity = "9y""#, "not_after = 2020-01-01")],
+        &["ca.etcd.not_after: is in the past (got 2020-01-01)"]),
+    ("intermediate outlives the root", &[(r#"validity = "9y""#, r#"validity = "21y""#)],
+        &["ca.etcd.validity: the intermediate would outlive the root (root ends 2046-11-18 00:00:00 UTC, this one 2047-11-18 00:00:00 UTC); shorten it or lengthen root (got 21y)"]),
+    ("intermediate outlives the root, by date", &[(r#"validity = "9y""#, "not_after = 2050-01-01T00:00:00Z")],
+        &["ca.etcd.not_after: the intermediate would outlive the root (root ends 2046-11-18 00:00:00 UTC, this one 2050-01-01 00:00:00 UTC); shorten it or lengthen root (got until 2050-01-01 00:00:00 UTC)"]),
+    // [cluster]
+    ("cluster name", &[(r#"name = "kubernetes""#, r#"name = "Prod""#)],
+        &[r#"cluster.name: must be a DNS-1123 subdomain (got "Prod")"#]),
+    ("kubeadm too old", &[(r#""v1.31""#, r#""v1.21""#)],
+        &[r#"cluster.kubernetes_version: must be a kubeadm version 1.22 or later, e.g. "v1.31" (got "v1.21")"#]),
+    ("kubeadm version not a version", &[(r#""v1.31""#, r#""latest""#)],
+        &[r#"cluster.kubernetes_version: must be a kubeadm version 1.22 or later, e.g. "v1.31" (got "latest")"#]),
+    ("bind_port zero", &[("[cluster]\n", "[cluster]\nbind_port = 0\n")],
+        &["cluster.bind_port: must be a TCP port (1-65535) (got 0)"]),
+    ("endpoint with an unclosed bracket", &[(r#""k8s.test.internal:6443""#, r#""[fd00::1""#)],
+        &[r#"cluster.control_plane_endpoint: has an unclosed [ (got "[fd00::1")"#]),
+    ("endpoint with text after the bracket", &[(r#""k8s.test.internal:6443""#, r#""[fd00::1]6443""#)],
+        &[r#"cluster.control_plane_endpoint: must be host[:port] (got "[fd00::1]6443")"#]),
+    ("endpoint port", &[(r#""k8s.test.internal:6443""#, r#""k8s.test.internal:0""#)],
+        &[r#"cluster.control_plane_endpoint: has an invalid port (got "k8s.test.internal:0")"#]),
+    ("endpoint host", &[(r#""k8s.test.internal:6443""#, r#""k8s_test:6443""#)],
+        &[r#"cluster.control_plane_endpoint: host must be an IP address or a DNS name (got "k8s_test:6443")"#]),
+    ("endpoint wildcard", &[(r#""k8s.test.internal:6443""#, r#""*.test.internal""#)],
+        &[r#"cluster.control_plane_endpoint: host must not be a wildcard (got "*.test.internal")"#]),
+    ("service_cidr without a length", &[("[cluster]\n", "[cluster]\nservice_cidr = \"10.96.0.0\"\n")],
+        &[r#"cluster.service_cidr: must be a CIDR such as 10.96.0.0/12 (got "10.96.0.0")"#]),
+    ("service_cidr not an address", &[("[cluster]\n", "[cluster]\nservice_cidr = \"ten/12\"\n")],
+        &[r#"cluster.service_cidr: must be a CIDR such as 10.96.0.0/12 (got "ten/12")"#]),
+    ("service_cidr length", &[("[cluster]\n", "[cluster]\nservice_cidr = \"10.96.0.0/33\"\n")],
+        &[r#"cluster.service_cidr: has an invalid prefix length (got "10.96.0.0/33")"#]),
+    ("service_cidr too small", &[("[cluster]\n", "[cluster]\nservice_cidr = \"10.96.0.0/31\"\n")],
+        &[r#"cluster.service_cidr: is too small to hold the API server's service address (got "10.96.0.0/31")"#]),
+    ("service_cidr host bits", &[("[cluster]\n", "[cluster]\nservice_cidr = \"10.96.0.1/12\"\n")],
+        &[r#"cluster.service_cidr: has host bits set; give the network address (e.g. 10.96.0.0/12) (got "10.96.0.1/12")"#]),
+    ("dns_domain", &[("[cluster]\n", "[cluster]\ndns_domain = \"Cluster.Local\"\n")],
+        &[r#"cluster.dns_domain: must be a DNS name (got "Cluster.Local")"#]),
+    ("leaf_key", &[(r#"leaf_key = "ecdsa-p256""#, r#"leaf_key = "dsa""#)],
+        &[r#"cluster.leaf_key: unknown key type; use one of ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096 (got "dsa")"#]),
+    ("service_account_key", &[("[cluster]\n", "[cluster]\nservice_account_key = \"rsa-1024\"\n")],
+        &[r#"cluster.service_account_key: unknown key type; use one of ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096 (got "rsa-1024")"#]),
+    ("leaves outlive an intermediate", &[(r#""365d""#, r#""9y""#)],
+        &[r#"cluster.leaf_validity: leaves would outlive an intermediate CA; shorten it or lengthen the CAs (got "9y")"#]),
+    ("leaf_validity unit", &[(r#""365d""#, r#""52w""#)],
+        &[r#"cluster.leaf_validity: unit must be y (365 days), d or h, e.g. "365d" (got "52w")"#]),
+    ("apiserver SAN", &[(r#"["k8s.test.internal"]"#, r#"["k8s.test.internal", "k8s_api"]"#)],
+        &[r#"cluster.apiserver_extra_sans[1]: is neither an IP address nor a valid DNS name (got "k8s_api")"#]),
+    ("apiserver SAN a mistyped IP", &[(r#"["k8s.test.internal"]"#, r#"["10.0.0.300"]"#)],
+        &[r#"cluster.apiserver_extra_sans[0]: is not a valid IP address, and a DNS name never ends in an all-numeric label (got "10.0.0.300")"#]),
+    ("no control-plane node", &[("[[cluster.control_plane]]\nname = \"cp1\"\naddress = \"10.0.0.11\"\n", "")],
+        &["cluster.control_plane: needs at least one [[cluster.control_plane]] node"]),
+    ("node name", &[(r#"name = "cp1""#, r#"name = "CP1""#)],
+        &[r#"cluster.control_plane[0].name: must be a node name: a lowercase DNS-1123 subdomain (got "CP1")"#]),
+    ("node named twice", &[(r#"names = ["worker1"]"#, r#"names = ["cp1"]"#)],
+        &[r#"cluster.workers.names[0]: names a node twice; every node name must be unique (got "cp1")"#]),
+    ("node named twice, in names_file", &[(r#"names = ["worker1"]"#, "names = [\"worker1\"]\nnames_file = \"workers.txt\"")],
+        &[r#"cluster.workers.names_file (workers.txt:4): names a node twice; every node name must be unique (got "worker1")"#]),
+    ("node address", &[(r#""10.0.0.11""#, r#""cp1.test.internal""#)],
+        &[r#"cluster.control_plane[0].address: must be the node's advertise IP address (got "cp1.test.internal")"#]),
+    ("etcd server SAN", &[("address = \"10.0.0.11\"\n", "address = \"10.0.0.11\"\netcd_server_extra_sans = [\"etcd_1\"]\n")],
+        &[r#"cluster.control_plane[0].etcd_server_extra_sans[0]: is neither an IP address nor a valid DNS name (got "etcd_1")"#]),
+    ("etcd peer SAN", &[("address = \"10.0.0.11\"\n", "address = \"10.0.0.11\"\netcd_peer_extra_sans = [\"-etcd\"]\n")],
+        &[r#"cluster.control_plane[0].etcd_peer_extra_sans[0]: is neither an IP address nor a valid DNS name (got "-etcd")"#]),
+    // [leaves]
+    ("CSR mode without csr_dir", &[("[audit]\n", "[leaves]\nmode = \"csr\"\n\n[audit]\n")],
+        &[r#"leaves.csr_dir: is required with mode = "csr""#]),
+    ("leaves mode", &[("[audit]\n", "[leaves]\nmode = \"both\"\n\n[audit]\n")],
+        &[r#"leaves.mode: must be "generate" or "csr" (got "both")"#]),
+    ("leaves without a cluster", &[(CLUSTER, ""), (USER, ""), ("[audit]\n", "[leaves]\nmode = \"generate\"\n\n[audit]\n")],
+        &["leaves: needs a [cluster] section to know which leaves to make"]),
+    // [[users]]
+    ("users without a cluster", &[(CLUSTER, "")],
+        &["users: a user kubeconfig needs the [cluster] section (its server and name)"]),
+    ("user name", &[(r#"name = "alice""#, r#"name = "Alice Smith""#)],
+        &[r#"users[0].name: must be a user name: 1 to 128 of a-z A-Z 0-9 . _ - @, not starting with "system:" (got "Alice Smith")"#]),
+    ("user name a hidden file", &[(r#"name = "alice""#, r#"name = "..""#)],
+        &[r#"users[0].name: must not start with ".": it names the file users/<name>.conf (got "..")"#]),
+    ("user named twice", &[(USER, "[[users]]\nname = \"alice\"\n\n[[users]]\nname = \"alice\"\n")],
+        &[r#"users[1].name: is named twice (got "alice")"#]),
+    ("group empty", &[(r#"groups = ["ops"]"#, r#"groups = ["ops", ""]"#)],
+        &[r#"users[0].groups[1]: must not be empty (got "")"#]),
+    ("group twice", &[(r#"groups = ["ops"]"#, r#"groups = ["ops", "dev", "ops"]"#)],
+        &[r#"users[0].groups[2]: is named twice (got "ops")"#]),
+    ("system:masters without allow_masters", &[(r#"groups = ["ops"]"#, r#"groups = ["system:masters"]"#)],
+        &[r#"users[0].groups[0]: system:masters bypasses RBAC entirely; use an RBAC group, or set allow_masters = true on this user (got "system:masters")"#]),
+    ("user validity", &[(r#"groups = ["ops"]"#, "groups = [\"ops\"]\nvalidity = \"30\"")],
+        &[r#"users[0].validity: needs a unit: y (365 days), d or h, e.g. "365d" (got "30")"#]),
+    // [audit]
+    ("no recipient", &[(RECIPIENT, "")],
+        &["audit.recipients: must name at least one age or SSH recipient who can read the audit log (got [])"]),
+    ("recipient", &[(RECIPIENT, r#""age1nope""#)],
+        &[r#"audit.recipients[0]: is not an age recipient (age1…) or an SSH public key (ssh-ed25519 …, ssh-rsa …) (got "age1nope")"#]),
+];
+
+#[test]
+fn the_base_plan_passes_and_is_typed() {
+    let plan = crate::plan::parse(BASE).unwrap();
+    let v = validate(&plan, &ctx()).unwrap();
+    assert_eq!(v.cas.len(), 4);
+    assert!(v.leaf_key_explicit);
+    assert_eq!(v.csr_dir, None);
+    assert_eq!(v.users.len(), 1);
+    let alice = &v.users[0];
+    assert_eq!(
+        (alice.name.as_str(), alice.groups.as_slice()),
+        ("alice", &["ops".to_string()][..])
+    );
+    // Without its own validity a user's certificate lives as long as a leaf.
+    assert_eq!(alice.validity, Duration::from_secs(365 * 86400));
+    assert_eq!(alice.csr, None);
+    assert!(!alice.allow_masters);
+}
+
+#[test]
+fn users_csr_dir_and_leaf_key_as_the_plan_says() {
+    let text = edited(&[
+        (
+            r#"groups = ["ops"]"#,
+            "groups = [\"system:masters\"]\nallow_masters = true\nvalidity = \"30d\"\ncsr = \"alice.csr\"",
+        ),
+        ("leaf_key = \"ecdsa-p256\"\n", ""),
+        (
+            "[audit]\n",
+            "[leaves]\nmode = \"csr\"\ncsr_dir = \"csrs\"\n\n[audit]\n",
+        ),
+    ]);
+    let v = validate(&crate::plan::parse(&text).unwrap(), &ctx()).unwrap();
+    assert!(!v.leaf_key_explicit);
+    assert_eq!(v.csr_dir, Some("csrs".into()));
+    let alice = &v.users[0];
+    assert_eq!(alice.validity, Duration::from_secs(30 * 86400));
+    assert_eq!(alice.csr, Some("alice.csr".into()));
+    assert!(alice.allow_masters);
+    // A csr_dir is only read in CSR mode.
+    let generate = text.replace("mode = \"csr\"", "mode = \"generate\"");
+    let v = validate(&crate::plan::parse(&generate).unwrap(), &ctx()).unwrap();
+    assert_eq!(v.csr_dir, None);
+}
+
+#[test]
+fn every_rule_gives_its_exact_problems() {
+    let mut wrong = Vec::new();
+    for (rule, edits, expected) in ROWS {
+        let got = problems(&edited(edits));
+        if got != *expected {
+            wrong.push(format!("{rule}:\n  expected {expected:#?}\n  got {got:#?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// Each `p.add(` in validate.rs is reached by a row, so a new rule without a
+/// row fails here. (The "internal: validation lost a value" problem is not
+/// an `add`: no plan reaches it.)
+#[test]
+fn every_problem_site_has_a_row() {
+    REACHED.with(|r| r.borrow_mut().clear());
+    for (_, edits, _) in ROWS {
+        problems(&edited(edits));
+    }
+    let reached = REACHED.with(|r| r.borrow().clone());
+    let sites: BTreeSet<u32> = include_str!("../validate.rs")
+        .lines()
+        .zip(1..)
+        .filter(|(l, _)| l.contains(".add(") && !l.contains("fn add("))
+        .map(|(_, n)| n)
+        .collect();
+    assert!(
+        sites.len() >= 45,
+        "the scan found only {} sites",
+        sites.len()
+    );
+    let missing: Vec<u32> = sites.difference(&reached).copied().collect();
+    assert!(
+        missing.is_empty(),
+        "validate.rs lines {missing:?} add a problem that no row reaches"
+    );
+}
+
+#[test]
+fn versions() {
+    assert_eq!(parse_version("v1.31"), Some((1, 31)));
+    assert_eq!(parse_version("1.28.3"), Some((1, 28)));
+    assert_eq!(parse_version("v1.24.0-alpha.1"), Some((1, 24)));
+    assert_eq!(parse_version("one"), None);
+}
+
+#[test]
+fn endpoints() {
+    assert_eq!(
+        parse_endpoint("10.0.0.1", 6443).unwrap(),
+        (San::Ip("10.0.0.1".parse().unwrap()), 6443)
+    );
+    assert_eq!(
+        parse_endpoint("k8s.example.com:443", 6443).unwrap(),
+        (San::Dns("k8s.example.com".into()), 443)
+    );
+    assert_eq!(
+        parse_endpoint("[fd00::1]:6443", 1).unwrap(),
+        (San::Ip("fd00::1".parse().unwrap()), 6443)
+    );
+    assert!(parse_endpoint("k8s.example.com:0", 6443).is_err());
+    assert!(parse_endpoint("bad_host", 6443).is_err());
+}
+
+#[test]
+fn cidrs() {
+    assert_eq!(parse_cidr("10.96.0.0/12").unwrap().1, 12);
+    assert!(parse_cidr("10.96.0.0/31").is_err());
+    assert!(parse_cidr("fd00::/108").is_ok());
+    assert!(
+        parse_cidr("10.96.0.1/12")
+            .unwrap_err()
+            .contains("host bits")
+    );
+    assert!(parse_cidr("fd00::1/108").unwrap_err().contains("host bits"));
+}
+
+#[test]
+fn subjects_and_users() {
+    assert!(parse_subject("CN=Root,O=Example").is_ok());
+    assert_eq!(parse_subject("CN=").unwrap_err(), "has an empty CN");
+    assert_eq!(
+        parse_subject("O=Example").unwrap_err(),
+        "must contain a CN="
+    );
+    assert!(is_user_name("alice@example.com"));
+    assert!(!is_user_name("alice smith"));
+    assert!(!is_user_name("system:admin"));
+}
