@@ -39,8 +39,20 @@ pub enum CeremonyError {
         end: String,
         issuer_end: String,
     },
+    #[error("{field}: certificates would end {end}, after the {} CA that issues them ({issuer_end})", .issuer.name())]
+    LeafOutlives {
+        field: String,
+        issuer: CaRole,
+        end: String,
+        issuer_end: String,
+    },
     #[error("{message}")]
     Usage { message: String, hint: String },
+    /// A plan or usage problem found after this run had written to the token
+    /// (an input changed under it, or a check that should have come first):
+    /// not "nothing touched", so not exit 2.
+    #[error(transparent)]
+    Midway(Box<CeremonyError>),
     #[error("cancelled by the operator: {0}")]
     Cancelled(String),
     #[error("internal error: {0}")]
@@ -66,7 +78,12 @@ impl CeremonyError {
             CeremonyError::Plan(_)
             | CeremonyError::Usage { .. }
             | CeremonyError::Pin(_)
-            | CeremonyError::Outlives { .. } => 2,
+            | CeremonyError::Outlives { .. }
+            | CeremonyError::LeafOutlives { .. } => 2,
+            CeremonyError::Midway(e) => match e.exit_code() {
+                2 => 5,
+                code => code,
+            },
             CeremonyError::Output(e) if e.is_usage() => 2,
             CeremonyError::Token(_) | CeremonyError::Foreign { .. } => 3,
             CeremonyError::X509(X509Error::Check { .. }) => 4,
@@ -96,7 +113,13 @@ impl CeremonyError {
             CeremonyError::Foreign { .. } => Some(
                 "inspect the token with `ceremony token list`; give the plan an unused label rather than reuse a foreign object".into(),
             ),
-            CeremonyError::Outlives { .. } => Some("shorten the validity in the plan".into()),
+            CeremonyError::Outlives { .. } | CeremonyError::LeafOutlives { .. } => {
+                Some("shorten the validity in the plan".into())
+            }
+            CeremonyError::Midway(e) => Some(format!(
+                "the token keeps what this run made; {}",
+                e.hint().unwrap_or_else(|| "run the same command again to resume".into())
+            )),
             CeremonyError::Usage { hint, .. } => Some(hint.clone()),
             CeremonyError::Cancelled(_) => Some("run the same command again to resume; the token keeps what was made".into()),
             CeremonyError::X509(_) | CeremonyError::Internal(_) | CeremonyError::Leaf(_) => None,

@@ -220,10 +220,14 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
         Err(e) => {
             record_failure(&mut journal, &e, &ui);
             Err(match e {
-                // One line: what was done and how to resume (design §4: exit 1).
+                // One line: what was done and how to resume (exit 1).
                 CeremonyError::Cancelled(reason) => CeremonyError::Cancelled(ui::cancelled_text(
                     &loaded, &opts.out, &progress, &reason,
                 )),
+                // Exit 2 promises nothing was touched: after a token write it is not so.
+                e if e.exit_code() == 2 && progress.wrote_to_token() => {
+                    CeremonyError::Midway(Box::new(e))
+                }
                 e => e,
             })
         }
@@ -486,7 +490,7 @@ fn recorded_run(
     for spec in &loaded.plan.cas {
         ca::preflight_label(token, spec)?;
     }
-    ca::preflight_validity(token, &loaded.plan.cas, now)?;
+    ca::preflight_validity(token, &loaded.plan, now)?;
 
     // The preflight screen, then the administrator types the serial to start.
     let found = found_on_token(token, loaded)?;

@@ -16,7 +16,7 @@ use x509_cert::ext::pkix::{BasicConstraints, SubjectKeyIdentifier};
 use crate::audit::event::{cert_info, key_info};
 use crate::audit::{Audit, Event};
 use crate::error::CeremonyError;
-use crate::plan::{CaRole, CaSpec};
+use crate::plan::{CaRole, CaSpec, ValidPlan};
 use crate::profile::{ca_path_len, ca_profile};
 use crate::token::{KEY_ID_LEN, KeyPair, Token, TokenError, random_serial};
 use crate::x509::{self, ToBeSigned};
@@ -124,34 +124,65 @@ pub fn preflight_label(token: &dyn Token, spec: &CaSpec) -> Result<(), CeremonyE
     Ok(())
 }
 
-/// Before anything is generated: when the root is already on the token (a
-/// resumed or later ceremony), an intermediate still to be signed must end
-/// before it. Validation assumed a root signed now; this checks the real one.
+/// Before anything is generated: validation assumed CAs signed now; this
+/// checks against the certificates already on the token (a resumed or later
+/// ceremony). An intermediate still to be signed must end before the root;
+/// the leaves (`cluster.leaf_validity`) and users' kubeconfigs must end
+/// before their intermediate, as it is or as it will be signed.
 pub fn preflight_validity(
     token: &dyn Token,
-    specs: &[CaSpec],
+    plan: &ValidPlan,
     now: SystemTime,
 ) -> Result<(), CeremonyError> {
-    let Some(root) = specs.iter().find(|s| s.role == CaRole::Root) else {
-        return Ok(());
+    let start = x509::truncate(now);
+    // Each CA's end: its certificate's on the token, else as planned.
+    let mut ends = Vec::with_capacity(plan.cas.len());
+    for spec in &plan.cas {
+        let on_token = token
+            .find_certificate(&spec.label)?
+            .and_then(|der| Certificate::from_der(&der).ok()) // ensure_ca refuses it with the reason
+            .map(|c| c.tbs_certificate().validity().not_after.to_system_time());
+        ends.push((spec.role, on_token, spec.lifetime.end(start)));
+    }
+    let end_of = |role: CaRole| {
+        ends.iter()
+            .find(|(r, _, _)| *r == role)
+            .map(|(_, found, planned)| found.unwrap_or(*planned))
     };
-    let Some(der) = token.find_certificate(&root.label)? else {
-        return Ok(());
-    };
-    let Ok(cert) = Certificate::from_der(&der) else {
-        return Ok(()); // ensure_ca refuses it with the reason
-    };
-    let root_end = cert.tbs_certificate().validity().not_after.to_system_time();
-    for spec in specs.iter().filter(|s| s.role != CaRole::Root) {
-        if token.find_certificate(&spec.label)?.is_some() {
-            continue;
+    if let Some(root_end) = end_of(CaRole::Root) {
+        for (role, found, planned) in &ends {
+            if *role != CaRole::Root && found.is_none() && *planned > root_end {
+                return Err(CeremonyError::Outlives {
+                    role: *role,
+                    end: crate::fmt::utc(*planned),
+                    issuer_end: crate::fmt::utc(root_end),
+                });
+            }
         }
-        let end = spec.lifetime.end(x509::truncate(now));
-        if end > root_end {
-            return Err(CeremonyError::Outlives {
-                role: spec.role,
-                end: x509::fmt_time(end),
-                issuer_end: x509::fmt_time(root_end),
+    }
+    let leaves = plan.cluster.iter().flat_map(|cl| {
+        CaRole::INTERMEDIATES
+            .into_iter()
+            .map(move |role| ("cluster.leaf_validity".to_string(), role, cl.leaf_validity))
+    });
+    let users = plan.users.iter().enumerate().map(|(i, u)| {
+        (
+            format!("users[{i}].validity"),
+            CaRole::Kubernetes,
+            u.validity,
+        )
+    });
+    for (field, issuer, validity) in leaves.chain(users) {
+        let Some(issuer_end) = end_of(issuer) else {
+            continue;
+        };
+        let end = start + validity;
+        if end > issuer_end {
+            return Err(CeremonyError::LeafOutlives {
+                field,
+                issuer,
+                end: crate::fmt::utc(end),
+                issuer_end: crate::fmt::utc(issuer_end),
             });
         }
     }

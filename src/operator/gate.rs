@@ -7,17 +7,14 @@
 //!   records the confirmation (automatic under `--yes`);
 //! - shows a spinner with the elapsed time while the token generates a key.
 //!
-//! A stop is returned to the caller as CKR_FUNCTION_CANCELED on an operation
-//! that was not called (`op` says so); the flow then takes the real reason
-//! from [`Gate::halt`] and turns it into `Cancelled` (or the audit error).
+//! A stop is returned to the caller as `TokenError::Stopped` on an operation
+//! that was not called; the flow then takes the real reason from
+//! [`Gate::halt`] and turns it into `Cancelled` (or the audit error).
 //! What it must not do: change what is generated or signed.
 
 use std::cell::{Cell, RefCell};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
-
-use cryptoki::context::Function;
-use cryptoki::error::{Error as CkError, RvError};
 
 use super::interrupt;
 use super::steps::Progress;
@@ -103,24 +100,20 @@ impl<'a, 'j> Gate<'a, 'j> {
         })
     }
 
-    fn stop(&self, halt: Halt, op: Function, name: &str) -> TokenError {
+    fn stop(&self, halt: Halt, op: &'static str) -> TokenError {
         *self.halt.borrow_mut() = Some(halt);
-        TokenError::Pkcs11 {
-            op: format!("{name} (not called: the run stops here)"),
-            token: self.inner.identity().serial.clone(),
-            source: CkError::Pkcs11(RvError::FunctionCanceled, op),
-        }
+        TokenError::Stopped { op }
     }
 
     /// Ctrl-C, then the confirmation of an announced operation.
-    fn pass(&self, op: Function, name: &str) -> Result<(), TokenError> {
+    fn pass(&self, op: &'static str) -> Result<(), TokenError> {
         if interrupt::requested() {
             let what = self.pending.borrow().clone();
             let reason = match what {
                 Some(w) => format!("Ctrl-C before: {w}"),
                 None => "Ctrl-C".to_string(),
             };
-            return Err(self.stop(Halt::Cancelled(reason), op, name));
+            return Err(self.stop(Halt::Cancelled(reason), op));
         }
         let Some(what) = self.pending.borrow_mut().take() else {
             return Ok(());
@@ -131,14 +124,12 @@ impl<'a, 'j> Gate<'a, 'j> {
                 return Err(self.stop(
                     Halt::Cancelled(format!("the administrator declined: {what}")),
                     op,
-                    name,
                 ));
             }
             Asked::Interrupted => {
                 return Err(self.stop(
                     Halt::Cancelled(format!("Ctrl-C at the confirmation of: {what}")),
                     op,
-                    name,
                 ));
             }
         };
@@ -151,7 +142,7 @@ impl<'a, 'j> Gate<'a, 'j> {
         self.audit
             .borrow_mut()
             .record(event)
-            .map_err(|e| self.stop(Halt::Audit(e), op, name))
+            .map_err(|e| self.stop(Halt::Audit(e), op))
     }
 
     /// Test-only: `CEREMONY_TEST_HOLD_AT_LEAF=N` holds the run at the N-th
@@ -221,7 +212,7 @@ impl Token for Gate<'_, '_> {
         key_type: KeyType,
         id: &[u8],
     ) -> Result<KeyPair, TokenError> {
-        self.pass(Function::GenerateKeyPair, "C_GenerateKeyPair")?;
+        self.pass("C_GenerateKeyPair")?;
         let spinner = self.ui.spinner(&format!(
             "the token is generating {key_type} key \"{label}\""
         ));
@@ -242,7 +233,7 @@ impl Token for Gate<'_, '_> {
 
     fn sign(&self, key: &KeyPair, msg: &[u8]) -> Result<Vec<u8>, TokenError> {
         let announced = self.pending.borrow().is_some();
-        self.pass(Function::Sign, "C_Sign")?;
+        self.pass("C_Sign")?;
         let signed = self.inner.sign(key, msg)?;
         if announced {
             bump(&self.progress.ca_certificates_signed);
@@ -297,7 +288,7 @@ impl Token for Gate<'_, '_> {
         self.test_hold();
         self.inner.checkpoint()?;
         if interrupt::requested() {
-            return Err(self.stop(Halt::Cancelled("Ctrl-C".into()), Function::Sign, "C_Sign"));
+            return Err(self.stop(Halt::Cancelled("Ctrl-C".into()), "C_Sign"));
         }
         Ok(())
     }

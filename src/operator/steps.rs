@@ -25,6 +25,18 @@ pub struct Progress {
     pub cas_ready: Cell<usize>,
 }
 
+impl Progress {
+    /// Whether this run has generated a key or signed anything on the token.
+    pub fn wrote_to_token(&self) -> bool {
+        self.keys_generated.get() > 0
+            || self.ca_certificates_signed.get() > 0
+            || self
+                .leaves_signed
+                .load(std::sync::atomic::Ordering::Relaxed)
+                > 0
+    }
+}
+
 /// One step of a run, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {

@@ -320,6 +320,11 @@ pub enum TokenError {
     BadSignature { label: String, what: String },
     #[error("key \"{label}\" on the token failed its pairwise test: {what}")]
     KeyUnusable { label: String, what: String },
+    /// The caller's decorator (the operator's gate) stopped the run before
+    /// `op`: Ctrl-C, a declined confirmation, a record it could not write.
+    /// The token was not asked; the decorator holds the reason.
+    #[error("{op} not called: the run stops here")]
+    Stopped { op: &'static str },
     #[error("{op} failed on token {token}: {source}")]
     Pkcs11 {
         op: String,
