@@ -11,6 +11,7 @@ pub mod audit;
 pub mod bundle;
 pub mod ceremony;
 pub mod cli;
+pub mod cmd;
 pub mod error;
 pub mod failpoint;
 pub mod fmt;

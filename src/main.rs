@@ -6,7 +6,7 @@ use clap::Parser;
 
 fn main() {
     let cli = ceremony::cli::Cli::parse();
-    let code = match ceremony::cli::dispatch(cli) {
+    let code = match ceremony::cmd::dispatch(cli) {
         Ok(()) => 0,
         Err(e) => {
             eprint!("{}", ceremony::error::render(&e));

@@ -1,29 +1,34 @@
-//! The flow of `ceremony run`, `check` and `token list`: the only place that
-//! talks to the operator. Everything it prints goes to stderr through `ui`;
-//! the token, files and prompts are reached through their modules.
+//! The flow of `ceremony run`: the order of its steps, from the plan to the
+//! sealed output. What it prints goes through `operator`; the token, files
+//! and records are reached through their modules.
 
-pub mod check;
 pub mod csr;
+pub mod login;
+mod record;
+mod recover;
+mod seal;
+
+use login::{interactive, login, read_given_pin};
+use record::{record_failure, start_record};
+use recover::{finish_committed, remove_unfinished_writes};
+use seal::{Sealed, seal_and_commit};
 
 use std::cell::RefCell;
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use crate::audit::event::{Environment, PendingKey, PendingStore, Recovery};
+use crate::audit::event::{Environment, PendingKey, PendingStore};
 use crate::audit::{self, Audit, Event, Journal};
-use crate::bundle::layout;
 use crate::bundle::outputs;
 use crate::bundle::write::{self, Staging};
 use crate::issue::ca::{self, CaState};
 use crate::issue::pipeline as bundle;
 use crate::keytype::KeyType;
 use crate::operator::{gate, interrupt, steps, ui};
-use crate::plan::{self, CaRole, CaSpec, LoadedPlan};
-use crate::token::pin::{self, Pin, PinError};
+use crate::plan::{self, CaRole, LoadedPlan};
+use crate::token::Token;
+use crate::token::pin::{Pin, PinError};
 use crate::token::pkcs11::Pkcs11Token;
-use crate::token::uri::TokenUri;
-use crate::token::{ObjectInfo, Token, TokenError, Unfinished};
 use crate::x509;
 use gate::{Gate, SharedAudit};
 use steps::{Found, Known, Progress, Step};
@@ -44,62 +49,6 @@ pub struct RunOptions {
     pub yes: bool,
     pub pin: PinOptions,
     pub module: Option<PathBuf>,
-}
-
-fn read_given_pin(opts: &PinOptions) -> Result<Option<Pin>, PinError> {
-    match (&opts.file, &opts.env) {
-        (Some(f), _) => pin::read_pin_file(f).map(Some),
-        (None, Some(v)) => pin::read_pin_env(v).map(Some),
-        (None, None) => Ok(None),
-    }
-}
-
-fn interactive() -> bool {
-    std::io::stdin().is_terminal() && std::io::stderr().is_terminal()
-}
-
-/// Logs in with the given PIN, the PIN pad, or up to three prompts.
-fn login(token: &dyn Token, given: Option<Pin>, ui: &Ui) -> Result<(), CeremonyError> {
-    let id = token.identity().clone();
-    let flags = token.pin_flags()?;
-    if flags.locked {
-        return Err(TokenError::PinLocked {
-            token: id.to_string(),
-        }
-        .into());
-    }
-    if flags.final_try {
-        ui.warn("the token says the next wrong PIN locks the user PIN");
-    } else if flags.count_low {
-        ui.warn("the token says a wrong PIN was entered recently; few tries are left");
-    }
-    if let Some(pin) = given {
-        return Ok(token.login(Some(&pin))?);
-    }
-    if id.protected_auth_path {
-        ui.note("Enter the PIN on the token's PIN pad.");
-        return Ok(token.login(None)?);
-    }
-    if !ui.interactive {
-        return Err(PinError::NoSource.into());
-    }
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let pin = ui.prompt_pin(&id)?;
-        match token.login(Some(&pin)) {
-            Err(TokenError::PinIncorrect { .. }) if attempt < 3 => {
-                ui.warn(&format!("wrong PIN ({attempt} of 3 attempts)"));
-                if token.pin_flags()?.locked {
-                    return Err(TokenError::PinLocked {
-                        token: id.to_string(),
-                    }
-                    .into());
-                }
-            }
-            other => return Ok(other?),
-        }
-    }
 }
 
 /// The distinct key types of the CAs, for the mechanism probe.
@@ -235,7 +184,7 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
 }
 
 /// The context of a run once the token is open and the journal started.
-struct Run<'a> {
+pub(super) struct Run<'a> {
     opts: &'a RunOptions,
     loaded: &'a LoadedPlan,
     module: &'a Path,
@@ -252,18 +201,6 @@ struct Run<'a> {
     /// The service-account key being made in the background (bundle mode).
     sa_key: RefCell<Option<crate::leaf::KeyInBackground>>,
     now: SystemTime,
-}
-
-/// Every file of OUT: path relative to OUT, SHA-256, mode.
-type Written = Vec<(String, [u8; 32], u32)>;
-
-/// A committed output and its sealed log.
-struct Sealed {
-    out: PathBuf,
-    records: u64,
-    final_hash: [u8; 32],
-    written: Written,
-    sha256sums: [u8; 32],
 }
 
 /// A finished run: what the end screen shows.
@@ -304,158 +241,6 @@ fn found_on_token(token: &dyn Token, loaded: &LoadedPlan) -> Result<Vec<Found>, 
         });
     }
     Ok(v)
-}
-
-/// A run killed inside a token write may have left part of it: SoftHSM
-/// writes a key pair as two object files one after the other, and each file
-/// in steps (its attributes in type order: label first, CKA_ID later, the key
-/// value or EC parameters last), so a kill can leave a public key alone, a
-/// pair whose private key cannot sign, or a certificate without its value.
-/// Where the journal shows such a write started and never done, what the
-/// token holds under that CA's label is checked here, before
-/// `preflight_label` would refuse it as foreign: anything but the complete
-/// result is removed (the label held nothing when the write began, or the
-/// preflight of that run would have stopped), recorded, and made again.
-fn remove_unfinished_writes(r: &Run<'_>, journal: &mut Journal) -> Result<(), CeremonyError> {
-    for spec in &r.loaded.plan.cas {
-        let role = spec.role.name();
-        let key = r
-            .interrupted_keys
-            .iter()
-            .rev()
-            .find(|p| p.label == spec.label);
-        let store = r.interrupted_stores.iter().rev().find(|p| p.role == role);
-        if key.is_none() && store.is_none() {
-            continue;
-        }
-        let objects = r.token.objects_labelled(&spec.label)?;
-        let found = if let Some(p) = key
-            && let Some(what) = unfinished_key(r.token, spec, &p.id, &objects)?
-        {
-            Some((Unfinished::KeyPair, what, Some(p.id.clone())))
-        } else if let Some(p) = store
-            && let Some(what) = unfinished_certificate(r.token, spec, &p.sha256, &objects)?
-        {
-            Some((Unfinished::Certificate, what, None))
-        } else {
-            None
-        };
-        let Some((kind, what, id)) = found else {
-            continue;
-        };
-        let objects = r.token.remove_unfinished(&spec.label, kind)?.len() as u64;
-        let (doing, again) = match kind {
-            Unfinished::KeyPair => (format!("generated {role} key"), "the key is generated"),
-            Unfinished::Certificate => (
-                format!("stored the {role} certificate"),
-                "the certificate is signed",
-            ),
-        };
-        r.ui.note(&format!(
-            "the previous run was stopped while the token {doing} \"{}\": removed what it left ({what}); {again} again",
-            spec.label
-        ));
-        let (role, label) = (role.to_string(), spec.label.clone());
-        journal.record(match id {
-            Some(id) => Event::UnfinishedKeyRemoved {
-                role,
-                label,
-                id,
-                objects,
-                what,
-            },
-            None => Event::UnfinishedCertificateRemoved {
-                role,
-                label,
-                objects,
-                what,
-            },
-        })?;
-    }
-    Ok(())
-}
-
-/// What is wrong with the key objects under the label of an interrupted
-/// generation (recorded CKA_ID `id`, hex); None when there are none or they
-/// are the complete pair, which passes its pairwise test.
-fn unfinished_key(
-    token: &dyn Token,
-    spec: &CaSpec,
-    id: &str,
-    objects: &[ObjectInfo],
-) -> Result<Option<String>, CeremonyError> {
-    let of = |class: &str| objects.iter().filter(|o| o.class == class).count();
-    let (private, public) = (of("private-key"), of("public-key"));
-    // A certificate under the label was not made by the generation: leave
-    // everything to the preflight's judgement.
-    if private + public == 0 || of("certificate") > 0 {
-        return Ok(None);
-    }
-    let what = match (private, public) {
-        (0, _) => "a public key without its private key".to_string(),
-        (_, 0) => "a private key without its public key".to_string(),
-        (1, 1) => {
-            let ids_ok = objects
-                .iter()
-                .filter(|o| o.class.ends_with("-key"))
-                .all(|o| hex::encode(&o.id) == id);
-            if !ids_ok {
-                "key objects without the recorded CKA_ID".to_string()
-            } else {
-                let checked = token
-                    .find_key_pair(&spec.label, spec.key)
-                    .and_then(|k| match k {
-                        Some(k) => token.check_key(&k),
-                        None => Ok(()),
-                    });
-                match checked {
-                    Ok(()) => return Ok(None),
-                    Err(e) => match e.key_fault() {
-                        Some(why) => why,
-                        None => return Err(e.into()),
-                    },
-                }
-            }
-        }
-        _ => format!("{private} private and {public} public key objects"),
-    };
-    Ok(Some(what))
-}
-
-/// What is wrong with the certificate objects under the label of an
-/// interrupted store of the certificate with SHA-256 `sha256` (hex); None
-/// when there are none or it is that certificate, complete, beside its key.
-fn unfinished_certificate(
-    token: &dyn Token,
-    spec: &CaSpec,
-    sha256: &str,
-    objects: &[ObjectInfo],
-) -> Result<Option<String>, CeremonyError> {
-    let certs: Vec<&ObjectInfo> = objects
-        .iter()
-        .filter(|o| o.class == "certificate")
-        .collect();
-    let [cert] = certs.as_slice() else {
-        return Ok((!certs.is_empty()).then(|| format!("{} certificate objects", certs.len())));
-    };
-    // SoftHSM answers an empty CKA_VALUE for a certificate whose file ends before it.
-    match token
-        .find_certificate(&spec.label)?
-        .filter(|der| !der.is_empty())
-    {
-        None => return Ok(Some("a certificate without its value (CKA_VALUE)".into())),
-        Some(der) if hex::encode(x509::sha256(&der)) != sha256 => {
-            return Ok(Some(
-                "a certificate whose value is not the one signed".into(),
-            ));
-        }
-        Some(_) => {}
-    }
-    let key_id = objects
-        .iter()
-        .find(|o| o.class == "private-key")
-        .map(|o| &o.id);
-    Ok((key_id != Some(&cert.id)).then(|| "a certificate without its key's CKA_ID".into()))
 }
 
 /// The run after the journal is open: every event goes to `journal`.
@@ -599,299 +384,6 @@ fn recorded_run(
     Ok(Finished { cas, sealed })
 }
 
-/// The host's name, for the record (the kernel's own file; no libc call).
-fn host_name() -> String {
-    ["/proc/sys/kernel/hostname", "/etc/hostname"]
-        .iter()
-        .find_map(|p| {
-            std::fs::read_to_string(p)
-                .ok()
-                .map(|s| s.trim().to_string())
-                .filter(|s| !s.is_empty())
-        })
-        .unwrap_or_else(|| "(unknown)".into())
-}
-
-/// SHA-256 of the running binary, or why it is unknown.
-fn tool_sha256() -> String {
-    match std::env::current_exe().and_then(std::fs::read) {
-        Ok(bytes) => hex::encode(x509::sha256(&bytes)),
-        Err(e) => format!("(unreadable: {e})"),
-    }
-}
-
-/// Opens or continues the journal of this plan's output and records the
-/// start (or the resume, with what was found) and the token's identity.
-fn start_record(
-    opts: &RunOptions,
-    loaded: &LoadedPlan,
-    module: &Path,
-    token: &dyn Token,
-    ui: &Ui,
-) -> Result<(Journal, Environment, Option<Recovery>), CeremonyError> {
-    let env = Environment {
-        tool_version: env!("CARGO_PKG_VERSION").into(),
-        tool_sha256: tool_sha256(),
-        module_path: module.display().to_string(),
-        module_sha256: hex::encode(token.module_sha256()),
-        host: host_name(),
-        unattended: opts.yes,
-    };
-    let (mut journal, recovery) =
-        Journal::open(&opts.out, &loaded.sha256, &loaded.plan.recipients)?;
-    let plan_sha256 = hex::encode(loaded.sha256);
-    let output = opts.out.display().to_string();
-    // A journal without one intact record (the previous run died writing its
-    // first) holds nothing done: the ceremony starts afresh, as itself.
-    let recovery = recovery.filter(|r| r.records > 0);
-    let resumed = recovery.clone();
-    match recovery {
-        None => journal.record(Event::CeremonyStarted {
-            ceremony: loaded.plan.name.clone(),
-            plan_path: loaded.path.display().to_string(),
-            plan_sha256,
-            output,
-            administrator: loaded.plan.administrator.clone(),
-            witnesses: loaded.plan.witnesses.clone(),
-            env: env.clone(),
-        })?,
-        Some(mut found) => {
-            found.staging_discarded = audit::sibling(&opts.out, "staging").exists();
-            ui.note(&format!(
-                "Resuming: the audit journal {} holds {} records{}",
-                journal.dir().display(),
-                found.records,
-                if found.torn_frame_bytes > 0 {
-                    format!(
-                        " (a torn last frame of {} bytes, written as the previous run died, is cut off)",
-                        found.torn_frame_bytes
-                    )
-                } else {
-                    String::new()
-                }
-            ));
-            journal.record(Event::Resumed {
-                plan_sha256,
-                output,
-                env: env.clone(),
-                found,
-            })?
-        }
-    }
-    let id = token.identity();
-    journal.record(Event::TokenIdentified {
-        label: id.label.clone(),
-        manufacturer: id.manufacturer.clone(),
-        model: id.model.clone(),
-        serial: id.serial.clone(),
-        firmware: id.firmware.clone(),
-        hardware: id.hardware.clone(),
-    })?;
-    Ok((journal, env, resumed))
-}
-
-/// Records how a run failed (cancelled, or the rendered error: never a PIN).
-fn record_failure(journal: &mut Journal, e: &CeremonyError, ui: &Ui) {
-    let event = match e {
-        CeremonyError::Cancelled(reason) => Event::Cancelled {
-            reason: reason.clone(),
-        },
-        e => {
-            let message = e.to_string();
-            let mut causes = Vec::new();
-            let mut source = std::error::Error::source(e);
-            while let Some(s) = source {
-                let text = s.to_string();
-                if text != message && !message.ends_with(&text) {
-                    causes.push(text);
-                }
-                source = s.source();
-            }
-            Event::Error {
-                message,
-                causes,
-                exit_code: e.exit_code(),
-            }
-        }
-    };
-    if let Err(x) = journal.append(event) {
-        ui.warn(&format!(
-            "the failure could not be added to the audit journal: {x}"
-        ));
-    }
-}
-
-/// Records every output, appends `end`, has the root seal it through the
-/// token, writes `audit.log.age` and `transcript.md` into the staging
-/// directory and commits it. Returns OUT, the record count, the final hash,
-/// every file written and the SHA-256 of SHA256SUMS.
-fn seal_and_commit(
-    mut st: Staging,
-    token: &dyn Token,
-    loaded: &LoadedPlan,
-    cas: &[CaState],
-    journal: &mut Journal,
-    env: &Environment,
-    ui: &Ui,
-) -> Result<Sealed, CeremonyError> {
-    let written = st.written().to_vec();
-    let sums = written
-        .iter()
-        .find(|(p, _, _)| p == layout::SHA256SUMS)
-        .map(|(_, sha, _)| *sha)
-        .ok_or_else(|| CeremonyError::Internal("SHA256SUMS was not written".into()))?;
-    // A journal frame (one fsync) per thousand outputs, not per output.
-    for chunk in written.chunks(1024) {
-        journal.record_all(
-            chunk
-                .iter()
-                .map(|(path, sha, mode)| Event::OutputWritten {
-                    path: path.clone(),
-                    sha256: crate::fmt::hex(sha),
-                    mode: format!("{mode:04o}"),
-                })
-                .collect(),
-        )?;
-    }
-    let end = journal.append(Event::End {
-        outputs: written.len() as u64,
-        sha256sums_sha256: hex::encode(sums),
-    })?;
-    crate::failpoint::hit("before-seal");
-    let root = cas
-        .first()
-        .ok_or_else(|| CeremonyError::Internal("no root CA to seal with".into()))?;
-    ui.note(&format!(
-        "Seal the audit log: the root key \"{}\" signs its final hash on the token",
-        root.key.label
-    ));
-    let signature = token.sign(&root.key, &audit::seal::message(&end))?;
-    crate::failpoint::hit("after-seal-sign");
-    let seal = audit::seal::Seal::new(
-        &end,
-        root.key.key_type,
-        &signature,
-        &root.der,
-        &root.key.spki,
-    )?;
-    // Streamed from the journal into the file: never the whole log in memory.
-    let records = st.write_with(layout::AUDIT_LOG, write::PUBLIC, |w| {
-        journal
-            .write_sealed(&seal, &loaded.plan.recipients, w)
-            .map_err(CeremonyError::from)
-    })?;
-    let transcript = audit::transcript::render(&transcript_facts(
-        loaded,
-        token,
-        cas,
-        env,
-        written.len() as u64,
-        sums,
-        records,
-        end,
-        &seal.algorithm,
-    ));
-    st.write(layout::TRANSCRIPT, transcript.as_bytes(), write::PUBLIC)?;
-    // Everything OUT holds, the sealed log and transcript included.
-    let all_written = st.written().to_vec();
-    let out = st.commit()?;
-    Ok(Sealed {
-        out,
-        records,
-        final_hash: end,
-        written: all_written,
-        sha256sums: sums,
-    })
-}
-
-/// What transcript.md states.
-#[allow(clippy::too_many_arguments)] // plain facts, gathered in one place
-fn transcript_facts(
-    loaded: &LoadedPlan,
-    token: &dyn Token,
-    cas: &[CaState],
-    env: &Environment,
-    outputs: u64,
-    sums: [u8; 32],
-    records: u64,
-    final_hash: [u8; 32],
-    algorithm: &str,
-) -> audit::transcript::Facts {
-    use der::Encode;
-    let module_sha256 = hex::decode(&env.module_sha256)
-        .ok()
-        .and_then(|v| v.try_into().ok())
-        .unwrap_or([0; 32]);
-    let cas = cas
-        .iter()
-        .map(|ca| {
-            let tbs = ca.cert.tbs_certificate();
-            let v = tbs.validity();
-            audit::transcript::CaFacts {
-                role: ca.role.name().into(),
-                label: ca.key.label.clone(),
-                key_type: ca.key.key_type.name().into(),
-                subject: crate::x509::name_text(tbs.subject()),
-                serial: x509::colon_hex(tbs.serial_number().as_bytes()),
-                not_before: x509::fmt_time(v.not_before.to_system_time()),
-                not_after: x509::fmt_time(v.not_after.to_system_time()),
-                cert_sha256: x509::sha256(&ca.der),
-                spki_sha256: ca
-                    .key
-                    .spki
-                    .to_der()
-                    .map(|d| x509::sha256(&d))
-                    .unwrap_or([0; 32]),
-                provenance: match (ca.generated_key, ca.signed_cert) {
-                    (true, _) => "new key, new certificate",
-                    (false, true) => "existing key, new certificate",
-                    (false, false) => "existing key and certificate (resumed)",
-                }
-                .into(),
-            }
-        })
-        .collect();
-    let mut leaves = Vec::new();
-    if let Some(cl) = &loaded.plan.cluster {
-        for (i, n) in cl.control_plane.iter().enumerate() {
-            leaves.push((
-                n.name.clone(),
-                crate::profile::kubeadm::control_plane_leaves(cl, i).len(),
-            ));
-        }
-        for w in &cl.workers {
-            leaves.push((
-                w.clone(),
-                crate::profile::kubeadm::worker_leaves(cl, w).len(),
-            ));
-        }
-    }
-    let id = token.identity();
-    audit::transcript::Facts {
-        ceremony: loaded.plan.name.clone(),
-        date: crate::fmt::rfc3339(SystemTime::now()),
-        plan_path: loaded.path.display().to_string(),
-        plan_sha256: loaded.sha256,
-        administrator: loaded.plan.administrator.clone(),
-        witnesses: loaded.plan.witnesses.clone(),
-        tool_version: env.tool_version.clone(),
-        tool_sha256: env.tool_sha256.clone(),
-        module_path: env.module_path.clone(),
-        module_sha256,
-        token: id.to_string(),
-        token_firmware: id.firmware.clone(),
-        host: env.host.clone(),
-        unattended: env.unattended,
-        cas,
-        leaves,
-        outputs,
-        sha256sums_sha256: sums,
-        audit_records: records,
-        audit_final_hash: final_hash,
-        seal_algorithm: algorithm.into(),
-    }
-}
-
 /// The CA files (the root, each intermediate alone, each chain: intermediate
 /// then root), every node's bundle, plan.toml and SHA256SUMS, into the
 /// staging directory (`seal_and_commit` adds the sealed log and commits).
@@ -927,111 +419,4 @@ fn write_outputs(
     // be listed (each holds a hash that covers SHA256SUMS).
     outputs::write_plan_and_sums(&mut st, &loaded.text)?;
     Ok(st)
-}
-
-/// `ceremony token list`: every object, with the flags that matter for CA keys.
-pub fn token_list(
-    plan_path: Option<&Path>,
-    uri: Option<&str>,
-    module: Option<&Path>,
-    pin: &PinOptions,
-) -> Result<(), CeremonyError> {
-    let usage = |m: &str| CeremonyError::Usage {
-        message: m.into(),
-        hint: "give a plan (--plan plan.toml) or --uri pkcs11:token=... with --module".into(),
-    };
-    let (uri, module_path, sha) = match (plan_path, uri) {
-        (Some(p), None) => {
-            let loaded = plan::load(p, SystemTime::now())?;
-            let m = module
-                .map(Path::to_path_buf)
-                .unwrap_or(loaded.plan.module.clone());
-            (loaded.plan.token_uri.clone(), m, loaded.plan.module_sha256)
-        }
-        (None, Some(u)) => {
-            let uri = TokenUri::parse(u).map_err(|e| usage(&format!("--uri {e}")))?;
-            (
-                uri,
-                module
-                    .ok_or_else(|| usage("--uri needs --module"))?
-                    .to_path_buf(),
-                None,
-            )
-        }
-        _ => return Err(usage("say which token: --plan or --uri")),
-    };
-    let given = read_given_pin(pin)?;
-    let token = Pkcs11Token::open(&module_path, &uri, sha)?;
-    let ui = Ui::new(interactive(), true);
-    login(&token, given, &ui)?;
-    let objects = token.list_objects()?;
-    println!("token {}", token.identity());
-    println!(
-        "{:<12} {:<32} {:<34} {:<6} flags",
-        "class", "label", "id", "type"
-    );
-    let mut unreadable = 0;
-    for o in &objects {
-        if let Some(why) = &o.unreadable {
-            unreadable += 1;
-            println!(
-                "{:<12} {:<32} {:<34} {:<6} the token cannot describe this object ({why})",
-                o.class, "-", "-", "-"
-            );
-            continue;
-        }
-        let flags = o.flags.map_or(String::new(), |f| {
-            let b = |v: Option<bool>| v.map_or("?", |x| if x { "yes" } else { "no" });
-            format!(
-                "sensitive={} extractable={} always-sensitive={} never-extractable={}",
-                b(f.sensitive),
-                b(f.extractable),
-                b(f.always_sensitive),
-                b(f.never_extractable)
-            )
-        });
-        println!(
-            "{:<12} {:<32} {:<34} {:<6} {flags}",
-            o.class,
-            o.label,
-            hex::encode(&o.id),
-            o.key_type.as_deref().unwrap_or("-")
-        );
-    }
-    println!("{} objects", objects.len());
-    if unreadable > 0 {
-        // Not a ceremony key: every key the ceremony made has a class and a
-        // label it can read back.
-        eprintln!(
-            "note: {unreadable} object(s) the token cannot describe; SoftHSM leaves one when a process is killed \
-             while it writes an object. It is none of the ceremony's keys; remove it with the token's own tools \
-             if you want it gone"
-        );
-    }
-    Ok(())
-}
-
-/// A run killed after its output was committed but before its journal was
-/// removed leaves OUT finished and the journal (with its journal-local
-/// identity) beside it. A rerun of the same plan removes that journal and
-/// reports the ceremony done: every record of the journal is in OUT's sealed
-/// log, since nothing is appended after the commit, and no later run could
-/// have appended (each stops at the existing OUT before opening the journal).
-fn finish_committed(out: &Path, loaded: &LoadedPlan, ui: &Ui) -> Result<bool, CeremonyError> {
-    let committed = std::fs::read(out.join(layout::PLAN))
-        .is_ok_and(|t| t == loaded.text.as_bytes())
-        && out.join(layout::AUDIT_LOG).is_file()
-        && out.join(layout::TRANSCRIPT).is_file();
-    if !committed || !audit::journal::check_owner(out, &loaded.sha256)? {
-        return Ok(false);
-    }
-    let dir = audit::journal::path(out);
-    std::fs::remove_dir_all(&dir).map_err(audit::io(&dir))?;
-    write::remove_stale_marker(out)?;
-    ui.note(&format!(
-        "{} is this plan's finished output, sealed; removed the journal {} the previous run left beside it",
-        out.display(),
-        dir.display()
-    ));
-    Ok(true)
 }

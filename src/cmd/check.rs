@@ -14,9 +14,12 @@ use crate::profile::{ca_profile, describe_extensions};
 use crate::x509::fmt_time;
 use crate::x509::profile::eku_name;
 
-/// The number of numbered steps `run` shows (see `steps`).
-pub fn step_count(p: &LoadedPlan) -> usize {
-    steps::count(p)
+/// `ceremony check PLAN`: the report on stdout; no token touched.
+pub fn run(plan: &Path, out: &Path) -> Result<(), crate::error::CeremonyError> {
+    let now = SystemTime::now();
+    let loaded = crate::plan::load(plan, now)?;
+    print!("{}", report(&loaded, out, now));
+    Ok(())
 }
 
 /// The report `check` prints: steps, certificates, outputs.

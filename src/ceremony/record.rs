@@ -1,0 +1,135 @@
+//! The run's own records: the environment, the start or resume of the
+//! journal with the token's identity, and how a run failed.
+
+use super::RunOptions;
+use crate::audit::event::{Environment, Recovery};
+use crate::audit::{self, Audit, Event, Journal};
+use crate::error::CeremonyError;
+use crate::operator::ui;
+use crate::plan::LoadedPlan;
+use crate::token::Token;
+use crate::x509;
+use std::path::Path;
+use ui::Ui;
+
+/// The host's name, for the record (the kernel's own file; no libc call).
+pub(super) fn host_name() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|p| {
+            std::fs::read_to_string(p)
+                .ok()
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+        })
+        .unwrap_or_else(|| "(unknown)".into())
+}
+
+/// SHA-256 of the running binary, or why it is unknown.
+pub(super) fn tool_sha256() -> String {
+    match std::env::current_exe().and_then(std::fs::read) {
+        Ok(bytes) => hex::encode(x509::sha256(&bytes)),
+        Err(e) => format!("(unreadable: {e})"),
+    }
+}
+
+/// Opens or continues the journal of this plan's output and records the
+/// start (or the resume, with what was found) and the token's identity.
+pub(super) fn start_record(
+    opts: &RunOptions,
+    loaded: &LoadedPlan,
+    module: &Path,
+    token: &dyn Token,
+    ui: &Ui,
+) -> Result<(Journal, Environment, Option<Recovery>), CeremonyError> {
+    let env = Environment {
+        tool_version: env!("CARGO_PKG_VERSION").into(),
+        tool_sha256: tool_sha256(),
+        module_path: module.display().to_string(),
+        module_sha256: hex::encode(token.module_sha256()),
+        host: host_name(),
+        unattended: opts.yes,
+    };
+    let (mut journal, recovery) =
+        Journal::open(&opts.out, &loaded.sha256, &loaded.plan.recipients)?;
+    let plan_sha256 = hex::encode(loaded.sha256);
+    let output = opts.out.display().to_string();
+    // A journal without one intact record (the previous run died writing its
+    // first) holds nothing done: the ceremony starts afresh, as itself.
+    let recovery = recovery.filter(|r| r.records > 0);
+    let resumed = recovery.clone();
+    match recovery {
+        None => journal.record(Event::CeremonyStarted {
+            ceremony: loaded.plan.name.clone(),
+            plan_path: loaded.path.display().to_string(),
+            plan_sha256,
+            output,
+            administrator: loaded.plan.administrator.clone(),
+            witnesses: loaded.plan.witnesses.clone(),
+            env: env.clone(),
+        })?,
+        Some(mut found) => {
+            found.staging_discarded = audit::sibling(&opts.out, "staging").exists();
+            ui.note(&format!(
+                "Resuming: the audit journal {} holds {} records{}",
+                journal.dir().display(),
+                found.records,
+                if found.torn_frame_bytes > 0 {
+                    format!(
+                        " (a torn last frame of {} bytes, written as the previous run died, is cut off)",
+                        found.torn_frame_bytes
+                    )
+                } else {
+                    String::new()
+                }
+            ));
+            journal.record(Event::Resumed {
+                plan_sha256,
+                output,
+                env: env.clone(),
+                found,
+            })?
+        }
+    }
+    let id = token.identity();
+    journal.record(Event::TokenIdentified {
+        label: id.label.clone(),
+        manufacturer: id.manufacturer.clone(),
+        model: id.model.clone(),
+        serial: id.serial.clone(),
+        firmware: id.firmware.clone(),
+        hardware: id.hardware.clone(),
+    })?;
+    Ok((journal, env, resumed))
+}
+
+/// Records how a run failed (cancelled, or the rendered error: never a PIN).
+pub(super) fn record_failure(journal: &mut Journal, e: &CeremonyError, ui: &Ui) {
+    let event = match e {
+        CeremonyError::Cancelled(reason) => Event::Cancelled {
+            reason: reason.clone(),
+        },
+        e => {
+            let message = e.to_string();
+            let mut causes = Vec::new();
+            let mut source = std::error::Error::source(e);
+            while let Some(s) = source {
+                let text = s.to_string();
+                if text != message && !message.ends_with(&text) {
+                    causes.push(text);
+                }
+                source = s.source();
+            }
+            Event::Error {
+                message,
+                causes,
+                exit_code: e.exit_code(),
+            }
+        }
+    };
+    if let Err(x) = journal.append(event) {
+        ui.warn(&format!(
+            "the failure could not be added to the audit journal: {x}"
+        ));
+    }
+}

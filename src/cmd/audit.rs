@@ -1,0 +1,26 @@
+//! `ceremony audit verify|show`: the auditor's reading of a sealed log.
+
+use std::path::Path;
+
+use crate::error::CeremonyError;
+
+/// `ceremony audit verify`: the verdict on stdout.
+pub fn verify(
+    file: &Path,
+    identity: Option<&Path>,
+    root: Option<&Path>,
+) -> Result<(), CeremonyError> {
+    print!("{}", crate::audit::inspect::verify(file, identity, root)?);
+    Ok(())
+}
+
+/// `ceremony audit show`: the timeline, then the verdict as the exit code.
+pub fn show(
+    file: &Path,
+    identity: Option<&Path>,
+    root: Option<&Path>,
+) -> Result<(), CeremonyError> {
+    let (timeline, verdict) = crate::audit::inspect::show(file, identity, root)?;
+    print!("{timeline}");
+    Ok(verdict?)
+}

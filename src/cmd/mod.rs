@@ -1,0 +1,81 @@
+//! One thin file per subcommand: load what it needs, call the library, print
+//! the result. `dispatch` picks one; `main` renders any error once.
+
+mod audit;
+mod check;
+mod man;
+mod token;
+mod verify;
+
+use crate::ceremony::RunOptions;
+use crate::cli::{AuditCommand, Cli, Command, TokenCommand};
+use crate::error::CeremonyError;
+
+pub fn dispatch(cli: Cli) -> Result<(), CeremonyError> {
+    // Before any PIN, key or identity is in memory (src/harden.rs says why).
+    crate::harden::no_core_dumps().map_err(|e| {
+        CeremonyError::Internal(format!("cannot disable core dumps for this process: {e}"))
+    })?;
+    match cli.command {
+        Command::Check { plan, out } => check::run(&plan, &out),
+        Command::Run {
+            plan,
+            yes,
+            out,
+            module,
+            pin,
+        } => crate::ceremony::run(&RunOptions {
+            plan,
+            out,
+            yes,
+            pin: pin.into(),
+            module,
+        }),
+        Command::Verify { dir, root, plan } => verify::run(&dir, root.as_deref(), plan.as_deref()),
+        Command::Inspect { dir, json } => verify::inspect(&dir, json),
+        Command::Completions { shell } => man::completions(shell),
+        Command::Man { dir } => man::run(dir.as_deref()),
+        Command::Audit {
+            command:
+                AuditCommand::Verify {
+                    file,
+                    identity,
+                    root,
+                },
+        } => audit::verify(&file, identity.as_deref(), root.as_deref()),
+        Command::Audit {
+            command:
+                AuditCommand::Show {
+                    file,
+                    identity,
+                    root,
+                },
+        } => audit::show(&file, identity.as_deref(), root.as_deref()),
+        Command::Token {
+            command:
+                TokenCommand::List {
+                    plan,
+                    uri,
+                    module,
+                    pin,
+                },
+        } => token::list(
+            plan.as_deref(),
+            uri.as_deref(),
+            module.as_deref(),
+            &pin.into(),
+        ),
+    }
+}
+
+/// Writes generated text to stdout; a closed pipe (`| head`) is not an error.
+fn write_stdout(bytes: &[u8]) -> Result<(), CeremonyError> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(CeremonyError::Internal(format!("writing to stdout: {e}")))
+        }
+        _ => Ok(()),
+    }
+}
