@@ -14,6 +14,7 @@ pub mod cli;
 pub mod error;
 pub mod failpoint;
 pub mod harden;
+pub mod keys;
 pub mod keytype;
 pub mod leaf;
 pub mod pem;

@@ -11,9 +11,10 @@ use der::oid::ObjectIdentifier;
 use x509_cert::ext::pkix::KeyUsages;
 
 use super::expect::{self, Expect, PlanNode, SanRule};
-use super::parse::{self, Cert, CertFile, Kubeconfig, PublicKey};
+use super::parse::{self, Cert, CertFile, Kubeconfig};
 use super::tree::{Content, Tree};
 use super::{Input, Layout, PlanFacts, Problem, Report, Role, RootUsed};
+use crate::keys::public::{self, PublicKey};
 use crate::keytype::KeyType;
 use crate::plan::{CaRole, LeafMode};
 use crate::profile::kubeadm::{CA_FILES, CLUSTER_ADMINS};
@@ -199,7 +200,7 @@ impl<'a> Ctx<'a> {
     fn private_key(&mut self, id: &str, bytes: &[u8]) -> Result<PublicKey, String> {
         self.keys
             .entry(id.to_string())
-            .or_insert_with(|| parse::one_private_key(bytes))
+            .or_insert_with(|| public::private_key_file(bytes).map_err(|e| e.to_string()))
             .clone()
     }
 
@@ -932,21 +933,10 @@ impl<'a> Ctx<'a> {
             .file(&kf)
             .map(<[u8]>::to_vec)
             .map(|b| self.private_key(&kf, &b));
-        let public = self.tree.file(&pf).map(|b| {
-            let blocks = parse::pem_blocks(b)?;
-            match blocks.as_slice() {
-                [one] if one.label == "PUBLIC KEY" => PublicKey::from_pkix_der(&one.der),
-                _ => Err(format!(
-                    "holds {} PEM blocks ({}); expected one \"PUBLIC KEY\"",
-                    blocks.len(),
-                    blocks
-                        .iter()
-                        .map(|b| b.label.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )),
-            }
-        });
+        let public = self
+            .tree
+            .file(&pf)
+            .map(|b| public::public_key_file(b).map_err(|e| e.to_string()));
         if let Some(Err(e)) = &key {
             self.add(Problem::new(&kf, "key", e.clone()));
         }
@@ -1801,14 +1791,18 @@ impl<'a> Ctx<'a> {
             } else if let Ok(blocks) = parse::pem_blocks(bytes) {
                 let private: Vec<&parse::Block> = blocks
                     .iter()
-                    .filter(|b| parse::is_private_key_label(&b.label))
+                    .filter(|b| public::is_private_key_label(&b.label))
                     .collect();
                 if path.ends_with(".key") && blocks.len() == 1 && private.len() == 1 {
                     let k = self.private_key(path, bytes);
                     keys.push((path.clone(), "key", k));
                 } else {
                     for b in private {
-                        keys.push((path.clone(), "key", parse::private_key_public(b)));
+                        keys.push((
+                            path.clone(),
+                            "key",
+                            public::private_key_block(b).map_err(|e| e.to_string()),
+                        ));
                     }
                 }
             }
