@@ -11,9 +11,10 @@ use der::oid::ObjectIdentifier;
 use x509_cert::ext::pkix::KeyUsages;
 
 use super::expect::{self, Expect, PlanNode, SanRule};
-use super::parse::{self, Cert, CertFile, Kubeconfig};
+use super::parse::{self, Cert, CertFile};
 use super::tree::{Content, Tree};
 use super::{Input, Layout, PlanFacts, Problem, Report, Role, RootUsed};
+use crate::bundle::kubeconfig::{KubeconfigFile, base64_data};
 use crate::keys::public::{self, PublicKey};
 use crate::keytype::KeyType;
 use crate::plan::{CaRole, LeafMode};
@@ -572,7 +573,11 @@ impl<'a> Ctx<'a> {
 
     /// The name and server of a kubeconfig's client certificate, without reporting anything.
     fn peek(&self, file: &str) -> (Option<String>, Option<String>) {
-        let Some(kc) = self.tree.file(file).and_then(|b| Kubeconfig::parse(b).ok()) else {
+        let Some(kc) = self
+            .tree
+            .file(file)
+            .and_then(|b| KubeconfigFile::parse(b).ok())
+        else {
             return (None, None);
         };
         let server = kc
@@ -587,7 +592,7 @@ impl<'a> Ctx<'a> {
             .and_then(|u| u.first())
             .and_then(|u| u.user.as_ref())
             .and_then(|u| u.cert_data.as_deref())
-            .and_then(|d| parse::base64_data(d).ok())
+            .and_then(|d| base64_data(d).ok())
             .and_then(|pem| CertFile::parse(&pem).ok())
             .and_then(|f| f.certs.into_iter().next())
             .and_then(|c| c.cn.into_iter().next());
@@ -974,7 +979,7 @@ impl<'a> Ctx<'a> {
         keyless_ok: bool,
     ) -> Option<KcParts> {
         let bytes = self.tree.file(file)?;
-        let kc = match Kubeconfig::parse(bytes) {
+        let kc = match KubeconfigFile::parse(bytes) {
             Ok(k) => k,
             Err(e) => {
                 self.add(Problem::new(file, "yaml", e));
@@ -1071,7 +1076,7 @@ impl<'a> Ctx<'a> {
                             .got(f.clone()),
                         );
                     }
-                    match entry.ca_data.as_deref().map(parse::base64_data) {
+                    match entry.ca_data.as_deref().map(base64_data) {
                         None => self.add(
                             Problem::new(file, "certificate-authority-data", "missing")
                                 .expected(format!("the bytes of {ca_file}")),
@@ -1133,14 +1138,14 @@ impl<'a> Ctx<'a> {
                             "names certificate or key files; kubeadm embeds the data",
                         ));
                     }
-                    match entry.cert_data.as_deref().map(parse::base64_data) {
+                    match entry.cert_data.as_deref().map(base64_data) {
                         None => self.add(Problem::new(file, "client-certificate-data", "missing")),
                         Some(Err(e)) => self.add(Problem::new(file, "client-certificate-data", e)),
                         Some(Ok(pem)) => {
                             parts.cert = self.one_cert(file, "client-certificate-data", &pem)
                         }
                     }
-                    match entry.key_data.as_ref().map(|d| parse::base64_data(d)) {
+                    match entry.key_data.as_ref().map(|d| base64_data(d)) {
                         None if keyless_ok => {}
                         None => self.add(Problem::new(file, "client-key-data", "missing")),
                         Some(Err(e)) => self.add(Problem::new(file, "client-key-data", e)),
@@ -1711,13 +1716,13 @@ impl<'a> Ctx<'a> {
                 continue;
             };
             let certs: Vec<Cert> = if path.ends_with(".conf") {
-                Kubeconfig::parse(b)
+                KubeconfigFile::parse(b)
                     .ok()
                     .and_then(|kc| kc.clusters)
                     .into_iter()
                     .flatten()
                     .filter_map(|c| c.cluster.and_then(|c| c.ca_data))
-                    .filter_map(|d| parse::base64_data(&d).ok())
+                    .filter_map(|d| base64_data(&d).ok())
                     .filter_map(|pem| CertFile::parse(&pem).ok())
                     .flat_map(|f| f.certs)
                     .collect()
@@ -1771,12 +1776,12 @@ impl<'a> Ctx<'a> {
             // Private keys in this file, by (id, field).
             let mut keys: Vec<(String, &'static str, Result<PublicKey, String>)> = Vec::new();
             if path.ends_with(".conf") {
-                if let Ok(kc) = Kubeconfig::parse(bytes) {
+                if let Ok(kc) = KubeconfigFile::parse(bytes) {
                     for (i, u) in kc.users.into_iter().flatten().enumerate() {
                         if let Some(pem) = u
                             .user
                             .and_then(|u| u.key_data)
-                            .and_then(|d| parse::base64_data(&d).ok())
+                            .and_then(|d| base64_data(&d).ok())
                         {
                             let id = if i == 0 {
                                 format!("{path}#client-key-data")

@@ -1,26 +1,22 @@
 //! Parsing what a bundle holds: PEM blocks, certificates (the fields the
 //! kubeadm profiles decide), private and public keys (normalised so that a
-//! key file and a certificate can be compared), and kubeconfig YAML.
+//! key file and a certificate can be compared).
 //!
 //! Pure: bytes in, values out. Private key material only lives in
 //! `Zeroizing` buffers here and is reduced to its public key at once.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::SystemTime;
 
-use base64::Engine;
 use der::oid::ObjectIdentifier;
 use der::{Decode, Encode};
 use flagset::FlagSet;
-use serde::Deserialize;
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{
     AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages,
     SubjectAltName, SubjectKeyIdentifier,
 };
-use zeroize::Zeroizing;
 
 use crate::keys::public::{CSR_LABELS, PublicKey};
 
@@ -230,93 +226,6 @@ impl CertFile {
             error,
         })
     }
-}
-
-fn secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Zeroizing<String>>, D::Error> {
-    Ok(Option::<String>::deserialize(d)?.map(Zeroizing::new))
-}
-
-/// A kubeconfig, as far as kubeadm's are concerned. Other keys are ignored,
-/// except the ones that would change how a client authenticates.
-#[derive(Deserialize)]
-pub struct Kubeconfig {
-    #[serde(rename = "apiVersion")]
-    pub api_version: Option<String>,
-    pub kind: Option<String>,
-    #[serde(default)]
-    pub clusters: Option<Vec<NamedCluster>>,
-    #[serde(default)]
-    pub contexts: Option<Vec<NamedContext>>,
-    #[serde(rename = "current-context")]
-    pub current_context: Option<String>,
-    #[serde(default)]
-    pub users: Option<Vec<NamedUser>>,
-}
-
-#[derive(Deserialize)]
-pub struct NamedCluster {
-    pub name: Option<String>,
-    pub cluster: Option<ClusterEntry>,
-}
-
-#[derive(Deserialize)]
-pub struct ClusterEntry {
-    pub server: Option<String>,
-    #[serde(rename = "certificate-authority-data")]
-    pub ca_data: Option<String>,
-    #[serde(rename = "certificate-authority")]
-    pub ca_file: Option<String>,
-    #[serde(rename = "insecure-skip-tls-verify", default)]
-    pub insecure: bool,
-}
-
-#[derive(Deserialize)]
-pub struct NamedContext {
-    pub name: Option<String>,
-    pub context: Option<ContextEntry>,
-}
-
-#[derive(Deserialize)]
-pub struct ContextEntry {
-    pub cluster: Option<String>,
-    pub user: Option<String>,
-}
-
-#[derive(Deserialize)]
-pub struct NamedUser {
-    pub name: Option<String>,
-    pub user: Option<UserEntry>,
-}
-
-#[derive(Deserialize)]
-pub struct UserEntry {
-    #[serde(rename = "client-certificate-data")]
-    pub cert_data: Option<String>,
-    #[serde(rename = "client-key-data", default, deserialize_with = "secret")]
-    pub key_data: Option<Zeroizing<String>>,
-    #[serde(rename = "client-certificate")]
-    pub cert_file: Option<String>,
-    #[serde(rename = "client-key")]
-    pub key_file: Option<String>,
-    /// Any other way to authenticate (token, exec, auth-provider, basic auth).
-    #[serde(flatten)]
-    pub other: BTreeMap<String, serde::de::IgnoredAny>,
-}
-
-impl Kubeconfig {
-    pub fn parse(bytes: &[u8]) -> Result<Kubeconfig, String> {
-        serde_norway::from_slice(bytes).map_err(|e| format!("not a kubeconfig: {e}"))
-    }
-}
-
-/// Base64 of a kubeconfig `*-data` field (Go's StdEncoding; line breaks ignored).
-pub fn base64_data(s: &str) -> Result<Zeroizing<Vec<u8>>, String> {
-    let clean: Zeroizing<String> =
-        Zeroizing::new(s.chars().filter(|c| !c.is_ascii_whitespace()).collect());
-    base64::engine::general_purpose::STANDARD
-        .decode(clean.as_bytes())
-        .map(Zeroizing::new)
-        .map_err(|e| format!("not base64: {e}"))
 }
 
 /// (host, port) of an `https://host:port[/path]` URL; Err says what is wrong.
