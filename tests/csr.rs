@@ -876,7 +876,7 @@ fn refuses_rsa_1024() {
             );
         },
         &[
-            "cp1/etc/kubernetes/pki/etcd/healthcheck-client.csr: key: expected one of rsa-2048, got rsa-1024",
+            "cp1/etc/kubernetes/pki/etcd/healthcheck-client.csr: key: expected one of rsa-2048, got rsa-1024 (unsupported)",
         ],
     );
 }

@@ -338,7 +338,7 @@ fn intake_users(loaded: &LoadedPlan) -> Result<Vec<UserIntake>, CeremonyError> {
                 )),
                 Ok(bytes) => {
                     let c = policy::check_csr(&shown, &bytes, &user.spec, &ALLOWED_KEYS);
-                    user.key_id = c.key.as_ref().map(|(_, k)| k.id.clone());
+                    user.key_id = c.key.as_ref().map(|(_, k)| k.spki_der.clone());
                     user.checked = c.accepted();
                     user.refusals = c.refusals;
                 }
