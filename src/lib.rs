@@ -13,6 +13,7 @@ pub mod ceremony;
 pub mod cli;
 pub mod error;
 pub mod failpoint;
+pub mod fsread;
 pub mod harden;
 pub mod keys;
 pub mod keytype;
