@@ -1,5 +1,5 @@
 //! CSR mode end to end against a real SoftHSM2 token per test: the real
-//! output of `kubeadm certs generate-csr` (../shared/kubeadm/generate-csr,
+//! output of `kubeadm certs generate-csr` (tests/fixtures/kubeadm/generate-csr,
 //! node cp1, kubeadm v1.24 Organizations) signed into a tree that OpenSSL
 //! verifies and kubectl loads, a worker's kubelet CSR, user kubeconfigs, and
 //! every refusal with its exact message and nothing written.
@@ -30,7 +30,7 @@ const W: &str = "csrs/w1/etc/kubernetes";
 const APISERVER_SANS: &str = "DNS:cp1, DNS:kubernetes, DNS:kubernetes.default, DNS:kubernetes.default.svc, \
 DNS:kubernetes.default.svc.cluster.local, IP:10.96.0.1, IP:10.0.0.10, IP:127.0.0.1";
 
-/// The plan of ../shared/kubeadm/generate-csr/kubeadm.yaml (kubeadm 1.24:
+/// The plan of tests/fixtures/kubeadm/generate-csr/kubeadm.yaml (kubeadm 1.24:
 /// system:masters Organizations, no super-admin.conf; its default
 /// encryptionAlgorithm RSA-2048 as leaf_key, so node CSRs must be RSA-2048),
 /// CSR mode, worker w1, users alice (dev, ops) and bob (system:masters, allowed).
@@ -876,7 +876,7 @@ fn refuses_rsa_1024() {
             );
         },
         &[
-            "cp1/etc/kubernetes/pki/etcd/healthcheck-client.csr: key: expected one of rsa-2048, got rsa-1024",
+            "cp1/etc/kubernetes/pki/etcd/healthcheck-client.csr: key: expected one of rsa-2048, got rsa-1024 (unsupported)",
         ],
     );
 }

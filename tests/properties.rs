@@ -213,8 +213,8 @@ proptest! {
         let cut_at = cut % (changed.len() + 1);
         for bytes in [&changed[..], &changed[..cut_at]] {
             let _ = csr::parse_csr(bytes);
-            let _ = csr::private_key_info(bytes);
-            let _ = csr::public_key_file_info(bytes);
+            let _ = ceremony::keys::public::private_key_file(bytes);
+            let _ = ceremony::keys::public::public_key_file(bytes);
         }
         let valid = parse_and_validate(DEMO_PLAN).expect("the demo plan");
         let cl = valid.cluster.as_ref().expect("a cluster");

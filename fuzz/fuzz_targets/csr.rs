@@ -39,7 +39,7 @@ fuzz_target!(|data: &[u8]| {
     let allowed = [KeyType::EcdsaP256, KeyType::EcdsaP384, KeyType::Rsa2048];
     let check = csr::check_csr("fuzz.csr", bytes, spec, &allowed);
     let _ = check.accepted();
-    let _ = csr::private_key_info(bytes);
-    let _ = csr::public_key_file_info(bytes);
+    let _ = ceremony::keys::public::private_key_file(bytes);
+    let _ = ceremony::keys::public::public_key_file(bytes);
     let _ = csr::partial_client_key(bytes);
 });

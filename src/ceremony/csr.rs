@@ -24,7 +24,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -37,6 +36,7 @@ use crate::bundle::kubeconfig::{self, Kubeconfig};
 use crate::bundle::layout::node_root;
 use crate::bundle::write::{self, Staging};
 use crate::error::CeremonyError;
+use crate::fsread::{Links, ReadError, read_regular};
 use crate::issue::ca::CaState;
 use crate::keytype::KeyType;
 use crate::leaf::csr::{self as policy, CheckedCsr, NodeCheck, Refusal};
@@ -129,17 +129,20 @@ fn usage(message: String, hint: &str) -> CeremonyError {
     }
 }
 
-/// Reads one file, refusing anything larger than `MAX_FILE_BYTES`.
+/// Reads one file the plan names (a user's CSR; a link is followed),
+/// refusing anything larger than `MAX_FILE_BYTES`.
 fn read_bounded(path: &Path) -> Result<Zeroizing<Vec<u8>>, String> {
-    let f = fs::File::open(path).map_err(|e| format!("unreadable ({e})"))?;
-    let mut buf = Zeroizing::new(Vec::new());
-    f.take(policy::MAX_FILE_BYTES + 1)
-        .read_to_end(&mut buf)
-        .map_err(|e| format!("unreadable ({e})"))?;
-    if buf.len() as u64 > policy::MAX_FILE_BYTES {
-        return Err("a file larger than 1 MiB".into());
-    }
-    Ok(buf)
+    read_capped(path, Links::Follow)
+}
+
+/// One file through the shared bounded reader, its failure in a refusal's
+/// words (the refusal names the file itself).
+fn read_capped(path: &Path, links: Links) -> Result<Zeroizing<Vec<u8>>, String> {
+    read_regular(path, policy::MAX_FILE_BYTES, links).map_err(|e| match e {
+        ReadError::Io { source, .. } => format!("unreadable ({source})"),
+        ReadError::NotRegular { .. } => "not a regular file".into(),
+        ReadError::TooLarge { .. } => "a file larger than 1 MiB".into(),
+    })
 }
 
 type Tree = (BTreeMap<String, Zeroizing<Vec<u8>>>, Vec<(String, String)>);
@@ -174,7 +177,8 @@ fn read_tree(root: &Path) -> Result<Tree, std::io::Error> {
                 problems.push((name, format!("more than {MAX_FILES} files in the tree")));
                 return Ok((files, problems));
             } else {
-                match read_bounded(&root.join(&r)) {
+                // Listed as a regular file: a link swapped in since is refused.
+                match read_capped(&root.join(&r), Links::Refuse) {
                     Ok(bytes) => {
                         files.insert(name, bytes);
                     }
@@ -283,7 +287,7 @@ fn intake_users(loaded: &LoadedPlan) -> Result<Vec<UserIntake>, CeremonyError> {
                 )),
                 Ok(bytes) => {
                     let c = policy::check_csr(&shown, &bytes, &user.spec, &ALLOWED_KEYS);
-                    user.key_id = c.key.as_ref().map(|(_, k)| k.id.clone());
+                    user.key_id = c.key.as_ref().map(|(_, k)| k.spki_der.clone());
                     user.checked = c.accepted();
                     user.refusals = c.refusals;
                 }

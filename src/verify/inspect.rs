@@ -13,9 +13,10 @@ pub use crate::fmt::{kubeadm_time, rfc3339};
 use serde::Serialize;
 
 use super::expect::{self, Expect};
-use super::parse::{Cert, CertFile, Kubeconfig, base64_data};
+use super::parse::{Cert, CertFile};
 use super::tree::Tree;
 use super::{Input, Layout, Role};
+use crate::bundle::kubeconfig::{KubeconfigFile, base64_data};
 use crate::plan::CaRole;
 use crate::profile::kubeadm::CA_FILES;
 
@@ -139,7 +140,7 @@ fn first_of(pem: &[u8]) -> Result<Cert, String> {
 }
 
 fn kubeconfig_cert(tree: &Tree, file: &str) -> Result<Cert, String> {
-    let kc = Kubeconfig::parse(tree.file(file).ok_or("missing")?)?;
+    let kc = KubeconfigFile::parse(tree.file(file).ok_or("missing")?)?;
     let data = kc
         .users
         .into_iter()

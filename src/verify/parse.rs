@@ -1,30 +1,24 @@
 //! Parsing what a bundle holds: PEM blocks, certificates (the fields the
 //! kubeadm profiles decide), private and public keys (normalised so that a
-//! key file and a certificate can be compared), and kubeconfig YAML.
+//! key file and a certificate can be compared).
 //!
 //! Pure: bytes in, values out. Private key material only lives in
 //! `Zeroizing` buffers here and is reduced to its public key at once.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::SystemTime;
 
-use base64::Engine;
 use der::oid::ObjectIdentifier;
-use der::referenced::OwnedToRef;
 use der::{Decode, Encode};
 use flagset::FlagSet;
-use serde::Deserialize;
-use spki::{EncodePublicKey, SubjectPublicKeyInfoOwned};
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::name::GeneralName;
 use x509_cert::ext::pkix::{
     AuthorityKeyIdentifier, BasicConstraints, ExtendedKeyUsage, KeyUsage, KeyUsages,
     SubjectAltName, SubjectKeyIdentifier,
 };
-use zeroize::Zeroizing;
 
-use crate::keytype::KeyType;
+use crate::keys::public::{CSR_LABELS, PublicKey};
 
 pub use crate::pem::Block;
 
@@ -34,216 +28,14 @@ pub fn pem_blocks(bytes: &[u8]) -> Result<Vec<Block>, String> {
     crate::pem::pem_blocks(text)
 }
 
-/// Labels of PEM blocks that hold a private key.
-pub fn is_private_key_label(label: &str) -> bool {
-    label.ends_with("PRIVATE KEY")
-}
-
-/// A public key in one canonical encoding, so that a key derived from a
-/// private key and one read from a certificate compare equal exactly when
-/// they are the same key.
-#[derive(Clone, PartialEq, Eq)]
-pub struct PublicKey {
-    pub key_type: Option<KeyType>,
-    /// Human description: "rsa-2048", "ecdsa-p256", "rsa-1024 (unsupported)".
-    pub kind: String,
-    /// Canonical SubjectPublicKeyInfo DER (RSA with NULL parameters, EC uncompressed).
-    pub spki_der: Vec<u8>,
-}
-
-impl std::fmt::Debug for PublicKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PublicKey({}, {})", self.kind, self.fingerprint())
-    }
-}
-
-impl PublicKey {
-    /// "sha256:" + the first 16 hex digits of the SHA-256 of the SPKI DER
-    /// (`openssl pkey -pubout -outform DER | sha256sum` gives the whole value).
-    pub fn fingerprint(&self) -> String {
-        let h = hex::encode(crate::x509::sha256(&self.spki_der));
-        format!("sha256:{}", &h[..16])
-    }
-
-    pub fn from_spki(spki: &SubjectPublicKeyInfoOwned) -> Result<PublicKey, String> {
-        use const_oid::db::rfc5912::{
-            ID_EC_PUBLIC_KEY, RSA_ENCRYPTION, SECP_256_R_1, SECP_384_R_1,
-        };
-        let der = spki.to_der().map_err(|e| e.to_string())?;
-        match spki.algorithm.oid {
-            RSA_ENCRYPTION => {
-                let key = rsa::PublicKey::try_from(spki.owned_to_ref())
-                    .map_err(|e| format!("bad RSA public key: {e}"))?;
-                Self::rsa(&key)
-            }
-            ID_EC_PUBLIC_KEY => {
-                let curve = spki
-                    .algorithm
-                    .parameters
-                    .as_ref()
-                    .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
-                match curve {
-                    Some(SECP_256_R_1) => {
-                        use p256::pkcs8::DecodePublicKey;
-                        let k = p256::PublicKey::from_public_key_der(&der)
-                            .map_err(|e| format!("bad P-256 key: {e}"))?;
-                        Self::ec(
-                            k.to_public_key_der().map_err(|e| e.to_string())?,
-                            KeyType::EcdsaP256,
-                        )
-                    }
-                    Some(SECP_384_R_1) => {
-                        use p384::pkcs8::DecodePublicKey;
-                        let k = p384::PublicKey::from_public_key_der(&der)
-                            .map_err(|e| format!("bad P-384 key: {e}"))?;
-                        Self::ec(
-                            k.to_public_key_der().map_err(|e| e.to_string())?,
-                            KeyType::EcdsaP384,
-                        )
-                    }
-                    other => Ok(PublicKey {
-                        key_type: None,
-                        kind: format!(
-                            "EC curve {} (unsupported)",
-                            other.map_or("?".into(), |o| o.to_string())
-                        ),
-                        spki_der: der,
-                    }),
-                }
-            }
-            other => Ok(PublicKey {
-                key_type: None,
-                kind: format!("algorithm {other} (unsupported)"),
-                spki_der: der,
-            }),
-        }
-    }
-
-    fn rsa(key: &rsa::PublicKey) -> Result<PublicKey, String> {
-        use rsa::traits::PublicKeyParts;
-        let bits = key.n().bit_width();
-        let key_type = match bits {
-            2048 => Some(KeyType::Rsa2048),
-            3072 => Some(KeyType::Rsa3072),
-            4096 => Some(KeyType::Rsa4096),
-            _ => None,
-        };
-        let kind = match key_type {
-            Some(k) => k.name().to_string(),
-            None => format!("rsa-{bits} (unsupported)"),
-        };
-        let der = key.to_public_key_der().map_err(|e| e.to_string())?;
-        Ok(PublicKey {
-            key_type,
-            kind,
-            spki_der: der.as_bytes().to_vec(),
-        })
-    }
-
-    fn ec(doc: der::Document, kt: KeyType) -> Result<PublicKey, String> {
-        Ok(PublicKey {
-            key_type: Some(kt),
-            kind: kt.name().to_string(),
-            spki_der: doc.as_bytes().to_vec(),
-        })
-    }
-
-    /// A PKIX `PUBLIC KEY` block (sa.pub).
-    pub fn from_pkix_der(der: &[u8]) -> Result<PublicKey, String> {
-        let spki = SubjectPublicKeyInfoOwned::from_der(der)
-            .map_err(|e| format!("not a PKIX public key: {e}"))?;
-        Self::from_spki(&spki)
-    }
-}
-
-/// The public half of a private key block: PKCS#1 `RSA PRIVATE KEY`, SEC1
-/// `EC PRIVATE KEY` or PKCS#8 `PRIVATE KEY`, as kubeadm reads them. The RSA
-/// key is validated (n = p·q, e·d ≡ 1), so a tampered key does not pass as
-/// its public half.
-pub fn private_key_public(block: &Block) -> Result<PublicKey, String> {
-    let der = block.der.as_slice();
-    match block.label.as_str() {
-        "RSA PRIVATE KEY" => {
-            use rsa::pkcs1::DecodeRsaPrivateKey;
-            let k = rsa::PrivateKey::from_pkcs1_der(der)
-                .map_err(|e| format!("not a valid PKCS#1 RSA key: {e}"))?;
-            PublicKey::rsa(&k.to_public_key())
-        }
-        "EC PRIVATE KEY" => {
-            if let Ok(k) = p256::SecretKey::from_sec1_der(der) {
-                PublicKey::ec(
-                    k.public_key()
-                        .to_public_key_der()
-                        .map_err(|e| e.to_string())?,
-                    KeyType::EcdsaP256,
-                )
-            } else if let Ok(k) = p384::SecretKey::from_sec1_der(der) {
-                PublicKey::ec(
-                    k.public_key()
-                        .to_public_key_der()
-                        .map_err(|e| e.to_string())?,
-                    KeyType::EcdsaP384,
-                )
-            } else {
-                Err("not a valid SEC1 P-256 or P-384 key".into())
-            }
-        }
-        "PRIVATE KEY" => {
-            use rsa::pkcs8::DecodePrivateKey as _;
-            if let Ok(k) = rsa::PrivateKey::from_pkcs8_der(der) {
-                return PublicKey::rsa(&k.to_public_key());
-            }
-            if let Ok(k) = p256::SecretKey::from_pkcs8_der(der) {
-                return PublicKey::ec(
-                    k.public_key()
-                        .to_public_key_der()
-                        .map_err(|e| e.to_string())?,
-                    KeyType::EcdsaP256,
-                );
-            }
-            if let Ok(k) = p384::SecretKey::from_pkcs8_der(der) {
-                return PublicKey::ec(
-                    k.public_key()
-                        .to_public_key_der()
-                        .map_err(|e| e.to_string())?,
-                    KeyType::EcdsaP384,
-                );
-            }
-            Err("not a valid PKCS#8 RSA, P-256 or P-384 key".into())
-        }
-        "ENCRYPTED PRIVATE KEY" => Err("is encrypted; kubeadm cannot read it".into()),
-        other => Err(format!("unsupported private key type \"{other}\"")),
-    }
-}
-
-/// The single private key of a key file (or of a kubeconfig's client-key-data).
-pub fn one_private_key(bytes: &[u8]) -> Result<PublicKey, String> {
-    let blocks = pem_blocks(bytes)?;
-    let keys: Vec<&Block> = blocks
-        .iter()
-        .filter(|b| is_private_key_label(&b.label))
-        .collect();
-    match keys.as_slice() {
-        [] => Err(match blocks.first() {
-            Some(b) => format!("holds a \"{}\" block, not a private key", b.label),
-            None => "holds no PEM block".into(),
-        }),
-        [one] if blocks.len() == 1 => private_key_public(one),
-        _ => Err(format!(
-            "holds {} PEM blocks; a key file holds exactly one private key",
-            blocks.len()
-        )),
-    }
-}
-
 /// The public key of a PKCS#10 request file (one `CERTIFICATE REQUEST` block).
 pub fn csr_public(bytes: &[u8]) -> Result<PublicKey, String> {
     let blocks = pem_blocks(bytes)?;
     match blocks.as_slice() {
-        [one] if one.label == "CERTIFICATE REQUEST" || one.label == "NEW CERTIFICATE REQUEST" => {
+        [one] if CSR_LABELS.contains(&one.label.as_str()) => {
             let req = x509_cert::request::CertReq::from_der(&one.der)
                 .map_err(|e| format!("not a PKCS#10 request: {e}"))?;
-            PublicKey::from_spki(&req.info.public_key)
+            PublicKey::from_spki(&req.info.public_key).map_err(|e| e.to_string())
         }
         _ => Err(format!(
             "holds {} PEM blocks; expected one \"CERTIFICATE REQUEST\"",
@@ -350,7 +142,7 @@ impl Cert {
             sans,
             ski: ski.map(|(_, s)| s.0.as_bytes().to_vec()),
             aki: aki.and_then(|(_, a)| a.key_identifier.map(|k| k.as_bytes().to_vec())),
-            key: PublicKey::from_spki(tbs.subject_public_key_info()),
+            key: PublicKey::from_spki(tbs.subject_public_key_info()).map_err(|e| e.to_string()),
             bad_extension: bad,
             cert,
         })
@@ -434,93 +226,6 @@ impl CertFile {
             error,
         })
     }
-}
-
-fn secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Zeroizing<String>>, D::Error> {
-    Ok(Option::<String>::deserialize(d)?.map(Zeroizing::new))
-}
-
-/// A kubeconfig, as far as kubeadm's are concerned. Other keys are ignored,
-/// except the ones that would change how a client authenticates.
-#[derive(Deserialize)]
-pub struct Kubeconfig {
-    #[serde(rename = "apiVersion")]
-    pub api_version: Option<String>,
-    pub kind: Option<String>,
-    #[serde(default)]
-    pub clusters: Option<Vec<NamedCluster>>,
-    #[serde(default)]
-    pub contexts: Option<Vec<NamedContext>>,
-    #[serde(rename = "current-context")]
-    pub current_context: Option<String>,
-    #[serde(default)]
-    pub users: Option<Vec<NamedUser>>,
-}
-
-#[derive(Deserialize)]
-pub struct NamedCluster {
-    pub name: Option<String>,
-    pub cluster: Option<ClusterEntry>,
-}
-
-#[derive(Deserialize)]
-pub struct ClusterEntry {
-    pub server: Option<String>,
-    #[serde(rename = "certificate-authority-data")]
-    pub ca_data: Option<String>,
-    #[serde(rename = "certificate-authority")]
-    pub ca_file: Option<String>,
-    #[serde(rename = "insecure-skip-tls-verify", default)]
-    pub insecure: bool,
-}
-
-#[derive(Deserialize)]
-pub struct NamedContext {
-    pub name: Option<String>,
-    pub context: Option<ContextEntry>,
-}
-
-#[derive(Deserialize)]
-pub struct ContextEntry {
-    pub cluster: Option<String>,
-    pub user: Option<String>,
-}
-
-#[derive(Deserialize)]
-pub struct NamedUser {
-    pub name: Option<String>,
-    pub user: Option<UserEntry>,
-}
-
-#[derive(Deserialize)]
-pub struct UserEntry {
-    #[serde(rename = "client-certificate-data")]
-    pub cert_data: Option<String>,
-    #[serde(rename = "client-key-data", default, deserialize_with = "secret")]
-    pub key_data: Option<Zeroizing<String>>,
-    #[serde(rename = "client-certificate")]
-    pub cert_file: Option<String>,
-    #[serde(rename = "client-key")]
-    pub key_file: Option<String>,
-    /// Any other way to authenticate (token, exec, auth-provider, basic auth).
-    #[serde(flatten)]
-    pub other: BTreeMap<String, serde::de::IgnoredAny>,
-}
-
-impl Kubeconfig {
-    pub fn parse(bytes: &[u8]) -> Result<Kubeconfig, String> {
-        serde_norway::from_slice(bytes).map_err(|e| format!("not a kubeconfig: {e}"))
-    }
-}
-
-/// Base64 of a kubeconfig `*-data` field (Go's StdEncoding; line breaks ignored).
-pub fn base64_data(s: &str) -> Result<Zeroizing<Vec<u8>>, String> {
-    let clean: Zeroizing<String> =
-        Zeroizing::new(s.chars().filter(|c| !c.is_ascii_whitespace()).collect());
-    base64::engine::general_purpose::STANDARD
-        .decode(clean.as_bytes())
-        .map(Zeroizing::new)
-        .map_err(|e| format!("not base64: {e}"))
 }
 
 /// (host, port) of an `https://host:port[/path]` URL; Err says what is wrong.

@@ -993,7 +993,8 @@ fn csr_mode_nodes_keep_their_keys() {
     let old = kubeconfig_field(&conf, "client-key-data");
     replace_in(&conf, &format!("    client-key-data: {old}\n"), "");
     let admin_cert =
-        parse::base64_data(&kubeconfig_field(&conf, "client-certificate-data")).unwrap();
+        crate::bundle::kubeconfig::base64_data(&kubeconfig_field(&conf, "client-certificate-data"))
+            .unwrap();
     let admin_spki = parse::CertFile::parse(&admin_cert).unwrap().certs[0]
         .cert
         .tbs_certificate()

@@ -8,6 +8,8 @@ use std::path::{Component, Path};
 
 use zeroize::Zeroizing;
 
+use crate::fsread::{Links, ReadError, read_regular};
+
 /// A bundle file never needs more; anything larger is reported, not read.
 pub const MAX_FILE: u64 = 4 << 20;
 /// A bundle has a few dozen files per node; stop before a wrong directory eats memory.
@@ -80,12 +82,18 @@ impl Tree {
                         Content::Dir
                     } else if !ft.is_file() {
                         Content::Special
-                    } else if m.len() > MAX_FILE {
-                        Content::Unreadable(format!("larger than {} MiB", MAX_FILE >> 20))
                     } else {
-                        match std::fs::read(&path) {
-                            Ok(b) => Content::File(Zeroizing::new(b)),
-                            Err(err) => Content::Unreadable(err.to_string()),
+                        // Listed as a regular file: a link or FIFO swapped in
+                        // since is refused, not followed or waited on.
+                        match read_regular(&path, MAX_FILE, Links::Refuse) {
+                            Ok(b) => Content::File(b),
+                            Err(ReadError::NotRegular { .. }) => Content::Special,
+                            Err(ReadError::TooLarge { .. }) => {
+                                Content::Unreadable(format!("larger than {} MiB", MAX_FILE >> 20))
+                            }
+                            Err(ReadError::Io { source, .. }) => {
+                                Content::Unreadable(source.to_string())
+                            }
                         }
                     };
                     Entry { mode, content }
