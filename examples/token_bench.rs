@@ -157,7 +157,7 @@ fn bench(a: &Args) -> Result<(), String> {
     // The host's share of a leaf: its key (the plan's leaf_key: P-256 here)
     // and the software check of the token's signature.
     let keygen = rate(a.seconds.min(2.0), || {
-        ceremony::leaf::generate(KeyType::EcdsaP256)
+        ceremony::keys::leaf::generate(KeyType::EcdsaP256)
             .map(|_| ())
             .map_err(|e| e.to_string())
     })?;

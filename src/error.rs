@@ -5,7 +5,7 @@ use std::error::Error as _;
 
 use crate::audit::AuditError;
 use crate::bundle::write::OutputError;
-use crate::leaf::csr::Refusal;
+use crate::csr::policy::Refusal;
 use crate::plan::{CaRole, PlanError};
 use crate::token::TokenError;
 use crate::token::pin::PinError;
@@ -59,7 +59,7 @@ pub enum CeremonyError {
     Internal(String),
     /// The host could not make a leaf key (its random source, its memory).
     #[error("internal error: {0}")]
-    Leaf(#[from] crate::leaf::LeafError),
+    Leaf(#[from] crate::keys::leaf::LeafError),
     /// CSRs (of nodes or users) that policy refused; nothing was signed.
     #[error("{}", refused_text(.0))]
     CsrRefused(Vec<Refusal>),

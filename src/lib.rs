@@ -12,6 +12,7 @@ pub mod bundle;
 pub mod ceremony;
 pub mod cli;
 pub mod cmd;
+pub mod csr;
 pub mod error;
 pub mod failpoint;
 pub mod fmt;
@@ -20,7 +21,7 @@ pub mod harden;
 pub mod issue;
 pub mod keys;
 pub mod keytype;
-pub mod leaf;
+
 pub mod operator;
 pub mod pem;
 pub mod plan;

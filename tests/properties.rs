@@ -8,8 +8,8 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use ceremony::audit::{inspect, journal, record};
+use ceremony::csr::policy as csr;
 use ceremony::keytype::KeyType;
-use ceremony::leaf::csr;
 use ceremony::plan::{self, duration, validate};
 use ceremony::profile::kubeadm;
 use ceremony::token::uri::TokenUri;

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, UNIX_EPOCH};
 
 use ceremony::keytype::KeyType;
-use ceremony::leaf::csr;
+use ceremony::csr::policy as csr;
 use ceremony::plan::{self, validate};
 use ceremony::profile::kubeadm::{self, LeafSpec};
 use libfuzzer_sys::fuzz_target;

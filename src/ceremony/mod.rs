@@ -2,7 +2,6 @@
 //! sealed output. What it prints goes through `operator`; the token, files
 //! and records are reached through their modules.
 
-pub mod csr;
 pub mod login;
 mod record;
 mod recover;
@@ -21,7 +20,9 @@ use crate::audit::event::{Environment, PendingKey, PendingStore};
 use crate::audit::{self, Audit, Event, Journal};
 use crate::bundle::outputs;
 use crate::bundle::write::{self, Staging};
+use crate::csr::intake as csr;
 use crate::issue::ca::{self, CaState};
+use crate::issue::from_csr;
 use crate::issue::pipeline as bundle;
 use crate::keytype::KeyType;
 use crate::operator::{gate, interrupt, steps, ui};
@@ -82,16 +83,18 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
     // An unsealed journal beside OUT must be this plan's (nothing touched if not).
     audit::journal::check_owner(&opts.out, &loaded.sha256)?;
     // Every CSR is checked before the token is opened (all or nothing).
-    csr::preflight(&loaded, Some(&ui))?;
+    for w in &csr::preflight(&loaded)?.warnings {
+        ui.warn(w);
+    }
     // The service-account key is made while the token works on the CAs,
     // and the leaf keys' random generator seeded.
-    crate::leaf::seed_in_background();
+    crate::keys::leaf::seed_in_background();
     let sa_key = loaded
         .plan
         .cluster
         .as_ref()
         .filter(|cl| cl.mode == plan::LeafMode::Generate)
-        .map(|cl| crate::leaf::KeyInBackground::spawn(cl.sa_key));
+        .map(|cl| crate::keys::leaf::KeyInBackground::spawn(cl.sa_key));
     let given_pin = read_given_pin(&opts.pin)?;
     let module = opts
         .module
@@ -199,7 +202,7 @@ pub(super) struct Run<'a> {
     interrupted_stores: Vec<PendingStore>,
     progress: &'a Progress,
     /// The service-account key being made in the background (bundle mode).
-    sa_key: RefCell<Option<crate::leaf::KeyInBackground>>,
+    sa_key: RefCell<Option<crate::keys::leaf::KeyInBackground>>,
     now: SystemTime,
 }
 
@@ -397,7 +400,7 @@ fn write_outputs(
 ) -> Result<Staging, CeremonyError> {
     let now = run.now;
     // Read the CSRs again and check them: what is signed is what was checked.
-    let intake = csr::preflight(loaded, None)?;
+    let intake = csr::preflight(loaded)?;
     let mut st = Staging::begin(out, &loaded.sha256)?;
     let certs: Vec<outputs::CaCert<'_>> = cas
         .iter()
@@ -410,10 +413,12 @@ fn write_outputs(
     if let Some(cl) = &loaded.plan.cluster {
         match cl.mode {
             plan::LeafMode::Generate => bundle::write_nodes(token, &mut st, cl, cas, run, audit)?,
-            plan::LeafMode::Csr => csr::write_nodes(token, &mut st, cl, cas, &intake, now, audit)?,
+            plan::LeafMode::Csr => {
+                from_csr::write_nodes(token, &mut st, cl, cas, &intake, now, audit)?
+            }
         }
     }
-    csr::write_users(token, &mut st, loaded, cas, &intake, now, audit)?;
+    from_csr::write_users(token, &mut st, loaded, cas, &intake, now, audit)?;
     // The reviewed plan itself, so OUT alone tells what was meant; then
     // SHA256SUMS. audit.log.age and transcript.md come after it and cannot
     // be listed (each holds a hash that covers SHA256SUMS).

@@ -96,7 +96,7 @@ pub fn report(p: &LoadedPlan, out: &Path, now: SystemTime) -> String {
             line(l);
         }
     }
-    for l in crate::ceremony::csr::check_report(p) {
+    for l in crate::csr::intake::check_report(p) {
         line(l);
     }
     line(String::new());

@@ -25,27 +25,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use spki::SubjectPublicKeyInfoOwned;
 use zeroize::Zeroizing;
 
-use super::ui::Ui;
-use crate::audit::Audit;
-use crate::bundle::kubeconfig::{self, Kubeconfig};
-use crate::bundle::layout::node_root;
-use crate::bundle::write::{self, Staging};
+use crate::csr::policy::{self as policy, CheckedCsr, NodeCheck, Refusal};
 use crate::error::CeremonyError;
 use crate::fsread::{Links, ReadError, read_regular};
-use crate::issue::ca::CaState;
 use crate::keytype::KeyType;
-use crate::leaf::csr::{self as policy, CheckedCsr, NodeCheck, Refusal};
-use crate::leaf::{self};
 use crate::plan::duration::format_lifetime;
 use crate::plan::{CaRole, ClusterSpec, LeafMode, LoadedPlan};
-use crate::profile::kubeadm::{self, CA_FILES, LeafOutput, LeafSpec, SYSTEM_MASTERS};
-use crate::token::Token;
-use crate::x509;
+use crate::profile::kubeadm::{self, LeafOutput, LeafSpec, SYSTEM_MASTERS};
 use crate::x509::profile::{ID_KP_CLIENT_AUTH, eku_name};
 
 /// Key types a CSR may carry: kubeadm's five (RSA 2048/3072/4096, P-256, P-384).
@@ -68,7 +58,7 @@ const MAX_FILES: usize = 1000;
 pub struct NodeIntake {
     pub check: NodeCheck,
     /// The bytes that were checked: exactly these are copied and signed.
-    files: BTreeMap<String, Zeroizing<Vec<u8>>>,
+    pub files: BTreeMap<String, Zeroizing<Vec<u8>>>,
 }
 
 /// One `[[users]]` entry as checked.
@@ -418,262 +408,16 @@ pub fn intake(loaded: &LoadedPlan) -> Result<Intake, CeremonyError> {
     })
 }
 
-/// `intake`, failing with every refusal when there is one; prints the
-/// warnings when given the operator's `ui`. `run` calls it before the token
-/// is opened, and `write_outputs` again (re-reading) right before signing.
-pub fn preflight(loaded: &LoadedPlan, ui: Option<&Ui>) -> Result<Intake, CeremonyError> {
+/// `intake`, failing with every refusal when there is one (its warnings
+/// are for the caller to show). `run` calls it before the token is opened,
+/// and `write_outputs` again (re-reading) right before signing.
+pub fn preflight(loaded: &LoadedPlan) -> Result<Intake, CeremonyError> {
     let intake = intake(loaded)?;
-    if let Some(ui) = ui {
-        for w in &intake.warnings {
-            ui.warn(w);
-        }
-    }
     let refusals = intake.refusals();
     if !refusals.is_empty() {
         return Err(CeremonyError::CsrRefused(refusals));
     }
     Ok(intake)
-}
-
-use crate::issue::leaf::issuer_of as ca_of;
-
-/// What is signed and where it goes, for `sign`.
-struct Leaf<'a> {
-    spec: &'a LeafSpec,
-    spki: &'a SubjectPublicKeyInfoOwned,
-    key_type: KeyType,
-    validity: Duration,
-    /// The node (None for a user) and the output file relative to OUT.
-    node: Option<&'a str>,
-    file: String,
-}
-
-/// Signs the leaf's key with the profile of its spec through the token,
-/// records it, and returns the certificate PEM. Nothing of the CSR but its
-/// key reaches the certificate.
-fn sign(
-    token: &dyn Token,
-    cas: &[CaState],
-    leaf: Leaf<'_>,
-    now: SystemTime,
-    audit: &mut dyn Audit,
-) -> Result<String, CeremonyError> {
-    let request = crate::issue::leaf::Request {
-        spec: leaf.spec,
-        spki: leaf.spki,
-        key_type: leaf.key_type,
-        validity: leaf.validity,
-        node: leaf.node,
-        file: &leaf.file,
-    };
-    let issued = crate::issue::leaf::issue(token, cas, request, now, audit)?;
-    Ok(x509::to_pem(&issued.der))
-}
-
-/// A kubeconfig for `spec`; without `client-key-data` when the key stayed
-/// with its owner (who adds it before use).
-fn kubeconfig_text(
-    spec: &LeafSpec,
-    cas: &[CaState],
-    cert_pem: &str,
-    key_pem: Option<&str>,
-) -> Result<Zeroizing<String>, CeremonyError> {
-    let LeafOutput::Kubeconfig { server, cluster } = &spec.output else {
-        return Err(CeremonyError::Internal(format!(
-            "{} is not a kubeconfig profile",
-            spec.path
-        )));
-    };
-    let ca_pem = x509::to_pem(&ca_of(cas, CaRole::Kubernetes)?.der);
-    let text = kubeconfig::render(&Kubeconfig {
-        cluster,
-        server,
-        user: &spec.cn,
-        ca_data: &kubeconfig::ca_data(&ca_pem),
-        cert_pem,
-        key_pem: key_pem.unwrap_or(""),
-    });
-    if key_pem.is_some() {
-        return Ok(text);
-    }
-    text.strip_suffix("    client-key-data: \n")
-        .map(|t| Zeroizing::new(t.to_string()))
-        .ok_or_else(|| CeremonyError::Internal("unexpected kubeconfig layout".into()))
-}
-
-/// Signs every node's CSRs and writes every node's tree (CSR mode). Called
-/// only with an intake without refusals.
-pub fn write_nodes(
-    token: &dyn Token,
-    st: &mut Staging,
-    cl: &ClusterSpec,
-    cas: &[CaState],
-    intake: &Intake,
-    now: SystemTime,
-    audit: &mut dyn Audit,
-) -> Result<(), CeremonyError> {
-    let refusals = intake.refusals();
-    if !refusals.is_empty() {
-        return Err(CeremonyError::CsrRefused(refusals));
-    }
-    // sa.key/sa.pub: the nodes' own (identical on each, checked) or one pair
-    // made here, identical on every control-plane node.
-    let brought = intake
-        .nodes
-        .iter()
-        .any(|n| n.check.control_plane && n.check.sa.is_some());
-    let made = if brought || cl.control_plane.is_empty() {
-        None
-    } else {
-        let sa = leaf::generate(cl.sa_key)?;
-        let public = leaf::public_pem(&sa.spki).map_err(x509::X509Error::from)?;
-        Some((sa, public))
-    };
-    for node in &intake.nodes {
-        let c = &node.check;
-        let base = node_root(&c.node);
-        let copy = |st: &mut Staging, rel: &str, mode: u32| -> Result<(), CeremonyError> {
-            let bytes = node
-                .files
-                .get(rel)
-                .ok_or_else(|| CeremonyError::Internal(format!("{rel} was not read")))?;
-            Ok(st.write(&format!("{base}/{rel}"), bytes, mode)?)
-        };
-        if c.control_plane {
-            for (file, role) in CA_FILES {
-                st.write(
-                    &format!("{base}/{file}"),
-                    x509::to_pem(&ca_of(cas, role)?.der).as_bytes(),
-                    write::PUBLIC,
-                )?;
-            }
-            match (&c.sa, &made) {
-                (Some(sa), _) => {
-                    copy(st, "pki/sa.pub", write::SECRET)?;
-                    if sa.has_key {
-                        copy(st, "pki/sa.key", write::SECRET)?;
-                    }
-                }
-                (None, Some((key, public))) => {
-                    st.write(
-                        &format!("{base}/pki/sa.key"),
-                        key.private_pem.as_bytes(),
-                        write::SECRET,
-                    )?;
-                    st.write(
-                        &format!("{base}/pki/sa.pub"),
-                        public.as_bytes(),
-                        write::SECRET,
-                    )?;
-                }
-                (None, None) => {
-                    return Err(CeremonyError::Internal(format!(
-                        "no service-account key for {}",
-                        c.node
-                    )));
-                }
-            }
-        } else {
-            st.write(
-                &format!("{base}/pki/ca.crt"),
-                x509::to_pem(&ca_of(cas, CaRole::Kubernetes)?.der).as_bytes(),
-                write::PUBLIC,
-            )?;
-        }
-        for a in &c.accepted {
-            let file = match &a.spec.output {
-                LeafOutput::CertAndKey => format!("{base}/{}.crt", a.spec.path),
-                LeafOutput::Kubeconfig { .. } => format!("{base}/{}", a.spec.path),
-            };
-            let leaf = Leaf {
-                spec: &a.spec,
-                spki: &a.csr.spki,
-                key_type: a.csr.key_type,
-                validity: cl.leaf_validity,
-                node: Some(&c.node),
-                file,
-            };
-            let cert_pem = sign(token, cas, leaf, now, audit)?;
-            copy(st, &a.csr_file, write::PUBLIC)?;
-            match &a.spec.output {
-                LeafOutput::CertAndKey => {
-                    st.write(
-                        &format!("{base}/{}.crt", a.spec.path),
-                        cert_pem.as_bytes(),
-                        write::PUBLIC,
-                    )?;
-                    if let Some(k) = &a.key_file {
-                        copy(st, k, write::SECRET)?;
-                    }
-                }
-                LeafOutput::Kubeconfig { .. } => {
-                    let text = kubeconfig_text(
-                        &a.spec,
-                        cas,
-                        &cert_pem,
-                        a.client_key_pem.as_ref().map(|k| k.as_str()),
-                    )?;
-                    st.write(
-                        &format!("{base}/{}", a.spec.path),
-                        text.as_bytes(),
-                        write::SECRET,
-                    )?;
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Writes `users/<name>.conf` for every `[[users]]` entry: the key made here
-/// (kubeadm's leaf_key) unless the user brought a CSR.
-pub fn write_users(
-    token: &dyn Token,
-    st: &mut Staging,
-    loaded: &LoadedPlan,
-    cas: &[CaState],
-    intake: &Intake,
-    now: SystemTime,
-    audit: &mut dyn Audit,
-) -> Result<(), CeremonyError> {
-    if intake.users.is_empty() {
-        return Ok(());
-    }
-    let Some(cl) = &loaded.plan.cluster else {
-        return Err(usage(
-            "users: a user kubeconfig needs the [cluster] section".into(),
-            "add [cluster] to the plan",
-        ));
-    };
-    for u in &intake.users {
-        if !u.refusals.is_empty() {
-            return Err(CeremonyError::CsrRefused(u.refusals.clone()));
-        }
-        let to_sign = |spki, key_type| Leaf {
-            spec: &u.spec,
-            spki,
-            key_type,
-            validity: u.validity,
-            node: None,
-            file: u.spec.path.clone(),
-        };
-        let text = match (&u.csr_file, &u.checked) {
-            (Some(_), Some(c)) => {
-                let cert = sign(token, cas, to_sign(&c.spki, c.key_type), now, audit)?;
-                kubeconfig_text(&u.spec, cas, &cert, None)?
-            }
-            (Some(f), None) => {
-                return Err(CeremonyError::Internal(format!("{f} was not checked")));
-            }
-            (None, _) => {
-                let key = leaf::generate(cl.leaf_key)?;
-                let cert = sign(token, cas, to_sign(&key.spki, key.key_type), now, audit)?;
-                kubeconfig_text(&u.spec, cas, &cert, Some(key.private_pem.as_str()))?
-            }
-        };
-        st.write(&u.spec.path, text.as_bytes(), write::SECRET)?;
-    }
-    Ok(())
 }
 
 fn describe(spec: &LeafSpec) -> String {

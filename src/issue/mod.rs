@@ -3,6 +3,7 @@
 //! pipeline that issues a whole bundle's leaves on the token's sessions.
 
 pub mod ca;
+pub mod from_csr;
 pub mod leaf;
 pub mod pipeline;
 pub mod sessions;

@@ -45,7 +45,7 @@ use crate::bundle::kubeconfig::{self, Kubeconfig};
 use crate::bundle::layout::node_root;
 use crate::bundle::write::{self, Staging};
 use crate::error::CeremonyError;
-use crate::leaf::{self as keys, LeafKey};
+use crate::keys::leaf::{self as keys, LeafKey};
 use crate::plan::{CaRole, ClusterSpec};
 use crate::profile::kubeadm::{self, CA_FILES, LeafOutput, LeafSpec, leaf_count};
 use crate::token::{KeyPair, SERIAL_LEN, Token, TokenError, serial_from};

@@ -6,8 +6,6 @@
 //! RSA keys are PKCS#1 `RSA PRIVATE KEY` and EC keys SEC1 `EC PRIVATE KEY`,
 //! exactly as kubeadm writes them.
 
-pub mod csr;
-
 use der::Encode;
 use spki::{EncodePublicKey, SubjectPublicKeyInfoOwned};
 use zeroize::Zeroizing;

@@ -1,3 +1,6 @@
-//! Keys outside the token: what CSR intake and `verify` read from files.
+//! Keys outside the token: leaf keys made on the laptop (`leaf`), and the
+//! one parser of public keys and key files that CSR intake and `verify`
+//! share (`public`).
 
+pub mod leaf;
 pub mod public;

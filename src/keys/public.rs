@@ -326,13 +326,13 @@ mod tests {
     #[test]
     fn private_and_public_halves_agree() {
         for kt in [KeyType::EcdsaP256, KeyType::EcdsaP384] {
-            let k = crate::leaf::generate(kt).unwrap();
+            let k = crate::keys::leaf::generate(kt).unwrap();
             let from_priv = private_key_file(k.private_pem.as_bytes()).unwrap();
             let from_spki = PublicKey::from_spki(&k.spki).unwrap();
             assert_eq!(from_priv, from_spki);
             assert_eq!(from_spki.key_type, Some(kt));
             assert_eq!(from_spki.kind, kt.name());
-            let pub_pem = crate::leaf::public_pem(&k.spki).unwrap();
+            let pub_pem = crate::keys::leaf::public_pem(&k.spki).unwrap();
             assert_eq!(public_key_file(pub_pem.as_bytes()).unwrap(), from_spki);
         }
     }

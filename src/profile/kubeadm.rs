@@ -609,7 +609,9 @@ mod tests {
         use std::str::FromStr;
         use std::time::{Duration, SystemTime};
         let issuer = Name::from_str("CN=kubernetes").unwrap();
-        let spki = crate::leaf::generate(KeyType::EcdsaP256).unwrap().spki;
+        let spki = crate::keys::leaf::generate(KeyType::EcdsaP256)
+            .unwrap()
+            .spki;
         let now = crate::x509::truncate(SystemTime::now());
         let mut built = 0;
         for key in [KeyType::Rsa2048, KeyType::EcdsaP256] {
