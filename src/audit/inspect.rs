@@ -305,7 +305,7 @@ fn check_seal(
         Some(p) => Some(p.to_path_buf()),
         None => file
             .parent()
-            .map(|d| d.join("root-ca.crt"))
+            .map(|d| d.join(crate::bundle::layout::ROOT_CA))
             .filter(|p| p.is_file()),
     };
     let check = match root_path {

@@ -24,7 +24,9 @@ pub struct Kubeconfig<'a> {
     /// for all of a bundle's kubeconfigs.
     pub ca_data: &'a str,
     pub cert_pem: &'a str,
-    pub key_pem: &'a str,
+    /// `client-key-data`; None when the key stays with its owner (a node or
+    /// user that brought a CSR adds it before use).
+    pub key_pem: Option<&'a str>,
 }
 
 fn scalar(s: &str) -> String {
@@ -80,16 +82,17 @@ pub fn render(k: &Kubeconfig<'_>) -> Zeroizing<String> {
     let b64 = |n: usize| n.div_ceil(3) * 4;
     let size = head.iter().map(|s| s.len()).sum::<usize>()
         + b64(k.cert_pem.len())
-        + KEY.len()
-        + b64(k.key_pem.len())
+        + k.key_pem.map_or(0, |key| KEY.len() + b64(key.len()))
         + 1;
     let mut out = Zeroizing::new(String::with_capacity(size));
     for s in head {
         out.push_str(s);
     }
     STANDARD.encode_string(k.cert_pem.as_bytes(), &mut out);
-    out.push_str(KEY);
-    STANDARD.encode_string(k.key_pem.as_bytes(), &mut out);
+    if let Some(key) = k.key_pem {
+        out.push_str(KEY);
+        STANDARD.encode_string(key.as_bytes(), &mut out);
+    }
     out.push('\n');
     debug_assert_eq!(out.len(), size, "sized exactly: never grown");
     out
@@ -195,7 +198,7 @@ mod tests {
             user: "system:node:cp1",
             ca_data: &ca_data("CA"),
             cert_pem: "CERT",
-            key_pem: "KEY",
+            key_pem: Some("KEY"),
         });
         // Vendored: a missing file fails the test rather than skip the comparison.
         let path = concat!(
@@ -231,7 +234,7 @@ mod tests {
             user: "system:node:worker 1",
             ca_data: &ca_data("CA"),
             cert_pem: cert,
-            key_pem: key,
+            key_pem: Some(key),
         });
         assert_eq!(text.len(), text.capacity());
         let expected = format!(
@@ -265,7 +268,7 @@ mod tests {
             user: "system:node:worker 1",
             ca_data: &ca_data("CA"),
             cert_pem: "CERT",
-            key_pem: "KEY",
+            key_pem: Some("KEY"),
         });
         let kc = KubeconfigFile::parse(text.as_bytes()).unwrap();
         assert_eq!(kc.kind.as_deref(), Some("Config"));

@@ -138,9 +138,9 @@ pub(super) fn transcript_facts(
                 label: ca.key.label.clone(),
                 key_type: ca.key.key_type.name().into(),
                 subject: crate::x509::name_text(tbs.subject()),
-                serial: x509::colon_hex(tbs.serial_number().as_bytes()),
-                not_before: x509::fmt_time(v.not_before.to_system_time()),
-                not_after: x509::fmt_time(v.not_after.to_system_time()),
+                serial: crate::fmt::colon_hex(tbs.serial_number().as_bytes()),
+                not_before: crate::fmt::utc(v.not_before.to_system_time()),
+                not_after: crate::fmt::utc(v.not_after.to_system_time()),
                 cert_sha256: x509::sha256(&ca.der),
                 spki_sha256: ca
                     .key

@@ -6,12 +6,12 @@ use std::time::SystemTime;
 use x509_cert::name::Name;
 
 use crate::bundle::layout;
+use crate::fmt::utc;
 use crate::operator::steps;
 use crate::plan::duration::format_lifetime;
 use crate::plan::{CaRole, ClusterSpec, LoadedPlan};
 use crate::profile::kubeadm;
 use crate::profile::{ca_profile, describe_extensions};
-use crate::x509::fmt_time;
 use crate::x509::profile::eku_name;
 
 /// `ceremony check PLAN`: the report on stdout; no token touched.
@@ -83,7 +83,7 @@ pub fn report(p: &LoadedPlan, out: &Path, now: SystemTime) -> String {
         line(format!(
             "    validity: {} (if signed now: until {}), starting 5 minutes before signing",
             ca.lifetime,
-            crate::x509::fmt_time(ca.lifetime.end(now))
+            crate::fmt::utc(ca.lifetime.end(now))
         ));
         line(format!("    signature: {}", sig_name(plan)));
         for e in describe_extensions(&profile) {
@@ -152,7 +152,7 @@ fn bundle_report(cl: &ClusterSpec, now: SystemTime) -> Vec<String> {
         format!(
             "  leaf validity {} (until {} if signed now); every leaf: keyUsage (critical) digitalSignature{},",
             format_lifetime(cl.leaf_validity),
-            fmt_time(now + cl.leaf_validity),
+            utc(now + cl.leaf_validity),
             if cl.leaf_key.is_rsa() {
                 " keyEncipherment"
             } else {

@@ -218,8 +218,8 @@ pub fn ensure_ca(
     {
         return Err(CeremonyError::Outlives {
             role: spec.role,
-            end: x509::fmt_time(not_after),
-            issuer_end: x509::fmt_time(iss.not_after()),
+            end: crate::fmt::utc(not_after),
+            issuer_end: crate::fmt::utc(iss.not_after()),
         });
     }
     let (key, generated_key) = match token.find_key_pair(&spec.label, spec.key)? {
@@ -416,8 +416,8 @@ fn check_existing(
     if !matches {
         return Err(format!(
             "its certificate runs {} to {}, which is not the plan's validity {}",
-            x509::fmt_time(nb),
-            x509::fmt_time(na),
+            crate::fmt::utc(nb),
+            crate::fmt::utc(na),
             spec.lifetime
         ));
     }

@@ -95,20 +95,14 @@ fn kubeconfig_text(
         )));
     };
     let ca_pem = x509::to_pem(&ca_of(cas, CaRole::Kubernetes)?.der);
-    let text = kubeconfig::render(&Kubeconfig {
+    Ok(kubeconfig::render(&Kubeconfig {
         cluster,
         server,
         user: &spec.cn,
         ca_data: &kubeconfig::ca_data(&ca_pem),
         cert_pem,
-        key_pem: key_pem.unwrap_or(""),
-    });
-    if key_pem.is_some() {
-        return Ok(text);
-    }
-    text.strip_suffix("    client-key-data: \n")
-        .map(|t| Zeroizing::new(t.to_string()))
-        .ok_or_else(|| CeremonyError::Internal("unexpected kubeconfig layout".into()))
+        key_pem,
+    }))
 }
 
 /// Signs every node's CSRs and writes every node's tree (CSR mode). Called

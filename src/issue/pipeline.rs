@@ -177,7 +177,7 @@ fn render(ctx: &Ctx<'_>, p: Pending, issued: Issued) -> Leaf {
                 user: &spec.cn,
                 ca_data: &ctx.kube_ca_data,
                 cert_pem: &cert_pem,
-                key_pem: &key.private_pem,
+                key_pem: Some(&key.private_pem),
             });
             let mut text = text;
             // The text's own buffer, moved (still wiped on drop), not copied.

@@ -299,7 +299,7 @@ impl Ui {
         self.note(&format!("  subject      {}", tbs.subject()));
         self.note(&format!(
             "  valid until  {}",
-            x509::fmt_time(ca.not_after())
+            crate::fmt::utc(ca.not_after())
         ));
         self.note(&format!(
             "  certificate  SHA-256 {}",
@@ -649,7 +649,7 @@ pub fn summary_lines(s: &Summary<'_>) -> Vec<Line> {
             "    {:<12} {:<30} valid until {}",
             ca.role.name(),
             what,
-            x509::fmt_time(ca.not_after())
+            crate::fmt::utc(ca.not_after())
         )));
     }
     v.push(Line::Text(format!(

@@ -78,7 +78,7 @@ impl std::fmt::Display for Lifetime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Lifetime::For(d) => f.write_str(&format_lifetime(*d)),
-            Lifetime::Until(t) => write!(f, "until {}", crate::x509::fmt_time(*t)),
+            Lifetime::Until(t) => write!(f, "until {}", crate::fmt::utc(*t)),
         }
     }
 }

@@ -172,8 +172,8 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
                     lifetime_path(ca.role, &sections_of(plan, ca.role)),
                     format!(
                         "the intermediate would outlive the root (root ends {}, this one {}); shorten it or lengthen root",
-                        crate::x509::fmt_time(root_end),
-                        crate::x509::fmt_time(end)
+                        crate::fmt::utc(root_end),
+                        crate::fmt::utc(end)
                     ),
                     Some(ca.lifetime.to_string()),
                 );

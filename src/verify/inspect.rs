@@ -5,6 +5,7 @@
 //! Pure: an `Input` and `now` in, an `Inventory` (serialisable) out; it
 //! checks nothing (that is `verify`) and reads no private key.
 
+use crate::bundle::layout;
 use std::time::SystemTime;
 
 use crate::fmt::unix;
@@ -238,14 +239,14 @@ pub fn inventory(input: &Input, now: SystemTime) -> Inventory {
         Layout::Out => {
             let mut authorities = vec![row(
                 "root-ca",
-                "root-ca.crt",
-                first_cert(tree, "root-ca.crt"),
+                layout::ROOT_CA,
+                first_cert(tree, layout::ROOT_CA),
                 None,
                 true,
                 now,
             )];
             for r in CaRole::INTERMEDIATES {
-                let f = format!("cas/{}-ca.crt", r.name());
+                let f = layout::ca_file(r);
                 authorities.push(row(
                     &format!("{}-ca", r.name()),
                     &f,
@@ -258,11 +259,11 @@ pub fn inventory(input: &Input, now: SystemTime) -> Inventory {
             let nodes = tree
                 .children("nodes/")
                 .into_iter()
-                .filter(|n| tree.is_dir(&format!("nodes/{n}/etc/kubernetes")))
+                .filter(|n| tree.is_dir(&layout::node_root(n)))
                 .map(|n| {
                     node(
                         tree,
-                        &format!("nodes/{n}/etc/kubernetes/"),
+                        &format!("{}/", layout::node_root(n)),
                         Some(n.to_string()),
                         now,
                     )

@@ -22,6 +22,7 @@ pub mod tree;
 #[cfg(test)]
 mod tests;
 
+use crate::bundle::layout;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -89,7 +90,9 @@ pub enum Layout {
 
 /// Tells the layout from the entries present.
 pub fn detect(tree: &Tree) -> Option<Layout> {
-    if tree.is_dir("nodes") || tree.get("root-ca.crt").is_some() || tree.get("SHA256SUMS").is_some()
+    if tree.is_dir(layout::NODES)
+        || tree.get(layout::ROOT_CA).is_some()
+        || tree.get(layout::SHA256SUMS).is_some()
     {
         Some(Layout::Out)
     } else if tree.is_dir("pki") || tree.get("kubelet.conf").is_some() {

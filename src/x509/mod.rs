@@ -494,9 +494,6 @@ fn rfc5280_time(t: SystemTime) -> Result<Time, der::Error> {
     })
 }
 
-// Kept for callers not yet switched to `crate::fmt`.
-pub use crate::fmt::{colon_hex, utc as fmt_time};
-
 /// SHA-256 of a certificate's DER, the fingerprint witnesses compare.
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     use sha2::Digest;

@@ -8,15 +8,15 @@ impl<'a> Ctx<'a> {
         if self.now < c.not_before {
             self.add(
                 Problem::new(file, &format!("{pre}validity"), "not valid yet")
-                    .expected(format!("notBefore <= now ({})", fmt_time(self.now)))
-                    .got(fmt_time(c.not_before)),
+                    .expected(format!("notBefore <= now ({})", utc(self.now)))
+                    .got(utc(c.not_before)),
             );
         }
         if self.now > c.not_after {
             self.add(
                 Problem::new(file, &format!("{pre}validity"), "expired")
-                    .expected(format!("notAfter >= now ({})", fmt_time(self.now)))
-                    .got(fmt_time(c.not_after)),
+                    .expected(format!("notAfter >= now ({})", utc(self.now)))
+                    .got(utc(c.not_after)),
             );
         }
     }
@@ -60,8 +60,8 @@ impl<'a> Ctx<'a> {
                     &format!("{pre}validity"),
                     format!("ends after its issuer {}", ca.file),
                 )
-                .expected(format!("notAfter <= {}", fmt_time(ca.cert.not_after)))
-                .got(fmt_time(child.not_after)),
+                .expected(format!("notAfter <= {}", utc(ca.cert.not_after)))
+                .got(utc(child.not_after)),
             );
         }
     }

@@ -8,6 +8,7 @@ mod leaf;
 mod node;
 mod out;
 
+use crate::bundle::layout;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::time::SystemTime;
@@ -21,11 +22,11 @@ use super::parse::{self, Cert, CertFile};
 use super::tree::{Content, Tree};
 use super::{Input, Layout, PlanFacts, Problem, Report, Role, RootUsed};
 use crate::bundle::kubeconfig::{KubeconfigFile, base64_data};
+use crate::fmt::utc;
 use crate::keys::public::{self, PublicKey};
 use crate::keytype::KeyType;
 use crate::plan::{CaRole, LeafMode};
 use crate::profile::kubeadm::{CA_FILES, CLUSTER_ADMINS};
-use crate::x509::fmt_time;
 use crate::x509::profile::{eku_name, key_usage_name};
 
 /// The CA private key files kubeadm would pick up (and then leave external-CA mode).
@@ -34,7 +35,7 @@ const CA_KEY_NAMES: [&str; 3] = ["pki/ca.key", "pki/etcd/ca.key", "pki/front-pro
 /// Written after SHA256SUMS, so not in it: the sealed audit log (its own hash
 /// chain, sealed by the root) and the transcript (which states SHA256SUMS's
 /// hash and is signed on paper).
-const AFTER_MANIFEST: [&str; 2] = ["audit.log.age", "transcript.md"];
+use crate::bundle::layout::AFTER_MANIFEST;
 
 /// The SHA256SUMS hash a transcript states ("SHA256SUMS SHA-256: `9F77 BCB4 …`"), lower-case hex.
 fn transcript_sums_hash(text: &[u8]) -> Option<String> {
@@ -112,7 +113,7 @@ fn eku_text(v: &[ObjectIdentifier]) -> String {
 
 fn ca_label(role: CaRole) -> &'static str {
     match role {
-        CaRole::Root => "root-ca.crt",
+        CaRole::Root => layout::ROOT_CA,
         CaRole::Kubernetes => "pki/ca.crt",
         CaRole::Etcd => "pki/etcd/ca.crt",
         CaRole::FrontProxy => "pki/front-proxy-ca.crt",

@@ -2,6 +2,7 @@
 //! and the scan of every file (modes, links, CA keys anywhere).
 
 use super::*;
+use crate::bundle::layout;
 
 impl<'a> Ctx<'a> {
     /// A ceremony output: root, cas/, chains/, SHA256SUMS, every node, and
@@ -10,12 +11,12 @@ impl<'a> Ctx<'a> {
         &mut self,
         given: Option<&(String, Cert)>,
     ) -> (Vec<NodeResult>, RootUsed, Option<PublicKey>) {
-        let out_root = self.cert_at("root-ca.crt");
-        if self.tree.get("root-ca.crt").is_none() {
-            self.add(Problem::new("root-ca.crt", "file", "missing"));
+        let out_root = self.cert_at(layout::ROOT_CA);
+        if self.tree.get(layout::ROOT_CA).is_none() {
+            self.add(Problem::new(layout::ROOT_CA, "file", "missing"));
         }
         if let Some(r) = &out_root {
-            self.root("root-ca.crt", r, given.map(|(_, c)| c));
+            self.root(layout::ROOT_CA, r, given.map(|(_, c)| c));
         }
         let (root_ref, used) = match (given, &out_root) {
             (Some((l, c)), _) => (
@@ -27,7 +28,7 @@ impl<'a> Ctx<'a> {
             ),
             (None, Some(c)) => (
                 Some(CaRef {
-                    file: "root-ca.crt".into(),
+                    file: layout::ROOT_CA.into(),
                     cert: c,
                 }),
                 RootUsed::Out,
@@ -40,7 +41,7 @@ impl<'a> Ctx<'a> {
 
         let mut out_cas: BTreeMap<CaRole, (String, Vec<u8>)> = BTreeMap::new();
         for role in CaRole::INTERMEDIATES {
-            let file = format!("cas/{}-ca.crt", role.name());
+            let file = layout::ca_file(role);
             if self.tree.get(&file).is_none() {
                 self.add(Problem::new(&file, "file", "missing"));
                 continue;
@@ -51,7 +52,7 @@ impl<'a> Ctx<'a> {
             if let Some(b) = self.tree.file(&file) {
                 out_cas.insert(role, (file.clone(), b.to_vec()));
             }
-            let chain = format!("chains/{}-ca-chain.crt", role.name());
+            let chain = layout::chain_file(role);
             match self.tree.file(&chain).map(CertFile::parse) {
                 None => self.add(Problem::new(&chain, "file", "missing")),
                 Some(Err(e)) => self.add(Problem::new(
@@ -114,21 +115,22 @@ impl<'a> Ctx<'a> {
             .tree
             .children("nodes/")
             .into_iter()
-            .filter(|n| self.tree.is_dir(&format!("nodes/{n}")))
+            .filter(|n| self.tree.is_dir(&layout::node_dir(n)))
             .map(str::to_string)
             .collect();
         for n in self.tree.children("nodes/") {
-            if !self.tree.is_dir(&format!("nodes/{n}")) {
+            if !self.tree.is_dir(&layout::node_dir(n)) {
                 self.add(Problem::new(
-                    &format!("nodes/{n}"),
+                    &layout::node_dir(n),
                     "file",
                     "unexpected: nodes/ holds one directory per node",
                 ));
             }
         }
-        if !self.tree.is_dir("nodes") {
+        if !self.tree.is_dir(layout::NODES) {
             self.add(
-                Problem::new("nodes", "file", "missing").expected("nodes/<node>/etc/kubernetes"),
+                Problem::new(layout::NODES, "file", "missing")
+                    .expected("nodes/<node>/etc/kubernetes"),
             );
         }
         if let Some(plan) = self.plan {
@@ -142,7 +144,7 @@ impl<'a> Ctx<'a> {
             for n in &planned {
                 if !node_names.contains(n) {
                     self.add(Problem::new(
-                        &format!("nodes/{n}/etc/kubernetes"),
+                        &layout::node_root(n),
                         "file",
                         "missing: the plan has this node",
                     ));
@@ -151,7 +153,7 @@ impl<'a> Ctx<'a> {
             for n in &node_names {
                 if !planned.contains(n) {
                     self.add(Problem::new(
-                        &format!("nodes/{n}"),
+                        &layout::node_dir(n),
                         "file",
                         "unexpected: the plan has no such node",
                     ));
@@ -292,14 +294,18 @@ impl<'a> Ctx<'a> {
 
     /// OUT/SHA256SUMS (`sha256sum -c` format): every listed file matches and every file is listed.
     pub(super) fn sums(&mut self) {
-        let Some(bytes) = self.tree.file("SHA256SUMS") else {
-            if self.tree.get("SHA256SUMS").is_none() {
-                self.add(Problem::new("SHA256SUMS", "file", "missing"));
+        let Some(bytes) = self.tree.file(layout::SHA256SUMS) else {
+            if self.tree.get(layout::SHA256SUMS).is_none() {
+                self.add(Problem::new(layout::SHA256SUMS, "file", "missing"));
             }
             return;
         };
         let Ok(text) = std::str::from_utf8(bytes) else {
-            self.add(Problem::new("SHA256SUMS", "content", "not UTF-8 text"));
+            self.add(Problem::new(
+                layout::SHA256SUMS,
+                "content",
+                "not UTF-8 text",
+            ));
             return;
         };
         let mut listed: BTreeMap<String, String> = BTreeMap::new();
@@ -323,7 +329,7 @@ impl<'a> Ctx<'a> {
                 });
             match parsed {
                 None => bad.push(
-                    Problem::new("SHA256SUMS", &format!("line {}", i + 1), "malformed")
+                    Problem::new(layout::SHA256SUMS, &format!("line {}", i + 1), "malformed")
                         .expected("<64 hex digits>  <relative path>")
                         .got(line.to_string()),
                 ),
@@ -335,7 +341,7 @@ impl<'a> Ctx<'a> {
                 {
                     bad.push(
                         Problem::new(
-                            "SHA256SUMS",
+                            layout::SHA256SUMS,
                             &format!("line {}", i + 1),
                             "not a plain relative path",
                         )
@@ -343,7 +349,7 @@ impl<'a> Ctx<'a> {
                     )
                 }
                 Some((_, path)) if listed.contains_key(path) => bad.push(Problem::new(
-                    "SHA256SUMS",
+                    layout::SHA256SUMS,
                     &format!("line {}", i + 1),
                     format!("lists {path} twice"),
                 )),
@@ -383,7 +389,7 @@ impl<'a> Ctx<'a> {
             .iter()
             .filter(|(k, e)| {
                 !matches!(e.content, Content::Dir)
-                    && k.as_str() != "SHA256SUMS"
+                    && k.as_str() != layout::SHA256SUMS
                     && !AFTER_MANIFEST.contains(&k.as_str())
                     && !listed.contains_key(k.as_str())
             })
@@ -395,14 +401,14 @@ impl<'a> Ctx<'a> {
         // The transcript, written after the manifest, binds it by its hash.
         let stated = self
             .tree
-            .file("transcript.md")
+            .file(layout::TRANSCRIPT)
             .and_then(transcript_sums_hash);
         if let Some(stated) = stated {
             let got = hex::encode(crate::x509::sha256(bytes));
             if stated != got {
                 self.add(
                     Problem::new(
-                        "transcript.md",
+                        layout::TRANSCRIPT,
                         "SHA256SUMS SHA-256",
                         "is not the hash of SHA256SUMS",
                     )
