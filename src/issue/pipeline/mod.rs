@@ -3,8 +3,8 @@
 //! checked, recorded, and written into the staging directory in kubeadm's
 //! layout.
 //!
-//! The token must be the bottleneck, never this tool (issue 7), so leaves go
-//! through a bounded pipeline of chunks rather than one after the other:
+//! The token must be the bottleneck, never this tool, so leaves go through a
+//! bounded pipeline of chunks rather than one after the other:
 //! - the calling thread walks the plan's nodes in order, hands the leaves to
 //!   the workers in chunks with their serial numbers (token RNG, fetched in
 //!   blocks), puts what comes back into plan order again, records a batch of
@@ -15,8 +15,9 @@
 //! - worker threads, one per core and below the others' priority, prepare
 //!   chunks (leaf keys and TBSs) and finish signed ones (`x509::finish`:
 //!   parse back, compare the TBS, verify in software; then the files and
-//!   records), preparing first while the token has fewer than [`AHEAD`]
-//!   chunks waiting: they never wait for the token, nor it for them;
+//!   records), preparing first while the token has fewer than
+//!   [`AHEAD`](tasks::AHEAD) chunks waiting: they never wait for the token,
+//!   nor it for them;
 //! - signing threads, one per token session, sign prepared chunks in a row
 //!   on their session, as many at once as [`Sessions`] allows (it measures
 //!   whether the token gains from signing on several; the threads beyond
@@ -27,29 +28,39 @@
 //! number of nodes. What it must not do: write a certificate that was not
 //! checked, or one whose record is not durable in the journal first; keep
 //! all of a cluster's keys or certificates in memory.
+//!
+//! The calling thread's part is here; the workers and signing threads are in
+//! [`tasks`], what the bundle holds and a leaf's files in [`items`],
+//! recording and writing a batch in [`batch`].
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Condvar, Mutex};
-use std::time::{Duration, Instant, SystemTime};
+use std::sync::mpsc::{self, Receiver};
+use std::time::SystemTime;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
 use zeroize::Zeroizing;
 
 use super::ca::CaState;
-use super::leaf;
-use super::sessions::{Sessions, Signing, thread_cpu};
-use crate::audit::{Audit, Event};
-use crate::bundle::kubeconfig::{self, Kubeconfig};
-use crate::bundle::layout::node_root;
-use crate::bundle::write::{self, Staging};
+use super::sessions::Sessions;
+use crate::audit::Audit;
+use crate::bundle::kubeconfig;
+use crate::bundle::write::Staging;
 use crate::error::CeremonyError;
 use crate::leaf::{self as keys, LeafKey};
+use crate::operator::ui;
 use crate::plan::{CaRole, ClusterSpec};
-use crate::profile::kubeadm::{self, CA_FILES, LeafOutput, LeafSpec, leaf_count};
-use crate::token::{KeyPair, SERIAL_LEN, Token, TokenError, serial_from};
-use crate::x509::{self, Issued};
+use crate::profile::kubeadm::leaf_count;
+use crate::token::{SERIAL_LEN, Token, TokenError, serial_from};
+use crate::x509;
+use batch::{FinishedItem, SaKeyPair, record_and_write};
+use items::{Job, PlanItem, items};
+use tasks::{Prepared, SignRoute, Tasks, ToCaller, sign_chunk, signer, worker};
+
+mod batch;
+mod items;
+mod tasks;
 
 /// Certificates per journal frame (workers; a control-plane node's leaves
 /// are one frame). Fixed, so the journal's frames never depend on timing.
@@ -68,9 +79,6 @@ const CHUNK: usize = 32;
 /// token have its other sessions sooner (an HSM at 100 ms a signature: after
 /// 0.4 s, rather than after a control-plane node's dozen leaves, 1.2 s).
 const FIRST_CHUNK: usize = 4;
-/// Items (nodes' own files and leaves) a batch needs before it is written
-/// by several threads at once.
-const SHARED_WRITE_MIN: usize = 64;
 /// Serial numbers per C_GenerateRandom.
 const SERIAL_BLOCK: usize = 64;
 
@@ -93,9 +101,6 @@ pub struct LeafRun {
     pub sa_key: Option<keys::KeyInBackground>,
 }
 
-/// One file for the staging directory: path under OUT, contents, mode.
-type File = (String, Zeroizing<Vec<u8>>, u32);
-
 /// What the pipeline's threads share.
 struct Ctx<'a> {
     cl: &'a ClusterSpec,
@@ -105,595 +110,6 @@ struct Ctx<'a> {
     kube_ca_data: String,
     /// Set when the run ends on an error: nothing more is prepared or signed.
     stopping: AtomicBool,
-}
-
-/// One leaf to issue.
-struct Job {
-    /// Its place in plan order.
-    idx: usize,
-    node: String,
-    spec: LeafSpec,
-    serial: Vec<u8>,
-    /// Some(i) on the last leaf of control-plane node i.
-    end_of_cp: Option<usize>,
-}
-
-/// A checked certificate and its files, ready to record and write.
-struct Leaf {
-    /// Its `certificate_issued` record (taken when the batch is recorded).
-    event: Option<Event>,
-    files: Vec<File>,
-}
-
-/// A leaf between its key and its signature: the TBS built, to be signed.
-struct Pending {
-    job: Job,
-    key: LeafKey,
-    tbs: leaf::Prepared,
-}
-
-/// The first half of a leaf: its validity and profile checked (before its
-/// key is made), its key, its TBS.
-fn prepare(ctx: &Ctx<'_>, mut job: Job) -> Result<Pending, CeremonyError> {
-    let (cl, spec) = (ctx.cl, &job.spec);
-    let issuer = ca(ctx.cas, spec.issuer);
-    // The profile needs the key's type only: a leaf that cannot be issued
-    // costs no key.
-    let profiled = leaf::profile(spec, cl.leaf_key, cl.leaf_validity, issuer, ctx.now)?;
-    let key: LeafKey = keys::generate(cl.leaf_key)?;
-    let serial = std::mem::take(&mut job.serial);
-    let tbs = leaf::prepare(profiled, &key.spki, issuer, serial)?;
-    Ok(Pending { job, key, tbs })
-}
-
-/// The certificate around its signature, checked.
-fn check(ctx: &Ctx<'_>, p: &mut Pending, signature: &[u8]) -> Result<Issued, CeremonyError> {
-    let issuer = ca(ctx.cas, p.job.spec.issuer);
-    leaf::finish(&mut p.tbs, &p.key.spki, issuer, signature)
-}
-
-/// A checked certificate's files and record. Writes nothing.
-fn render(ctx: &Ctx<'_>, p: Pending, issued: Issued) -> Leaf {
-    let (spec, node, key) = (&p.job.spec, p.job.node.as_str(), &p.key);
-    let base = node_root(node);
-    let cert_pem = x509::to_pem(&issued.der);
-    let files = match &spec.output {
-        LeafOutput::CertAndKey => vec![
-            (
-                format!("{base}/{}.key", spec.path),
-                Zeroizing::new(key.private_pem.as_bytes().to_vec()),
-                write::SECRET,
-            ),
-            (
-                format!("{base}/{}.crt", spec.path),
-                Zeroizing::new(cert_pem.into_bytes()),
-                write::PUBLIC,
-            ),
-        ],
-        LeafOutput::Kubeconfig { server, cluster } => {
-            let text = kubeconfig::render(&Kubeconfig {
-                cluster,
-                server,
-                user: &spec.cn,
-                ca_data: &ctx.kube_ca_data,
-                cert_pem: &cert_pem,
-                key_pem: &key.private_pem,
-            });
-            let mut text = text;
-            // The text's own buffer, moved (still wiped on drop), not copied.
-            vec![(
-                format!("{base}/{}", spec.path),
-                Zeroizing::new(std::mem::take(&mut *text).into_bytes()),
-                write::SECRET,
-            )]
-        }
-    };
-    let file = match &spec.output {
-        LeafOutput::CertAndKey => format!("{base}/{}.crt", spec.path),
-        LeafOutput::Kubeconfig { .. } => format!("{base}/{}", spec.path),
-    };
-    let event = leaf::issued_event(spec, Some(node), &file, &issued);
-    Leaf {
-        event: Some(event),
-        files,
-    }
-}
-
-/// A leaf's outcome: its place in plan order, `end_of_cp`, the leaf.
-type Outcome = (usize, Option<usize>, Result<Leaf, CeremonyError>);
-
-/// What a worker does next.
-enum Task {
-    /// Make these leaves' keys and TBSs, and send them to be signed.
-    Prepare(Vec<Job>),
-    /// Check the certificates of a signed chunk and render their files.
-    Finish(Box<Signed>),
-}
-
-/// The workers' nice value, above the signing and calling threads' 0. A
-/// token that computes on this computer's cores (SoftHSM) then signs on a
-/// core of its own whenever it has a chunk, rather than sharing one with a
-/// worker: its signatures are the pipeline's one serial path, the workers'
-/// checks and keys are not (and neither are the records and writes of the
-/// calling thread, which free the window). Three: at higher values the
-/// workers' checks fell behind the token and were left to the end of the
-/// run. An HSM's signing thread sleeps while the device signs, and the
-/// workers then have the cores to themselves whatever their priority.
-const WORKER_NICE: i32 = 3;
-
-/// Chunks prepared (or being prepared) ahead of the token that a worker
-/// keeps before it finishes a signed chunk: the token never waits for a
-/// chunk while the workers finish theirs (a chunk's checks take a worker
-/// longer than its signatures take SoftHSM).
-const AHEAD: usize = 2;
-
-/// The workers' tasks. Finishing a signed chunk comes before preparing a
-/// new one, once `AHEAD` chunks wait for the token: its leaves reach the
-/// calling thread (and are recorded, written and freed) as early as they
-/// can, rather than behind every chunk dispatched since, and the calling
-/// thread's share of the work is spread over the run instead of piling up
-/// at its end.
-#[derive(Default)]
-struct Tasks {
-    queues: Mutex<Queues>,
-    ready: Condvar,
-}
-
-#[derive(Default)]
-struct Queues {
-    finish: VecDeque<Box<Signed>>,
-    prepare: VecDeque<Vec<Job>>,
-    /// Chunks being prepared, or prepared and not yet taken to be signed.
-    ahead: usize,
-    /// Set once: every worker returns at its next task.
-    stopped: bool,
-}
-
-impl Tasks {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Queues> {
-        self.queues.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn prepare(&self, chunk: Vec<Job>) {
-        self.lock().prepare.push_back(chunk);
-        self.ready.notify_one();
-    }
-
-    fn finish(&self, signed: Signed) {
-        self.lock().finish.push_back(Box::new(signed));
-        self.ready.notify_one();
-    }
-
-    /// No more tasks: what is queued is dropped (keys wiped).
-    fn stop(&self) {
-        let mut q = self.lock();
-        q.stopped = true;
-        q.finish.clear();
-        q.prepare.clear();
-        drop(q);
-        self.ready.notify_all();
-    }
-
-    /// A prepared chunk was taken to be signed (or had nothing to sign).
-    fn taken(&self) {
-        let mut q = self.lock();
-        q.ahead = q.ahead.saturating_sub(1);
-    }
-
-    /// The next task: a chunk to prepare while fewer than `AHEAD` wait for
-    /// the token, else a chunk to finish, else one to prepare; None once
-    /// stopped.
-    fn next(&self) -> Option<Task> {
-        let mut q = self.lock();
-        loop {
-            if q.stopped {
-                return None;
-            }
-            if q.ahead >= AHEAD
-                && let Some(signed) = q.finish.pop_front()
-            {
-                return Some(Task::Finish(signed));
-            }
-            if let Some(chunk) = q.prepare.pop_front() {
-                q.ahead += 1;
-                return Some(Task::Prepare(chunk));
-            }
-            if let Some(signed) = q.finish.pop_front() {
-                return Some(Task::Finish(signed));
-            }
-            q = self.ready.wait(q).unwrap_or_else(|p| p.into_inner());
-        }
-    }
-}
-
-/// A chunk whose keys and TBSs are made, on its way to the token.
-struct Prepared {
-    pending: Vec<Pending>,
-    /// The leaf that could not be prepared, if one could not (the chunk
-    /// ends there).
-    failure: Option<Outcome>,
-    /// The CPU time preparing the chunk took the host.
-    host: Duration,
-}
-
-/// A chunk back from the token: its signatures in order, up to and
-/// including the first that failed.
-struct Signed {
-    prepared: Prepared,
-    signatures: Vec<Result<Vec<u8>, TokenError>>,
-    /// What they took the token (None when signed on the calling thread).
-    token: Option<Signing>,
-}
-
-/// What reaches the calling thread.
-enum ToMain {
-    /// A chunk's leaves, finished (or the first that failed, last).
-    Done(Vec<Outcome>),
-    /// A chunk to sign, when the token has no session for a signing thread.
-    Sign(Box<Prepared>),
-}
-
-/// Tells the calling thread when a worker or signing thread dies of a
-/// panic, so that it never waits for the leaves that thread held.
-struct PanicGuard {
-    tx: Sender<ToMain>,
-    idx: Option<usize>,
-    who: &'static str,
-}
-
-impl Drop for PanicGuard {
-    fn drop(&mut self) {
-        if std::thread::panicking()
-            && let Some(idx) = self.idx
-        {
-            let _ = self.tx.send(ToMain::Done(vec![(
-                idx,
-                None,
-                Err(CeremonyError::Internal(format!(
-                    "a {} thread panicked",
-                    self.who
-                ))),
-            )]));
-        }
-    }
-}
-
-/// Where prepared chunks go to be signed.
-enum ToSign {
-    /// To the signing threads, one per token session.
-    Signers(Sender<Prepared>),
-    /// To the calling thread, which signs on the token's own session.
-    Main,
-}
-
-/// A worker: prepares chunks (keys and TBSs) and finishes signed ones
-/// (checks, files, records), whichever comes next; it never waits for the
-/// token, so the cores stay busy while a chunk is being signed.
-fn worker(
-    ctx: &Ctx<'_>,
-    tasks: &Tasks,
-    to_sign: ToSign,
-    done: Sender<ToMain>,
-    pool: &Sessions<'_>,
-) {
-    // Below the signing threads and the calling thread: best effort (a
-    // thread may always lower its own priority, but a sandbox may forbid it).
-    let _ = rustix::process::setpriority_process(None, WORKER_NICE);
-    let mut guard = PanicGuard {
-        tx: done.clone(),
-        idx: None,
-        who: "leaf worker",
-    };
-    loop {
-        let Some(task) = tasks.next() else { return };
-        let sent = match task {
-            Task::Prepare(chunk) => {
-                guard.idx = chunk.first().map(|j| j.idx);
-                let prepared = prepare_chunk(ctx, chunk);
-                if prepared.pending.is_empty() {
-                    tasks.taken();
-                }
-                match (&to_sign, prepared.pending.is_empty()) {
-                    // Nothing to sign: the failure goes straight back.
-                    (_, true) => done
-                        .send(ToMain::Done(prepared.failure.into_iter().collect()))
-                        .is_ok(),
-                    (ToSign::Signers(tx), false) => tx.send(prepared).is_ok(),
-                    (ToSign::Main, false) => done.send(ToMain::Sign(Box::new(prepared))).is_ok(),
-                }
-            }
-            Task::Finish(signed) => {
-                guard.idx = signed.prepared.pending.first().map(|p| p.job.idx);
-                let out = finish_chunk(ctx, *signed, pool);
-                done.send(ToMain::Done(out)).is_ok()
-            }
-        };
-        guard.idx = None;
-        if !sent {
-            return;
-        }
-    }
-}
-
-/// Keys and TBSs for a chunk, in order, up to the first leaf that fails.
-fn prepare_chunk(ctx: &Ctx<'_>, chunk: Vec<Job>) -> Prepared {
-    let start = thread_cpu();
-    let mut pending = Vec::with_capacity(chunk.len());
-    let mut failure = None;
-    for job in chunk {
-        let (idx, end_of_cp) = (job.idx, job.end_of_cp);
-        match prepare(ctx, job) {
-            Ok(p) => pending.push(p),
-            Err(e) => {
-                failure = Some((idx, end_of_cp, Err(e)));
-                break;
-            }
-        }
-    }
-    Prepared {
-        pending,
-        failure,
-        host: thread_cpu().saturating_sub(start),
-    }
-}
-
-/// Signs a prepared chunk's TBSs in order with `sign`, up to the first
-/// failure; nothing more once the run stops (Ctrl-C or an error elsewhere:
-/// the calling thread then takes the reason from the token's checkpoint).
-fn sign_chunk(
-    ctx: &Ctx<'_>,
-    prepared: Prepared,
-    mut sign: impl FnMut(&KeyPair, &[u8]) -> Result<Vec<u8>, TokenError>,
-) -> Signed {
-    let mut signatures = Vec::with_capacity(prepared.pending.len());
-    for p in &prepared.pending {
-        let key = &ca(ctx.cas, p.job.spec.issuer).key;
-        let signed =
-            if crate::operator::interrupt::requested() || ctx.stopping.load(Ordering::Relaxed) {
-                Err(TokenError::BadSignature {
-                    label: key.label.clone(),
-                    what: "not signed: the run stops".into(),
-                })
-            } else {
-                sign(key, &p.tbs.tbs_der)
-            };
-        let failed = signed.is_err();
-        signatures.push(signed);
-        if failed {
-            break;
-        }
-    }
-    Signed {
-        prepared,
-        signatures,
-        token: None,
-    }
-}
-
-/// The `n`th signing thread (from 0): while the pool lets it sign, takes
-/// prepared chunks, borrows a session, signs each chunk's TBSs in a row and
-/// hands the chunk back to the workers.
-fn signer(
-    n: usize,
-    ctx: &Ctx<'_>,
-    pool: &Sessions<'_>,
-    chunks: &Mutex<Receiver<Prepared>>,
-    tasks: &Tasks,
-    done: Sender<ToMain>,
-) {
-    /// Closes the pool when this thread ends, by a panic too: the threads
-    /// waiting for their turn then end as well.
-    struct Closing<'p, 't>(&'p Sessions<'t>);
-    impl Drop for Closing<'_, '_> {
-        fn drop(&mut self) {
-            self.0.close();
-        }
-    }
-    let _closing = Closing(pool);
-    let mut guard = PanicGuard {
-        tx: done,
-        idx: None,
-        who: "signing",
-    };
-    while pool.turn(n) {
-        let prepared = match chunks.lock() {
-            Ok(rx) => rx.recv(),
-            Err(_) => return,
-        };
-        let Ok(prepared) = prepared else { return };
-        tasks.taken();
-        guard.idx = prepared.pending.first().map(|p| p.job.idx);
-        let mut lent = pool.borrow();
-        let (wall, cpu) = (Instant::now(), thread_cpu());
-        let mut signed = sign_chunk(ctx, prepared, |key, tbs| {
-            match lent.as_mut().and_then(|l| l.signer()) {
-                Some(signer) => signer.sign(key, tbs),
-                None => Err(TokenError::BadSignature {
-                    label: key.label.clone(),
-                    what: "no token session".into(),
-                }),
-            }
-        });
-        signed.token = Some(Signing {
-            cpu: thread_cpu().saturating_sub(cpu),
-            wall_alone: lent
-                .as_ref()
-                .is_some_and(|l| l.alone())
-                .then(|| wall.elapsed()),
-        });
-        drop(lent);
-        guard.idx = None;
-        tasks.finish(signed);
-    }
-}
-
-/// A signed chunk's leaves, checked and rendered, in order, up to and
-/// including the first failure.
-fn finish_chunk(ctx: &Ctx<'_>, signed: Signed, pool: &Sessions<'_>) -> Vec<Outcome> {
-    let start = thread_cpu();
-    let Signed {
-        prepared:
-            Prepared {
-                pending,
-                mut failure,
-                host,
-            },
-        signatures,
-        token,
-    } = signed;
-    let signed = signatures.len();
-    // Every check first, then every rendering: the check's code and tables
-    // stay in the caches.
-    let mut checked = Vec::with_capacity(signed);
-    for (mut p, signature) in pending.into_iter().zip(signatures) {
-        let issued = signature
-            .map_err(|e| {
-                x509::X509Error::Sign {
-                    subject: x509::name_text(&p.tbs.profile.subject),
-                    source: Box::new(e),
-                }
-                .into()
-            })
-            .and_then(|sig| check(ctx, &mut p, &sig));
-        match issued {
-            Ok(issued) => checked.push((p, issued)),
-            Err(e) => {
-                failure = Some((p.job.idx, p.job.end_of_cp, Err(e)));
-                break;
-            }
-        }
-    }
-    let mut out = Vec::with_capacity(checked.len() + 1);
-    for (p, issued) in checked {
-        let (idx, end_of_cp) = (p.job.idx, p.job.end_of_cp);
-        out.push((idx, end_of_cp, Ok(render(ctx, p, issued))));
-    }
-    if let Some(token) = token {
-        let host = host + thread_cpu().saturating_sub(start);
-        pool.measured(token, signed, host, out.len());
-    }
-    out.extend(failure);
-    out
-}
-
-/// The bundle in plan order: each node's own files, then its leaves.
-#[allow(clippy::large_enum_variant)] // moved a few times per leaf; a box only adds an allocation
-enum Item {
-    /// CA certificates, and on a control-plane node (Some(its root)) the
-    /// service-account pair after them, added when written (`Sa`).
-    NodeFiles(Vec<File>, Option<String>),
-    Leaf(Job),
-}
-
-/// The service-account key pair, made on a thread of its own while the first
-/// leaves are under way, and waited for only when the first control-plane
-/// node's files are written: an RSA-2048 key costs a fifth of a second, more
-/// than the leaves of a thousand nodes on a fast token.
-enum Sa<'s> {
-    Making(std::thread::ScopedJoinHandle<'s, Result<(LeafKey, String), CeremonyError>>),
-    Made((LeafKey, String)),
-    Failed,
-}
-
-impl Sa<'_> {
-    fn get(&mut self) -> Result<&(LeafKey, String), CeremonyError> {
-        if let Sa::Making(_) = self {
-            let Sa::Making(h) = std::mem::replace(self, Sa::Failed) else {
-                unreachable!("matched above")
-            };
-            *self = Sa::Made(h.join().unwrap_or_else(|_| {
-                Err(CeremonyError::Internal("the sa key thread panicked".into()))
-            })?);
-        }
-        match self {
-            Sa::Made(sa) => Ok(sa),
-            _ => Err(CeremonyError::Internal(
-                "the service-account key could not be made".into(),
-            )),
-        }
-    }
-
-    /// sa.key and sa.pub of the control-plane node rooted at `base`.
-    fn files(&mut self, base: &str) -> Result<[File; 2], CeremonyError> {
-        let (key, public) = self.get()?;
-        Ok([
-            (
-                format!("{base}/pki/sa.key"),
-                Zeroizing::new(key.private_pem.as_bytes().to_vec()),
-                write::SECRET,
-            ),
-            (
-                format!("{base}/pki/sa.pub"),
-                Zeroizing::new(public.as_bytes().to_vec()),
-                write::SECRET,
-            ),
-        ])
-    }
-}
-
-/// Every item of the bundle, lazily (nothing per worker is kept).
-fn items<'a>(cl: &'a ClusterSpec, cas: &'a [CaState]) -> impl Iterator<Item = Item> + 'a {
-    // Each CA's PEM once, copied into every node that holds it.
-    let pems: std::rc::Rc<Vec<(CaRole, Vec<u8>)>> = std::rc::Rc::new(
-        cas.iter()
-            .map(|c| (c.role, x509::to_pem(&c.der).into_bytes()))
-            .collect(),
-    );
-    let pem_of = |pems: &[(CaRole, Vec<u8>)], role| {
-        let bytes = pems
-            .iter()
-            .find(|(r, _)| *r == role)
-            .map(|(_, p)| p.clone());
-        Zeroizing::new(bytes.unwrap_or_default())
-    };
-    let cp_pems = std::rc::Rc::clone(&pems);
-    let pem = move |role| pem_of(&cp_pems, role);
-    let worker_pem = move |role| pem_of(&pems, role);
-    let cp = cl
-        .control_plane
-        .iter()
-        .enumerate()
-        .flat_map(move |(i, node)| {
-            let base = node_root(&node.name);
-            let files: Vec<File> = CA_FILES
-                .iter()
-                .map(|(file, role)| (format!("{base}/{file}"), pem(*role), write::PUBLIC))
-                .collect();
-            let leaves = kubeadm::control_plane_leaves(cl, i);
-            let last = leaves.len().saturating_sub(1);
-            let name = node.name.clone();
-            std::iter::once(Item::NodeFiles(files, Some(base))).chain(
-                leaves.into_iter().enumerate().map(move |(k, spec)| {
-                    Item::Leaf(Job {
-                        idx: 0,
-                        node: name.clone(),
-                        spec,
-                        serial: Vec::new(),
-                        end_of_cp: (k == last).then_some(i),
-                    })
-                }),
-            )
-        });
-    let workers = cl.workers.iter().flat_map(move |name| {
-        let base = node_root(name);
-        let files = vec![(
-            format!("{base}/pki/ca.crt"),
-            worker_pem(CaRole::Kubernetes),
-            write::PUBLIC,
-        )];
-        std::iter::once(Item::NodeFiles(files, None)).chain(
-            kubeadm::worker_leaves(cl, name).into_iter().map(|spec| {
-                Item::Leaf(Job {
-                    idx: 0,
-                    node: name.clone(),
-                    spec,
-                    serial: Vec::new(),
-                    end_of_cp: None,
-                })
-            }),
-        )
-    });
-    cp.chain(workers)
 }
 
 /// Serial numbers from the token's RNG, fetched [`SERIAL_BLOCK`] at a time.
@@ -714,153 +130,8 @@ impl Serials {
     }
 }
 
-/// A finished item waiting for its batch to be recorded.
-#[allow(clippy::large_enum_variant)] // moved a few times per leaf; a box only adds an allocation
-enum Ready {
-    Files(Vec<File>, Option<String>),
-    Leaf(Leaf, Option<usize>),
-}
-
-/// Records a batch (one journal frame), then writes its files, listed in
-/// plan order; a batch of workers is written by `writers` threads at once.
-fn flush(
-    batch: &mut Vec<Ready>,
-    st: &mut Staging,
-    sa: &mut Sa<'_>,
-    audit: &mut dyn Audit,
-    writers: usize,
-) -> Result<(), CeremonyError> {
-    let events: Vec<Event> = batch
-        .iter_mut()
-        .filter_map(|r| match r {
-            Ready::Leaf(leaf, _) => leaf.event.take(),
-            Ready::Files(..) => None,
-        })
-        .collect();
-    // Durable on the record before any file of the batch exists.
-    audit.record_all(events)?;
-    // Workers' nodes only: a control-plane node also gets the one
-    // service-account key pair, made on its own thread.
-    let shared = writers > 1
-        && batch.len() >= SHARED_WRITE_MIN
-        && batch.iter().all(|r| !matches!(r, Ready::Files(_, Some(_))));
-    if shared {
-        return write_shared(std::mem::take(batch), st, writers);
-    }
-    for r in batch.drain(..) {
-        match r {
-            Ready::Files(files, control_plane) => {
-                for (path, bytes, mode) in files {
-                    st.write(&path, &bytes, mode)?;
-                }
-                if let Some(base) = control_plane {
-                    for (path, bytes, mode) in sa.files(&base)? {
-                        st.write(&path, &bytes, mode)?;
-                    }
-                }
-            }
-            Ready::Leaf(leaf, end_of_cp) => {
-                for (path, bytes, mode) in leaf.files {
-                    st.write(&path, &bytes, mode)?;
-                }
-                crate::failpoint::hit("leaf");
-                if end_of_cp == Some(0) {
-                    // Test-only crash point: some leaves signed (and recorded), not all.
-                    crate::failpoint::hit("mid-leaves");
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Writes a batch of workers' nodes from `writers` threads, each a run of
-/// consecutive nodes. Most of a batch's writing is the kernel's, creating
-/// each node's four directories and two files; shared, it no longer holds
-/// up the calling thread, which at the end of a run is all there is left to
-/// do. The files are listed in plan order all the same; on an error, the
-/// first in plan order is returned.
-fn write_shared(batch: Vec<Ready>, st: &mut Staging, writers: usize) -> Result<(), CeremonyError> {
-    fn write_part(
-        st: &Staging,
-        part: Vec<Ready>,
-    ) -> Result<Vec<(String, [u8; 32], u32)>, CeremonyError> {
-        let mut listed = Vec::with_capacity(part.len() * 2);
-        for r in part {
-            let (files, leaf) = match r {
-                Ready::Files(files, _) => (files, false),
-                Ready::Leaf(leaf, _) => (leaf.files, true),
-            };
-            for (path, bytes, mode) in files {
-                let sha = st.put(&path, &bytes, mode)?;
-                listed.push((path, sha, mode));
-            }
-            if leaf {
-                crate::failpoint::hit("leaf");
-            }
-        }
-        Ok(listed)
-    }
-    let per = batch.len().div_ceil(writers);
-    let mut parts: Vec<Vec<Ready>> = Vec::with_capacity(writers);
-    let mut items = batch.into_iter();
-    loop {
-        let part: Vec<Ready> = items.by_ref().take(per).collect();
-        if part.is_empty() {
-            break;
-        }
-        parts.push(part);
-    }
-    let shared: &Staging = st;
-    let results: Vec<_> = std::thread::scope(|s| {
-        let mut parts = parts.into_iter();
-        let first = parts.next();
-        let spawned: Vec<_> = parts
-            .map(|part| {
-                std::thread::Builder::new()
-                    .name("bundle-writer".into())
-                    .spawn_scoped(s, || write_part(shared, part))
-            })
-            .collect();
-        let first = first.map(|p| write_part(shared, p));
-        first
-            .into_iter()
-            .chain(spawned.into_iter().map(|h| match h {
-                Ok(h) => h.join().unwrap_or_else(|_| {
-                    Err(CeremonyError::Internal(
-                        "a bundle writer thread panicked".into(),
-                    ))
-                }),
-                Err(e) => Err(spawn_failed(e)),
-            }))
-            .collect()
-    });
-    for r in results {
-        st.listed(r?);
-    }
-    Ok(())
-}
-
 fn spawn_failed(e: std::io::Error) -> CeremonyError {
     CeremonyError::Internal(format!("cannot start a leaf thread: {e}"))
-}
-
-fn progress_bar(total: usize, interactive: bool) -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(
-        Some(total as u64),
-        if interactive {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        },
-    );
-    bar.set_style(
-        ProgressStyle::with_template(
-            "      {bar:30} {pos}/{len} certificates  {per_sec}  eta {eta}  {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar
 }
 
 /// Writes every node's etc/kubernetes into the staging directory; `audit`
@@ -873,7 +144,7 @@ pub fn write_nodes(
     run: LeafRun,
     audit: &mut dyn Audit,
 ) -> Result<(), CeremonyError> {
-    let bar = progress_bar(leaf_count(cl), run.interactive);
+    let bar = ui::leaf_progress(leaf_count(cl), run.interactive);
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let sessions = run.max_sessions.unwrap_or(cores).max(1);
     let pool = Sessions::new(token.signers(sessions)?);
@@ -890,7 +161,7 @@ pub fn write_nodes(
     let tasks = Tasks::default();
     let (sign_tx, sign_rx) = mpsc::channel::<Prepared>();
     let sign_rx = Mutex::new(sign_rx);
-    let (done_tx, done_rx) = mpsc::channel::<ToMain>();
+    let (done_tx, done_rx) = mpsc::channel::<ToCaller>();
     let result = std::thread::scope(|s| {
         // One service-account key pair, identical on every control-plane
         // node, made while the first leaves are under way.
@@ -916,9 +187,9 @@ pub fn write_nodes(
         for _ in 0..workers {
             let (ctx, pool, tasks, done) = (&ctx, &pool, &tasks, done_tx.clone());
             let to_sign = if pool.is_empty() {
-                ToSign::Main
+                SignRoute::Caller
             } else {
-                ToSign::Signers(sign_tx.clone())
+                SignRoute::Signers(sign_tx.clone())
             };
             std::thread::Builder::new()
                 .name("leaf-worker".into())
@@ -928,8 +199,8 @@ pub fn write_nodes(
         // Only the pipeline's threads may hold these now: once they are
         // gone, so are the channels.
         drop((sign_tx, done_tx));
-        let mut sa = Sa::Making(sa);
-        let outcome = drive(
+        let mut sa = SaKeyPair::Making(sa);
+        let outcome = dispatch_and_write(
             token, st, &ctx, &mut sa, &tasks, &done_rx, audit, &bar, workers,
         );
         // Whatever is still under way (only on an error) is neither signed
@@ -947,13 +218,13 @@ pub fn write_nodes(
 /// The calling thread's part: dispatch in order, sign when it must, put
 /// results back in order, record and write them in batches.
 #[allow(clippy::too_many_arguments)] // the pipeline's ends, passed explicitly
-fn drive(
+fn dispatch_and_write(
     token: &dyn Token,
     st: &mut Staging,
     ctx: &Ctx<'_>,
-    sa: &mut Sa<'_>,
+    sa: &mut SaKeyPair<'_>,
     tasks: &Tasks,
-    done: &Receiver<ToMain>,
+    done: &Receiver<ToCaller>,
     audit: &mut dyn Audit,
     bar: &ProgressBar,
     writers: usize,
@@ -964,27 +235,27 @@ fn drive(
         pool: Zeroizing::new(Vec::new()),
         at: 0,
     };
-    // Finished out of order, by index; what is waiting for the next flush.
-    let mut finished: BTreeMap<usize, Ready> = BTreeMap::new();
-    let mut batch: Vec<Ready> = Vec::new();
+    // Finished out of order, by index; what is waiting for the next batch.
+    let mut finished: BTreeMap<usize, FinishedItem> = BTreeMap::new();
+    let mut batch: Vec<FinishedItem> = Vec::new();
     // Leaves dispatched and not yet received; dispatched and not yet
     // written (at most WINDOW: what memory holds, whatever the order in
     // which chunks come back).
     let (mut next, mut in_flight, mut unwritten, mut batch_leaves) = (0usize, 0, 0, 0);
     let mut dispatched = 0usize;
     // One message from the pipeline: finished leaves, or a chunk to sign here.
-    let take = |msg: ToMain,
+    let take = |msg: ToCaller,
                 in_flight: &mut usize,
-                finished: &mut BTreeMap<usize, Ready>|
+                finished: &mut BTreeMap<usize, FinishedItem>|
      -> Result<(), CeremonyError> {
         match msg {
-            ToMain::Done(leaves) => {
+            ToCaller::Done(leaves) => {
                 for (idx, end_of_cp, leaf) in leaves {
                     match leaf {
                         Ok(leaf) => {
                             *in_flight -= 1;
                             bar.inc(1);
-                            finished.insert(idx, Ready::Leaf(leaf, end_of_cp));
+                            finished.insert(idx, FinishedItem::Leaf(leaf, end_of_cp));
                         }
                         // The reason the gate stopped, if it did; else the leaf's error.
                         Err(e) => return Err(token.checkpoint().err().map_or(e, Into::into)),
@@ -992,7 +263,7 @@ fn drive(
                 }
                 Ok(())
             }
-            ToMain::Sign(prepared) => {
+            ToCaller::Sign(prepared) => {
                 tasks.taken();
                 // A stop asked for (Ctrl-C) ends the run before the next
                 // signature; the chunk's leaves then fail, and the reason is
@@ -1021,10 +292,10 @@ fn drive(
                 break;
             };
             match item {
-                Item::NodeFiles(files, control_plane) => {
-                    finished.insert(idx, Ready::Files(files, control_plane));
+                PlanItem::NodeFiles(files, control_plane) => {
+                    finished.insert(idx, FinishedItem::Files(files, control_plane));
                 }
-                Item::Leaf(mut job) => {
+                PlanItem::Leaf(mut job) => {
                     // A stop asked for (Ctrl-C) ends the run before the next leaf.
                     token.checkpoint()?;
                     job.idx = idx;
@@ -1056,7 +327,7 @@ fn drive(
                 break;
             };
             next += 1;
-            if let Ready::Leaf(_, end_of_cp) = &r {
+            if let FinishedItem::Leaf(_, end_of_cp) = &r {
                 batch_leaves += 1;
                 cut = end_of_cp.is_some() || batch_leaves >= BATCH;
             }
@@ -1064,7 +335,7 @@ fn drive(
         }
         let all_in = in_flight == 0 && items.peek().is_none() && finished.is_empty();
         if !batch.is_empty() && (cut || all_in) {
-            flush(&mut batch, st, sa, audit, writers)?;
+            record_and_write(&mut batch, st, sa, audit, writers)?;
             unwritten -= batch_leaves;
             batch_leaves = 0;
         }
@@ -1092,7 +363,15 @@ fn drive(
 #[cfg(test)]
 mod tests {
 
+    use std::time::Duration;
+
+    use super::batch::write_shared;
+    use super::items::Leaf;
+    use super::tasks::{AHEAD, Signed, WorkerTask};
     use super::*;
+    use crate::audit::Event;
+    use crate::bundle::write;
+    use crate::profile::kubeadm;
     use crate::token::fake::Fake;
 
     /// Runs `write_nodes` into a fresh staging directory under `dir`: its
@@ -1138,8 +417,9 @@ mod tests {
 
     /// SHA256SUMS: one `sha256sum -c` line per file, sorted by path
     /// whatever the order of writing.
-    /// A workers' batch as `flush` gets it: each node's own file, then its leaf.
-    fn workers_batch(nodes: usize) -> Vec<Ready> {
+    /// A workers' batch as `record_and_write` gets it: each node's own file,
+    /// then its leaf.
+    fn workers_batch(nodes: usize) -> Vec<FinishedItem> {
         (0..nodes)
             .flat_map(|i| {
                 let base = format!("nodes/w{i}/etc/kubernetes");
@@ -1148,11 +428,11 @@ mod tests {
                     (path, body, mode)
                 };
                 [
-                    Ready::Files(
+                    FinishedItem::Files(
                         vec![file(format!("{base}/pki/ca.crt"), write::PUBLIC)],
                         None,
                     ),
-                    Ready::Leaf(
+                    FinishedItem::Leaf(
                         Leaf {
                             event: None,
                             files: vec![file(format!("{base}/kubelet.conf"), write::SECRET)],
@@ -1179,8 +459,8 @@ mod tests {
             token: None,
         };
         let next = |tasks: &Tasks| match tasks.next() {
-            Some(Task::Prepare(_)) => "prepare",
-            Some(Task::Finish(_)) => "finish",
+            Some(WorkerTask::Prepare(_)) => "prepare",
+            Some(WorkerTask::Finish(_)) => "finish",
             None => "stopped",
         };
         tasks.finish(signed());
@@ -1210,8 +490,8 @@ mod tests {
         let mut serial = Staging::begin(&d.path().join("serial"), &[5; 32]).unwrap();
         for r in workers_batch(100) {
             let files = match r {
-                Ready::Files(files, _) => files,
-                Ready::Leaf(leaf, _) => leaf.files,
+                FinishedItem::Files(files, _) => files,
+                FinishedItem::Leaf(leaf, _) => leaf.files,
             };
             for (path, bytes, mode) in files {
                 serial.write(&path, &bytes, mode).unwrap();
