@@ -355,7 +355,17 @@ fn recorded_run(
         enter(r, Step::Leaves, known);
         let run = bundle::LeafRun {
             now,
-            interactive: ui.interactive,
+            // Shown only while the generate pipeline issues a bundle.
+            progress: {
+                let leaves = loaded
+                    .plan
+                    .cluster
+                    .as_ref()
+                    .filter(|cl| cl.mode == plan::LeafMode::Generate)
+                    .map_or(0, crate::profile::kubeadm::leaf_count);
+                ui::leaf_progress(leaves, ui.interactive && leaves > 0)
+            },
+            stop_requested: interrupt::requested,
             max_sessions: loaded.plan.token_sessions,
             sa_key: r.sa_key.borrow_mut().take(),
         };

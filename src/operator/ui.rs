@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use console::style;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::interrupt::{self, Stop};
 use super::steps::Progress;
@@ -83,6 +83,26 @@ fn io_of(e: dialoguer::Error) -> std::io::Error {
     match e {
         dialoguer::Error::IO(e) => e,
     }
+}
+
+/// The bar of the leaf pipeline: certificates issued out of `total`, their
+/// rate and the time left (hidden when not `interactive`).
+pub fn leaf_progress(total: usize, interactive: bool) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(
+        Some(total as u64),
+        if interactive {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
+    );
+    bar.set_style(
+        ProgressStyle::with_template(
+            "      {bar:30} {pos}/{len} certificates  {per_sec}  eta {eta}  {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
 }
 
 impl Ui {

@@ -2,10 +2,13 @@
 //! token by URI, lock it against a second process, log in, and do the few
 //! operations a ceremony needs.
 //!
-//! Facts this relies on are in pkcs11 notes: SoftHSM renumbers slots (so the
-//! token is found by label/serial), has no CKM_ECDSA_SHA* (so the host hashes),
+//! Facts about tokens this relies on: SoftHSM renumbers slots (so the token
+//! is found by label/serial), has no CKM_ECDSA_SHA* (so the host hashes),
 //! returns CKA_EC_POINT wrapped in an OCTET STRING (other tokens raw), and
 //! cryptoki's `get_attributes` silently drops attributes it cannot read.
+//!
+//! The templates of the objects it makes are in [`templates`]; reading
+//! objects back from their attributes is in [`attributes`].
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -16,22 +19,20 @@ use std::path::{Path, PathBuf};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::{Mechanism, MechanismType};
-use cryptoki::object::{
-    Attribute, AttributeType, CertificateType, KeyType as CkKeyType, ObjectClass, ObjectHandle,
-};
+use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, UserType};
 use cryptoki::slot::{Limit, Slot};
-use der::asn1::{BitString, OctetString, UintRef};
-use der::{Decode, Encode};
 use sha2::Digest;
-use spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 
 use super::pin::Pin;
 use super::uri::TokenUri;
-use super::{
-    KeyFlags, KeyPair, ObjectInfo, PinFlags, Signer, Token, TokenError, TokenIdentity, Unfinished,
-};
+use super::{KeyPair, ObjectInfo, PinFlags, Signer, Token, TokenError, TokenIdentity, Unfinished};
 use crate::keytype::KeyType;
+use attributes::unreadable_object;
+use templates::curve_of;
+
+mod attributes;
+mod templates;
 
 /// How a token signs for one key type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,256 +277,6 @@ impl Pkcs11Token {
                 missing: "a signing mechanism".into(),
             })
     }
-
-    fn flags(&self, private: ObjectHandle) -> Result<KeyFlags, TokenError> {
-        let attrs = self
-            .session
-            .get_attributes(
-                private,
-                &[
-                    AttributeType::Token,
-                    AttributeType::Private,
-                    AttributeType::Sensitive,
-                    AttributeType::Extractable,
-                    AttributeType::AlwaysSensitive,
-                    AttributeType::NeverExtractable,
-                ],
-            )
-            .map_err(self.err("C_GetAttributeValue"))?;
-        let mut f = KeyFlags::default();
-        for a in attrs {
-            match a {
-                Attribute::Token(v) => f.token = Some(v),
-                Attribute::Private(v) => f.private = Some(v),
-                Attribute::Sensitive(v) => f.sensitive = Some(v),
-                Attribute::Extractable(v) => f.extractable = Some(v),
-                Attribute::AlwaysSensitive(v) => f.always_sensitive = Some(v),
-                Attribute::NeverExtractable(v) => f.never_extractable = Some(v),
-                _ => {}
-            }
-        }
-        Ok(f)
-    }
-
-    /// SubjectPublicKeyInfo from the public key object's attributes.
-    fn read_spki(
-        &self,
-        label: &str,
-        public: ObjectHandle,
-        key_type: KeyType,
-    ) -> Result<SubjectPublicKeyInfoOwned, TokenError> {
-        let bad = |what: String| TokenError::BadPublicKey {
-            label: label.to_string(),
-            what,
-        };
-        if let Some(bits) = key_type.rsa_bits() {
-            let attrs = self
-                .session
-                .get_attributes(
-                    public,
-                    &[AttributeType::Modulus, AttributeType::PublicExponent],
-                )
-                .map_err(self.err("C_GetAttributeValue"))?;
-            let (mut n, mut e) = (None, None);
-            for a in attrs {
-                match a {
-                    Attribute::Modulus(v) => n = Some(v),
-                    Attribute::PublicExponent(v) => e = Some(v),
-                    _ => {}
-                }
-            }
-            let (n, e) = n
-                .zip(e)
-                .ok_or_else(|| bad("CKA_MODULUS or CKA_PUBLIC_EXPONENT missing".into()))?;
-            let n_trim: &[u8] = &n[n.iter().take_while(|b| **b == 0).count()..];
-            if n_trim.len() * 8 != bits || n_trim[0] & 0x80 == 0 {
-                return Err(bad(format!("modulus is not {bits} bits")));
-            }
-            let pk = pkcs1::RsaPublicKey {
-                modulus: UintRef::new(n_trim).map_err(|e| bad(e.to_string()))?,
-                public_exponent: UintRef::new(&e).map_err(|e| bad(e.to_string()))?,
-            };
-            let der = pk.to_der().map_err(|e| bad(e.to_string()))?;
-            return Ok(SubjectPublicKeyInfoOwned {
-                algorithm: AlgorithmIdentifierOwned {
-                    oid: const_oid::db::rfc5912::RSA_ENCRYPTION,
-                    parameters: Some(der::asn1::Null.into()),
-                },
-                subject_public_key: BitString::from_bytes(&der).map_err(|e| bad(e.to_string()))?,
-            });
-        }
-        let attrs = self
-            .session
-            .get_attributes(public, &[AttributeType::EcParams, AttributeType::EcPoint])
-            .map_err(self.err("C_GetAttributeValue"))?;
-        let (mut params, mut point) = (None, None);
-        for a in attrs {
-            match a {
-                Attribute::EcParams(v) => params = Some(v),
-                Attribute::EcPoint(v) => point = Some(v),
-                _ => {}
-            }
-        }
-        let (params, point) = params
-            .zip(point)
-            .ok_or_else(|| bad("CKA_EC_PARAMS or CKA_EC_POINT missing".into()))?;
-        let (curve, field) = curve_of(key_type);
-        let got_curve = der::oid::ObjectIdentifier::from_der(&params)
-            .map_err(|_| bad("CKA_EC_PARAMS is not a named curve".into()))?;
-        if got_curve != curve {
-            // Name the curve as the plan would (ecdsa-p384), not by its OID.
-            let got = [KeyType::EcdsaP256, KeyType::EcdsaP384]
-                .into_iter()
-                .find(|k| curve_of(*k).0 == got_curve)
-                .map_or_else(|| format!("on the curve {got_curve}"), |k| k.to_string());
-            return Err(bad(format!("the key is {got}, the plan says {key_type}")));
-        }
-        // Uncompressed point 04‖X‖Y: wrapped in an OCTET STRING (PKCS#11 v2.40) or raw (some tokens).
-        let raw = if point.len() == 1 + 2 * field && point[0] == 0x04 {
-            point
-        } else {
-            OctetString::from_der(&point)
-                .map_err(|_| bad("CKA_EC_POINT is neither DER nor raw".into()))?
-                .into_bytes()
-                .into_vec()
-        };
-        if raw.len() != 1 + 2 * field || raw[0] != 0x04 {
-            return Err(bad("CKA_EC_POINT is not an uncompressed point".into()));
-        }
-        Ok(SubjectPublicKeyInfoOwned {
-            algorithm: AlgorithmIdentifierOwned {
-                oid: const_oid::db::rfc5912::ID_EC_PUBLIC_KEY,
-                parameters: Some(der::Any::encode_from(&curve).map_err(|e| bad(e.to_string()))?),
-            },
-            subject_public_key: BitString::from_bytes(&raw).map_err(|e| bad(e.to_string()))?,
-        })
-    }
-
-    fn key_pair_from(
-        &self,
-        label: &str,
-        private: ObjectHandle,
-        key_type: KeyType,
-    ) -> Result<KeyPair, TokenError> {
-        let attrs = self
-            .session
-            .get_attributes(private, &[AttributeType::Id, AttributeType::KeyType])
-            .map_err(self.err("C_GetAttributeValue"))?;
-        let mut id = None;
-        let mut ck_type = None;
-        for a in attrs {
-            match a {
-                Attribute::Id(v) => id = Some(v),
-                Attribute::KeyType(t) => ck_type = Some(t),
-                _ => {}
-            }
-        }
-        let id = id
-            .filter(|i| !i.is_empty())
-            .ok_or_else(|| TokenError::BadPublicKey {
-                label: label.into(),
-                what: "the private key has no CKA_ID to pair it with its public key".into(),
-            })?;
-        let want = if key_type.is_rsa() {
-            CkKeyType::RSA
-        } else {
-            CkKeyType::EC
-        };
-        if ck_type != Some(want) {
-            return Err(TokenError::BadPublicKey {
-                label: label.into(),
-                what: format!(
-                    "the key is of type {}, the plan says {key_type}",
-                    ck_type.map_or("unknown".into(), |t| t.to_string())
-                ),
-            });
-        }
-        let publics = self.find(
-            &[
-                Attribute::Class(ObjectClass::PUBLIC_KEY),
-                Attribute::Id(id.clone()),
-                Attribute::Label(label.as_bytes().to_vec()),
-            ],
-            2,
-        )?;
-        let public = match publics.as_slice() {
-            [one] => *one,
-            [] => {
-                return Err(TokenError::BadPublicKey {
-                    label: label.into(),
-                    what: "no public key object with the same label and CKA_ID".into(),
-                });
-            }
-            _ => {
-                return Err(TokenError::AmbiguousLabel {
-                    label: label.into(),
-                    what: "public key",
-                    count: publics.len(),
-                });
-            }
-        };
-        let spki = self.read_spki(label, public, key_type)?;
-        let flags = self.flags(private)?;
-        self.handles.borrow_mut().insert(id.clone(), private);
-        Ok(KeyPair {
-            label: label.to_string(),
-            id,
-            key_type,
-            spki,
-            flags,
-        })
-    }
-
-    fn class_name(c: ObjectClass) -> String {
-        match c {
-            ObjectClass::PRIVATE_KEY => "private-key".into(),
-            ObjectClass::PUBLIC_KEY => "public-key".into(),
-            ObjectClass::CERTIFICATE => "certificate".into(),
-            ObjectClass::SECRET_KEY => "secret-key".into(),
-            ObjectClass::DATA => "data".into(),
-            other => other.to_string(),
-        }
-    }
-
-    fn info(&self, h: ObjectHandle) -> Result<ObjectInfo, TokenError> {
-        let attrs = self
-            .session
-            .get_attributes(
-                h,
-                &[
-                    AttributeType::Class,
-                    AttributeType::Label,
-                    AttributeType::Id,
-                    AttributeType::KeyType,
-                ],
-            )
-            .map_err(self.err("C_GetAttributeValue"))?;
-        let mut info = ObjectInfo {
-            class: "?".into(),
-            label: String::new(),
-            id: Vec::new(),
-            key_type: None,
-            flags: None,
-            unreadable: None,
-        };
-        let mut class = None;
-        for a in attrs {
-            match a {
-                Attribute::Class(c) => class = Some(c),
-                Attribute::Label(l) => info.label = String::from_utf8_lossy(&l).into_owned(),
-                Attribute::Id(i) => info.id = i,
-                Attribute::KeyType(t) => info.key_type = Some(t.to_string()),
-                _ => {}
-            }
-        }
-        if let Some(c) = class {
-            info.class = Self::class_name(c);
-            if c == ObjectClass::PRIVATE_KEY {
-                info.flags = Some(self.flags(h)?);
-            }
-        }
-        Ok(info)
-    }
 }
 
 /// The signing mechanism for `kt` among those a token lists, or what it
@@ -576,25 +327,6 @@ fn choose_mechanism(
         } else {
             Ok((SignMech::Ecdsa, "CKM_ECDSA over a host SHA-256"))
         }
-    }
-}
-
-/// Return values by which a token says it cannot describe one object (and
-/// not that the session or the token failed).
-fn unreadable_object(rv: RvError) -> bool {
-    matches!(
-        rv,
-        RvError::AttributeValueInvalid
-            | RvError::ObjectHandleInvalid
-            | RvError::AttributeTypeInvalid
-            | RvError::AttributeSensitive
-    )
-}
-
-fn curve_of(key_type: KeyType) -> (der::oid::ObjectIdentifier, usize) {
-    match key_type {
-        KeyType::EcdsaP384 => (const_oid::db::rfc5912::SECP_384_R_1, 48),
-        _ => (const_oid::db::rfc5912::SECP_256_R_1, 32),
     }
 }
 
@@ -844,46 +576,7 @@ impl Token for Pkcs11Token {
     ) -> Result<KeyPair, TokenError> {
         crate::failpoint::hit("token-keygen-start");
         self.mech(key_type)?;
-        let id = id.to_vec();
-        let lab = Attribute::Label(label.as_bytes().to_vec());
-        let mut public = vec![
-            Attribute::Token(true),
-            Attribute::Private(false),
-            Attribute::Verify(true),
-            Attribute::Encrypt(false),
-            Attribute::Wrap(false),
-            lab.clone(),
-            Attribute::Id(id.clone()),
-        ];
-        // The private key template of design §2: on the token, private,
-        // sensitive and never extractable, for signing only.
-        let mut private = vec![
-            Attribute::Token(true),
-            Attribute::Private(true),
-            Attribute::Sensitive(true),
-            Attribute::Extractable(false),
-            Attribute::Sign(true),
-            Attribute::Decrypt(false),
-            Attribute::Unwrap(false),
-            Attribute::Derive(false),
-            lab,
-            Attribute::Id(id.clone()),
-        ];
-        let mechanism = if let Some(bits) = key_type.rsa_bits() {
-            public.push(Attribute::ModulusBits((bits as u64).into()));
-            public.push(Attribute::PublicExponent(vec![0x01, 0x00, 0x01]));
-            Mechanism::RsaPkcsKeyPairGen
-        } else {
-            let (curve, _) = curve_of(key_type);
-            public.push(Attribute::EcParams(curve.to_der().map_err(|e| {
-                TokenError::BadPublicKey {
-                    label: label.into(),
-                    what: e.to_string(),
-                }
-            })?));
-            private.push(Attribute::SignRecover(false));
-            Mechanism::EccKeyPairGen
-        };
+        let (mechanism, public, private) = templates::key_pair(label, key_type, id)?;
         let (pub_h, priv_h) = self
             .session
             .generate_key_pair(&mechanism, &public, &private)
@@ -975,16 +668,7 @@ impl Token for Pkcs11Token {
         subject_der: &[u8],
     ) -> Result<(), TokenError> {
         crate::failpoint::hit("token-store-start");
-        let template = [
-            Attribute::Class(ObjectClass::CERTIFICATE),
-            Attribute::CertificateType(CertificateType::X_509),
-            Attribute::Token(true),
-            Attribute::Private(false),
-            Attribute::Label(key.label.as_bytes().to_vec()),
-            Attribute::Id(key.id.clone()),
-            Attribute::Subject(subject_der.to_vec()),
-            Attribute::Value(der.to_vec()),
-        ];
+        let template = templates::certificate(key, der, subject_der);
         self.session
             .create_object(&template)
             .map_err(self.err(&format!("C_CreateObject (certificate \"{}\")", key.label)))?;
@@ -1022,7 +706,8 @@ impl Token for Pkcs11Token {
                 (Limit::Max(m), None) => (m as usize).saturating_sub(1),
                 _ => max,
             },
-            // opencryptoki 3.8 fails C_GetTokenInfo as a whole (pkcs11 notes).
+            // opencryptoki 3.8 fails C_GetTokenInfo as a whole: no limit is
+            // known, so as many as asked.
             Err(_) => max,
         };
         let mechs = self.mechs.borrow().clone();
