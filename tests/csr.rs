@@ -5,7 +5,6 @@
 //! every refusal with its exact message and nothing written.
 
 mod common;
-mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -1073,8 +1072,8 @@ fn user_csr_is_checked_and_its_kubeconfig_has_no_key() {
 /// with every kubeconfig of cp1 and with alice's.
 #[test]
 fn signed_tree_serves_etcd_and_kubectl() {
+    use common::x509::{Server, free_port, run, start_with_retries};
     use std::process::Command;
-    use support::{Server, free_port, run, start_with_retries};
 
     let (f, plan) = setup();
     f.run_plan(&plan, &f.work("out")).assert_ok("ceremony run");
@@ -1144,7 +1143,7 @@ fn signed_tree_serves_etcd_and_kubectl() {
             ))
             .args(["--dial-timeout=5s", "--command-timeout=5s"])
             .args(args);
-        run(&mut cmd, support::SHORT)
+        run(&mut cmd, common::x509::SHORT)
     };
     let health = etcdctl("etcd/healthcheck-client", &["endpoint", "health"]);
     assert!(health.ok(), "{health}");
@@ -1206,7 +1205,7 @@ fn signed_tree_serves_etcd_and_kubectl() {
             .arg("--server")
             .arg(&server)
             .args(["--request-timeout=10s", "get", "--raw", "/"]);
-        let r = run(&mut cmd, support::SHORT);
+        let r = run(&mut cmd, common::x509::SHORT);
         // s_server -www answers with its status page once the handshake,
         // client certificate included, succeeded.
         assert!(

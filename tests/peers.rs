@@ -5,14 +5,14 @@
 //! wait is bounded, and every process a test starts is killed by its handle
 //! when the test ends (also when it fails).
 
-mod support;
+mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::*;
+use common::x509::*;
 
 /// A token and a bundle made by `ceremony run` with `spec`.
 fn bundle(spec: &PlanSpec<'_>) -> (Token, PathBuf) {

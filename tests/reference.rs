@@ -17,12 +17,12 @@
 //! numbers, validity start, key material and string encodings (Go writes
 //! PrintableString where it can, we write UTF8String) differ by nature.
 
-mod support;
+mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use support::*;
+use common::x509::*;
 use x509_parser::certificate::X509Certificate;
 
 fn reference() -> PathBuf {

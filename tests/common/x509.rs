@@ -7,8 +7,6 @@
 //! killed when their time is up, servers when their guard is dropped (also
 //! while a failed test unwinds). Nothing is ever killed by name.
 
-#![allow(dead_code)] // each test crate uses its own subset
-
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::Read;
