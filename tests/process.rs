@@ -11,7 +11,7 @@ use std::ffi::OsStr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Ended, Fixture, Running, snapshot_tree};
+use common::{Ended, Fixture, Running, has_failpoints, snapshot_tree};
 
 const AUDITOR: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -42,6 +42,11 @@ fn resume_and_finish(mut run: Running, pause: &Path) -> common::Output {
 
 #[test]
 fn a_second_run_on_the_same_token_stops_at_once_and_the_first_finishes() {
+    if !has_failpoints(
+        "process::a_second_run_on_the_same_token_stops_at_once_and_the_first_finishes",
+    ) {
+        return;
+    }
     let f = Fixture::new("busy");
     let plan = f.write_plan("plan.toml", KEYS);
     let (out1, out2) = (f.work("out1"), f.work("out2"));
@@ -117,6 +122,9 @@ fn a_second_run_on_the_same_token_stops_at_once_and_the_first_finishes() {
 
 #[test]
 fn a_run_holding_the_pin_cannot_dump_core() {
+    if !has_failpoints("process::a_run_holding_the_pin_cannot_dump_core") {
+        return;
+    }
     let f = Fixture::new("nocore");
     let plan = f.write_ca_plan("plan.toml", KEYS);
     let pause = f.pause_dir();

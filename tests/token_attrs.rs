@@ -15,7 +15,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{CHILD_TIMEOUT, Fixture, Keys, LABELS, run_bounded};
+use common::{CHILD_TIMEOUT, Fixture, Keys, LABELS};
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::Mechanism;
@@ -39,7 +39,6 @@ fn ca_keys_are_sensitive_and_never_extractable() {
     f.run_plan(&plan, &f.work("out")).assert_ok("ceremony run");
 
     // 1. cryptoki, in a child process of this test binary.
-    f.guard(&[]);
     let exe = std::env::current_exe().expect("the test binary");
     let mut cmd = f.command(&exe);
     cmd.args([
@@ -60,7 +59,7 @@ fn ca_keys_are_sensitive_and_never_extractable() {
             .collect::<Vec<_>>()
             .join(","),
     );
-    let out = run_bounded(cmd, CHILD_TIMEOUT);
+    let out = f.run(cmd, CHILD_TIMEOUT);
     out.assert_ok("the cryptoki checks in a child process");
     assert!(
         out.stdout.contains("test result: ok. 1 passed"),

@@ -1,173 +1,37 @@
-//! Integration-test fixture: a throwaway SoftHSM2 token in a temp dir per
-//! test, plans written from a template, and the real `ceremony` binary run
-//! against them.
+//! The SoftHSM fixture: a throwaway SoftHSM2 token in a temp dir per test,
+//! and the real `ceremony` binary (and the token's tools) run against it.
 //!
 //! What it must not do: touch any token but the one in the test's own temp
 //! dir. Every child gets an empty environment plus `SOFTHSM2_CONF` pointing
 //! into the temp dir (never set in this process), stdin null, and a deadline;
 //! before each child runs, `guard` refuses a config, token directory or
-//! PKCS#11 module that is not SoftHSM under the temp dir. Only children this
-//! fixture started are ever killed, by their own handle.
+//! PKCS#11 module that is not SoftHSM under the temp dir. Every child of a
+//! fixture starts through `Fixture::run` or `Fixture::spawn`, which guard.
+//! Only children this fixture started are ever killed, by their own handle.
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::fs::{self, OpenOptions};
-use std::io::{Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::os::unix::process::ExitStatusExt;
+use std::fs;
 use std::path::{Component, Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The binary under test (built by cargo for this test target).
-pub const BIN: &str = env!("CARGO_BIN_EXE_ceremony");
-/// The only PKCS#11 module a test may point the binary at.
-pub const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
-/// Files that exist but are not PKCS#11 modules, for the bad-module cases.
-/// Loading them cannot reach any token.
-pub const NOT_PKCS11: &[&str] = &[
-    "/lib/x86_64-linux-gnu/libc.so.6",
-    "/usr/lib/x86_64-linux-gnu/libc.so.6",
-];
-/// The demo auditor's age recipient (its identity is in ceremony/plans/).
-pub const AUDIT_RECIPIENT: &str = "age1rfjvanyx48qxdll0q8wkrca6kpkfluxp4gal0ws7cp4awt900vpsf0sp9u";
-/// The plan labels of the four CAs in `plan_toml`, root first.
-pub const LABELS: [&str; 4] = ["root-ca", "kubernetes-ca", "etcd-ca", "front-proxy-ca"];
-/// The roles, in the order the ceremony makes them (failpoint names use these).
-pub const ROLES: [&str; 4] = ["root", "kubernetes", "etcd", "front-proxy"];
+/// The variable that carries a token's PIN to the fixture's `token list`.
+const SNAPSHOT_PIN_VAR: &str = "CEREMONY_FIXTURE_PIN";
 
-/// Deadline for one child process. RSA-4096 keygen on SoftHSM takes ~2 s;
-/// this only bounds a hang.
-pub const CHILD_TIMEOUT: Duration = Duration::from_secs(180);
-const POLL: Duration = Duration::from_millis(10);
-
-/// What a child process did.
-#[derive(Debug, Clone)]
-pub struct Output {
-    /// Exit code, or None if a signal ended it.
-    pub code: Option<i32>,
-    pub signal: Option<i32>,
-    pub stdout: String,
-    pub stderr: String,
-}
-
-impl Output {
-    /// The first `error: ...` line of stderr.
-    pub fn first_error(&self) -> Option<&str> {
-        self.stderr.lines().find(|l| l.starts_with("error: "))
-    }
-
-    /// The `hint: ...` line of stderr.
-    pub fn hint(&self) -> Option<&str> {
-        self.stderr.lines().find(|l| l.starts_with("hint: "))
-    }
-
-    #[track_caller]
-    pub fn assert_ok(&self, what: &str) {
-        assert_eq!(self.code, Some(0), "{what} failed:\n{self}");
-    }
-}
-
-impl std::fmt::Display for Output {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        writeln!(f, "exit code {:?}, signal {:?}", self.code, self.signal)?;
-        writeln!(f, "--- stdout\n{}", self.stdout)?;
-        write!(f, "--- stderr\n{}", self.stderr)
-    }
-}
-
-/// Runs `cmd` (already configured) with stdin null and output captured;
-/// kills it (and only it) if it outlives `timeout`.
-pub fn run_bounded(mut cmd: Command, timeout: Duration) -> Output {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let shown = format!("{cmd:?}");
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {shown}: {e}"));
-    let mut out_pipe = child.stdout.take().expect("stdout is piped");
-    let mut err_pipe = child.stderr.take().expect("stderr is piped");
-    // Drain both pipes while waiting so a chatty child cannot block on a full pipe.
-    let out_reader = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = out_pipe.read_to_end(&mut b);
-        b
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = err_pipe.read_to_end(&mut b);
-        b
-    });
-    let start = Instant::now();
-    let max_polls = timeout.as_millis() / POLL.as_millis() + 1;
-    let mut status = None;
-    for _ in 0..max_polls {
-        if let Some(s) = child.try_wait().expect("waiting for the child") {
-            status = Some(s);
-            break;
-        }
-        if start.elapsed() > timeout {
-            break;
-        }
-        std::thread::sleep(POLL);
-    }
-    let timed_out = status.is_none();
-    let status = match status {
-        Some(s) => s,
-        None => {
-            // Our own child, by its handle: SIGKILL, then reap it.
-            let _ = child.kill();
-            child.wait().expect("reaping the killed child")
-        }
-    };
-    let out = Output {
-        code: status.code(),
-        signal: status.signal(),
-        stdout: String::from_utf8_lossy(&out_reader.join().unwrap_or_default()).into_owned(),
-        stderr: String::from_utf8_lossy(&err_reader.join().unwrap_or_default()).into_owned(),
-    };
-    assert!(
-        !timed_out,
-        "{shown} ran longer than {timeout:?} and was killed\n{out}"
-    );
-    out
-}
-
-/// Random bytes from the OS, hex-encoded.
-pub fn random_hex(bytes: usize) -> String {
-    let mut b = vec![0u8; bytes];
-    fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut b))
-        .expect("reading /dev/urandom");
-    hex::encode(b)
-}
-
-/// Writes a new file with an exact mode (not narrowed by the umask).
-pub fn write_file(path: &Path, contents: &[u8], mode: u32) {
-    if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).unwrap_or_else(|e| panic!("mkdir {}: {e}", parent.display()));
-    }
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
-    f.set_permissions(fs::Permissions::from_mode(mode))
-        .expect("chmod");
-    f.write_all(contents).expect("write");
-}
+use super::run::{CHILD_TIMEOUT, Output, Running, bin, bin_has_failpoints, clear_env, run_bounded};
+use super::tree::{Node, snapshot_tree};
+use super::{NOT_PKCS11, SOFTHSM_MODULE, random_hex, write_file};
 
 /// One initialised token in the fixture's token directory.
 #[derive(Debug, Clone)]
 pub struct TokenInfo {
     pub label: String,
     pub serial: String,
-    /// The user PIN (throwaway, random) and a 0600 file holding it, kept
-    /// outside `work/` and used only by the fixture's own snapshots.
+    /// The user PIN (throwaway, random unless a test chose it). The
+    /// fixture's own snapshots pass it to the child in its environment, so
+    /// no file but `DIR/pin` holds the first token's PIN.
     pub pin: String,
-    pub snapshot_pin_file: PathBuf,
 }
 
 /// A temp dir with a SoftHSM2 config and token directory of its own:
@@ -185,8 +49,13 @@ pub struct Fixture {
 }
 
 impl Fixture {
-    /// A fresh temp dir with one token labelled `label`.
+    /// A fresh temp dir with one token labelled `label` (random PINs).
     pub fn new(label: &str) -> Fixture {
+        Fixture::with_pins(label, &random_hex(8), &random_hex(8))
+    }
+
+    /// As `new`, with the token's user and SO PINs chosen by the test.
+    pub fn with_pins(label: &str, pin: &str, so_pin: &str) -> Fixture {
         let dir = tempfile::Builder::new()
             .prefix("ceremony-test-")
             .tempdir()
@@ -208,7 +77,7 @@ impl Fixture {
             conf,
             tokens: Vec::new(),
         };
-        let t = f.init_token(label);
+        let t = f.init_token_with_pins(label, pin, so_pin);
         write_file(&f.root.join("pin"), t.pin.as_bytes(), 0o600);
         f
     }
@@ -304,21 +173,67 @@ impl Fixture {
         }
     }
 
-    /// A command for a child with nothing of our environment but PATH, and
-    /// SOFTHSM2_CONF pointing into the temp dir; cwd is the temp dir.
-    /// (Run it with `run_bounded` after `guard`.)
+    /// A command for a child, cwd the temp dir; the caller adds arguments
+    /// and environment, and starts it with `run` or `spawn`, which clear
+    /// the rest of the environment and guard.
     pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
         let mut cmd = Command::new(program);
-        cmd.env_clear()
-            .env(
-                "PATH",
-                std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()),
-            )
-            .env("HOME", &self.root)
-            .env("LANG", "C.UTF-8")
-            .env("SOFTHSM2_CONF", &self.conf)
-            .current_dir(&self.root);
+        cmd.current_dir(&self.root);
         cmd
+    }
+
+    /// Guards `cmd` (its arguments: plans and --module), gives it nothing
+    /// of our environment but PATH, plus HOME and SOFTHSM2_CONF in the temp
+    /// dir and what the caller set on it, and refuses failpoint variables
+    /// for a binary without failpoints (the test would pass unarmed).
+    #[track_caller]
+    fn prepare(&self, cmd: &mut Command) {
+        let args: Vec<&OsStr> = cmd.get_args().collect();
+        self.guard(&args);
+        let armed = cmd
+            .get_envs()
+            .any(|(k, v)| v.is_some() && k.to_string_lossy().starts_with("CEREMONY_FAILPOINT"));
+        assert!(
+            !armed || Path::new(cmd.get_program()) != bin() || bin_has_failpoints(),
+            "a failpoint set for {} which has none; the test must check `has_failpoints` first",
+            bin().display()
+        );
+        clear_env(cmd, &self.root, &self.conf);
+    }
+
+    /// Runs `cmd` (from `command`) guarded, bounded by `timeout`.
+    #[track_caller]
+    pub fn run(&self, mut cmd: Command, timeout: Duration) -> Output {
+        self.prepare(&mut cmd);
+        run_bounded(&mut cmd, timeout)
+    }
+
+    /// Starts `cmd` (from `command`) guarded and leaves it running; its
+    /// stdout and stderr go to files under `DIR/logs/`.
+    #[track_caller]
+    pub fn spawn(&self, mut cmd: Command) -> Running {
+        self.prepare(&mut cmd);
+        let logs = self.root.join("logs");
+        fs::create_dir_all(&logs).expect("mkdir logs");
+        let tag = random_hex(4);
+        let (stdout, stderr) = (
+            logs.join(format!("{tag}.out")),
+            logs.join(format!("{tag}.err")),
+        );
+        cmd.stdin(Stdio::null())
+            .stdout(fs::File::create(&stdout).expect("stdout file"))
+            .stderr(fs::File::create(&stderr).expect("stderr file"));
+        let what = format!("{cmd:?}");
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+        Running {
+            child,
+            stdout,
+            stderr,
+            started: Instant::now(),
+            what,
+        }
     }
 
     /// Runs `ceremony ARGS` (cwd = the temp dir) and returns what it did.
@@ -330,14 +245,12 @@ impl Fixture {
     /// As `ceremony`, with extra environment variables for the child.
     #[track_caller]
     pub fn ceremony_env<S: AsRef<OsStr>>(&self, args: &[S], env: &[(&str, &str)]) -> Output {
-        let args: Vec<&OsStr> = args.iter().map(AsRef::as_ref).collect();
-        self.guard(&args);
-        let mut cmd = self.command(BIN);
-        cmd.args(&args);
+        let mut cmd = self.command(bin());
+        cmd.args(args);
         for (k, v) in env {
             cmd.env(k, v);
         }
-        run_bounded(cmd, CHILD_TIMEOUT)
+        self.run(cmd, CHILD_TIMEOUT)
     }
 
     /// `ceremony run PLAN --yes --pin-file DIR/pin --out OUT`.
@@ -370,19 +283,19 @@ impl Fixture {
 
     /// Runs another program (softhsm2-util, pkcs11-tool, openssl) the same way.
     pub fn tool<S: AsRef<OsStr>>(&self, program: &str, args: &[S]) -> Output {
-        self.guard(&[]);
         let mut cmd = self.command(program);
         cmd.args(args);
-        run_bounded(cmd, CHILD_TIMEOUT)
+        self.run(cmd, CHILD_TIMEOUT)
     }
 
     /// Initialises a token in the first free slot of this temp dir's token
     /// directory (labels may repeat: that is the two-matching-tokens case).
     pub fn init_token(&mut self, label: &str) -> TokenInfo {
-        self.guard(&[]);
+        self.init_token_with_pins(label, &random_hex(8), &random_hex(8))
+    }
+
+    fn init_token_with_pins(&mut self, label: &str, pin: &str, so_pin: &str) -> TokenInfo {
         let before: Vec<String> = self.slots().into_iter().map(|(_, s)| s).collect();
-        let pin = random_hex(8);
-        let so_pin = random_hex(8);
         let out = self.tool(
             "softhsm2-util",
             &[
@@ -391,9 +304,9 @@ impl Fixture {
                 "--label",
                 label,
                 "--pin",
-                pin.as_str(),
+                pin,
                 "--so-pin",
-                so_pin.as_str(),
+                so_pin,
             ],
         );
         out.assert_ok("softhsm2-util --init-token");
@@ -404,13 +317,10 @@ impl Fixture {
             .collect();
         assert_eq!(new.len(), 1, "expected one new token, got {new:?}");
         let serial = new[0].1.clone();
-        let snapshot_pin_file = self.root.join(format!("snapshot-pin-{serial}"));
-        write_file(&snapshot_pin_file, pin.as_bytes(), 0o600);
         let t = TokenInfo {
             label: label.to_string(),
             serial,
-            pin,
-            snapshot_pin_file,
+            pin: pin.to_string(),
         };
         self.tokens.push(t.clone());
         t
@@ -444,17 +354,21 @@ impl Fixture {
     #[track_caller]
     pub fn token_list(&self, t: &TokenInfo) -> Vec<String> {
         let uri = format!("pkcs11:serial={}", t.serial);
-        let pin = t.snapshot_pin_file.to_string_lossy().into_owned();
-        let out = self.ceremony(&[
-            "token",
-            "list",
-            "--uri",
-            uri.as_str(),
-            "--module",
-            SOFTHSM_MODULE,
-            "--pin-file",
-            pin.as_str(),
-        ]);
+        // The PIN in the child's environment only: the tests' own PIN files
+        // stay theirs to change, and no other file holds a PIN.
+        let out = self.ceremony_env(
+            &[
+                "token",
+                "list",
+                "--uri",
+                uri.as_str(),
+                "--module",
+                SOFTHSM_MODULE,
+                "--pin-env",
+                SNAPSHOT_PIN_VAR,
+            ],
+            &[(SNAPSHOT_PIN_VAR, t.pin.as_str())],
+        );
         out.assert_ok("ceremony token list");
         let lines: Vec<String> = out
             .stdout
@@ -520,7 +434,6 @@ impl Fixture {
             &self.token().label,
         ];
         full.extend_from_slice(args);
-        self.guard(&[]);
         self.tool("pkcs11-tool", &full)
     }
 
@@ -686,36 +599,6 @@ pub struct TokenSnapshot {
     pub files: BTreeMap<PathBuf, Node>,
 }
 
-/// One entry of a directory tree snapshot.
-#[derive(Clone, PartialEq, Eq)]
-pub enum Node {
-    Dir { mode: u32 },
-    File { mode: u32, bytes: Vec<u8> },
-    Symlink { target: PathBuf },
-    Other,
-}
-
-impl std::fmt::Debug for Node {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Node::Dir { mode } => write!(f, "dir {mode:o}"),
-            Node::File { mode, bytes } => {
-                use sha2::Digest;
-                write!(
-                    f,
-                    "file {mode:o} {} bytes sha256 {}",
-                    bytes.len(),
-                    hex::encode(sha2::Sha256::digest(bytes))
-                )
-            }
-            Node::Symlink { target } => write!(f, "symlink -> {}", target.display()),
-            Node::Other => f.write_str("other"),
-        }
-    }
-}
-
-/// Every path under `root` (relative), with its kind, mode and bytes.
-/// Symlinks are recorded, never followed. Bounded: at most 10,000 entries.
 pub const CKA_VALUE: u64 = 0x11;
 pub const CKA_ID: u64 = 0x102;
 pub const CKA_EC_PARAMS: u64 = 0x180;
@@ -748,234 +631,6 @@ pub fn cut_before(path: &Path, ty: u64) {
     file.set_len(at as u64).expect("truncate the object file");
 }
 
-pub fn snapshot_tree(root: &Path) -> BTreeMap<PathBuf, Node> {
-    const MAX: usize = 10_000;
-    let mut map = BTreeMap::new();
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
-        assert!(
-            map.len() < MAX,
-            "more than {MAX} entries under {}",
-            root.display()
-        );
-        let full = root.join(&rel);
-        let meta =
-            fs::symlink_metadata(&full).unwrap_or_else(|e| panic!("stat {}: {e}", full.display()));
-        let mode = meta.permissions().mode() & 0o7777;
-        let ft = meta.file_type();
-        let node = if ft.is_symlink() {
-            Node::Symlink {
-                target: fs::read_link(&full).expect("readlink"),
-            }
-        } else if ft.is_dir() {
-            for e in
-                fs::read_dir(&full).unwrap_or_else(|e| panic!("readdir {}: {e}", full.display()))
-            {
-                stack.push(rel.join(e.expect("dir entry").file_name()));
-            }
-            Node::Dir { mode }
-        } else if ft.is_file() {
-            Node::File {
-                mode,
-                bytes: fs::read(&full).unwrap_or_else(|e| panic!("read {}: {e}", full.display())),
-            }
-        } else {
-            Node::Other
-        };
-        if !rel.as_os_str().is_empty() {
-            map.insert(rel, node);
-        }
-    }
-    map
-}
-
-/// Lists what differs between two tree snapshots, for assertion messages.
-pub fn tree_diff(before: &BTreeMap<PathBuf, Node>, after: &BTreeMap<PathBuf, Node>) -> String {
-    let mut s = String::new();
-    for (p, n) in before {
-        match after.get(p) {
-            None => s.push_str(&format!("  removed {} ({n:?})\n", p.display())),
-            Some(m) if m != n => {
-                s.push_str(&format!("  changed {}: {n:?} -> {m:?}\n", p.display()))
-            }
-            _ => {}
-        }
-    }
-    for (p, n) in after {
-        if !before.contains_key(p) {
-            s.push_str(&format!("  added {} ({n:?})\n", p.display()));
-        }
-    }
-    s
-}
-
-/// Keys for the four CAs, root first.
-pub type Keys = [&'static str; 4];
-
-/// A complete plan for the fixture's first token: CA labels `LABELS`, the
-/// given key types, root 20y and intermediates 10y.
-pub fn plan_toml(token_label: &str, keys: Keys) -> String {
-    format!(
-        r#"# Written by the integration-test fixture for one throwaway SoftHSM token.
-[ceremony]
-name = "integration-test"
-administrator = "Test Admin"
-witnesses = ["Wendy Witness", "Walter Witness"]
-
-[token]
-uri = "pkcs11:token={token_label}"
-module = "{SOFTHSM_MODULE}"
-
-[root]
-label = "{}"
-subject = "CN=Test Kubernetes Root CA,O=Test"
-key = "{}"
-validity = "20y"
-
-[ca.kubernetes]
-label = "{}"
-key = "{}"
-validity = "10y"
-
-[ca.etcd]
-label = "{}"
-key = "{}"
-validity = "10y"
-
-[ca.front-proxy]
-label = "{}"
-key = "{}"
-validity = "10y"
-
-[cluster]
-name = "kubernetes"
-kubernetes_version = "v1.31"
-control_plane_endpoint = "k8s.test.internal:6443"
-leaf_key = "ecdsa-p256"
-apiserver_extra_sans = ["k8s.test.internal"]
-
-[[cluster.control_plane]]
-name = "cp1"
-address = "10.0.0.11"
-
-[cluster.workers]
-names = ["worker1"]
-
-[audit]
-recipients = ["{AUDIT_RECIPIENT}"]
-"#,
-        LABELS[0], keys[0], LABELS[1], keys[1], LABELS[2], keys[2], LABELS[3], keys[3]
-    )
-}
-
-/// `plan_toml` without `[cluster]`: a ceremony that makes only the CA
-/// hierarchy (no software leaf keys, so a run takes a fraction of the time).
-pub fn ca_plan_toml(token_label: &str, keys: Keys) -> String {
-    let full = plan_toml(token_label, keys);
-    let (start, end) = (
-        full.find("[cluster]\n").expect("[cluster]"),
-        full.find("[audit]\n").expect("[audit]"),
-    );
-    format!("{}{}", &full[..start], &full[end..])
-}
-
-impl Fixture {
-    /// Writes `plan_toml` for the first token as `DIR/<name>` and returns its path.
-    pub fn write_plan(&self, name: &str, keys: Keys) -> PathBuf {
-        let p = self.root.join(name);
-        write_file(&p, plan_toml(&self.token().label, keys).as_bytes(), 0o644);
-        p
-    }
-
-    /// Writes `ca_plan_toml` (CA hierarchy only) as `DIR/<name>`.
-    pub fn write_ca_plan(&self, name: &str, keys: Keys) -> PathBuf {
-        let p = self.root.join(name);
-        write_file(
-            &p,
-            ca_plan_toml(&self.token().label, keys).as_bytes(),
-            0o644,
-        );
-        p
-    }
-}
-
-/// A `ceremony` child left running (for kills and pauses at failpoints):
-/// stdout and stderr go to files under the fixture's `logs/`, so nothing can
-/// block on a full pipe while the test waits.
-pub struct Running {
-    pub child: std::process::Child,
-    stdout: PathBuf,
-    stderr: PathBuf,
-    started: Instant,
-}
-
-/// How a `Running` child ended.
-pub enum Ended {
-    /// It paused at a failpoint (`pause:<point>`): the point's `<name>@<n>`.
-    Paused(String),
-    /// It exited (or was ended by a signal) on its own.
-    Exited(Output),
-}
-
-impl Running {
-    /// Waits until the child pauses at its failpoint (the fixture's pause
-    /// directory gets `paused`) or exits; kills it (by its handle) and fails
-    /// past `timeout`.
-    pub fn wait_paused(&mut self, pause_dir: &Path, timeout: Duration) -> Ended {
-        let flag = pause_dir.join("paused");
-        loop {
-            if let Ok(name) = fs::read_to_string(&flag) {
-                return Ended::Paused(name.trim().to_string());
-            }
-            if self
-                .child
-                .try_wait()
-                .expect("waiting for the child")
-                .is_some()
-            {
-                return Ended::Exited(self.wait());
-            }
-            if self.started.elapsed() > timeout {
-                let _ = self.child.kill();
-                let out = self.wait();
-                panic!("the child neither paused nor exited within {timeout:?}\n{out}");
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-    }
-
-    /// SIGKILL (our own child, by its handle), then reap it.
-    pub fn kill(mut self) -> Output {
-        let _ = self.child.kill();
-        self.wait()
-    }
-
-    /// Waits for the child to end (bounded by CHILD_TIMEOUT) and collects its output.
-    pub fn wait(&mut self) -> Output {
-        let status = loop {
-            if let Some(s) = self.child.try_wait().expect("waiting for the child") {
-                break s;
-            }
-            if self.started.elapsed() > CHILD_TIMEOUT {
-                let _ = self.child.kill();
-            }
-            std::thread::sleep(POLL);
-        };
-        Output {
-            code: status.code(),
-            signal: status.signal(),
-            stdout: String::from_utf8_lossy(&fs::read(&self.stdout).unwrap_or_default())
-                .into_owned(),
-            stderr: String::from_utf8_lossy(&fs::read(&self.stderr).unwrap_or_default())
-                .into_owned(),
-        }
-    }
-
-    pub fn elapsed(&self) -> Duration {
-        self.started.elapsed()
-    }
-}
-
 impl Fixture {
     /// `DIR/pause/`: where a child paused at `pause:<point>` says so
     /// (`paused`) and waits for `resume`. Emptied by each call.
@@ -989,45 +644,11 @@ impl Fixture {
     /// Starts `ceremony ARGS` with extra environment and leaves it running.
     #[track_caller]
     pub fn spawn_ceremony<S: AsRef<OsStr>>(&self, args: &[S], env: &[(&str, &OsStr)]) -> Running {
-        let args: Vec<&OsStr> = args.iter().map(AsRef::as_ref).collect();
-        self.guard(&args);
-        let logs = self.root.join("logs");
-        fs::create_dir_all(&logs).expect("mkdir logs");
-        let tag = random_hex(4);
-        let (stdout, stderr) = (
-            logs.join(format!("{tag}.out")),
-            logs.join(format!("{tag}.err")),
-        );
-        let mut cmd = self.command(BIN);
-        cmd.args(&args)
-            .stdin(Stdio::null())
-            .stdout(fs::File::create(&stdout).expect("stdout file"))
-            .stderr(fs::File::create(&stderr).expect("stderr file"));
+        let mut cmd = self.command(bin());
+        cmd.args(args);
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().expect("start ceremony");
-        Running {
-            child,
-            stdout,
-            stderr,
-            started: Instant::now(),
-        }
+        self.spawn(cmd)
     }
-}
-
-/// Parses the JSON lines of a decrypted audit log, naming any that is not JSON.
-pub fn json_lines<S: AsRef<str>>(lines: &[S]) -> Vec<serde_json::Value> {
-    lines
-        .iter()
-        .map(|l| {
-            let l = l.as_ref();
-            serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))
-        })
-        .collect()
-}
-
-/// An audit record's event kind ("?" when it has none).
-pub fn kind(r: &serde_json::Value) -> &str {
-    r["event"]["kind"].as_str().unwrap_or("?")
 }
