@@ -14,7 +14,6 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsStr;
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -24,8 +23,8 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use common::{
-    AUDITOR, DEMO_PLAN, Fixture, Output, SOFTHSM_MODULE, bin, has_failpoints, json_lines, kind,
-    random_hex, write_file,
+    AUDITOR, DEMO_PLAN, Fixture, Output, SOFTHSM_MODULE, bin, json_lines, kind, random_hex,
+    write_file,
 };
 
 /// Every child here is bounded by this (a demo run on a slow machine).
@@ -640,6 +639,8 @@ fn assert_each_event_once(records: &[Value]) {
 #[cfg(feature = "failpoints")]
 mod crash {
     use super::*;
+    use common::has_failpoints;
+    use std::io::Write;
 
     /// Crashes at `point`, checks the journal holds everything written
     /// before the kill, then reruns and checks the sealed log.

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Fixture, SHORT, bin, has_failpoints, kind, random_hex};
+use common::{Fixture, SHORT, bin, kind, random_hex};
 use serde_json::Value;
 
 const KEYS: common::Keys = ["ecdsa-p384", "ecdsa-p256", "ecdsa-p256", "ecdsa-p256"];
@@ -721,7 +721,7 @@ fn ctrl_c_at_the_pin_prompt() {
 #[cfg(feature = "failpoints")]
 #[test]
 fn ctrl_c_during_leaf_signing_then_resume() {
-    if !has_failpoints("interactive::ctrl_c_during_leaf_signing_then_resume") {
+    if !common::has_failpoints("interactive::ctrl_c_during_leaf_signing_then_resume") {
         return;
     }
     let f = Fixture::new("t-tty-ctrl-c");
