@@ -5,6 +5,17 @@
 //! wait is bounded, and every process a test starts is killed by its handle
 //! when the test ends (also when it fails).
 
+// A test fails by panicking and talks on stderr: the crate's lints
+// (Cargo.toml) are for the crate, not for its integration tests.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -3,6 +3,16 @@
 //! the PIN and keys (src/harden.rs). Both pause a real run at a failpoint,
 //! so they need `--features failpoints` (scripts/test).
 
+// A test fails by panicking and talks on stderr: the crate's lints
+// (Cargo.toml) are for the crate, not for its integration tests.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
 #![cfg(feature = "failpoints")]
 
 mod common;
