@@ -15,12 +15,17 @@
 //!   once), `[[file]] path/contents/mode`, `[[dir]] path`, `[[symlink]]
 //!   path/target`, and `[[token]] action = ...` (see `TokenAction`);
 //!   `env` (extra environment for the child); `[mount] path/kind` (a small
-//!   tmpfs mounted over a directory of the case: `full`, or `read-only`;
-//!   needs root, else the case is skipped with a message); `pause` +
-//!   `during` (the child waits at failpoint `pause` while the test does
-//!   `during` to the world, e.g. `move-token-dir`, then lets it go on; needs
-//!   `--features failpoints`). Exit 5 (the system: a full or read-only disk)
-//!   is allowed for mount cases.
+//!   tmpfs mounted over a directory of the case: `full`, or `read-only`);
+//!   `pause` + `during` (the child waits at failpoint `pause` while the test
+//!   does `during` to the world, e.g. `move-token-dir`, then lets it go on).
+//!   `needs` declares what a case needs beyond SoftHSM: `root` (a mount)
+//!   or `failpoints` (a pause, or a `CEREMONY_FAILPOINT*` variable in
+//!   `env`); the declaration must match the case. A case whose need is
+//!   unmet here is skipped and said so, and `skips_are_declared_and_summed_up`
+//!   prints the count; under `CI=1` such a skip fails, but for a binary
+//!   declared without failpoints (`CEREMONY_BIN_FAILPOINTS=0`: the
+//!   failpoints run covers those cases). Exit 5 (the system: a full or
+//!   read-only disk) is allowed for mount cases.
 //! - `expected.txt`: `exit N`, then the exact first error line, then the exact
 //!   hint line if the binary prints one. An error line ending in ` [...]` is
 //!   compared as a prefix (its case says why). A new case may start with
@@ -32,13 +37,25 @@
 //! `@SERIAL@` (the token's serial), `@SLOT1@`/`@SLOT2@` (serials of the
 //! initialised tokens in slot order).
 
+// A test fails by panicking and talks on stderr: the crate's lints
+// (Cargo.toml) are for the crate, not for its integration tests.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 mod common;
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use common::{Fixture, Node, SOFTHSM_MODULE, tree_diff, write_file};
+use common::{Fixture, Need, Node, SOFTHSM_MODULE, Unmet, skip, tree_diff, write_file};
 use serde::Deserialize;
 
 const CASES_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bad-input");
@@ -50,6 +67,9 @@ const PREFIX_MARK: &str = " [...]";
 #[serde(deny_unknown_fields)]
 struct Case {
     about: String,
+    /// What the case needs beyond SoftHSM (checked against what it does).
+    #[serde(default)]
+    needs: Vec<Need>,
     args: Option<Vec<String>>,
     #[serde(default)]
     replace: Vec<Replace>,
@@ -460,10 +480,40 @@ fn run_paused(
     }
 }
 
-fn run_case(name: &str) {
+/// A case as written, its declared needs checked against what it does.
+fn load_case(name: &str) -> Case {
     let dir = Path::new(CASES_DIR).join(name);
     let case: Case = toml::from_str(&read(&dir.join("case.toml")))
         .unwrap_or_else(|e| panic!("{name}/case.toml: {e}"));
+    let mut does = Vec::new();
+    if case.mount.is_some() {
+        does.push(Need::Root);
+    }
+    if case.pause.is_some() || case.env.keys().any(|k| k.starts_with("CEREMONY_FAILPOINT")) {
+        does.push(Need::Failpoints);
+    }
+    let mut declared = case.needs.clone();
+    declared.sort();
+    declared.dedup();
+    assert_eq!(
+        declared, does,
+        "{name}/case.toml: `needs` must list exactly what the case needs (a mount: root; a pause or a CEREMONY_FAILPOINT* variable: failpoints)"
+    );
+    case
+}
+
+/// The first need of `case` that is unmet here.
+fn unmet(case: &Case) -> Option<Unmet> {
+    case.needs.iter().find_map(|n| n.unmet())
+}
+
+fn run_case(name: &str) {
+    let dir = Path::new(CASES_DIR).join(name);
+    let case = load_case(name);
+    if let Some(u) = unmet(&case) {
+        skip(&format!("bad input {name}"), &u);
+        return;
+    }
     let expected = parse_expected(&read(&dir.join("expected.txt")), name);
     assert!(
         !case.about.trim().is_empty() && !case.about.contains('\n'),
@@ -500,21 +550,18 @@ fn run_case(name: &str) {
     for action in &case.token {
         token_setup(&mut f, action, &base);
     }
-    if case.pause.is_some() && !cfg!(feature = "failpoints") {
-        eprintln!(
-            "skipped {name}: it pauses the binary at a failpoint; run with --features failpoints"
-        );
-        return;
-    }
     // Mounted last (it hides what was under the path) and unmounted on any exit.
     let _mounted = match &case.mount {
         Some(m) => match Mounted::new(&f.path().join(&m.path), &m.kind) {
             Ok(g) => Some(g),
             Err(why) => {
-                eprintln!(
-                    "skipped {name}: cannot mount a tmpfs over {} ({why}); this case needs root",
-                    m.path
-                );
+                // Root but no mount (a container without the capability): still a skip.
+                let u = Unmet {
+                    need: Need::Root,
+                    by_design: false,
+                    why: format!("cannot mount a tmpfs over {}: {why}", m.path),
+                };
+                skip(&format!("bad input {name}"), &u);
                 return;
             }
         },
@@ -665,7 +712,7 @@ cases! {
     changed_key_type_after_run => "changed-key-type-after-run",
     csr_dir_missing => "csr-dir-missing",
     csr_node_missing => "csr-node-missing",
-    // Issue 8: more plan constraints, output paths, PIN sources, modules.
+    // More plan constraints, output paths, PIN sources, modules.
     duplicate_control_plane_name => "duplicate-control-plane-name",
     duplicate_worker_name => "duplicate-worker-name",
     san_ip_out_of_range => "san-ip-out-of-range",
@@ -710,5 +757,31 @@ fn every_case_directory_is_run() {
         dirs, listed,
         "every directory under tests/bad-input needs a line in `cases!`, and vice versa"
     );
-    assert!(CASES.len() >= 60, "at least 60 bad-input cases (issue 8)");
+    assert!(CASES.len() >= 60, "at least 60 bad-input cases");
+}
+
+/// Every case's `needs` matches what it does, and one line sums up what
+/// this run skips (on the harness's own stderr, so it shows in every run):
+/// a green run says how much of it ran. Under CI a skip that is not by
+/// design fails here too.
+#[test]
+fn skips_are_declared_and_summed_up() {
+    let mut skipped: BTreeMap<&'static str, Vec<&str>> = BTreeMap::new();
+    let mut by_design = true;
+    for name in CASES {
+        if let Some(u) = unmet(&load_case(name)) {
+            by_design &= u.by_design;
+            skipped.entry(u.need.name()).or_default().push(name);
+        }
+    }
+    let n: usize = skipped.values().map(Vec::len).sum();
+    let mut line = format!("bad input: {} run, {n} skipped", CASES.len() - n);
+    for (need, names) in &skipped {
+        line.push_str(&format!(" (need {need}: {})", names.join(", ")));
+    }
+    let _ = writeln!(std::io::stderr(), "{line}");
+    assert!(
+        n == 0 || by_design || !common::in_ci(),
+        "{line}; under CI every case must run"
+    );
 }

@@ -1,11 +1,14 @@
-//! Crash anywhere (issue 8): `ceremony run` of a demo-like plan is killed
+//! Crash anywhere: `ceremony run` of a demo-like plan is killed
 //! with SIGKILL at more than fifty points spread over every step — after
 //! each token operation, between leaves, during the staging writes, during
 //! the seal, after the commit — and at timed moments, each time on a fresh
 //! SoftHSM token, and each kill is followed by a rerun of the same command.
 //!
 //! After each kill: no token label carries two objects of one class, and
-//! OUT is either absent or whole (a bundle is never visible half-written).
+//! OUT is either absent or whole (a bundle is never visible half-written);
+//! after a kill at a CA step or just before the rename, the token holds
+//! exactly what the steps so far made, and staging exists only before the
+//! rename.
 //! After each rerun: exactly the plan's twelve CA objects, every key seen
 //! after the kill is the one certified (no CA key made twice), `ceremony
 //! verify OUT --plan` passes, the audit log is sealed, `ceremony audit
@@ -18,7 +21,21 @@
 //! (`CEREMONY_FAILPOINT_TRACE`), and the cases are chosen from that list.
 //! Cases run on `CEREMONY_CRASH_THREADS` worker threads (default 4: most of
 //! a run is fsync, not CPU), each on its own token and temp dir.
+//!
+//! `ca_steps`: aborts (not kills) at the CA steps of a CA-only plan, in a
+//! row on one token, with the outputs of the resumed run checked field by
+//! field, and a leftover staging directory refused to another plan.
 
+// A test fails by panicking and talks on stderr: the crate's lints
+// (Cargo.toml) are for the crate, not for its integration tests.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
 #![cfg(feature = "failpoints")]
 
 mod common;
@@ -29,13 +46,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{Ended, Fixture, Output, json_lines, kind, snapshot_tree};
+use common::{
+    AUDITOR, Ended, Fixture, Output, ROLES, cert_file, has_failpoints, json_lines, kind, one_cert,
+    parse, snapshot_tree,
+};
 use serde_json::Value;
 
-const AUDITOR: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/ceremony/plans/demo-auditor.agekey"
-);
 /// How long a child may take to reach its pause point.
 const PAUSE_TIMEOUT: Duration = Duration::from_secs(120);
 /// Labels of the plan's four CAs (the demo plan's).
@@ -104,6 +120,31 @@ enum Outcome {
     KilledInKeygen,
     /// A timed kill came after the run had finished on its own.
     FinishedFirst,
+}
+
+/// (private, public, certificate) objects with a label on the token after
+/// a crash at a CA step or just before the rename; None for other points.
+fn objects_after(point: &str) -> Option<(usize, usize, usize)> {
+    if point == "before-rename" {
+        return Some((4, 4, 4));
+    }
+    let (step, role) = point.split_once(':')?;
+    let i = ROLES.iter().position(|r| *r == role)?;
+    match step {
+        "after-key" | "after-sign" => Some((i + 1, i + 1, i)),
+        "after-store" => Some((i + 1, i + 1, i + 1)),
+        _ => None,
+    }
+}
+
+fn class_counts(objects: &[common::Object]) -> (usize, usize, usize) {
+    let n = |c: &str| {
+        objects
+            .iter()
+            .filter(|o| o.class == c && !unlabeled(o))
+            .count()
+    };
+    (n("private-key"), n("public-key"), n("certificate"))
 }
 
 fn run_args(f: &Fixture) -> Vec<PathBuf> {
@@ -398,12 +439,28 @@ fn kill_once(f: &Fixture, kill: &Kill) -> Outcome {
                     assert_eq!(&at, point, "paused at another point");
                     let o = run.kill();
                     assert_eq!(o.signal, Some(9), "SIGKILL at {point}\n{o}");
+                    let name = point.rsplit_once('@').map_or(point.as_str(), |(n, _)| n);
+                    if let Some(want) = objects_after(name) {
+                        let objects = f.objects();
+                        assert_eq!(
+                            class_counts(&objects),
+                            want,
+                            "objects after a kill at {point}: {objects:#?}"
+                        );
+                        // Staging begins after the CAs; before the rename it holds the bundle.
+                        let staging = out.with_file_name(".out.staging");
+                        assert_eq!(
+                            std::fs::symlink_metadata(&staging).is_ok(),
+                            name == "before-rename",
+                            "staging directory after a kill at {point}"
+                        );
+                    }
                     Outcome::Killed
                 }
                 Ended::Exited(o) => panic!(
                     "the run never reached {point}: is {} built with --features failpoints \
                      (a build without it may have replaced it meanwhile)?\n{o}",
-                    common::BIN
+                    common::bin().display()
                 ),
             }
         }
@@ -538,6 +595,17 @@ fn rerun_and_check(
             "{what}: key \"{label}\" was replaced by the rerun"
         );
     }
+    // Every CA key on the token is the one its certificate in OUT certifies.
+    for (i, label) in LABELS.iter().enumerate() {
+        let der = one_cert(&out.join(cert_file(i)));
+        let point = hex::encode(&parse(&der).public_key().subject_public_key.data);
+        assert_eq!(
+            now.get(*label).map(|(_, p)| p),
+            Some(&point),
+            "{what}: {} does not certify the token's key \"{label}\"",
+            cert_file(i)
+        );
+    }
     let certified: BTreeSet<String> = records
         .iter()
         .filter(|r| matches!(kind(r), "key_generated" | "key_found"))
@@ -647,6 +715,9 @@ fn run_cases(cases: Vec<Vec<Kill>>) -> (usize, usize, Vec<String>, usize) {
 
 #[test]
 fn sigkill_anywhere_then_rerun() {
+    if !has_failpoints("crash::sigkill_anywhere_then_rerun") {
+        return;
+    }
     let start = Instant::now();
     let (points, took) = trace_points();
     let mut cases: Vec<Vec<Kill>> = choose_kills(&points, took)
@@ -706,6 +777,9 @@ fn sigkill_anywhere_then_rerun() {
 /// the code, or a step added without one, shows up here).
 #[test]
 fn the_trace_covers_every_step() {
+    if !has_failpoints("crash::the_trace_covers_every_step") {
+        return;
+    }
     let (points, _) = trace_points();
     let names: BTreeSet<&str> = points
         .iter()
@@ -800,6 +874,9 @@ fn events_of<'a>(records: &'a [Value], k: &str, label: &str) -> Vec<&'a Value> {
 /// public key under the root's label, generates the key again, and says so.
 #[test]
 fn a_lone_public_key_of_a_killed_generation_is_removed_on_resume() {
+    if !has_failpoints("crash::a_lone_public_key_of_a_killed_generation_is_removed_on_resume") {
+        return;
+    }
     let root = LABELS[0];
     for cut_id in [false, true] {
         let (_f, o, records) = killed_in_a_token_write(
@@ -848,6 +925,9 @@ fn a_lone_public_key_of_a_killed_generation_is_removed_on_resume() {
 /// makes it again; nothing is ever signed with the broken key.
 #[test]
 fn a_private_key_cut_short_is_removed_and_made_again_on_resume() {
+    if !has_failpoints("crash::a_private_key_cut_short_is_removed_and_made_again_on_resume") {
+        return;
+    }
     let label = LABELS[1];
     for (ty, what) in [
         (common::CKA_EC_PARAMS, "cannot sign"),
@@ -901,6 +981,9 @@ fn a_private_key_cut_short_is_removed_and_made_again_on_resume() {
 /// and stores the root certificate again.
 #[test]
 fn a_certificate_cut_short_is_removed_and_signed_again_on_resume() {
+    if !has_failpoints("crash::a_certificate_cut_short_is_removed_and_signed_again_on_resume") {
+        return;
+    }
     let root = LABELS[0];
     for (ty, what) in [
         (
@@ -940,6 +1023,9 @@ fn a_certificate_cut_short_is_removed_and_signed_again_on_resume() {
 /// `ceremony_started` (not a `resumed` of nothing).
 #[test]
 fn a_journal_killed_in_its_first_record_starts_afresh() {
+    if !has_failpoints("crash::a_journal_killed_in_its_first_record_starts_afresh") {
+        return;
+    }
     let (_f, o, records) = killed_in_a_token_write("firstrecord", "journal-append@1", |f| {
         let path = f.work(".out.journal").join("records");
         let len = std::fs::metadata(&path)
@@ -968,6 +1054,9 @@ fn a_journal_killed_in_its_first_record_starts_afresh() {
 /// ceremony: it is listed as unreadable, the run goes on, and it stays.
 #[test]
 fn an_object_softhsm_cut_short_is_listed_and_the_run_goes_on() {
+    if !has_failpoints("crash::an_object_softhsm_cut_short_is_listed_and_the_run_goes_on") {
+        return;
+    }
     let f = setup("cutshort");
     let tokens: Vec<PathBuf> = std::fs::read_dir(f.path().join("tokens"))
         .expect("read the token directory")
@@ -999,4 +1088,184 @@ fn an_object_softhsm_cut_short_is_listed_and_the_run_goes_on() {
         junk.is_file(),
         "the ceremony never removes an object it cannot read"
     );
+}
+
+/// Aborts (as on power loss, `CEREMONY_FAILPOINT=<point>`) at the CA steps
+/// of the fixture's CA-only plan: the failpoint aborts the process, nothing
+/// appears at --out until the final rename, the token holds exactly what
+/// the steps so far made, and a rerun of the same command finishes with the
+/// plan's objects, reusing every key made before the crash, its outputs
+/// checked field by field. (Each CA step alone: `sigkill_anywhere_then_rerun`.)
+mod ca_steps {
+    use super::*;
+    use common::{
+        Keys, LABELS, check_outputs, check_token_certificates, check_twelve_objects, tree_diff,
+    };
+
+    /// P-256 everywhere and a CA-only plan (no [cluster]): the failpoints
+    /// are in the CA steps and the final rename, and these runs stay fast.
+    const KEYS: Keys = ["ecdsa-p256", "ecdsa-p256", "ecdsa-p256", "ecdsa-p256"];
+
+    /// Runs until the failpoint aborts the process and checks what it left.
+    /// Returns the public keys (label → (CKA_ID, point)) on the token.
+    fn crash_at(
+        f: &Fixture,
+        plan: &Path,
+        out: &Path,
+        point: &str,
+    ) -> BTreeMap<String, (String, String)> {
+        let o = f.run_plan_env(plan, out, &[("CEREMONY_FAILPOINT", point)]);
+        assert_ne!(
+            o.code,
+            Some(0),
+            "the run did not stop at {point}: is the binary built with --features failpoints?\n{o}"
+        );
+        assert_eq!(o.signal, Some(6), "expected SIGABRT at {point}\n{o}");
+        assert!(
+            o.stderr.contains(&format!("failpoint {point}: aborting")),
+            "{o}"
+        );
+        assert!(
+            std::fs::symlink_metadata(out).is_err(),
+            "{} exists after a crash at {point}",
+            out.display()
+        );
+        let staging = out.with_file_name(format!(
+            ".{}.staging",
+            out.file_name().unwrap().to_string_lossy()
+        ));
+        assert_eq!(
+            std::fs::symlink_metadata(&staging).is_ok(),
+            point == "before-rename",
+            "staging directory after a crash at {point}"
+        );
+        let objects = f.objects();
+        assert_eq!(
+            Some(class_counts(&objects)),
+            objects_after(point),
+            "objects after a crash at {point}: {objects:#?}"
+        );
+        for label in LABELS {
+            for class in ["private-key", "public-key", "certificate"] {
+                let n = objects
+                    .iter()
+                    .filter(|o| o.label == label && o.class == class)
+                    .count();
+                assert!(
+                    n <= 1,
+                    "{n} {class} objects labelled {label} after a crash at {point}"
+                );
+            }
+        }
+        f.ec_public_keys()
+    }
+
+    /// The rerun finishes; every key seen before is the one certified.
+    fn finish(f: &Fixture, plan: &Path, out: &Path, seen: &BTreeMap<String, (String, String)>) {
+        let o = f.run_plan(plan, out);
+        o.assert_ok("ceremony run after a crash");
+        // Nothing but the output is left beside it (no staging directory or marker).
+        let beside: Vec<PathBuf> = snapshot_tree(out.parent().unwrap())
+            .into_keys()
+            .filter(|p| p.components().count() == 1)
+            .collect();
+        assert_eq!(
+            beside,
+            [PathBuf::from(out.file_name().unwrap())],
+            "beside the output after the rerun"
+        );
+        let ders = check_outputs(f, out, KEYS);
+        check_twelve_objects(f);
+        check_token_certificates(f, &ders);
+        let now = f.ec_public_keys();
+        for (label, (id, point)) in seen {
+            assert_eq!(
+                now.get(label),
+                Some(&(id.clone(), point.clone())),
+                "key \"{label}\" was replaced after the crash"
+            );
+            let i = LABELS
+                .iter()
+                .position(|l| l == label)
+                .expect("a plan label");
+            let cert = parse(&ders[i]);
+            assert_eq!(
+                hex::encode(&cert.public_key().subject_public_key.data),
+                *point,
+                "{} does not certify the key \"{label}\" made before the crash",
+                cert_file(i)
+            );
+        }
+    }
+
+    /// Several crashes in a row on one token, each resuming the last.
+    #[test]
+    fn repeated_crashes_then_resume() {
+        if !has_failpoints("crash::ca_steps::repeated_crashes_then_resume") {
+            return;
+        }
+        let f = Fixture::new("t-crash-repeated");
+        let plan = f.write_ca_plan("plan.toml", KEYS);
+        let out = f.work("out");
+        let mut seen = BTreeMap::new();
+        for point in [
+            "after-key:root",
+            "after-store:kubernetes",
+            "after-sign:front-proxy",
+            "before-rename",
+        ] {
+            let now = crash_at(&f, &plan, &out, point);
+            for (label, key) in &seen {
+                assert_eq!(
+                    now.get(label),
+                    Some(key),
+                    "key \"{label}\" was replaced by the run that crashed at {point}"
+                );
+            }
+            seen = now;
+        }
+        finish(&f, &plan, &out, &seen);
+    }
+
+    /// A leftover staging directory belongs to its plan: a different plan
+    /// aimed at the same --out is refused before the token is opened.
+    #[test]
+    fn staging_of_another_plan_is_refused() {
+        if !has_failpoints("crash::ca_steps::staging_of_another_plan_is_refused") {
+            return;
+        }
+        let f = Fixture::new("t-crash-foreign-staging");
+        let plan = f.write_ca_plan("plan.toml", KEYS);
+        let out = f.work("out");
+        crash_at(&f, &plan, &out, "before-rename");
+        let other = f.path().join("other.toml");
+        let text = std::fs::read_to_string(&plan)
+            .unwrap()
+            .replace("Walter Witness", "Wilma Witness");
+        common::write_file(&other, text.as_bytes(), 0o644);
+        let (tok, files) = (f.token_snapshot(), f.files_snapshot());
+        let o = f.run_plan(&other, &out);
+        assert_eq!(o.code, Some(2), "{o}");
+        let staging = out.with_file_name(".out.staging");
+        assert_eq!(
+            o.first_error(),
+            Some(
+                format!(
+                    "error: {} holds the unfinished output of another plan",
+                    staging.display()
+                )
+                .as_str()
+            ),
+            "{o}"
+        );
+        assert_eq!(f.token_snapshot(), tok, "token changed");
+        let after = f.files_snapshot();
+        assert!(
+            after == files,
+            "files changed:\n{}",
+            tree_diff(&files, &after)
+        );
+        // The plan that owns the staging directory still finishes.
+        finish(&f, &plan, &out, &BTreeMap::new());
+    }
 }

@@ -4,17 +4,25 @@
 //! verifies and kubectl loads, a worker's kubelet CSR, user kubeconfigs, and
 //! every refusal with its exact message and nothing written.
 
+// A test fails by panicking and talks on stderr: the crate's lints
+// (Cargo.toml) are for the crate, not for its integration tests.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 mod common;
-mod support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::{
-    AUDIT_RECIPIENT, Fixture, LABELS, Node, Output, SOFTHSM_MODULE, snapshot_tree, tree_diff,
-};
+use common::{ClusterSpec, Fixture, Node, Output, PlanSpec, User, snapshot_tree, tree_diff};
 use x509_parser::pem::Pem;
 use x509_parser::prelude::FromDer;
 
@@ -35,69 +43,34 @@ DNS:kubernetes.default.svc.cluster.local, IP:10.96.0.1, IP:10.0.0.10, IP:127.0.0
 /// encryptionAlgorithm RSA-2048 as leaf_key, so node CSRs must be RSA-2048),
 /// CSR mode, worker w1, users alice (dev, ops) and bob (system:masters, allowed).
 fn plan_text(token: &str) -> String {
-    format!(
-        r#"[ceremony]
-name = "csr-test"
-administrator = "Test Admin"
-witnesses = ["Wendy Witness"]
-
-[token]
-uri = "pkcs11:token={token}"
-module = "{SOFTHSM_MODULE}"
-
-[root]
-label = "{}"
-subject = "CN=Test Kubernetes Root CA,O=Test"
-key = "ecdsa-p256"
-validity = "20y"
-
-[ca.kubernetes]
-label = "{}"
-key = "ecdsa-p256"
-validity = "10y"
-
-[ca.etcd]
-label = "{}"
-key = "ecdsa-p256"
-validity = "10y"
-
-[ca.front-proxy]
-label = "{}"
-key = "ecdsa-p256"
-validity = "10y"
-
-[cluster]
-name = "kubernetes"
-kubernetes_version = "v1.24"
-control_plane_endpoint = "127.0.0.1:6443"
-leaf_key = "rsa-2048"
-service_account_key = "ecdsa-p256"
-
-[[cluster.control_plane]]
-name = "cp1"
-address = "10.0.0.10"
-
-[cluster.workers]
-names = ["w1"]
-
-[leaves]
-mode = "csr"
-csr_dir = "csrs"
-
-[[users]]
-name = "alice"
-groups = ["dev", "ops"]
-
-[[users]]
-name = "bob"
-groups = ["system:masters"]
-allow_masters = true
-
-[audit]
-recipients = ["{AUDIT_RECIPIENT}"]
-"#,
-        LABELS[0], LABELS[1], LABELS[2], LABELS[3]
-    )
+    let mut spec = PlanSpec::new(token, ["ecdsa-p256"; 4]);
+    spec.name = "csr-test";
+    spec.witnesses = &["Wendy Witness"];
+    let base = spec.cluster().clone();
+    *spec.cluster() = ClusterSpec {
+        version: "v1.24",
+        endpoint: Some("127.0.0.1:6443"),
+        leaf_key: "rsa-2048",
+        service_account_key: Some("ecdsa-p256"),
+        apiserver_extra_sans: &[],
+        control_plane: &[("cp1", "10.0.0.10")],
+        workers: &["w1"],
+        csr_dir: Some("csrs"),
+        users: &[
+            User {
+                name: "alice",
+                groups: &["dev", "ops"],
+                allow_masters: false,
+            },
+            User {
+                name: "bob",
+                groups: &["system:masters"],
+                allow_masters: true,
+            },
+        ],
+        ..base
+    };
+    spec.toml()
 }
 
 fn copy_tree(from: &Path, to: &Path) {
@@ -1073,8 +1046,8 @@ fn user_csr_is_checked_and_its_kubeconfig_has_no_key() {
 /// with every kubeconfig of cp1 and with alice's.
 #[test]
 fn signed_tree_serves_etcd_and_kubectl() {
+    use common::{Server, free_port, run, start_with_retries};
     use std::process::Command;
-    use support::{Server, free_port, run, start_with_retries};
 
     let (f, plan) = setup();
     f.run_plan(&plan, &f.work("out")).assert_ok("ceremony run");
@@ -1144,7 +1117,7 @@ fn signed_tree_serves_etcd_and_kubectl() {
             ))
             .args(["--dial-timeout=5s", "--command-timeout=5s"])
             .args(args);
-        run(&mut cmd, support::SHORT)
+        run(&mut cmd, common::SHORT)
     };
     let health = etcdctl("etcd/healthcheck-client", &["endpoint", "health"]);
     assert!(health.ok(), "{health}");
@@ -1206,7 +1179,7 @@ fn signed_tree_serves_etcd_and_kubectl() {
             .arg("--server")
             .arg(&server)
             .args(["--request-timeout=10s", "get", "--raw", "/"]);
-        let r = run(&mut cmd, support::SHORT);
+        let r = run(&mut cmd, common::SHORT);
         // s_server -www answers with its status page once the handshake,
         // client certificate included, succeeded.
         assert!(

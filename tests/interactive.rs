@@ -13,6 +13,17 @@
 //! `CEREMONY_UPDATE_SNAPSHOTS=1` rewrites them (so a screen changes only on
 //! purpose).
 
+// A test fails by panicking and talks on stderr: the crate's lints
+// (Cargo.toml) are for the crate, not for its integration tests.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
 mod common;
 
 use std::fs;
@@ -20,7 +31,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{BIN, Fixture, kind, random_hex};
+use common::{Fixture, SHORT, bin, kind, random_hex};
 use serde_json::Value;
 
 const KEYS: common::Keys = ["ecdsa-p384", "ecdsa-p256", "ecdsa-p256", "ecdsa-p256"];
@@ -81,7 +92,7 @@ impl Term {
             "sh".into(),
             term.exit_file.display().to_string(),
             term.stty_file.display().to_string(),
-            BIN.into(),
+            bin().display().to_string(),
         ]);
         argv.extend(args.iter().map(|a| a.to_string()));
         let mut tmux_args: Vec<String> = [
@@ -101,20 +112,20 @@ impl Term {
         tmux_args.push(f.path().display().to_string());
         tmux_args.extend(argv);
         let out = term.tmux(&tmux_args);
-        assert!(out.status.success(), "tmux new-session: {out:?}");
+        assert!(out.ok(), "tmux new-session: {out}");
         let path = term.tmux(&["display-message", "-p", "#{socket_path}"]);
-        term.socket_path = Some(PathBuf::from(String::from_utf8_lossy(&path.stdout).trim()))
+        term.socket_path = Some(PathBuf::from(path.stdout.trim()))
             .filter(|p| p.file_name().is_some_and(|n| n == term.socket.as_str()));
         term
     }
 
-    fn tmux<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> std::process::Output {
-        Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("running tmux (apt-get install tmux)")
+    /// A tmux client command on this test's own server (bounded, cleared
+    /// environment; the pane's command sets its own).
+    fn tmux<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> common::Output {
+        common::run(
+            Command::new("tmux").arg("-L").arg(&self.socket).args(args),
+            SHORT,
+        )
     }
 
     /// The whole pane, history included, wrapped lines joined; `escapes`
@@ -124,8 +135,7 @@ impl Term {
         if escapes {
             args.push("-e");
         }
-        let out = self.tmux(&args);
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        self.tmux(&args).stdout
     }
 
     fn screen(&self) -> String {
@@ -722,6 +732,9 @@ fn ctrl_c_at_the_pin_prompt() {
 #[cfg(feature = "failpoints")]
 #[test]
 fn ctrl_c_during_leaf_signing_then_resume() {
+    if !common::has_failpoints("interactive::ctrl_c_during_leaf_signing_then_resume") {
+        return;
+    }
     let f = Fixture::new("t-tty-ctrl-c");
     let plan = f.write_plan("plan.toml", KEYS);
     let out = f.work("out");

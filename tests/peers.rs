@@ -5,19 +5,30 @@
 //! wait is bounded, and every process a test starts is killed by its handle
 //! when the test ends (also when it fails).
 
-mod support;
+// A test fails by panicking and talks on stderr: the crate's lints
+// (Cargo.toml) are for the crate, not for its integration tests.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
+mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::*;
+use common::*;
 
 /// A token and a bundle made by `ceremony run` with `spec`.
-fn bundle(spec: &PlanSpec<'_>) -> (Token, PathBuf) {
-    let token = Token::new();
-    let out = token.ceremony("plan", &spec.toml());
+fn bundle(spec: &PlanSpec<'_>) -> (Fixture, PathBuf) {
+    let token = Fixture::new("peers");
+    let out = token.run_spec("plan", spec);
     (token, out)
 }
 
@@ -130,17 +141,17 @@ fn start_etcd_cluster(out: &Path, scratch: &Path, names: &[&str]) -> (Vec<Server
 
 /// etcdctl (v3 API) against `port`, trusting `ca` and presenting `client`
 /// (a path without extension: `<client>.crt` / `<client>.key`).
-fn etcdctl(port: u16, ca: &Path, client: &Path, args: &[&str]) -> Outcome {
+fn etcdctl(port: u16, ca: &Path, client: &Path, args: &[&str]) -> Output {
     etcdctl_with(port, ca, client, "5s", args)
 }
 
 /// etcdctl where a refusal is expected: it retries until its own deadline,
 /// so keep that short (the refusal itself is read from etcd's log).
-fn etcdctl_refused(port: u16, ca: &Path, client: &Path, args: &[&str]) -> Outcome {
+fn etcdctl_refused(port: u16, ca: &Path, client: &Path, args: &[&str]) -> Output {
     etcdctl_with(port, ca, client, "2s", args)
 }
 
-fn etcdctl_with(port: u16, ca: &Path, client: &Path, timeout: &str, args: &[&str]) -> Outcome {
+fn etcdctl_with(port: u16, ca: &Path, client: &Path, timeout: &str, args: &[&str]) -> Output {
     let mut cmd = Command::new("etcdctl");
     cmd.env("ETCDCTL_API", "3")
         .arg(format!("--endpoints=https://127.0.0.1:{port}"))
@@ -158,7 +169,7 @@ fn etcdctl_with(port: u16, ca: &Path, client: &Path, timeout: &str, args: &[&str
 /// refuses client certificates of the other two CAs.
 #[test]
 fn etcd_serves_its_clients_and_refuses_other_domains() {
-    let (token, out) = bundle(&PlanSpec::default());
+    let (token, out) = bundle(&PlanSpec::peers(&[("cp1", "10.0.0.10")], &[]));
     let scratch = token.path();
     let (mut servers, members) = start_etcd_cluster(&out, scratch, &["cp1"]);
     let etcd = &mut servers[0];
@@ -244,10 +255,7 @@ fn etcd_serves_its_clients_and_refuses_other_domains() {
 /// peer connection (peer-client-cert-auth), across two nodes' certificates.
 #[test]
 fn etcd_members_authenticate_each_other_with_peer_certificates() {
-    let spec = PlanSpec {
-        control_plane: &[("cp1", "10.0.0.10"), ("cp2", "10.0.0.11")],
-        ..PlanSpec::default()
-    };
+    let spec = PlanSpec::peers(&[("cp1", "10.0.0.10"), ("cp2", "10.0.0.11")], &[]);
     let (token, out) = bundle(&spec);
     let (servers, members) = start_etcd_cluster(&out, token.path(), &["cp1", "cp2"]);
     let pki1 = node_dir(&out, "cp1").join("pki");
@@ -342,7 +350,7 @@ fn start_tls_server(
     })
 }
 
-fn kubectl(home: &Path, kubeconfig: &Path, server: &str, extra: &[&str]) -> Outcome {
+fn kubectl(home: &Path, kubeconfig: &Path, server: &str, extra: &[&str]) -> Output {
     let mut cmd = Command::new("kubectl");
     cmd.env("HOME", home)
         .arg("--kubeconfig")
@@ -396,10 +404,7 @@ fn kubeconfig_with_client(kubeconfig: &Path, client: &Path, dest: &Path) {
 /// server certificate of etcd-ca is refused by kubectl.
 #[test]
 fn kubectl_authenticates_with_every_kubeconfig() {
-    let spec = PlanSpec {
-        workers: &["worker1"],
-        ..PlanSpec::default()
-    };
+    let spec = PlanSpec::peers(&[("cp1", "10.0.0.10")], &["worker1"]);
     let (token, out) = bundle(&spec);
     let scratch = token.path();
     let cp = node_dir(&out, "cp1");
@@ -604,11 +609,7 @@ fn node_leaves(
 /// certificate file holds exactly one certificate.
 #[test]
 fn openssl_verifies_every_leaf_against_its_own_ca_only() {
-    let spec = PlanSpec {
-        control_plane: &[("cp1", "10.0.0.10"), ("cp2", "10.0.0.11")],
-        workers: &["worker1"],
-        ..PlanSpec::default()
-    };
+    let spec = PlanSpec::peers(&[("cp1", "10.0.0.10"), ("cp2", "10.0.0.11")], &["worker1"]);
     let (token, out) = bundle(&spec);
     let scratch = token.path();
     let root_file = out.join("root-ca.crt");
@@ -736,11 +737,7 @@ fn openssl_verifies_every_leaf_against_its_own_ca_only() {
 #[test]
 fn no_file_holds_a_ca_key_and_every_key_matches_its_certificate() {
     use base64::Engine;
-    let spec = PlanSpec {
-        control_plane: &[("cp1", "10.0.0.10"), ("cp2", "10.0.0.11")],
-        workers: &["worker1"],
-        ..PlanSpec::default()
-    };
+    let spec = PlanSpec::peers(&[("cp1", "10.0.0.10"), ("cp2", "10.0.0.11")], &["worker1"]);
     let (token, out) = bundle(&spec);
     let scratch = token.path();
     let mut ca_keys = BTreeMap::new();
@@ -884,10 +881,7 @@ fn cert_spki(path: &Path) -> Vec<u8> {
 /// transcript and the sealed audit log) exactly once.
 #[test]
 fn sha256sums_checks_out_and_covers_the_bundle() {
-    let spec = PlanSpec {
-        workers: &["worker1"],
-        ..PlanSpec::default()
-    };
+    let spec = PlanSpec::peers(&[("cp1", "10.0.0.10")], &["worker1"]);
     let (_token, out) = bundle(&spec);
     let r = run(
         Command::new("sha256sum")

@@ -3,6 +3,16 @@
 //! the PIN and keys (src/harden.rs). Both pause a real run at a failpoint,
 //! so they need `--features failpoints` (scripts/test).
 
+// A test fails by panicking and talks on stderr: the crate's lints
+// (Cargo.toml) are for the crate, not for its integration tests.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
 #![cfg(feature = "failpoints")]
 
 mod common;
@@ -11,7 +21,7 @@ use std::ffi::OsStr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Ended, Fixture, Running, snapshot_tree};
+use common::{Ended, Fixture, Running, has_failpoints, snapshot_tree};
 
 const AUDITOR: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -42,6 +52,11 @@ fn resume_and_finish(mut run: Running, pause: &Path) -> common::Output {
 
 #[test]
 fn a_second_run_on_the_same_token_stops_at_once_and_the_first_finishes() {
+    if !has_failpoints(
+        "process::a_second_run_on_the_same_token_stops_at_once_and_the_first_finishes",
+    ) {
+        return;
+    }
     let f = Fixture::new("busy");
     let plan = f.write_plan("plan.toml", KEYS);
     let (out1, out2) = (f.work("out1"), f.work("out2"));
@@ -117,6 +132,9 @@ fn a_second_run_on_the_same_token_stops_at_once_and_the_first_finishes() {
 
 #[test]
 fn a_run_holding_the_pin_cannot_dump_core() {
+    if !has_failpoints("process::a_run_holding_the_pin_cannot_dump_core") {
+        return;
+    }
     let f = Fixture::new("nocore");
     let plan = f.write_ca_plan("plan.toml", KEYS);
     let pause = f.pause_dir();
