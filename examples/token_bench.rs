@@ -13,6 +13,15 @@
 //! there (a rehearsal token only: the key stays on it), and prints one
 //! `name=value` line per measurement.
 
+// A benchmark prints its figures.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::str::FromStr;

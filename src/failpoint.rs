@@ -17,9 +17,14 @@
 //!   than run on unobserved.
 //! - `CEREMONY_FAILPOINT_TRACE=<file>` appends every point hit to `<file>`,
 //!   one `<name>@<n>` per line, so a test can list the points of a run.
+//! - `CEREMONY_TEST_HOLD_AT_LEAF=N` holds the run at the N-th leaf checkpoint
+//!   until Ctrl-C.
 //! - `CEREMONY_FAILPOINT_HIDE_MECHANISMS=CKM_A,CKM_B` drops those names from
 //!   the token's C_GetMechanismList answer, so a test can show what the tool
 //!   does with a real token that lacks a mechanism.
+
+// A test-only crash point says where it stopped.
+#![allow(clippy::print_stderr)]
 
 /// How long a paused process waits for `resume` before it aborts.
 #[cfg(feature = "failpoints")]
@@ -150,4 +155,21 @@ pub fn hidden_mechanisms() -> Vec<String> {
 #[inline(always)]
 pub fn hidden_mechanisms() -> Vec<String> {
     Vec::new()
+}
+
+/// `CEREMONY_TEST_HOLD_AT_LEAF=N`: at the N-th leaf checkpoint (`n`), says
+/// so on stderr and holds the run until `stop_requested` (Ctrl-C) or a
+/// minute has passed, so a test can press Ctrl-C mid-leaves at a known point.
+#[cfg(feature = "failpoints")]
+pub fn hold_at_leaf(n: usize, stop_requested: fn() -> bool) {
+    let hold = std::env::var("CEREMONY_TEST_HOLD_AT_LEAF")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok());
+    if hold == Some(n) {
+        eprintln!("\ntest: holding at leaf {n} for Ctrl-C");
+        let start = std::time::Instant::now();
+        while !stop_requested() && start.elapsed() < std::time::Duration::from_secs(60) {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
 }

@@ -1,6 +1,8 @@
 //! Thin binary: parse arguments, run, render the error once, exit with its code.
 
 #![forbid(unsafe_code)]
+// The one place an error is printed.
+#![allow(clippy::print_stderr)]
 
 use clap::Parser;
 

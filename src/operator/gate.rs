@@ -145,23 +145,12 @@ impl<'a, 'j> Gate<'a, 'j> {
             .map_err(|e| self.stop(Halt::Audit(e), op))
     }
 
-    /// Test-only: `CEREMONY_TEST_HOLD_AT_LEAF=N` holds the run at the N-th
-    /// leaf checkpoint until Ctrl-C (at most a minute), after saying so on
-    /// stderr, so a test can press Ctrl-C mid-leaves at a known point.
+    /// Test-only: counts the leaf checkpoints for `failpoint::hold_at_leaf`.
     #[cfg(feature = "failpoints")]
     fn test_hold(&self) {
         let n = self.leaf_checkpoints.get() + 1;
         self.leaf_checkpoints.set(n);
-        let hold = std::env::var("CEREMONY_TEST_HOLD_AT_LEAF")
-            .ok()
-            .and_then(|v| v.parse::<usize>().ok());
-        if hold == Some(n) {
-            eprintln!("\ntest: holding at leaf {n} for Ctrl-C");
-            let start = Instant::now();
-            while !interrupt::requested() && start.elapsed() < std::time::Duration::from_secs(60) {
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-        }
+        crate::failpoint::hold_at_leaf(n, interrupt::requested);
     }
 }
 

@@ -13,6 +13,9 @@
 //! restores the terminal and exits 1 at once, leaving the crash-safe journal
 //! for the next run to resume.
 
+// What Ctrl-C did is said on the operator's terminal.
+#![allow(clippy::print_stderr)]
+
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock, mpsc};

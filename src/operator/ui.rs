@@ -7,6 +7,9 @@
 //! prompt stops the run cleanly. What it must not do: print a PIN, or decide
 //! anything about the ceremony (the flow in `mod.rs` does).
 
+// The operator's screens are printed here and nowhere else.
+#![allow(clippy::print_stderr)]
+
 use std::path::Path;
 use std::time::Duration;
 

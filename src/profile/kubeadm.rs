@@ -480,7 +480,7 @@ mod tests {
         assert!(second.iter().all(|s| s.path != "super-admin.conf"));
         let srv = |p: &str| match &find(&second, p).output {
             LeafOutput::Kubeconfig { server, .. } => server.clone(),
-            _ => unreachable!(),
+            other => panic!("unexpected {other:?}"),
         };
         assert_eq!(srv("admin.conf"), "https://127.0.0.1:6443");
         assert_eq!(srv("controller-manager.conf"), "https://10.0.0.11:6443");

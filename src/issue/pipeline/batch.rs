@@ -28,13 +28,15 @@ pub(super) enum SaKeyPair<'s> {
 
 impl SaKeyPair<'_> {
     fn get(&mut self) -> Result<&(LeafKey, String), CeremonyError> {
-        if let SaKeyPair::Making(_) = self {
-            let SaKeyPair::Making(h) = std::mem::replace(self, SaKeyPair::Failed) else {
-                unreachable!("matched above")
-            };
-            *self = SaKeyPair::Made(h.join().unwrap_or_else(|_| {
-                Err(CeremonyError::Internal("the sa key thread panicked".into()))
-            })?);
+        // Taken out (Failed meanwhile, so an error leaves it failed), joined
+        // once, put back made.
+        match std::mem::replace(self, SaKeyPair::Failed) {
+            SaKeyPair::Making(h) => {
+                *self = SaKeyPair::Made(h.join().unwrap_or_else(|_| {
+                    Err(CeremonyError::Internal("the sa key thread panicked".into()))
+                })?);
+            }
+            other => *self = other,
         }
         match self {
             SaKeyPair::Made(sa) => Ok(sa),
