@@ -271,7 +271,14 @@ fn recorded_run(
             mechanism: mech.clone(),
         })?;
     }
-    remove_unfinished_writes(r, journal)?;
+    remove_unfinished_writes(
+        token,
+        &loaded.plan.cas,
+        &r.interrupted_keys,
+        &r.interrupted_stores,
+        &mut |text| ui.note(text),
+        journal,
+    )?;
     for spec in &loaded.plan.cas {
         ca::preflight_label(token, spec)?;
     }
