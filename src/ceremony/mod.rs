@@ -821,6 +821,50 @@ mod tests {
     }
 
     #[test]
+    fn signing_sessions_that_fail_mid_pipeline_end_the_run_on_the_record_and_commit_nothing() {
+        let token = Fake::new();
+        // Two signing sessions, which fail after three leaves between them.
+        token.sessions.set(2);
+        token.budget.set(3);
+        let r = recorded(&token, true, 1);
+        let e = r.outcome.err().expect("the run fails");
+        assert_eq!(e.exit_code(), 3, "{e}");
+        assert!(!r.out.exists(), "nothing committed");
+        let leaves = r
+            .progress
+            .leaves_signed
+            .load(std::sync::atomic::Ordering::Relaxed);
+        assert!(leaves <= 3, "{leaves} leaves signed on a budget of 3");
+        match r.events.last() {
+            Some(Event::Error {
+                message,
+                causes,
+                exit_code: 3,
+            }) => {
+                assert_eq!(message, &e.to_string());
+                assert!(
+                    causes
+                        .iter()
+                        .any(|c| c.ends_with("the fake token's budget is spent")),
+                    "{causes:?}"
+                );
+            }
+            other => panic!("expected the error on the record, got {other:?}"),
+        }
+        // The CA certificates only: no leaf through the login session, no seal.
+        assert_eq!(token.calls("sign"), 4);
+        let signed = r
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::CertificateIssued(c) if c.node.is_some()))
+            .count();
+        assert!(
+            signed <= leaves,
+            "{signed} leaves recorded, {leaves} signed"
+        );
+    }
+
+    #[test]
     fn without_a_terminal_or_yes_the_start_is_not_confirmed_and_nothing_is_written() {
         let token = Fake::new();
         let r = recorded(&token, false, 0);
