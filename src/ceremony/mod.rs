@@ -171,18 +171,29 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
         }
         Err(e) => {
             record_failure(&mut journal, &e, &ui);
-            Err(match e {
-                // One line: what was done and how to resume (exit 1).
-                CeremonyError::Cancelled(reason) => CeremonyError::Cancelled(ui::cancelled_text(
-                    &loaded, &opts.out, &progress, &reason,
-                )),
-                // Exit 2 promises nothing was touched: after a token write it is not so.
-                e if e.exit_code() == 2 && progress.wrote_to_token() => {
-                    CeremonyError::Midway(Box::new(e))
-                }
-                e => e,
-            })
+            Err(as_reported(e, &loaded, &opts.out, &progress))
         }
+    }
+}
+
+/// A failed run's error as the operator gets it, once it is recorded: a
+/// cancellation as one line saying what was done and how to resume, and a
+/// "nothing touched" error (exit 2) after this run wrote to the token as
+/// `Midway`.
+fn as_reported(
+    e: CeremonyError,
+    loaded: &LoadedPlan,
+    out: &Path,
+    progress: &Progress,
+) -> CeremonyError {
+    match e {
+        // One line: what was done and how to resume (exit 1).
+        CeremonyError::Cancelled(reason) => {
+            CeremonyError::Cancelled(ui::cancelled_text(loaded, out, progress, &reason))
+        }
+        // Exit 2 promises nothing was touched: after a token write it is not so.
+        e if e.exit_code() == 2 && progress.wrote_to_token() => CeremonyError::Midway(Box::new(e)),
+        e => e,
     }
 }
 
@@ -274,7 +285,14 @@ fn recorded_run(
             mechanism: mech.clone(),
         })?;
     }
-    remove_unfinished_writes(r, journal)?;
+    remove_unfinished_writes(
+        token,
+        &loaded.plan.cas,
+        &r.interrupted_keys,
+        &r.interrupted_stores,
+        &mut |text| ui.note(text),
+        journal,
+    )?;
     for spec in &loaded.plan.cas {
         ca::preflight_label(token, spec)?;
     }
@@ -434,4 +452,530 @@ fn write_outputs(
     // be listed (each holds a hash that covers SHA256SUMS).
     outputs::write_plan_and_sums(&mut st, &loaded.text)?;
     Ok(st)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::event::AckHow;
+    use crate::audit::record::Record;
+    use crate::bundle::layout;
+    use crate::token::fake::Fake;
+
+    const ADMIN: &str = "Ada Admin";
+
+    fn demo_path() -> PathBuf {
+        PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/ceremony/plans/demo.toml"
+        ))
+    }
+
+    fn demo(now: SystemTime) -> LoadedPlan {
+        plan::load(&demo_path(), now).expect("the demo plan loads")
+    }
+
+    /// Every operation `ensure_ca` announces for the demo plan on an empty
+    /// token, in order: each CA's key, then its certificate.
+    fn demo_operations() -> Vec<String> {
+        let mut ops = vec![
+            "Generate root key ecdsa-p384 \"demo-root-2026\" on the token".to_string(),
+            "Sign the root certificate \"CN=Demo Kubernetes Root CA,O=Demo\" with \"demo-root-2026\" on the token".to_string(),
+        ];
+        for (role, label, subject) in [
+            ("kubernetes", "demo-kubernetes-ca-2026", "CN=kubernetes"),
+            ("etcd", "demo-etcd-ca-2026", "CN=etcd-ca"),
+            (
+                "front-proxy",
+                "demo-front-proxy-ca-2026",
+                "CN=front-proxy-ca",
+            ),
+        ] {
+            ops.push(format!(
+                "Generate {role} key ecdsa-p256 \"{label}\" on the token"
+            ));
+            ops.push(format!(
+                "Sign the {role} certificate \"{subject}\" with \"demo-root-2026\" on the token"
+            ));
+        }
+        ops
+    }
+
+    /// The plan's CAs made through the operator's gate, wired as
+    /// `recorded_run` wires it: the outcome, what was recorded, the progress.
+    fn cas_through_gate(
+        token: &Fake,
+        loaded: &LoadedPlan,
+        ui: &Ui,
+        now: SystemTime,
+    ) -> (Result<Vec<CaState>, CeremonyError>, Vec<Event>, Progress) {
+        let progress = Progress::default();
+        let mut events: Vec<Event> = Vec::new();
+        let outcome = {
+            let shared: RefCell<&mut dyn Audit> = RefCell::new(&mut events);
+            let gate = Gate::new(token, ui, &shared, ADMIN, &progress);
+            let mut cas: Vec<CaState> = Vec::new();
+            let mut outcome = Ok(());
+            for spec in &loaded.plan.cas {
+                let issuer = cas.first().filter(|_| spec.role != CaRole::Root);
+                match ca::ensure_ca(
+                    &gate,
+                    spec,
+                    issuer,
+                    now,
+                    &mut |what| gate.announce(what),
+                    &mut SharedAudit(&shared),
+                )
+                .map_err(|e| gate.halt().unwrap_or(e))
+                {
+                    Ok(state) => cas.push(state),
+                    Err(e) => {
+                        outcome = Err(e);
+                        break;
+                    }
+                }
+            }
+            outcome.map(|()| cas)
+        };
+        (outcome, events, progress)
+    }
+
+    fn kinds(events: &[Event]) -> Vec<&'static str> {
+        events.iter().map(Event::kind).collect()
+    }
+
+    fn acknowledged(events: &[Event]) -> Vec<(String, String, AckHow)> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Acknowledged {
+                    who,
+                    as_role,
+                    what,
+                    how,
+                } => Some((format!("{who} as {as_role}"), what.clone(), *how)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn under_yes_each_ca_operation_is_acknowledged_in_order_before_the_token_acts() {
+        let now = SystemTime::now();
+        let loaded = demo(now);
+        let token = Fake::new();
+        let (cas, events, progress) = cas_through_gate(&token, &loaded, &Ui::new(false, true), now);
+        assert_eq!(cas.expect("made").len(), 4);
+        let admin = format!("{ADMIN} as administrator");
+        assert_eq!(
+            acknowledged(&events),
+            demo_operations()
+                .into_iter()
+                .map(|what| (admin.clone(), what, AckHow::Automatic))
+                .collect::<Vec<_>>()
+        );
+        // Each confirmation comes right before the token acts on it.
+        let per_ca = [
+            "key_generation_started",
+            "acknowledged",
+            "key_generated",
+            "acknowledged",
+            "certificate_issued",
+            "certificate_stored",
+        ];
+        assert_eq!(kinds(&events), per_ca.repeat(4));
+        assert_eq!(
+            (
+                progress.keys_generated.get(),
+                progress.ca_certificates_signed.get()
+            ),
+            (4, 4)
+        );
+    }
+
+    #[test]
+    fn a_declined_confirmation_cancels_at_each_ca_operation_and_leaves_the_token_as_it_was() {
+        let now = SystemTime::now();
+        let loaded = demo(now);
+        for (k, what) in demo_operations().iter().enumerate() {
+            // A token on which the operations before the k-th are done: a
+            // run under --yes that failed at the k-th.
+            let token = Fake::new();
+            let op = if k % 2 == 0 { "generate" } else { "sign" };
+            *token.fail_at.borrow_mut() = Some((op, k / 2 + 1));
+            let (made, _, _) = cas_through_gate(&token, &loaded, &Ui::new(false, true), now);
+            assert!(made.is_err(), "the preparing run stops at operation {k}");
+            *token.fail_at.borrow_mut() = None;
+            let before = (
+                token.calls("generate"),
+                token.calls("sign"),
+                token.calls("store"),
+                token.objects.borrow().len(),
+            );
+            // No terminal and no --yes: the confirmation is declined.
+            let (made, events, progress) =
+                cas_through_gate(&token, &loaded, &Ui::new(false, false), now);
+            match made {
+                Err(CeremonyError::Cancelled(reason)) => {
+                    assert_eq!(reason, format!("the administrator declined: {what}"))
+                }
+                other => panic!("operation {k}: expected a cancellation, got {other:?}"),
+            }
+            assert_eq!(
+                (
+                    token.calls("generate"),
+                    token.calls("sign"),
+                    token.calls("store"),
+                    token.objects.borrow().len(),
+                ),
+                before,
+                "operation {k}: the token was not asked"
+            );
+            assert!(!progress.wrote_to_token());
+            assert!(acknowledged(&events).is_empty(), "{events:?}");
+            // What the declined run recorded: the CAs found, then at most
+            // the intent of the generation it did not confirm.
+            let found = k / 2;
+            let mut want = ["key_found", "certificate_found"].repeat(found);
+            match k % 2 {
+                0 => want.push("key_generation_started"),
+                _ => want.push("key_found"),
+            }
+            assert_eq!(kinds(&events), want, "operation {k}");
+        }
+    }
+
+    /// A run after the journal is opened, on `token`, in a directory of its
+    /// own: what `recorded_run` returned and the journal's records after
+    /// `run` recorded how it ended.
+    struct Recorded {
+        outcome: Result<Finished, CeremonyError>,
+        events: Vec<Event>,
+        progress: Progress,
+        loaded: LoadedPlan,
+        out: PathBuf,
+        _dir: tempfile::TempDir,
+    }
+
+    fn recorded(token: &Fake, yes: bool, workers: usize) -> Recorded {
+        let now = SystemTime::now();
+        let mut loaded = demo(now);
+        // One control-plane node: fewer leaves, the same flow.
+        if let Some(cl) = loaded.plan.cluster.as_mut() {
+            cl.control_plane.truncate(1);
+            cl.workers.truncate(workers);
+            // Not RSA: its generation is slow in a debug build.
+            cl.sa_key = KeyType::EcdsaP256;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let opts = RunOptions {
+            plan: demo_path(),
+            out: out.clone(),
+            yes,
+            pin: PinOptions::default(),
+            module: None,
+        };
+        let ui = Ui::new(false, yes);
+        let module = loaded.plan.module.clone();
+        // The journal as `start_record` opens it, without its records of the
+        // environment (which hash this test binary: slow in a debug build).
+        let (mut journal, recovery) =
+            Journal::open(&out, &loaded.sha256, &loaded.plan.recipients).expect("journal");
+        assert!(recovery.is_none(), "a fresh journal");
+        let env = Environment {
+            tool_version: "test".into(),
+            tool_sha256: "00".into(),
+            module_path: module.display().to_string(),
+            module_sha256: hex::encode(token.module_sha256()),
+            host: "test".into(),
+            unattended: yes,
+        };
+        let progress = Progress::default();
+        let outcome = {
+            let run = Run {
+                opts: &opts,
+                loaded: &loaded,
+                module: &module,
+                token,
+                env: &env,
+                ui: &ui,
+                resumed: None,
+                interrupted_keys: Vec::new(),
+                interrupted_stores: Vec::new(),
+                progress: &progress,
+                sa_key: RefCell::new(None),
+                now,
+            };
+            let pin = Pin::new(zeroize::Zeroizing::new(token.pin.clone())).unwrap();
+            recorded_run(&run, &mut journal, Some(pin))
+        };
+        if let Err(e) = &outcome {
+            record_failure(&mut journal, e, &ui);
+        }
+        let events = journal
+            .lines()
+            .expect("the journal reads back")
+            .iter()
+            .map(|l| serde_json::from_str::<Record>(l).expect("a record").event)
+            .collect();
+        Recorded {
+            outcome,
+            events,
+            progress,
+            loaded,
+            out,
+            _dir: dir,
+        }
+    }
+
+    #[test]
+    fn a_run_on_the_fake_token_commits_its_output_with_every_step_on_the_record() {
+        let token = Fake::new();
+        let r = recorded(&token, true, 1);
+        let finished = r.outcome.expect("the run finishes");
+        assert_eq!(finished.sealed.out, r.out);
+        assert_eq!(finished.cas.len(), 4);
+        for file in [
+            layout::PLAN,
+            layout::AUDIT_LOG,
+            layout::TRANSCRIPT,
+            layout::SHA256SUMS,
+        ] {
+            assert!(r.out.join(file).is_file(), "{file}");
+        }
+        let k = kinds(&r.events);
+        assert_eq!(
+            k[..4],
+            [
+                "logged_in",
+                "mechanism_chosen",
+                "mechanism_chosen",
+                "acknowledged"
+            ]
+        );
+        assert_eq!(k.last(), Some(&"end"));
+        assert!(!k.contains(&"error"));
+        assert_eq!(
+            r.events[0],
+            Event::LoggedIn {
+                source: "--pin-env".into()
+            }
+        );
+        // The start, each CA operation, and each witness for each CA.
+        let acks = acknowledged(&r.events);
+        assert_eq!(acks.len(), 1 + 8 + 2 * 4, "{acks:?}");
+        assert_eq!(
+            acks[0].1,
+            format!("start the ceremony on token serial {}", token.id.serial)
+        );
+        let admin: Vec<String> = acks[1..]
+            .iter()
+            .filter(|a| a.0 == format!("{ADMIN} as administrator"))
+            .map(|a| a.1.clone())
+            .collect();
+        assert_eq!(admin, demo_operations());
+        let root_sha = hex::encode(x509::sha256(&finished.cas[0].der));
+        assert!(
+            acks.contains(&(
+                "Wendy Witness as witness".into(),
+                format!("root CA certificate SHA-256 {root_sha}"),
+                AckHow::Automatic
+            )),
+            "{acks:?}"
+        );
+        let leaves = r
+            .progress
+            .leaves_signed
+            .load(std::sync::atomic::Ordering::Relaxed);
+        assert!(leaves > 0);
+        // Four CA certificates, the leaves and the seal.
+        assert_eq!(token.calls("sign"), 4 + leaves + 1);
+        let plan_in_out = std::fs::read_to_string(r.out.join(layout::PLAN)).unwrap();
+        assert_eq!(plan_in_out, r.loaded.text);
+    }
+
+    #[test]
+    fn a_token_that_fails_mid_pipeline_ends_the_run_on_the_record_and_commits_nothing() {
+        let token = Fake::new();
+        // The four CA certificates, then the second leaf fails.
+        *token.fail_at.borrow_mut() = Some(("sign", 6));
+        let r = recorded(&token, true, 1);
+        let e = r.outcome.err().expect("the run fails");
+        let leaves = r
+            .progress
+            .leaves_signed
+            .load(std::sync::atomic::Ordering::Relaxed);
+        // Every signature asked of the token but one was made: the four CA
+        // certificates and the leaves, and no seal.
+        assert!(leaves > 0);
+        assert_eq!(token.calls("sign"), 4 + leaves + 1);
+        assert_eq!(e.exit_code(), 3, "{e}");
+        let message = e.to_string();
+        assert!(
+            message.starts_with("signing the certificate for ") && message.ends_with(" failed"),
+            "{message}"
+        );
+        assert!(!r.out.exists(), "nothing committed");
+        assert_eq!(
+            r.events.last(),
+            Some(&Event::Error {
+                message: e.to_string(),
+                causes: vec![
+                    "the token returned a malformed signature for \"fake\": the fake token fails sign call 6"
+                        .into()
+                ],
+                exit_code: 3,
+            })
+        );
+        assert!(!kinds(&r.events).contains(&"end"));
+        // The CAs are on the token: a rerun resumes them.
+        assert_eq!(token.calls("store"), 4);
+        let reported = as_reported(e, &r.loaded, &r.out, &r.progress);
+        assert_eq!(reported.exit_code(), 3);
+    }
+
+    #[test]
+    fn signing_sessions_that_fail_mid_pipeline_end_the_run_on_the_record_and_commit_nothing() {
+        let token = Fake::new();
+        // Two signing sessions, which fail after three leaves between them.
+        token.sessions.set(2);
+        token.budget.set(3);
+        let r = recorded(&token, true, 1);
+        let e = r.outcome.err().expect("the run fails");
+        assert_eq!(e.exit_code(), 3, "{e}");
+        assert!(!r.out.exists(), "nothing committed");
+        let leaves = r
+            .progress
+            .leaves_signed
+            .load(std::sync::atomic::Ordering::Relaxed);
+        assert!(leaves <= 3, "{leaves} leaves signed on a budget of 3");
+        match r.events.last() {
+            Some(Event::Error {
+                message,
+                causes,
+                exit_code: 3,
+            }) => {
+                assert_eq!(message, &e.to_string());
+                assert!(
+                    causes
+                        .iter()
+                        .any(|c| c.ends_with("the fake token's budget is spent")),
+                    "{causes:?}"
+                );
+            }
+            other => panic!("expected the error on the record, got {other:?}"),
+        }
+        // The CA certificates only: no leaf through the login session, no seal.
+        assert_eq!(token.calls("sign"), 4);
+        let signed = r
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::CertificateIssued(c) if c.node.is_some()))
+            .count();
+        assert!(
+            signed <= leaves,
+            "{signed} leaves recorded, {leaves} signed"
+        );
+    }
+
+    #[test]
+    fn without_a_terminal_or_yes_the_start_is_not_confirmed_and_nothing_is_written() {
+        let token = Fake::new();
+        let r = recorded(&token, false, 0);
+        let reason = format!(
+            "no terminal to confirm on: Type the token serial ({}) to start the ceremony on it",
+            token.id.serial
+        );
+        match &r.outcome {
+            Err(CeremonyError::Cancelled(got)) => assert_eq!(got, &reason),
+            Err(e) => panic!("expected a cancellation, got {e:?}"),
+            Ok(_) => panic!("expected a cancellation, got a finished run"),
+        }
+        assert_eq!(
+            kinds(&r.events),
+            [
+                "logged_in",
+                "mechanism_chosen",
+                "mechanism_chosen",
+                "cancelled"
+            ]
+        );
+        assert_eq!(r.events.last(), Some(&Event::Cancelled { reason }));
+        assert_eq!((token.calls("generate"), token.calls("sign")), (0, 0));
+        assert!(!r.progress.wrote_to_token());
+    }
+
+    fn leaf_outlives() -> CeremonyError {
+        CeremonyError::LeafOutlives {
+            field: "cluster.leaf_validity".into(),
+            issuer: CaRole::Kubernetes,
+            end: "2030-01-01 00:00:00 UTC".into(),
+            issuer_end: "2029-01-01 00:00:00 UTC".into(),
+        }
+    }
+
+    #[test]
+    fn an_exit_2_error_is_midway_exit_5_once_the_run_wrote_to_the_token() {
+        let loaded = demo(SystemTime::now());
+        let out = Path::new("out");
+        let untouched = Progress::default();
+        let e = as_reported(leaf_outlives(), &loaded, out, &untouched);
+        assert!(matches!(e, CeremonyError::LeafOutlives { .. }), "{e:?}");
+        assert_eq!(e.exit_code(), 2);
+        for wrote in [
+            |p: &Progress| p.keys_generated.set(1),
+            |p: &Progress| p.ca_certificates_signed.set(1),
+            |p: &Progress| {
+                p.leaves_signed
+                    .store(1, std::sync::atomic::Ordering::Relaxed);
+            },
+        ] {
+            let progress = Progress::default();
+            wrote(&progress);
+            let e = as_reported(leaf_outlives(), &loaded, out, &progress);
+            assert!(matches!(e, CeremonyError::Midway(_)), "{e:?}");
+            assert_eq!(e.exit_code(), 5);
+            // The message is the inner error's.
+            assert_eq!(e.to_string(), leaf_outlives().to_string());
+        }
+        // Other codes keep theirs after a write.
+        let progress = Progress::default();
+        progress.keys_generated.set(1);
+        let token = CeremonyError::Internal("x".into());
+        assert_eq!(as_reported(token, &loaded, out, &progress).exit_code(), 5);
+        let foreign = CeremonyError::Foreign {
+            label: "l".into(),
+            role: CaRole::Root,
+            what: "w".into(),
+        };
+        let e = as_reported(foreign, &loaded, out, &progress);
+        assert!(matches!(e, CeremonyError::Foreign { .. }));
+        assert_eq!(e.exit_code(), 3);
+    }
+
+    #[test]
+    fn a_cancellation_is_reported_as_what_was_done_and_how_to_resume() {
+        let loaded = demo(SystemTime::now());
+        let progress = Progress::default();
+        progress.at.set(Some(Step::Ca(CaRole::Etcd)));
+        progress.keys_generated.set(3);
+        progress.ca_certificates_signed.set(2);
+        progress.cas_ready.set(2);
+        let e = as_reported(
+            CeremonyError::Cancelled("Ctrl-C".into()),
+            &loaded,
+            Path::new("out"),
+            &progress,
+        );
+        let CeremonyError::Cancelled(line) = &e else {
+            panic!("{e:?}")
+        };
+        assert_eq!(e.exit_code(), 1);
+        let want = format!(
+            "stopped at {} (Ctrl-C): this run generated 3 keys and signed 2 CA certificates on the token, 2 of 4 CAs are ready there; out was not written. To resume, run the same command again: ",
+            steps::tag(&loaded, Step::Ca(CaRole::Etcd))
+        );
+        assert!(line.starts_with(&want), "{line}");
+    }
 }

@@ -423,3 +423,570 @@ fn check_existing(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use der::{Decode, Encode};
+    use x509_cert::certificate::Certificate;
+    use x509_cert::name::Name;
+
+    use super::*;
+    use crate::audit::event::{cert_info, key_info};
+    use crate::plan::{CaRole, Lifetime, UserSpec, ValidPlan};
+    use crate::token::fake::{Fake, strong_flags};
+    use crate::token::{KeyFlags, Token, TokenError};
+
+    const ROOT: &str = "demo-root-2026";
+    const K8S: &str = "demo-kubernetes-ca-2026";
+
+    /// The demo plan, validated at `now`.
+    fn demo(now: SystemTime) -> ValidPlan {
+        let plan = concat!(env!("CARGO_MANIFEST_DIR"), "/ceremony/plans/demo.toml");
+        crate::plan::load(std::path::Path::new(plan), now)
+            .expect("the demo plan loads")
+            .plan
+    }
+
+    /// One `ensure_ca`: its outcome, what it announced and what it recorded.
+    fn ensure(
+        token: &Fake,
+        spec: &CaSpec,
+        issuer: Option<&CaState>,
+        now: SystemTime,
+    ) -> (Result<CaState, CeremonyError>, Vec<String>, Vec<Event>) {
+        let mut announced = Vec::new();
+        let mut events: Vec<Event> = Vec::new();
+        let outcome = ensure_ca(
+            token,
+            spec,
+            issuer,
+            now,
+            &mut |what| announced.push(what.to_string()),
+            &mut events,
+        );
+        (outcome, announced, events)
+    }
+
+    /// Every CA of `plan` made (or found) on `token`, root first.
+    fn all(token: &Fake, plan: &ValidPlan, now: SystemTime) -> (Vec<CaState>, Vec<Event>) {
+        let mut cas: Vec<CaState> = Vec::new();
+        let mut events = Vec::new();
+        for spec in &plan.cas {
+            let issuer = cas.first().filter(|_| spec.role != CaRole::Root);
+            let (ca, _, mut recorded) = ensure(token, spec, issuer, now);
+            cas.push(ca.expect("the CA is made"));
+            events.append(&mut recorded);
+        }
+        (cas, events)
+    }
+
+    /// Whether `der` is a certificate whose signature verifies with `issuer`.
+    fn signed_by(der: &[u8], issuer: &spki::SubjectPublicKeyInfoOwned) -> Result<(), String> {
+        let cert = Certificate::from_der(der).map_err(|e| e.to_string())?;
+        let tbs = cert.tbs_certificate().to_der().map_err(|e| e.to_string())?;
+        let sig = cert.signature().as_bytes().ok_or("unused bits")?;
+        x509::verify_signature(issuer, cert.signature_algorithm(), &tbs, sig)
+    }
+
+    fn weak() -> KeyFlags {
+        KeyFlags {
+            extractable: Some(true),
+            ..strong_flags()
+        }
+    }
+
+    #[test]
+    fn a_new_root_is_generated_signed_stored_and_recorded_in_that_order() {
+        let now = SystemTime::now();
+        let plan = demo(now);
+        let token = Fake::new();
+        let (ca, announced, events) = ensure(&token, &plan.cas[0], None, now);
+        let ca = ca.expect("the root is made");
+        assert!(ca.generated_key && ca.signed_cert);
+        assert_eq!(ca.role, CaRole::Root);
+        assert_eq!(ca.key.flags, strong_flags());
+        assert_eq!(ca.key.id.len(), KEY_ID_LEN);
+        assert_eq!(
+            announced,
+            [
+                format!("Generate root key ecdsa-p384 \"{ROOT}\" on the token"),
+                format!(
+                    "Sign the root certificate \"CN=Demo Kubernetes Root CA,O=Demo\" with \"{ROOT}\" on the token"
+                ),
+            ]
+        );
+        assert_eq!(
+            events,
+            [
+                Event::KeyGenerationStarted {
+                    role: "root".into(),
+                    label: ROOT.into(),
+                    key_type: "ecdsa-p384".into(),
+                    id: hex::encode(&ca.key.id),
+                },
+                Event::KeyGenerated(key_info("root", &ca.key)),
+                Event::CertificateIssued(cert_info("root", None, None, "root", &ca.cert, &ca.der)),
+                Event::CertificateStored {
+                    role: "root".into(),
+                    label: ROOT.into(),
+                    sha256: hex::encode(x509::sha256(&ca.der)),
+                },
+            ]
+        );
+        // Self-signed, stored under the label beside its key, and what the token keeps.
+        signed_by(&ca.der, &ca.key.spki).expect("the root verifies with its own key");
+        assert_eq!(ca.cert.tbs_certificate().subject(), &plan.cas[0].subject);
+        assert_eq!(
+            token.find_certificate(ROOT).unwrap().as_deref(),
+            Some(ca.der.as_slice())
+        );
+        assert_eq!(
+            token.classes(ROOT),
+            ["private-key", "public-key", "certificate"]
+        );
+        assert_eq!(
+            (
+                token.calls("generate"),
+                token.calls("sign"),
+                token.calls("store")
+            ),
+            (1, 1, 1)
+        );
+    }
+
+    #[test]
+    fn an_intermediate_is_signed_by_the_root_and_recorded_as_such() {
+        let now = SystemTime::now();
+        let plan = demo(now);
+        let token = Fake::new();
+        let (cas, events) = all(&token, &plan, now);
+        assert_eq!(events.len(), 16, "four records per CA");
+        let root = &cas[0];
+        for ca in &cas[1..] {
+            signed_by(&ca.der, &root.key.spki).expect("signed by the root");
+            assert_eq!(
+                ca.cert.tbs_certificate().issuer(),
+                root.cert.tbs_certificate().subject()
+            );
+            assert!(ca.not_after() <= root.not_after());
+            let issued = Event::CertificateIssued(cert_info(
+                ca.role.name(),
+                None,
+                None,
+                "root",
+                &ca.cert,
+                &ca.der,
+            ));
+            assert!(events.contains(&issued), "{issued:?}");
+        }
+        assert_eq!(token.calls("generate"), 4);
+        assert_eq!(token.calls("store"), 4);
+    }
+
+    #[test]
+    fn a_resumed_ca_is_found_and_nothing_is_generated_or_signed() {
+        let now = SystemTime::now();
+        let plan = demo(now);
+        let token = Fake::new();
+        let (made, _) = all(&token, &plan, now);
+        let calls = |t: &Fake| (t.calls("generate"), t.calls("sign"), t.calls("store"));
+        let before = calls(&token);
+        let later = now + Duration::from_secs(3600);
+        let mut found: Vec<CaState> = Vec::new();
+        for (spec, m) in plan.cas.iter().zip(&made) {
+            let issuer = found.first().filter(|_| spec.role != CaRole::Root);
+            let (ca, announced, events) = ensure(&token, spec, issuer, later);
+            let ca = ca.expect("found");
+            assert!(!ca.generated_key && !ca.signed_cert);
+            assert_eq!(ca.der, m.der);
+            assert_eq!(ca.key.id, m.key.id);
+            assert!(announced.is_empty(), "{announced:?}");
+            assert_eq!(
+                events,
+                [
+                    Event::KeyFound(key_info(spec.role.name(), &m.key)),
+                    Event::CertificateFound(cert_info(
+                        spec.role.name(),
+                        None,
+                        None,
+                        "root",
+                        &m.cert,
+                        &m.der
+                    )),
+                ]
+            );
+            found.push(ca);
+        }
+        assert_eq!(calls(&token), before, "nothing generated, signed or stored");
+    }
+
+    #[test]
+    fn a_key_found_without_its_certificate_is_signed_for_and_stored_only() {
+        let now = SystemTime::now();
+        let plan = demo(now);
+        let token = Fake::new();
+        let key = token
+            .generate_key_pair(ROOT, plan.cas[0].key, &[7; KEY_ID_LEN])
+            .unwrap();
+        let (ca, announced, events) = ensure(&token, &plan.cas[0], None, now);
+        let ca = ca.expect("the certificate is made");
+        assert!(!ca.generated_key && ca.signed_cert);
+        assert_eq!(ca.key.id, key.id);
+        signed_by(&ca.der, &key.spki).expect("signed with the key found");
+        assert_eq!(announced.len(), 1, "{announced:?}");
+        assert!(announced[0].starts_with("Sign the root certificate"));
+        assert_eq!(
+            events,
+            [
+                Event::KeyFound(key_info("root", &key)),
+                Event::CertificateIssued(cert_info("root", None, None, "root", &ca.cert, &ca.der)),
+                Event::CertificateStored {
+                    role: "root".into(),
+                    label: ROOT.into(),
+                    sha256: hex::encode(x509::sha256(&ca.der)),
+                },
+            ]
+        );
+        assert_eq!(token.calls("generate"), 1, "only the test's own key");
+        assert_eq!(token.calls("store"), 1);
+    }
+
+    fn foreign(what: &str) -> String {
+        format!("token label \"{ROOT}\" (root) does not belong to this plan: {what}")
+    }
+
+    /// The preflight's refusal of what `setup` left under the root's label.
+    fn refused_by_preflight(setup: impl FnOnce(&Fake, &ValidPlan)) -> (CeremonyError, Fake) {
+        let now = SystemTime::now();
+        let plan = demo(now);
+        let token = Fake::new();
+        setup(&token, &plan);
+        let generated = token.calls("generate");
+        let e = preflight_label(&token, &plan.cas[0]).expect_err("foreign");
+        assert_eq!(token.calls("generate"), generated, "nothing generated");
+        (e, token)
+    }
+
+    /// What a test leaves on the fake token before the code under test runs.
+    type Setup = fn(&Fake, &ValidPlan);
+
+    #[test]
+    fn foreign_objects_under_a_label_are_refused_before_anything_is_generated() {
+        let cases: [(&str, Setup); 5] = [
+            ("a data object carries it", |t, _| {
+                t.put("data", ROOT, &[1]);
+            }),
+            (
+                "2 objects carry it, more than one key pair and certificate",
+                |t, _| {
+                    t.put("private-key", ROOT, &[1]);
+                    t.put("private-key", ROOT, &[1]);
+                },
+            ),
+            ("2 objects with different CKA_IDs carry it", |t, _| {
+                t.put("private-key", ROOT, &[1]);
+                t.put("public-key", ROOT, &[2]);
+            }),
+            ("objects carry it but no private key does", |t, _| {
+                t.put("certificate", ROOT, &[1]);
+            }),
+            ("its private key has no public key beside it", |t, _| {
+                t.put("private-key", ROOT, &[1]);
+            }),
+        ];
+        for (what, setup) in cases {
+            let (e, _) = refused_by_preflight(setup);
+            assert!(matches!(e, CeremonyError::Foreign { .. }), "{e:?}");
+            assert_eq!(e.to_string(), foreign(what));
+            assert_eq!(e.exit_code(), 3);
+        }
+    }
+
+    /// The demo root made on `token` under another subject.
+    fn root_with_subject(token: &Fake, plan: &ValidPlan, subject: &str) -> CaState {
+        let mut other = plan.cas[0].clone();
+        other.subject = subject.parse::<Name>().unwrap();
+        let (ca, _, _) = ensure(token, &other, None, SystemTime::now());
+        ca.expect("made")
+    }
+
+    #[test]
+    fn a_certificate_with_another_subject_is_foreign_to_the_preflight_and_to_ensure_ca() {
+        let want = foreign(
+            "its certificate's subject is \"CN=Someone Else\", the plan says \"CN=Demo Kubernetes Root CA,O=Demo\"",
+        );
+        let (e, token) = refused_by_preflight(|t, p| {
+            root_with_subject(t, p, "CN=Someone Else");
+        });
+        assert_eq!(e.to_string(), want);
+        // ensure_ca alone refuses it too, after recording what it found.
+        let now = SystemTime::now();
+        let plan = demo(now);
+        let (ca, announced, events) = ensure(&token, &plan.cas[0], None, now);
+        let e = ca.expect_err("foreign");
+        assert_eq!(e.to_string(), want);
+        assert!(announced.is_empty());
+        assert!(matches!(
+            events.as_slice(),
+            [Event::KeyFound(_), Event::CertificateFound(_)]
+        ));
+        assert_eq!(
+            (token.calls("generate"), token.calls("store")),
+            (1, 1),
+            "only the foreign root's"
+        );
+    }
+
+    #[test]
+    fn a_certificate_for_another_key_is_foreign() {
+        let want = foreign("its certificate is for another public key than the key beside it");
+        let now = SystemTime::now();
+        let plan = demo(now);
+        let elsewhere = Fake::new();
+        let (other, _, _) = ensure(&elsewhere, &plan.cas[0], None, now);
+        let other = other.unwrap();
+        let (e, token) = refused_by_preflight(|t, p| {
+            ensure(t, &p.cas[0], None, SystemTime::now()).0.unwrap();
+            // The certificate beside this key is the other token's.
+            for o in t.objects.borrow_mut().iter_mut() {
+                if o.class == "certificate" {
+                    o.value = other.der.clone();
+                }
+            }
+        });
+        assert_eq!(e.to_string(), want);
+        let (ca, _, _) = ensure(&token, &plan.cas[0], None, now);
+        assert_eq!(ca.expect_err("foreign").to_string(), want);
+        assert_eq!(token.calls("generate"), 1);
+    }
+
+    #[test]
+    fn a_certificate_signed_for_another_validity_is_foreign_to_ensure_ca() {
+        let now = SystemTime::now();
+        let plan = demo(now);
+        let token = Fake::new();
+        let mut shorter = plan.cas[0].clone();
+        shorter.lifetime = Lifetime::For(Duration::from_secs(86_400 * 365));
+        let made = ensure(&token, &shorter, None, now).0.unwrap();
+        let v = made.cert.tbs_certificate().validity();
+        let (ca, _, _) = ensure(&token, &plan.cas[0], None, now);
+        assert_eq!(
+            ca.expect_err("foreign").to_string(),
+            foreign(&format!(
+                "its certificate runs {} to {}, which is not the plan's validity 20y",
+                x509::fmt_time(v.not_before.to_system_time()),
+                x509::fmt_time(v.not_after.to_system_time()),
+            ))
+        );
+    }
+
+    #[test]
+    fn a_weak_key_found_is_refused_on_the_record_before_anything_is_signed() {
+        let now = SystemTime::now();
+        let plan = demo(now);
+        let token = Fake::new();
+        let key = token
+            .generate_key_pair(ROOT, plan.cas[0].key, &[7; KEY_ID_LEN])
+            .unwrap();
+        token.flags.set(weak());
+        let want = format!(
+            "key \"{ROOT}\" on the token is not protected as a CA key must be: CKA_EXTRACTABLE is true"
+        );
+        let e = preflight_label(&token, &plan.cas[0]).expect_err("weak");
+        assert!(
+            matches!(e, CeremonyError::Token(TokenError::WeakKey { .. })),
+            "{e:?}"
+        );
+        assert_eq!(e.to_string(), want);
+        let (ca, announced, events) = ensure(&token, &plan.cas[0], None, now);
+        let e = ca.expect_err("weak");
+        assert_eq!(e.to_string(), want);
+        assert!(announced.is_empty());
+        // The refused key's flags are on the record.
+        let weak_key = KeyPair {
+            flags: weak(),
+            ..key
+        };
+        assert_eq!(events, [Event::KeyFound(key_info("root", &weak_key))]);
+        assert_eq!((token.calls("sign"), token.calls("store")), (0, 0));
+        assert_eq!(token.classes(ROOT), ["private-key", "public-key"]);
+    }
+
+    #[test]
+    fn a_token_that_fails_generation_leaves_only_the_intent_on_the_record() {
+        let now = SystemTime::now();
+        let plan = demo(now);
+        let token = Fake::new();
+        *token.fail_at.borrow_mut() = Some(("generate", 1));
+        let (ca, _, events) = ensure(&token, &plan.cas[0], None, now);
+        let e = ca.expect_err("fails");
+        assert_eq!(
+            e.to_string(),
+            "the token returned a malformed signature for \"fake\": the fake token fails generate call 1"
+        );
+        assert!(
+            matches!(events.as_slice(), [Event::KeyGenerationStarted { label, .. }] if label == ROOT),
+            "{events:?}"
+        );
+        assert!(token.classes(ROOT).is_empty());
+    }
+
+    #[test]
+    fn a_token_that_fails_to_sign_leaves_the_key_and_no_certificate() {
+        let now = SystemTime::now();
+        let plan = demo(now);
+        let token = Fake::new();
+        *token.fail_at.borrow_mut() = Some(("sign", 1));
+        let (ca, _, events) = ensure(&token, &plan.cas[0], None, now);
+        let e = ca.expect_err("fails");
+        assert!(
+            matches!(e, CeremonyError::X509(x509::X509Error::Sign { .. })),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "signing the certificate for CN=Demo Kubernetes Root CA,O=Demo failed"
+        );
+        assert_eq!(e.exit_code(), 3);
+        assert!(
+            matches!(
+                events.as_slice(),
+                [Event::KeyGenerationStarted { .. }, Event::KeyGenerated(_)]
+            ),
+            "{events:?}"
+        );
+        assert_eq!(token.classes(ROOT), ["private-key", "public-key"]);
+        assert_eq!(token.calls("store"), 0);
+    }
+
+    #[test]
+    fn a_token_that_fails_to_store_leaves_the_issue_on_the_record_and_a_rerun_signs_again() {
+        let now = SystemTime::now();
+        let plan = demo(now);
+        let token = Fake::new();
+        *token.fail_at.borrow_mut() = Some(("store", 1));
+        let (ca, _, events) = ensure(&token, &plan.cas[0], None, now);
+        assert_eq!(
+            ca.expect_err("fails").to_string(),
+            "the token returned a malformed signature for \"fake\": the fake token fails store call 1"
+        );
+        assert!(
+            matches!(
+                events.as_slice(),
+                [
+                    Event::KeyGenerationStarted { .. },
+                    Event::KeyGenerated(_),
+                    Event::CertificateIssued(_)
+                ]
+            ),
+            "{events:?}"
+        );
+        assert_eq!(token.find_certificate(ROOT).unwrap(), None);
+        // The next run finds the key and signs its certificate again.
+        let (ca, _, events) = ensure(&token, &plan.cas[0], None, now);
+        let ca = ca.expect("resumed");
+        assert!(!ca.generated_key && ca.signed_cert);
+        assert!(
+            matches!(
+                events.as_slice(),
+                [
+                    Event::KeyFound(_),
+                    Event::CertificateIssued(_),
+                    Event::CertificateStored { .. }
+                ]
+            ),
+            "{events:?}"
+        );
+        assert_eq!(token.calls("generate"), 1);
+    }
+
+    /// The demo plan with its kubernetes CA already on `token`, signed for `days`.
+    fn short_kubernetes_ca(token: &Fake, plan: &ValidPlan, now: SystemTime, days: u64) -> CaState {
+        let root = ensure(token, &plan.cas[0], None, now).0.unwrap();
+        let mut short = plan.ca(CaRole::Kubernetes).clone();
+        short.lifetime = Lifetime::For(Duration::from_secs(86_400 * days));
+        ensure(token, &short, Some(&root), now).0.unwrap()
+    }
+
+    #[test]
+    fn leaves_that_would_outlive_an_intermediate_on_the_token_are_refused() {
+        let now = SystemTime::now();
+        let plan = demo(now);
+        let token = Fake::new();
+        // Nothing on the token: the plan's own validities fit.
+        preflight_validity(&token, &plan, now).expect("fits");
+        let k8s = short_kubernetes_ca(&token, &plan, now, 100);
+        let e = preflight_validity(&token, &plan, now).expect_err("outlives");
+        let end = x509::truncate(now) + Duration::from_secs(86_400 * 365);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "cluster.leaf_validity: certificates would end {}, after the kubernetes CA that issues them ({})",
+                crate::fmt::utc(end),
+                crate::fmt::utc(k8s.not_after())
+            )
+        );
+        assert!(
+            matches!(&e, CeremonyError::LeafOutlives { field, issuer: CaRole::Kubernetes, .. } if field == "cluster.leaf_validity")
+        );
+        assert_eq!(e.exit_code(), 2);
+        assert_eq!(
+            token.classes(K8S),
+            ["private-key", "public-key", "certificate"]
+        );
+    }
+
+    #[test]
+    fn users_that_would_outlive_the_kubernetes_ca_on_the_token_are_refused() {
+        let now = SystemTime::now();
+        let mut plan = demo(now);
+        plan.cluster = None;
+        let user = |validity_days: u64| UserSpec {
+            name: "alice".into(),
+            groups: vec!["system:masters".into()],
+            validity: Duration::from_secs(86_400 * validity_days),
+            csr: None,
+            allow_masters: true,
+        };
+        plan.users = vec![user(30), user(200)];
+        let token = Fake::new();
+        let k8s = short_kubernetes_ca(&token, &plan, now, 100);
+        let e = preflight_validity(&token, &plan, now).expect_err("outlives");
+        let end = x509::truncate(now) + Duration::from_secs(86_400 * 200);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "users[1].validity: certificates would end {}, after the kubernetes CA that issues them ({})",
+                crate::fmt::utc(end),
+                crate::fmt::utc(k8s.not_after())
+            )
+        );
+        plan.users.pop();
+        preflight_validity(&token, &plan, now).expect("30 days fit in 100");
+    }
+
+    #[test]
+    fn an_intermediate_still_to_sign_must_end_before_the_root_on_the_token() {
+        let now = SystemTime::now();
+        let plan = demo(now);
+        let token = Fake::new();
+        let mut short_root = plan.cas[0].clone();
+        short_root.lifetime = Lifetime::For(Duration::from_secs(86_400 * 365 * 5));
+        let root = ensure(&token, &short_root, None, now).0.unwrap();
+        let e = preflight_validity(&token, &plan, now).expect_err("outlives");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "ca.kubernetes: the certificate would end {}, after its issuer ({})",
+                crate::fmt::utc(
+                    plan.ca(CaRole::Kubernetes)
+                        .lifetime
+                        .end(x509::truncate(now))
+                ),
+                crate::fmt::utc(root.not_after())
+            )
+        );
+    }
+}
