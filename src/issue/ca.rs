@@ -776,8 +776,8 @@ mod tests {
             ca.expect_err("foreign").to_string(),
             foreign(&format!(
                 "its certificate runs {} to {}, which is not the plan's validity 20y",
-                x509::fmt_time(v.not_before.to_system_time()),
-                x509::fmt_time(v.not_after.to_system_time()),
+                crate::fmt::utc(v.not_before.to_system_time()),
+                crate::fmt::utc(v.not_after.to_system_time()),
             ))
         );
     }
