@@ -387,7 +387,7 @@ fn token_setup(f: &mut Fixture, action: &TokenAction, base_plan: &str) {
 /// The files that must not change: for exit 2 (bad plan or usage, "nothing
 /// touched") every file of the case's directory; for exit 3 (a token error)
 /// all but the audit journal beside the output (`work/*journal*`), where the
-/// ceremony may record the failed attempt (design §9: records hold errors).
+/// ceremony may record the failed attempt (records hold errors).
 fn guarded_files(f: &Fixture, exit: Option<i32>) -> BTreeMap<PathBuf, Node> {
     let journal = |p: &Path| {
         let mut c = p.components();

@@ -913,7 +913,7 @@ fn sha256sums_checks_out_and_covers_the_bundle() {
         "{r}"
     );
     // Everything in OUT but the manifest itself and what is written after it
-    // (design §5: the sealed audit log and the transcript come last).
+    // (the sealed audit log and the transcript come last).
     let bundle: BTreeSet<String> = files_under(&out)
         .into_iter()
         .filter(|f| !["SHA256SUMS", "transcript.md", "audit.log.age"].contains(&f.as_str()))

@@ -1,6 +1,6 @@
 //! Field-by-field comparison of our bundle with a real kubeadm's output:
-//! ../shared/kubeadm/reference/etc/kubernetes (config in
-//! ../shared/kubeadm/reference/kubeadm.yaml: node cp1, advertise 10.0.0.10,
+//! tests/fixtures/kubeadm/reference/etc/kubernetes (config in
+//! tests/fixtures/kubeadm/reference/kubeadm.yaml: node cp1, advertise 10.0.0.10,
 //! controlPlaneEndpoint 127.0.0.1:6443, serviceSubnet 10.96.0.0/12,
 //! dnsDomain cluster.local, RSA-2048 keys, CA keys deleted = external CA).
 //!

@@ -1,4 +1,4 @@
-//! The events of a ceremony, as typed values (design §9). Each is a fact an
+//! The events of a ceremony, as typed values. Each is a fact an
 //! auditor checks: names, labels, CKA_IDs, hashes, serials, paths and times.
 //! There is deliberately no free-text event: nothing here can carry a PIN or
 //! key material, because no field is filled from one. (`Error.message` is the

@@ -9,7 +9,7 @@
 //! a ceremony output itself (the sealed log and the transcript go through the
 //! one writer, `bundle::write::Staging`).
 //!
-//! Formats (design §9):
+//! Formats:
 //! - a **record** is one JSON line `{"seq":…,"time":…,"prev":…,"event":{"kind":…}}`
 //!   as serde_json writes [`record::Record`] (field order fixed by the struct);
 //!   its hash is the SHA-256 of exactly those bytes, and `prev` is the previous
@@ -98,7 +98,7 @@ pub enum AuditError {
 }
 
 impl AuditError {
-    /// Exit codes of design §4: 2 for what the operator gave us, 4 for a
+    /// Exit codes as `ceremony --help` lists them: 2 for what the operator gave us, 4 for a
     /// broken log or a seal that does not check, 5 for the system.
     pub fn exit_code(&self) -> i32 {
         match self {

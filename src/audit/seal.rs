@@ -88,7 +88,7 @@ pub fn algorithm_identifier(name: &str) -> Option<AlgorithmIdentifierOwned> {
 impl Seal {
     /// Assembles the seal from the token's signature and checks it in
     /// software against the root's public key before anything is written
-    /// (style.md §4: verify after every irreversible step).
+    /// (verify after every irreversible step).
     pub fn new(
         end_hash: &[u8; 32],
         key_type: KeyType,

@@ -1,4 +1,4 @@
-//! The one writer of ceremony outputs (style.md §3).
+//! The one writer of ceremony outputs: nothing else puts a file in OUT.
 //!
 //! Everything goes into a staging directory beside the output
 //! (`.<out>.staging`), each file created with `create_new` and an explicit

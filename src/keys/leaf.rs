@@ -127,7 +127,7 @@ pub fn generate(key_type: KeyType) -> Result<LeafKey, LeafError> {
 /// public point, as kubeadm and `SecretKey::to_sec1_pem` write it) and the
 /// SPKI. AWS-LC's fixed-base multiplication makes a P-256 key in a quarter
 /// of the time of RustCrypto's, the largest host cost of a leaf after its
-/// check (issue 7); the public point is taken once and both documents are
+/// check; the public point is taken once and both documents are
 /// encoded here, where AWS-LC's own encoders would each convert the point
 /// again. The private key never sits in memory that is not wiped: the
 /// EC_KEY is freed through AWS-LC's allocator, which cleanses what it

@@ -382,7 +382,7 @@ mod tests {
     use crate::plan::{ControlPlaneSpec, LeafMode};
     use std::time::Duration;
 
-    /// The parameters of ../shared/kubeadm/reference/kubeadm.yaml.
+    /// The parameters of tests/fixtures/kubeadm/reference/kubeadm.yaml.
     fn reference(version: (u32, u32)) -> ClusterSpec {
         ClusterSpec {
             name: "kubernetes".into(),

@@ -14,7 +14,7 @@ pub fn ca_path_len(role: CaRole) -> u8 {
     if role == CaRole::Root { 1 } else { 0 }
 }
 
-/// A CA certificate's profile (design §7): BasicConstraints and KeyUsage
+/// A CA certificate's profile: BasicConstraints and KeyUsage
 /// (keyCertSign, cRLSign, digitalSignature) critical, SKI from the key, AKI =
 /// the issuer's SKI except on the self-signed root, no EKU, no SAN.
 pub fn ca_profile(spec: &CaSpec, issuer: Option<(&Name, &[u8])>) -> CertProfile {

@@ -68,7 +68,8 @@ pub struct KeyFlags {
 }
 
 impl KeyFlags {
-    /// What a CA key must show (design §2); None when it does, else what is missing.
+    /// What a CA key must show (on the token, private, sensitive, never
+    /// extractable, always sensitive); None when it does, else what is missing.
     pub fn violation(&self) -> Option<String> {
         let mut bad = Vec::new();
         for (name, v, want) in [

@@ -115,7 +115,7 @@ where
 /// the two equal), without the builder's copies of the profile, the names
 /// and both keys, nor its encoding and parsing back of the issuer's key:
 /// together 5 µs of every leaf, four times the encoding itself (1.3 µs)
-/// (issue 7).
+/// (measured in docs/performance.md).
 pub fn build(tbs: &ToBeSigned<'_>) -> Result<Vec<u8>, X509Error> {
     // The subject as text only for an error: making it costs a leaf a few µs.
     let enc = |source| X509Error::Encode {
@@ -239,7 +239,7 @@ fn assemble(
     Ok([header.as_slice(), tbs_der, &alg, &sig].concat())
 }
 
-/// The post-signing check (style.md §4): parse the certificate back from its
+/// The post-signing check: parse the certificate back from its
 /// DER, check that its TBS is, byte for byte, the one we meant to sign,
 /// verify the signature over those bytes in software against the issuer's
 /// public key read from the token, and check that the certified key is the
@@ -306,7 +306,7 @@ pub fn verify_signature(
         // ECDSA through AWS-LC: an implementation independent of the
         // token's, and about five times faster than the RustCrypto one,
         // which matters when every leaf of a 10,000-node bundle is verified
-        // (issue 7).
+        // (docs/performance.md).
         (rfc5912::ID_EC_PUBLIC_KEY, rfc5912::ECDSA_WITH_SHA_256) if curve == Some(SECP_256_R_1) => {
             ecdsa_verify(Parsed::P256, spki, msg, sig)
         }
@@ -315,7 +315,7 @@ pub fn verify_signature(
         }
         (rfc5912::RSA_ENCRYPTION, rfc5912::SHA_256_WITH_RSA_ENCRYPTION) => {
             // AWS-LC first: about five times faster than the rsa crate for
-            // an RSA-3072 issuer (issue 7: every leaf is verified). It takes
+            // an RSA-3072 issuer (every leaf is verified). It takes
             // 2048 to 8192-bit keys only; anything it refuses gets the rsa
             // crate's verdict and message.
             if let Some(pkcs1) = spki.subject_public_key.as_bytes()
