@@ -158,10 +158,14 @@ pub enum AuditCommand {
     #[command(
         after_help = "FILE is OUT/audit.log.age, an unsealed journal directory (.<out>.journal) or its records file, \
 or the JSON lines `age -d` printed. Exit codes: 0 intact (\"sealed and intact\", or \"unsealed, N records intact\" \
-for a journal), 4 broken (the first broken record is named), 2 bad arguments, unreadable file or wrong identity."
+for a journal), 4 broken (the first broken record is named), 2 bad arguments, unreadable file or wrong identity.\n\n\
+Several FILEs are a chain of ceremonies on one token, oldest first (c1/audit.log.age c2/audit.log.age …): each \
+must be sealed by the same root and continue the one before it; a missing, reordered, repeated or forked \
+ceremony is named (exit 4)."
     )]
     Verify {
-        file: PathBuf,
+        #[arg(required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
         /// An age identity file (or unencrypted OpenSSH key) of one of the plan's [audit] recipients
         #[arg(long, short = 'i', value_name = "FILE")]
         identity: Option<PathBuf>,

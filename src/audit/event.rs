@@ -153,6 +153,9 @@ pub enum Event {
         administrator: String,
         witnesses: Vec<String>,
         env: Environment,
+        /// The ceremony this one continues (absent for a founding ceremony).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous: Option<super::chain::PreviousCeremony>,
     },
     /// A run that continues the journal of an interrupted one.
     Resumed {
@@ -286,10 +289,18 @@ impl Event {
                 administrator,
                 witnesses,
                 env,
+                previous,
             } => format!(
-                "ceremony \"{ceremony}\", plan {plan_path} (SHA-256 {plan_sha256}), output {output}; administrator {administrator}; witnesses {}; {}",
+                "ceremony \"{ceremony}\", plan {plan_path} (SHA-256 {plan_sha256}), output {output}; administrator {administrator}; witnesses {}; {}{}",
                 list(witnesses),
-                env_summary(env)
+                env_summary(env),
+                previous
+                    .as_ref()
+                    .map(|p| format!(
+                        "; continues \"{}\" ({}, final hash {})",
+                        p.ceremony, p.output, p.final_hash
+                    ))
+                    .unwrap_or_default()
             ),
             Event::Resumed {
                 plan_sha256,

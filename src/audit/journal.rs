@@ -329,6 +329,9 @@ pub struct Journal {
     /// Set when an append failed part-way: nothing more may be written.
     poisoned: bool,
     clock: Box<dyn Fn() -> SystemTime>,
+    /// The canonical line of the last record this run appended (the `end`
+    /// record's, for the clear seal record).
+    last_line: Option<String>,
 }
 
 impl std::fmt::Debug for Journal {
@@ -449,6 +452,7 @@ impl Journal {
             prev: super::record::GENESIS,
             poisoned: false,
             clock: Box::new(SystemTime::now),
+            last_line: None,
         })
     }
 
@@ -496,6 +500,7 @@ impl Journal {
                 prev: decoded.chain.last_hash(),
                 poisoned: false,
                 clock: Box::new(SystemTime::now),
+                last_line: None,
             },
             recovery,
         ))
@@ -575,7 +580,13 @@ impl Journal {
         self.poisoned = false;
         self.seq += count;
         self.prev = hash;
+        self.last_line = plain.rsplit('\n').next().map(str::to_string);
         Ok(hash)
+    }
+
+    /// The canonical line of the last record this run appended.
+    pub fn last_line(&self) -> Option<&str> {
+        self.last_line.as_deref()
     }
 
     /// The sealed log, written into `out` as one age stream to `recipients`

@@ -20,6 +20,7 @@
 //! - the **sealed log** (`OUT/audit.log.age`) is one ordinary age file whose
 //!   plaintext is every record's line followed by one seal line (see [`seal`]).
 
+pub mod chain;
 pub mod crypto;
 pub mod event;
 pub mod inspect;
@@ -91,6 +92,8 @@ pub enum AuditError {
         record: u64,
         what: String,
     },
+    #[error("the chain of ceremonies is broken: {what}")]
+    Chain { what: String },
     #[error("the seal of the audit log failed its check: {what}")]
     Seal { what: String },
     #[error("cannot encode an audit record: {0}")]
@@ -107,7 +110,7 @@ impl AuditError {
             | AuditError::Identity { .. }
             | AuditError::NotAuditLog { .. }
             | AuditError::Decrypt { .. } => 2,
-            AuditError::Broken { .. } | AuditError::Seal { .. } => 4,
+            AuditError::Broken { .. } | AuditError::Seal { .. } | AuditError::Chain { .. } => 4,
             AuditError::Io { .. }
             | AuditError::JournalDamaged { .. }
             | AuditError::Encrypt { .. }
@@ -146,6 +149,9 @@ impl AuditError {
             }
             AuditError::Broken { .. } => {
                 "do not trust this log; compare it with the copy the auditors hold and the witnesses' signed transcript".into()
+            }
+            AuditError::Chain { .. } => {
+                "give every sealed log of the token's ceremonies, oldest first, each beside its root-ca.crt; a fork or a missing ceremony is for the auditors to explain".into()
             }
             AuditError::Seal { .. } => {
                 "nothing was written; report this: the token returned a seal signature that does not check".into()

@@ -45,6 +45,19 @@ pub struct Facts {
     pub audit_records: u64,
     pub audit_final_hash: [u8; 32],
     pub seal_algorithm: String,
+    /// The ceremony this one continues (None: a founding ceremony).
+    pub continues: Option<Continues>,
+}
+
+/// What a continuing ceremony continues, and what it did with each node.
+#[derive(Debug, Clone)]
+pub struct Continues {
+    pub ceremony: String,
+    pub output: String,
+    pub final_hash: String,
+    pub renewed: Vec<String>,
+    pub added: Vec<String>,
+    pub untouched: Vec<String>,
 }
 
 /// The transcript's Markdown.
@@ -90,6 +103,25 @@ pub fn render(f: &Facts) -> String {
         f.token, f.token_firmware
     ));
     l(&format!("- Host: {}", f.host));
+    if let Some(c) = &f.continues {
+        let names = |v: &[String]| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.join(", ")
+            }
+        };
+        l(&format!(
+            "- Continues: ceremony \"{}\" (output `{}`), final hash `{}`",
+            c.ceremony, c.output, c.final_hash
+        ));
+        l(&format!(
+            "- Nodes renewed: {}; added: {}; untouched (not written): {}",
+            names(&c.renewed),
+            names(&c.added),
+            names(&c.untouched)
+        ));
+    }
     if f.unattended {
         l(
             "- Run unattended (`--yes`): no confirmation was asked; acknowledgements are recorded as automatic.",
@@ -211,6 +243,7 @@ mod tests {
             audit_records: 99,
             audit_final_hash: [0xcd; 32],
             seal_algorithm: "ecdsa-with-SHA384".into(),
+            continues: None,
         };
         let t = render(&f);
         assert!(t.contains("- Certificate SHA-256: `1212 1212 "), "{t}");

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! OUT/root-ca.crt  cas/<role>-ca.crt  chains/<role>-ca-chain.crt
-//!     nodes/<name>/etc/kubernetes/…  plan.toml  SHA256SUMS  audit.log.age  transcript.md
+//!     nodes/<name>/etc/kubernetes/…  [continuation.json]  plan.toml  SHA256SUMS
+//!     audit.log.age  transcript.md  audit.seal.json
 //! ```
 
 use crate::plan::CaRole;
@@ -18,9 +19,16 @@ pub const SHA256SUMS: &str = "SHA256SUMS";
 pub const AUDIT_LOG: &str = "audit.log.age";
 /// The facts the witnesses sign on paper.
 pub const TRANSCRIPT: &str = "transcript.md";
+/// The seal in clear: the `end` record's line and the root's signature over
+/// its hash, so the next ceremony (and anyone with root-ca.crt) checks the
+/// outputs against the seal without the encrypted log.
+pub const SEAL: &str = "audit.seal.json";
+/// A continuing ceremony's account of the nodes: which it renewed, added,
+/// and left untouched (their bundles are in the previous outputs).
+pub const CONTINUATION: &str = "continuation.json";
 /// Written after SHA256SUMS, so not listed in it (each holds a hash that
 /// covers SHA256SUMS).
-pub const AFTER_MANIFEST: [&str; 2] = [AUDIT_LOG, TRANSCRIPT];
+pub const AFTER_MANIFEST: [&str; 3] = [AUDIT_LOG, TRANSCRIPT, SEAL];
 /// The folder of every node's bundle.
 pub const NODES: &str = "nodes";
 

@@ -2,6 +2,7 @@
 //! sealed output. What it prints goes through `operator`; the token, files
 //! and records are reached through their modules.
 
+mod chain;
 pub mod login;
 mod record;
 mod recover;
@@ -82,6 +83,9 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
     write::check_output(&opts.out, &loaded.sha256)?;
     // An unsealed journal beside OUT must be this plan's (nothing touched if not).
     audit::journal::check_owner(&opts.out, &loaded.sha256)?;
+    // A continuing ceremony: the previous output is checked (its files
+    // against SHA256SUMS, its seal against its root) before the token is opened.
+    let continuation = chain::read_previous(&loaded)?;
     // Every CSR is checked before the token is opened (all or nothing).
     for w in &csr::preflight(&loaded)?.warnings {
         ui.warn(w);
@@ -94,6 +98,7 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
         .cluster
         .as_ref()
         .filter(|cl| cl.mode == plan::LeafMode::Generate)
+        .filter(|_| continuation.as_ref().is_none_or(|c| c.sa.is_none()))
         .map(|cl| crate::keys::leaf::KeyInBackground::spawn(cl.sa_key));
     let given_pin = read_given_pin(&opts.pin)?;
     let module = opts
@@ -123,7 +128,15 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
     }
     // From here on every step is on the record: open (or continue) the
     // journal, and record how the run ends if it fails.
-    let (mut journal, env, recovery) = start_record(opts, &loaded, &module, &token, &ui)?;
+    let (mut journal, env, recovery) = start_record(
+        opts,
+        &loaded,
+        &module,
+        &token,
+        &ui,
+        continuation.as_ref().map(|c| &c.previous),
+    )?;
+    let continues = continuation.as_ref().map(continues_of);
     let run = Run {
         opts,
         loaded: &loaded,
@@ -142,6 +155,8 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
         progress: &progress,
         sa_key: RefCell::new(sa_key),
         now,
+        continuation: continuation.as_ref(),
+        continues: continues.as_ref(),
     };
     match recorded_run(&run, &mut journal, given_pin) {
         Ok(finished) => {
@@ -166,6 +181,7 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
                 sha256sums: finished.sealed.sha256sums,
                 records: finished.sealed.records,
                 final_hash: finished.sealed.final_hash,
+                continues: continues.as_ref(),
             });
             Ok(())
         }
@@ -215,6 +231,25 @@ pub(super) struct Run<'a> {
     /// The service-account key being made in the background (bundle mode).
     sa_key: RefCell<Option<crate::keys::leaf::KeyInBackground>>,
     now: SystemTime,
+    /// The previous output a continuing ceremony continues, checked.
+    continuation: Option<&'a chain::Continuation>,
+    /// The same, as the screens show it.
+    continues: Option<&'a ui::Continues<'a>>,
+}
+
+/// What the screens say of a continuation.
+fn continues_of(c: &chain::Continuation) -> ui::Continues<'_> {
+    ui::Continues {
+        ceremony: &c.previous.ceremony,
+        output: &c.previous.output,
+        final_hash: &c.previous.final_hash,
+        selection: &c.selection,
+        sa: match (&c.sa, c.rotate_sa_key) {
+            (_, true) => "rotated: a new pair; the previous public key is shipped beside it".into(),
+            (Some(sa), false) => format!("carried from {}/{}", c.previous.output, sa.from),
+            (None, false) => "none in the previous output: a new pair".into(),
+        },
+    }
 }
 
 /// A finished run: what the end screen shows.
@@ -297,6 +332,10 @@ fn recorded_run(
         ca::preflight_label(token, spec)?;
     }
     ca::preflight_validity(token, &loaded.plan, now)?;
+    // The previous ceremony was sealed by the root on this token.
+    if let Some(c) = r.continuation {
+        chain::check_token_root(token, loaded, c)?;
+    }
 
     // The preflight screen, then the administrator types the serial to start.
     let found = found_on_token(token, loaded)?;
@@ -311,6 +350,7 @@ fn recorded_run(
         mechanisms: &mechanisms,
         found: &found,
         resumed_records: r.resumed,
+        continues: r.continues,
     });
     ui.confirm_typed(
         &format!(
@@ -386,6 +426,9 @@ fn recorded_run(
             stop_requested: interrupt::requested,
             max_sessions: loaded.plan.token_sessions,
             sa_key: r.sa_key.borrow_mut().take(),
+            only: None,
+            sa_given: None,
+            sa_previous_public: None,
         };
         let st = write_outputs(
             &gate,
@@ -393,6 +436,7 @@ fn recorded_run(
             loaded,
             &cas,
             run,
+            r.continuation,
             &mut SharedAudit(&shared),
         )
         .map_err(|e| gate.halt().unwrap_or(e))?;
@@ -411,7 +455,7 @@ fn recorded_run(
     };
     checkpoint()?;
     enter(r, Step::Seal, known);
-    let sealed = seal_and_commit(st, token, loaded, &cas, journal, r.env, ui)?;
+    let sealed = seal_and_commit(st, token, loaded, &cas, journal, r.env, ui, r.continuation)?;
     Ok(Finished { cas, sealed })
 }
 
@@ -423,7 +467,8 @@ fn write_outputs(
     out: &Path,
     loaded: &LoadedPlan,
     cas: &[CaState],
-    run: bundle::LeafRun,
+    mut run: bundle::LeafRun,
+    continuation: Option<&chain::Continuation>,
     audit: &mut dyn Audit,
 ) -> Result<Staging, CeremonyError> {
     let now = run.now;
@@ -438,6 +483,23 @@ fn write_outputs(
         })
         .collect();
     outputs::write_ca_files(&mut st, &certs)?;
+    if let Some(c) = continuation {
+        // Only the renewed and added nodes; the service-account pair carried.
+        run.only = Some(c.selection.issued());
+        if c.rotate_sa_key {
+            run.sa_previous_public = c.sa.as_ref().map(|sa| sa.public.clone());
+        } else {
+            run.sa_given = c.sa.as_ref().map(|sa| bundle::GivenSa {
+                key: sa.key.clone(),
+                public: sa.public.clone(),
+            });
+        }
+        st.write(
+            crate::bundle::layout::CONTINUATION,
+            chain::manifest(c)?.as_bytes(),
+            write::PUBLIC,
+        )?;
+    }
     if let Some(cl) = &loaded.plan.cluster {
         match cl.mode {
             plan::LeafMode::Generate => bundle::write_nodes(token, &mut st, cl, cas, run, audit)?,
@@ -706,6 +768,8 @@ mod tests {
                 progress: &progress,
                 sa_key: RefCell::new(None),
                 now,
+                continuation: None,
+                continues: None,
             };
             let pin = Pin::new(zeroize::Zeroizing::new(token.pin.clone())).unwrap();
             recorded_run(&run, &mut journal, Some(pin))

@@ -41,6 +41,7 @@ pub(super) fn start_record(
     module: &Path,
     token: &dyn Token,
     ui: &Ui,
+    previous: Option<&crate::audit::chain::PreviousCeremony>,
 ) -> Result<(Journal, Environment, Option<Recovery>), CeremonyError> {
     let env = Environment {
         tool_version: env!("CARGO_PKG_VERSION").into(),
@@ -67,6 +68,7 @@ pub(super) fn start_record(
             administrator: loaded.plan.administrator.clone(),
             witnesses: loaded.plan.witnesses.clone(),
             env: env.clone(),
+            previous: previous.cloned(),
         })?,
         Some(mut found) => {
             found.staging_discarded = audit::sibling(&opts.out, "staging").exists();

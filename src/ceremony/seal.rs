@@ -31,6 +31,7 @@ pub(super) struct Sealed {
 /// token, writes `audit.log.age` and `transcript.md` into the staging
 /// directory and commits it. Returns OUT, the record count, the final hash,
 /// every file written and the SHA-256 of SHA256SUMS.
+#[allow(clippy::too_many_arguments)] // the run's ends, passed explicitly
 pub(super) fn seal_and_commit(
     mut st: Staging,
     token: &dyn Token,
@@ -39,6 +40,7 @@ pub(super) fn seal_and_commit(
     journal: &mut Journal,
     env: &Environment,
     ui: &Ui,
+    continuation: Option<&super::chain::Continuation>,
 ) -> Result<Sealed, CeremonyError> {
     let written = st.written().to_vec();
     let sums = written
@@ -86,7 +88,7 @@ pub(super) fn seal_and_commit(
             .write_sealed(&seal, &loaded.plan.recipients, w)
             .map_err(CeremonyError::from)
     })?;
-    let transcript = audit::transcript::render(&transcript_facts(
+    let mut facts = transcript_facts(
         loaded,
         token,
         cas,
@@ -96,8 +98,26 @@ pub(super) fn seal_and_commit(
         records,
         end,
         &seal.algorithm,
-    ));
+    );
+    if let Some(c) = continuation {
+        let issued = c.selection.issued();
+        facts.leaves.retain(|(n, _)| issued.contains(n));
+        facts.continues = Some(audit::transcript::Continues {
+            ceremony: c.previous.ceremony.clone(),
+            output: c.previous.output.clone(),
+            final_hash: c.previous.final_hash.clone(),
+            renewed: c.selection.renewed.clone(),
+            added: c.selection.added.clone(),
+            untouched: c.selection.untouched.clone(),
+        });
+    }
+    let transcript = audit::transcript::render(&facts);
     st.write(layout::TRANSCRIPT, transcript.as_bytes(), write::PUBLIC)?;
+    let end_line = journal
+        .last_line()
+        .ok_or_else(|| CeremonyError::Internal("the end record's line is not known".into()))?;
+    let clear = audit::chain::SealRecord::new(end_line, &seal).text()?;
+    st.write(layout::SEAL, clear.as_bytes(), write::PUBLIC)?;
     // Everything OUT holds, the sealed log and transcript included.
     let all_written = st.written().to_vec();
     let out = st.commit()?;
@@ -195,5 +215,6 @@ pub(super) fn transcript_facts(
         audit_records: records,
         audit_final_hash: final_hash,
         seal_algorithm: algorithm.into(),
+        continues: None,
     }
 }

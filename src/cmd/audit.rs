@@ -1,16 +1,19 @@
 //! `ceremony audit verify|show`: the auditor's reading of a sealed log.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::CeremonyError;
 
-/// `ceremony audit verify`: the verdict on stdout.
+/// `ceremony audit verify`: the verdict on stdout; several logs are a chain.
 pub fn verify(
-    file: &Path,
+    files: &[PathBuf],
     identity: Option<&Path>,
     root: Option<&Path>,
 ) -> Result<(), CeremonyError> {
-    print!("{}", crate::audit::inspect::verify(file, identity, root)?);
+    match files {
+        [file] => print!("{}", crate::audit::inspect::verify(file, identity, root)?),
+        _ => print!("{}", crate::audit::chain::verify(files, identity, root)?),
+    }
     Ok(())
 }
 

@@ -41,11 +41,11 @@ pub fn dispatch(cli: Cli) -> Result<(), CeremonyError> {
         Command::Audit {
             command:
                 AuditCommand::Verify {
-                    file,
+                    files,
                     identity,
                     root,
                 },
-        } => audit::verify(&file, identity.as_deref(), root.as_deref()),
+        } => audit::verify(&files, identity.as_deref(), root.as_deref()),
         Command::Audit {
             command:
                 AuditCommand::Show {

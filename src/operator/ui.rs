@@ -63,6 +63,48 @@ pub struct Preflight<'a> {
     pub found: &'a [Found],
     /// Records of an interrupted run's journal this run continues.
     pub resumed_records: Option<u64>,
+    /// The ceremony this one continues (None: a founding ceremony).
+    pub continues: Option<&'a Continues<'a>>,
+}
+
+/// What a continuing ceremony continues, and what it does with each node.
+pub struct Continues<'a> {
+    pub ceremony: &'a str,
+    /// The previous output, as the plan names it.
+    pub output: &'a str,
+    pub final_hash: &'a str,
+    pub selection: &'a crate::plan::continuing::Selection,
+    /// Where the service-account pair comes from.
+    pub sa: String,
+}
+
+/// The lines that say which ceremony this one continues and what it
+/// issues: on the preflight and the end screen.
+fn continues_lines(c: &Continues<'_>) -> Vec<Line> {
+    let names = |v: &[String]| {
+        if v.is_empty() {
+            "none".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    vec![
+        field(
+            "Continues",
+            format!("ceremony \"{}\" in {}", c.ceremony, c.output),
+        ),
+        cont(format!("its final hash {}", c.final_hash)),
+        field("Renewed", names(&c.selection.renewed)),
+        field("Added", names(&c.selection.added)),
+        field(
+            "Untouched",
+            format!(
+                "{} (not written: their bundles stay those of the previous outputs)",
+                names(&c.selection.untouched)
+            ),
+        ),
+        field("SA key pair", c.sa.clone()),
+    ]
 }
 
 /// Everything the end screen shows.
@@ -76,6 +118,8 @@ pub struct Summary<'a> {
     pub sha256sums: [u8; 32],
     pub records: u64,
     pub final_hash: [u8; 32],
+    /// The ceremony this one continues (None: a founding ceremony).
+    pub continues: Option<&'a Continues<'a>>,
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {
@@ -483,6 +527,9 @@ pub fn preflight_lines(f: &Preflight<'_>) -> Vec<Line> {
         field("Module", f.module.display().to_string()),
         cont(format!("SHA-256 {}", hex::encode(f.module_sha256))),
     ];
+    if let Some(c) = f.continues {
+        v.extend(continues_lines(c));
+    }
     for (i, (kt, mech)) in f.mechanisms.iter().enumerate() {
         let text = format!("{kt}: {mech}");
         v.push(if i == 0 {
@@ -656,12 +703,15 @@ pub fn summary_lines(s: &Summary<'_>) -> Vec<Line> {
             s.loaded.plan.name
         )),
         Line::Rule,
-        Line::Title("Made".into()),
-        Line::Text(format!(
-            "  On token {} (serial {}):",
-            s.token.label, s.token.serial
-        )),
     ];
+    if let Some(c) = s.continues {
+        v.extend(continues_lines(c));
+    }
+    v.push(Line::Title("Made".into()));
+    v.push(Line::Text(format!(
+        "  On token {} (serial {}):",
+        s.token.label, s.token.serial
+    )));
     for ca in s.cas {
         let what = match (ca.generated_key, ca.signed_cert) {
             (true, _) => "new key, new certificate",
@@ -700,8 +750,14 @@ pub fn summary_lines(s: &Summary<'_>) -> Vec<Line> {
         )));
     }
     v.push(Line::Text(
-        "    root-ca.crt, cas/, chains/, plan.toml, SHA256SUMS, audit.log.age, transcript.md"
-            .into(),
+        format!(
+            "    root-ca.crt, cas/, chains/, {}plan.toml, SHA256SUMS, audit.log.age, transcript.md, audit.seal.json",
+            if s.continues.is_some() {
+                "continuation.json, "
+            } else {
+                ""
+            }
+        ),
     ));
     v.push(Line::Text(String::new()));
     v.push(Line::Title(
@@ -776,7 +832,9 @@ fn per_node(s: &Summary<'_>) -> Vec<(String, &'static str, usize, usize, usize)>
         c.2 += 1;
     }
     let of = |name: &str| counts.get(name).copied().unwrap_or_default();
-    for n in &cl.control_plane {
+    // A continuing ceremony writes some nodes: the others are not listed.
+    let shown = |name: &str| s.continues.is_none() || counts.contains_key(name);
+    for n in cl.control_plane.iter().filter(|n| shown(&n.name)) {
         let (certs, confs, files) = of(&n.name);
         v.push((n.name.clone(), "control plane", certs, confs, files));
     }
@@ -790,7 +848,7 @@ fn per_node(s: &Summary<'_>) -> Vec<(String, &'static str, usize, usize, usize)>
         let name = format!("* ({} workers)", cl.workers.len());
         v.push((name, "worker", certs, confs, files));
     } else {
-        for w in &cl.workers {
+        for w in cl.workers.iter().filter(|w| shown(w)) {
             let (certs, confs, files) = of(w);
             v.push((w.clone(), "worker", certs, confs, files));
         }

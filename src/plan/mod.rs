@@ -3,6 +3,7 @@
 //! `load` is the only function here that reads files; the model and the
 //! validation are pure so they can be tested without a token or a disk.
 
+pub mod continuing;
 pub mod duration;
 pub mod model;
 pub mod spec;

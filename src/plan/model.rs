@@ -24,6 +24,8 @@ pub struct Plan {
     #[serde(default)]
     pub users: Vec<User>,
     pub audit: AuditSection,
+    /// What a continuing ceremony issues again (needs `ceremony.previous`).
+    pub renew: Option<RenewSection>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -35,6 +37,9 @@ pub struct CeremonySection {
     pub witnesses: Vec<String>,
     /// Path of the written runbook the ceremony follows (relative to the plan).
     pub runbook: Option<String>,
+    /// The output directory of the ceremony this one continues (relative to
+    /// the plan): a continuing ceremony on the same token.
+    pub previous: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -154,4 +159,21 @@ pub struct User {
 pub struct AuditSection {
     /// age recipients: `age1…`, `ssh-ed25519 …`, `ssh-rsa …`.
     pub recipients: Vec<String>,
+}
+
+/// `[renew]`: in a continuing ceremony, the nodes issued again. Nodes of the
+/// plan the previous ceremony never issued are added; every other node is
+/// left untouched (not written).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenewSection {
+    /// Every node the previous ceremony issued (and the plan still has).
+    #[serde(default)]
+    pub all: bool,
+    /// The nodes to renew, by name.
+    #[serde(default)]
+    pub nodes: Vec<String>,
+    /// Make a new service-account key pair instead of carrying the previous one.
+    #[serde(default)]
+    pub rotate_service_account_key: bool,
 }

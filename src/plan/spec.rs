@@ -165,6 +165,9 @@ pub struct ValidPlan {
     /// `[[users]]`, in plan order; never empty without a cluster.
     pub users: Vec<UserSpec>,
     pub recipients: Vec<String>,
+    /// The ceremony this one continues and what it issues again (None: a
+    /// founding ceremony).
+    pub continuing: Option<super::continuing::Continuing>,
 }
 
 impl ValidPlan {

@@ -205,6 +205,7 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
         );
     }
     let users = validate_users(plan, cluster.as_ref(), &mut p);
+    let continuing = super::continuing::validate(plan, cluster.as_ref(), &mut p.0);
 
     if plan.audit.recipients.is_empty() {
         p.add(
@@ -256,6 +257,7 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
         cluster,
         users,
         recipients: plan.audit.recipients.clone(),
+        continuing,
     })
 }
 

@@ -21,46 +21,75 @@ const SHARED_WRITE_MIN: usize = 64;
 /// node's files are written: an RSA-2048 key costs a fifth of a second, more
 /// than the leaves of a thousand nodes on a fast token.
 pub(super) enum SaKeyPair<'s> {
-    Making(std::thread::ScopedJoinHandle<'s, Result<(LeafKey, String), CeremonyError>>),
-    Made((LeafKey, String)),
+    /// Being made; the previous public key to ship beside it (a rotation).
+    Making(
+        std::thread::ScopedJoinHandle<'s, Result<(LeafKey, String), CeremonyError>>,
+        Option<Vec<u8>>,
+    ),
+    Made((LeafKey, String), Option<Vec<u8>>),
+    /// Carried from the previous ceremony, written byte for byte.
+    Given(super::GivenSa, Option<Vec<u8>>),
     Failed,
 }
 
 impl SaKeyPair<'_> {
-    fn get(&mut self) -> Result<&(LeafKey, String), CeremonyError> {
+    fn get(&mut self) -> Result<(), CeremonyError> {
         // Taken out (Failed meanwhile, so an error leaves it failed), joined
         // once, put back made.
         match std::mem::replace(self, SaKeyPair::Failed) {
-            SaKeyPair::Making(h) => {
-                *self = SaKeyPair::Made(h.join().unwrap_or_else(|_| {
-                    Err(CeremonyError::Internal("the sa key thread panicked".into()))
-                })?);
+            SaKeyPair::Making(h, previous) => {
+                *self = SaKeyPair::Made(
+                    h.join().unwrap_or_else(|_| {
+                        Err(CeremonyError::Internal("the sa key thread panicked".into()))
+                    })?,
+                    previous,
+                );
             }
             other => *self = other,
         }
         match self {
-            SaKeyPair::Made(sa) => Ok(sa),
+            SaKeyPair::Made(..) | SaKeyPair::Given(..) => Ok(()),
             _ => Err(CeremonyError::Internal(
                 "the service-account key could not be made".into(),
             )),
         }
     }
 
-    /// sa.key and sa.pub of the control-plane node rooted at `base`.
-    fn files(&mut self, base: &str) -> Result<[File; 2], CeremonyError> {
-        let (key, public) = self.get()?;
-        Ok([
-            (
-                format!("{base}/pki/sa.key"),
+    /// sa.key and sa.pub of the control-plane node rooted at `base` (and
+    /// sa-previous.pub during a rotation).
+    fn files(&mut self, base: &str) -> Result<Vec<File>, CeremonyError> {
+        self.get()?;
+        let (key, public, previous) = match self {
+            SaKeyPair::Made((key, public), previous) => (
                 Zeroizing::new(key.private_pem.as_bytes().to_vec()),
-                write::SECRET,
+                public.as_bytes().to_vec(),
+                previous,
             ),
+            SaKeyPair::Given(given, previous) => {
+                (given.key.clone(), given.public.clone(), previous)
+            }
+            _ => {
+                return Err(CeremonyError::Internal(
+                    "the service-account key could not be made".into(),
+                ));
+            }
+        };
+        let mut files = vec![
+            (format!("{base}/pki/sa.key"), key, write::SECRET),
             (
                 format!("{base}/pki/sa.pub"),
-                Zeroizing::new(public.as_bytes().to_vec()),
+                Zeroizing::new(public),
                 write::SECRET,
             ),
-        ])
+        ];
+        if let Some(p) = previous {
+            files.push((
+                format!("{base}/pki/sa-previous.pub"),
+                Zeroizing::new(p.clone()),
+                write::SECRET,
+            ));
+        }
+        Ok(files)
     }
 }
 

@@ -131,7 +131,11 @@ pub(super) enum PlanItem {
 pub(super) fn items<'a>(
     cl: &'a ClusterSpec,
     cas: &'a [CaState],
+    only: Option<&'a std::collections::BTreeSet<String>>,
 ) -> impl Iterator<Item = PlanItem> + 'a {
+    // A continuing ceremony issues some nodes; each keeps its place in the
+    // plan (the first control-plane node alone has super-admin.conf).
+    let wanted = move |name: &str| only.is_none_or(|o| o.contains(name));
     // Each CA's PEM once, copied into every node that holds it.
     let pems: std::rc::Rc<Vec<(CaRole, Vec<u8>)>> = std::rc::Rc::new(
         cas.iter()
@@ -152,6 +156,7 @@ pub(super) fn items<'a>(
         .control_plane
         .iter()
         .enumerate()
+        .filter(move |(_, node)| wanted(&node.name))
         .flat_map(move |(i, node)| {
             let base = node_root(&node.name);
             let files: Vec<File> = CA_FILES
@@ -173,24 +178,28 @@ pub(super) fn items<'a>(
                 }),
             )
         });
-    let workers = cl.workers.iter().flat_map(move |name| {
-        let base = node_root(name);
-        let files = vec![(
-            format!("{base}/pki/ca.crt"),
-            worker_pem(CaRole::Kubernetes),
-            write::PUBLIC,
-        )];
-        std::iter::once(PlanItem::NodeFiles(files, None)).chain(
-            kubeadm::worker_leaves(cl, name).into_iter().map(|spec| {
-                PlanItem::Leaf(Job {
-                    idx: 0,
-                    node: name.clone(),
-                    spec,
-                    serial: Vec::new(),
-                    end_of_cp: None,
-                })
-            }),
-        )
-    });
+    let workers = cl
+        .workers
+        .iter()
+        .filter(move |n| wanted(n))
+        .flat_map(move |name| {
+            let base = node_root(name);
+            let files = vec![(
+                format!("{base}/pki/ca.crt"),
+                worker_pem(CaRole::Kubernetes),
+                write::PUBLIC,
+            )];
+            std::iter::once(PlanItem::NodeFiles(files, None)).chain(
+                kubeadm::worker_leaves(cl, name).into_iter().map(|spec| {
+                    PlanItem::Leaf(Job {
+                        idx: 0,
+                        node: name.clone(),
+                        spec,
+                        serial: Vec::new(),
+                        end_of_cp: None,
+                    })
+                }),
+            )
+        });
     cp.chain(workers)
 }

@@ -101,6 +101,21 @@ pub struct LeafRun {
     /// The service-account key, when the run started making it early (of
     /// the cluster's `sa_key` type); None: it is made here.
     pub sa_key: Option<keys::KeyInBackground>,
+    /// The nodes to issue (a continuing ceremony); None: every node.
+    pub only: Option<std::collections::BTreeSet<String>>,
+    /// The service-account pair to write as it is (carried from the
+    /// previous ceremony); None: a new pair.
+    pub sa_given: Option<GivenSa>,
+    /// The previous public key when the pair is rotated: written beside the
+    /// new pair as `pki/sa-previous.pub`.
+    pub sa_previous_public: Option<Vec<u8>>,
+}
+
+/// A service-account pair written byte for byte as given.
+#[derive(Debug)]
+pub struct GivenSa {
+    pub key: Zeroizing<Vec<u8>>,
+    pub public: Vec<u8>,
 }
 
 /// What the pipeline's threads share.
@@ -204,9 +219,21 @@ pub fn write_nodes(
         // Only the pipeline's threads may hold these now: once they are
         // gone, so are the channels.
         drop((sign_tx, done_tx));
-        let mut sa = SaKeyPair::Making(sa);
+        let mut sa = match run.sa_given {
+            Some(given) => SaKeyPair::Given(given, run.sa_previous_public.clone()),
+            None => SaKeyPair::Making(sa, run.sa_previous_public.clone()),
+        };
         let outcome = dispatch_and_write(
-            token, st, &ctx, &mut sa, &tasks, &done_rx, audit, &bar, workers,
+            token,
+            st,
+            &ctx,
+            &mut sa,
+            &tasks,
+            &done_rx,
+            audit,
+            &bar,
+            workers,
+            run.only.as_ref(),
         );
         // Whatever is still under way (only on an error) is neither signed
         // nor prepared any more: the workers stop, then the signing threads,
@@ -233,9 +260,10 @@ fn dispatch_and_write(
     audit: &mut dyn Audit,
     bar: &ProgressBar,
     writers: usize,
+    only: Option<&std::collections::BTreeSet<String>>,
 ) -> Result<(), CeremonyError> {
     let (cl, cas) = (ctx.cl, ctx.cas);
-    let mut items = items(cl, cas).enumerate().peekable();
+    let mut items = items(cl, cas, only).enumerate().peekable();
     let mut serials = Serials {
         pool: Zeroizing::new(Vec::new()),
         at: 0,
@@ -397,6 +425,9 @@ mod tests {
             // The fake's sessions, whatever this machine's cores.
             max_sessions: Some(token.sessions.get()).filter(|&n| n > 0),
             sa_key: None,
+            only: None,
+            sa_given: None,
+            sa_previous_public: None,
         };
         let outcome = write_nodes(token, &mut st, cl, cas, run, &mut events);
         (outcome, st, events)

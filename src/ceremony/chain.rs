@@ -1,0 +1,329 @@
+//! A continuing ceremony's previous output: read and checked before the
+//! token is opened (its SHA256SUMS against its files, its clear seal
+//! against its root certificate), then its root against the root key on
+//! this token once logged in, before anything is written.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use der::{Decode, DecodePem, Encode};
+use x509_cert::certificate::Certificate;
+use zeroize::Zeroizing;
+
+use crate::audit::chain::{PreviousCeremony, SealRecord};
+use crate::bundle::layout;
+use crate::error::CeremonyError;
+use crate::fsread::{self, Links};
+use crate::plan::continuing::{self, Selection};
+use crate::plan::{CaRole, LoadedPlan};
+use crate::token::Token;
+
+/// The largest file of a previous output read back (a kubeconfig, a
+/// certificate, SHA256SUMS of a large cluster).
+const MAX_FILE: u64 = 64 << 20;
+
+/// The service-account pair as the previous output holds it, byte for byte.
+pub struct SaPair {
+    pub key: Zeroizing<Vec<u8>>,
+    pub public: Vec<u8>,
+    /// Where it was taken from (relative to the previous output).
+    pub from: String,
+}
+
+/// The previous output, checked.
+pub struct Continuation {
+    /// Its directory, as resolved from the plan's.
+    pub dir: PathBuf,
+    /// What the first record states of it.
+    pub previous: PreviousCeremony,
+    /// The root certificate that sealed it (DER).
+    pub root_der: Vec<u8>,
+    pub selection: Selection,
+    /// The pair carried into every control-plane bundle written (None: the
+    /// plan rotates it, or the previous output had no control plane).
+    pub sa: Option<SaPair>,
+    pub rotate_sa_key: bool,
+}
+
+fn bad(message: String, hint: &str) -> CeremonyError {
+    CeremonyError::Usage {
+        message,
+        hint: hint.into(),
+    }
+}
+
+const HINT: &str = "ceremony.previous must name the intact output of the last ceremony made on this token, as it was written; nothing was touched";
+
+fn read(dir: &Path, rel: &str) -> Result<Zeroizing<Vec<u8>>, CeremonyError> {
+    fsread::read_regular(&dir.join(rel), MAX_FILE, Links::Refuse)
+        .map_err(|e| bad(format!("ceremony.previous: {e}"), HINT))
+}
+
+/// The DER of the one certificate in a PEM file.
+fn certificate(dir: &Path, rel: &str) -> Result<Vec<u8>, CeremonyError> {
+    let pem = read(dir, rel)?;
+    let cert = Certificate::from_pem(&pem[..]).map_err(|e| {
+        bad(
+            format!("{}: not a PEM certificate ({e})", dir.join(rel).display()),
+            HINT,
+        )
+    })?;
+    cert.to_der()
+        .map_err(|e| CeremonyError::Internal(format!("re-encoding a certificate: {e}")))
+}
+
+/// `SHA256SUMS` lines: (hex hash, path).
+fn sums(text: &str) -> Option<Vec<(&str, &str)>> {
+    text.lines()
+        .map(|l| {
+            let (h, p) = l.split_once("  ")?;
+            (h.len() == 64 && !p.is_empty() && !p.contains("..")).then_some((h, p))
+        })
+        .collect()
+}
+
+/// Reads and checks the previous output a continuing plan names, and what
+/// this ceremony issues of it. None for a founding ceremony.
+pub fn read_previous(loaded: &LoadedPlan) -> Result<Option<Continuation>, CeremonyError> {
+    let Some(c) = &loaded.plan.continuing else {
+        return Ok(None);
+    };
+    let plan_dir = loaded.path.parent().unwrap_or(Path::new("."));
+    let dir = plan_dir.join(&c.previous);
+    if !dir.is_dir() {
+        return Err(bad(
+            format!(
+                "ceremony.previous: {} is not a directory (the output of the ceremony this one continues)",
+                dir.display()
+            ),
+            HINT,
+        ));
+    }
+    let root_der = certificate(&dir, layout::ROOT_CA)?;
+    let seal_path = dir.join(layout::SEAL);
+    let seal_text = read(&dir, layout::SEAL)?;
+    let record: SealRecord = serde_json::from_slice(&seal_text).map_err(|e| {
+        bad(
+            format!("{}: not a seal record ({e})", seal_path.display()),
+            HINT,
+        )
+    })?;
+    let sealed = record.check(&root_der).map_err(|what| {
+        bad(
+            format!(
+                "{}: not sealed by the root in {}: {what}",
+                seal_path.display(),
+                dir.join(layout::ROOT_CA).display()
+            ),
+            HINT,
+        )
+    })?;
+    let sums_path = dir.join(layout::SHA256SUMS);
+    let sums_bytes = read(&dir, layout::SHA256SUMS)?;
+    let sums_sha = hex::encode(crate::x509::sha256(&sums_bytes));
+    if sums_sha != sealed.sha256sums_sha256 {
+        return Err(bad(
+            format!(
+                "{}: its SHA-256 is {sums_sha}, but the sealed log records {}: the file was changed after the ceremony",
+                sums_path.display(),
+                sealed.sha256sums_sha256
+            ),
+            HINT,
+        ));
+    }
+    let text = std::str::from_utf8(&sums_bytes)
+        .ok()
+        .and_then(sums)
+        .ok_or_else(|| {
+            bad(
+                format!("{}: not a SHA256SUMS file", sums_path.display()),
+                HINT,
+            )
+        })?;
+    // Every listed file is what the seal covers.
+    let mut hashes = BTreeMap::new();
+    let mut nodes = BTreeSet::new();
+    for (want, rel) in &text {
+        let got = hex::encode(crate::x509::sha256(&read(&dir, rel)?));
+        if got != *want {
+            return Err(bad(
+                format!(
+                    "{}: its SHA-256 is {got}, but SHA256SUMS lists {want}: the file was changed after the ceremony",
+                    dir.join(rel).display()
+                ),
+                HINT,
+            ));
+        }
+        if let Some(n) = layout::node_of(rel) {
+            nodes.insert(n.to_string());
+        }
+        hashes.insert(rel.to_string(), want.to_string());
+    }
+    let selection = continuing::select(c, loaded.plan.cluster.as_ref(), &nodes).map_err(|m| {
+        bad(
+            m,
+            "renew only nodes the previous output holds (nodes/<name>); nothing was touched",
+        )
+    })?;
+    let sa = if c.rotate_sa_key {
+        None
+    } else {
+        sa_pair(&dir, &hashes)?
+    };
+    let previous_name = crate::plan::parse(&String::from_utf8_lossy(&read(&dir, layout::PLAN)?))
+        .map(|p| p.ceremony.name)
+        .unwrap_or_else(|_| "(unknown)".into());
+    Ok(Some(Continuation {
+        previous: PreviousCeremony {
+            output: c.previous.display().to_string(),
+            ceremony: previous_name,
+            final_hash: hex::encode(sealed.final_hash),
+            seal: record.seal.signature.clone(),
+            sha256sums_sha256: sums_sha,
+            root_certificate_sha256: record.seal.root_certificate_sha256.clone(),
+        },
+        dir,
+        root_der,
+        selection,
+        sa,
+        rotate_sa_key: c.rotate_sa_key,
+    }))
+}
+
+/// The service-account pair of the previous output: every control-plane
+/// node's is the same (by SHA256SUMS), read from the first.
+fn sa_pair(dir: &Path, hashes: &BTreeMap<String, String>) -> Result<Option<SaPair>, CeremonyError> {
+    let pairs: Vec<(&str, &String, Option<&String>)> = hashes
+        .iter()
+        .filter_map(|(p, h)| {
+            let base = p.strip_suffix("/pki/sa.key")?;
+            Some((base, h, hashes.get(&format!("{base}/pki/sa.pub"))))
+        })
+        .collect();
+    let Some((base, key_sha, pub_sha)) = pairs.first() else {
+        return Ok(None);
+    };
+    if let Some((other, ..)) = pairs.iter().find(|(_, k, p)| k != key_sha || p != pub_sha) {
+        return Err(bad(
+            format!(
+                "{}: its service-account pair (pki/sa.key, pki/sa.pub) differs from {}'s: the previous output holds two",
+                dir.join(other).display(),
+                base
+            ),
+            HINT,
+        ));
+    }
+    if pub_sha.is_none() {
+        return Err(bad(
+            format!(
+                "{}: pki/sa.key without pki/sa.pub",
+                dir.join(base).display()
+            ),
+            HINT,
+        ));
+    }
+    let key = read(dir, &format!("{base}/pki/sa.key"))?;
+    let public = read(dir, &format!("{base}/pki/sa.pub"))?.to_vec();
+    // The bytes as read now, against the record checked above (a file
+    // swapped between the two reads is refused).
+    for (bytes, want, name) in [
+        (&key[..], Some(*key_sha), "sa.key"),
+        (&public[..], *pub_sha, "sa.pub"),
+    ] {
+        if Some(&hex::encode(crate::x509::sha256(bytes))) != want {
+            return Err(bad(
+                format!(
+                    "{}/pki/{name}: changed while it was read",
+                    dir.join(base).display()
+                ),
+                HINT,
+            ));
+        }
+    }
+    // The private key's public half is sa.pub's first key.
+    let from_key = crate::keys::public::private_key_file(&key).map_err(|e| {
+        bad(
+            format!("{}/pki/sa.key: {e}", dir.join(base).display()),
+            HINT,
+        )
+    })?;
+    let from_pub = crate::keys::public::public_key_file(&public).map_err(|e| {
+        bad(
+            format!("{}/pki/sa.pub: {e}", dir.join(base).display()),
+            HINT,
+        )
+    })?;
+    if from_key.fingerprint() != from_pub.fingerprint() {
+        return Err(bad(
+            format!(
+                "{}/pki/sa.pub: not the public key of sa.key",
+                dir.join(base).display()
+            ),
+            HINT,
+        ));
+    }
+    Ok(Some(SaPair {
+        key,
+        public,
+        from: format!("{base}/pki"),
+    }))
+}
+
+/// The root key on this token is the key of the root certificate that
+/// sealed the previous ceremony: checked after login, before any write.
+pub fn check_token_root(
+    token: &dyn Token,
+    loaded: &LoadedPlan,
+    c: &Continuation,
+) -> Result<(), CeremonyError> {
+    let spec = loaded.plan.ca(CaRole::Root);
+    let root = Certificate::from_der(&c.root_der)
+        .map_err(|e| CeremonyError::Internal(format!("the previous root re-parses: {e}")))?;
+    let want = root
+        .tbs_certificate()
+        .subject_public_key_info()
+        .to_der()
+        .map_err(|e| CeremonyError::Internal(e.to_string()))?;
+    let root_file = c.dir.join(layout::ROOT_CA);
+    match token.find_key_pair(&spec.label, spec.key)? {
+        None => Err(bad(
+            format!(
+                "{}: the previous ceremony was sealed by this root, but this token holds no root key \"{}\"",
+                root_file.display(),
+                spec.label
+            ),
+            "run a continuing ceremony on the token that holds the previous ceremony's root; nothing was written",
+        )),
+        Some(k) if k.spki.to_der().ok().as_deref() != Some(&want[..]) => Err(bad(
+            format!(
+                "{}: the previous ceremony was sealed by another root than the key \"{}\" on this token",
+                root_file.display(),
+                spec.label
+            ),
+            "run a continuing ceremony on the token that holds the previous ceremony's root; nothing was written",
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// `continuation.json`: which ceremony this one continues and what it did
+/// with each node, so the output alone says where the untouched nodes'
+/// bundles are.
+pub fn manifest(c: &Continuation) -> Result<String, CeremonyError> {
+    let v = serde_json::json!({
+        "previous": c.previous,
+        "renewed": c.selection.renewed,
+        "added": c.selection.added,
+        "untouched": c.selection.untouched,
+        "service_account_key": if c.rotate_sa_key {
+            "rotated"
+        } else if c.sa.is_some() {
+            "carried"
+        } else {
+            "new"
+        },
+    });
+    serde_json::to_string_pretty(&v)
+        .map(|t| t + "\n")
+        .map_err(|e| CeremonyError::Internal(format!("encoding continuation.json: {e}")))
+}
