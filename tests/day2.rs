@@ -150,6 +150,33 @@ fn a_continuing_ceremony_renews_cp1_adds_worker3_carries_the_sa_pair_and_chains(
         );
     }
 
+    // c4 rotates the pair: a new one, the previous public key beside it.
+    let plan = continuing(
+        &f,
+        "c4",
+        &grown,
+        "work/c3-out",
+        "all = true\nrotate_service_account_key = true",
+    );
+    let c4 = f.work("c4-out");
+    f.run_plan(&plan, &c4).assert_ok("the rotating ceremony");
+    f.ceremony(&[OsStr("verify"), c4.as_os_str()]).expect_ok();
+    for node in ["cp1", "cp2"] {
+        assert_ne!(
+            read(&pki(&c1, "cp1", "sa.key")),
+            read(&pki(&c4, node, "sa.key"))
+        );
+        assert_eq!(
+            read(&pki(&c1, "cp1", "sa.pub")),
+            read(&pki(&c4, node, "sa-previous.pub")),
+            "{node}"
+        );
+        assert_eq!(
+            read(&pki(&c4, "cp1", "sa.key")),
+            read(&pki(&c4, node, "sa.key"))
+        );
+    }
+
     let log = |c: &Path| c.join("audit.log.age");
     let chain = |logs: &[&Path]| {
         let mut args = vec![OsStr("audit"), OsStr("verify")];

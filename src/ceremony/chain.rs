@@ -39,8 +39,9 @@ pub struct Continuation {
     /// The root certificate that sealed it (DER).
     pub root_der: Vec<u8>,
     pub selection: Selection,
-    /// The pair carried into every control-plane bundle written (None: the
-    /// plan rotates it, or the previous output had no control plane).
+    /// The previous pair: carried into every control-plane bundle written,
+    /// or in a rotation its public key written beside the new pair (None:
+    /// the previous output had no control plane).
     pub sa: Option<SaPair>,
     pub rotate_sa_key: bool,
 }
@@ -165,11 +166,8 @@ pub fn read_previous(loaded: &LoadedPlan) -> Result<Option<Continuation>, Ceremo
             "renew only nodes the previous output holds (nodes/<name>); nothing was touched",
         )
     })?;
-    let sa = if c.rotate_sa_key {
-        None
-    } else {
-        sa_pair(&dir, &hashes)?
-    };
+    // Carried, or (a rotation) its public key shipped beside the new pair.
+    let sa = sa_pair(&dir, &hashes)?;
     let previous_name = crate::plan::parse(&String::from_utf8_lossy(&read(&dir, layout::PLAN)?))
         .map(|p| p.ceremony.name)
         .unwrap_or_else(|_| "(unknown)".into());

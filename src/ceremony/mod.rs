@@ -98,7 +98,11 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
         .cluster
         .as_ref()
         .filter(|cl| cl.mode == plan::LeafMode::Generate)
-        .filter(|_| continuation.as_ref().is_none_or(|c| c.sa.is_none()))
+        .filter(|_| {
+            continuation
+                .as_ref()
+                .is_none_or(|c| c.sa.is_none() || c.rotate_sa_key)
+        })
         .map(|cl| crate::keys::leaf::KeyInBackground::spawn(cl.sa_key));
     let given_pin = read_given_pin(&opts.pin)?;
     let module = opts

@@ -119,6 +119,29 @@ pub fn validate(
             ));
         }
     }
+    // Every API server must sign with the new key: a rotation renews every
+    // control-plane node.
+    if renew.rotate_service_account_key && !renew.all {
+        let missing: Vec<&str> = cluster
+            .map(|cl| {
+                cl.control_plane
+                    .iter()
+                    .map(|n| n.name.as_str())
+                    .filter(|n| !renew.nodes.iter().any(|r| r == n))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if !missing.is_empty() {
+            problems.push(problem(
+                "renew.rotate_service_account_key",
+                format!(
+                    "a rotation gives every control-plane node the new pair: renew {} too (or renew.all = true)",
+                    missing.join(", ")
+                ),
+                Some("true".into()),
+            ));
+        }
+    }
     // Plan order, each once.
     let nodes = planned
         .iter()
@@ -240,6 +263,15 @@ mod tests {
             ),
             Err(vec![
                 "renew.nodes: renew.all already renews every node: give one or the other (got [\"cp1\"])".into()
+            ])
+        );
+        assert_eq!(
+            check(
+                "previous = \"../c1\"\n",
+                "\n[renew]\nnodes = [\"cp1\"]\nrotate_service_account_key = true\n"
+            ),
+            Err(vec![
+                "renew.rotate_service_account_key: a rotation gives every control-plane node the new pair: renew cp2, cp3 too (or renew.all = true) (got true)".into()
             ])
         );
         assert_eq!(

@@ -91,6 +91,8 @@ impl<'a> Ctx<'a> {
         if role == Role::ControlPlane {
             wanted.insert("pki/sa.key".into(), !csr_mode);
             wanted.insert("pki/sa.pub".into(), true);
+            // During a service-account key rotation: the previous public key.
+            wanted.insert("pki/sa-previous.pub".into(), false);
         }
         let why = match (from_plan, &name) {
             (true, Some(n)) => format!("by the plan for {} node {n}", role.name()),
