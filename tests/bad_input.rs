@@ -573,7 +573,7 @@ fn run_case(name: &str) {
     for p in &case.fifo {
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &f.path().join(&p.path),
+            f.path().join(&p.path),
             rustix::fs::FileType::Fifo,
             rustix::fs::Mode::from_raw_mode(0o600),
             0,
