@@ -125,6 +125,7 @@ impl Pkcs11Token {
             .map_err(ck("C_GetSlotList", "(none yet)"))?;
         let mut present = Vec::new();
         let mut matches = Vec::new();
+        let mut uninitialised = false;
         for slot in slots {
             let Ok(info) = ctx.get_token_info(slot) else {
                 present.push(format!("(unreadable token in slot {})", slot.id()));
@@ -140,6 +141,7 @@ impl Pkcs11Token {
                 protected_auth_path: info.protected_authentication_path(),
             };
             if !info.token_initialized() {
+                uninitialised = true;
                 // SoftHSM always offers one such token, with an empty serial, in its free slot.
                 present.push(match id.serial.as_str() {
                     "" => "(an uninitialised token)".to_string(),
@@ -157,6 +159,7 @@ impl Pkcs11Token {
                 return Err(TokenError::NoToken {
                     uri: uri.to_string(),
                     present,
+                    uninitialised,
                 });
             }
             1 => matches.remove(0),
