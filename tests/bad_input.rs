@@ -12,13 +12,16 @@
 //! - `case.toml`: `about` (one line), optional `args` (default: `run plan.toml
 //!   --yes --pin-file pin --out work/out`), and set-up tables:
 //!   `[[replace]] line/with` edits `base-plan.toml` (the exact text must occur
-//!   once), `[[file]] path/contents/mode`, `[[dir]] path`, `[[symlink]]
-//!   path/target`, and `[[token]] action = ...` (see `TokenAction`);
+//!   once), `[[file]] path/contents/mode` (+ `owner`, a uid: needs root),
+//!   `[[dir]] path`, `[[symlink]] path/target`, `[[fifo]] path` (a named
+//!   pipe nobody writes), `[[sparse]] path/size` (a sparse file), and
+//!   `[[token]] action = ...` (see `TokenAction`);
 //!   `env` (extra environment for the child); `[mount] path/kind` (a small
 //!   tmpfs mounted over a directory of the case: `full`, or `read-only`);
 //!   `pause` + `during` (the child waits at failpoint `pause` while the test
 //!   does `during` to the world, e.g. `move-token-dir`, then lets it go on).
-//!   `needs` declares what a case needs beyond SoftHSM: `root` (a mount)
+//!   `needs` declares what a case needs beyond SoftHSM: `root` (a mount,
+//!   an `owner`)
 //!   or `failpoints` (a pause, or a `CEREMONY_FAILPOINT*` variable in
 //!   `env`); the declaration must match the case. A case whose need is
 //!   unmet here is skipped and said so, and `skips_are_declared_and_summed_up`
@@ -79,6 +82,12 @@ struct Case {
     dir: Vec<DirSpec>,
     #[serde(default)]
     symlink: Vec<LinkSpec>,
+    /// FIFOs (named pipes) with no writer: a plain open of one blocks.
+    #[serde(default)]
+    fifo: Vec<DirSpec>,
+    /// Sparse files of `size` bytes (holes, no disk used).
+    #[serde(default)]
+    sparse: Vec<SparseSpec>,
     #[serde(default)]
     token: Vec<TokenAction>,
     #[serde(default)]
@@ -128,6 +137,15 @@ struct FileSpec {
     path: String,
     contents: String,
     mode: u32,
+    /// A uid to chown the file to (needs root).
+    owner: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SparseSpec {
+    path: String,
+    size: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -486,7 +504,7 @@ fn load_case(name: &str) -> Case {
     let case: Case = toml::from_str(&read(&dir.join("case.toml")))
         .unwrap_or_else(|e| panic!("{name}/case.toml: {e}"));
     let mut does = Vec::new();
-    if case.mount.is_some() {
+    if case.mount.is_some() || case.file.iter().any(|f| f.owner.is_some()) {
         does.push(Need::Root);
     }
     if case.pause.is_some() || case.env.keys().any(|k| k.starts_with("CEREMONY_FAILPOINT")) {
@@ -544,8 +562,28 @@ fn run_case(name: &str) {
             file.mode,
         );
     }
+    for file in &case.file {
+        if let Some(uid) = file.owner {
+            std::os::unix::fs::chown(f.path().join(&file.path), Some(uid), None).expect("chown");
+        }
+    }
     for l in &case.symlink {
         symlink(&l.target, f.path().join(&l.path)).expect("symlink");
+    }
+    for p in &case.fifo {
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            f.path().join(&p.path),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .expect("mkfifo");
+    }
+    for sp in &case.sparse {
+        std::fs::File::create(f.path().join(&sp.path))
+            .and_then(|file| file.set_len(sp.size))
+            .expect("sparse file");
     }
     for action in &case.token {
         token_setup(&mut f, action, &base);
@@ -730,6 +768,15 @@ cases! {
     pin_env_empty => "pin-env-empty",
     module_is_directory => "module-is-directory",
     module_is_empty_file => "module-is-empty-file",
+    // Inputs bounded and kept in the plan's directory; PIN files checked.
+    names_file_is_fifo => "names-file-is-fifo",
+    names_file_is_dev_zero => "names-file-is-dev-zero",
+    names_file_huge_sparse => "names-file-huge-sparse",
+    names_file_escapes_plan_dir => "names-file-escapes-plan-dir",
+    names_file_absolute => "names-file-absolute",
+    names_file_control_characters => "names-file-control-characters",
+    pin_file_too_long => "pin-file-too-long",
+    pin_file_other_owner => "pin-file-other-owner",
     // The system under the run: a full or read-only disk (tmpfs, needs root),
     // the token pulled out mid-run (needs --features failpoints).
     disk_full => "disk-full",

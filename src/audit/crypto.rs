@@ -109,7 +109,12 @@ impl Identities {
             path: path.to_path_buf(),
             what,
         };
-        let bytes = zeroize::Zeroizing::new(std::fs::read(path).map_err(|e| bad(e.to_string()))?);
+        let bytes = crate::fsread::read_regular(
+            path,
+            crate::fsread::cap::IDENTITY,
+            crate::fsread::Links::Follow,
+        )
+        .map_err(|e| bad(e.why()))?;
         if let Ok(f) = age::IdentityFile::from_buffer(&bytes[..]) {
             let ids = f.into_identities().map_err(|e| bad(e.to_string()))?;
             if !ids.is_empty() {
@@ -175,6 +180,51 @@ impl Identities {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fifo(dir: &Path) -> std::path::PathBuf {
+        let f = dir.join("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &f,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        f
+    }
+
+    /// An identity file is read bounded: a FIFO or a device is refused at
+    /// once, a huge file by its size.
+    #[test]
+    fn identity_files_are_bounded_regular_files() {
+        let d = tempfile::tempdir().unwrap();
+        let big = d.path().join("big");
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(2 << 30)
+            .unwrap();
+        let said = |p: &Path| match Identities::from_file(p) {
+            Err(e) => e.to_string(),
+            Ok(_) => "read".into(),
+        };
+        let f = fifo(d.path());
+        assert_eq!(
+            said(&f),
+            format!("identity file {}: not a regular file", f.display())
+        );
+        assert_eq!(
+            said(Path::new("/dev/zero")),
+            "identity file /dev/zero: not a regular file"
+        );
+        assert_eq!(
+            said(&big),
+            format!(
+                "identity file {}: larger than 64 KiB (the most this tool reads of such a file)",
+                big.display()
+            )
+        );
+    }
 
     #[test]
     fn round_trip_to_several_recipients() {

@@ -51,6 +51,7 @@ use super::crypto::{DecryptFailure, Identities, Recipients};
 use super::event::{Event, PendingKey, PendingStore, Recovery};
 use super::record::{Chain, Record, next_record};
 use super::{Audit, AuditError, io, sibling};
+use crate::fsread::cap;
 
 pub const RECORDS: &str = "records";
 pub const KEY: &str = "journal.key";
@@ -70,6 +71,20 @@ fn new_path(out: &Path) -> PathBuf {
     sibling(out, "journal-new")
 }
 
+/// A file of the journal directory `dir`, read as every outside file is
+/// (regular, no link, under `max`): the journal lives beside the output,
+/// where anything may have been put in its place.
+fn read_own(dir: &Path, name: &str, max: u64) -> Result<Zeroizing<Vec<u8>>, AuditError> {
+    use crate::fsread::{Links, ReadError, read_regular};
+    read_regular(&dir.join(name), max, Links::Refuse).map_err(|e| match e {
+        ReadError::Io { path, source } => AuditError::Io { path, source },
+        e => AuditError::JournalDamaged {
+            path: dir.to_path_buf(),
+            what: format!("{name}: {}", e.why()),
+        },
+    })
+}
+
 /// Checks, touching nothing, that a journal beside `out` (if any) belongs to
 /// this plan. Returns whether there is one.
 pub fn check_owner(out: &Path, plan_sha256: &[u8; 32]) -> Result<bool, AuditError> {
@@ -85,13 +100,19 @@ pub fn check_owner(out: &Path, plan_sha256: &[u8; 32]) -> Result<bool, AuditErro
         }
         Ok(_) => {}
     }
-    let file = dir.join(PLAN);
-    let found = fs::read_to_string(&file).map_err(io(&file))?;
+    let found = read_own(&dir, PLAN, cap::JOURNAL_SMALL)?;
+    let found = String::from_utf8_lossy(&found);
     let expected = hex::encode(plan_sha256);
     if found.trim() != expected {
         return Err(AuditError::ForeignJournal {
             path: dir,
-            found: found.trim().chars().take(64).collect(),
+            // Shown: a short excerpt, escaped.
+            found: found
+                .trim()
+                .chars()
+                .take(64)
+                .flat_map(char::escape_debug)
+                .collect(),
             expected,
         });
     }
@@ -462,8 +483,9 @@ impl Journal {
             path: dir.clone(),
             what,
         };
-        let key_path = dir.join(KEY);
-        let text = Zeroizing::new(fs::read_to_string(&key_path).map_err(io(&key_path))?);
+        let raw = read_own(&dir, KEY, cap::JOURNAL_SMALL)?;
+        let text =
+            std::str::from_utf8(&raw).map_err(|_| damaged(format!("{KEY} is not UTF-8 text")))?;
         let key = text
             .lines()
             .map(str::trim)
@@ -477,8 +499,20 @@ impl Journal {
             .open(&records)
             .map_err(io(&records))?;
         lock(&file, &dir)?;
+        // Opened for appending (that never blocks), then checked as
+        // `read_regular` would: a FIFO swapped in would block the read.
+        let meta = file.metadata().map_err(io(&records))?;
+        if !meta.is_file() || meta.len() > cap::AUDIT_LOG {
+            return Err(damaged(format!(
+                "{RECORDS} is not a regular file of at most {}",
+                crate::fsread::size_words(cap::AUDIT_LOG)
+            )));
+        }
         let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(io(&records))?;
+        (&mut file)
+            .take(cap::AUDIT_LOG)
+            .read_to_end(&mut bytes)
+            .map_err(io(&records))?;
         let decoded = intact(&dir, decode(&bytes, &Identities::one(key.clone())))?;
         if decoded.torn > 0 {
             // The frame being written when the process died: never complete,
@@ -671,7 +705,7 @@ impl Journal {
             path: self.dir.clone(),
             what,
         };
-        let bytes = fs::read(&self.records).map_err(io(&self.records))?;
+        let bytes = read_own(&self.dir, RECORDS, cap::AUDIT_LOG)?;
         let d = intact(
             &self.dir,
             decode(&bytes, &Identities::one(self.key.clone())),

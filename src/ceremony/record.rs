@@ -8,7 +8,6 @@ use crate::error::CeremonyError;
 use crate::operator::ui;
 use crate::plan::LoadedPlan;
 use crate::token::Token;
-use crate::x509;
 use std::path::Path;
 use ui::Ui;
 
@@ -17,9 +16,10 @@ pub(super) fn host_name() -> String {
     ["/proc/sys/kernel/hostname", "/etc/hostname"]
         .iter()
         .find_map(|p| {
-            std::fs::read_to_string(p)
+            // Bounded like every read (a host name is at most 64 bytes).
+            crate::fsread::read_regular(Path::new(p), 1024, crate::fsread::Links::Follow)
                 .ok()
-                .map(|s| s.trim().to_string())
+                .map(|s| String::from_utf8_lossy(&s).trim().to_string())
                 .filter(|s| !s.is_empty())
         })
         .unwrap_or_else(|| "(unknown)".into())
@@ -27,8 +27,12 @@ pub(super) fn host_name() -> String {
 
 /// SHA-256 of the running binary, or why it is unknown.
 pub(super) fn tool_sha256() -> String {
-    match std::env::current_exe().and_then(std::fs::read) {
-        Ok(bytes) => hex::encode(x509::sha256(&bytes)),
+    use crate::fsread::{Links, cap, sha256_regular};
+    match std::env::current_exe() {
+        Ok(exe) => match sha256_regular(&exe, cap::HASHED, Links::Follow) {
+            Ok(digest) => hex::encode(digest),
+            Err(e) => format!("(unreadable: {})", e.why()),
+        },
         Err(e) => format!("(unreadable: {e})"),
     }
 }

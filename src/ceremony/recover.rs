@@ -184,8 +184,12 @@ pub(super) fn finish_committed(
     loaded: &LoadedPlan,
     ui: &Ui,
 ) -> Result<bool, CeremonyError> {
-    let committed = std::fs::read(out.join(layout::PLAN))
-        .is_ok_and(|t| t == loaded.text.as_bytes())
+    let committed = crate::fsread::read_regular(
+        &out.join(layout::PLAN),
+        crate::fsread::cap::PLAN,
+        crate::fsread::Links::Refuse,
+    )
+    .is_ok_and(|t| t.as_slice() == loaded.text.as_bytes())
         && out.join(layout::AUDIT_LOG).is_file()
         && out.join(layout::TRANSCRIPT).is_file();
     if !committed || !audit::journal::check_owner(out, &loaded.sha256)? {

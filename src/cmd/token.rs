@@ -55,9 +55,11 @@ pub fn list(
         "class", "label", "id", "type"
     );
     let mut unreadable = 0;
+    let mut half = 0;
     for o in &objects {
         if let Some(why) = &o.unreadable {
             unreadable += 1;
+            half += 1;
             println!(
                 "{:<12} {:<32} {:<34} {:<6} the token cannot describe this object ({why})",
                 o.class, "-", "-", "-"
@@ -74,8 +76,15 @@ pub fn list(
                 b(f.never_extractable)
             )
         });
+        let mark = match o.half_written() {
+            Some(why) => {
+                half += 1;
+                format!("  HALF-WRITTEN? ({why})")
+            }
+            None => String::new(),
+        };
         println!(
-            "{:<12} {:<32} {:<34} {:<6} {flags}",
+            "{:<12} {:<32} {:<34} {:<6} {flags}{mark}",
             o.class,
             o.label,
             hex::encode(&o.id),
@@ -83,6 +92,18 @@ pub fn list(
         );
     }
     println!("{} objects", objects.len());
+    if half > unreadable {
+        // Never removed by this command: on a real HSM a tool that deletes
+        // objects it does not recognise could delete a key that matters.
+        // The ceremony removes only the torn writes its own journal recorded
+        // (on its next run); anything else is the token owner's decision.
+        eprintln!(
+            "note: {} object(s) marked HALF-WRITTEN? look like what a process killed inside the token's write leaves. \
+             This command removes nothing; `ceremony run` cleans up its own torn writes from its journal. \
+             Check each with the token's own tools and remove it there if it is none of yours (see docs/runbook.md)",
+            half - unreadable
+        );
+    }
     if unreadable > 0 {
         // Not a ceremony key: every key the ceremony made has a class and a
         // label it can read back.

@@ -14,6 +14,8 @@ use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 
+use crate::fsread::{Links, cap, read_regular};
+
 /// A certificate notion; re-exported while callers still name it through the plan.
 pub use crate::x509::san::San;
 pub use model::Plan;
@@ -24,12 +26,8 @@ pub use validate::Problem;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
-    #[error("{file}: cannot read the plan: {source}")]
-    Read {
-        file: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("{file}: cannot read the plan: {why}")]
+    Read { file: PathBuf, why: String },
     #[error("{file}: {path}: {message}")]
     Syntax {
         file: PathBuf,
@@ -54,32 +52,32 @@ pub struct LoadedPlan {
 
 /// Reads, parses and validates a plan; `now` decides which not_after is in the past.
 pub fn load(path: &Path, now: SystemTime) -> Result<LoadedPlan, PlanError> {
-    let text = std::fs::read_to_string(path).map_err(|source| PlanError::Read {
+    let read = |why: String| PlanError::Read {
         file: path.to_path_buf(),
-        source,
-    })?;
+        why,
+    };
+    let bytes = read_regular(path, cap::PLAN, Links::Follow).map_err(|e| read(e.why()))?;
+    let text = String::from_utf8(bytes.to_vec()).map_err(|_| read("not UTF-8 text".into()))?;
     let raw = parse(&text).map_err(|(p, message)| PlanError::Syntax {
         file: path.to_path_buf(),
         path: p,
         message,
     })?;
-    let names_file = raw
+    let names_file = match raw
         .cluster
         .as_ref()
         .and_then(|c| c.workers.as_ref())
-        .and_then(|w| w.names_file.as_ref())
-        .map(|f| {
-            let full = path.parent().unwrap_or(Path::new(".")).join(f);
-            std::fs::read_to_string(&full).map_err(|e| PlanError::Invalid {
+        .and_then(|w| Some((w.names_file.as_deref()?, w.allow_outside)))
+    {
+        // A path the validator refuses is not read: it says why.
+        Some((f, allow)) if validate::input_path_problem(f, allow, "").is_none() => Some(
+            read_names_file(path, f, allow).map_err(|problem| PlanError::Invalid {
                 file: path.to_path_buf(),
-                problems: vec![Problem {
-                    path: "cluster.workers.names_file".into(),
-                    message: format!("cannot read {}: {e}", full.display()),
-                    got: Some(format!("{:?}", f.display().to_string())),
-                }],
-            })
-        })
-        .transpose()?;
+                problems: vec![problem],
+            })?,
+        ),
+        _ => None,
+    };
     let ctx = validate::Context {
         now,
         worker_names_file: names_file.as_deref(),
@@ -93,6 +91,44 @@ pub fn load(path: &Path, now: SystemTime) -> Result<LoadedPlan, PlanError> {
         sha256: Sha256::digest(text.as_bytes()).into(),
         text,
         plan,
+    })
+}
+
+/// `cluster.workers.names_file`, relative to the plan's directory: inside
+/// it, also once symbolic links are resolved (unless `allow_outside`), a
+/// regular file of at most `cap::NAMES_FILE` bytes, UTF-8.
+fn read_names_file(plan: &Path, file: &Path, allow_outside: bool) -> Result<String, Problem> {
+    let dir = plan.parent().unwrap_or(Path::new("."));
+    let full = dir.join(file);
+    let problem = |message: String| Problem {
+        path: "cluster.workers.names_file".into(),
+        message,
+        got: Some(format!("{:?}", file.display().to_string())),
+    };
+    if !allow_outside {
+        // A file that does not resolve is left to the read, which says so.
+        let base = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        if let (Ok(d), Ok(f)) = (std::fs::canonicalize(base), std::fs::canonicalize(&full))
+            && !f.starts_with(&d)
+        {
+            return Err(problem(format!(
+                "{} leads out of the plan's directory through a symbolic link, to {}; input files stay inside it: copy the file in, or set allow_outside = true in [cluster.workers]",
+                full.display(),
+                f.display()
+            )));
+        }
+    }
+    let bytes = read_regular(&full, cap::NAMES_FILE, Links::Follow)
+        .map_err(|e| problem(format!("cannot read {}: {}", full.display(), e.why())))?;
+    String::from_utf8(bytes.to_vec()).map_err(|_| {
+        problem(format!(
+            "{} is not UTF-8 text; it must hold one node name a line",
+            full.display()
+        ))
     })
 }
 
@@ -200,6 +236,128 @@ mod tests {
                 "cluster.workers.names_file: cannot read {}: No such file or directory (os error 2) (got \"workers.txt\")",
                 full.display()
             )]
+        );
+    }
+
+    /// The plan's names file as `load` reads it: (problems, or "ok").
+    fn names_file_problems(dir: &Path, names_file: &str) -> Vec<String> {
+        let demo = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("ceremony/plans/demo.toml"),
+        )
+        .unwrap();
+        let p = dir.join("plan.toml");
+        let text = demo.replace(
+            "names = [\"worker1\", \"worker2\"]\n",
+            &format!("names_file = {names_file}\n"),
+        );
+        std::fs::write(&p, text).unwrap();
+        match load(&p, SystemTime::now()) {
+            Ok(_) => vec!["ok".into()],
+            Err(PlanError::Invalid { problems, .. }) => {
+                problems.iter().map(ToString::to_string).collect()
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// A FIFO, /dev/zero or a 2 GiB sparse file as the names file is
+    /// refused at once, unread: none blocks `check`, none fills the memory.
+    #[test]
+    fn a_names_file_is_a_bounded_regular_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            d.join("fifo"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        std::fs::File::create(d.join("sparse"))
+            .unwrap()
+            .set_len(2 << 30)
+            .unwrap();
+        assert_eq!(
+            names_file_problems(d, "\"fifo\""),
+            [format!(
+                "cluster.workers.names_file: cannot read {}: not a regular file (got \"fifo\")",
+                d.join("fifo").display()
+            )]
+        );
+        assert_eq!(
+            names_file_problems(d, "\"sparse\""),
+            [format!(
+                "cluster.workers.names_file: cannot read {}: larger than 1 MiB (the most this tool reads of such a file) (got \"sparse\")",
+                d.join("sparse").display()
+            )]
+        );
+        assert_eq!(
+            names_file_problems(d, "\"/dev/zero\"\nallow_outside = true"),
+            [
+                "cluster.workers.names_file: cannot read /dev/zero: not a regular file (got \"/dev/zero\")"
+            ]
+        );
+        std::fs::write(d.join("binary"), b"w1\n\xff\xfe\0\n").unwrap();
+        assert_eq!(
+            names_file_problems(d, "\"binary\""),
+            [format!(
+                "cluster.workers.names_file: {} is not UTF-8 text; it must hold one node name a line (got \"binary\")",
+                d.join("binary").display()
+            )]
+        );
+    }
+
+    /// Outside the plan's directory only when the plan says so; a link
+    /// inside it that leads out counts as outside. A bad line is shown as a
+    /// short escaped excerpt, never whole.
+    #[test]
+    fn a_names_file_stays_in_the_plan_directory_and_is_not_echoed() {
+        let outside = tempfile::tempdir().unwrap();
+        let secret = outside.path().join("secret");
+        std::fs::write(
+            &secret,
+            "root:$6$a-long-secret-hash-that-must-not-be-shown-whole:0:0\n",
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::os::unix::fs::symlink(&secret, d.join("workers.txt")).unwrap();
+        let canonical = std::fs::canonicalize(&secret).unwrap();
+        assert_eq!(
+            names_file_problems(d, "\"workers.txt\""),
+            [format!(
+                "cluster.workers.names_file: {} leads out of the plan's directory through a symbolic link, to {}; input files stay inside it: copy the file in, or set allow_outside = true in [cluster.workers] (got \"workers.txt\")",
+                d.join("workers.txt").display(),
+                canonical.display()
+            )]
+        );
+        let absolute = format!("{:?}", secret.display().to_string());
+        assert!(names_file_problems(d, &absolute)[0].contains("is an absolute path"));
+        // Allowed: read, and its bad line shown as an excerpt.
+        assert_eq!(
+            names_file_problems(d, &format!("{absolute}\nallow_outside = true")),
+            [format!(
+                "cluster.workers.names_file ({}:1): must be a node name: a lowercase DNS-1123 subdomain (got \"root:$6$a-long-secret-hash-that-must-not\", cut at 40 characters)",
+                secret.display()
+            )]
+        );
+        std::fs::write(d.join("ctl.txt"), "w1\n\u{1b}]0;owned\u{7}\n").unwrap();
+        assert_eq!(
+            names_file_problems(d, "\"ctl.txt\""),
+            [
+                "cluster.workers.names_file (ctl.txt:2): must be a node name: a lowercase DNS-1123 subdomain (got \"\\u{1b}]0;owned\\u{7}\")"
+            ]
+        );
+    }
+
+    /// The plan itself: a regular file under its cap.
+    #[test]
+    fn the_plan_is_a_bounded_regular_file() {
+        let e = load(Path::new("/dev/zero"), SystemTime::now()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/dev/zero: cannot read the plan: not a regular file"
         );
     }
 

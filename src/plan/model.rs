@@ -132,6 +132,9 @@ pub struct Workers {
     pub names: Vec<String>,
     /// A file with one worker name per line (relative to the plan).
     pub names_file: Option<PathBuf>,
+    /// Lets `names_file` be absolute or climb out of the plan's directory.
+    #[serde(default)]
+    pub allow_outside: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -140,6 +143,9 @@ pub struct Leaves {
     /// "generate" (keys made at the ceremony) or "csr" (nodes' CSRs).
     pub mode: String,
     pub csr_dir: Option<PathBuf>,
+    /// Lets `csr_dir` be absolute or climb out of the plan's directory.
+    #[serde(default)]
+    pub allow_outside: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -152,6 +158,9 @@ pub struct User {
     pub csr: Option<PathBuf>,
     #[serde(default)]
     pub allow_masters: bool,
+    /// Lets `csr` be absolute or climb out of the plan's directory.
+    #[serde(default)]
+    pub allow_outside: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

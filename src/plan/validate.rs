@@ -6,6 +6,7 @@
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::path::Path;
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -69,6 +70,44 @@ impl Problems {
 
 fn quoted(s: &str) -> Option<String> {
     Some(format!("{s:?}"))
+}
+
+/// What a problem shows of a value read from a file (a names file's line):
+/// a short excerpt, escaped, never the whole line, so an error can neither
+/// dump a file that was never meant to be a names file nor drive the
+/// terminal.
+pub(crate) fn excerpt(s: &str) -> Option<String> {
+    const MAX: usize = 40;
+    let mut chars = s.chars();
+    let head: String = chars.by_ref().take(MAX).collect();
+    Some(match chars.next() {
+        None => format!("{head:?}"),
+        Some(_) => format!("{head:?}, cut at {MAX} characters"),
+    })
+}
+
+/// Why an input path the plan names may not be read where it points: input
+/// files stay inside the plan's directory unless the plan's `section` says
+/// `allow_outside = true` beside the path. Lexical (this module reads no
+/// disk); `load` also refuses a names file that a symbolic link takes out.
+pub fn input_path_problem(path: &Path, allow_outside: bool, section: &str) -> Option<String> {
+    if allow_outside {
+        return None;
+    }
+    if path.is_absolute() {
+        return Some(format!(
+            "is an absolute path; input files stay inside the plan's directory: write the path relative to the plan, or set allow_outside = true in {section}"
+        ));
+    }
+    if path
+        .components()
+        .any(|c| c == std::path::Component::ParentDir)
+    {
+        return Some(format!(
+            "climbs out of the plan's directory with \"..\"; input files stay inside it: move the file in, or set allow_outside = true in {section}"
+        ));
+    }
+    None
 }
 
 pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem>> {
@@ -301,6 +340,15 @@ fn validate_users(plan: &Plan, cluster: Option<&ClusterSpec>, p: &mut Problems) 
                     quoted(g),
                 );
             }
+        }
+        if let Some(csr) = &u.csr
+            && let Some(why) = input_path_problem(csr, u.allow_outside, "this [[users]] entry")
+        {
+            p.add(
+                format!("{path}.csr"),
+                why,
+                quoted(&csr.display().to_string()),
+            );
         }
         let validity = match &u.validity {
             None => cluster.map(|cl| cl.leaf_validity),
@@ -631,7 +679,20 @@ fn validate_cluster(
             check_node_name(&format!("cluster.workers.names[{i}]"), n, &mut names, p);
             workers.push(n.clone());
         }
-        if let (Some(file), Some(text)) = (&w.names_file, ctx.worker_names_file) {
+        let mut path_ok = true;
+        if let Some(file) = &w.names_file
+            && let Some(why) = input_path_problem(file, w.allow_outside, "[cluster.workers]")
+        {
+            path_ok = false;
+            p.add(
+                "cluster.workers.names_file",
+                why,
+                quoted(&file.display().to_string()),
+            );
+        }
+        // A refused path was not read (`load`); its text, if any, is ignored.
+        let text = ctx.worker_names_file.filter(|_| path_ok);
+        if let (Some(file), Some(text)) = (&w.names_file, text) {
             for (i, line) in text.lines().enumerate() {
                 let n = line.trim();
                 if n.is_empty() || n.starts_with('#') {
@@ -646,8 +707,15 @@ fn validate_cluster(
     let mode = match plan.leaves.as_ref().map(|l| l.mode.as_str()) {
         None | Some("generate") => LeafMode::Generate,
         Some("csr") => {
-            if plan.leaves.as_ref().is_some_and(|l| l.csr_dir.is_none()) {
-                p.add("leaves.csr_dir", "is required with mode = \"csr\"", None);
+            if let Some(l) = plan.leaves.as_ref() {
+                match &l.csr_dir {
+                    None => p.add("leaves.csr_dir", "is required with mode = \"csr\"", None),
+                    Some(dir) => {
+                        if let Some(why) = input_path_problem(dir, l.allow_outside, "[leaves]") {
+                            p.add("leaves.csr_dir", why, quoted(&dir.display().to_string()));
+                        }
+                    }
+                }
             }
             LeafMode::Csr
         }
@@ -680,18 +748,20 @@ fn validate_cluster(
     })
 }
 
+/// A node name, from the plan or a line of its names file (so what is shown
+/// of it is an excerpt).
 fn check_node_name(path: &str, name: &str, seen: &mut BTreeSet<String>, p: &mut Problems) {
     if !is_dns_subdomain(name) {
         p.add(
             path,
             "must be a node name: a lowercase DNS-1123 subdomain",
-            quoted(name),
+            excerpt(name),
         );
     } else if !seen.insert(name.to_string()) {
         p.add(
             path,
             "names a node twice; every node name must be unique",
-            quoted(name),
+            excerpt(name),
         );
     }
 }

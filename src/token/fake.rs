@@ -194,6 +194,7 @@ impl Fake {
             key_type: o.key_type.map(|k| k.name().to_string()),
             flags: (o.class == "private-key").then(|| self.flags.get()),
             unreadable: None,
+            empty_value: false,
         }
     }
 }

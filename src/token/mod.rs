@@ -110,6 +110,8 @@ pub struct ObjectInfo {
     pub flags: Option<KeyFlags>,
     /// Why the token could not describe the object, when it could not.
     pub unreadable: Option<String>,
+    /// A data object whose value is empty (read for data objects only).
+    pub empty_value: bool,
 }
 
 impl ObjectInfo {
@@ -122,7 +124,48 @@ impl ObjectInfo {
             key_type: None,
             flags: None,
             unreadable: Some(why.into()),
+            empty_value: false,
         }
+    }
+
+    /// Why the object looks half-written, if it does: what a process killed
+    /// inside a token's write leaves (a key without its flags or its label,
+    /// a data object without its value). `token list` marks it; the tool
+    /// removes only the torn writes its own journal recorded.
+    pub fn half_written(&self) -> Option<&'static str> {
+        if self.unreadable.is_some() {
+            return Some("the token cannot describe it");
+        }
+        let keyish = matches!(
+            self.class.as_str(),
+            "private-key" | "public-key" | "secret-key" | "certificate"
+        );
+        if self.class == "private-key" {
+            let missing = self.flags.is_none_or(|f| {
+                [
+                    f.token,
+                    f.private,
+                    f.sensitive,
+                    f.extractable,
+                    f.always_sensitive,
+                    f.never_extractable,
+                ]
+                .contains(&None)
+            });
+            if missing {
+                return Some("a private key without all its flags");
+            }
+        }
+        if keyish && self.label.is_empty() {
+            return Some("no label");
+        }
+        if self.class == "data" && self.empty_value {
+            return Some("an empty data object");
+        }
+        if self.class == "?" {
+            return Some("no class");
+        }
+        None
     }
 }
 
@@ -289,8 +332,14 @@ pub enum TokenError {
         expected: String,
         got: String,
     },
-    #[error("no token matches {uri}; tokens present: {}", list_or_none(.present))]
-    NoToken { uri: String, present: Vec<String> },
+    #[error("no token matches {uri}; tokens present: {}{}", list_or_none(.present), if *.uninitialised { DAMAGED } else { "" })]
+    NoToken {
+        uri: String,
+        present: Vec<String>,
+        /// An uninitialised token is among them: what a token whose store
+        /// was cut short looks like (SoftHSM's free slot looks so too).
+        uninitialised: bool,
+    },
     #[error("{} tokens match {uri}: {}; make token.uri name exactly one (add serial=)", .matches.len(), .matches.join("; "))]
     AmbiguousToken { uri: String, matches: Vec<String> },
     #[error("token {serial} is in use by another ceremony process (lock {})", .lock.display())]
@@ -335,6 +384,11 @@ pub enum TokenError {
     },
 }
 
+/// Said when no token matches and an uninitialised one is present: SoftHSM
+/// rewrites its token file in place at every login, and a process killed
+/// there leaves the token uninitialised (or gone), its keys unreachable.
+const DAMAGED: &str = "; if the token was initialised before, its store may be damaged (a token cut short while it saved shows as uninitialised or not at all)";
+
 fn list_or_none(v: &[String]) -> String {
     if v.is_empty() {
         "none".into()
@@ -353,7 +407,8 @@ impl TokenError {
             TokenError::ModuleHash { .. } => {
                 "the module is not the reviewed one: restore it, or review the new one and update token.module_sha256".into()
             }
-            TokenError::NoToken { .. } => "plug in the token, or fix token.uri (see `ceremony token list --uri pkcs11:...`)".into(),
+            TokenError::NoToken { uninitialised: false, .. } => "plug in the token, or fix token.uri (see `ceremony token list --uri pkcs11:...`)".into(),
+            TokenError::NoToken { uninitialised: true, .. } => "plug in the token, or fix token.uri (see `ceremony token list --uri pkcs11:...`); if the token was there before, restore its store from the backup (SoftHSM: the token's directory), or re-initialise a rehearsal token (see docs/runbook.md)".into(),
             TokenError::AmbiguousToken { .. } => "add serial=<serial> to token.uri".into(),
             TokenError::Busy { .. } => "wait for the other run to finish; two runs must never share a token".into(),
             TokenError::PinIncorrect { .. } => "check the PIN and try again; repeated failures lock the user PIN".into(),
@@ -438,4 +493,82 @@ pub fn is_removed(e: &cryptoki::error::Error) -> bool {
             _
         )
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `token list` marks what a killed write leaves, and nothing whole.
+    #[test]
+    fn half_written_objects_are_told_apart() {
+        let all = Some(true);
+        let whole = ObjectInfo {
+            class: "private-key".into(),
+            label: "root-ca".into(),
+            id: vec![1],
+            key_type: Some("EC".into()),
+            flags: Some(KeyFlags {
+                token: all,
+                private: all,
+                sensitive: all,
+                extractable: Some(false),
+                always_sensitive: all,
+                never_extractable: all,
+            }),
+            unreadable: None,
+            empty_value: false,
+        };
+        assert_eq!(whole.half_written(), None);
+        let no_flag = ObjectInfo {
+            flags: whole.flags.map(|f| KeyFlags {
+                never_extractable: None,
+                ..f
+            }),
+            ..whole.clone()
+        };
+        assert_eq!(
+            no_flag.half_written(),
+            Some("a private key without all its flags")
+        );
+        let no_label = ObjectInfo {
+            label: String::new(),
+            ..whole.clone()
+        };
+        assert_eq!(no_label.half_written(), Some("no label"));
+        let data = |empty_value| ObjectInfo {
+            class: "data".into(),
+            label: String::new(),
+            key_type: None,
+            flags: None,
+            empty_value,
+            ..whole.clone()
+        };
+        assert_eq!(data(true).half_written(), Some("an empty data object"));
+        assert_eq!(data(false).half_written(), None);
+        assert_eq!(
+            ObjectInfo::unreadable("CKR_ATTRIBUTE_VALUE_INVALID").half_written(),
+            Some("the token cannot describe it")
+        );
+    }
+
+    /// No matching token and an uninitialised one present: the store may be
+    /// damaged, and the hint says how to recover; otherwise neither.
+    #[test]
+    fn no_token_with_an_uninitialised_one_says_the_store_may_be_damaged() {
+        let e = |uninitialised| TokenError::NoToken {
+            uri: "pkcs11:token=t".into(),
+            present: vec!["(an uninitialised token)".into()],
+            uninitialised,
+        };
+        assert!(e(true).to_string().contains("its store may be damaged"));
+        assert!(
+            e(true)
+                .hint()
+                .unwrap()
+                .contains("restore its store from the backup")
+        );
+        assert!(!e(false).to_string().contains("damaged"));
+        assert!(!e(false).hint().unwrap().contains("backup"));
+    }
 }

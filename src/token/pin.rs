@@ -5,11 +5,12 @@
 //! The PIN only ever lives in `Zeroizing` buffers and has no Display; errors
 //! name the source, never the value.
 
-use std::io::Read;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
+
+use crate::fsread::{self, Links, ReadError, cap};
 
 /// A user PIN. Debug is redacted; the bytes are wiped on drop.
 pub struct Pin(Zeroizing<String>);
@@ -39,6 +40,8 @@ pub enum PinError {
     File { path: PathBuf, why: String },
     #[error("PIN file {} is readable or writable by group or others (mode {mode:o})", .path.display())]
     FileMode { path: PathBuf, mode: u32 },
+    #[error("PIN file {} belongs to uid {owner}, not to the user running the ceremony (uid {me})", .path.display())]
+    FileOwner { path: PathBuf, owner: u32, me: u32 },
     #[error("environment variable {var} named by --pin-env is not set or not UTF-8")]
     Env { var: String },
     #[error("the PIN typed at the prompt is empty")]
@@ -57,6 +60,9 @@ impl PinError {
     pub fn hint(&self) -> Option<String> {
         Some(match self {
             PinError::FileMode { path, .. } => format!("chmod 600 {}", path.display()),
+            PinError::FileOwner { .. } => {
+                "write the PIN into a file of your own (mode 0600): a PIN file another user owns may have been put there by them".into()
+            }
             PinError::File { .. } => {
                 "give --pin-file a regular file that holds the PIN on one line".into()
             }
@@ -68,16 +74,21 @@ impl PinError {
     }
 }
 
-/// Reads a PIN file: a regular file, not group/other accessible, one line.
+/// Reads a PIN file: a regular file, owned by the user running the tool,
+/// not group/other accessible, one line of at most `cap::PIN` bytes. All is
+/// checked on the open descriptor before a byte is read; a longer file is
+/// refused, never cut (a cut PIN is a wrong PIN: it costs a token retry).
 pub fn read_pin_file(path: &Path) -> Result<Pin, PinError> {
     let file_err = |why: String| PinError::File {
         path: path.to_path_buf(),
         why,
     };
-    let meta = std::fs::metadata(path).map_err(|e| file_err(e.to_string()))?;
-    if !meta.is_file() {
-        return Err(file_err("is not a regular file".into()));
-    }
+    let (file, meta) =
+        fsread::open_regular(path, cap::PIN, Links::Follow).map_err(|e| match e {
+            ReadError::NotRegular { .. } => file_err("is not a regular file".into()),
+            ReadError::TooLarge { .. } => file_err(too_long()),
+            e => file_err(e.why()),
+        })?;
     let mode = meta.permissions().mode() & 0o7777;
     if mode & 0o077 != 0 {
         return Err(PinError::FileMode {
@@ -85,10 +96,18 @@ pub fn read_pin_file(path: &Path) -> Result<Pin, PinError> {
             mode,
         });
     }
-    let mut raw = Zeroizing::new(Vec::with_capacity(64));
-    std::fs::File::open(path)
-        .and_then(|f| f.take(4096).read_to_end(&mut raw))
-        .map_err(|e| file_err(e.to_string()))?;
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(PinError::FileOwner {
+            path: path.to_path_buf(),
+            owner: meta.uid(),
+            me,
+        });
+    }
+    let raw = fsread::read_opened(path, file, &meta, cap::PIN).map_err(|e| match e {
+        ReadError::TooLarge { .. } => file_err(too_long()),
+        e => file_err(e.why()),
+    })?;
     let text = std::str::from_utf8(&raw).map_err(|_| file_err("is not UTF-8".into()))?;
     let line = text.strip_suffix('\n').unwrap_or(text);
     let line = line.strip_suffix('\r').unwrap_or(line);
@@ -100,6 +119,13 @@ pub fn read_pin_file(path: &Path) -> Result<Pin, PinError> {
         PinError::Empty => file_err("is empty; it must hold the PIN on one line".into()),
         e => e,
     })
+}
+
+fn too_long() -> String {
+    format!(
+        "is longer than {}; it must hold the PIN on one line (it is refused, not cut: a cut PIN would cost one of the token's PIN retries)",
+        fsread::size_words(cap::PIN)
+    )
 }
 
 /// Reads a PIN from the environment variable the operator named.
@@ -173,5 +199,73 @@ mod tests {
             read_pin_file(&write(d.path(), "f", "canary-9876", 0o600)).unwrap()
         );
         assert!(!dbg.contains("canary"));
+    }
+
+    /// A PIN file over the cap is refused, not cut to a wrong PIN; one at
+    /// the cap is read whole.
+    #[test]
+    fn a_pin_file_longer_than_the_cap_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let at_cap = "7".repeat(cap::PIN as usize);
+        assert_eq!(
+            read_pin_file(&write(d.path(), "a", &at_cap, 0o600))
+                .unwrap()
+                .expose(),
+            at_cap
+        );
+        let p = write(d.path(), "b", &format!("{at_cap}\n"), 0o600);
+        let e = read_pin_file(&p).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "PIN file {}: is longer than 256 bytes; it must hold the PIN on one line (it is refused, not cut: a cut PIN would cost one of the token's PIN retries)",
+                p.display()
+            )
+        );
+    }
+
+    /// A FIFO would block a plain open; a device is no file.
+    #[test]
+    fn a_fifo_or_device_as_pin_file_is_refused_at_once() {
+        let d = tempfile::tempdir().unwrap();
+        let fifo = d.path().join("fifo");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        for p in [fifo.as_path(), Path::new("/dev/zero")] {
+            let e = read_pin_file(p).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!("PIN file {}: is not a regular file", p.display())
+            );
+        }
+    }
+
+    /// Owned by another user: refused (only where this test can chown).
+    #[test]
+    fn a_pin_file_of_another_user_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let p = write(d.path(), "a", "1234\n", 0o600);
+        if rustix::process::geteuid().as_raw() != 0 {
+            return;
+        }
+        std::os::unix::fs::chown(&p, Some(65534), None).unwrap();
+        let e = read_pin_file(&p).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                PinError::FileOwner {
+                    owner: 65534,
+                    me: 0,
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 }

@@ -305,9 +305,14 @@ pub fn load(
     let root = match root {
         None => None,
         Some(f) => {
-            let pem = std::fs::read(f).map_err(|e| VerifyError::Root {
+            let pem = crate::fsread::read_regular(
+                f,
+                crate::fsread::cap::CERTIFICATE,
+                crate::fsread::Links::Follow,
+            )
+            .map_err(|e| VerifyError::Root {
                 file: f.to_path_buf(),
-                what: e.to_string(),
+                what: e.why(),
             })?;
             let parsed = parse::CertFile::parse(&pem).map_err(|what| VerifyError::Root {
                 file: f.to_path_buf(),
@@ -330,7 +335,7 @@ pub fn load(
             }
             Some(GivenRoot {
                 label: format!("--root {}", f.display()),
-                pem,
+                pem: pem.to_vec(),
             })
         }
     };

@@ -9,11 +9,27 @@ use std::path::{Path, PathBuf};
 /// One entry of a directory tree snapshot.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Node {
-    Dir { mode: u32 },
-    File { mode: u32, bytes: Vec<u8> },
-    Symlink { target: PathBuf },
+    Dir {
+        mode: u32,
+    },
+    File {
+        mode: u32,
+        bytes: Vec<u8>,
+    },
+    Symlink {
+        target: PathBuf,
+    },
+    /// A file over `LARGE` bytes (a sparse file a case makes): compared by
+    /// its size and mode, never read.
+    Large {
+        mode: u32,
+        len: u64,
+    },
     Other,
 }
+
+/// Files above this are recorded as `Node::Large`.
+const LARGE: u64 = 64 << 20;
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -29,6 +45,7 @@ impl std::fmt::Debug for Node {
                 )
             }
             Node::Symlink { target } => write!(f, "symlink -> {}", target.display()),
+            Node::Large { mode, len } => write!(f, "file {mode:o} {len} bytes (not read)"),
             Node::Other => f.write_str("other"),
         }
     }
@@ -62,6 +79,11 @@ pub fn snapshot_tree(root: &Path) -> BTreeMap<PathBuf, Node> {
                 stack.push(rel.join(e.expect("dir entry").file_name()));
             }
             Node::Dir { mode }
+        } else if ft.is_file() && meta.len() > LARGE {
+            Node::Large {
+                mode,
+                len: meta.len(),
+            }
         } else if ft.is_file() {
             Node::File {
                 mode,

@@ -245,6 +245,7 @@ impl Pkcs11Token {
             key_type: None,
             flags: None,
             unreadable: None,
+            empty_value: false,
         };
         let mut class = None;
         for a in attrs {
@@ -260,6 +261,17 @@ impl Pkcs11Token {
             info.class = Self::class_name(c);
             if c == ObjectClass::PRIVATE_KEY {
                 info.flags = Some(self.flags(h)?);
+            }
+            if c == ObjectClass::DATA {
+                // Data objects are small; a value the token will not give
+                // is not counted as empty.
+                info.empty_value = self
+                    .session
+                    .get_attributes(h, &[AttributeType::Value])
+                    .is_ok_and(|a| {
+                        a.iter()
+                            .any(|a| matches!(a, Attribute::Value(v) if v.is_empty()))
+                    });
             }
         }
         Ok(info)

@@ -61,16 +61,19 @@ pub struct Pkcs11Token {
 
 /// SHA-256 of the module file, recorded in the audit log and checked against the plan.
 pub fn module_digest(path: &Path) -> Result<[u8; 32], TokenError> {
-    let bytes = std::fs::read(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => TokenError::ModuleMissing {
+    use crate::fsread::{Links, ReadError, cap, sha256_regular};
+    // Streamed: hashed, not held; a device or FIFO is refused at once.
+    sha256_regular(path, cap::HASHED, Links::Follow).map_err(|e| match e {
+        ReadError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            TokenError::ModuleMissing {
+                path: path.to_path_buf(),
+            }
+        }
+        e => TokenError::ModuleLoad {
             path: path.to_path_buf(),
+            detail: e.why(),
         },
-        _ => TokenError::ModuleLoad {
-            path: path.to_path_buf(),
-            detail: e.to_string(),
-        },
-    })?;
-    Ok(sha2::Sha256::digest(&bytes).into())
+    })
 }
 
 fn ck(op: impl Into<String>, token: &str) -> impl FnOnce(CkError) -> TokenError {
@@ -122,6 +125,7 @@ impl Pkcs11Token {
             .map_err(ck("C_GetSlotList", "(none yet)"))?;
         let mut present = Vec::new();
         let mut matches = Vec::new();
+        let mut uninitialised = false;
         for slot in slots {
             let Ok(info) = ctx.get_token_info(slot) else {
                 present.push(format!("(unreadable token in slot {})", slot.id()));
@@ -137,6 +141,7 @@ impl Pkcs11Token {
                 protected_auth_path: info.protected_authentication_path(),
             };
             if !info.token_initialized() {
+                uninitialised = true;
                 // SoftHSM always offers one such token, with an empty serial, in its free slot.
                 present.push(match id.serial.as_str() {
                     "" => "(an uninitialised token)".to_string(),
@@ -154,6 +159,7 @@ impl Pkcs11Token {
                 return Err(TokenError::NoToken {
                     uri: uri.to_string(),
                     present,
+                    uninitialised,
                 });
             }
             1 => matches.remove(0),
@@ -730,6 +736,16 @@ impl Token for Pkcs11Token {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The module is hashed streamed and bounded: a device is refused at once.
+    #[test]
+    fn a_device_as_module_is_refused_unread() {
+        let e = module_digest(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "/dev/zero is not a usable PKCS#11 module: not a regular file"
+        );
+    }
 
     const ALL: [MechanismType; 5] = [
         MechanismType::RSA_PKCS_KEY_PAIR_GEN,
