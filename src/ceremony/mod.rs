@@ -79,11 +79,7 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
     if finish_committed(&opts.out, &loaded, &ui)? {
         return Ok(());
     }
-    write::check_output(&opts.out, &loaded.sha256)?;
-    // An unsealed journal beside OUT must be this plan's (nothing touched if not).
-    audit::journal::check_owner(&opts.out, &loaded.sha256)?;
-    // Every CSR is checked before the token is opened (all or nothing).
-    for w in &csr::preflight(&loaded)?.warnings {
+    for w in &before_the_token(&loaded, Some(&opts.out))?.warnings {
         ui.warn(w);
     }
     // The service-account key is made while the token works on the CAs,
@@ -174,6 +170,23 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
             Err(as_reported(e, &loaded, &opts.out, &progress))
         }
     }
+}
+
+/// Everything `run` refuses before it opens the token, in its order:
+/// the output path (`out`, when known) and any journal beside it, then every
+/// CSR (all or nothing). `check` calls it too, so that it exits 2 whenever
+/// `run` would for the same plan and OUT, short of what only the token, the
+/// PIN or the terminal can tell.
+pub fn before_the_token(
+    loaded: &LoadedPlan,
+    out: Option<&Path>,
+) -> Result<csr::Intake, CeremonyError> {
+    if let Some(out) = out {
+        write::check_output(out, &loaded.sha256)?;
+        // An unsealed journal beside OUT must be this plan's (nothing touched if not).
+        audit::journal::check_owner(out, &loaded.sha256)?;
+    }
+    csr::preflight(loaded)
 }
 
 /// A failed run's error as the operator gets it, once it is recorded: a
