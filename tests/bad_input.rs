@@ -686,6 +686,9 @@ cases! {
     user_named_twice => "user-named-twice",
     empty_audit_recipients => "empty-audit-recipients",
     bad_age_recipient => "bad-age-recipient",
+    administrator_with_escape => "administrator-with-escape",
+    witness_with_newline => "witness-with-newline",
+    name_with_bidi_override => "name-with-bidi-override",
     // Usage, PIN source, output path (exit 2).
     plan_file_missing => "plan-file-missing",
     no_yes_without_terminal => "no-yes-without-terminal",
