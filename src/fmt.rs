@@ -38,6 +38,12 @@ pub fn shown(s: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// Text of many lines, each [`shown`]: what a command prints on stdout
+/// when it quotes what it read (a report, a timeline).
+pub fn shown_lines(text: &str) -> String {
+    text.lines().map(|l| format!("{}\n", shown(l))).collect()
+}
+
 /// A path, [`shown`].
 pub fn shown_path(p: &std::path::Path) -> String {
     shown(&p.display().to_string()).into_owned()

@@ -10,7 +10,9 @@ pub fn verify(
     identity: Option<&Path>,
     root: Option<&Path>,
 ) -> Result<(), CeremonyError> {
-    print!("{}", crate::audit::inspect::verify(file, identity, root)?);
+    // What the log says is the log's writer's: escaped.
+    let verdict = crate::audit::inspect::verify(file, identity, root)?;
+    print!("{}", crate::fmt::shown_lines(&verdict));
     Ok(())
 }
 
@@ -21,6 +23,6 @@ pub fn show(
     root: Option<&Path>,
 ) -> Result<(), CeremonyError> {
     let (timeline, verdict) = crate::audit::inspect::show(file, identity, root)?;
-    print!("{timeline}");
+    print!("{}", crate::fmt::shown_lines(&timeline));
     Ok(verdict?)
 }

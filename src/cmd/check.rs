@@ -27,7 +27,8 @@ pub fn run(plan: &Path, out: Option<&Path>) -> Result<(), crate::error::Ceremony
             "The output path was not checked: `ceremony check PLAN --out OUT` checks it as `run` will.\n",
         );
     }
-    super::write_stdout(text.as_bytes())?;
+    // Paths and values from outside (CSR subjects, file names) are escaped.
+    super::write_stdout(crate::fmt::shown_lines(&text).as_bytes())?;
     crate::ceremony::before_the_token(&loaded, out).map(|_| ())
 }
 
