@@ -63,9 +63,10 @@ every file it would write. Reads the plan (and CSRs in csr mode); opens no token
     Check {
         /// The ceremony plan (TOML; see docs/plan.md)
         plan: PathBuf,
-        /// Output directory `run` would write to
-        #[arg(long, default_value = "out")]
-        out: PathBuf,
+        /// Output directory `run` would write to; given, it is checked as `run` checks it
+        /// (name and path lengths, parent, not existing, any journal beside it)
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Run the ceremony at a terminal, step by step (resumes an interrupted run of the same plan)
     #[command(

@@ -138,12 +138,15 @@ impl CeremonyError {
 /// then `hint: …` saying what to do next; a cancellation is its one line.
 pub fn render(e: &Error) -> String {
     // A cancellation is not a failure: one line, what was done and how to resume.
+    // Errors quote input (paths, plan values, what a token or a CSR says):
+    // each line is escaped, so none can move the cursor or reorder text.
+    use crate::fmt::shown;
     if let Error::Cancelled(line) = e {
-        return format!("Cancelled: {line}\n");
+        return format!("Cancelled: {}\n", shown(line));
     }
     let mut out = String::new();
     for line in e.to_string().lines() {
-        out.push_str(&format!("error: {line}\n"));
+        out.push_str(&format!("error: {}\n", shown(line)));
     }
     let mut source = e.source();
     // Transparent variants repeat their inner error as the first source.
@@ -151,12 +154,12 @@ pub fn render(e: &Error) -> String {
     while let Some(s) = source {
         let text = s.to_string();
         if text != first && !first.ends_with(&text) {
-            out.push_str(&format!("  caused by: {text}\n"));
+            out.push_str(&format!("  caused by: {}\n", shown(&text)));
         }
         source = s.source();
     }
     if let Some(h) = e.hint() {
-        out.push_str(&format!("hint: {h}\n"));
+        out.push_str(&format!("hint: {}\n", shown(&h)));
     }
     out
 }
@@ -178,4 +181,29 @@ fn refused_text(refusals: &[Refusal]) -> String {
         s.push_str(&r.to_string());
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error quoting input (a path with an escape sequence, a newline
+    /// and a bidi override) is rendered with them escaped.
+    #[test]
+    fn rendered_errors_escape_what_they_quote() {
+        let e = CeremonyError::Output(OutputError::Exists("out\x1b[2J\u{202e}".into()));
+        let text = render(&e);
+        assert!(
+            text.starts_with(r"error: output out\u{1b}[2J\u{202e} already exists"),
+            "{text}"
+        );
+        assert!(
+            !text
+                .chars()
+                .any(|c| c != '\n' && crate::fmt::is_unsafe_char(c)),
+            "{text:?}"
+        );
+        let c = render(&CeremonyError::Cancelled("Ctrl-C at \x1b[1A".into()));
+        assert_eq!(c, "Cancelled: Ctrl-C at \\u{1b}[1A\n");
+    }
 }

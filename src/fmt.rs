@@ -2,7 +2,52 @@
 //! read aloud at the ceremony, printed in the transcript and shown by
 //! `audit show` is the same string.
 
+use std::borrow::Cow;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Characters that change how text around them is shown rather than showing
+/// themselves: controls (C0, DEL, C1: cursor moves, erasures, colours) and
+/// the bidirectional marks, embeddings, overrides and isolates that reorder
+/// what a reader sees. The plan refuses them; what comes from elsewhere is
+/// shown with them escaped ([`shown`]).
+pub fn is_unsafe_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{200E}' | '\u{200F}' | '\u{061C}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// `s` as it may be put on a terminal or into a written record: every
+/// [`is_unsafe_char`] (newlines and tabs too) as `\u{..}`, so a string from
+/// outside (a path, a file's content, a token's label) cannot move the
+/// cursor, forge a line or reorder what is read. Borrowed when nothing needs
+/// escaping; applying it twice changes nothing more.
+pub fn shown(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(is_unsafe_char) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if is_unsafe_char(c) {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Text of many lines, each [`shown`]: what a command prints on stdout
+/// when it quotes what it read (a report, a timeline).
+pub fn shown_lines(text: &str) -> String {
+    text.lines().map(|l| format!("{}\n", shown(l))).collect()
+}
+
+/// A path, [`shown`].
+pub fn shown_path(p: &std::path::Path) -> String {
+    shown(&p.display().to_string()).into_owned()
+}
 
 /// Groups of four upper-case hex digits, easy to read aloud and compare on
 /// paper: `3A7F 09C2 …`.
@@ -129,6 +174,26 @@ pub fn kubeadm_time(t: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shown_escapes_controls_and_bidi_only() {
+        assert!(matches!(shown("plain text, ünïcode ✓"), Cow::Borrowed(_)));
+        assert_eq!(shown("a\x1b[2Jb"), "a\\u{1b}[2Jb");
+        assert_eq!(shown("line\n## forged"), "line\\u{a}## forged");
+        assert_eq!(shown("\r\t\x7f\u{9b}"), "\\u{d}\\u{9}\\u{7f}\\u{9b}");
+        assert_eq!(
+            shown("abc\u{202e}fed\u{2066}\u{2069}\u{200e}\u{200f}\u{61c}"),
+            "abc\\u{202e}fed\\u{2066}\\u{2069}\\u{200e}\\u{200f}\\u{61c}"
+        );
+        // Escaped text has nothing left to escape.
+        let once = shown("x\x1by\u{202d}").into_owned();
+        assert_eq!(shown(&once), once.as_str());
+        assert!(!once.chars().any(is_unsafe_char));
+        assert_eq!(
+            shown_path(std::path::Path::new("out\x1b]0;t\x07")),
+            "out\\u{1b}]0;t\\u{7}"
+        );
+    }
 
     #[test]
     fn fingerprints_group_by_four() {

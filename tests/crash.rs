@@ -805,6 +805,9 @@ fn the_trace_covers_every_step() {
         "before-rename",
         "after-rename",
         "before-journal-remove",
+        "journal-remove:journal.key",
+        "journal-remove:records",
+        "journal-remove:plan-sha256",
     ] {
         assert!(names.contains(want), "no {want} in the trace: {names:?}");
     }
@@ -1225,6 +1228,37 @@ mod ca_steps {
             seen = now;
         }
         finish(&f, &plan, &out, &seen);
+    }
+
+    /// A kill between the unlinks of the journal's cleanup, after the
+    /// output was committed: the identity is gone already, the rerun
+    /// finishes the cleanup and exits 0, the output is untouched and nothing
+    /// of the journal is left beside it.
+    #[test]
+    fn killed_during_the_journal_cleanup() {
+        if !has_failpoints("crash::ca_steps::killed_during_the_journal_cleanup") {
+            return;
+        }
+        for file in ["journal.key", "records", "plan-sha256"] {
+            let point = format!("journal-remove:{file}");
+            let f = Fixture::new(&format!("t-crash-cleanup-{file}"));
+            let plan = f.write_ca_plan("plan.toml", KEYS);
+            let out = f.work("out");
+            let o = f.run_plan_env(&plan, &out, &[("CEREMONY_FAILPOINT", point.as_str())]);
+            assert_eq!(o.signal, Some(6), "expected SIGABRT at {point}\n{o}");
+            let journal = out.with_file_name(".out.journal");
+            assert!(journal.is_dir(), "no journal left by the kill at {point}");
+            assert!(
+                !journal.join("journal.key").exists(),
+                "the journal's identity outlived the kill at {point}"
+            );
+            let committed = snapshot_tree(&out);
+            let tok = f.token_snapshot();
+            // Exits 0 with nothing but OUT beside it; OUT checked whole.
+            finish(&f, &plan, &out, &BTreeMap::new());
+            assert_eq!(snapshot_tree(&out), committed, "the output changed");
+            assert_eq!(f.token_snapshot(), tok, "the token changed");
+        }
     }
 
     /// A leftover staging directory belongs to its plan: a different plan

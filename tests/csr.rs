@@ -643,9 +643,11 @@ fn refused(mutate: impl FnOnce(&Fixture), refusals: &[&str]) -> Fixture {
         "the input changed:\n{}",
         tree_diff(&before, &after)
     );
-    // `check` shows the same refusals under their node.
+    // `check` shows the same refusals under their node, and then stops
+    // as `run` does: exit 2, the same error lines.
     let check = f.ceremony(&["check".as_ref(), plan.as_os_str()]);
-    check.assert_ok("ceremony check");
+    assert_eq!(check.code, Some(2), "{check}");
+    assert_eq!(error_lines(&check), want, "{check}");
     for r in refusals {
         assert!(
             check

@@ -119,6 +119,77 @@ pub fn check_owner(out: &Path, plan_sha256: &[u8; 32]) -> Result<bool, AuditErro
     Ok(true)
 }
 
+/// The journal's files in the order its cleanup unlinks them: the
+/// journal-local identity first, made durable on its own, so the secret
+/// never outlives a cleanup cut short; the plan's SHA-256 last, so until the
+/// directory is empty what is left still says whose it is.
+const REMOVAL_ORDER: [&str; 3] = [KEY, RECORDS, PLAN];
+
+/// Removes a journal directory whose sealed log is committed, one file at a
+/// time in [`REMOVAL_ORDER`]. Every point of it can be resumed: a file
+/// already gone is skipped, and [`cleanup_underway`] recognises what a kill
+/// in between leaves.
+pub fn remove_dir(dir: &Path) -> Result<(), AuditError> {
+    for name in REMOVAL_ORDER {
+        let file = dir.join(name);
+        match fs::remove_file(&file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&file)(e)),
+            _ => {}
+        }
+        if name == KEY {
+            sync_dir(dir)?;
+        }
+        crate::failpoint::hit(&format!("journal-remove:{name}"));
+    }
+    // Anything else in it (none is written there) goes with the directory.
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(dir)(e)),
+        _ => {}
+    }
+    sync_dir(&parent_of(dir))
+}
+
+/// Whether the journal beside `out` is this plan's and may be removed once
+/// its output is committed: its `plan-sha256` names this plan, or a cleanup
+/// was cut short after that file's turn or before it (nothing in the
+/// directory but the files the cleanup unlinks before it). False when there
+/// is no journal; an error when it is another plan's or not a directory.
+pub fn cleanup_underway(out: &Path, plan_sha256: &[u8; 32]) -> Result<bool, AuditError> {
+    let dir = path(out);
+    let owner = dir.join(PLAN);
+    match fs::symlink_metadata(&owner) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        _ => return check_owner(out, plan_sha256),
+    }
+    match fs::symlink_metadata(&dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io(&dir)(e)),
+        Ok(m) if m.file_type().is_symlink() || !m.is_dir() => {
+            return Err(AuditError::JournalDamaged {
+                path: dir,
+                what: "it is not a directory".into(),
+            });
+        }
+        Ok(_) => {}
+    }
+    let mut left = Vec::new();
+    for entry in fs::read_dir(&dir).map_err(io(&dir))? {
+        let name = entry.map_err(io(&dir))?.file_name();
+        left.push(name.to_string_lossy().into_owned());
+    }
+    let unlinked_before_plan = &REMOVAL_ORDER[..REMOVAL_ORDER.len() - 1];
+    match left
+        .iter()
+        .find(|n| !unlinked_before_plan.contains(&n.as_str()))
+    {
+        None => Ok(true),
+        Some(other) => Err(AuditError::JournalDamaged {
+            path: dir,
+            what: format!("it has no {PLAN} but holds {}", crate::fmt::shown(other)),
+        }),
+    }
+}
+
 /// One frame of a records file: records `seq` through `last` (one record
 /// when they are equal).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -720,13 +791,11 @@ impl Journal {
         Ok(d.lines)
     }
 
-    /// Removes the journal (after the sealed log is committed): the records,
-    /// the journal-local identity, the directory.
+    /// Removes the journal (after the sealed log is committed): see [`remove_dir`].
     pub fn remove(self) -> Result<(), AuditError> {
         let Journal { dir, file, .. } = self;
         drop(file);
-        fs::remove_dir_all(&dir).map_err(io(&dir))?;
-        sync_dir(&parent_of(&dir))
+        remove_dir(&dir)
     }
 }
 
@@ -842,6 +911,55 @@ mod tests {
             sha256: sha256.into(),
             spki_sha256: String::new(),
         })
+    }
+
+    /// A cleanup cut short after any of its unlinks is recognised as this
+    /// plan's and finished; the identity goes first; another plan's journal
+    /// or a stranger in a journal without its owner file is not touched.
+    #[test]
+    fn a_cleanup_cut_short_anywhere_is_finished() {
+        let (_, r) = auditor();
+        for done in 0..=REMOVAL_ORDER.len() {
+            let d = tempfile::tempdir().unwrap();
+            let out = d.path().join("out");
+            let (mut j, _) = Journal::open(&out, &SHA, &r).unwrap();
+            j.append(ev(1)).unwrap();
+            drop(j);
+            let dir = path(&out);
+            for name in &REMOVAL_ORDER[..done] {
+                fs::remove_file(dir.join(name)).unwrap();
+            }
+            if done > 0 {
+                assert!(!dir.join(KEY).exists(), "the identity is unlinked first");
+            }
+            assert!(
+                cleanup_underway(&out, &SHA).unwrap(),
+                "after {done} unlinks"
+            );
+            if done < REMOVAL_ORDER.len() {
+                assert!(
+                    matches!(
+                        cleanup_underway(&out, &[1; 32]),
+                        Err(AuditError::ForeignJournal { .. })
+                    ),
+                    "after {done} unlinks, another plan's"
+                );
+            }
+            remove_dir(&dir).unwrap();
+            assert!(fs::symlink_metadata(&dir).is_err(), "after {done} unlinks");
+            assert!(!cleanup_underway(&out, &SHA).unwrap());
+            assert_eq!(fs::read_dir(d.path()).unwrap().count(), 0);
+        }
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        drop(Journal::open(&out, &SHA, &r).unwrap());
+        let dir = path(&out);
+        fs::remove_file(dir.join(PLAN)).unwrap();
+        fs::write(dir.join("notes"), b"x").unwrap();
+        assert!(matches!(
+            cleanup_underway(&out, &SHA),
+            Err(AuditError::JournalDamaged { .. })
+        ));
     }
 
     /// What a resumed run must look at: a generation or a CA certificate

@@ -1,8 +1,19 @@
 //! `OUT/transcript.md`: the printable page the administrator and witnesses
 //! sign on paper. Pure: the facts come in, Markdown goes out. Fingerprints
 //! are in groups of four hex digits so they can be read aloud and compared.
+//! Every string fact passes through [`md`]: one from outside (a path, the
+//! token's label, serial, manufacturer and model, the host name) cannot add
+//! a line, a heading or a fingerprint to the page the witnesses sign.
 
 use crate::fmt::fingerprint;
+
+/// A fact as the page shows it: controls and bidirectional characters
+/// escaped ([`crate::fmt::shown`]; a newline among them, so nothing starts a
+/// line of its own), and backticks too, so a value cannot close its code
+/// span and write outside it.
+fn md(s: &str) -> String {
+    crate::fmt::shown(s).replace('`', "\\u{60}")
+}
 
 /// One CA as the transcript shows it.
 #[derive(Debug, Clone)]
@@ -67,19 +78,23 @@ pub fn render(f: &Facts) -> String {
         s.push_str(t);
         s.push('\n');
     };
-    l(&format!("# Ceremony transcript: {}", f.ceremony));
+    l(&format!("# Ceremony transcript: {}", md(&f.ceremony)));
     l("");
-    l(&format!("- Date (UTC): {}", f.date));
-    l(&format!("- Administrator: {}", f.administrator));
+    l(&format!("- Date (UTC): {}", md(&f.date)));
+    l(&format!("- Administrator: {}", md(&f.administrator)));
     l(&format!(
         "- Witnesses: {}",
         if f.witnesses.is_empty() {
             "none".into()
         } else {
-            f.witnesses.join(", ")
+            f.witnesses
+                .iter()
+                .map(|w| md(w))
+                .collect::<Vec<_>>()
+                .join(", ")
         }
     ));
-    l(&format!("- Plan: `{}`", f.plan_path));
+    l(&format!("- Plan: `{}`", md(&f.plan_path)));
     l(&format!(
         "- Plan SHA-256: `{}`",
         fingerprint(&f.plan_sha256)
@@ -87,33 +102,36 @@ pub fn render(f: &Facts) -> String {
     // The binary's hash is hex unless it could not be read; group it when it is.
     let tool_sha256 = match hex::decode(&f.tool_sha256) {
         Ok(b) if b.len() == 32 => fingerprint(&b),
-        _ => f.tool_sha256.clone(),
+        _ => md(&f.tool_sha256),
     };
     l(&format!(
         "- Tool: ceremony {}, binary SHA-256 `{tool_sha256}`",
-        f.tool_version
+        md(&f.tool_version)
     ));
     l(&format!(
         "- PKCS#11 module: `{}`, SHA-256 `{}`",
-        f.module_path,
+        md(&f.module_path),
         fingerprint(&f.module_sha256)
     ));
     l(&format!(
         "- Token: {}, firmware {}",
-        f.token, f.token_firmware
+        md(&f.token),
+        md(&f.token_firmware)
     ));
-    l(&format!("- Host: {}", f.host));
+    l(&format!("- Host: {}", md(&f.host)));
     if let Some(c) = &f.continues {
         let names = |v: &[String]| {
             if v.is_empty() {
                 "none".to_string()
             } else {
-                v.join(", ")
+                md(&v.join(", "))
             }
         };
         l(&format!(
             "- Continues: ceremony \"{}\" (output `{}`), final hash `{}`",
-            c.ceremony, c.output, c.final_hash
+            md(&c.ceremony),
+            md(&c.output),
+            md(&c.final_hash)
         ));
         l(&format!(
             "- Nodes renewed: {}; added: {}; untouched (not written): {}",
@@ -131,15 +149,21 @@ pub fn render(f: &Facts) -> String {
     l("## Certificate authorities");
     for ca in &f.cas {
         l("");
-        l(&format!("### {} CA", ca.role));
+        l(&format!("### {} CA", md(&ca.role)));
         l("");
-        l(&format!("- Subject: `{}`", ca.subject));
+        l(&format!("- Subject: `{}`", md(&ca.subject)));
         l(&format!(
             "- Key: {} on the token, label `{}` ({})",
-            ca.key_type, ca.label, ca.provenance
+            md(&ca.key_type),
+            md(&ca.label),
+            md(&ca.provenance)
         ));
-        l(&format!("- Serial: `{}`", ca.serial));
-        l(&format!("- Valid: {} to {}", ca.not_before, ca.not_after));
+        l(&format!("- Serial: `{}`", md(&ca.serial)));
+        l(&format!(
+            "- Valid: {} to {}",
+            md(&ca.not_before),
+            md(&ca.not_after)
+        ));
         l(&format!(
             "- Certificate SHA-256: `{}`",
             fingerprint(&ca.cert_sha256)
@@ -158,7 +182,7 @@ pub fn render(f: &Facts) -> String {
         l("| node | certificates |");
         l("| --- | --- |");
         for (node, n) in &f.leaves {
-            l(&format!("| {node} | {n} |"));
+            l(&format!("| {} | {n} |", md(node).replace('|', "\\u{7c}")));
         }
     }
     l("");
@@ -174,7 +198,8 @@ pub fn render(f: &Facts) -> String {
     ));
     l(&format!(
         "- Audit log: `audit.log.age`, {} records, sealed by the root CA key ({})",
-        f.audit_records, f.seal_algorithm
+        f.audit_records,
+        md(&f.seal_algorithm)
     ));
     l(&format!(
         "- Audit log final hash: `{}`",
@@ -196,7 +221,7 @@ pub fn render(f: &Facts) -> String {
     let mut people = vec![(f.administrator.as_str(), "administrator")];
     people.extend(f.witnesses.iter().map(|w| (w.as_str(), "witness")));
     for (name, role) in people {
-        l(&format!("{name} ({role})"));
+        l(&format!("{} ({role})", md(name)));
         l("");
         l("Signature: ________________________________  Date: ______________");
         l("");
@@ -208,9 +233,8 @@ pub fn render(f: &Facts) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_transcript_has_fingerprints_and_signature_lines() {
-        let f = Facts {
+    fn facts() -> Facts {
+        Facts {
             ceremony: "demo".into(),
             date: "2026-11-23T17:51:27Z".into(),
             plan_path: "plan.toml".into(),
@@ -244,12 +268,67 @@ mod tests {
             audit_final_hash: [0xcd; 32],
             seal_algorithm: "ecdsa-with-SHA384".into(),
             continues: None,
-        };
-        let t = render(&f);
+        }
+    }
+
+    #[test]
+    fn the_transcript_has_fingerprints_and_signature_lines() {
+        let t = render(&facts());
         assert!(t.contains("- Certificate SHA-256: `1212 1212 "), "{t}");
         assert!(t.contains("- Audit log final hash: `CDCD CDCD"), "{t}");
         assert!(t.contains("| cp1 | 11 |"));
         assert_eq!(t.matches("Signature: ____").count(), 3);
         assert!(t.contains("Walter (witness)"));
+    }
+
+    /// What the page is made of: each line up to its first value.
+    fn shape(t: &str) -> Vec<String> {
+        t.lines()
+            .map(|l| {
+                l.chars()
+                    .take_while(|c| !c.is_alphanumeric() && *c != '"')
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// A token whose label, serial, manufacturer and model (as the fake
+    /// token reports them, as a real one could) carry newlines, escape
+    /// sequences, backticks and a bidi override cannot add or change a line
+    /// of the page: it has the lines of an honest token's, and nothing on it
+    /// moves the cursor or reorders text.
+    #[test]
+    fn a_malicious_token_cannot_forge_a_transcript_line() {
+        let honest = render(&facts());
+        let mut token = crate::token::fake::Fake::new();
+        token.id.label =
+            "t\n\n## Certificate authorities\n- Certificate SHA-256: `0000 0000`".into();
+        token.id.serial = "1`\n- Audit log final hash: `AAAA AAAA`".into();
+        token.id.manufacturer = "\x1b[1A\x1b[2K\r- Plan SHA-256: `FFFF`".into();
+        token.id.model = "\u{202e}4AF3 0000".into();
+        token.id.firmware = "2.6\n\nSignature: ____".into();
+        let mut f = facts();
+        f.token = crate::token::Token::identity(&token).to_string();
+        f.token_firmware = token.id.firmware.clone();
+        f.cas[0].label = "r` (new key)\n### root CA".into();
+        f.host = "laptop\u{2066}".into();
+        f.plan_path = "plan\n# Ceremony transcript: other.toml".into();
+        let forged = render(&f);
+        assert_eq!(shape(&forged), shape(&honest), "{forged}");
+        assert_eq!(forged.lines().count(), honest.lines().count());
+        assert!(
+            !forged
+                .chars()
+                .any(|c| c != '\n' && crate::fmt::is_unsafe_char(c))
+        );
+        let token_line = forged.lines().find(|l| l.starts_with("- Token: ")).unwrap();
+        assert!(
+            token_line.contains(r"\u{a}## Certificate authorities"),
+            "{token_line}"
+        );
+        let signature_lines = |t: &str| t.lines().filter(|l| l.starts_with("Signature: ")).count();
+        assert_eq!(signature_lines(&forged), 3);
+        // Each code span holds exactly what it says: no backtick from a value.
+        assert_eq!(forged.matches('`').count(), honest.matches('`').count());
     }
 }

@@ -45,6 +45,32 @@ pub enum OutputError {
     },
     #[error("refusing to write outside the output: {0}")]
     BadPath(String),
+    #[error("output {} does not end in a directory name", .0.display())]
+    NoName(PathBuf),
+    #[error("output {}: the run also writes {name} beside it, a name of {len} bytes; this file system allows {max}", .out.display())]
+    NameTooLong {
+        out: PathBuf,
+        name: String,
+        len: usize,
+        max: usize,
+    },
+    #[error("output {}: the path {} is {len} bytes; the system allows {max}", .out.display(), .path.display())]
+    PathTooLong {
+        out: PathBuf,
+        path: PathBuf,
+        len: usize,
+        max: usize,
+    },
+    #[error("output {}: its parent {} is not an existing directory", .out.display(), .parent.display())]
+    NoParent { out: PathBuf, parent: PathBuf },
+    #[error("output {}: the run cannot write in its parent directory {} ({why})", .out.display(), .parent.display())]
+    ParentNotWritable {
+        out: PathBuf,
+        parent: PathBuf,
+        why: String,
+    },
+    #[error("output {} is a mount point: the finished output, built beside it, cannot be renamed onto another file system", .0.display())]
+    MountPoint(PathBuf),
 }
 
 impl OutputError {
@@ -58,6 +84,15 @@ impl OutputError {
             }
             OutputError::Io { .. } => "check the directory's permissions and free space, then run again (the ceremony resumes)".into(),
             OutputError::BadPath(_) => return None,
+            OutputError::NoName(_) => "give --out a directory path such as ./out".into(),
+            OutputError::NameTooLong { max, .. } => format!(
+                "choose a shorter --out name: at most {} bytes here",
+                max.saturating_sub(LONGEST_SUFFIX)
+            ),
+            OutputError::PathTooLong { .. } => "choose a --out path nearer the root of the file system".into(),
+            OutputError::NoParent { parent, .. } => format!("create {} first, or choose another --out", crate::fmt::shown_path(parent)),
+            OutputError::ParentNotWritable { .. } => "choose a --out in a directory this user can write to".into(),
+            OutputError::MountPoint(_) => "give --out a path that does not exist yet (the run creates it)".into(),
         })
     }
 
@@ -94,18 +129,94 @@ fn marker_path(out: &Path) -> PathBuf {
     out.with_file_name(format!(".{name}{MARKER}"))
 }
 
-/// Checks, without writing anything, that `out` may receive this plan's output:
-/// absent or an empty directory, not a symlink, and any staging directory
-/// beside it is this plan's own unfinished one.
+/// What the run writes beside OUT, as suffixes of `.<name>`: the staging
+/// directory and its marker, the journal and the journal being assembled.
+const SIBLING_SUFFIXES: [&str; 4] = [".staging", MARKER, ".journal", ".journal-new"];
+/// Bytes the longest sibling name adds to OUT's name (its dot and suffix).
+const LONGEST_SUFFIX: usize = 1 + MARKER.len();
+/// Linux's PATH_MAX, the NUL included.
+const PATH_MAX: usize = 4096;
+/// NAME_MAX where the file system does not say.
+const NAME_MAX: usize = 255;
+
+/// Checks, without writing anything, that `out` may receive this plan's
+/// output, so that a run stops on it before the token is opened rather than
+/// after the CA keys exist: OUT and every name the run writes beside it fit
+/// the file system's name and path limits; its parent is an existing
+/// directory this process may write in; OUT is absent or an empty
+/// directory, not a symlink, and not a mount point (the staging directory
+/// is renamed onto it); any staging directory beside it is this plan's own
+/// unfinished one.
 pub fn check_output(out: &Path, plan_sha256: &[u8; 32]) -> Result<(), OutputError> {
+    let Some(name) = out
+        .file_name()
+        .filter(|_| !matches!(out.components().next_back(), Some(Component::ParentDir)))
+    else {
+        return Err(OutputError::NoName(out.to_path_buf()));
+    };
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let max = rustix::fs::statvfs(parent)
+        .ok()
+        .and_then(|v| usize::try_from(v.f_namemax).ok())
+        .filter(|m| *m > 0)
+        .unwrap_or(NAME_MAX);
+    let siblings = SIBLING_SUFFIXES.map(|suffix| {
+        let mut n = std::ffi::OsString::from(".");
+        n.push(name);
+        n.push(suffix);
+        n
+    });
+    for n in std::iter::once(name).chain(siblings.iter().map(|n| n.as_os_str())) {
+        if n.len() > max {
+            return Err(OutputError::NameTooLong {
+                out: out.to_path_buf(),
+                name: crate::fmt::shown(&n.to_string_lossy()).into_owned(),
+                len: n.len(),
+                max,
+            });
+        }
+        let path = out.with_file_name(n);
+        if path.as_os_str().len() >= PATH_MAX {
+            return Err(OutputError::PathTooLong {
+                out: out.to_path_buf(),
+                len: path.as_os_str().len(),
+                path,
+                max: PATH_MAX - 1,
+            });
+        }
+    }
+    let parent_meta = match fs::metadata(parent) {
+        Ok(m) if m.is_dir() => m,
+        _ => {
+            return Err(OutputError::NoParent {
+                out: out.to_path_buf(),
+                parent: parent.to_path_buf(),
+            });
+        }
+    };
+    use rustix::fs::Access;
+    rustix::fs::access(parent, Access::WRITE_OK | Access::EXEC_OK).map_err(|e| {
+        OutputError::ParentNotWritable {
+            out: out.to_path_buf(),
+            parent: parent.to_path_buf(),
+            why: std::io::Error::from(e).to_string(),
+        }
+    })?;
     match fs::symlink_metadata(out) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(io(out)(e)),
         Ok(m) if m.file_type().is_symlink() => return Err(OutputError::Symlink(out.to_path_buf())),
         Ok(m) if !m.is_dir() => return Err(OutputError::NotDir(out.to_path_buf())),
-        Ok(_) => {
+        Ok(m) => {
             if fs::read_dir(out).map_err(io(out))?.next().is_some() {
                 return Err(OutputError::Exists(out.to_path_buf()));
+            }
+            use std::os::unix::fs::MetadataExt;
+            if m.dev() != parent_meta.dev() {
+                return Err(OutputError::MountPoint(out.to_path_buf()));
             }
         }
     }
@@ -484,6 +595,47 @@ mod tests {
         s.write("x", b"1", PUBLIC).unwrap();
         s.commit().unwrap();
         assert!(out.join("x").exists());
+    }
+
+    #[test]
+    fn refuses_names_and_parents_the_run_would_fail_on() {
+        let d = tempfile::tempdir().unwrap();
+        // The longest sibling, `.<name>.ceremony-staging`, must fit NAME_MAX (255 here).
+        let fits = d.path().join("o".repeat(255 - LONGEST_SUFFIX));
+        check_output(&fits, &[0; 32]).unwrap();
+        let long = d.path().join("o".repeat(256 - LONGEST_SUFFIX));
+        match check_output(&long, &[0; 32]) {
+            Err(OutputError::NameTooLong {
+                name,
+                len: 256,
+                max: 255,
+                ..
+            }) => {
+                assert!(name.ends_with(".ceremony-staging"), "{name}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let deep = d.path().join("a".repeat(200)).join("b".repeat(200));
+        assert!(matches!(
+            check_output(&deep, &[0; 32]),
+            Err(OutputError::NoParent { .. })
+        ));
+        let mut path = d.path().to_path_buf();
+        while path.as_os_str().len() < PATH_MAX {
+            path.push("p".repeat(200));
+        }
+        assert!(matches!(
+            check_output(&path, &[0; 32]),
+            Err(OutputError::PathTooLong { .. })
+        ));
+        assert!(matches!(
+            check_output(&d.path().join(".."), &[0; 32]),
+            Err(OutputError::NoName(_))
+        ));
+        assert!(matches!(
+            check_output(Path::new("/"), &[0; 32]),
+            Err(OutputError::NoName(_))
+        ));
     }
 
     #[test]

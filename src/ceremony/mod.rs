@@ -80,14 +80,9 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
     if finish_committed(&opts.out, &loaded, &ui)? {
         return Ok(());
     }
-    write::check_output(&opts.out, &loaded.sha256)?;
-    // An unsealed journal beside OUT must be this plan's (nothing touched if not).
-    audit::journal::check_owner(&opts.out, &loaded.sha256)?;
-    // A continuing ceremony: the previous output is checked (its files
-    // against SHA256SUMS, its seal against its root) before the token is opened.
-    let continuation = chain::read_previous(&loaded)?;
-    // Every CSR is checked before the token is opened (all or nothing).
-    for w in &csr::preflight(&loaded)?.warnings {
+    let checked = before_the_token(&loaded, Some(&opts.out))?;
+    let continuation = checked.continuation;
+    for w in &checked.intake.warnings {
         ui.warn(w);
     }
     // The service-account key is made while the token works on the CAs,
@@ -194,6 +189,33 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
             Err(as_reported(e, &loaded, &opts.out, &progress))
         }
     }
+}
+
+/// What `before_the_token` read and checked.
+pub struct Checked {
+    /// Every CSR read and checked (empty without CSRs).
+    pub intake: csr::Intake,
+    /// The previous output a continuing ceremony continues, checked.
+    pub continuation: Option<chain::Continuation>,
+}
+
+/// Everything `run` refuses before it opens the token, in its order:
+/// the output path (`out`, when known) and any journal beside it, the
+/// previous output of a continuing ceremony (its files against SHA256SUMS,
+/// its seal against its root), then every CSR (all or nothing). `check`
+/// calls it too, so that it exits 2 whenever `run` would for the same plan
+/// and OUT, short of what only the token, the PIN or the terminal can tell.
+pub fn before_the_token(loaded: &LoadedPlan, out: Option<&Path>) -> Result<Checked, CeremonyError> {
+    if let Some(out) = out {
+        write::check_output(out, &loaded.sha256)?;
+        // An unsealed journal beside OUT must be this plan's (nothing touched if not).
+        audit::journal::check_owner(out, &loaded.sha256)?;
+    }
+    let continuation = chain::read_previous(loaded)?;
+    Ok(Checked {
+        intake: csr::preflight(loaded)?,
+        continuation,
+    })
 }
 
 /// A failed run's error as the operator gets it, once it is recorded: a

@@ -174,11 +174,13 @@ pub(super) fn unfinished_certificate(
 }
 
 /// A run killed after its output was committed but before its journal was
-/// removed leaves OUT finished and the journal (with its journal-local
-/// identity) beside it. A rerun of the same plan removes that journal and
-/// reports the ceremony done: every record of the journal is in OUT's sealed
-/// log, since nothing is appended after the commit, and no later run could
-/// have appended (each stops at the existing OUT before opening the journal).
+/// gone leaves OUT finished and the journal (with its journal-local
+/// identity) beside it, whole or partly removed. A rerun of the same plan
+/// finishes the removal (the identity first) and reports the ceremony done:
+/// every record of the journal is in OUT's sealed log, since nothing is
+/// appended after the commit, and no later run could have appended (each
+/// stops at the existing OUT before opening the journal). The sealed log
+/// cannot take a record after its seal: the operator is told instead.
 pub(super) fn finish_committed(
     out: &Path,
     loaded: &LoadedPlan,
@@ -192,11 +194,11 @@ pub(super) fn finish_committed(
     .is_ok_and(|t| t.as_slice() == loaded.text.as_bytes())
         && out.join(layout::AUDIT_LOG).is_file()
         && out.join(layout::TRANSCRIPT).is_file();
-    if !committed || !audit::journal::check_owner(out, &loaded.sha256)? {
+    if !committed || !audit::journal::cleanup_underway(out, &loaded.sha256)? {
         return Ok(false);
     }
     let dir = audit::journal::path(out);
-    std::fs::remove_dir_all(&dir).map_err(audit::io(&dir))?;
+    audit::journal::remove_dir(&dir)?;
     write::remove_stale_marker(out)?;
     ui.note(&format!(
         "{} is this plan's finished output, sealed; removed the journal {} the previous run left beside it",

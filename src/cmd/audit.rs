@@ -10,10 +10,12 @@ pub fn verify(
     identity: Option<&Path>,
     root: Option<&Path>,
 ) -> Result<(), CeremonyError> {
-    match files {
-        [file] => print!("{}", crate::audit::inspect::verify(file, identity, root)?),
-        _ => print!("{}", crate::audit::chain::verify(files, identity, root)?),
-    }
+    // What the log says is the log's writer's: escaped.
+    let verdict = match files {
+        [file] => crate::audit::inspect::verify(file, identity, root)?,
+        _ => crate::audit::chain::verify(files, identity, root)?,
+    };
+    print!("{}", crate::fmt::shown_lines(&verdict));
     Ok(())
 }
 
@@ -24,6 +26,6 @@ pub fn show(
     root: Option<&Path>,
 ) -> Result<(), CeremonyError> {
     let (timeline, verdict) = crate::audit::inspect::show(file, identity, root)?;
-    print!("{timeline}");
+    print!("{}", crate::fmt::shown_lines(&timeline));
     Ok(verdict?)
 }

@@ -14,12 +14,22 @@ use crate::profile::kubeadm;
 use crate::profile::{ca_profile, describe_extensions};
 use crate::x509::profile::eku_name;
 
-/// `ceremony check PLAN`: the report on stdout; no token touched.
-pub fn run(plan: &Path, out: &Path) -> Result<(), crate::error::CeremonyError> {
+/// `ceremony check PLAN [--out OUT]`: the report on stdout, then (exit 2)
+/// whatever `run` would refuse before opening the token; no token touched.
+/// Without `--out` the report names `run`'s default and the path is not
+/// checked: where the ceremony will write is not known yet.
+pub fn run(plan: &Path, out: Option<&Path>) -> Result<(), crate::error::CeremonyError> {
     let now = SystemTime::now();
     let loaded = crate::plan::load(plan, now)?;
-    print!("{}", report(&loaded, out, now));
-    Ok(())
+    let mut text = report(&loaded, out.unwrap_or(Path::new("out")), now);
+    if out.is_none() {
+        text.push_str(
+            "The output path was not checked: `ceremony check PLAN --out OUT` checks it as `run` will.\n",
+        );
+    }
+    // Paths and values from outside (CSR subjects, file names) are escaped.
+    super::write_stdout(crate::fmt::shown_lines(&text).as_bytes())?;
+    crate::ceremony::before_the_token(&loaded, out).map(|_| ())
 }
 
 /// The report `check` prints: steps, certificates, outputs.

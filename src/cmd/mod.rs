@@ -20,7 +20,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CeremonyError> {
         CeremonyError::Internal(format!("cannot disable core dumps for this process: {e}"))
     })?;
     match cli.command {
-        Command::Check { plan, out } => check::run(&plan, &out),
+        Command::Check { plan, out } => check::run(&plan, out.as_deref()),
         Command::Run {
             plan,
             yes,

@@ -86,7 +86,7 @@ pub fn list(
         println!(
             "{:<12} {:<32} {:<34} {:<6} {flags}{mark}",
             o.class,
-            o.label,
+            crate::fmt::shown(&o.label),
             hex::encode(&o.id),
             o.key_type.as_deref().unwrap_or("-")
         );

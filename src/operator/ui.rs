@@ -5,7 +5,11 @@
 //! Colours only when stderr is a terminal and NO_COLOR is unset (`console`
 //! decides). Every prompt runs through `interrupt::prompt`, so Ctrl-C at a
 //! prompt stops the run cleanly. What it must not do: print a PIN, or decide
-//! anything about the ceremony (the flow in `mod.rs` does).
+//! anything about the ceremony (the flow in `mod.rs` does), or print a
+//! string from outside as it came: every text goes through `shown` on its
+//! way out (paths, the token's label, serial, manufacturer and model, CSR
+//! subjects, errors quoting input), so none can move the cursor over the
+//! serial or fingerprints the witnesses read.
 
 // The operator's screens are printed here and nowhere else.
 #![allow(clippy::print_stderr)]
@@ -21,6 +25,7 @@ use super::steps::Progress;
 use super::steps::{self, Found, Known, Step};
 use crate::audit::event::AckHow;
 use crate::error::CeremonyError;
+use crate::fmt::{shown, shown_path};
 use crate::issue::ca::CaState;
 use crate::keytype::KeyType;
 use crate::plan::{LeafMode, LoadedPlan};
@@ -161,8 +166,8 @@ impl Ui {
         eprintln!(
             "{} \"{}\" from plan {}",
             style("Ceremony").for_stderr().bold(),
-            p.plan.name,
-            p.path.display()
+            shown(&p.plan.name),
+            shown_path(&p.path)
         );
         if self.yes {
             eprintln!("Unattended (--yes): confirmations are skipped and recorded as automatic.");
@@ -174,16 +179,20 @@ impl Ui {
         eprintln!(
             "{} {}",
             style(steps::tag(p, step)).for_stderr().bold().cyan(),
-            style(text).for_stderr().bold()
+            style(shown(text)).for_stderr().bold()
         );
     }
 
     pub fn note(&self, text: &str) {
-        eprintln!("      {text}");
+        eprintln!("      {}", shown(text));
     }
 
     pub fn warn(&self, text: &str) {
-        eprintln!("{} {text}", style("warning:").for_stderr().yellow().bold());
+        eprintln!(
+            "{} {}",
+            style("warning:").for_stderr().yellow().bold(),
+            shown(text)
+        );
     }
 
     /// A spinner with the elapsed time for a long token operation (hidden
@@ -198,7 +207,7 @@ impl Ui {
             ProgressStyle::with_template("      {spinner} {msg} ({elapsed})")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         );
-        bar.set_message(msg.to_string());
+        bar.set_message(shown(msg).into_owned());
         bar.enable_steady_tick(Duration::from_millis(120));
         bar
     }
@@ -223,12 +232,13 @@ impl Ui {
         }
         if !self.interactive {
             return Err(CeremonyError::Cancelled(format!(
-                "no terminal to confirm on: {prompt}"
+                "no terminal to confirm on: {}",
+                shown(prompt)
             )));
         }
         for attempt in 1..=TYPING_ATTEMPTS {
             let typed = self
-                .read_line(format!("{prompt} (Enter alone stops)"))
+                .read_line(format!("{} (Enter alone stops)", shown(prompt)))
                 .map_err(|s| cancelled_at(s, "the start confirmation"))?;
             if typed.is_empty() {
                 return Err(CeremonyError::Cancelled(
@@ -239,7 +249,8 @@ impl Ui {
                 return Ok(());
             }
             self.warn(&format!(
-                "\"{typed}\" is not \"{expected}\" ({attempt} of {TYPING_ATTEMPTS} attempts)"
+                "\"{typed}\" is not \"{}\" ({attempt} of {TYPING_ATTEMPTS} attempts)",
+                shown(expected)
             ));
         }
         Err(CeremonyError::Cancelled(format!(
@@ -314,7 +325,7 @@ impl Ui {
         let last = fp.rsplit(' ').next().unwrap_or_default().to_string();
         for attempt in 1..=TYPING_ATTEMPTS {
             let typed = self
-                .read_line(format!("      {who}, the last four digits"))
+                .read_line(format!("      {}, the last four digits", shown(who)))
                 .map_err(|s| cancelled_at(s, &format!("{who}'s acknowledgement")))?;
             if typed.eq_ignore_ascii_case(&last) {
                 return Ok(AckHow::Typed);
@@ -330,16 +341,7 @@ impl Ui {
 
     /// The preflight screen: everything the run will do, before it does it.
     pub fn preflight(&self, f: &Preflight<'_>) {
-        for line in preflight_lines(f) {
-            match line {
-                Line::Rule => eprintln!("{}", style(RULE).for_stderr().dim()),
-                Line::Title(t) => eprintln!("{}", style(t).for_stderr().bold()),
-                Line::Field(k, v) => {
-                    eprintln!("{} {v}", style(format!("{k:<14}")).for_stderr().bold())
-                }
-                Line::Text(t) => eprintln!("{t}"),
-            }
-        }
+        print_lines(preflight_lines(f), false);
     }
 
     /// Before the witnesses type: what they compare.
@@ -359,21 +361,23 @@ impl Ui {
             (false, false) => "existing key and certificate (resumed)",
         };
         let tbs = ca.cert.tbs_certificate();
-        self.note(&format!(
-            "{} CA ready: {what}",
+        // Styled here, so printed without `note`'s escaping: every part is
+        // the tool's own text or a hash, but for the subject, escaped.
+        eprintln!(
+            "      {} CA ready: {what}",
             style(ca.role.name()).for_stderr().bold()
-        ));
+        );
         self.note(&format!("  subject      {}", tbs.subject()));
         self.note(&format!(
             "  valid until  {}",
             crate::fmt::utc(ca.not_after())
         ));
-        self.note(&format!(
-            "  certificate  SHA-256 {}",
+        eprintln!(
+            "        certificate  SHA-256 {}",
             style(fingerprint(&x509::sha256(&ca.der)))
                 .for_stderr()
                 .bold()
-        ));
+        );
         if let Ok(spki) = ca.key.spki.to_der() {
             self.note(&format!(
                 "  public key   SHA-256 {}",
@@ -385,17 +389,37 @@ impl Ui {
     /// The end screen: what was made, where, the values for the transcript,
     /// and what the installer and the auditor do next.
     pub fn done(&self, s: &Summary<'_>) {
-        for line in summary_lines(s) {
-            match line {
-                Line::Rule => eprintln!("{}", style(RULE).for_stderr().dim()),
-                Line::Title(t) => eprintln!("{}", style(t).for_stderr().bold().green()),
-                Line::Field(k, v) => {
-                    eprintln!("{} {v}", style(format!("{k:<14}")).for_stderr().bold())
-                }
-                Line::Text(t) => eprintln!("{t}"),
-            }
-        }
+        print_lines(summary_lines(s), true);
     }
+}
+
+/// Prints a screen's lines.
+fn print_lines(lines: Vec<Line>, green_titles: bool) {
+    eprint!("{}", screen(lines, green_titles));
+}
+
+/// A screen's lines as printed: styled, each text escaped ([`shown`]), one
+/// printed line per [`Line`] whatever its text holds.
+fn screen(lines: Vec<Line>, green_titles: bool) -> String {
+    let mut s = String::new();
+    for line in lines {
+        let text = match line {
+            Line::Rule => style(RULE).for_stderr().dim().to_string(),
+            Line::Title(t) if green_titles => {
+                style(shown(&t)).for_stderr().bold().green().to_string()
+            }
+            Line::Title(t) => style(shown(&t)).for_stderr().bold().to_string(),
+            Line::Field(k, v) => format!(
+                "{} {}",
+                style(format!("{k:<14}")).for_stderr().bold(),
+                shown(&v)
+            ),
+            Line::Text(t) => shown(&t).into_owned(),
+        };
+        s.push_str(&text);
+        s.push('\n');
+    }
+    s
 }
 
 /// The one line a cancelled run ends with: where it stopped and why, what
@@ -434,10 +458,11 @@ pub fn cancelled_text(p: &LoadedPlan, out: &Path, progress: &Progress, reason: &
         ));
     }
     format!(
-        "stopped{at} ({reason}): {}; {} was not written. To resume, run the same command again: {}",
+        "stopped{at} ({}): {}; {} was not written. To resume, run the same command again: {}",
+        shown(reason),
         done.join(", "),
-        out.display(),
-        resume_command()
+        shown_path(out),
+        shown(&resume_command())
     )
 }
 
@@ -858,3 +883,39 @@ fn per_node(s: &Summary<'_>) -> Vec<(String, &'static str, usize, usize, usize)>
 
 /// Workers listed one per line on the end screen at most.
 const SUMMARY_WORKERS: usize = 10;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A token's label, a path or any value from outside cannot move the
+    /// cursor, erase the line above (the serial, a fingerprint) or add a
+    /// line: the screen has one line per `Line`, with nothing unsafe in it.
+    #[test]
+    fn outside_text_on_a_screen_is_escaped() {
+        console::set_colors_enabled_stderr(false);
+        let mut id = TokenIdentity::fake("\x1b[1A\x1b[2KSerial 0000", "1\n- fake line");
+        id.model = "\u{202e}drowssap".into();
+        let evil = id.to_string();
+        let text = screen(
+            vec![
+                // As the token's Display gives it (escaped there already)…
+                Line::Title(format!("Preflight: ceremony \"{evil}\"")),
+                // …and raw, as the screens also take fields and paths.
+                field("Token", id.label.clone()),
+                cont(format!("plan {}", Path::new("plan\r.toml").display())),
+                Line::Text(format!("{} {}", id.serial, id.model)),
+            ],
+            false,
+        );
+        assert_eq!(text.lines().count(), 4, "{text}");
+        assert!(
+            !text
+                .chars()
+                .any(|c| c != '\n' && crate::fmt::is_unsafe_char(c)),
+            "{text:?}"
+        );
+        assert!(text.contains(r"\u{1b}[1A\u{1b}[2KSerial 0000"), "{text}");
+        assert!(text.contains(r"\u{202e}drowssap"), "{text}");
+    }
+}

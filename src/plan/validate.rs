@@ -110,6 +110,29 @@ pub fn input_path_problem(path: &Path, allow_outside: bool, section: &str) -> Op
     None
 }
 
+/// Every plan string that is shown on the operator's screen or written into
+/// the transcript, the audit log or a certificate: a control character
+/// (cursor moves, erasures, a newline that forges a line) or a bidirectional
+/// mark or override (text read in another order than stored) would let the
+/// plan change what the witnesses read.
+fn shown_text(p: &mut Problems, path: impl Into<String>, s: &str) {
+    if let Some(c) = s.chars().find(|c| crate::fmt::is_unsafe_char(*c)) {
+        p.add(
+            path,
+            format!(
+                "must not contain control or bidirectional-override characters (found U+{:04X})",
+                u32::from(c)
+            ),
+            quoted(s),
+        );
+    }
+}
+
+/// A path of the plan, as [`shown_text`].
+fn shown_path(p: &mut Problems, path: impl Into<String>, s: &std::path::Path) {
+    shown_text(p, path, &s.to_string_lossy());
+}
+
 pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem>> {
     let mut p = Problems(Vec::new());
 
@@ -117,6 +140,8 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
     if c.name.trim().is_empty() {
         p.add("ceremony.name", "must not be empty", quoted(&c.name));
     }
+    shown_text(&mut p, "ceremony.name", &c.name);
+    shown_text(&mut p, "ceremony.administrator", &c.administrator);
     if c.administrator.trim().is_empty() {
         p.add(
             "ceremony.administrator",
@@ -132,6 +157,8 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
                 "must not be empty",
                 quoted(w),
             );
+        } else if w.chars().any(crate::fmt::is_unsafe_char) {
+            shown_text(&mut p, format!("ceremony.witnesses[{i}]"), w);
         } else if !seen.insert(w.trim().to_lowercase()) {
             p.add(
                 format!("ceremony.witnesses[{i}]"),
@@ -156,6 +183,10 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
             "must be the path of a PKCS#11 module",
             quoted(""),
         );
+    }
+    shown_path(&mut p, "token.module", &plan.token.module);
+    if let Some(dir) = plan.leaves.as_ref().and_then(|l| l.csr_dir.as_ref()) {
+        shown_path(&mut p, "leaves.csr_dir", dir);
     }
     let module_sha256 = plan.token.module_sha256.as_ref().and_then(|h| {
         let bytes = hex::decode(h)
@@ -324,6 +355,9 @@ fn validate_users(plan: &Plan, cluster: Option<&ClusterSpec>, p: &mut Problems) 
         } else if !names.insert(u.name.as_str()) {
             p.add(format!("{path}.name"), "is named twice", quoted(&u.name));
         }
+        if let Some(csr) = &u.csr {
+            shown_path(p, format!("{path}.csr"), csr);
+        }
         let mut groups = BTreeSet::new();
         for (j, g) in u.groups.iter().enumerate() {
             let at = format!("{path}.groups[{j}]");
@@ -331,6 +365,8 @@ fn validate_users(plan: &Plan, cluster: Option<&ClusterSpec>, p: &mut Problems) 
             // group, and a repeated one is a slip.
             if g.is_empty() {
                 p.add(at, "must not be empty", quoted(g));
+            } else if g.chars().any(crate::fmt::is_unsafe_char) {
+                shown_text(p, at, g);
             } else if !groups.insert(g.as_str()) {
                 p.add(at, "is named twice", quoted(g));
             } else if g == "system:masters" && !u.allow_masters {
@@ -405,12 +441,8 @@ fn validate_ca(role: CaRole, s: &CaSection, now: SystemTime, p: &mut Problems) -
             ),
             quoted(&s.label),
         );
-    } else if s.label.chars().any(char::is_control) {
-        p.add(
-            format!("{sec}.label"),
-            "must not contain control characters",
-            quoted(&s.label),
-        );
+    } else {
+        shown_text(p, format!("{sec}.label"), &s.label);
     }
     let subject_text = s.subject.as_deref().or(role.default_subject());
     let subject = match subject_text {
@@ -420,6 +452,10 @@ fn validate_ca(role: CaRole, s: &CaSection, now: SystemTime, p: &mut Problems) -
                 "is required for the root, e.g. \"CN=Example Kubernetes Root CA,O=Example\"",
                 None,
             );
+            None
+        }
+        Some(text) if text.chars().any(crate::fmt::is_unsafe_char) => {
+            shown_text(p, format!("{sec}.subject"), text);
             None
         }
         Some(text) => match parse_subject(text) {
@@ -506,6 +542,23 @@ pub fn parse_subject(text: &str) -> Result<Name, String> {
         None => return Err("must contain a CN=".into()),
         Some(0) => return Err("has an empty CN".into()),
         Some(_) => {}
+    }
+    // RFC 4514 escapes (`\1B`) put in a value what the text does not show.
+    let hidden = name
+        .iter_rdn()
+        .flat_map(|rdn| rdn.iter())
+        .flat_map(|atv| {
+            String::from_utf8_lossy(atv.value.value())
+                .into_owned()
+                .chars()
+                .collect::<Vec<_>>()
+        })
+        .find(|c| crate::fmt::is_unsafe_char(*c));
+    if let Some(c) = hidden {
+        return Err(format!(
+            "must not contain control or bidirectional-override characters, escaped or not (found U+{:04X})",
+            u32::from(c)
+        ));
     }
     Ok(name)
 }

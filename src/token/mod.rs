@@ -48,10 +48,15 @@ impl TokenIdentity {
 
 impl std::fmt::Display for TokenIdentity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Every field is what the token says: escaped, as anything from outside.
+        use crate::fmt::shown;
         write!(
             f,
             "\"{}\" (serial {}, {} {})",
-            self.label, self.serial, self.manufacturer, self.model
+            shown(&self.label),
+            shown(&self.serial),
+            shown(&self.manufacturer),
+            shown(&self.model)
         )
     }
 }
