@@ -157,8 +157,11 @@ pub enum AuditCommand {
     /// Decrypt the log, check its sequence, hash chain and the root's seal
     #[command(
         after_help = "FILE is OUT/audit.log.age, an unsealed journal directory (.<out>.journal) or its records file, \
-or the JSON lines `age -d` printed. Exit codes: 0 intact (\"sealed and intact\", or \"unsealed, N records intact\" \
-for a journal), 4 broken (the first broken record is named), 2 bad arguments, unreadable file or wrong identity."
+or the JSON lines `age -d` printed. The seal's signature is checked with --root, else root-ca.crt beside FILE; \
+a sealed log with neither fails (exit 2) unless --chain-only is given. \
+Exit codes: 0 intact (\"sealed and intact\", \"unsealed, N records intact\" for a journal, or with --chain-only \
+\"chain intact and sealed, but the seal's signature was NOT checked\"), 4 broken (the first broken record is named), \
+2 bad arguments, no root certificate, unreadable file or wrong identity."
     )]
     Verify {
         file: PathBuf,
@@ -168,6 +171,10 @@ for a journal), 4 broken (the first broken record is named), 2 bad arguments, un
         /// The root CA certificate that must have sealed the log (default: root-ca.crt beside FILE)
         #[arg(long, value_name = "FILE")]
         root: Option<PathBuf>,
+        /// Check the sequence, the hash chain and the seal's hash, but not the seal's signature (no root at
+        /// hand): a forger who recomputes the chain passes this
+        #[arg(long, conflicts_with = "root")]
+        chain_only: bool,
     },
     /// Print the log as a timeline, then check it as `verify` does
     Show {
@@ -178,6 +185,10 @@ for a journal), 4 broken (the first broken record is named), 2 bad arguments, un
         /// The root CA certificate that must have sealed the log (default: root-ca.crt beside FILE)
         #[arg(long, value_name = "FILE")]
         root: Option<PathBuf>,
+        /// Check the sequence, the hash chain and the seal's hash, but not the seal's signature (no root at
+        /// hand): a forger who recomputes the chain passes this
+        #[arg(long, conflicts_with = "root")]
+        chain_only: bool,
     },
 }
 

@@ -93,6 +93,11 @@ pub enum AuditError {
     },
     #[error("the seal of the audit log failed its check: {what}")]
     Seal { what: String },
+    #[error(
+        "{}: the seal's signature cannot be checked: no --root was given and no root-ca.crt is beside the log",
+        .path.display()
+    )]
+    NoRoot { path: PathBuf },
     #[error("cannot encode an audit record: {0}")]
     Encode(#[from] serde_json::Error),
 }
@@ -106,7 +111,8 @@ impl AuditError {
             | AuditError::JournalBusy { .. }
             | AuditError::Identity { .. }
             | AuditError::NotAuditLog { .. }
-            | AuditError::Decrypt { .. } => 2,
+            | AuditError::Decrypt { .. }
+            | AuditError::NoRoot { .. } => 2,
             AuditError::Broken { .. } | AuditError::Seal { .. } => 4,
             AuditError::Io { .. }
             | AuditError::JournalDamaged { .. }
@@ -146,6 +152,11 @@ impl AuditError {
             }
             AuditError::Broken { .. } => {
                 "do not trust this log; compare it with the copy the auditors hold and the witnesses' signed transcript".into()
+            }
+            AuditError::NoRoot { .. } => {
+                "give --root with the ceremony's root CA certificate, \
+                 or --chain-only to check the sequence and hash chain without the seal's signature"
+                    .into()
             }
             AuditError::Seal { .. } => {
                 "nothing was written; report this: the token returned a seal signature that does not check".into()

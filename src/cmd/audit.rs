@@ -2,15 +2,28 @@
 
 use std::path::Path;
 
+use crate::audit::inspect::SealRoot;
 use crate::error::CeremonyError;
+
+fn seal_root(root: Option<&Path>, chain_only: bool) -> SealRoot<'_> {
+    if chain_only {
+        SealRoot::ChainOnly
+    } else {
+        SealRoot::Required(root)
+    }
+}
 
 /// `ceremony audit verify`: the verdict on stdout.
 pub fn verify(
     file: &Path,
     identity: Option<&Path>,
     root: Option<&Path>,
+    chain_only: bool,
 ) -> Result<(), CeremonyError> {
-    print!("{}", crate::audit::inspect::verify(file, identity, root)?);
+    print!(
+        "{}",
+        crate::audit::inspect::verify(file, identity, seal_root(root, chain_only))?
+    );
     Ok(())
 }
 
@@ -19,8 +32,10 @@ pub fn show(
     file: &Path,
     identity: Option<&Path>,
     root: Option<&Path>,
+    chain_only: bool,
 ) -> Result<(), CeremonyError> {
-    let (timeline, verdict) = crate::audit::inspect::show(file, identity, root)?;
+    let (timeline, verdict) =
+        crate::audit::inspect::show(file, identity, seal_root(root, chain_only))?;
     print!("{timeline}");
     Ok(verdict?)
 }
