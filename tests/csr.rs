@@ -1314,3 +1314,40 @@ fn csr_dir_itself_may_be_a_symbolic_link() {
         "{check}"
     );
 }
+
+/// A user's CSR is a file the user hands over: a symbolic link in its place
+/// (which could point at any file of the ceremony machine) is refused.
+#[test]
+fn refuses_a_user_csr_that_is_a_symbolic_link() {
+    refused(
+        |f| {
+            let plan = f.path().join("plan.toml");
+            let text = fs::read_to_string(&plan).unwrap().replace(
+                "[audit]",
+                "[[users]]\nname = \"carol\"\ngroups = [\"dev\"]\ncsr = \"carol.csr\"\n\n[audit]",
+            );
+            fs::write(&plan, text).unwrap();
+            tool(
+                f,
+                "openssl",
+                &[
+                    "req",
+                    "-new",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                    "-nodes",
+                    "-keyout",
+                    "carol.key",
+                    "-subj",
+                    "/O=dev/CN=carol",
+                    "-out",
+                    "real-carol.csr",
+                ],
+            );
+            std::os::unix::fs::symlink("real-carol.csr", f.path().join("carol.csr")).unwrap();
+        },
+        &["carol.csr: file: expected the CSR of user carol, got a symbolic link"],
+    );
+}
