@@ -158,11 +158,14 @@ pub enum AuditCommand {
     /// Decrypt the log, check its sequence, hash chain and the root's seal
     #[command(
         after_help = "FILE is OUT/audit.log.age, an unsealed journal directory (.<out>.journal) or its records file, \
-or the JSON lines `age -d` printed. Exit codes: 0 intact (\"sealed and intact\", or \"unsealed, N records intact\" \
-for a journal), 4 broken (the first broken record is named), 2 bad arguments, unreadable file or wrong identity.\n\n\
-Several FILEs are a chain of ceremonies on one token, oldest first (c1/audit.log.age c2/audit.log.age …): each \
-must be sealed by the same root and continue the one before it; a missing, reordered, repeated or forked \
-ceremony is named (exit 4)."
+or the JSON lines `age -d` printed. The seal's signature is checked with --root, else root-ca.crt beside FILE; \
+a sealed log with neither fails (exit 2) unless --chain-only is given. \
+Exit codes: 0 intact (\"sealed and intact\", \"unsealed, N records intact\" for a journal, or with --chain-only \
+\"chain intact and sealed, but the seal's signature was NOT checked\"), 4 broken (the first broken record is named), \
+2 bad arguments, no root certificate, unreadable file or wrong identity. \
+\n\nSeveral FILEs are a chain of ceremonies on one token, oldest first (c1/audit.log.age c2/audit.log.age …): each \
+must be sealed by the same root (each seal checked with the root-ca.crt beside its log) and continue the one before it; \
+a missing, reordered, repeated or forked ceremony is named (exit 4)."
     )]
     Verify {
         #[arg(required = true, num_args = 1..)]
@@ -173,6 +176,10 @@ ceremony is named (exit 4)."
         /// The root CA certificate that must have sealed the log (default: root-ca.crt beside FILE)
         #[arg(long, value_name = "FILE")]
         root: Option<PathBuf>,
+        /// Check the sequence, the hash chain and the seal's hash, but not the seal's signature (no root at
+        /// hand): a forger who recomputes the chain passes this
+        #[arg(long, conflicts_with = "root")]
+        chain_only: bool,
     },
     /// Print the log as a timeline, then check it as `verify` does
     Show {
@@ -183,6 +190,10 @@ ceremony is named (exit 4)."
         /// The root CA certificate that must have sealed the log (default: root-ca.crt beside FILE)
         #[arg(long, value_name = "FILE")]
         root: Option<PathBuf>,
+        /// Check the sequence, the hash chain and the seal's hash, but not the seal's signature (no root at
+        /// hand): a forger who recomputes the chain passes this
+        #[arg(long, conflicts_with = "root")]
+        chain_only: bool,
     },
 }
 

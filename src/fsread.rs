@@ -49,7 +49,7 @@ pub enum Links {
     /// `O_NOFOLLOW`: for entries of a tree already listed as regular files,
     /// so a link swapped in after the listing is refused, not followed.
     Refuse,
-    /// A path named by the operator (the plan's user CSRs).
+    /// A path the operator names (on the command line, or in the plan).
     Follow,
 }
 

@@ -53,3 +53,40 @@ pub fn pem_blocks(text: &str) -> Result<Vec<Block>, String> {
     }
     Ok(out)
 }
+
+/// One block in the encoding this tool writes (RFC 7468: 64-column base64,
+/// LF line ends, nothing before or after), in a zeroizing buffer since the
+/// block may be a private key.
+pub fn encode(label: &str, der: &[u8]) -> Result<Zeroizing<String>, String> {
+    pem_rfc7468::encode_string(label, pem_rfc7468::LineEnding::LF, der)
+        .map(Zeroizing::new)
+        .map_err(|e| format!("PEM block \"{label}\" does not encode: {e}"))
+}
+
+/// The canonical text of a file that holds exactly one PEM block: the block
+/// encoded again from its decoded bytes, so that text before, between or
+/// after (which kubeadm ignores, and which nothing checked) is not carried
+/// into a bundle.
+pub fn canonical_one(text: &str) -> Result<Zeroizing<String>, String> {
+    match pem_blocks(text)?.as_slice() {
+        [one] => encode(&one.label, &one.der),
+        many => Err(format!("{} PEM blocks where one was expected", many.len())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_text_drops_what_surrounds_the_block() {
+        let block = encode("PUBLIC KEY", &[1, 2, 3]).unwrap();
+        let dirty = format!("junk before\r\n{}trailing junk\n", block.as_str());
+        assert_eq!(canonical_one(&dirty).unwrap().as_str(), block.as_str());
+        let two = format!("{}{}", block.as_str(), block.as_str());
+        assert_eq!(
+            canonical_one(&two).unwrap_err(),
+            "2 PEM blocks where one was expected"
+        );
+    }
+}

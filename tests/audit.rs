@@ -584,7 +584,40 @@ fn tampering_is_detected_with_the_record_named() {
     let at = t[victim].find(r#""sha256":""#).unwrap() + 10;
     t[victim].replace_range(at..at + 4, "dead");
     let rechained_seal = rechain(&mut t, &seal_line);
-    expect_broken(&f, &write(&t, &rechained_seal), &root, n, "does not verify");
+    let forged = write(&t, &rechained_seal);
+    expect_broken(&f, &forged, &root, n, "does not verify");
+    // Without a root at hand (none given, none beside the log) it is not
+    // passed: the chain alone cannot tell it from the real log.
+    let o = f.verify(&forged, &[]);
+    assert_eq!(o.code, Some(2), "{o}");
+    assert_eq!(
+        error_line(&o),
+        format!(
+            "error: {}: the seal's signature cannot be checked: no --root was given and no root-ca.crt is beside the log",
+            forged.display()
+        )
+    );
+    assert!(
+        o.stderr.contains("hint: give --root") && o.stderr.contains("--chain-only"),
+        "{o}"
+    );
+    assert!(o.stdout.is_empty(), "no verdict: {o}");
+    // Asked for explicitly, the chain-only check passes and says what it did not check.
+    let o = f.verify(&forged, &["--chain-only"]);
+    assert_eq!(o.code, Some(0), "{o}");
+    assert!(
+        o.stdout.contains(
+            "chain intact and sealed, but the seal's signature was NOT checked (--chain-only)"
+        ),
+        "{o}"
+    );
+    assert!(
+        !o.stdout.contains("transcript.md"),
+        "no transcript beside it: {o}"
+    );
+    // --chain-only and --root together are a usage error.
+    let o = f.verify(&forged, &["--chain-only", "--root", root.to_str().unwrap()]);
+    assert_eq!(o.code, Some(2), "{o}");
 
     // A record appended after the end, correctly chained, the seal left as it was.
     let mut t = lines.clone();

@@ -1191,3 +1191,165 @@ fn signed_tree_serves_etcd_and_kubectl() {
         );
     }
 }
+
+/// `ceremony verify OUT` (and with `--plan`) passes on what `run` wrote.
+#[track_caller]
+fn verify_passes(f: &Fixture, plan: &Path) {
+    let bare = f.ceremony(&["verify", "work/out"]);
+    bare.assert_ok("ceremony verify OUT");
+    assert!(bare.stdout.contains("OK: "), "{bare}");
+    let with_plan = f.ceremony(&[
+        "verify".as_ref(),
+        "work/out".as_ref(),
+        "--plan".as_ref(),
+        plan.as_os_str(),
+    ]);
+    with_plan.assert_ok("ceremony verify OUT --plan");
+}
+
+/// A worker brings its CSR as DER, which the policy accepts: the bundle
+/// holds it as kubeadm reads it (PEM), and the tool's own `verify` passes.
+#[test]
+fn a_der_csr_is_stored_as_pem_and_the_bundle_verifies() {
+    let (f, plan) = setup();
+    let csr = format!("{W}/kubelet.conf.csr");
+    let pem_in = read(&f, &csr);
+    tool(
+        &f,
+        "openssl",
+        &["req", "-in", &csr, "-outform", "DER", "-out", "w1.der"],
+    );
+    fs::copy(f.path().join("w1.der"), f.path().join(&csr)).unwrap();
+    assert!(!read(&f, &csr).starts_with(b"-----BEGIN"));
+
+    f.run_plan(&plan, &f.work("out")).assert_ok("ceremony run");
+    let stored = read(&f, "work/out/nodes/w1/etc/kubernetes/kubelet.conf.csr");
+    assert_eq!(stored, pem_in, "the request as OpenSSL writes it in PEM");
+    assert!(stored.starts_with(b"-----BEGIN CERTIFICATE REQUEST-----\n"));
+    verify_passes(&f, &plan);
+}
+
+/// Text before and after a PEM block (as `openssl req -text` writes it, or
+/// anything else) is ignored by kubeadm and checked by nobody: the bundle
+/// holds each block alone, encoded again, for the CSRs, the key files and
+/// the keys of partial kubeconfigs alike.
+#[test]
+fn junk_around_pem_blocks_is_not_copied_into_the_bundle() {
+    let (f, plan) = setup();
+    let dirty = |rel: &str| {
+        let clean = read(&f, rel);
+        let mut bytes = b"Certificate Request:\n    junk \x1b[2J before\n".to_vec();
+        bytes.extend_from_slice(&clean);
+        bytes.extend_from_slice(b"and after the block\n");
+        fs::write(f.path().join(rel), bytes).unwrap();
+        clean
+    };
+    let csr = dirty(&format!("{K}/pki/apiserver.csr"));
+    let key = dirty(&format!("{K}/pki/apiserver.key"));
+    let worker_csr = dirty(&format!("{W}/kubelet.conf.csr"));
+    // The node's key inside its partial admin.conf, with junk around it too.
+    let conf = format!("{K}/admin.conf");
+    let yaml = text(&f, &conf);
+    let b64 = yaml
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("client-key-data: "))
+        .unwrap()
+        .trim()
+        .to_string();
+    let conf_key = STANDARD.decode(&b64).unwrap();
+    let mut junk_key = b"junk\n".to_vec();
+    junk_key.extend_from_slice(&conf_key);
+    junk_key.extend_from_slice(b"junk\n");
+    fs::write(
+        f.path().join(&conf),
+        yaml.replace(&b64, &STANDARD.encode(&junk_key)),
+    )
+    .unwrap();
+
+    f.run_plan(&plan, &f.work("out")).assert_ok("ceremony run");
+    let n = |rel: &str| format!("work/out/nodes/cp1/etc/kubernetes/{rel}");
+    assert_eq!(read(&f, &n("pki/apiserver.csr")), csr);
+    assert_eq!(read(&f, &n("pki/apiserver.key")), key);
+    assert_eq!(
+        read(&f, "work/out/nodes/w1/etc/kubernetes/kubelet.conf.csr"),
+        worker_csr
+    );
+    let out_key = kubectl(&f, &n("admin.conf"), "{.users[0].user.client-key-data}");
+    assert_eq!(STANDARD.decode(out_key).unwrap(), conf_key);
+    verify_passes(&f, &plan);
+}
+
+/// Only csr_dir itself is resolved through links: a node directory or its
+/// etc that is a symbolic link is refused, before the token is opened.
+#[test]
+fn refuses_a_symlinked_node_or_etc_directory() {
+    let f = refused(
+        |f| {
+            let csrs = f.path().join("csrs");
+            fs::rename(csrs.join("cp1/etc"), f.path().join("cp1-etc")).unwrap();
+            std::os::unix::fs::symlink("../../cp1-etc", csrs.join("cp1/etc")).unwrap();
+            fs::rename(csrs.join("w1"), f.path().join("w1-elsewhere")).unwrap();
+            std::os::unix::fs::symlink("../w1-elsewhere", csrs.join("w1")).unwrap();
+        },
+        &[
+            "cp1/etc: directory: expected a directory: no symbolic link under csr_dir is followed, \
+             got a symbolic link",
+            "w1: directory: expected a directory: no symbolic link under csr_dir is followed, \
+             got a symbolic link",
+        ],
+    );
+    assert!(f.objects().is_empty(), "the token is untouched");
+}
+
+/// csr_dir itself, which the plan names, may be a link (a mounted medium).
+#[test]
+fn csr_dir_itself_may_be_a_symbolic_link() {
+    let (f, plan) = setup();
+    fs::rename(f.path().join("csrs"), f.path().join("medium")).unwrap();
+    std::os::unix::fs::symlink("medium", f.path().join("csrs")).unwrap();
+    let check = f.ceremony(&["check".as_ref(), plan.as_os_str()]);
+    check.assert_ok("ceremony check");
+    assert!(
+        check
+            .stdout
+            .contains("  => 12 CSRs of 2 nodes would be signed."),
+        "{check}"
+    );
+}
+
+/// A user's CSR is a file the user hands over: a symbolic link in its place
+/// (which could point at any file of the ceremony machine) is refused.
+#[test]
+fn refuses_a_user_csr_that_is_a_symbolic_link() {
+    refused(
+        |f| {
+            let plan = f.path().join("plan.toml");
+            let text = fs::read_to_string(&plan).unwrap().replace(
+                "[audit]",
+                "[[users]]\nname = \"carol\"\ngroups = [\"dev\"]\ncsr = \"carol.csr\"\n\n[audit]",
+            );
+            fs::write(&plan, text).unwrap();
+            tool(
+                f,
+                "openssl",
+                &[
+                    "req",
+                    "-new",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                    "-nodes",
+                    "-keyout",
+                    "carol.key",
+                    "-subj",
+                    "/O=dev/CN=carol",
+                    "-out",
+                    "real-carol.csr",
+                ],
+            );
+            std::os::unix::fs::symlink("real-carol.csr", f.path().join("carol.csr")).unwrap();
+        },
+        &["carol.csr: file: expected the CSR of user carol, got a symbolic link"],
+    );
+}

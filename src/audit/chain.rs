@@ -210,7 +210,7 @@ pub fn verify(
     let mut links = Vec::new();
     let mut report = String::new();
     for f in files {
-        let e = inspect::examine(f, identity, root)?;
+        let e = inspect::examine(f, identity, inspect::SealRoot::Required(root))?;
         let v = e.result()?;
         let Some((seal, check)) = &v.seal else {
             return Err(chain_error(format!(
@@ -224,7 +224,11 @@ pub fn verify(
                 f.display()
             )));
         }
-        report.push_str(&inspect::render_verdict(f, v));
+        report.push_str(&inspect::render_verdict(
+            f,
+            v,
+            inspect::transcript_beside(f).as_deref(),
+        ));
         links.push(Link {
             path: f.clone(),
             final_hash: hex::encode(v.final_hash),

@@ -5,7 +5,9 @@
 //! Accepted inputs: `OUT/audit.log.age`; a journal directory `.<out>.journal`
 //! or its `records` file (unsealed: "N records intact"); or the plaintext
 //! JSON lines `age -d` printed (no identity needed). The root certificate
-//! for the seal is `--root`, else `root-ca.crt` beside the log.
+//! for the seal is `--root`, else `root-ca.crt` beside the log; a sealed log
+//! with neither is not passed unless the auditor asked for the chain only
+//! (`--chain-only`), since a forger who re-chains the log passes the chain.
 
 use std::path::{Path, PathBuf};
 
@@ -26,8 +28,18 @@ const AGE_MAGIC: &[u8] = b"age-encryption.org/v1\n";
 pub enum RootCheck {
     /// Verified against this root certificate file.
     Checked(PathBuf),
-    /// No root certificate was given or found beside the log.
+    /// Not checked: no root certificate was at hand, or the auditor asked
+    /// for the chain only.
     NotChecked,
+}
+
+/// Which root certificate checks the seal's signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealRoot<'a> {
+    /// `--root FILE`, else `root-ca.crt` beside the log; neither is an error.
+    Required(Option<&'a Path>),
+    /// `--chain-only`: sequence, chain and the seal's hash, not its signature.
+    ChainOnly,
 }
 
 /// An intact log.
@@ -48,16 +60,26 @@ pub struct Examined {
     pub lines: Vec<String>,
     pub seal: Option<Seal>,
     pub outcome: Result<Verdict, Break>,
+    /// Whether a seal whose signature was not checked passes (`--chain-only`).
+    pub chain_only: bool,
 }
 
 impl Examined {
-    /// The verdict, or the error naming the first broken record.
+    /// The verdict, or the error naming the first broken record, or that a
+    /// sealed log's signature could not be checked (no root at hand, and the
+    /// auditor did not ask for the chain only).
     pub fn result(&self) -> Result<&Verdict, AuditError> {
-        self.outcome.as_ref().map_err(|b| AuditError::Broken {
+        let v = self.outcome.as_ref().map_err(|b| AuditError::Broken {
             path: self.path.clone(),
             record: b.record,
             what: b.what.clone(),
-        })
+        })?;
+        match &v.seal {
+            Some((_, RootCheck::NotChecked)) if !self.chain_only => Err(AuditError::NoRoot {
+                path: self.path.clone(),
+            }),
+            _ => Ok(v),
+        }
     }
 }
 
@@ -117,9 +139,19 @@ fn identities(file: &Path, identity: Option<&Path>) -> Result<Identities, AuditE
 pub fn examine(
     file: &Path,
     identity: Option<&Path>,
-    root: Option<&Path>,
+    root: SealRoot<'_>,
 ) -> Result<Examined, AuditError> {
-    match read_input(file)? {
+    let chain_only = root == SealRoot::ChainOnly;
+    let root_path = match root {
+        SealRoot::ChainOnly => None,
+        SealRoot::Required(Some(p)) => Some(p.to_path_buf()),
+        SealRoot::Required(None) => file
+            .parent()
+            .map(|d| d.join(crate::bundle::layout::ROOT_CA))
+            .filter(|p| p.is_file()),
+    };
+    let root = root_path.as_deref();
+    let mut examined = match read_input(file)? {
         Input::Journal(bytes) => {
             let ids = identities(file, identity)?;
             let d = journal::decode(&bytes, &ids).map_err(|what| AuditError::Decrypt {
@@ -138,12 +170,13 @@ pub fn examine(
                     torn: d.torn,
                 }),
             };
-            Ok(Examined {
+            Examined {
                 path: file.to_path_buf(),
                 lines: d.lines,
                 seal: None,
                 outcome,
-            })
+                chain_only,
+            }
         }
         Input::Sealed(bytes) => {
             let ids = identities(file, identity)?;
@@ -155,14 +188,18 @@ pub fn examine(
                     }
                 }
             })?;
-            Ok(check_sealed(file, &plain, err, root))
+            check_sealed(file, &plain, err, root)
         }
-        Input::Plain(bytes) => Ok(check_sealed(file, &bytes, None, root)),
-    }
+        Input::Plain(bytes) => check_sealed(file, &bytes, None, root),
+    };
+    examined.chain_only = chain_only;
+    Ok(examined)
 }
 
 /// Checks the plaintext of a sealed log: records, then exactly one seal line.
 /// `decrypt_error`: the age payload stopped authenticating after `plain`.
+/// `root`: the root certificate that checks the seal's signature; None
+/// leaves it unchecked (which `Examined::result` refuses unless chain-only).
 pub fn check_sealed(
     file: &Path,
     plain: &[u8],
@@ -234,7 +271,7 @@ pub fn check_sealed(
                     "the log ends after record {n} without a seal (it was truncated, or records were removed from its end)"
                 ),
             }),
-            (None, Some(s)) => check_seal(file, &chain, &lines, s, root),
+            (None, Some(s)) => check_seal(&chain, &lines, s, root),
         },
     };
     Examined {
@@ -242,6 +279,7 @@ pub fn check_sealed(
         lines,
         seal,
         outcome,
+        chain_only: false,
     }
 }
 
@@ -252,7 +290,6 @@ fn short(h: &str) -> String {
 /// The seal covers the last record, which is an `end`; its signature checks
 /// with the root certificate, which is the one the log itself records.
 fn check_seal(
-    file: &Path,
     chain: &Chain,
     lines: &[String],
     seal: &Seal,
@@ -305,14 +342,7 @@ fn check_seal(
         }
         _ => {}
     }
-    let root_path = match root {
-        Some(p) => Some(p.to_path_buf()),
-        None => file
-            .parent()
-            .map(|d| d.join(crate::bundle::layout::ROOT_CA))
-            .filter(|p| p.is_file()),
-    };
-    let check = match root_path {
+    let check = match root.map(Path::to_path_buf) {
         None => RootCheck::NotChecked,
         Some(p) => {
             let der = read_certificate(&p).map_err(brk)?;
@@ -357,8 +387,9 @@ fn read_certificate(p: &Path) -> Result<Vec<u8>, String> {
     }
 }
 
-/// The report `audit verify` prints for an intact log.
-pub fn render_verdict(path: &Path, v: &Verdict) -> String {
+/// The report `audit verify` prints for an intact log. `transcript`: the
+/// transcript beside the log, when there is one (only then is it named).
+pub fn render_verdict(path: &Path, v: &Verdict, transcript: Option<&Path>) -> String {
     let mut s = String::new();
     match &v.seal {
         Some((seal, check)) => {
@@ -367,7 +398,8 @@ pub fn render_verdict(path: &Path, v: &Verdict) -> String {
                     s.push_str(&format!("{}: sealed and intact\n", path.display()))
                 }
                 RootCheck::NotChecked => s.push_str(&format!(
-                    "{}: chain intact and sealed, but the seal's signature was NOT checked (no root certificate: give --root root-ca.crt)\n",
+                    "{}: chain intact and sealed, but the seal's signature was NOT checked (--chain-only): \
+                     a forger who recomputes the chain passes this; give --root to check the seal\n",
                     path.display()
                 )),
             }
@@ -376,10 +408,17 @@ pub fn render_verdict(path: &Path, v: &Verdict) -> String {
                 v.records, v.records
             ));
             s.push_str(&format!("  final hash: {}\n", hex::encode(v.final_hash)));
-            s.push_str(&format!(
-                "              {} (as in transcript.md)\n",
-                crate::fmt::fingerprint(&v.final_hash)
-            ));
+            match transcript {
+                Some(t) => s.push_str(&format!(
+                    "              {} (as in {})\n",
+                    crate::fmt::fingerprint(&v.final_hash),
+                    t.display()
+                )),
+                None => s.push_str(&format!(
+                    "              {} (as the witnesses' transcript states it)\n",
+                    crate::fmt::fingerprint(&v.final_hash)
+                )),
+            }
             s.push_str(&format!(
                 "  seal:       {} by the root CA certificate with SHA-256 {}\n",
                 seal.algorithm, seal.root_certificate_sha256
@@ -409,15 +448,22 @@ pub fn render_verdict(path: &Path, v: &Verdict) -> String {
     s
 }
 
+/// The transcript beside a log, if there is one.
+pub fn transcript_beside(file: &Path) -> Option<PathBuf> {
+    file.parent()
+        .map(|d| d.join(crate::bundle::layout::TRANSCRIPT))
+        .filter(|p| p.is_file())
+}
+
 /// `audit verify`: the report, or the error naming the first broken record.
 pub fn verify(
     file: &Path,
     identity: Option<&Path>,
-    root: Option<&Path>,
+    root: SealRoot<'_>,
 ) -> Result<String, AuditError> {
     let e = examine(file, identity, root)?;
     let v = e.result()?;
-    Ok(render_verdict(file, v))
+    Ok(render_verdict(file, v, transcript_beside(file).as_deref()))
 }
 
 /// `audit show`: a readable timeline (then the verdict). The timeline is
@@ -425,7 +471,7 @@ pub fn verify(
 pub fn show(
     file: &Path,
     identity: Option<&Path>,
-    root: Option<&Path>,
+    root: SealRoot<'_>,
 ) -> Result<(String, Result<(), AuditError>), AuditError> {
     let e = examine(file, identity, root)?;
     let mut s = String::new();
@@ -453,7 +499,7 @@ pub fn show(
     let verdict = match e.result() {
         Ok(v) => {
             s.push('\n');
-            s.push_str(&render_verdict(file, v));
+            s.push_str(&render_verdict(file, v, transcript_beside(file).as_deref()));
             Ok(())
         }
         Err(err) => Err(err),
@@ -484,7 +530,7 @@ mod tests {
     fn logs_and_roots_are_bounded_regular_files() {
         let d = tempfile::tempdir().unwrap();
         let f = fifo(d.path());
-        let said = |p: &Path| match verify(p, None, None) {
+        let said = |p: &Path| match verify(p, None, SealRoot::Required(None)) {
             Err(e) => e.to_string(),
             Ok(_) => "read".into(),
         };
@@ -557,7 +603,7 @@ mod tests {
     }
 
     #[test]
-    fn an_intact_log_without_a_root_is_reported_unchecked() {
+    fn an_intact_log_without_a_root_passes_only_when_chain_only() {
         let (lines, seal) = log(events());
         let e = check_sealed(
             Path::new("/nonexistent/x"),
@@ -565,9 +611,22 @@ mod tests {
             None,
             None,
         );
-        let v = e.outcome.unwrap();
+        assert!(
+            matches!(e.result(), Err(AuditError::NoRoot { .. })),
+            "an unchecked seal does not pass"
+        );
+        let chain_only = Examined {
+            chain_only: true,
+            ..e.clone()
+        };
+        let v = chain_only.result().unwrap();
         assert_eq!(v.records, 3);
-        assert_eq!(v.seal.unwrap().1, RootCheck::NotChecked);
+        assert_eq!(v.seal.as_ref().unwrap().1, RootCheck::NotChecked);
+        let text = render_verdict(Path::new("x"), v, None);
+        assert!(text.contains("NOT checked (--chain-only)"), "{text}");
+        assert!(!text.contains("transcript.md"), "{text}");
+        let with = render_verdict(Path::new("x"), v, Some(Path::new("out/transcript.md")));
+        assert!(with.contains("(as in out/transcript.md)"), "{with}");
     }
 
     #[test]

@@ -96,6 +96,11 @@ pub enum AuditError {
     Chain { what: String },
     #[error("the seal of the audit log failed its check: {what}")]
     Seal { what: String },
+    #[error(
+        "{}: the seal's signature cannot be checked: no --root was given and no root-ca.crt is beside the log",
+        .path.display()
+    )]
+    NoRoot { path: PathBuf },
     #[error("cannot encode an audit record: {0}")]
     Encode(#[from] serde_json::Error),
 }
@@ -109,7 +114,8 @@ impl AuditError {
             | AuditError::JournalBusy { .. }
             | AuditError::Identity { .. }
             | AuditError::NotAuditLog { .. }
-            | AuditError::Decrypt { .. } => 2,
+            | AuditError::Decrypt { .. }
+            | AuditError::NoRoot { .. } => 2,
             AuditError::Broken { .. } | AuditError::Seal { .. } | AuditError::Chain { .. } => 4,
             AuditError::Io { .. }
             | AuditError::JournalDamaged { .. }
@@ -152,6 +158,11 @@ impl AuditError {
             }
             AuditError::Chain { .. } => {
                 "give every sealed log of the token's ceremonies, oldest first, each beside its root-ca.crt; a fork or a missing ceremony is for the auditors to explain".into()
+            }
+            AuditError::NoRoot { .. } => {
+                "give --root with the ceremony's root CA certificate, \
+                 or --chain-only to check the sequence and hash chain without the seal's signature"
+                    .into()
             }
             AuditError::Seal { .. } => {
                 "nothing was written; report this: the token returned a seal signature that does not check".into()

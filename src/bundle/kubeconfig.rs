@@ -102,9 +102,13 @@ fn secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Zeroizing<Str
     Ok(Option::<String>::deserialize(d)?.map(Zeroizing::new))
 }
 
+/// Keys of a map that the writer never writes, by name (values not kept).
+pub type OtherKeys = BTreeMap<String, serde::de::IgnoredAny>;
+
 /// A kubeconfig as read back (`verify`, CSR intake), as far as kubeadm's
-/// are concerned. Other keys are ignored,
-/// except the ones that would change how a client authenticates.
+/// are concerned. Every key the writer does not write is kept by name in
+/// `other` at its level, for `verify` to refuse (a proxy, a TLS server
+/// name, a namespace or extension changes what the client does).
 #[derive(Deserialize)]
 pub struct KubeconfigFile {
     #[serde(rename = "apiVersion")]
@@ -118,12 +122,18 @@ pub struct KubeconfigFile {
     pub current_context: Option<String>,
     #[serde(default)]
     pub users: Option<Vec<NamedUser>>,
+    /// Written as `{}`.
+    pub preferences: Option<OtherKeys>,
+    #[serde(flatten)]
+    pub other: OtherKeys,
 }
 
 #[derive(Deserialize)]
 pub struct NamedCluster {
     pub name: Option<String>,
     pub cluster: Option<ClusterEntry>,
+    #[serde(flatten)]
+    pub other: OtherKeys,
 }
 
 #[derive(Deserialize)]
@@ -133,26 +143,35 @@ pub struct ClusterEntry {
     pub ca_data: Option<String>,
     #[serde(rename = "certificate-authority")]
     pub ca_file: Option<String>,
-    #[serde(rename = "insecure-skip-tls-verify", default)]
-    pub insecure: bool,
+    /// Anything else (`insecure-skip-tls-verify`, `tls-server-name`,
+    /// `proxy-url`, `extensions`, …).
+    #[serde(flatten)]
+    pub other: OtherKeys,
 }
 
 #[derive(Deserialize)]
 pub struct NamedContext {
     pub name: Option<String>,
     pub context: Option<ContextEntry>,
+    #[serde(flatten)]
+    pub other: OtherKeys,
 }
 
 #[derive(Deserialize)]
 pub struct ContextEntry {
     pub cluster: Option<String>,
     pub user: Option<String>,
+    /// `namespace`, `extensions`, …
+    #[serde(flatten)]
+    pub other: OtherKeys,
 }
 
 #[derive(Deserialize)]
 pub struct NamedUser {
     pub name: Option<String>,
     pub user: Option<UserEntry>,
+    #[serde(flatten)]
+    pub other: OtherKeys,
 }
 
 #[derive(Deserialize)]
@@ -167,7 +186,7 @@ pub struct UserEntry {
     pub key_file: Option<String>,
     /// Any other way to authenticate (token, exec, auth-provider, basic auth).
     #[serde(flatten)]
-    pub other: BTreeMap<String, serde::de::IgnoredAny>,
+    pub other: OtherKeys,
 }
 
 impl KubeconfigFile {

@@ -44,16 +44,18 @@ pub fn dispatch(cli: Cli) -> Result<(), CeremonyError> {
                     files,
                     identity,
                     root,
+                    chain_only,
                 },
-        } => audit::verify(&files, identity.as_deref(), root.as_deref()),
+        } => audit::verify(&files, identity.as_deref(), root.as_deref(), chain_only),
         Command::Audit {
             command:
                 AuditCommand::Show {
                     file,
                     identity,
                     root,
+                    chain_only,
                 },
-        } => audit::show(&file, identity.as_deref(), root.as_deref()),
+        } => audit::show(&file, identity.as_deref(), root.as_deref(), chain_only),
         Command::Token {
             command:
                 TokenCommand::List {

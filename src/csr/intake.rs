@@ -13,7 +13,7 @@
 //! ```
 //!
 //! Written: `nodes/<node>/etc/kubernetes/` with each CSR (and key brought
-//! beside it) copied, `<name>.crt` beside each `pki/<name>.csr`, each
+//! beside it) as its one PEM block encoded again (never the bytes as read), `<name>.crt` beside each `pki/<name>.csr`, each
 //! kubeconfig completed (without `client-key-data` when the node kept its
 //! key), the CA files, and sa.key/sa.pub; `users/<name>.conf` per user.
 //!
@@ -57,7 +57,9 @@ const MAX_FILES: usize = 1000;
 /// One node's tree as read and checked.
 pub struct NodeIntake {
     pub check: NodeCheck,
-    /// The bytes that were checked: exactly these are copied and signed.
+    /// The bytes that were read and checked. The bundle holds what was
+    /// decided from them (`check`): each CSR and key encoded again as one
+    /// PEM block, never these bytes as they came.
     pub files: BTreeMap<String, Zeroizing<Vec<u8>>>,
 }
 
@@ -119,16 +121,27 @@ fn usage(message: String, hint: &str) -> CeremonyError {
     }
 }
 
-/// Reads one file the plan names (a user's CSR; a link is followed),
-/// refusing anything larger than `MAX_FILE_BYTES`.
+/// Reads a user's CSR, refusing anything larger than `MAX_FILE_BYTES` and a
+/// symbolic link: a CSR is a file the user hands over, never a pointer to
+/// one elsewhere on the ceremony machine.
 fn read_bounded(path: &Path) -> Result<Zeroizing<Vec<u8>>, String> {
-    read_capped(path, Links::Follow)
+    read_capped(path, Links::Refuse)
 }
 
 /// One file through the shared bounded reader, its failure in a refusal's
 /// words (the refusal names the file itself).
 fn read_capped(path: &Path, links: Links) -> Result<Zeroizing<Vec<u8>>, String> {
     read_regular(path, policy::MAX_FILE_BYTES, links).map_err(|e| match e {
+        // O_NOFOLLOW's answer to a link.
+        ReadError::Io { source, .. }
+            if links == Links::Refuse
+                && source.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) =>
+        {
+            "a symbolic link".into()
+        }
+        ReadError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+            "no such file".into()
+        }
         ReadError::Io { source, .. } => format!("unreadable ({source})"),
         ReadError::NotRegular { .. } => "not a regular file".into(),
         ReadError::TooLarge { .. } => "a file larger than 1 MiB".into(),
@@ -193,16 +206,37 @@ fn check_node_dir(
         check: NodeCheck::missing_dir(node, control_plane, &rel_root, got),
         files: BTreeMap::new(),
     };
-    let root = dir.join(&rel_root);
-    match fs::symlink_metadata(&root) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return missing("no such directory".into());
+    // Only csr_dir itself, which the plan names, is resolved as the system
+    // resolves it (a mounted medium). Below it the tree comes from the nodes:
+    // a link at <node>, <node>/etc or <node>/etc/kubernetes would let one
+    // node's medium point the ceremony at another node's tree or at any
+    // file of the ceremony machine, so none is followed.
+    for rel in [node.to_string(), format!("{node}/etc"), rel_root.clone()] {
+        match fs::symlink_metadata(dir.join(&rel)) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return missing("no such directory".into());
+            }
+            Err(e) => return missing(format!("unreadable ({e})")),
+            Ok(m) if m.file_type().is_symlink() => {
+                return NodeIntake {
+                    check: NodeCheck::refused_dir(
+                        node,
+                        control_plane,
+                        Refusal::new(
+                            rel,
+                            "directory",
+                            "a directory: no symbolic link under csr_dir is followed",
+                            "a symbolic link",
+                        ),
+                    ),
+                    files: BTreeMap::new(),
+                };
+            }
+            Ok(m) if !m.is_dir() => return missing("not a directory".into()),
+            Ok(_) => {}
         }
-        Err(e) => return missing(format!("unreadable ({e})")),
-        Ok(m) if m.file_type().is_symlink() => return missing("a symbolic link".into()),
-        Ok(m) if !m.is_dir() => return missing("not a directory".into()),
-        Ok(_) => {}
     }
+    let root = dir.join(&rel_root);
     let (files, problems) = match read_tree(&root) {
         Ok(t) => t,
         Err(e) => return missing(format!("unreadable ({e})")),
@@ -269,11 +303,7 @@ fn intake_users(loaded: &LoadedPlan) -> Result<Vec<UserIntake>, CeremonyError> {
                     &shown,
                     "file",
                     format!("the CSR of user {}", u.name),
-                    if path.exists() {
-                        got
-                    } else {
-                        "no such file".into()
-                    },
+                    got,
                 )),
                 Ok(bytes) => {
                     let c = policy::check_csr(&shown, &bytes, &user.spec, &ALLOWED_KEYS);

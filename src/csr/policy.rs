@@ -142,6 +142,10 @@ pub struct CheckedCsr {
     pub spki: SubjectPublicKeyInfoOwned,
     pub key_type: KeyType,
     pub key_id: Vec<u8>,
+    /// The request as a bundle holds it: PEM `CERTIFICATE REQUEST` of the
+    /// DER that was checked, whatever the file's form (DER, PEM with text
+    /// around it). kubeadm reads PEM only.
+    pub pem: String,
 }
 
 /// The result of checking one CSR: its key when it parsed (for key-reuse
@@ -149,17 +153,20 @@ pub struct CheckedCsr {
 #[derive(Debug, Clone)]
 pub struct CsrCheck {
     pub key: Option<(SubjectPublicKeyInfoOwned, PublicKey)>,
+    /// The canonical PEM of the request, when it parsed.
+    pub pem: Option<String>,
     pub refusals: Vec<Refusal>,
 }
 
 impl CsrCheck {
     /// The checked CSR, when nothing was refused.
     pub fn accepted(&self) -> Option<CheckedCsr> {
-        match (&self.key, self.refusals.is_empty()) {
-            (Some((spki, info)), true) => info.key_type.map(|key_type| CheckedCsr {
+        match (&self.key, &self.pem, self.refusals.is_empty()) {
+            (Some((spki, info)), Some(pem), true) => info.key_type.map(|key_type| CheckedCsr {
                 spki: spki.clone(),
                 key_type,
                 key_id: info.spki_der.clone(),
+                pem: pem.clone(),
             }),
             _ => None,
         }
@@ -244,11 +251,29 @@ pub fn check_csr(file: &str, bytes: &[u8], spec: &LeafSpec, allowed: &[KeyType])
         Err((field, expected, got)) => {
             return CsrCheck {
                 key: None,
+                pem: None,
                 refusals: vec![refuse(field, expected, got)],
             };
         }
     };
     let mut refusals = Vec::new();
+    // What the bundle will hold: the parsed request encoded again, never the
+    // file's own bytes (DER, or PEM with text around the block).
+    let pem = match req
+        .to_der()
+        .map_err(|e| e.to_string())
+        .and_then(|der| crate::pem::encode(CSR_LABELS[0], &der))
+    {
+        Ok(text) => Some(text.to_string()),
+        Err(e) => {
+            refusals.push(refuse(
+                "file",
+                "a request that encodes again as DER".into(),
+                e,
+            ));
+            None
+        }
+    };
     let spki = req.info.public_key.clone();
 
     // Key: one of the kubeadm key types the plan allows.
@@ -345,6 +370,7 @@ pub fn check_csr(file: &str, bytes: &[u8], spec: &LeafSpec, allowed: &[KeyType])
 
     CsrCheck {
         key: key.map(|k| (spki, k)),
+        pem,
         refusals,
     }
 }
@@ -534,6 +560,12 @@ pub fn partial_client_key(bytes: &[u8]) -> Result<Zeroizing<String>, String> {
     Ok(Zeroizing::new(text.to_string()))
 }
 
+/// A key file's one PEM block as a bundle holds it (see `pem::canonical_one`).
+fn canonical_file(bytes: &[u8]) -> Result<Zeroizing<String>, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "not PEM text (not UTF-8)".to_string())?;
+    crate::pem::canonical_one(text)
+}
+
 /// Where kubeadm writes the CSR of a profile, relative to etc/kubernetes:
 /// `pki/apiserver.csr`, `admin.conf.csr`.
 pub fn csr_path(spec: &LeafSpec) -> String {
@@ -547,10 +579,12 @@ pub struct Accepted {
     /// Relative to the node's etc/kubernetes.
     pub csr_file: String,
     pub csr: CheckedCsr,
-    /// Kubeconfigs: the node's key from its partial `.conf`, if it was brought.
+    /// Kubeconfigs: the node's key from its partial `.conf`, if it was
+    /// brought (its one PEM block, canonical).
     pub client_key_pem: Option<Zeroizing<String>>,
-    /// Certificates: the node's `pki/<name>.key`, if it was brought (relative path).
-    pub key_file: Option<String>,
+    /// Certificates: the node's `pki/<name>.key`, if it was brought
+    /// (relative path, and its one PEM block, canonical).
+    pub key_file: Option<(String, Zeroizing<String>)>,
 }
 
 /// One CSR file (found or missing) with its profile and refusals, for `check`.
@@ -568,7 +602,10 @@ pub struct Entry {
 #[derive(Debug, Clone)]
 pub struct SuppliedSa {
     pub pub_id: Vec<u8>,
-    pub has_key: bool,
+    /// `pki/sa.pub` and `pki/sa.key` as the bundle holds them: each file's
+    /// one PEM block, canonical.
+    pub pub_pem: String,
+    pub key_pem: Option<Zeroizing<String>>,
 }
 
 /// Everything decided about one node's CSR tree.
@@ -599,16 +636,25 @@ impl NodeCheck {
 
     /// A node whose tree is missing altogether.
     pub fn missing_dir(node: &str, control_plane: bool, dir: &str, got: String) -> NodeCheck {
-        NodeCheck {
-            node: node.to_string(),
+        Self::refused_dir(
+            node,
             control_plane,
-            entries: Vec::new(),
-            node_refusals: vec![Refusal::new(
+            Refusal::new(
                 dir,
                 "directory",
                 "the node's etc/kubernetes as kubeadm certs generate-csr writes it",
                 got,
-            )],
+            ),
+        )
+    }
+
+    /// A node whose tree is not read at all, for `why`.
+    pub fn refused_dir(node: &str, control_plane: bool, why: Refusal) -> NodeCheck {
+        NodeCheck {
+            node: node.to_string(),
+            control_plane,
+            entries: Vec::new(),
+            node_refusals: vec![why],
             accepted: Vec::new(),
             sa: None,
             ignored: Vec::new(),
@@ -684,7 +730,10 @@ pub fn check_node(
                                     .refusals
                                     .push(beside(&spec.path, "another key".into()))
                             }
-                            Ok(_) => client_key_pem = Some(pem),
+                            Ok(_) => match crate::pem::canonical_one(&pem) {
+                                Ok(canonical) => client_key_pem = Some(canonical),
+                                Err(got) => check.refusals.push(beside(&spec.path, got)),
+                            },
                         },
                     }
                 }
@@ -698,7 +747,10 @@ pub fn check_node(
                         Ok(k) if Some(&k.spki_der) != key_id.as_ref() && key_id.is_some() => {
                             check.refusals.push(beside(&key_rel, "another key".into()))
                         }
-                        Ok(_) => key_file = Some(key_rel),
+                        Ok(_) => match canonical_file(k) {
+                            Ok(canonical) => key_file = Some((key_rel, canonical)),
+                            Err(got) => check.refusals.push(beside(&key_rel, got)),
+                        },
                     }
                 }
             }
@@ -776,36 +828,34 @@ pub fn check_node(
                         info.kind,
                     )),
                     Ok(info) => {
-                        let mut ok = true;
-                        if let Some(kb) = key {
-                            used.insert(k.into());
-                            match private_key_file(kb) {
-                                Ok(ki) if ki.spki_der == info.spki_der => {}
-                                Ok(_) => {
-                                    ok = false;
-                                    node_refusals.push(Refusal::new(
-                                        full(k),
-                                        "private key",
-                                        "the key of pki/sa.pub",
-                                        "another key",
-                                    ));
-                                }
-                                Err(got) => {
-                                    ok = false;
-                                    node_refusals.push(Refusal::new(
-                                        full(k),
-                                        "private key",
-                                        "the key of pki/sa.pub",
-                                        got.to_string(),
-                                    ));
+                        let refuse_key = |got: String| {
+                            Refusal::new(full(k), "private key", "the key of pki/sa.pub", got)
+                        };
+                        let key_pem = match key {
+                            None => Ok(None),
+                            Some(kb) => {
+                                used.insert(k.into());
+                                match private_key_file(kb) {
+                                    Ok(ki) if ki.spki_der == info.spki_der => {
+                                        canonical_file(kb).map(Some).map_err(refuse_key)
+                                    }
+                                    Ok(_) => Err(refuse_key("another key".into())),
+                                    Err(got) => Err(refuse_key(got.to_string())),
                                 }
                             }
-                        }
-                        if ok {
-                            sa = Some(SuppliedSa {
-                                pub_id: info.spki_der,
-                                has_key: key.is_some(),
-                            });
+                        };
+                        let pub_pem = canonical_file(pub_bytes).map_err(|got| {
+                            Refusal::new(full(p), "key", "one PUBLIC KEY block", got)
+                        });
+                        match (key_pem, pub_pem) {
+                            (Ok(key_pem), Ok(pub_pem)) => {
+                                sa = Some(SuppliedSa {
+                                    pub_id: info.spki_der,
+                                    pub_pem: pub_pem.to_string(),
+                                    key_pem,
+                                })
+                            }
+                            (Err(r), _) | (_, Err(r)) => node_refusals.push(r),
                         }
                     }
                 }
@@ -1065,7 +1115,7 @@ mod tests {
         );
         assert_eq!(n.accepted.len(), 2);
         assert_eq!(
-            n.accepted[0].key_file.as_deref(),
+            n.accepted[0].key_file.as_ref().map(|(f, _)| f.as_str()),
             Some("pki/front-proxy-client.key")
         );
         assert!(n.accepted[1].client_key_pem.is_some());

@@ -136,13 +136,12 @@ pub fn write_nodes(
     for node in &intake.nodes {
         let c = &node.check;
         let base = node_root(&c.node);
-        let copy = |st: &mut Staging, rel: &str, mode: u32| -> Result<(), CeremonyError> {
-            let bytes = node
-                .files
-                .get(rel)
-                .ok_or_else(|| CeremonyError::Internal(format!("{rel} was not read")))?;
-            Ok(st.write(&format!("{base}/{rel}"), bytes, mode)?)
-        };
+        // What the node brought goes into its tree as checked and encoded
+        // again (one PEM block each), never as the bytes it came in.
+        let put =
+            |st: &mut Staging, rel: &str, text: &str, mode: u32| -> Result<(), CeremonyError> {
+                Ok(st.write(&format!("{base}/{rel}"), text.as_bytes(), mode)?)
+            };
         if c.control_plane {
             for (file, role) in CA_FILES {
                 st.write(
@@ -153,9 +152,9 @@ pub fn write_nodes(
             }
             match (&c.sa, &made) {
                 (Some(sa), _) => {
-                    copy(st, "pki/sa.pub", write::SECRET)?;
-                    if sa.has_key {
-                        copy(st, "pki/sa.key", write::SECRET)?;
+                    put(st, "pki/sa.pub", &sa.pub_pem, write::SECRET)?;
+                    if let Some(key) = &sa.key_pem {
+                        put(st, "pki/sa.key", key, write::SECRET)?;
                     }
                 }
                 (None, Some((key, public))) => {
@@ -198,7 +197,7 @@ pub fn write_nodes(
                 file,
             };
             let cert_pem = sign(token, cas, leaf, now, audit)?;
-            copy(st, &a.csr_file, write::PUBLIC)?;
+            put(st, &a.csr_file, &a.csr.pem, write::PUBLIC)?;
             match &a.spec.output {
                 LeafOutput::CertAndKey => {
                     st.write(
@@ -206,8 +205,8 @@ pub fn write_nodes(
                         cert_pem.as_bytes(),
                         write::PUBLIC,
                     )?;
-                    if let Some(k) = &a.key_file {
-                        copy(st, k, write::SECRET)?;
+                    if let Some((rel, key)) = &a.key_file {
+                        put(st, rel, key, write::SECRET)?;
                     }
                 }
                 LeafOutput::Kubeconfig { .. } => {

@@ -324,7 +324,9 @@ fn sha256sums(out: &Path) -> String {
                 walk(base, &p, acc);
             } else {
                 let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
-                if rel != "SHA256SUMS" {
+                if rel != "SHA256SUMS"
+                    && !crate::bundle::layout::AFTER_MANIFEST.contains(&rel.as_str())
+                {
                     acc.push(format!(
                         "{}  {rel}",
                         hex::encode(crate::x509::sha256(&fs::read(&p).unwrap()))
@@ -789,7 +791,23 @@ fn make_out() -> Made {
     let yaml = yaml.replace("    client-key-data: \n", "");
     put(&out, "users/alice.conf", yaml.as_bytes(), 0o600);
     put(&out, "SHA256SUMS", sha256sums(&out).as_bytes(), 0o644);
+    put(&out, "audit.log.age", b"age-encryption.org/v1\n", 0o644);
+    put(&out, "transcript.md", transcript(&out).as_bytes(), 0o644);
+    put(&out, "audit.seal.json", b"{}\n", 0o644);
     Made { _dir: d, out, cas }
+}
+
+/// A transcript that states OUT's SHA256SUMS hash, as the ceremony writes it.
+fn transcript(out: &Path) -> String {
+    let h = hex::encode_upper(crate::x509::sha256(
+        &fs::read(out.join("SHA256SUMS")).unwrap(),
+    ));
+    let grouped: Vec<&str> = h
+        .as_bytes()
+        .chunks(4)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect();
+    format!("- SHA256SUMS SHA-256: `{}`\n", grouped.join(" "))
 }
 
 fn check_out(out: &Path, root: Option<&Path>, cl: Option<&ClusterSpec>) -> Report {
@@ -804,6 +822,7 @@ fn lines(r: &Report) -> Vec<String> {
 fn resum(out: &Path) {
     let p = out.join("SHA256SUMS");
     write_keep_mode(&p, sha256sums(out).as_bytes());
+    write_keep_mode(&out.join("transcript.md"), transcript(out).as_bytes());
 }
 
 #[test]
@@ -1081,4 +1100,140 @@ fn a_large_bundle_is_summed_up_by_role_not_named_node_by_node() {
         "{line}"
     );
     assert!(line.len() < 400, "one readable line: {} bytes", line.len());
+}
+
+/// A kubeconfig may hold exactly the keys the ceremony (and kubeadm) writes:
+/// a proxy, another TLS server name, skipping TLS checks, a second user,
+/// another way to authenticate, a namespace or an extension is a problem.
+#[test]
+fn a_kubeconfig_key_the_ceremony_never_writes_is_reported() {
+    let (_d, dir) = reference_copy();
+    let conf = dir.join("admin.conf");
+    replace_in(
+        &conf,
+        "    server: https://127.0.0.1:6443\n",
+        "    server: https://127.0.0.1:6443\n    proxy-url: http://proxy.example:3128\n    \
+         tls-server-name: other.example\n    insecure-skip-tls-verify: false\n",
+    );
+    replace_in(
+        &conf,
+        "    user: kubernetes-admin\n",
+        "    user: kubernetes-admin\n    namespace: kube-system\n",
+    );
+    replace_in(
+        &conf,
+        "preferences: {}\n",
+        "preferences:\n  colors: true\nextensions: []\n",
+    );
+    replace_in(
+        &conf,
+        "users:\n",
+        "users:\n- name: other\n  user:\n    exec:\n      command: /bin/sh\n",
+    );
+    let got = verify(&dir, None, None);
+    let want = [
+        "admin.conf: clusters[0].cluster.insecure-skip-tls-verify: set: the client would not check the API server (expected only the keys kubeadm writes)",
+        "admin.conf: clusters[0].cluster.proxy-url: set: the client would connect through a proxy (expected only the keys kubeadm writes)",
+        "admin.conf: clusters[0].cluster.tls-server-name: set: the client would check the API server's certificate for another name (expected only the keys kubeadm writes)",
+        "admin.conf: contexts[0].context.namespace: a key the ceremony never writes (expected only the keys kubeadm writes)",
+        "admin.conf: extensions: a key the ceremony never writes (expected only the keys kubeadm writes)",
+        "admin.conf: preferences.colors: a key the ceremony never writes (expected only the keys kubeadm writes)",
+        "admin.conf: users: kubeadm writes exactly one (expected 1, got 2)",
+    ];
+    for w in want {
+        assert!(got.contains(&w.to_string()), "lacks {w:?}: {got:#?}");
+    }
+    // The first user is now `other`, with exec instead of a certificate.
+    assert!(
+        got.iter().any(
+            |l| l.starts_with("admin.conf: users[0].user: other credentials")
+                && l.ends_with("(got exec)")
+        ),
+        "{got:#?}"
+    );
+    assert!(
+        got.iter().all(|l| l.starts_with("admin.conf: ")),
+        "{got:#?}"
+    );
+}
+
+/// Directories as the writer makes them (0755, or narrower by the umask);
+/// a group- or world-writable pki/ is not.
+#[test]
+fn a_writable_directory_is_reported() {
+    let (_d, dir) = reference_copy();
+    set_mode(&dir.join("pki"), 0o777);
+    set_mode(&dir.join("pki/etcd"), 0o700);
+    assert_eq!(
+        verify(&dir, None, None),
+        ["pki: mode: wrong permissions for a directory (expected 0755 or narrower, got 0777)"]
+    );
+}
+
+/// An OUT without its sealed log or its transcript is incomplete, and a
+/// transcript that states no SHA256SUMS hash binds nothing: neither is a
+/// silent skip of the cross-check.
+#[test]
+fn an_out_without_its_log_or_transcript_is_reported() {
+    let m = make_out();
+    fs::remove_file(m.out.join("audit.log.age")).unwrap();
+    fs::remove_file(m.out.join("transcript.md")).unwrap();
+    let r = check_out(&m.out, None, Some(&cluster()));
+    assert_eq!(
+        lines(&r),
+        [
+            "audit.log.age: file: missing (expected every ceremony output has it (written after SHA256SUMS))",
+            "transcript.md: file: missing (expected every ceremony output has it (written after SHA256SUMS))",
+        ]
+    );
+    put(&m.out, "audit.log.age", b"age-encryption.org/v1\n", 0o644);
+    put(
+        &m.out,
+        "transcript.md",
+        b"# a transcript without the hash\n",
+        0o644,
+    );
+    let sums = hex::encode(crate::x509::sha256(
+        &fs::read(m.out.join("SHA256SUMS")).unwrap(),
+    ));
+    let r = check_out(&m.out, None, Some(&cluster()));
+    assert_eq!(
+        lines(&r),
+        [format!(
+            "transcript.md: SHA256SUMS SHA-256: missing: the transcript does not bind SHA256SUMS (expected {sums})"
+        )]
+    );
+    // OUT's own files have the writer's mode too.
+    set_mode(&m.out.join("transcript.md"), 0o666);
+    let r = check_out(&m.out, None, Some(&cluster()));
+    assert!(
+        lines(&r).contains(
+            &"transcript.md: mode: wrong permissions (expected 0644, got 0666)".to_string()
+        ),
+        "{:#?}",
+        lines(&r)
+    );
+}
+
+/// Without `--plan`, the service-account key must still be a key kubeadm
+/// makes: an RSA-1024 token signing key is not.
+#[test]
+fn a_weak_service_account_key_fails_without_a_plan() {
+    use pkcs1::EncodeRsaPrivateKey;
+    use spki::EncodePublicKey;
+    let (_d, dir) = reference_copy();
+    let sk = rsa::PrivateKey::new(&mut rand::rngs::SysRng, 1024).unwrap();
+    let key = sk.to_pkcs1_pem(pkcs1::LineEnding::LF).unwrap();
+    let public = sk
+        .to_public_key()
+        .to_public_key_pem(pkcs1::LineEnding::LF)
+        .unwrap();
+    write_keep_mode(&dir.join("pki/sa.key"), key.as_bytes());
+    write_keep_mode(&dir.join("pki/sa.pub"), public.as_bytes());
+    assert_eq!(
+        verify(&dir, None, None),
+        [
+            "pki/sa.key: key: not a key type kubeadm makes (expected ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096, got rsa-1024 (unsupported))"
+        ]
+    );
 }

@@ -2,6 +2,7 @@
 //! certificate and key.
 
 use super::*;
+use crate::bundle::kubeconfig::OtherKeys;
 
 impl<'a> Ctx<'a> {
     /// The name and server of a kubeconfig's client certificate, without reporting anything.
@@ -76,6 +77,10 @@ impl<'a> Ctx<'a> {
         one("clusters", kc.clusters.as_ref().map_or(0, Vec::len));
         one("users", kc.users.as_ref().map_or(0, Vec::len));
         one("contexts", kc.contexts.as_ref().map_or(0, Vec::len));
+        self.unwritten(file, "", &kc.other);
+        if let Some(prefs) = &kc.preferences {
+            self.unwritten(file, "preferences", prefs);
+        }
         let mut parts = KcParts {
             server: None,
             cert: None,
@@ -85,6 +90,7 @@ impl<'a> Ctx<'a> {
         let cluster = kc.clusters.as_ref().and_then(|v| v.first());
         let cluster_name = cluster.and_then(|c| c.name.clone());
         if let Some(c) = cluster {
+            self.unwritten(file, "clusters[0]", &c.other);
             match (&c.name, &exp.cluster) {
                 (None, _) => self.add(Problem::new(file, "clusters[0].name", "missing")),
                 (Some(n), Some(want)) if n != want => self.add(
@@ -119,17 +125,7 @@ impl<'a> Ctx<'a> {
                             parts.server = Some(s.clone());
                         }
                     }
-                    if entry.insecure {
-                        self.add(
-                            Problem::new(
-                                file,
-                                "insecure-skip-tls-verify",
-                                "set: the client would not check the API server",
-                            )
-                            .expected("false")
-                            .got("true"),
-                        );
-                    }
+                    self.unwritten(file, "clusters[0].cluster", &entry.other);
                     if let Some(f) = &entry.ca_file {
                         self.add(
                             Problem::new(
@@ -181,6 +177,7 @@ impl<'a> Ctx<'a> {
         let user = kc.users.as_ref().and_then(|v| v.first());
         let user_name = user.and_then(|u| u.name.clone());
         if let Some(u) = user {
+            self.unwritten(file, "users[0]", &u.other);
             match &u.user {
                 None => self.add(Problem::new(file, "users[0].user", "missing")),
                 Some(entry) => {
@@ -233,6 +230,10 @@ impl<'a> Ctx<'a> {
 
         let context = kc.contexts.as_ref().and_then(|v| v.first());
         if let Some(x) = context {
+            self.unwritten(file, "contexts[0]", &x.other);
+            if let Some(e) = &x.context {
+                self.unwritten(file, "contexts[0].context", &e.other);
+            }
             let entry = x.context.as_ref();
             let c_cluster = entry.and_then(|e| e.cluster.clone());
             let c_user = entry.and_then(|e| e.user.clone());
@@ -282,6 +283,30 @@ impl<'a> Ctx<'a> {
             }
         }
         Some(parts)
+    }
+}
+
+impl Ctx<'_> {
+    /// One problem per key of a kubeconfig map that the writer never writes
+    /// (`at`: the map's path, "" for the top): `verify` allows exactly what
+    /// the ceremony writes, since each such key changes what a client does.
+    fn unwritten(&mut self, file: &str, at: &str, other: &OtherKeys) {
+        for key in other.keys() {
+            let what = match key.as_str() {
+                "insecure-skip-tls-verify" => "set: the client would not check the API server",
+                "tls-server-name" => {
+                    "set: the client would check the API server's certificate for another name"
+                }
+                "proxy-url" => "set: the client would connect through a proxy",
+                _ => "a key the ceremony never writes",
+            };
+            let field = if at.is_empty() {
+                key.clone()
+            } else {
+                format!("{at}.{key}")
+            };
+            self.add(Problem::new(file, &field, what).expected("only the keys kubeadm writes"));
+        }
     }
 }
 

@@ -56,18 +56,28 @@ fn is_ca_key_name(path: &str) -> bool {
     CA_KEY_NAMES.iter().any(|n| path.ends_with(n)) || name == "ca.key" || name.ends_with("-ca.key")
 }
 
-/// The mode a bundle file must have, by name: keys, sa.* and kubeconfigs
-/// 0600, certificates 0644.
+/// The mode a bundle file must have, by name, as the writer makes it: keys,
+/// sa.* and kubeconfigs 0600; certificates, CSRs and OUT's own files 0644.
 pub fn expected_mode(path: &str) -> Option<u32> {
     let name = path.rsplit('/').next().unwrap_or(path);
     if name.ends_with(".key") || name.starts_with("sa.") || name.ends_with(".conf") {
         Some(0o600)
-    } else if name.ends_with(".crt") {
+    } else if name.ends_with(".crt")
+        || name.ends_with(".csr")
+        || (name == path
+            && (AFTER_MANIFEST.contains(&name)
+                || name == layout::SHA256SUMS
+                || name == layout::PLAN))
+    {
         Some(0o644)
     } else {
         None
     }
 }
+
+/// The widest mode of a bundle directory: the writer's 0755 (the umask may
+/// narrow it); group or world write, or any special bit, is not the writer's.
+pub const DIR_MODE: u32 = 0o755;
 
 /// A node directory in messages: "." when it is the directory given.
 fn dir_label(base: &str) -> String {

@@ -373,6 +373,28 @@ impl<'a> Ctx<'a> {
                     .got(k.kind.clone()),
             );
         }
+        // Without a plan, still one of the key types kubeadm makes (an
+        // RSA-1024 token signing key is not).
+        if self.plan.is_none() {
+            let (file, field, k) = match (&key, &public) {
+                (Some(Ok(k)), _) => (&kf, "key", k),
+                (None, Some(Ok(k))) => (&pf, "publicKey", k),
+                _ => return,
+            };
+            if k.key_type.is_none() {
+                self.add(
+                    Problem::new(file, field, "not a key type kubeadm makes")
+                        .expected(
+                            KeyType::ALL
+                                .iter()
+                                .map(|t| t.name())
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                        )
+                        .got(k.kind.clone()),
+                );
+            }
+        }
     }
 
     /// Checks that need every node: one service-account key, super-admin.conf, workers' server.

@@ -109,6 +109,16 @@ impl<'a> Ctx<'a> {
             }
         }
 
+        // Written after SHA256SUMS, so outside it, and never optional: the
+        // sealed record, and the transcript that binds SHA256SUMS by its hash.
+        for f in AFTER_MANIFEST {
+            if self.tree.get(f).is_none() {
+                self.add(
+                    Problem::new(f, "file", "missing")
+                        .expected("every ceremony output has it (written after SHA256SUMS)"),
+                );
+            }
+        }
         self.sums();
 
         let mut node_names: Vec<String> = self
@@ -398,23 +408,33 @@ impl<'a> Ctx<'a> {
         for k in unlisted {
             self.add(Problem::new(&k, "sha256", "not listed in SHA256SUMS"));
         }
-        // The transcript, written after the manifest, binds it by its hash.
-        let stated = self
-            .tree
-            .file(layout::TRANSCRIPT)
-            .and_then(transcript_sums_hash);
-        if let Some(stated) = stated {
-            let got = hex::encode(crate::x509::sha256(bytes));
-            if stated != got {
-                self.add(
-                    Problem::new(
-                        layout::TRANSCRIPT,
-                        "SHA256SUMS SHA-256",
-                        "is not the hash of SHA256SUMS",
-                    )
-                    .expected(got)
-                    .got(stated),
-                );
+        // The transcript, written after the manifest, binds it by its hash
+        // (a missing transcript is reported with OUT's files).
+        let Some(transcript) = self.tree.file(layout::TRANSCRIPT) else {
+            return;
+        };
+        match transcript_sums_hash(transcript) {
+            None => self.add(
+                Problem::new(
+                    layout::TRANSCRIPT,
+                    "SHA256SUMS SHA-256",
+                    "missing: the transcript does not bind SHA256SUMS",
+                )
+                .expected(hex::encode(crate::x509::sha256(bytes))),
+            ),
+            Some(stated) => {
+                let got = hex::encode(crate::x509::sha256(bytes));
+                if stated != got {
+                    self.add(
+                        Problem::new(
+                            layout::TRANSCRIPT,
+                            "SHA256SUMS SHA-256",
+                            "is not the hash of SHA256SUMS",
+                        )
+                        .expected(got)
+                        .got(stated),
+                    );
+                }
             }
         }
     }
@@ -462,7 +482,17 @@ impl<'a> Ctx<'a> {
         let mut files = 0;
         for (path, e) in &tree.entries {
             let bytes = match &e.content {
-                Content::Dir => continue,
+                Content::Dir => {
+                    // The writer makes directories 0755, narrowed by the umask.
+                    if e.mode & !DIR_MODE != 0 {
+                        self.add(
+                            Problem::new(path, "mode", "wrong permissions for a directory")
+                                .expected(format!("{DIR_MODE:04o} or narrower"))
+                                .got(format!("{:04o}", e.mode)),
+                        );
+                    }
+                    continue;
+                }
                 Content::Symlink => {
                     self.add(
                         Problem::new(path, "file", "a symbolic link").expected("a regular file"),
