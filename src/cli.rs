@@ -3,6 +3,7 @@
 //! no-echo prompt or the token's PIN pad.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -26,7 +27,8 @@ docs/runbook.md is the script the administrator and the witnesses follow."
 )]
 #[command(
     after_help = "Exit codes: 0 done, 1 cancelled by the operator, 2 bad plan or usage (nothing touched), \
-3 token error, 4 a signed certificate failed its check (outputs held back), 5 internal error."
+3 token error, 4 a signed certificate failed its check (outputs held back), 5 internal error, \
+6 `inspect --expiring`: a certificate expires within the window."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -115,13 +117,44 @@ Exit codes: 0 no problem, 4 problems found, 2 bad arguments or plan."
         #[arg(long, value_name = "FILE")]
         plan: Option<PathBuf>,
     },
-    /// Print every certificate's expiry, as `kubeadm certs check-expiration` does
+    /// Print every certificate's expiry, as `kubeadm certs check-expiration` does; with --expiring,
+    /// exit 6 when one expires within a window; with --renewal-plan, what to renew by when
+    #[command(
+        long_about = "Print every certificate's expiry, as `kubeadm certs check-expiration` does: the \
+ceremony's CAs, each node's leaves, kubeconfigs and CA files, and each user's kubeconfig.\n\n\
+Several outputs are a chain of ceremonies, oldest first (c1 c2 …): each must continue the one before \
+it (its continuation.json names the previous output's SHA256SUMS). A continuing ceremony writes only the \
+nodes it renews or adds, so each node counts from the newest output that holds it; its files are shown \
+with that output's directory.\n\n\
+--expiring DURATION (\"60d\"; y = 365 days, d or h, as the plan's lifetimes) lists instead every \
+certificate that expires within it, or whose expiry cannot be read, and exits 6 when there is one: for \
+monitoring. --renewal-plan prints, per node, its bundle, its files, its first expiry and the day to hold \
+the ceremony by (that expiry less the lead time: --expiring's DURATION, or 30d), then a [renew] section \
+for the next plan, naming the last output's nodes whose first expiry falls within the lead time of the \
+first one (nodes whose bundles are in earlier outputs are issued again as added nodes). \
+With --expiring or --renewal-plan, a node a given output left untouched whose bundle is in no given \
+output is an error (exit 2): give every output of the chain.",
+        after_help = "Examples:\n  ceremony inspect OUT\n  ceremony inspect c1 c2 c3 --expiring 60d --json\n  \
+ceremony inspect c1 c2 c3 --renewal-plan --expiring 90d\n\n\
+Exit codes: 0 printed (with --expiring: nothing expires within it), 6 with --expiring: a certificate \
+expires within the window (listed), 2 bad arguments, an unreadable directory, or outputs that are not one \
+chain oldest first."
+    )]
     Inspect {
-        /// The ceremony output, or a node's etc/kubernetes directory
-        dir: PathBuf,
-        /// Print JSON instead of tables
+        /// The ceremony output, or a node's etc/kubernetes directory; several outputs: a chain of
+        /// ceremonies, oldest first
+        #[arg(required = true, num_args = 1.., value_name = "DIR")]
+        dirs: Vec<PathBuf>,
+        /// Print JSON instead of text
         #[arg(long)]
         json: bool,
+        /// List the certificates that expire within DURATION (e.g. 60d) and exit 6 if there is one
+        #[arg(long, value_name = "DURATION", value_parser = parse_window)]
+        expiring: Option<Duration>,
+        /// Print which nodes to renew, their files, by when, and a [renew] section for the next plan
+        /// (lead time: --expiring's DURATION, or 30d)
+        #[arg(long)]
+        renewal_plan: bool,
     },
     /// Inspect the token
     Token {
@@ -213,4 +246,9 @@ pub enum TokenCommand {
         #[command(flatten)]
         pin: PinArgs,
     },
+}
+
+/// `--expiring`: a duration as the plan writes lifetimes ("60d", "1y", "12h").
+fn parse_window(s: &str) -> Result<Duration, String> {
+    crate::plan::duration::parse_lifetime(s)
 }

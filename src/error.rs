@@ -71,7 +71,8 @@ pub enum CeremonyError {
 
 impl CeremonyError {
     /// The exit code: 0 done, 1 cancelled, 2 bad plan or usage (nothing
-    /// touched), 3 token, 4 a signed certificate failed its check, 5 internal.
+    /// touched), 3 token, 4 a signed certificate failed its check, 5 internal,
+    /// 6 `inspect --expiring`: a certificate expires within the window.
     pub fn exit_code(&self) -> i32 {
         match self {
             CeremonyError::Cancelled(_) => 1,

@@ -359,3 +359,141 @@ fn hex_sha256(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
 }
+
+#[test]
+fn inspect_expiring_sees_the_newest_bundle_of_each_node_across_the_chain() {
+    let f = Fixture::new("t-day2-expiring");
+    let mut spec = founding(&f.token().label);
+    spec.cluster().leaf_validity = Some("30d");
+    let c1 = f.run_spec("c1", &spec);
+    let inspect = |dirs: &[&Path], extra: &[&str]| {
+        let mut args = vec![OsStr("inspect")];
+        args.extend(dirs.iter().map(|d| d.as_os_str()));
+        args.extend(extra.iter().map(|a| OsStr(a)));
+        f.ceremony(&args)
+    };
+    let file = |out: &Path, node: &str, rel: &str| {
+        format!("{}/nodes/{node}/etc/kubernetes/{rel}", out.display())
+    };
+
+    // Every leaf of the founding ceremony lasts 30 days: within 60, not within 10.
+    let o = inspect(&[&c1], &["--expiring", "60d"]);
+    assert_eq!(o.code, Some(6), "{o}");
+    for (node, rel) in [
+        ("cp1", "pki/apiserver.crt"),
+        ("cp2", "pki/etcd/peer.crt"),
+        ("worker1", "kubelet.conf"),
+    ] {
+        let line = format!("nodes/{node}/etc/kubernetes/{rel}: ");
+        assert!(
+            o.stdout.lines().any(|l| l.starts_with(&line)),
+            "{line}\n{o}"
+        );
+    }
+    assert!(!o.stdout.contains("root-ca.crt"), "the CAs last years: {o}");
+    assert!(
+        o.first_error()
+            .unwrap()
+            .ends_with("expire within 60d (listed above)"),
+        "{o}"
+    );
+    let o = inspect(&[&c1], &["--expiring", "10d"]);
+    o.assert_ok("nothing within 10 days");
+    assert!(
+        o.stdout
+            .starts_with("OK: no certificate expires within 10d"),
+        "{o}"
+    );
+    let o = inspect(&[&c1], &["--expiring", "60"]);
+    assert_eq!(o.code, Some(2), "a window without a unit: {o}");
+
+    // c2 renews cp1 for a year and adds worker3.
+    let mut grown = spec.clone();
+    grown.cluster().leaf_validity = Some("365d");
+    grown.cluster().workers = &["worker1", "worker3"];
+    let plan = continuing(&f, "c2", &grown, "work/c1-out", "nodes = [\"cp1\"]");
+    let c2 = f.work("c2-out");
+    f.run_plan(&plan, &c2).assert_ok("the continuing ceremony");
+
+    let o = inspect(&[&c1, &c2], &["--expiring", "60d", "--json"]);
+    assert_eq!(o.code, Some(6), "{o}");
+    let report: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    let due: Vec<(String, String)> = report["expiring"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["node"].as_str().unwrap_or("").to_string(),
+                d["file"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let nodes: std::collections::BTreeSet<&str> = due.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        nodes.into_iter().collect::<Vec<_>>(),
+        ["cp2", "worker1"],
+        "not cp1 (renewed) nor worker3 (added): {due:#?}"
+    );
+    assert!(due.contains(&("cp2".into(), file(&c1, "cp2", "pki/apiserver.crt"))));
+    assert!(due.contains(&("worker1".into(), file(&c1, "worker1", "kubelet.conf"))));
+    assert!(
+        due.iter()
+            .all(|(_, f)| !f.starts_with(&c2.display().to_string()))
+    );
+    assert_eq!(report["window"], "60d");
+
+    // The renewal plan: cp2 and worker1, from c1; a plan continuing c2
+    // cannot name them in [renew] (c2 does not hold them) and issues them
+    // again as added nodes.
+    let o = inspect(&[&c1, &c2], &["--renewal-plan", "--expiring", "60d"]);
+    assert_eq!(o.code, Some(6), "{o}");
+    for want in [
+        format!("previous = {:?}", c2.display().to_string()),
+        format!("  bundle: {}/nodes/cp2/etc/kubernetes\n", c1.display()),
+        "# cp2, worker1: bundles in outputs before it; this ceremony issues them again as added nodes\n".into(),
+        "[renew]\nnodes = []\n".into(),
+    ] {
+        assert!(o.stdout.contains(&want), "{want}\n{o}");
+    }
+    let o = inspect(&[&c1, &c2], &["--renewal-plan", "--json"]);
+    o.assert_ok("a renewal plan without --expiring is a report");
+    let p: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(p["added_again"], serde_json::json!(["cp2", "worker1"]));
+    assert_eq!(p["lead"], "30d");
+    // Its [renew] section, as printed, makes a plan that runs and leaves
+    // nothing expiring.
+    let snippet = p["snippet"].as_str().unwrap();
+    let body = snippet.split_once("[renew]\n").unwrap().1;
+    let plan = continuing(&f, "c3", &grown, "work/c2-out", body);
+    let c3 = f.work("c3-out");
+    let o = f.run_plan(&plan, &c3);
+    o.assert_ok("the ceremony of the renewal plan");
+    assert!(o.stderr.contains("Added          cp2, worker1"), "{o}");
+    inspect(&[&c1, &c2, &c3], &["--expiring", "60d"]).assert_ok("all renewed");
+
+    // c2 alone cannot see cp2 and worker1; the outputs out of order are no chain.
+    let o = inspect(&[&c2], &["--expiring", "60d"]);
+    assert_eq!(o.code, Some(2), "{o}");
+    assert_eq!(
+        o.first_error().unwrap(),
+        format!(
+            "error: {} left cp2, worker1 untouched: their bundles are in the outputs before it, which were not given",
+            c2.display()
+        )
+    );
+    let o = inspect(&[&c2, &c1], &["--expiring", "60d"]);
+    assert_eq!(o.code, Some(2), "{o}");
+    assert!(
+        o.first_error().unwrap().starts_with(&format!(
+            "error: {} does not continue {}: ",
+            c1.display(),
+            c2.display()
+        )),
+        "{o}"
+    );
+    // Without --expiring, c2 alone is still tabled, with a note.
+    let o = inspect(&[&c2], &[]);
+    o.assert_ok("inspect of one continuing output");
+    assert!(o.stderr.contains("note: "), "{o}");
+}

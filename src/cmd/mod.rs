@@ -35,7 +35,12 @@ pub fn dispatch(cli: Cli) -> Result<(), CeremonyError> {
             module,
         }),
         Command::Verify { dir, root, plan } => verify::run(&dir, root.as_deref(), plan.as_deref()),
-        Command::Inspect { dir, json } => verify::inspect(&dir, json),
+        Command::Inspect {
+            dirs,
+            json,
+            expiring,
+            renewal_plan,
+        } => verify::inspect(&dirs, json, expiring, renewal_plan),
         Command::Completions { shell } => man::completions(shell),
         Command::Man { dir } => man::run(dir.as_deref()),
         Command::Audit {

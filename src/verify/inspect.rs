@@ -21,15 +21,17 @@ use crate::bundle::kubeconfig::{KubeconfigFile, base64_data};
 use crate::plan::CaRole;
 use crate::profile::kubeadm::CA_FILES;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Inventory {
     pub now: String,
     /// OUT only: the root and the three intermediates of cas/.
     pub authorities: Vec<Row>,
     pub nodes: Vec<NodeInventory>,
+    /// OUT only: each `users/<name>.conf`'s client certificate.
+    pub users: Vec<Row>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct NodeInventory {
     pub node: Option<String>,
     pub role: Role,
@@ -38,7 +40,7 @@ pub struct NodeInventory {
     pub authorities: Vec<Row>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Row {
     /// kubeadm's name: "apiserver", "etcd-server", "admin.conf", "ca".
     pub name: String,
@@ -235,6 +237,7 @@ pub fn inventory(input: &Input, now: SystemTime) -> Inventory {
             now: rfc3339(now),
             authorities: Vec::new(),
             nodes: vec![node(tree, base, input.dir_node_name.clone(), now)],
+            users: Vec::new(),
         },
         Layout::Out => {
             let mut authorities = vec![row(
@@ -269,10 +272,27 @@ pub fn inventory(input: &Input, now: SystemTime) -> Inventory {
                     )
                 })
                 .collect();
+            let users = tree
+                .children("users/")
+                .into_iter()
+                .filter_map(|f| f.strip_suffix(".conf"))
+                .map(|user| {
+                    let file = format!("users/{user}.conf");
+                    row(
+                        user,
+                        &file,
+                        kubeconfig_cert(tree, &file),
+                        Some(ca_name(CaRole::Kubernetes).into()),
+                        true,
+                        now,
+                    )
+                })
+                .collect();
             Inventory {
                 now: rfc3339(now),
                 authorities,
                 nodes,
+                users,
             }
         }
     }
@@ -374,6 +394,20 @@ pub fn render(inv: &Inventory) -> String {
                 "CERTIFICATE AUTHORITY",
                 "EXPIRES",
                 "RESIDUAL TIME",
+                "EXTERNALLY MANAGED",
+            ],
+            &rows,
+        ));
+    }
+    if !inv.users.is_empty() {
+        out.push_str("\nusers (users/)\n");
+        let rows: Vec<Vec<String>> = inv.users.iter().map(|r| cells(r, true)).collect();
+        out.push_str(&table(
+            &[
+                "USER",
+                "EXPIRES",
+                "RESIDUAL TIME",
+                "CERTIFICATE AUTHORITY",
                 "EXTERNALLY MANAGED",
             ],
             &rows,

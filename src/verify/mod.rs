@@ -15,6 +15,7 @@
 
 pub mod check;
 pub mod expect;
+pub mod expiry;
 pub mod inspect;
 pub mod parse;
 pub mod tree;
@@ -241,6 +242,9 @@ impl Report {
     }
 }
 
+/// `inspect --expiring`: a certificate expires within the window.
+pub const EXIT_EXPIRING: i32 = 6;
+
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
     #[error("cannot read {}: {source}", .dir.display())]
@@ -259,13 +263,28 @@ pub enum VerifyError {
     PlanWithoutCluster(PathBuf),
     #[error("the bundle failed verification: {problems} problem{} (listed above)", if *.problems == 1 { "" } else { "s" })]
     Failed { problems: usize },
+    #[error(transparent)]
+    Chain(#[from] expiry::ChainError),
+    #[error("{newest} left {} untouched: {} bundle{} in the outputs before it, which were not given", .nodes.join(", "), if .nodes.len() == 1 { "its" } else { "their" }, if .nodes.len() == 1 { " is" } else { "s are" })]
+    NotGiven { newest: String, nodes: Vec<String> },
+    #[error("{count} certificate{} expire{} within {window} (listed above)", if *.count == 1 { "" } else { "s" }, if *.count == 1 { "s" } else { "" })]
+    Expiring {
+        count: usize,
+        window: String,
+        /// The renewal plan was printed (the hint need not point at it).
+        planned: bool,
+    },
 }
 
 impl VerifyError {
-    /// 4 when the bundle has problems, 2 when the command was given something unusable.
+    /// 4 when the bundle has problems, 6 when a certificate expires within
+    /// `inspect --expiring`'s window (a monitor tells "renew soon" from a
+    /// broken bundle, 4, and from bad arguments, 2), 2 when the command was
+    /// given something unusable.
     pub fn exit_code(&self) -> i32 {
         match self {
             VerifyError::Failed { .. } => 4,
+            VerifyError::Expiring { .. } => EXIT_EXPIRING,
             _ => 2,
         }
     }
@@ -280,6 +299,18 @@ impl VerifyError {
             VerifyError::PlanWithoutCluster(_) => "give the plan that made the bundle, or verify without --plan".into(),
             VerifyError::Failed { .. } => {
                 "each line names a file and what is wrong with it; re-issue the bundle with `ceremony run` rather than edit it by hand (verify changed nothing)".into()
+            }
+            VerifyError::Chain(_) => {
+                "give every output of the chain, oldest first, each the one the next continues (`ceremony inspect c1 c2 …`)".into()
+            }
+            VerifyError::NotGiven { .. } => {
+                "give every output of the chain, oldest first (`ceremony inspect c1 c2 …`), so that each node's newest bundle is seen".into()
+            }
+            VerifyError::Expiring { planned: true, .. } => {
+                "hold a continuing ceremony that renews them, with the [renew] section above (docs/runbook.md)".into()
+            }
+            VerifyError::Expiring { planned: false, .. } => {
+                "`ceremony inspect OUT... --renewal-plan` says which nodes to renew, by when, with a [renew] section for the next plan".into()
             }
         })
     }
@@ -403,17 +434,4 @@ pub fn run_verify(dir: &Path, root: Option<&Path>, plan: Option<&Path>) -> Resul
             problems: report.problems.len(),
         })
     }
-}
-
-/// `ceremony inspect DIR [--json]`.
-pub fn run_inspect(dir: &Path, json: bool) -> Result<(), VerifyError> {
-    let now = SystemTime::now();
-    let input = load(dir, None, None)?;
-    let inv = inspect::inventory(&input, now);
-    if json {
-        stdout(&(serde_json::to_string_pretty(&inv).unwrap_or_default() + "\n"));
-    } else {
-        stdout(&inspect::render(&inv));
-    }
-    Ok(())
 }

@@ -863,6 +863,12 @@ fn a_correct_out_passes_with_plan_and_root() {
         "a worker has kubelet.conf"
     );
     assert!(inspect::render(&inv).contains("node w1 (worker): nodes/w1/etc/kubernetes\n"));
+    // Each user's kubeconfig, for `--expiring` to see.
+    assert_eq!(inv.users.len(), 1);
+    assert_eq!(inv.users[0].name, "alice");
+    assert_eq!(inv.users[0].file, "users/alice.conf");
+    assert!(inv.users[0].not_after.is_some(), "{:?}", inv.users[0]);
+    assert!(inspect::render(&inv).contains("\nusers (users/)\nUSER "));
 }
 
 #[test]
