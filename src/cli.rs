@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::ceremony::PinOptions;
+use crate::token::pin::PinOptions;
 
 #[derive(Debug, Parser)]
 #[command(

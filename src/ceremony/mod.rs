@@ -38,12 +38,7 @@ use ui::Ui;
 
 pub use crate::error::CeremonyError;
 
-/// Where the PIN comes from, as the operator said on the command line.
-#[derive(Debug, Clone, Default)]
-pub struct PinOptions {
-    pub file: Option<PathBuf>,
-    pub env: Option<String>,
-}
+pub use crate::token::pin::PinOptions;
 
 pub struct RunOptions {
     pub plan: PathBuf,

@@ -4,12 +4,12 @@
 use std::path::Path;
 use std::time::SystemTime;
 
-use crate::ceremony::PinOptions;
 use crate::ceremony::login::{interactive, login, read_given_pin};
 use crate::error::CeremonyError;
 use crate::operator::ui::Ui;
 use crate::plan;
 use crate::token::Token;
+use crate::token::pin::PinOptions;
 use crate::token::pkcs11::Pkcs11Token;
 use crate::token::uri::TokenUri;
 

@@ -12,6 +12,14 @@ use zeroize::Zeroizing;
 
 use crate::fsread::{self, Links, ReadError, cap};
 
+/// Where the PIN comes from, as the operator said on the command line
+/// (neither: the no-echo prompt or the token's PIN pad).
+#[derive(Debug, Clone, Default)]
+pub struct PinOptions {
+    pub file: Option<std::path::PathBuf>,
+    pub env: Option<String>,
+}
+
 /// A user PIN. Debug is redacted; the bytes are wiped on drop.
 pub struct Pin(Zeroizing<String>);
 
