@@ -4,4 +4,5 @@
 //! `issue::from_csr`.
 
 pub mod intake;
+pub mod node;
 pub mod policy;
