@@ -47,6 +47,7 @@ fuzz_target!(|data: &[u8]| {
                 Ok(v) => v,
                 Err(_) => return,
             },
+            None,
         );
     }
 });
