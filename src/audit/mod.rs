@@ -23,6 +23,7 @@
 pub mod chain;
 pub mod crypto;
 pub mod event;
+pub mod frames;
 pub mod inspect;
 pub mod journal;
 pub mod record;
