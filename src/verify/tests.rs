@@ -1390,3 +1390,63 @@ fn the_seal_must_be_the_roots_over_this_sha256sums() {
         ["audit.seal.json: content: not a seal record (expected value at line 1 column 1)"]
     );
 }
+
+/// A continuing ceremony's OUT holds only the nodes it renewed or added:
+/// the first control-plane node (with super-admin.conf) and the plan's
+/// other nodes may be untouched, as its continuation.json says.
+#[test]
+fn a_continuing_out_without_its_untouched_nodes_passes() {
+    let m = make_out();
+    fs::remove_dir_all(m.out.join("nodes/cp1")).unwrap();
+    fs::remove_dir_all(m.out.join("nodes/w1")).unwrap();
+    let record = crate::audit::chain::ContinuationRecord {
+        previous: crate::audit::chain::PreviousCeremony {
+            output: "../c1".into(),
+            ceremony: "c1".into(),
+            final_hash: "ab".repeat(32),
+            seal: "c2lnbg==".into(),
+            sha256sums_sha256: "cd".repeat(32),
+            root_certificate_sha256: "ef".repeat(32),
+        },
+        renewed: vec!["cp2".into()],
+        added: vec![],
+        untouched: vec!["cp1".into(), "w1".into()],
+        service_account_key: "carried".into(),
+    };
+    let cont = m.out.join("continuation.json");
+    put(
+        &m.out,
+        "continuation.json",
+        serde_json::to_string_pretty(&record).unwrap().as_bytes(),
+        0o644,
+    );
+    resum(&m);
+    let r = check_out(&m.out, None, None);
+    assert!(r.problems.is_empty(), "{:#?}", lines(&r));
+    let r = check_out(&m.out, None, Some(&cluster()));
+    assert!(r.problems.is_empty(), "{:#?}", lines(&r));
+
+    // Without it, the first node's super-admin.conf and the plan's nodes are missing.
+    fs::remove_file(&cont).unwrap();
+    resum(&m);
+    assert_eq!(
+        lines(&check_out(&m.out, None, None)),
+        [
+            "nodes/cp2/etc/kubernetes/super-admin.conf: file: missing on every control-plane node: admin.conf is in kubeadm:cluster-admins, and kubeadm init needs super-admin.conf to bind that group"
+        ]
+    );
+    assert_eq!(
+        lines(&check_out(&m.out, None, Some(&cluster()))),
+        [
+            "nodes/cp1/etc/kubernetes: file: missing: the plan has this node",
+            "nodes/w1/etc/kubernetes: file: missing: the plan has this node",
+        ]
+    );
+    put(&m.out, "continuation.json", b"{\"untouched\": []}\n", 0o644);
+    resum(&m);
+    let r = lines(&check_out(&m.out, None, None));
+    assert!(
+        r.contains(&"continuation.json: content: not a continuation record (missing field `previous` at line 1 column 17)".to_string()),
+        "{r:#?}"
+    );
+}

@@ -2,7 +2,7 @@
 //! and the scan of every file (modes, links, CA keys anywhere).
 
 use super::*;
-use crate::audit::chain::SealRecord;
+use crate::audit::chain::{ContinuationRecord, SealRecord};
 use crate::bundle::layout;
 
 impl<'a> Ctx<'a> {
@@ -145,6 +145,7 @@ impl<'a> Ctx<'a> {
                     .expected("nodes/<node>/etc/kubernetes"),
             );
         }
+        let untouched = self.untouched();
         if let Some(plan) = self.plan {
             let cl = &plan.cluster;
             let planned: Vec<String> = cl
@@ -154,7 +155,8 @@ impl<'a> Ctx<'a> {
                 .chain(cl.workers.iter().cloned())
                 .collect();
             for n in &planned {
-                if !node_names.contains(n) {
+                // A continuing ceremony's untouched nodes are in earlier outputs.
+                if !node_names.contains(n) && !untouched.contains(n) {
                     self.add(Problem::new(
                         &layout::node_root(n),
                         "file",
@@ -437,6 +439,25 @@ impl<'a> Ctx<'a> {
                         .got(stated),
                     );
                 }
+            }
+        }
+    }
+
+    /// The nodes a continuing ceremony's continuation.json lists as left
+    /// untouched (their bundles are in earlier outputs); none without it.
+    fn untouched(&mut self) -> BTreeSet<String> {
+        let Some(bytes) = self.tree.file(layout::CONTINUATION) else {
+            return BTreeSet::new();
+        };
+        match serde_json::from_slice::<ContinuationRecord>(bytes) {
+            Ok(r) => r.untouched.into_iter().collect(),
+            Err(e) => {
+                self.add(Problem::new(
+                    layout::CONTINUATION,
+                    "content",
+                    format!("not a continuation record ({e})"),
+                ));
+                BTreeSet::new()
             }
         }
     }
