@@ -231,7 +231,7 @@ pub fn read_previous(loaded: &LoadedPlan) -> Result<Option<Continuation>, Ceremo
     }))
 }
 
-const SA_HINT: &str = "a continuing ceremony carries the service-account pair from the previous output only: continue an output that holds a control-plane bundle; nothing was touched";
+const SA_HINT: &str = "the pair is taken from the previous output only, so a ceremony that writes a control-plane node cannot follow one that wrote workers only (docs/plan.md); nothing was touched";
 
 /// Whether the run has the service-account pair it needs, pure: a ceremony
 /// that writes a control-plane node carries the cluster's pair, so when the
