@@ -130,8 +130,8 @@ with that output's directory.\n\n\
 certificate that expires within it, or whose expiry cannot be read, and exits 6 when there is one: for \
 monitoring. --renewal-plan prints, per node, its bundle, its files, its first expiry and the day to hold \
 the ceremony by (that expiry less the lead time: --expiring's DURATION, or 30d), then a [renew] section \
-for the next plan, naming the last output's nodes whose first expiry falls within the lead time of the \
-first one (nodes whose bundles are in earlier outputs are issued again as added nodes). \
+for the next plan, naming the nodes whose first expiry falls within the lead time of the first one \
+(a node the last output left untouched is renewed by name too). \
 With --expiring or --renewal-plan, a node a given output left untouched whose bundle is in no given \
 output is an error (exit 2): give every output of the chain.",
         after_help = "Examples:\n  ceremony inspect OUT\n  ceremony inspect c1 c2 c3 --expiring 60d --json\n  \

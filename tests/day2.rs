@@ -311,7 +311,28 @@ fn bad_previous_outputs_are_refused_before_anything_is_written() {
         &f,
         &plan,
         &f.work("never-next"),
-        "error: renew.nodes names \"worker9\", which the previous ceremony never issued",
+        "error: renew.nodes names \"worker9\", which no ceremony of the chain issued (no bundle in the previous output, not untouched there)",
+    );
+
+    // A continuation.json the seal does not cover: a forged list of
+    // untouched nodes is not the chain's.
+    let forged = f.work("forged");
+    copy_tree(&c1, &forged);
+    std::fs::write(
+        forged.join("continuation.json"),
+        b"{\"untouched\":[\"worker9\"]}\n",
+    )
+    .unwrap();
+    let plan = continuing(&f, "forged", &grown, "work/forged", "nodes = [\"worker9\"]");
+    refused(
+        &f,
+        &plan,
+        &f.work("forged-next"),
+        &format!(
+            "error: {}: not listed in {}: the seal does not cover it",
+            forged.join("continuation.json").display(),
+            forged.join("SHA256SUMS").display()
+        ),
     );
 
     // An output sealed by another token's root.
@@ -351,6 +372,161 @@ fn bad_previous_outputs_are_refused_before_anything_is_written() {
             "error: {}: not sealed by the root in {}: the seal was made by root certificate ",
             swapped.join("audit.seal.json").display(),
             swapped.join("root-ca.crt").display()
+        ),
+    );
+}
+
+/// The names in a JSON array of strings, sorted.
+fn names(v: &serde_json::Value) -> Vec<String> {
+    let mut n: Vec<String> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap().to_string())
+        .collect();
+    n.sort();
+    n
+}
+
+/// A node left untouched by a continuing ceremony is still the chain's: the
+/// ceremony after it renews it by name (not "never issued", not added
+/// again), and each continuation.json carries the knowledge forward. The
+/// service-account pair comes from the previous output's control-plane
+/// bundle; an output without one cannot give it, and is refused.
+#[test]
+fn a_node_left_untouched_is_renewed_by_name_by_the_ceremony_after() {
+    let f = Fixture::new("t-day2-untouched");
+    let mut spec = founding(&f.token().label);
+    spec.cluster().leaf_validity = Some("30d");
+    let c1 = f.run_spec("c1", &spec);
+    let mut later = spec.clone();
+    later.cluster().leaf_validity = Some("365d");
+
+    // c2 renews cp1 only; c3 continues c2 and renews cp2, untouched in c2.
+    let plan = continuing(&f, "c2", &later, "work/c1-out", "nodes = [\"cp1\"]");
+    let c2 = f.work("c2-out");
+    f.run_plan(&plan, &c2).assert_ok("c2 renews cp1");
+    let plan = continuing(&f, "c3", &later, "work/c2-out", "nodes = [\"cp2\"]");
+    let c3 = f.work("c3-out");
+    let o = f.run_plan(&plan, &c3);
+    o.assert_ok("c3 renews cp2, which c2 left untouched");
+    for line in [
+        "Renewed        cp2",
+        "Added          none",
+        "Untouched      cp1, worker1 (",
+    ] {
+        assert!(o.stderr.contains(line), "{line}\n{o}");
+    }
+    let nodes: Vec<String> = std::fs::read_dir(c3.join("nodes"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(nodes, ["cp2"], "worker1 is not issued again");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&read(&c3.join("continuation.json"))).unwrap();
+    assert_eq!(manifest["renewed"], serde_json::json!(["cp2"]));
+    assert_eq!(manifest["added"], serde_json::json!([]));
+    assert_eq!(manifest["untouched"], serde_json::json!(["cp1", "worker1"]));
+    assert_eq!(manifest["service_account_key"], "carried");
+    for file in ["apiserver.crt", "etcd/peer.crt"] {
+        assert_ne!(
+            read(&pki(&c1, "cp2", file)),
+            read(&pki(&c3, "cp2", file)),
+            "{file}"
+        );
+    }
+    for file in ["sa.key", "sa.pub"] {
+        assert_eq!(
+            read(&pki(&c1, "cp2", file)),
+            read(&pki(&c3, "cp2", file)),
+            "{file}"
+        );
+    }
+    f.ceremony(&[OsStr("verify"), c3.as_os_str()]).expect_ok();
+    let mut args = vec![OsStr("audit"), OsStr("verify")];
+    let logs: Vec<PathBuf> = [&c1, &c2, &c3]
+        .iter()
+        .map(|c| c.join("audit.log.age"))
+        .collect();
+    args.extend(logs.iter().map(|p| p.as_os_str()));
+    args.extend([OsStr("-i"), OsStr(AUDITOR)]);
+    f.ceremony(&args).assert_ok("audit verify of c1 c2 c3");
+
+    // inspect: cp1 from c2, cp2 from c3, worker1 still c1's (30 days).
+    let inspect = |extra: &[&str]| {
+        let mut args = vec![OsStr("inspect")];
+        args.extend([&c1, &c2, &c3].iter().map(|d| d.as_os_str()));
+        args.extend(extra.iter().map(|a| OsStr(a)));
+        f.ceremony(&args)
+    };
+    let o = inspect(&["--expiring", "60d", "--json"]);
+    assert_eq!(o.code, Some(6), "{o}");
+    let report: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    let due = report["expiring"].as_array().unwrap();
+    assert!(!due.is_empty());
+    let worker1 = format!("{}/nodes/worker1/", c1.display());
+    for d in due {
+        assert_eq!(d["node"], "worker1", "{d}");
+        assert!(d["file"].as_str().unwrap().starts_with(&worker1), "{d}");
+    }
+    let o = inspect(&["--renewal-plan", "--json"]);
+    o.assert_ok("the renewal plan");
+    let p: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(names(&p["renew"]), ["worker1"]);
+    let bundles: std::collections::BTreeMap<String, String> = p["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["node"].as_str().unwrap().to_string(),
+                n["bundle"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for (node, out) in [("cp1", &c2), ("cp2", &c3), ("worker1", &c1)] {
+        assert_eq!(
+            bundles[node],
+            format!("{}/nodes/{node}/etc/kubernetes", out.display())
+        );
+    }
+
+    // The transcript's final hash is the sealed one: verify says so of a changed one.
+    let changed = f.work("c3-changed");
+    copy_tree(&c3, &changed);
+    let transcript = changed.join("transcript.md");
+    let text = std::fs::read_to_string(&transcript).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("- Audit log final hash: `"))
+        .unwrap();
+    let forged = format!("- Audit log final hash: `0000{}", &line[29..]);
+    std::fs::write(&transcript, text.replace(line, &forged)).unwrap();
+    let o = f.ceremony(&[OsStr("verify"), changed.as_os_str()]);
+    assert_eq!(o.code, Some(4), "{o}");
+    assert!(
+        o.stdout.contains(
+            "transcript.md: audit log final hash: is not the final hash sealed in audit.seal.json"
+        ),
+        "{o}"
+    );
+
+    // c4 renews worker1 alone: it holds no control-plane bundle, so the
+    // ceremony after it has no pair to carry into cp1's.
+    let plan = continuing(&f, "c4", &later, "work/c3-out", "nodes = [\"worker1\"]");
+    let c4 = f.work("c4-out");
+    f.run_plan(&plan, &c4).assert_ok("c4 renews worker1");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&read(&c4.join("continuation.json"))).unwrap();
+    assert_eq!(names(&manifest["untouched"]), ["cp1", "cp2"]);
+    let plan = continuing(&f, "c5", &later, "work/c4-out", "nodes = [\"cp1\"]");
+    refused(
+        &f,
+        &plan,
+        &f.work("c5-out"),
+        &format!(
+            "error: {}: holds no control-plane bundle, so not the cluster's service-account pair (pki/sa.key, pki/sa.pub) that cp1 must carry",
+            c4.display()
         ),
     );
 }
@@ -443,23 +619,30 @@ fn inspect_expiring_sees_the_newest_bundle_of_each_node_across_the_chain() {
     );
     assert_eq!(report["window"], "60d");
 
-    // The renewal plan: cp2 and worker1, from c1; a plan continuing c2
-    // cannot name them in [renew] (c2 does not hold them) and issues them
-    // again as added nodes.
+    // The renewal plan: cp2 and worker1, from c1; c2 left them untouched,
+    // so a plan continuing c2 renews them by name.
     let o = inspect(&[&c1, &c2], &["--renewal-plan", "--expiring", "60d"]);
     assert_eq!(o.code, Some(6), "{o}");
     for want in [
         format!("previous = {:?}", c2.display().to_string()),
         format!("  bundle: {}/nodes/cp2/etc/kubernetes\n", c1.display()),
-        "# cp2, worker1: bundles in outputs before it; this ceremony issues them again as added nodes\n".into(),
-        "[renew]\nnodes = []\n".into(),
+        "[renew]\nnodes = [".into(),
     ] {
         assert!(o.stdout.contains(&want), "{want}\n{o}");
     }
+    assert!(!o.stdout.contains("added"), "{o}");
     let o = inspect(&[&c1, &c2], &["--renewal-plan", "--json"]);
     o.assert_ok("a renewal plan without --expiring is a report");
     let p: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
-    assert_eq!(p["added_again"], serde_json::json!(["cp2", "worker1"]));
+    let mut renew: Vec<&str> = p["renew"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    renew.sort();
+    assert_eq!(renew, ["cp2", "worker1"]);
+    assert!(p.get("added_again").is_none(), "{p}");
     assert_eq!(p["lead"], "30d");
     // Its [renew] section, as printed, makes a plan that runs and leaves
     // nothing expiring.
@@ -469,7 +652,13 @@ fn inspect_expiring_sees_the_newest_bundle_of_each_node_across_the_chain() {
     let c3 = f.work("c3-out");
     let o = f.run_plan(&plan, &c3);
     o.assert_ok("the ceremony of the renewal plan");
-    assert!(o.stderr.contains("Added          cp2, worker1"), "{o}");
+    for line in [
+        "Renewed        cp2, worker1",
+        "Added          none",
+        "Untouched      cp1, worker3 (",
+    ] {
+        assert!(o.stderr.contains(line), "{line}\n{o}");
+    }
     inspect(&[&c1, &c2, &c3], &["--expiring", "60d"]).assert_ok("all renewed");
 
     // c2 alone cannot see cp2 and worker1; the outputs out of order are no chain.

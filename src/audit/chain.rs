@@ -115,6 +115,21 @@ pub struct PreviousCeremony {
     pub root_certificate_sha256: String,
 }
 
+/// `continuation.json`: which ceremony an output continues and what it did
+/// with each node. Written before SHA256SUMS and listed in it, so the seal
+/// covers it: the next ceremony trusts its `untouched` (nodes the chain
+/// issued whose bundles are in earlier outputs) as it trusts the bundles.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContinuationRecord {
+    pub previous: PreviousCeremony,
+    pub renewed: Vec<String>,
+    pub added: Vec<String>,
+    pub untouched: Vec<String>,
+    /// "carried", "rotated" or "new".
+    pub service_account_key: String,
+}
+
 /// One log of a chain, checked on its own.
 struct Link {
     path: PathBuf,

@@ -10,7 +10,7 @@ use der::{Decode, DecodePem, Encode};
 use x509_cert::certificate::Certificate;
 use zeroize::Zeroizing;
 
-use crate::audit::chain::{PreviousCeremony, SealRecord};
+use crate::audit::chain::{ContinuationRecord, PreviousCeremony, SealRecord};
 use crate::bundle::layout;
 use crate::error::CeremonyError;
 use crate::fsread::{self, Links};
@@ -43,6 +43,9 @@ pub struct Continuation {
     /// or in a rotation its public key written beside the new pair (None:
     /// the previous output had no control plane).
     pub sa: Option<SaPair>,
+    /// No pair in the previous output, but the chain made one (in an
+    /// earlier output): it stays there, as this run writes no control plane.
+    pub sa_in_earlier_output: bool,
     pub rotate_sa_key: bool,
 }
 
@@ -144,8 +147,10 @@ pub fn read_previous(loaded: &LoadedPlan) -> Result<Option<Continuation>, Ceremo
     // Every listed file is what the seal covers.
     let mut hashes = BTreeMap::new();
     let mut nodes = BTreeSet::new();
+    let mut continuation = None;
     for (want, rel) in &text {
-        let got = hex::encode(crate::x509::sha256(&read(&dir, rel)?));
+        let bytes = read(&dir, rel)?;
+        let got = hex::encode(crate::x509::sha256(&bytes));
         if got != *want {
             return Err(bad(
                 format!(
@@ -158,16 +163,53 @@ pub fn read_previous(loaded: &LoadedPlan) -> Result<Option<Continuation>, Ceremo
         if let Some(n) = layout::node_of(rel) {
             nodes.insert(n.to_string());
         }
+        if *rel == layout::CONTINUATION {
+            continuation = Some(bytes);
+        }
         hashes.insert(rel.to_string(), want.to_string());
+    }
+    // The nodes it left untouched were issued earlier in the chain, each
+    // output checked against its seal by the ceremony after it: the chain's
+    // nodes are the bundles here and the untouched it lists.
+    let cont_path = dir.join(layout::CONTINUATION);
+    match continuation {
+        Some(bytes) => {
+            let record: ContinuationRecord = serde_json::from_slice(&bytes).map_err(|e| {
+                bad(
+                    format!("{}: not a continuation record ({e})", cont_path.display()),
+                    HINT,
+                )
+            })?;
+            nodes.extend(record.untouched);
+        }
+        None if std::fs::symlink_metadata(&cont_path).is_ok() => {
+            return Err(bad(
+                format!(
+                    "{}: not listed in {}: the seal does not cover it",
+                    cont_path.display(),
+                    sums_path.display()
+                ),
+                HINT,
+            ));
+        }
+        None => {}
     }
     let selection = continuing::select(c, loaded.plan.cluster.as_ref(), &nodes).map_err(|m| {
         bad(
             m,
-            "renew only nodes the previous output holds (nodes/<name>); nothing was touched",
+            "renew only nodes the chain issued: a bundle of the previous output (nodes/<name>) or a node its continuation.json lists as untouched; nothing was touched",
         )
     })?;
     // Carried, or (a rotation) its public key shipped beside the new pair.
     let sa = sa_pair(&dir, &hashes)?;
+    let control_plane: Vec<&str> = loaded
+        .plan
+        .cluster
+        .iter()
+        .flat_map(|cl| cl.control_plane.iter().map(|n| n.name.as_str()))
+        .collect();
+    sa_at_hand(sa.is_some(), &nodes, &selection, &control_plane)
+        .map_err(|m| bad(format!("{}: {m}", dir.display()), SA_HINT))?;
     let previous_name = crate::plan::parse(&String::from_utf8_lossy(&read(&dir, layout::PLAN)?))
         .map(|p| p.ceremony.name)
         .unwrap_or_else(|_| "(unknown)".into());
@@ -183,9 +225,36 @@ pub fn read_previous(loaded: &LoadedPlan) -> Result<Option<Continuation>, Ceremo
         dir,
         root_der,
         selection,
+        sa_in_earlier_output: sa.is_none() && !nodes.is_empty(),
         sa,
         rotate_sa_key: c.rotate_sa_key,
     }))
+}
+
+const SA_HINT: &str = "the pair is taken from the previous output only, so a ceremony that writes a control-plane node cannot follow one that wrote workers only (docs/plan.md); nothing was touched";
+
+/// Whether the run has the service-account pair it needs, pure: a ceremony
+/// that writes a control-plane node carries the cluster's pair, so when the
+/// chain issued nodes (every cluster has a control plane, so it made a
+/// pair) the previous output must hold it. Err says what is missing.
+fn sa_at_hand(
+    found: bool,
+    issued_before: &BTreeSet<String>,
+    selection: &Selection,
+    control_plane: &[&str],
+) -> Result<(), String> {
+    let written: Vec<&str> = control_plane
+        .iter()
+        .copied()
+        .filter(|n| selection.issued().contains(*n))
+        .collect();
+    if found || issued_before.is_empty() || written.is_empty() {
+        return Ok(());
+    }
+    Err(format!(
+        "holds no control-plane bundle, so not the cluster's service-account pair (pki/sa.key, pki/sa.pub) that {} must carry: it is in an earlier output of the chain, and a new pair would silently invalidate every service-account token",
+        written.join(", ")
+    ))
 }
 
 /// The service-account pair of the previous output: every control-plane
@@ -308,20 +377,55 @@ pub fn check_token_root(
 /// with each node, so the output alone says where the untouched nodes'
 /// bundles are.
 pub fn manifest(c: &Continuation) -> Result<String, CeremonyError> {
-    let v = serde_json::json!({
-        "previous": c.previous,
-        "renewed": c.selection.renewed,
-        "added": c.selection.added,
-        "untouched": c.selection.untouched,
-        "service_account_key": if c.rotate_sa_key {
+    let v = ContinuationRecord {
+        previous: c.previous.clone(),
+        renewed: c.selection.renewed.clone(),
+        added: c.selection.added.clone(),
+        untouched: c.selection.untouched.clone(),
+        service_account_key: if c.rotate_sa_key {
             "rotated"
-        } else if c.sa.is_some() {
+        } else if c.sa.is_some() || c.sa_in_earlier_output {
             "carried"
         } else {
             "new"
-        },
-    });
+        }
+        .into(),
+    };
     serde_json::to_string_pretty(&v)
         .map(|t| t + "\n")
         .map_err(|e| CeremonyError::Internal(format!("encoding continuation.json: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(v: &[&str]) -> BTreeSet<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn selection(renewed: &[&str], added: &[&str]) -> Selection {
+        Selection {
+            renewed: renewed.iter().map(|s| s.to_string()).collect(),
+            added: added.iter().map(|s| s.to_string()).collect(),
+            untouched: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_control_plane_written_needs_the_chains_pair_at_hand() {
+        let cp = ["cp1", "cp2"];
+        let before = set(&["cp1", "cp2", "worker1"]);
+        // The previous output holds a control-plane bundle: its pair.
+        assert!(sa_at_hand(true, &before, &selection(&["cp2"], &[]), &cp).is_ok());
+        // It holds none, and no control-plane node is written: nothing needed.
+        assert!(sa_at_hand(false, &before, &selection(&["worker1"], &[]), &cp).is_ok());
+        // The chain issued nothing yet: a new pair is the first.
+        assert!(sa_at_hand(false, &set(&[]), &selection(&[], &["cp1"]), &cp).is_ok());
+        // A control-plane node written without the chain's pair: refused.
+        assert_eq!(
+            sa_at_hand(false, &before, &selection(&["cp2"], &["cp3"]), &["cp1", "cp2", "cp3"]),
+            Err("holds no control-plane bundle, so not the cluster's service-account pair (pki/sa.key, pki/sa.pub) that cp2, cp3 must carry: it is in an earlier output of the chain, and a new pair would silently invalidate every service-account token".into())
+        );
+    }
 }

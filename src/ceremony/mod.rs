@@ -268,6 +268,9 @@ fn continues_of(c: &chain::Continuation) -> ui::Continues<'_> {
         sa: match (&c.sa, c.rotate_sa_key) {
             (_, true) => "rotated: a new pair; the previous public key is shipped beside it".into(),
             (Some(sa), false) => format!("carried from {}/{}", c.previous.output, sa.from),
+            (None, false) if c.sa_in_earlier_output => {
+                "unchanged, in an earlier output (no control-plane node is written)".into()
+            }
             (None, false) => "none in the previous output: a new pair".into(),
         },
     }

@@ -157,12 +157,14 @@ pub fn validate(
 }
 
 /// Renewed, added and untouched nodes, from the plan and the nodes the
-/// previous output holds; Err names a node asked to be renewed that the
-/// previous ceremony never issued (renewing is not adding by accident).
+/// chain issued (the previous output's bundles and the nodes it left
+/// untouched); Err names a node asked to be renewed that the chain never
+/// issued (renewing is not adding by accident). Untouched: every node
+/// issued before and not written now, so each output knows the whole chain.
 pub fn select(
     c: &Continuing,
     cluster: Option<&ClusterSpec>,
-    previous_nodes: &BTreeSet<String>,
+    issued_before: &BTreeSet<String>,
 ) -> Result<Selection, String> {
     let planned: Vec<String> = cluster
         .map(|cl| {
@@ -173,21 +175,21 @@ pub fn select(
                 .collect()
         })
         .unwrap_or_default();
-    if let Some(n) = c.nodes.iter().find(|n| !previous_nodes.contains(*n)) {
+    if let Some(n) = c.nodes.iter().find(|n| !issued_before.contains(*n)) {
         return Err(format!(
-            "renew.nodes names \"{n}\", which the previous ceremony never issued: a new node is added by naming it in [cluster] only"
+            "renew.nodes names \"{n}\", which no ceremony of the chain issued (no bundle in the previous output, not untouched there): a new node is added by naming it in [cluster] only"
         ));
     }
     let mut s = Selection::default();
     for n in &planned {
-        if !previous_nodes.contains(n) {
+        if !issued_before.contains(n) {
             s.added.push(n.clone());
         } else if c.all || c.nodes.contains(n) {
             s.renewed.push(n.clone());
         }
     }
     let issued = s.issued();
-    s.untouched = previous_nodes
+    s.untouched = issued_before
         .iter()
         .filter(|n| !issued.contains(*n))
         .cloned()
@@ -317,7 +319,7 @@ mod tests {
         let e = select(&continuing(false, &["worker3"]), Some(&cl), &before).unwrap_err();
         assert_eq!(
             e,
-            "renew.nodes names \"worker3\", which the previous ceremony never issued: a new node is added by naming it in [cluster] only"
+            "renew.nodes names \"worker3\", which no ceremony of the chain issued (no bundle in the previous output, not untouched there): a new node is added by naming it in [cluster] only"
         );
     }
 }

@@ -171,12 +171,12 @@ pub struct AuditSection {
 }
 
 /// `[renew]`: in a continuing ceremony, the nodes issued again. Nodes of the
-/// plan the previous ceremony never issued are added; every other node is
+/// plan no ceremony of the chain issued are added; every other node is
 /// left untouched (not written).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RenewSection {
-    /// Every node the previous ceremony issued (and the plan still has).
+    /// Every node the chain issued (and the plan still has).
     #[serde(default)]
     pub all: bool,
     /// The nodes to renew, by name.

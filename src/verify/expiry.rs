@@ -104,8 +104,8 @@ pub struct Merged {
     pub inventory: Inventory,
     /// The directory given last (the next ceremony's `ceremony.previous`).
     pub newest: String,
-    /// The nodes the newest output holds: the only ones the next ceremony's
-    /// `[renew]` may name (it knows the nodes of its previous output only).
+    /// The nodes the next ceremony's `[renew]` may name: those the newest
+    /// output holds and those it left untouched (its continuation.json).
     pub newest_nodes: BTreeSet<String>,
     /// Nodes the chain says exist (left untouched by a ceremony given)
     /// whose bundle is in no directory given: an earlier output is missing.
@@ -200,6 +200,7 @@ pub fn merge(given: Vec<Given>) -> Result<Merged, ChainError> {
             .nodes
             .iter()
             .filter_map(|n| n.node.clone())
+            .chain(g.continuation.iter().flat_map(|c| c.untouched.clone()))
             .collect();
         for n in g.inventory.nodes {
             let n = prefix_node(n, &label, several);
@@ -387,14 +388,11 @@ pub struct RenewalPlan {
     pub next_ceremony_by: Option<String>,
     /// Every node, soonest expiry first.
     pub nodes: Vec<NodePlan>,
-    /// The nodes for `[renew] nodes`: due, and held by the newest output.
+    /// The nodes for `[renew] nodes`: due, and known to the newest output
+    /// (its bundles, or left untouched there: renewed directly either way).
     pub renew: Vec<String>,
-    /// Every node of the newest output is renewed (`[renew] all = true` says the same).
+    /// Every node the chain issued is renewed (`[renew] all = true` says the same).
     pub all: bool,
-    /// Nodes whose bundle is in an earlier output: a ceremony continuing the
-    /// newest one issues them again as added nodes while they stay in
-    /// `[cluster]` (its previous output does not hold them), due or not.
-    pub added_again: Vec<String>,
     /// CA and user certificates within the lead time of the next ceremony:
     /// a continuing ceremony renews neither by `[renew]` (users: keep them
     /// in `[[users]]`; CAs: a new hierarchy).
@@ -444,12 +442,6 @@ pub fn renewal_plan(m: &Merged, now: SystemTime, lead: Duration) -> RenewalPlan 
         .map(|n| n.node.clone())
         .collect();
     let all = !renew.is_empty() && renew.len() == m.newest_nodes.len();
-    let mut added_again: Vec<String> = nodes
-        .iter()
-        .filter(|n| !m.newest_nodes.contains(&n.node))
-        .map(|n| n.node.clone())
-        .collect();
-    added_again.sort();
     let next_by = first.map(|f| f.checked_sub(lead).unwrap_or(f));
     let window = cut.map_or(lead, |c| c.duration_since(now).unwrap_or_default());
     let mut others: Vec<Due> = m
@@ -460,7 +452,7 @@ pub fn renewal_plan(m: &Merged, now: SystemTime, lead: Duration) -> RenewalPlan 
         .filter_map(|r| due_of(None, r, now + window))
         .collect();
     others.sort_by_key(|d| d.not_after);
-    let snippet = snippet(&m.newest, next_by, lead, &renew, all, &added_again);
+    let snippet = snippet(&m.newest, next_by, lead, &renew, all);
     RenewalPlan {
         now: rfc3339(now),
         lead: format_lifetime(lead),
@@ -469,7 +461,6 @@ pub fn renewal_plan(m: &Merged, now: SystemTime, lead: Duration) -> RenewalPlan 
         nodes,
         renew,
         all,
-        added_again,
         others,
         snippet,
     }
@@ -481,7 +472,6 @@ fn snippet(
     lead: Duration,
     renew: &[String],
     all: bool,
-    added_again: &[String],
 ) -> String {
     let mut s = String::new();
     if let Some(by) = by {
@@ -494,17 +484,13 @@ fn snippet(
     s.push_str(&format!(
         "# In [ceremony]: previous = {previous:?} (the newest output; as a path from the new plan's directory)\n"
     ));
-    if !added_again.is_empty() {
-        s.push_str(&format!(
-            "# {}: bundles in outputs before it; this ceremony issues them again as added nodes\n# while they stay in [cluster] (not named here).\n",
-            added_again.join(", ")
-        ));
-    }
     s.push_str("[renew]\n");
     let quoted: Vec<String> = renew.iter().map(|n| format!("{n:?}")).collect();
     s.push_str(&format!("nodes = [{}]\n", quoted.join(", ")));
     if all {
-        s.push_str("# (every node of the previous output: `all = true` instead of `nodes` says the same)\n");
+        s.push_str(
+            "# (every node the chain issued: `all = true` instead of `nodes` says the same)\n",
+        );
     }
     s
 }
@@ -554,7 +540,7 @@ pub fn render_renewal_plan(p: &RenewalPlan) -> String {
             .unwrap_or_else(|| "expiry unknown".into());
         out.push_str(&format!("note: {} expires {when} ({what})\n", d.file));
     }
-    if p.renew.iter().chain(&p.added_again).next().is_some() {
+    if !p.renew.is_empty() {
         out.push_str("\nFor the next plan (review it; docs/plan.md, continuing ceremonies):\n\n");
         out.push_str(&p.snippet);
     }
@@ -782,10 +768,9 @@ mod tests {
                 ("w3", false, false)
             ]
         );
-        // cp2 and w1 are due, but c2 does not hold them: a ceremony continuing
-        // c2 issues them again as added nodes; [renew] names none of c2's.
-        assert_eq!(p.renew, Vec::<String>::new());
-        assert_eq!(p.added_again, ["cp2", "w1"]);
+        // cp2 and w1 are due; c2 left them untouched, so a ceremony
+        // continuing c2 renews them by name, as the nodes c2 holds.
+        assert_eq!(p.renew, ["cp2", "w1"]);
         assert!(!p.all);
         assert_eq!(p.previous, "c2");
         assert_eq!(
@@ -802,14 +787,35 @@ mod tests {
         );
         assert!(p.snippet.contains("previous = \"c2\""), "{}", p.snippet);
         assert!(
-            p.snippet.ends_with("# cp2, w1: bundles in outputs before it; this ceremony issues them again as added nodes\n# while they stay in [cluster] (not named here).\n[renew]\nnodes = []\n"),
+            p.snippet
+                .ends_with("\n[renew]\nnodes = [\"cp2\", \"w1\"]\n"),
             "{}",
             p.snippet
         );
+        assert!(!p.snippet.contains("added"), "{}", p.snippet);
         // The snippet is a [renew] section the plan parser accepts.
         let section: toml::Table = toml::from_str(&p.snippet).unwrap();
-        assert!(section["renew"]["nodes"].as_array().unwrap().is_empty());
-        // Due and in the newest output: named.
+        assert_eq!(
+            section["renew"]["nodes"],
+            toml::Value::Array(vec!["cp2".into(), "w1".into()])
+        );
+        // A node the newest output does not know (neither held nor left
+        // untouched there) cannot be named.
+        let forgetful = output(
+            "c2",
+            vec![node("cp1", 400), node("w3", 420)],
+            Some(("c1", &["cp2"])),
+        );
+        let mut first = c1();
+        first.inventory.nodes[2] = node("w1", 80);
+        let p = renewal_plan(
+            &merge(vec![first, forgetful]).unwrap(),
+            now(),
+            Duration::from_secs(60 * DAY),
+        );
+        assert_eq!(p.renew, ["cp2"]);
+
+        // Due, held by the newest output or left untouched there: named alike.
         let c2 = output(
             "c2",
             vec![node("cp1", 50), node("w3", 420)],
@@ -820,12 +826,8 @@ mod tests {
             now(),
             Duration::from_secs(60 * DAY),
         );
-        assert_eq!(p.renew, ["cp1"]);
-        assert!(
-            p.snippet.ends_with("[renew]\nnodes = [\"cp1\"]\n"),
-            "{}",
-            p.snippet
-        );
+        assert_eq!(p.renew, ["cp2", "w1", "cp1"]);
+        assert!(!p.all, "w3 is not due");
         let text = render_renewal_plan(&p);
         assert!(
             text.contains("node cp2 (control-plane): first expiry "),
@@ -833,8 +835,29 @@ mod tests {
         );
         assert!(text.contains("  DUE NOW\n  bundle: c1/nodes/cp2/etc/kubernetes\n    c1/nodes/cp2/etc/kubernetes/kubelet.conf\n"), "{text}");
         assert!(
-            text.contains("# cp2, w1: bundles in outputs before it; this ceremony issues them again as added nodes\n# while they stay in [cluster] (not named here).\n[renew]\nnodes = [\"cp1\"]\n"),
+            text.ends_with("\n[renew]\nnodes = [\"cp2\", \"w1\", \"cp1\"]\n"),
             "{text}"
+        );
+
+        // Every node of the chain due, untouched ones included: `all` said too.
+        let c2 = output(
+            "c2",
+            vec![node("cp1", 20), node("w3", 20)],
+            Some(("c1", &["cp2", "w1"])),
+        );
+        let p = renewal_plan(
+            &merge(vec![c1(), c2]).unwrap(),
+            now(),
+            Duration::from_secs(60 * DAY),
+        );
+        assert_eq!(p.renew, ["cp1", "w3", "cp2", "w1"]);
+        assert!(p.all);
+        assert!(
+            p.snippet.contains(
+                "# (every node the chain issued: `all = true` instead of `nodes` says the same)\n"
+            ),
+            "{}",
+            p.snippet
         );
 
         // Everything renewed: `all` said too.

@@ -635,6 +635,7 @@ impl LeafSpecUser {
 struct Made {
     _dir: tempfile::TempDir,
     out: PathBuf,
+    root: Ca,
     cas: BTreeMap<CaRole, Ca>,
 }
 
@@ -793,21 +794,75 @@ fn make_out() -> Made {
     put(&out, "SHA256SUMS", sha256sums(&out).as_bytes(), 0o644);
     put(&out, "audit.log.age", b"age-encryption.org/v1\n", 0o644);
     put(&out, "transcript.md", transcript(&out).as_bytes(), 0o644);
-    put(&out, "audit.seal.json", b"{}\n", 0o644);
-    Made { _dir: d, out, cas }
+    put(
+        &out,
+        "audit.seal.json",
+        seal_record(&end_line(&sums_sha256(&out)), &root).as_bytes(),
+        0o644,
+    );
+    Made {
+        _dir: d,
+        out,
+        root,
+        cas,
+    }
 }
 
-/// A transcript that states OUT's SHA256SUMS hash, as the ceremony writes it.
-fn transcript(out: &Path) -> String {
-    let h = hex::encode_upper(crate::x509::sha256(
+fn sums_sha256(out: &Path) -> String {
+    hex::encode(crate::x509::sha256(
         &fs::read(out.join("SHA256SUMS")).unwrap(),
-    ));
-    let grouped: Vec<&str> = h
+    ))
+}
+
+/// The `end` record's line of a log that recorded this SHA256SUMS hash,
+/// exactly as the log holds it.
+fn end_line(sha256sums_sha256: &str) -> String {
+    crate::audit::record::Record {
+        seq: 40,
+        time: "2026-11-30T23:00:00Z".into(),
+        prev: "ab".repeat(32),
+        event: crate::audit::Event::End {
+            outputs: 70,
+            sha256sums_sha256: sha256sums_sha256.into(),
+        },
+    }
+    .canonical()
+    .unwrap()
+}
+
+/// audit.seal.json: `end` sealed by `root`'s key, as the token signs it.
+fn seal_record(end: &str, root: &Ca) -> String {
+    let hash = crate::x509::sha256(end.as_bytes());
+    let sig = sign_with(&root.key)(&crate::audit::seal::message(&hash)).unwrap();
+    let seal =
+        crate::audit::seal::Seal::new(&hash, KeyType::EcdsaP256, &sig, &root.der, &root.spki)
+            .unwrap();
+    crate::audit::chain::SealRecord::new(end, &seal)
+        .text()
+        .unwrap()
+}
+
+/// `AB12 CD34 …`, as the transcript groups a hash.
+fn grouped(hash: &[u8]) -> String {
+    let h = hex::encode_upper(hash);
+    let groups: Vec<&str> = h
         .as_bytes()
         .chunks(4)
         .map(|c| std::str::from_utf8(c).unwrap())
         .collect();
-    format!("- SHA256SUMS SHA-256: `{}`\n", grouped.join(" "))
+    groups.join(" ")
+}
+
+/// A transcript that states OUT's SHA256SUMS hash and the final hash of the
+/// log that sealed it, as the ceremony writes it.
+fn transcript(out: &Path) -> String {
+    let sums = crate::x509::sha256(&fs::read(out.join("SHA256SUMS")).unwrap());
+    let end = end_line(&hex::encode(sums));
+    format!(
+        "- SHA256SUMS SHA-256: `{}`\n- Audit log final hash: `{}`\n",
+        grouped(&sums),
+        grouped(&crate::x509::sha256(end.as_bytes()))
+    )
 }
 
 fn check_out(out: &Path, root: Option<&Path>, cl: Option<&ClusterSpec>) -> Report {
@@ -819,10 +874,17 @@ fn lines(r: &Report) -> Vec<String> {
     r.problems.iter().map(|p| p.to_string()).collect()
 }
 
-fn resum(out: &Path) {
+/// SHA256SUMS written again after a change, and the transcript and seal
+/// with it (as a ceremony that wrote these files would have).
+fn resum(m: &Made) {
+    let out = &m.out;
     let p = out.join("SHA256SUMS");
     write_keep_mode(&p, sha256sums(out).as_bytes());
     write_keep_mode(&out.join("transcript.md"), transcript(out).as_bytes());
+    write_keep_mode(
+        &out.join("audit.seal.json"),
+        seal_record(&end_line(&sums_sha256(out)), &m.root).as_bytes(),
+    );
 }
 
 #[test]
@@ -928,7 +990,7 @@ fn a_ca_key_in_a_kubeconfig_and_the_root_in_ca_crt_are_found() {
     // And the root where w1's ca.crt should be.
     let w1_ca = m.out.join("nodes/w1/etc/kubernetes/pki/ca.crt");
     write_keep_mode(&w1_ca, &fs::read(m.out.join("root-ca.crt")).unwrap());
-    resum(&m.out);
+    resum(&m);
     let r = lines(&check_out(&m.out, None, Some(&cluster())));
     let ca = format!(
         "{} (cas/kubernetes-ca.crt)",
@@ -966,7 +1028,7 @@ fn service_account_keys_must_agree_across_nodes() {
         &m.out.join("nodes/cp2/etc/kubernetes/pki/sa.pub"),
         pub_pem.as_bytes(),
     );
-    resum(&m.out);
+    resum(&m);
     let r = lines(&check_out(&m.out, None, None));
     assert_eq!(r.len(), 2, "{r:#?}");
     assert!(r[0].starts_with("nodes/cp2/etc/kubernetes/pki/sa.key: content: differs from nodes/cp1/etc/kubernetes/pki/sa.key: every control-plane node needs the same service-account key (expected sha256:"), "{r:#?}");
@@ -1031,14 +1093,14 @@ fn csr_mode_nodes_keep_their_keys() {
         csr_pem(&admin_spki).as_bytes(),
         0o644,
     );
-    resum(&m.out);
+    resum(&m);
     let r = check_out(&m.out, None, None);
     assert!(r.problems.is_empty(), "{:#?}", lines(&r));
 
     // A CSR for another key than the certificate's.
     let (_, other, _) = p256_key();
     write_keep_mode(&node.join("pki/apiserver.csr"), csr_pem(&other).as_bytes());
-    resum(&m.out);
+    resum(&m);
     let r = lines(&check_out(&m.out, None, None));
     assert_eq!(r.len(), 1, "{r:#?}");
     assert!(
@@ -1241,5 +1303,150 @@ fn a_weak_service_account_key_fails_without_a_plan() {
         [
             "pki/sa.key: key: not a key type kubeadm makes (expected ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096, got rsa-1024 (unsupported))"
         ]
+    );
+}
+
+/// audit.seal.json is checked, not only required: the root's seal over the
+/// `end` record, that record's SHA256SUMS hash, and the transcript's final hash.
+#[test]
+fn the_seal_must_be_the_roots_over_this_sha256sums() {
+    let m = make_out();
+    let seal = m.out.join("audit.seal.json");
+    let root_sha = |der: &[u8]| hex::encode(crate::x509::sha256(der));
+    let sums = sums_sha256(&m.out);
+    // As made: sealed by OUT's root, with and without --root.
+    assert!(lines(&check_out(&m.out, None, Some(&cluster()))).is_empty());
+    let r = check_out(&m.out, Some(&m.out.join("root-ca.crt")), None);
+    assert!(r.problems.is_empty(), "{:#?}", lines(&r));
+
+    // Sealed over another SHA256SUMS: the seal holds, the outputs are not
+    // the sealed ones; the transcript's final hash is not the sealed one.
+    let other_end = end_line(&"cd".repeat(32));
+    write_keep_mode(&seal, seal_record(&other_end, &m.root).as_bytes());
+    let stated = hex::encode(crate::x509::sha256(end_line(&sums).as_bytes()));
+    assert_eq!(
+        lines(&check_out(&m.out, None, Some(&cluster()))),
+        [
+            format!(
+                "audit.seal.json: end.sha256sums_sha256: is not the hash of SHA256SUMS: the outputs are not the ones the root sealed (expected {sums}, got {})",
+                "cd".repeat(32)
+            ),
+            format!(
+                "transcript.md: audit log final hash: is not the final hash sealed in audit.seal.json (expected {}, got {stated})",
+                hex::encode(crate::x509::sha256(other_end.as_bytes()))
+            ),
+        ]
+    );
+
+    // Sealed by another root.
+    let other = make_ca(CaRole::Root, "CN=Test Root CA,O=ceremony tests", None, 7300);
+    write_keep_mode(&seal, seal_record(&end_line(&sums), &other).as_bytes());
+    assert_eq!(
+        lines(&check_out(&m.out, None, Some(&cluster()))),
+        [format!(
+            "audit.seal.json: seal: not sealed by the root in root-ca.crt: the seal was made by root certificate {}, not by this root ({})",
+            root_sha(&other.der),
+            root_sha(&m.root.der)
+        )]
+    );
+    // ... and a seal by OUT's root is not the seal of the root given with --root.
+    write_keep_mode(&seal, seal_record(&end_line(&sums), &m.root).as_bytes());
+    let f = m.out.parent().unwrap().join("other-root.crt");
+    fs::write(&f, crate::x509::to_pem(&other.der)).unwrap();
+    let r = lines(&check_out(&m.out, Some(&f), None));
+    let want = format!(
+        "audit.seal.json: seal: not sealed by the root in --root {}: the seal was made by root certificate {}, not by this root ({})",
+        f.display(),
+        root_sha(&m.root.der),
+        root_sha(&other.der)
+    );
+    assert!(r.contains(&want), "{r:#?}");
+
+    // The end line changed under its seal.
+    let end = end_line(&sums);
+    let text = seal_record(&end, &m.root);
+    let mut record: crate::audit::chain::SealRecord = serde_json::from_str(&text).unwrap();
+    record.end = end.replace("\"outputs\":70", "\"outputs\":71");
+    assert_ne!(record.end, end);
+    write_keep_mode(&seal, record.text().unwrap().as_bytes());
+    assert_eq!(
+        lines(&check_out(&m.out, None, Some(&cluster()))),
+        [format!(
+            "audit.seal.json: seal: not sealed by the root in root-ca.crt: its end record hashes to {}, but the seal covers {}",
+            hex::encode(crate::x509::sha256(record.end.as_bytes())),
+            hex::encode(crate::x509::sha256(end.as_bytes()))
+        )]
+    );
+
+    // Not a seal record at all.
+    write_keep_mode(&seal, b"{}\n");
+    assert_eq!(
+        lines(&check_out(&m.out, None, Some(&cluster()))),
+        ["audit.seal.json: content: not a seal record (missing field `end` at line 1 column 2)"]
+    );
+    write_keep_mode(&seal, b"sealed!\n");
+    assert_eq!(
+        lines(&check_out(&m.out, None, Some(&cluster()))),
+        ["audit.seal.json: content: not a seal record (expected value at line 1 column 1)"]
+    );
+}
+
+/// A continuing ceremony's OUT holds only the nodes it renewed or added:
+/// the first control-plane node (with super-admin.conf) and the plan's
+/// other nodes may be untouched, as its continuation.json says.
+#[test]
+fn a_continuing_out_without_its_untouched_nodes_passes() {
+    let m = make_out();
+    fs::remove_dir_all(m.out.join("nodes/cp1")).unwrap();
+    fs::remove_dir_all(m.out.join("nodes/w1")).unwrap();
+    let record = crate::audit::chain::ContinuationRecord {
+        previous: crate::audit::chain::PreviousCeremony {
+            output: "../c1".into(),
+            ceremony: "c1".into(),
+            final_hash: "ab".repeat(32),
+            seal: "c2lnbg==".into(),
+            sha256sums_sha256: "cd".repeat(32),
+            root_certificate_sha256: "ef".repeat(32),
+        },
+        renewed: vec!["cp2".into()],
+        added: vec![],
+        untouched: vec!["cp1".into(), "w1".into()],
+        service_account_key: "carried".into(),
+    };
+    let cont = m.out.join("continuation.json");
+    put(
+        &m.out,
+        "continuation.json",
+        serde_json::to_string_pretty(&record).unwrap().as_bytes(),
+        0o644,
+    );
+    resum(&m);
+    let r = check_out(&m.out, None, None);
+    assert!(r.problems.is_empty(), "{:#?}", lines(&r));
+    let r = check_out(&m.out, None, Some(&cluster()));
+    assert!(r.problems.is_empty(), "{:#?}", lines(&r));
+
+    // Without it, the first node's super-admin.conf and the plan's nodes are missing.
+    fs::remove_file(&cont).unwrap();
+    resum(&m);
+    assert_eq!(
+        lines(&check_out(&m.out, None, None)),
+        [
+            "nodes/cp2/etc/kubernetes/super-admin.conf: file: missing on every control-plane node: admin.conf is in kubeadm:cluster-admins, and kubeadm init needs super-admin.conf to bind that group"
+        ]
+    );
+    assert_eq!(
+        lines(&check_out(&m.out, None, Some(&cluster()))),
+        [
+            "nodes/cp1/etc/kubernetes: file: missing: the plan has this node",
+            "nodes/w1/etc/kubernetes: file: missing: the plan has this node",
+        ]
+    );
+    put(&m.out, "continuation.json", b"{\"untouched\": []}\n", 0o644);
+    resum(&m);
+    let r = lines(&check_out(&m.out, None, None));
+    assert!(
+        r.contains(&"continuation.json: content: not a continuation record (missing field `previous` at line 1 column 17)".to_string()),
+        "{r:#?}"
     );
 }

@@ -39,8 +39,18 @@ use crate::bundle::layout::AFTER_MANIFEST;
 
 /// The SHA256SUMS hash a transcript states ("SHA256SUMS SHA-256: `9F77 BCB4 …`"), lower-case hex.
 fn transcript_sums_hash(text: &[u8]) -> Option<String> {
+    transcript_hash(text, "SHA256SUMS SHA-256:")
+}
+
+/// The audit log's final hash a transcript states ("- Audit log final hash: `…`").
+fn transcript_final_hash(text: &[u8]) -> Option<String> {
+    transcript_hash(text, "- Audit log final hash:")
+}
+
+/// The hash in backticks on the first line holding `label`, lower-case hex.
+fn transcript_hash(text: &[u8], label: &str) -> Option<String> {
     let text = std::str::from_utf8(text).ok()?;
-    let line = text.lines().find(|l| l.contains("SHA256SUMS SHA-256:"))?;
+    let line = text.lines().find(|l| l.contains(label))?;
     let value = line.split('`').nth(1)?;
     let hex: String = value
         .chars()

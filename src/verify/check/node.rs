@@ -429,7 +429,10 @@ impl<'a> Ctx<'a> {
                         .as_ref()
                         .is_some_and(|o| o.iter().any(|g| g == CLUSTER_ADMINS))
                 });
-                if with.is_empty() && modern {
+                // A continuing ceremony writes only the nodes it renews or
+                // adds: the first node, with super-admin.conf, may be untouched.
+                let continuing = self.tree.get(layout::CONTINUATION).is_some();
+                if with.is_empty() && modern && !continuing {
                     self.add(Problem::new(
                         &format!("{}super-admin.conf", first.base),
                         "file",

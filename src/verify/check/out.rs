@@ -2,6 +2,7 @@
 //! and the scan of every file (modes, links, CA keys anywhere).
 
 use super::*;
+use crate::audit::chain::{ContinuationRecord, SealRecord};
 use crate::bundle::layout;
 
 impl<'a> Ctx<'a> {
@@ -120,6 +121,7 @@ impl<'a> Ctx<'a> {
             }
         }
         self.sums();
+        self.seal(out_root.as_ref(), given);
 
         let mut node_names: Vec<String> = self
             .tree
@@ -143,6 +145,7 @@ impl<'a> Ctx<'a> {
                     .expected("nodes/<node>/etc/kubernetes"),
             );
         }
+        let untouched = self.untouched();
         if let Some(plan) = self.plan {
             let cl = &plan.cluster;
             let planned: Vec<String> = cl
@@ -152,7 +155,8 @@ impl<'a> Ctx<'a> {
                 .chain(cl.workers.iter().cloned())
                 .collect();
             for n in &planned {
-                if !node_names.contains(n) {
+                // A continuing ceremony's untouched nodes are in earlier outputs.
+                if !node_names.contains(n) && !untouched.contains(n) {
                     self.add(Problem::new(
                         &layout::node_root(n),
                         "file",
@@ -435,6 +439,103 @@ impl<'a> Ctx<'a> {
                         .got(stated),
                     );
                 }
+            }
+        }
+    }
+
+    /// The nodes a continuing ceremony's continuation.json lists as left
+    /// untouched (their bundles are in earlier outputs); none without it.
+    fn untouched(&mut self) -> BTreeSet<String> {
+        let Some(bytes) = self.tree.file(layout::CONTINUATION) else {
+            return BTreeSet::new();
+        };
+        match serde_json::from_slice::<ContinuationRecord>(bytes) {
+            Ok(r) => r.untouched.into_iter().collect(),
+            Err(e) => {
+                self.add(Problem::new(
+                    layout::CONTINUATION,
+                    "content",
+                    format!("not a continuation record ({e})"),
+                ));
+                BTreeSet::new()
+            }
+        }
+    }
+
+    /// OUT/audit.seal.json: the root's seal over the log's `end` record,
+    /// checked with OUT's root-ca.crt and with `--root` when given (the
+    /// seal must be that root's); the `end` record must hold SHA256SUMS's
+    /// hash, and the transcript's final hash, if it states one, must be the
+    /// hash of that record. A missing file is reported with OUT's files.
+    pub(super) fn seal(&mut self, out_root: Option<&Cert>, given: Option<&(String, Cert)>) {
+        let Some(bytes) = self.tree.file(layout::SEAL) else {
+            return;
+        };
+        let record: SealRecord = match serde_json::from_slice(bytes) {
+            Ok(r) => r,
+            Err(e) => {
+                self.add(Problem::new(
+                    layout::SEAL,
+                    "content",
+                    format!("not a seal record ({e})"),
+                ));
+                return;
+            }
+        };
+        let mut roots: Vec<(String, &[u8])> = Vec::new();
+        if let Some(r) = out_root {
+            roots.push((layout::ROOT_CA.to_string(), &r.der));
+        }
+        if let Some((label, c)) = given
+            && out_root.is_none_or(|r| r.der != c.der)
+        {
+            roots.push((label.clone(), &c.der));
+        }
+        let mut sealed = None;
+        for (label, der) in roots {
+            match record.check(der) {
+                Ok(s) => sealed = sealed.or(Some(s)),
+                Err(what) => self.add(Problem::new(
+                    layout::SEAL,
+                    "seal",
+                    format!("not sealed by the root in {label}: {what}"),
+                )),
+            }
+        }
+        // Only what a root vouches for is compared.
+        let Some(sealed) = sealed else {
+            return;
+        };
+        if let Some(sums) = self.tree.file(layout::SHA256SUMS) {
+            let got = hex::encode(crate::x509::sha256(sums));
+            if got != sealed.sha256sums_sha256 {
+                self.add(
+                    Problem::new(
+                        layout::SEAL,
+                        "end.sha256sums_sha256",
+                        "is not the hash of SHA256SUMS: the outputs are not the ones the root sealed",
+                    )
+                    .expected(got)
+                    .got(sealed.sha256sums_sha256.clone()),
+                );
+            }
+        }
+        if let Some(stated) = self
+            .tree
+            .file(layout::TRANSCRIPT)
+            .and_then(transcript_final_hash)
+        {
+            let sealed_hash = hex::encode(sealed.final_hash);
+            if stated != sealed_hash {
+                self.add(
+                    Problem::new(
+                        layout::TRANSCRIPT,
+                        "audit log final hash",
+                        format!("is not the final hash sealed in {}", layout::SEAL),
+                    )
+                    .expected(sealed_hash)
+                    .got(stated),
+                );
             }
         }
     }
