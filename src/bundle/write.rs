@@ -35,7 +35,7 @@ pub enum OutputError {
     Symlink(PathBuf),
     #[error("output {} exists and is not a directory", .0.display())]
     NotDir(PathBuf),
-    #[error("{} holds the unfinished output of another plan", .0.display())]
+    #[error("{} holds the unfinished output of another plan or of other inputs", .0.display())]
     ForeignStaging(PathBuf),
     #[error("cannot write {}: {source}", .path.display())]
     Io {
@@ -78,7 +78,10 @@ impl OutputError {
         Some(match self {
             OutputError::Exists(_) => "choose a new --out directory; outputs are never overwritten".into(),
             OutputError::Symlink(_) | OutputError::NotDir(_) => "give --out a plain directory path that does not exist yet".into(),
-            OutputError::ForeignStaging(p) => format!("check it and remove it by hand ({}) if it is stale", p.display()),
+            OutputError::ForeignStaging(p) => format!(
+                "to resume its run, put back the plan and the files it names (names file, CSRs) as that run read them; otherwise check it and remove it by hand ({}) if it is stale",
+                p.display()
+            ),
             OutputError::Io { source, .. } if source.raw_os_error() == Some(28) => {
                 "the disk is full: free space or choose another --out, then run again (the ceremony resumes)".into()
             }

@@ -28,6 +28,7 @@ use crate::error::CeremonyError;
 use crate::fmt::{shown, shown_path};
 use crate::issue::ca::CaState;
 use crate::keytype::KeyType;
+use crate::plan::inputs::Manifest;
 use crate::plan::{LeafMode, LoadedPlan};
 use crate::profile::kubeadm;
 use crate::token::pin::{self, Pin, PinError};
@@ -57,6 +58,8 @@ const RULE: &str = "────────────────────
 /// Everything the preflight screen shows.
 pub struct Preflight<'a> {
     pub loaded: &'a LoadedPlan,
+    /// The inputs read before the token: the digest the witnesses compare.
+    pub inputs: &'a Manifest,
     pub module: &'a Path,
     pub module_sha256: &'a [u8; 32],
     pub out: &'a Path,
@@ -522,6 +525,11 @@ pub fn preflight_lines(f: &Preflight<'_>) -> Vec<Line> {
         Line::Rule,
         field("Plan", f.loaded.path.display().to_string()),
         cont(format!("SHA-256 {}", hex::encode(f.loaded.sha256))),
+        field(
+            "Inputs",
+            format!("SHA-256 {}", hex::encode(f.inputs.digest)),
+        ),
+        cont(inputs_text(f.inputs)),
         field("Administrator", p.administrator.clone()),
         field(
             "Witnesses",
@@ -608,6 +616,14 @@ pub fn preflight_lines(f: &Preflight<'_>) -> Vec<Line> {
     v.extend(writes_lines(f.loaded, f.out).into_iter().map(Line::Text));
     v.push(Line::Rule);
     v
+}
+
+/// What the inputs SHA-256 covers, in one line.
+fn inputs_text(m: &Manifest) -> String {
+    format!(
+        "over {}: the plan and the files it names, listed by `ceremony check`",
+        plural(m.count, "input", "inputs")
+    )
 }
 
 fn objects_text(objects: Option<&[ObjectInfo]>) -> String {
@@ -708,7 +724,7 @@ fn writes_lines(p: &LoadedPlan, out: &Path) -> Vec<String> {
         ));
     }
     v.push(
-        "    plan.toml, SHA256SUMS, audit.log.age (sealed audit log), transcript.md (to sign)"
+        "    plan.toml, inputs.sha256, SHA256SUMS, audit.log.age (sealed audit log), transcript.md (to sign)"
             .into(),
     );
     v.push(format!(
