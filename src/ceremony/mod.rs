@@ -177,6 +177,7 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
             }
             ui.done(&ui::Summary {
                 loaded: &loaded,
+                inputs: &inputs,
                 out,
                 token: &id,
                 cas: &finished.cas,

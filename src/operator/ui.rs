@@ -118,6 +118,7 @@ fn continues_lines(c: &Continues<'_>) -> Vec<Line> {
 /// Everything the end screen shows.
 pub struct Summary<'a> {
     pub loaded: &'a LoadedPlan,
+    pub inputs: &'a Manifest,
     pub out: &'a Path,
     pub token: &'a TokenIdentity,
     pub cas: &'a [CaState],
@@ -792,7 +793,7 @@ pub fn summary_lines(s: &Summary<'_>) -> Vec<Line> {
     }
     v.push(Line::Text(
         format!(
-            "    root-ca.crt, cas/, chains/, {}plan.toml, SHA256SUMS, audit.log.age, transcript.md, audit.seal.json",
+            "    root-ca.crt, cas/, chains/, {}plan.toml, inputs.sha256, SHA256SUMS, audit.log.age, transcript.md, audit.seal.json",
             if s.continues.is_some() {
                 "continuation.json, "
             } else {
@@ -811,6 +812,11 @@ pub fn summary_lines(s: &Summary<'_>) -> Vec<Line> {
             fingerprint(&x509::sha256(&ca.der))
         )));
     }
+    v.push(Line::Text(format!(
+        "  {:<26} SHA-256 {}",
+        "inputs",
+        fingerprint(&s.inputs.digest)
+    )));
     v.push(Line::Text(format!(
         "  {:<26} SHA-256 {}",
         "SHA256SUMS",
