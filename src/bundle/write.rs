@@ -148,9 +148,10 @@ const NAME_MAX: usize = 255;
 /// the file system's name and path limits; its parent is an existing
 /// directory this process may write in; OUT is absent or an empty
 /// directory, not a symlink, and not a mount point (the staging directory
-/// is renamed onto it); any staging directory beside it is this plan's own
-/// unfinished one.
-pub fn check_output(out: &Path, plan_sha256: &[u8; 32]) -> Result<(), OutputError> {
+/// is renamed onto it); any staging directory beside it is the unfinished
+/// one of `owner`, the inputs SHA-256 of this run (the plan and every file
+/// it names), which its marker holds.
+pub fn check_output(out: &Path, owner: &[u8; 32]) -> Result<(), OutputError> {
     let Some(name) = out
         .file_name()
         .filter(|_| !matches!(out.components().next_back(), Some(Component::ParentDir)))
@@ -230,7 +231,7 @@ pub fn check_output(out: &Path, plan_sha256: &[u8; 32]) -> Result<(), OutputErro
             Err(OutputError::ForeignStaging(staging))
         }
         Ok(_) => match fs::read_to_string(marker_path(out)) {
-            Ok(s) if s.trim() == hex::encode(plan_sha256) => Ok(()),
+            Ok(s) if s.trim() == hex::encode(owner) => Ok(()),
             _ => Err(OutputError::ForeignStaging(staging)),
         },
     }
@@ -257,8 +258,8 @@ pub struct Staging {
 impl Staging {
     /// Starts a fresh staging directory, replacing this plan's own leftover
     /// from an interrupted run (its files are all derived from the token).
-    pub fn begin(out: &Path, plan_sha256: &[u8; 32]) -> Result<Staging, OutputError> {
-        check_output(out, plan_sha256)?;
+    pub fn begin(out: &Path, owner: &[u8; 32]) -> Result<Staging, OutputError> {
+        check_output(out, owner)?;
         let dir = staging_path(out);
         if dir.exists() {
             fs::remove_dir_all(&dir).map_err(io(&dir))?;
@@ -278,7 +279,7 @@ impl Staging {
             .mode(0o600)
             .open(&marker)
             .map_err(io(&marker))?;
-        f.write_all(format!("{}\n", hex::encode(plan_sha256)).as_bytes())
+        f.write_all(format!("{}\n", hex::encode(owner)).as_bytes())
             .and_then(|()| f.sync_all())
             .map_err(io(&marker))?;
         fs::create_dir(&dir).map_err(io(&dir))?;
