@@ -51,8 +51,8 @@ pub fn report(p: &LoadedPlan, inputs: Option<&Manifest>, out: &Path, now: System
         s.push('\n');
     };
     line(format!("Plan {} is valid.", p.path.display()));
-    line(format!("  ceremony:      {}", plan.name));
-    line(format!("  plan SHA-256:  {}", hex::encode(p.sha256)));
+    line(format!("  ceremony:       {}", plan.name));
+    line(format!("  plan SHA-256:   {}", hex::encode(p.sha256)));
     line(format!(
         "  inputs SHA-256: {}",
         inputs.map_or_else(
@@ -60,9 +60,9 @@ pub fn report(p: &LoadedPlan, inputs: Option<&Manifest>, out: &Path, now: System
             |m| hex::encode(m.digest)
         )
     ));
-    line(format!("  administrator: {}", plan.administrator));
+    line(format!("  administrator:  {}", plan.administrator));
     line(format!(
-        "  witnesses:     {}",
+        "  witnesses:      {}",
         if plan.witnesses.is_empty() {
             "none".into()
         } else {
@@ -70,7 +70,7 @@ pub fn report(p: &LoadedPlan, inputs: Option<&Manifest>, out: &Path, now: System
         }
     ));
     line(format!(
-        "  token:         {} via {}",
+        "  token:          {} via {}",
         plan.token_uri,
         plan.module.display()
     ));
