@@ -39,6 +39,8 @@ pub mod cap {
     pub const CERTIFICATE: u64 = 1 << 20;
     /// The small files of the audit journal (the plan's hash, its key).
     pub const JOURNAL_SMALL: u64 = 4 << 10;
+    /// OUT's `inputs.sha256`: about 150 bytes a line, a few lines a node.
+    pub const INPUTS: u64 = 16 << 20;
     /// A file that is hashed, not held (the PKCS#11 module, the tool itself).
     pub const HASHED: u64 = 1 << 30;
 }

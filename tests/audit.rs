@@ -319,6 +319,11 @@ fn sealed_log_decrypts_with_stock_age_and_covers_every_certificate() {
         start["plan_sha256"].as_str(),
         Some(sha256_hex(&fs::read(f.plan()).unwrap()).as_str())
     );
+    // The inputs' digest: the SHA-256 of the manifest OUT keeps.
+    assert_eq!(
+        start["inputs_sha256"].as_str(),
+        Some(sha256_hex(&fs::read(out.join("inputs.sha256")).unwrap()).as_str())
+    );
     assert_eq!(start["env"]["module_path"], SOFTHSM_MODULE);
     assert_eq!(
         start["env"]["module_sha256"].as_str(),

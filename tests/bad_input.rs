@@ -15,7 +15,8 @@
 //!   once), `[[file]] path/contents/mode` (+ `owner`, a uid: needs root),
 //!   `[[dir]] path`, `[[symlink]] path/target`, `[[fifo]] path` (a named
 //!   pipe nobody writes), `[[sparse]] path/size` (a sparse file), and
-//!   `[[token]] action = ...` (see `TokenAction`);
+//!   `[[token]] action = ...` (see `TokenAction`; `interrupted-run` runs
+//!   the case's plan and stops it at a failpoint, then writes `then` files);
 //!   `env` (extra environment for the child); `[mount] path/kind` (a small
 //!   tmpfs mounted over a directory of the case: `full`, or `read-only`);
 //!   `pause` + `during` (the child waits at failpoint `pause` while the test
@@ -202,6 +203,15 @@ enum TokenAction {
     },
     /// A successful ceremony with the unedited base plan (into work/first-out).
     RunBasePlan,
+    /// The case's own plan and files run into work/out and aborted at
+    /// failpoint `at` (needs failpoints), as a power cut leaves a run: its
+    /// unsealed journal, and past the staging's start its staging
+    /// directory. Then the `then` files are written: inputs changed since.
+    InterruptedRun {
+        at: String,
+        #[serde(default)]
+        then: Vec<FileSpec>,
+    },
 }
 
 struct Expected {
@@ -393,6 +403,31 @@ fn token_setup(f: &mut Fixture, action: &TokenAction, base_plan: &str) {
             ])
             .assert_ok("pkcs11-tool --write-object --type cert");
         }
+        TokenAction::InterruptedRun { at, then } => {
+            let out = f.work("out");
+            let o = f.run_plan_env(
+                &f.path().join("plan.toml"),
+                &out,
+                &[("CEREMONY_FAILPOINT", at)],
+            );
+            assert!(
+                !o.ok() && !o.timed_out && !out.exists(),
+                "the run was to stop at {at}:\n{o}"
+            );
+            assert!(
+                out.with_file_name(".out.journal").is_dir(),
+                "an interrupted run leaves its journal:\n{o}"
+            );
+            for file in then {
+                // Replaced, as an editor would: a new file under the old name.
+                let _ = std::fs::remove_file(f.path().join(&file.path));
+                write_file(
+                    &f.path().join(&file.path),
+                    expand(f, &file.contents).as_bytes(),
+                    file.mode,
+                );
+            }
+        }
         TokenAction::RunBasePlan => {
             let plan = f.path().join("base-plan.toml");
             write_file(&plan, base_plan.as_bytes(), 0o644);
@@ -507,7 +542,13 @@ fn load_case(name: &str) -> Case {
     if case.mount.is_some() || case.file.iter().any(|f| f.owner.is_some()) {
         does.push(Need::Root);
     }
-    if case.pause.is_some() || case.env.keys().any(|k| k.starts_with("CEREMONY_FAILPOINT")) {
+    if case.pause.is_some()
+        || case.env.keys().any(|k| k.starts_with("CEREMONY_FAILPOINT"))
+        || case
+            .token
+            .iter()
+            .any(|t| matches!(t, TokenAction::InterruptedRun { .. }))
+    {
         does.push(Need::Failpoints);
     }
     let mut declared = case.needs.clone();
@@ -515,7 +556,7 @@ fn load_case(name: &str) -> Case {
     declared.dedup();
     assert_eq!(
         declared, does,
-        "{name}/case.toml: `needs` must list exactly what the case needs (a mount: root; a pause or a CEREMONY_FAILPOINT* variable: failpoints)"
+        "{name}/case.toml: `needs` must list exactly what the case needs (a mount: root; a pause, a CEREMONY_FAILPOINT* variable or an interrupted run: failpoints)"
     );
     case
 }
@@ -771,6 +812,9 @@ cases! {
     journal_is_symlink => "journal-is-symlink",
     journal_of_another_plan => "journal-of-another-plan",
     staging_of_another_plan => "staging-of-another-plan",
+    // The same plan, its inputs changed after an interrupted run.
+    names_file_changed_after_interrupt => "names-file-changed-after-interrupt",
+    names_file_changed_beside_staging => "names-file-changed-beside-staging",
     pin_file_missing => "pin-file-missing",
     no_pin_source => "no-pin-source",
     pin_env_empty => "pin-env-empty",

@@ -1285,7 +1285,7 @@ mod ca_steps {
             o.first_error(),
             Some(
                 format!(
-                    "error: {} holds the unfinished output of another plan",
+                    "error: {} holds the unfinished output of another plan or of other inputs",
                     staging.display()
                 )
                 .as_str()

@@ -607,6 +607,73 @@ fn real_generate_csr_tree_is_signed_into_a_verifiable_tree() {
     }
 }
 
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// The CSRs are inputs the witnesses approve: a run interrupted before
+/// the CAs, then a worker's CSR replaced, is refused before the token
+/// (exit 2, nothing touched); with the CSR put back, the run resumes, and
+/// OUT lists every file read from the nodes' trees in inputs.sha256.
+#[test]
+fn a_csr_replaced_after_an_interrupted_run_is_refused_until_put_back() {
+    if !common::has_failpoints("csr::a_csr_replaced_after_an_interrupted_run") {
+        return;
+    }
+    let (f, plan) = setup();
+    let out_dir = f.work("out");
+    let stopped = f.run_plan_env(&plan, &out_dir, &[("CEREMONY_FAILPOINT", "before-cas")]);
+    assert!(!stopped.ok() && !out_dir.exists(), "{stopped}");
+    let csr = f.path().join(W).join("kubelet.conf.csr");
+    let approved = fs::read(&csr).unwrap();
+    fs::remove_file(&csr).unwrap();
+    worker_csr(&f, "/O=system:nodes/CN=system:node:w1");
+    let (token, files) = (f.token_snapshot(), f.files_snapshot());
+    let run = f.run_plan(&plan, &out_dir);
+    assert_eq!(run.code, Some(2), "{run}");
+    let journal = out_dir.with_file_name(".out.journal");
+    assert!(
+        run.first_error().unwrap().starts_with(&format!(
+            "error: {} holds the unsealed audit journal of another plan or of other inputs (inputs SHA-256 ",
+            journal.display()
+        )),
+        "{run}"
+    );
+    assert_eq!(f.token_snapshot(), token, "the token changed");
+    let after = f.files_snapshot();
+    assert!(
+        after == files,
+        "files changed:\n{}",
+        tree_diff(&files, &after)
+    );
+
+    fs::write(&csr, &approved).unwrap();
+    let run = f.run_plan(&plan, &out_dir);
+    run.assert_ok("the resumed run");
+    let inputs = text(&f, "work/out/inputs.sha256");
+    let plan_sha = sha256_hex(&fs::read(&plan).unwrap());
+    assert!(
+        inputs.starts_with(&format!("{plan_sha}  plan plan.toml\n")),
+        "{inputs}"
+    );
+    for (kind, path) in [
+        ("csr", "csrs/cp1/etc/kubernetes/pki/apiserver.csr"),
+        ("key", "csrs/cp1/etc/kubernetes/pki/apiserver.key"),
+        ("kubeconfig", "csrs/cp1/etc/kubernetes/admin.conf"),
+        ("csr", "csrs/w1/etc/kubernetes/kubelet.conf.csr"),
+    ] {
+        let line = format!("{}  {kind} {path}\n", sha256_hex(&read(&f, path)));
+        assert!(inputs.contains(&line), "{line:?} not in\n{inputs}");
+    }
+    let digest = sha256_hex(inputs.as_bytes());
+    assert!(
+        run.stderr
+            .contains(&format!("Inputs         SHA-256 {digest}")),
+        "{run}"
+    );
+}
+
 /// Runs the plan after `mutate` and expects exactly `refusals` (one per
 /// line, in order), exit 2, nothing written and the token untouched.
 #[track_caller]
@@ -969,6 +1036,15 @@ fn user_csr_is_checked_and_its_kubeconfig_has_no_key() {
     );
     let out_dir = f.work("out");
     f.run_plan(&plan, &out_dir).assert_ok("ceremony run");
+    // The user's CSR is one of the inputs the witnesses approved.
+    let inputs = fs::read_to_string(out_dir.join("inputs.sha256")).unwrap();
+    assert!(
+        inputs.contains(&format!(
+            "{}  user-csr carol.csr\n",
+            sha256_hex(&read(&f, "carol.csr"))
+        )),
+        "{inputs}"
+    );
     let conf = "work/out/users/carol.conf";
     assert_eq!(kubectl(&f, conf, "{.users[0].user.client-key-data}"), "");
     let cert = STANDARD

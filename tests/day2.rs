@@ -133,6 +133,20 @@ fn a_continuing_ceremony_renews_cp1_adds_worker3_carries_the_sa_pair_and_chains(
     let previous = &first["event"]["previous"];
     assert_eq!(previous["final_hash"], final_hash(&f, &c1).as_str());
     assert_eq!(previous["output"], "work/c1-out");
+    // The output it continues is one of the inputs the witnesses approved,
+    // by the SHA-256 of its SHA256SUMS (which lists every file of it).
+    let inputs = String::from_utf8(read(&c2.join("inputs.sha256"))).unwrap();
+    assert!(
+        inputs.contains(&format!(
+            "\n{}  previous work/c1-out/SHA256SUMS\n",
+            hex_sha256(&read(&c1.join("SHA256SUMS")))
+        )),
+        "{inputs}"
+    );
+    assert_eq!(
+        first["event"]["inputs_sha256"],
+        hex_sha256(inputs.as_bytes()).as_str()
+    );
     let manifest: serde_json::Value =
         serde_json::from_slice(&read(&c2.join("continuation.json"))).unwrap();
     assert_eq!(manifest["untouched"], serde_json::json!(["cp2", "worker1"]));

@@ -206,3 +206,86 @@ fn many_workers_are_one_line_of_totals() {
         );
     }
 }
+
+/// What the witnesses approve covers everything signed: the inputs SHA-256
+/// `check` prints covers the names file too (its workers get certificates),
+/// the preflight shows the same value, OUT keeps the list of inputs as
+/// inputs.sha256 (listed in SHA256SUMS, `sha256sum -c` clean), and the
+/// transcript states the digest.
+#[test]
+fn the_inputs_digest_is_checked_shown_written_and_transcribed() {
+    let f = Fixture::new("t-found-inputs");
+    let plan = f.write_plan("plan.toml", ["ecdsa-p256"; 4]);
+    let text = std::fs::read_to_string(&plan).expect("the plan");
+    assert!(text.contains("names = [\"worker1\"]"), "{text}");
+    let text = text.replace("names = [\"worker1\"]", "names_file = \"workers.txt\"");
+    std::fs::write(&plan, &text).expect("rewrite the plan");
+    let workers = b"worker1\nworker2\n";
+    write_file(&f.path().join("workers.txt"), workers, 0o644);
+    let sha = |b: &[u8]| {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(b))
+    };
+    let manifest = format!(
+        "{}  plan plan.toml\n{}  names workers.txt\n",
+        sha(text.as_bytes()),
+        sha(workers)
+    );
+    let digest = sha(manifest.as_bytes());
+
+    let plan_s = plan.to_string_lossy().into_owned();
+    let check = f.ceremony(&["check", &plan_s]).expect_ok();
+    assert!(
+        check
+            .stdout
+            .contains(&format!("\n  inputs SHA-256: {digest}\n")),
+        "{check}"
+    );
+    for line in manifest.lines() {
+        assert!(check.stdout.contains(&format!("\n  {line}\n")), "{check}");
+    }
+
+    let out = f.work("out");
+    let run = f.run_plan(&plan, &out);
+    run.assert_ok("ceremony run");
+    assert!(
+        run.stderr
+            .contains(&format!("\nInputs         SHA-256 {digest}\n")),
+        "{run}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("inputs.sha256")).expect("OUT/inputs.sha256"),
+        manifest
+    );
+    let sums = std::fs::read_to_string(out.join("SHA256SUMS")).expect("SHA256SUMS");
+    assert!(
+        sums.contains(&format!("{}  inputs.sha256\n", digest)),
+        "{sums}"
+    );
+    let mut c = f.command("sha256sum");
+    c.args(["--strict", "-c", "--quiet", "SHA256SUMS"])
+        .current_dir(&out);
+    f.run(c, CHILD_TIMEOUT).assert_ok("sha256sum -c SHA256SUMS");
+    let grouped: Vec<String> = digest
+        .to_uppercase()
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect();
+    let transcript = std::fs::read_to_string(out.join("transcript.md")).expect("transcript");
+    assert!(
+        transcript.contains(&format!(
+            "- Inputs SHA-256 (the plan and every file it names, listed in inputs.sha256): `{}`\n",
+            grouped.join(" ")
+        )),
+        "{transcript}"
+    );
+    // The worker from the names file has its bundle, and verify accepts OUT.
+    assert!(
+        out.join("nodes/worker2/etc/kubernetes/kubelet.conf")
+            .is_file()
+    );
+    let out_s = out.to_string_lossy().into_owned();
+    f.ceremony(&["verify", &out_s, "--plan", &plan_s])
+        .assert_ok("ceremony verify");
+}

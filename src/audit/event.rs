@@ -149,6 +149,9 @@ pub enum Event {
         ceremony: String,
         plan_path: String,
         plan_sha256: String,
+        /// SHA-256 of the inputs' manifest (empty in logs written before it).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        inputs_sha256: String,
         output: String,
         administrator: String,
         witnesses: Vec<String>,
@@ -160,6 +163,9 @@ pub enum Event {
     /// A run that continues the journal of an interrupted one.
     Resumed {
         plan_sha256: String,
+        /// SHA-256 of the inputs' manifest (empty in logs written before it).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        inputs_sha256: String,
         output: String,
         env: Environment,
         found: Recovery,
@@ -285,13 +291,19 @@ impl Event {
                 ceremony,
                 plan_path,
                 plan_sha256,
+                inputs_sha256,
                 output,
                 administrator,
                 witnesses,
                 env,
                 previous,
             } => format!(
-                "ceremony \"{ceremony}\", plan {plan_path} (SHA-256 {plan_sha256}), output {output}; administrator {administrator}; witnesses {}; {}{}",
+                "ceremony \"{ceremony}\", plan {plan_path} (SHA-256 {plan_sha256}{}), output {output}; administrator {administrator}; witnesses {}; {}{}",
+                if inputs_sha256.is_empty() {
+                    String::new()
+                } else {
+                    format!(", inputs SHA-256 {inputs_sha256}")
+                },
                 list(witnesses),
                 env_summary(env),
                 previous
@@ -307,6 +319,7 @@ impl Event {
                 output,
                 env,
                 found,
+                ..
             } => format!(
                 "resumed plan {} into {output}: {} records intact{}{}{}{}{}{}; {}",
                 short(plan_sha256),

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! .<out>.journal/            0700
-//!   plan-sha256              0600  hex SHA-256 of the plan that owns the journal
+//!   plan-sha256              0600  hex inputs SHA-256 (the plan and every file it names) that owns the journal
 //!   journal.key              0600  the journal-local age X25519 identity
 //!   records                  0600  frames, appended and fsynced one by one
 //! ```
@@ -86,8 +86,9 @@ fn read_own(dir: &Path, name: &str, max: u64) -> Result<Zeroizing<Vec<u8>>, Audi
 }
 
 /// Checks, touching nothing, that a journal beside `out` (if any) belongs to
-/// this plan. Returns whether there is one.
-pub fn check_owner(out: &Path, plan_sha256: &[u8; 32]) -> Result<bool, AuditError> {
+/// `owner`, the inputs SHA-256 of this run (the plan and every file it
+/// names). Returns whether there is one.
+pub fn check_owner(out: &Path, owner: &[u8; 32]) -> Result<bool, AuditError> {
     let dir = path(out);
     match fs::symlink_metadata(&dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
@@ -102,7 +103,7 @@ pub fn check_owner(out: &Path, plan_sha256: &[u8; 32]) -> Result<bool, AuditErro
     }
     let found = read_own(&dir, PLAN, cap::JOURNAL_SMALL)?;
     let found = String::from_utf8_lossy(&found);
-    let expected = hex::encode(plan_sha256);
+    let expected = hex::encode(owner);
     if found.trim() != expected {
         return Err(AuditError::ForeignJournal {
             path: dir,
@@ -154,12 +155,12 @@ pub fn remove_dir(dir: &Path) -> Result<(), AuditError> {
 /// was cut short after that file's turn or before it (nothing in the
 /// directory but the files the cleanup unlinks before it). False when there
 /// is no journal; an error when it is another plan's or not a directory.
-pub fn cleanup_underway(out: &Path, plan_sha256: &[u8; 32]) -> Result<bool, AuditError> {
+pub fn cleanup_underway(out: &Path, owner: &[u8; 32]) -> Result<bool, AuditError> {
     let dir = path(out);
-    let owner = dir.join(PLAN);
-    match fs::symlink_metadata(&owner) {
+    let owner_file = dir.join(PLAN);
+    match fs::symlink_metadata(&owner_file) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        _ => return check_owner(out, plan_sha256),
+        _ => return check_owner(out, owner),
     }
     match fs::symlink_metadata(&dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
@@ -255,27 +256,23 @@ fn lock(file: &File, dir: &Path) -> Result<(), AuditError> {
 }
 
 impl Journal {
-    /// Opens the journal of `out` for this plan: creates it on the first run,
+    /// Opens the journal of `out` for `owner` (the inputs SHA-256): creates it on the first run,
     /// or checks and continues it (cutting off a torn last frame). Returns
     /// what a resumed run found; the caller records it.
     pub fn open(
         out: &Path,
-        plan_sha256: &[u8; 32],
+        owner: &[u8; 32],
         recipients: &[String],
     ) -> Result<(Journal, Option<Recovery>), AuditError> {
         let recipients = Recipients::parse(recipients)?;
-        if check_owner(out, plan_sha256)? {
+        if check_owner(out, owner)? {
             Self::resume(out, recipients).map(|(j, r)| (j, Some(r)))
         } else {
-            Self::create(out, plan_sha256, recipients).map(|j| (j, None))
+            Self::create(out, owner, recipients).map(|j| (j, None))
         }
     }
 
-    fn create(
-        out: &Path,
-        plan_sha256: &[u8; 32],
-        recipients: Recipients,
-    ) -> Result<Journal, AuditError> {
+    fn create(out: &Path, owner: &[u8; 32], recipients: Recipients) -> Result<Journal, AuditError> {
         let dir = path(out);
         let tmp = new_path(out);
         // A leftover of a run that died while creating its journal holds no record.
@@ -290,7 +287,7 @@ impl Journal {
             fs::set_permissions(&tmp, fs::Permissions::from_mode(0o700)).map_err(io(&tmp))?;
             create_file(
                 &tmp.join(PLAN),
-                format!("{}\n", hex::encode(plan_sha256)).as_bytes(),
+                format!("{}\n", hex::encode(owner)).as_bytes(),
             )?;
             let text = Zeroizing::new(format!(
                 "# ceremony journal-local identity: decrypts this unsealed journal; removed with it after the seal\n{}\n",

@@ -67,7 +67,7 @@ pub enum AuditError {
         source: std::io::Error,
     },
     #[error(
-        "{} holds the unsealed audit journal of another plan (SHA-256 {found}, this plan is {expected})",
+        "{} holds the unsealed audit journal of another plan or of other inputs (inputs SHA-256 {found}; this plan's inputs are {expected})",
         .path.display()
     )]
     ForeignJournal {
@@ -134,7 +134,8 @@ impl AuditError {
                 "check the directory's permissions and free space, then run again (the ceremony resumes)".into()
             }
             AuditError::ForeignJournal { path, .. } => format!(
-                "choose another --out, or check that journal with `ceremony audit verify {} --identity <auditor identity>` and move it aside",
+                "to resume its run, put back the plan and the files it names (names file, CSRs) as that run read them; \
+                 otherwise choose another --out, or check that journal with `ceremony audit verify {} --identity <auditor identity>` and move it aside",
                 path.display()
             ),
             AuditError::JournalBusy { .. } => {

@@ -38,6 +38,8 @@ pub struct Facts {
     pub date: String,
     pub plan_path: String,
     pub plan_sha256: [u8; 32],
+    /// SHA-256 of the inputs' manifest (OUT/inputs.sha256).
+    pub inputs_sha256: [u8; 32],
     pub administrator: String,
     pub witnesses: Vec<String>,
     pub tool_version: String,
@@ -98,6 +100,10 @@ pub fn render(f: &Facts) -> String {
     l(&format!(
         "- Plan SHA-256: `{}`",
         fingerprint(&f.plan_sha256)
+    ));
+    l(&format!(
+        "- Inputs SHA-256 (the plan and every file it names, listed in inputs.sha256): `{}`",
+        fingerprint(&f.inputs_sha256)
     ));
     // The binary's hash is hex unless it could not be read; group it when it is.
     let tool_sha256 = match hex::decode(&f.tool_sha256) {
@@ -239,6 +245,7 @@ mod tests {
             date: "2026-11-23T17:51:27Z".into(),
             plan_path: "plan.toml".into(),
             plan_sha256: [0xab; 32],
+            inputs_sha256: [0xef; 32],
             administrator: "Ada".into(),
             witnesses: vec!["Wendy".into(), "Walter".into()],
             tool_version: "0.1.0".into(),
@@ -276,6 +283,7 @@ mod tests {
         let t = render(&facts());
         assert!(t.contains("- Certificate SHA-256: `1212 1212 "), "{t}");
         assert!(t.contains("- Audit log final hash: `CDCD CDCD"), "{t}");
+        assert!(t.contains("- Inputs SHA-256 (the plan and every file it names, listed in inputs.sha256): `EFEF EFEF "), "{t}");
         assert!(t.contains("| cp1 | 11 |"));
         assert_eq!(t.matches("Signature: ____").count(), 3);
         assert!(t.contains("Walter (witness)"));

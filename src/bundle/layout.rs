@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! OUT/root-ca.crt  cas/<role>-ca.crt  chains/<role>-ca-chain.crt
-//!     nodes/<name>/etc/kubernetes/…  [continuation.json]  plan.toml  SHA256SUMS
+//!     nodes/<name>/etc/kubernetes/…  [continuation.json]  plan.toml  inputs.sha256  SHA256SUMS
 //!     audit.log.age  transcript.md  audit.seal.json
 //! ```
 
@@ -13,6 +13,10 @@ use crate::plan::CaRole;
 pub const ROOT_CA: &str = "root-ca.crt";
 /// The reviewed plan, so OUT alone tells what was meant.
 pub const PLAN: &str = "plan.toml";
+/// The ceremony's inputs (the plan, its names file, every CSR and file
+/// brought beside one, the previous output), one `<sha256>  <kind> <path>`
+/// line each: its SHA-256 is the inputs SHA-256 the witnesses approved.
+pub const INPUTS: &str = "inputs.sha256";
 /// `sha256sum -c` manifest of every file written before it.
 pub const SHA256SUMS: &str = "SHA256SUMS";
 /// The sealed, age-encrypted audit log.

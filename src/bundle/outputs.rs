@@ -32,12 +32,17 @@ pub fn write_ca_files(st: &mut Staging, cas: &[CaCert<'_>]) -> Result<(), Output
     Ok(())
 }
 
-/// The reviewed plan and SHA256SUMS, the last files before the sealed log.
-/// SHA256SUMS is `sha256sum -c` clean: file lines only. The tool's and
-/// module's hashes are in the audit log and transcript.md; SHA256SUMS's own
-/// hash is in the log's `end` record.
-pub fn write_plan_and_sums(st: &mut Staging, plan_text: &str) -> Result<(), OutputError> {
+/// The reviewed plan, the manifest of the inputs, and SHA256SUMS, the last
+/// files before the sealed log. SHA256SUMS is `sha256sum -c` clean: file
+/// lines only. The tool's and module's hashes are in the audit log and
+/// transcript.md; SHA256SUMS's own hash is in the log's `end` record.
+pub fn write_plan_and_sums(
+    st: &mut Staging,
+    plan_text: &str,
+    inputs_manifest: &str,
+) -> Result<(), OutputError> {
     st.write(layout::PLAN, plan_text.as_bytes(), write::PUBLIC)?;
+    st.write(layout::INPUTS, inputs_manifest.as_bytes(), write::PUBLIC)?;
     let sums = sha256sums(st);
     st.write(layout::SHA256SUMS, sums.as_bytes(), write::PUBLIC)
 }

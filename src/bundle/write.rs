@@ -35,7 +35,7 @@ pub enum OutputError {
     Symlink(PathBuf),
     #[error("output {} exists and is not a directory", .0.display())]
     NotDir(PathBuf),
-    #[error("{} holds the unfinished output of another plan", .0.display())]
+    #[error("{} holds the unfinished output of another plan or of other inputs", .0.display())]
     ForeignStaging(PathBuf),
     #[error("cannot write {}: {source}", .path.display())]
     Io {
@@ -78,7 +78,10 @@ impl OutputError {
         Some(match self {
             OutputError::Exists(_) => "choose a new --out directory; outputs are never overwritten".into(),
             OutputError::Symlink(_) | OutputError::NotDir(_) => "give --out a plain directory path that does not exist yet".into(),
-            OutputError::ForeignStaging(p) => format!("check it and remove it by hand ({}) if it is stale", p.display()),
+            OutputError::ForeignStaging(p) => format!(
+                "to resume its run, put back the plan and the files it names (names file, CSRs) as that run read them; otherwise check it and remove it by hand ({}) if it is stale",
+                p.display()
+            ),
             OutputError::Io { source, .. } if source.raw_os_error() == Some(28) => {
                 "the disk is full: free space or choose another --out, then run again (the ceremony resumes)".into()
             }
@@ -145,9 +148,10 @@ const NAME_MAX: usize = 255;
 /// the file system's name and path limits; its parent is an existing
 /// directory this process may write in; OUT is absent or an empty
 /// directory, not a symlink, and not a mount point (the staging directory
-/// is renamed onto it); any staging directory beside it is this plan's own
-/// unfinished one.
-pub fn check_output(out: &Path, plan_sha256: &[u8; 32]) -> Result<(), OutputError> {
+/// is renamed onto it); any staging directory beside it is the unfinished
+/// one of `owner`, the inputs SHA-256 of this run (the plan and every file
+/// it names), which its marker holds.
+pub fn check_output(out: &Path, owner: &[u8; 32]) -> Result<(), OutputError> {
     let Some(name) = out
         .file_name()
         .filter(|_| !matches!(out.components().next_back(), Some(Component::ParentDir)))
@@ -227,7 +231,7 @@ pub fn check_output(out: &Path, plan_sha256: &[u8; 32]) -> Result<(), OutputErro
             Err(OutputError::ForeignStaging(staging))
         }
         Ok(_) => match fs::read_to_string(marker_path(out)) {
-            Ok(s) if s.trim() == hex::encode(plan_sha256) => Ok(()),
+            Ok(s) if s.trim() == hex::encode(owner) => Ok(()),
             _ => Err(OutputError::ForeignStaging(staging)),
         },
     }
@@ -254,8 +258,8 @@ pub struct Staging {
 impl Staging {
     /// Starts a fresh staging directory, replacing this plan's own leftover
     /// from an interrupted run (its files are all derived from the token).
-    pub fn begin(out: &Path, plan_sha256: &[u8; 32]) -> Result<Staging, OutputError> {
-        check_output(out, plan_sha256)?;
+    pub fn begin(out: &Path, owner: &[u8; 32]) -> Result<Staging, OutputError> {
+        check_output(out, owner)?;
         let dir = staging_path(out);
         if dir.exists() {
             fs::remove_dir_all(&dir).map_err(io(&dir))?;
@@ -275,7 +279,7 @@ impl Staging {
             .mode(0o600)
             .open(&marker)
             .map_err(io(&marker))?;
-        f.write_all(format!("{}\n", hex::encode(plan_sha256)).as_bytes())
+        f.write_all(format!("{}\n", hex::encode(owner)).as_bytes())
             .and_then(|()| f.sync_all())
             .map_err(io(&marker))?;
         fs::create_dir(&dir).map_err(io(&dir))?;

@@ -27,6 +27,7 @@ use crate::issue::from_csr;
 use crate::issue::pipeline as bundle;
 use crate::keytype::KeyType;
 use crate::operator::{gate, interrupt, steps, ui};
+use crate::plan::inputs::{Kind as InputKind, Manifest};
 use crate::plan::{self, CaRole, LoadedPlan};
 use crate::token::Token;
 use crate::token::pin::{Pin, PinError};
@@ -76,6 +77,7 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
         return Ok(());
     }
     let checked = before_the_token(&loaded, Some(&opts.out))?;
+    let inputs = checked.inputs;
     let continuation = checked.continuation;
     for w in &checked.intake.warnings {
         ui.warn(w);
@@ -125,6 +127,7 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
     let (mut journal, env, recovery) = start_record(
         opts,
         &loaded,
+        &inputs,
         &module,
         &token,
         &ui,
@@ -134,6 +137,7 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
     let run = Run {
         opts,
         loaded: &loaded,
+        inputs: &inputs,
         module: &module,
         token: &token,
         env: &env,
@@ -168,6 +172,7 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
             }
             ui.done(&ui::Summary {
                 loaded: &loaded,
+                inputs: &inputs,
                 out,
                 token: &id,
                 cas: &finished.cas,
@@ -192,25 +197,69 @@ pub struct Checked {
     pub intake: csr::Intake,
     /// The previous output a continuing ceremony continues, checked.
     pub continuation: Option<chain::Continuation>,
+    /// Every input above and the plan's own, as one digest: what the
+    /// witnesses approve, and what owns the journal and staging directory.
+    pub inputs: Manifest,
 }
 
-/// Everything `run` refuses before it opens the token, in its order:
-/// the output path (`out`, when known) and any journal beside it, the
-/// previous output of a continuing ceremony (its files against SHA256SUMS,
-/// its seal against its root), then every CSR (all or nothing). `check`
-/// calls it too, so that it exits 2 whenever `run` would for the same plan
-/// and OUT, short of what only the token, the PIN or the terminal can tell.
+/// Everything `run` refuses before it opens the token, in its order: the
+/// inputs, read and checked ([`read_inputs`]), then the output path (`out`,
+/// when known) and any journal or staging directory beside it, which must
+/// be these inputs' own. `check` calls it too, so that it exits 2 whenever
+/// `run` would for the same plan and OUT, short of what only the token, the
+/// PIN or the terminal can tell.
 pub fn before_the_token(loaded: &LoadedPlan, out: Option<&Path>) -> Result<Checked, CeremonyError> {
+    let checked = read_inputs(loaded)?;
     if let Some(out) = out {
-        write::check_output(out, &loaded.sha256)?;
-        // An unsealed journal beside OUT must be this plan's (nothing touched if not).
-        audit::journal::check_owner(out, &loaded.sha256)?;
+        check_beside_out(out, &checked.inputs)?;
     }
+    Ok(checked)
+}
+
+/// Reads and checks every input beyond the plan, touching nothing: the
+/// previous output of a continuing ceremony (its files against SHA256SUMS,
+/// its seal against its root), then every CSR (all or nothing); and makes
+/// the inputs' manifest of them all.
+pub fn read_inputs(loaded: &LoadedPlan) -> Result<Checked, CeremonyError> {
     let continuation = chain::read_previous(loaded)?;
+    let intake = csr::preflight(loaded)?;
+    let inputs = inputs_manifest(loaded, &intake, continuation.as_ref())?;
     Ok(Checked {
-        intake: csr::preflight(loaded)?,
+        intake,
         continuation,
+        inputs,
     })
+}
+
+/// The output path, and that an unsealed journal or unfinished staging
+/// directory beside it is these inputs' own (nothing touched if not).
+pub fn check_beside_out(out: &Path, inputs: &Manifest) -> Result<(), CeremonyError> {
+    write::check_output(out, &inputs.digest)?;
+    audit::journal::check_owner(out, &inputs.digest)?;
+    Ok(())
+}
+
+/// The manifest of the plan, its names file, the CSRs read and the
+/// previous output continued (by the SHA-256 of its SHA256SUMS, which its
+/// seal binds and which lists every file of it).
+fn inputs_manifest(
+    loaded: &LoadedPlan,
+    intake: &csr::Intake,
+    continuation: Option<&chain::Continuation>,
+) -> Result<Manifest, CeremonyError> {
+    let mut inputs = loaded.inputs();
+    intake.add_inputs(loaded, &mut inputs);
+    if let Some(c) = continuation {
+        let sums: [u8; 32] = hex::decode(&c.previous.sha256sums_sha256)
+            .ok()
+            .and_then(|v| v.try_into().ok())
+            .ok_or_else(|| {
+                CeremonyError::Internal("the previous output's SHA256SUMS hash is not hex".into())
+            })?;
+        let path = Path::new(&c.previous.output).join(crate::bundle::layout::SHA256SUMS);
+        inputs.add_sha256(InputKind::Previous, &path.display().to_string(), sums);
+    }
+    Ok(inputs.manifest())
 }
 
 /// A failed run's error as the operator gets it, once it is recorded: a
@@ -238,6 +287,8 @@ fn as_reported(
 pub(super) struct Run<'a> {
     opts: &'a RunOptions,
     loaded: &'a LoadedPlan,
+    /// The inputs read before the token, as the preflight shows them.
+    inputs: &'a Manifest,
     module: &'a Path,
     token: &'a dyn Token,
     env: &'a Environment,
@@ -366,6 +417,7 @@ fn recorded_run(
     let objects = token.list_objects().ok();
     ui.preflight(&ui::Preflight {
         loaded,
+        inputs: r.inputs,
         module: r.module,
         module_sha256: &token.module_sha256(),
         out: &r.opts.out,
@@ -458,6 +510,7 @@ fn recorded_run(
             &gate,
             &r.opts.out,
             loaded,
+            r.inputs,
             &cas,
             run,
             r.continuation,
@@ -479,26 +532,53 @@ fn recorded_run(
     };
     checkpoint()?;
     enter(r, Step::Seal, known);
-    let sealed = seal_and_commit(st, token, loaded, &cas, journal, r.env, ui, r.continuation)?;
+    let sealed = seal_and_commit(
+        st,
+        token,
+        loaded,
+        r.inputs,
+        &cas,
+        journal,
+        r.env,
+        ui,
+        r.continuation,
+    )?;
     Ok(Finished { cas, sealed })
 }
 
 /// The CA files (the root, each intermediate alone, each chain: intermediate
-/// then root), every node's bundle, plan.toml and SHA256SUMS, into the
-/// staging directory (`seal_and_commit` adds the sealed log and commits).
+/// then root), every node's bundle, plan.toml, inputs.sha256 and
+/// SHA256SUMS, into the staging directory (`seal_and_commit` adds the
+/// sealed log and commits). `inputs` are the inputs the preflight showed.
+#[allow(clippy::too_many_arguments)] // the run's parts, passed explicitly
 fn write_outputs(
     token: &dyn Token,
     out: &Path,
     loaded: &LoadedPlan,
+    inputs: &Manifest,
     cas: &[CaState],
     mut run: bundle::LeafRun,
     continuation: Option<&chain::Continuation>,
     audit: &mut dyn Audit,
 ) -> Result<Staging, CeremonyError> {
     let now = run.now;
-    // Read the CSRs again and check them: what is signed is what was checked.
+    // Read the CSRs again and check them: what is signed is what was
+    // checked, and what the witnesses approved at the preflight.
     let intake = csr::preflight(loaded)?;
-    let mut st = Staging::begin(out, &loaded.sha256)?;
+    let now_read = inputs_manifest(loaded, &intake, continuation)?;
+    if now_read.digest != inputs.digest {
+        return Err(CeremonyError::Usage {
+            message: format!(
+                "the inputs changed since the preflight: their SHA-256 was {}, it is now {}; nothing was signed from them",
+                hex::encode(inputs.digest),
+                hex::encode(now_read.digest)
+            ),
+            hint: "put back the inputs the witnesses approved and run the same command again (the ceremony resumes); \
+                   changed inputs are a new review: `ceremony check`, then another --out"
+                .into(),
+        });
+    }
+    let mut st = Staging::begin(out, &inputs.digest)?;
     let certs: Vec<outputs::CaCert<'_>> = cas
         .iter()
         .map(|c| outputs::CaCert {
@@ -536,7 +616,7 @@ fn write_outputs(
     // The reviewed plan itself, so OUT alone tells what was meant; then
     // SHA256SUMS. audit.log.age and transcript.md come after it and cannot
     // be listed (each holds a hash that covers SHA256SUMS).
-    outputs::write_plan_and_sums(&mut st, &loaded.text)?;
+    outputs::write_plan_and_sums(&mut st, &loaded.text, &inputs.text)?;
     Ok(st)
 }
 
@@ -764,10 +844,11 @@ mod tests {
         };
         let ui = Ui::new(false, yes);
         let module = loaded.plan.module.clone();
+        let inputs = read_inputs(&loaded).expect("the demo's inputs").inputs;
         // The journal as `start_record` opens it, without its records of the
         // environment (which hash this test binary: slow in a debug build).
         let (mut journal, recovery) =
-            Journal::open(&out, &loaded.sha256, &loaded.plan.recipients).expect("journal");
+            Journal::open(&out, &inputs.digest, &loaded.plan.recipients).expect("journal");
         assert!(recovery.is_none(), "a fresh journal");
         let env = Environment {
             tool_version: "test".into(),
@@ -782,6 +863,7 @@ mod tests {
             let run = Run {
                 opts: &opts,
                 loaded: &loaded,
+                inputs: &inputs,
                 module: &module,
                 token,
                 env: &env,
@@ -815,6 +897,112 @@ mod tests {
             out,
             _dir: dir,
         }
+    }
+
+    /// The demo plan with its workers in `workers.txt`, in a directory of
+    /// its own: (dir, plan path).
+    fn plan_with_names_file(workers: &str) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(demo_path()).unwrap().replace(
+            "names = [\"worker1\", \"worker2\"]\n",
+            "names_file = \"workers.txt\"\n",
+        );
+        let plan = dir.path().join("plan.toml");
+        std::fs::write(&plan, text).unwrap();
+        std::fs::write(dir.path().join("workers.txt"), workers).unwrap();
+        (dir, plan)
+    }
+
+    /// The inputs' digest covers the names file, not the plan alone: a
+    /// worker added after an interrupted run makes its journal another
+    /// inputs' journal, refused before the token (exit 2), touching nothing;
+    /// put back, the same journal is this run's again.
+    #[test]
+    fn a_journal_of_the_same_plan_with_other_inputs_is_refused_before_the_token() {
+        let now = SystemTime::now();
+        let (dir, plan) = plan_with_names_file("worker1\n");
+        let out = dir.path().join("out");
+        let first = plan::load(&plan, now).unwrap();
+        let inputs = before_the_token(&first, Some(&out)).unwrap().inputs;
+        assert_eq!(
+            inputs.text,
+            format!(
+                "{}  plan plan.toml\n{}  names workers.txt\n",
+                hex::encode(first.sha256),
+                hex::encode(x509::sha256(b"worker1\n"))
+            )
+        );
+        assert_eq!(inputs.digest, x509::sha256(inputs.text.as_bytes()));
+        // The interrupted run's journal.
+        drop(Journal::open(&out, &inputs.digest, &first.plan.recipients).unwrap());
+        let journal = audit::journal::path(&out);
+        let owner = std::fs::read(journal.join("plan-sha256")).unwrap();
+
+        std::fs::write(dir.path().join("workers.txt"), "worker1\nintruder\n").unwrap();
+        let second = plan::load(&plan, now).unwrap();
+        assert_eq!(second.sha256, first.sha256, "the plan itself is the same");
+        let e = before_the_token(&second, Some(&out))
+            .err()
+            .expect("refused");
+        assert_eq!(e.exit_code(), 2, "{e}");
+        assert!(
+            e.to_string().starts_with(&format!(
+                "{} holds the unsealed audit journal of another plan or of other inputs (inputs SHA-256 {}; ",
+                journal.display(),
+                hex::encode(inputs.digest)
+            )),
+            "{e}"
+        );
+        assert!(
+            e.hint()
+                .unwrap()
+                .starts_with("to resume its run, put back the plan and the files it names"),
+            "{:?}",
+            e.hint()
+        );
+        assert_eq!(std::fs::read(journal.join("plan-sha256")).unwrap(), owner);
+
+        std::fs::write(dir.path().join("workers.txt"), "worker1\n").unwrap();
+        let again = plan::load(&plan, now).unwrap();
+        assert_eq!(before_the_token(&again, Some(&out)).unwrap().inputs, inputs);
+    }
+
+    /// What is signed is what the witnesses approved: inputs changed
+    /// between the preflight and the signing stop the run before the
+    /// staging directory exists.
+    #[test]
+    fn inputs_changed_after_the_preflight_are_not_signed() {
+        let now = SystemTime::now();
+        let (dir, plan) = plan_with_names_file("worker1\n");
+        let out = dir.path().join("out");
+        let loaded = plan::load(&plan, now).unwrap();
+        let approved = read_inputs(&loaded).unwrap().inputs;
+        let mut other = loaded.clone();
+        other.names_file = other.names_file.map(|(p, _)| (p, [9; 32]));
+        let token = Fake::new();
+        let run = bundle::LeafRun {
+            now,
+            progress: ui::leaf_progress(0, false),
+            stop_requested: interrupt::requested,
+            max_sessions: loaded.plan.token_sessions,
+            sa_key: None,
+            only: None,
+            sa_given: None,
+            sa_previous_public: None,
+        };
+        let mut events: Vec<Event> = Vec::new();
+        let e = write_outputs(&token, &out, &other, &approved, &[], run, None, &mut events)
+            .err()
+            .expect("refused");
+        assert!(
+            e.to_string().starts_with(&format!(
+                "the inputs changed since the preflight: their SHA-256 was {}, it is now ",
+                hex::encode(approved.digest)
+            )),
+            "{e}"
+        );
+        assert!(!audit::sibling(&out, "staging").exists());
+        assert_eq!(token.calls("sign"), 0);
     }
 
     #[test]
@@ -881,6 +1069,26 @@ mod tests {
         assert_eq!(token.calls("sign"), 4 + leaves + 1);
         let plan_in_out = std::fs::read_to_string(r.out.join(layout::PLAN)).unwrap();
         assert_eq!(plan_in_out, r.loaded.text);
+        // The inputs' manifest, listed in SHA256SUMS, its digest in the transcript.
+        let manifest = std::fs::read(r.out.join(layout::INPUTS)).unwrap();
+        assert_eq!(
+            manifest,
+            format!("{}  plan demo.toml\n", hex::encode(r.loaded.sha256)).into_bytes()
+        );
+        let sums = std::fs::read_to_string(r.out.join(layout::SHA256SUMS)).unwrap();
+        assert!(
+            sums.contains(&format!(
+                "{}  {}\n",
+                hex::encode(x509::sha256(&manifest)),
+                layout::INPUTS
+            )),
+            "{sums}"
+        );
+        let transcript = std::fs::read_to_string(r.out.join(layout::TRANSCRIPT)).unwrap();
+        assert!(
+            transcript.contains(&crate::fmt::fingerprint(&x509::sha256(&manifest))),
+            "{transcript}"
+        );
     }
 
     #[test]

@@ -7,6 +7,7 @@ use crate::audit::{self, Audit, Event, Journal};
 use crate::error::CeremonyError;
 use crate::operator::ui;
 use crate::plan::LoadedPlan;
+use crate::plan::inputs::Manifest;
 use crate::token::Token;
 use std::path::Path;
 use ui::Ui;
@@ -42,6 +43,7 @@ pub(super) fn tool_sha256() -> String {
 pub(super) fn start_record(
     opts: &RunOptions,
     loaded: &LoadedPlan,
+    inputs: &Manifest,
     module: &Path,
     token: &dyn Token,
     ui: &Ui,
@@ -55,9 +57,12 @@ pub(super) fn start_record(
         host: host_name(),
         unattended: opts.yes,
     };
+    // The journal belongs to these inputs: a rerun whose inputs changed
+    // (a worker added, a CSR replaced) is refused before the token.
     let (mut journal, recovery) =
-        Journal::open(&opts.out, &loaded.sha256, &loaded.plan.recipients)?;
+        Journal::open(&opts.out, &inputs.digest, &loaded.plan.recipients)?;
     let plan_sha256 = hex::encode(loaded.sha256);
+    let inputs_sha256 = hex::encode(inputs.digest);
     let output = opts.out.display().to_string();
     // A journal without one intact record (the previous run died writing its
     // first) holds nothing done: the ceremony starts afresh, as itself.
@@ -68,6 +73,7 @@ pub(super) fn start_record(
             ceremony: loaded.plan.name.clone(),
             plan_path: loaded.path.display().to_string(),
             plan_sha256,
+            inputs_sha256,
             output,
             administrator: loaded.plan.administrator.clone(),
             witnesses: loaded.plan.witnesses.clone(),
@@ -91,6 +97,7 @@ pub(super) fn start_record(
             ));
             journal.record(Event::Resumed {
                 plan_sha256,
+                inputs_sha256,
                 output,
                 env: env.clone(),
                 found,

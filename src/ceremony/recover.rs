@@ -194,7 +194,22 @@ pub(super) fn finish_committed(
     .is_ok_and(|t| t.as_slice() == loaded.text.as_bytes())
         && out.join(layout::AUDIT_LOG).is_file()
         && out.join(layout::TRANSCRIPT).is_file();
-    if !committed || !audit::journal::cleanup_underway(out, &loaded.sha256)? {
+    if !committed {
+        return Ok(false);
+    }
+    // The journal's owner is the digest of the inputs that run read, which
+    // OUT keeps as their manifest (an output written before inputs were
+    // listed: its journal's owner was the plan's SHA-256). Not the inputs
+    // as read now: they may have changed since, and the output is finished.
+    let owner = match crate::fsread::read_regular(
+        &out.join(layout::INPUTS),
+        crate::fsread::cap::INPUTS,
+        crate::fsread::Links::Refuse,
+    ) {
+        Ok(manifest) => x509::sha256(&manifest),
+        Err(_) => loaded.sha256,
+    };
+    if !audit::journal::cleanup_underway(out, &owner)? {
         return Ok(false);
     }
     let dir = audit::journal::path(out);

@@ -9,6 +9,7 @@ use crate::error::CeremonyError;
 use crate::issue::ca::CaState;
 use crate::operator::ui;
 use crate::plan::LoadedPlan;
+use crate::plan::inputs::Manifest;
 use crate::token::Token;
 use crate::x509;
 use std::path::PathBuf;
@@ -36,6 +37,7 @@ pub(super) fn seal_and_commit(
     mut st: Staging,
     token: &dyn Token,
     loaded: &LoadedPlan,
+    inputs: &Manifest,
     cas: &[CaState],
     journal: &mut Journal,
     env: &Environment,
@@ -90,6 +92,7 @@ pub(super) fn seal_and_commit(
     })?;
     let mut facts = transcript_facts(
         loaded,
+        inputs,
         token,
         cas,
         env,
@@ -134,6 +137,7 @@ pub(super) fn seal_and_commit(
 #[allow(clippy::too_many_arguments)] // plain facts, gathered in one place
 pub(super) fn transcript_facts(
     loaded: &LoadedPlan,
+    inputs: &Manifest,
     token: &dyn Token,
     cas: &[CaState],
     env: &Environment,
@@ -198,6 +202,7 @@ pub(super) fn transcript_facts(
         date: crate::fmt::rfc3339(SystemTime::now()),
         plan_path: loaded.path.display().to_string(),
         plan_sha256: loaded.sha256,
+        inputs_sha256: inputs.digest,
         administrator: loaded.plan.administrator.clone(),
         witnesses: loaded.plan.witnesses.clone(),
         tool_version: env.tool_version.clone(),

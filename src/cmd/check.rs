@@ -9,6 +9,7 @@ use crate::bundle::layout;
 use crate::fmt::utc;
 use crate::operator::steps;
 use crate::plan::duration::format_lifetime;
+use crate::plan::inputs::Manifest;
 use crate::plan::{CaRole, ClusterSpec, LoadedPlan};
 use crate::profile::kubeadm;
 use crate::profile::{ca_profile, describe_extensions};
@@ -21,7 +22,11 @@ use crate::x509::profile::eku_name;
 pub fn run(plan: &Path, out: Option<&Path>) -> Result<(), crate::error::CeremonyError> {
     let now = SystemTime::now();
     let loaded = crate::plan::load(plan, now)?;
-    let mut text = report(&loaded, out.unwrap_or(Path::new("out")), now);
+    // The inputs as `run` reads them before the token: their digest is in
+    // the report, what refuses them comes after it.
+    let read = crate::ceremony::read_inputs(&loaded);
+    let inputs = read.as_ref().ok().map(|c| &c.inputs);
+    let mut text = report(&loaded, inputs, out.unwrap_or(Path::new("out")), now);
     if out.is_none() {
         text.push_str(
             "The output path was not checked: `ceremony check PLAN --out OUT` checks it as `run` will.\n",
@@ -29,11 +34,16 @@ pub fn run(plan: &Path, out: Option<&Path>) -> Result<(), crate::error::Ceremony
     }
     // Paths and values from outside (CSR subjects, file names) are escaped.
     super::write_stdout(crate::fmt::shown_lines(&text).as_bytes())?;
-    crate::ceremony::before_the_token(&loaded, out).map(|_| ())
+    let checked = read?;
+    match out {
+        Some(out) => crate::ceremony::check_beside_out(out, &checked.inputs),
+        None => Ok(()),
+    }
 }
 
-/// The report `check` prints: steps, certificates, outputs.
-pub fn report(p: &LoadedPlan, out: &Path, now: SystemTime) -> String {
+/// The report `check` prints: the inputs (None: one is refused, which
+/// `check` says after the report), steps, certificates, outputs.
+pub fn report(p: &LoadedPlan, inputs: Option<&Manifest>, out: &Path, now: SystemTime) -> String {
     let plan = &p.plan;
     let mut s = String::new();
     let mut line = |t: String| {
@@ -41,11 +51,18 @@ pub fn report(p: &LoadedPlan, out: &Path, now: SystemTime) -> String {
         s.push('\n');
     };
     line(format!("Plan {} is valid.", p.path.display()));
-    line(format!("  ceremony:      {}", plan.name));
-    line(format!("  plan SHA-256:  {}", hex::encode(p.sha256)));
-    line(format!("  administrator: {}", plan.administrator));
+    line(format!("  ceremony:       {}", plan.name));
+    line(format!("  plan SHA-256:   {}", hex::encode(p.sha256)));
     line(format!(
-        "  witnesses:     {}",
+        "  inputs SHA-256: {}",
+        inputs.map_or_else(
+            || "none: an input is refused (see below)".into(),
+            |m| hex::encode(m.digest)
+        )
+    ));
+    line(format!("  administrator:  {}", plan.administrator));
+    line(format!(
+        "  witnesses:      {}",
         if plan.witnesses.is_empty() {
             "none".into()
         } else {
@@ -53,7 +70,7 @@ pub fn report(p: &LoadedPlan, out: &Path, now: SystemTime) -> String {
         }
     ));
     line(format!(
-        "  token:         {} via {}",
+        "  token:          {} via {}",
         plan.token_uri,
         plan.module.display()
     ));
@@ -109,6 +126,22 @@ pub fn report(p: &LoadedPlan, out: &Path, now: SystemTime) -> String {
     for l in crate::csr::intake::check_report(p) {
         line(l);
     }
+    if let Some(m) = inputs {
+        line(String::new());
+        line(format!(
+            "Inputs ({}): `ceremony run` writes these lines as {}/{}; the inputs SHA-256 is their SHA-256,",
+            m.count,
+            out.display(),
+            layout::INPUTS
+        ));
+        line(
+            "  shown on the preflight screen for the witnesses to compare with the value reviewed here:"
+                .into(),
+        );
+        for l in m.text.lines() {
+            line(format!("  {l}"));
+        }
+    }
     line(String::new());
     line(format!(
         "Files `ceremony run` would write under {}:",
@@ -134,6 +167,7 @@ pub fn report(p: &LoadedPlan, out: &Path, now: SystemTime) -> String {
             ));
         }
     }
+    line(format!("  {}", layout::INPUTS));
     line(format!("  {}", layout::SHA256SUMS));
     line(String::new());
     line("Note: with the CA keys only on the token, kubeadm runs in external-CA mode: the cluster cannot".into());
@@ -235,7 +269,7 @@ mod tests {
             let p = dir.path().join("plan.toml");
             std::fs::write(&p, text).unwrap();
             let loaded = crate::plan::load(&p, now).unwrap();
-            super::report(&loaded, &dir.path().join("out"), now)
+            super::report(&loaded, None, &dir.path().join("out"), now)
         };
         let line =
             "sa.key/sa.pub, when made here: ecdsa-p256, one pair for every control-plane node";

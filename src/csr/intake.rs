@@ -34,6 +34,7 @@ use crate::error::CeremonyError;
 use crate::fsread::{Links, ReadError, read_regular};
 use crate::keytype::KeyType;
 use crate::plan::duration::format_lifetime;
+use crate::plan::inputs::{Inputs, Kind as InputKind};
 use crate::plan::{CaRole, ClusterSpec, LeafMode, LoadedPlan};
 use crate::profile::kubeadm::{self, LeafOutput, LeafSpec, SYSTEM_MASTERS};
 use crate::x509::profile::{ID_KP_CLIENT_AUTH, eku_name};
@@ -70,6 +71,8 @@ pub struct UserIntake {
     pub validity: Duration,
     /// The CSR path as the plan gives it, if the user brought one.
     pub csr_file: Option<String>,
+    /// SHA-256 of the CSR's bytes as read and checked.
+    pub csr_sha256: Option<[u8; 32]>,
     pub checked: Option<CheckedCsr>,
     key_id: Option<Vec<u8>>,
     pub refusals: Vec<Refusal>,
@@ -86,6 +89,33 @@ pub struct Intake {
 }
 
 impl Intake {
+    /// Adds what was read and checked to the ceremony's inputs: every file
+    /// of each node's tree the checks used (the ignored ones are neither
+    /// signed from nor copied), each user's CSR. Paths as the plan names
+    /// them: under `leaves.csr_dir`, and each user's `csr`.
+    pub fn add_inputs(&self, loaded: &LoadedPlan, inputs: &mut Inputs) {
+        if let Some(dir) = &loaded.plan.csr_dir {
+            for n in &self.nodes {
+                for (rel, bytes) in &n.files {
+                    if n.check.ignored.contains(rel) {
+                        continue;
+                    }
+                    let path = dir.join(&n.check.node).join("etc/kubernetes").join(rel);
+                    inputs.add(
+                        InputKind::of_node_file(rel),
+                        &path.display().to_string(),
+                        bytes,
+                    );
+                }
+            }
+        }
+        for u in &self.users {
+            if let (Some(f), Some(sha)) = (&u.csr_file, u.csr_sha256) {
+                inputs.add_sha256(InputKind::UserCsr, f, sha);
+            }
+        }
+    }
+
     pub fn refusals(&self) -> Vec<Refusal> {
         self.nodes
             .iter()
@@ -290,6 +320,7 @@ fn intake_users(loaded: &LoadedPlan) -> Result<Vec<UserIntake>, CeremonyError> {
             spec,
             validity: u.validity,
             csr_file: None,
+            csr_sha256: None,
             checked: None,
             key_id: None,
             refusals: Vec::new(),
@@ -306,6 +337,7 @@ fn intake_users(loaded: &LoadedPlan) -> Result<Vec<UserIntake>, CeremonyError> {
                     got,
                 )),
                 Ok(bytes) => {
+                    user.csr_sha256 = Some(crate::x509::sha256(&bytes));
                     let c = policy::check_csr(&shown, &bytes, &user.spec, &ALLOWED_KEYS);
                     user.key_id = c.key.as_ref().map(|(_, k)| k.spki_der.clone());
                     user.checked = c.accepted();

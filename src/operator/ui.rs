@@ -28,6 +28,7 @@ use crate::error::CeremonyError;
 use crate::fmt::{shown, shown_path};
 use crate::issue::ca::CaState;
 use crate::keytype::KeyType;
+use crate::plan::inputs::Manifest;
 use crate::plan::{LeafMode, LoadedPlan};
 use crate::profile::kubeadm;
 use crate::token::pin::{self, Pin, PinError};
@@ -57,6 +58,8 @@ const RULE: &str = "────────────────────
 /// Everything the preflight screen shows.
 pub struct Preflight<'a> {
     pub loaded: &'a LoadedPlan,
+    /// The inputs read before the token: the digest the witnesses compare.
+    pub inputs: &'a Manifest,
     pub module: &'a Path,
     pub module_sha256: &'a [u8; 32],
     pub out: &'a Path,
@@ -115,6 +118,7 @@ fn continues_lines(c: &Continues<'_>) -> Vec<Line> {
 /// Everything the end screen shows.
 pub struct Summary<'a> {
     pub loaded: &'a LoadedPlan,
+    pub inputs: &'a Manifest,
     pub out: &'a Path,
     pub token: &'a TokenIdentity,
     pub cas: &'a [CaState],
@@ -522,6 +526,11 @@ pub fn preflight_lines(f: &Preflight<'_>) -> Vec<Line> {
         Line::Rule,
         field("Plan", f.loaded.path.display().to_string()),
         cont(format!("SHA-256 {}", hex::encode(f.loaded.sha256))),
+        field(
+            "Inputs",
+            format!("SHA-256 {}", hex::encode(f.inputs.digest)),
+        ),
+        cont(inputs_text(f.inputs)),
         field("Administrator", p.administrator.clone()),
         field(
             "Witnesses",
@@ -608,6 +617,14 @@ pub fn preflight_lines(f: &Preflight<'_>) -> Vec<Line> {
     v.extend(writes_lines(f.loaded, f.out).into_iter().map(Line::Text));
     v.push(Line::Rule);
     v
+}
+
+/// What the inputs SHA-256 covers, in one line.
+fn inputs_text(m: &Manifest) -> String {
+    format!(
+        "over {}: the plan and the files it names, listed by `ceremony check`",
+        plural(m.count, "input", "inputs")
+    )
 }
 
 fn objects_text(objects: Option<&[ObjectInfo]>) -> String {
@@ -708,7 +725,7 @@ fn writes_lines(p: &LoadedPlan, out: &Path) -> Vec<String> {
         ));
     }
     v.push(
-        "    plan.toml, SHA256SUMS, audit.log.age (sealed audit log), transcript.md (to sign)"
+        "    plan.toml, inputs.sha256, SHA256SUMS, audit.log.age (sealed audit log), transcript.md (to sign)"
             .into(),
     );
     v.push(format!(
@@ -776,7 +793,7 @@ pub fn summary_lines(s: &Summary<'_>) -> Vec<Line> {
     }
     v.push(Line::Text(
         format!(
-            "    root-ca.crt, cas/, chains/, {}plan.toml, SHA256SUMS, audit.log.age, transcript.md, audit.seal.json",
+            "    root-ca.crt, cas/, chains/, {}plan.toml, inputs.sha256, SHA256SUMS, audit.log.age, transcript.md, audit.seal.json",
             if s.continues.is_some() {
                 "continuation.json, "
             } else {
@@ -795,6 +812,11 @@ pub fn summary_lines(s: &Summary<'_>) -> Vec<Line> {
             fingerprint(&x509::sha256(&ca.der))
         )));
     }
+    v.push(Line::Text(format!(
+        "  {:<26} SHA-256 {}",
+        "inputs",
+        fingerprint(&s.inputs.digest)
+    )));
     v.push(Line::Text(format!(
         "  {:<26} SHA-256 {}",
         "SHA256SUMS",

@@ -5,6 +5,7 @@
 
 pub mod continuing;
 pub mod duration;
+pub mod inputs;
 pub mod model;
 pub mod spec;
 pub mod validate;
@@ -48,6 +49,27 @@ pub struct LoadedPlan {
     pub sha256: [u8; 32],
     pub text: String,
     pub plan: ValidPlan,
+    /// `cluster.workers.names_file` as the plan names it, and the SHA-256
+    /// of the bytes read from it (the worker names came from those).
+    pub names_file: Option<(PathBuf, [u8; 32])>,
+}
+
+impl LoadedPlan {
+    /// The inputs this loading read: the plan and its names file. The
+    /// CSRs and a previous output are added by who reads them.
+    pub fn inputs(&self) -> inputs::Inputs {
+        let mut i = inputs::Inputs::default();
+        // Relative to the plan's directory: its file name.
+        let name = self.path.file_name().map_or_else(
+            || self.path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        i.add_sha256(inputs::Kind::Plan, &name, self.sha256);
+        if let Some((path, sha)) = &self.names_file {
+            i.add_sha256(inputs::Kind::Names, &path.display().to_string(), *sha);
+        }
+        i
+    }
 }
 
 /// Reads, parses and validates a plan; `now` decides which not_after is in the past.
@@ -70,17 +92,18 @@ pub fn load(path: &Path, now: SystemTime) -> Result<LoadedPlan, PlanError> {
         .and_then(|w| Some((w.names_file.as_deref()?, w.allow_outside)))
     {
         // A path the validator refuses is not read: it says why.
-        Some((f, allow)) if validate::input_path_problem(f, allow, "").is_none() => Some(
+        Some((f, allow)) if validate::input_path_problem(f, allow, "").is_none() => Some((
+            f.to_path_buf(),
             read_names_file(path, f, allow).map_err(|problem| PlanError::Invalid {
                 file: path.to_path_buf(),
                 problems: vec![problem],
             })?,
-        ),
+        )),
         _ => None,
     };
     let ctx = validate::Context {
         now,
-        worker_names_file: names_file.as_deref(),
+        worker_names_file: names_file.as_ref().map(|(_, text)| text.as_str()),
     };
     let plan = validate::validate(&raw, &ctx).map_err(|problems| PlanError::Invalid {
         file: path.to_path_buf(),
@@ -91,6 +114,7 @@ pub fn load(path: &Path, now: SystemTime) -> Result<LoadedPlan, PlanError> {
         sha256: Sha256::digest(text.as_bytes()).into(),
         text,
         plan,
+        names_file: names_file.map(|(f, text)| (f, Sha256::digest(text.as_bytes()).into())),
     })
 }
 

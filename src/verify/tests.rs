@@ -791,6 +791,12 @@ fn make_out() -> Made {
     );
     let yaml = yaml.replace("    client-key-data: \n", "");
     put(&out, "users/alice.conf", yaml.as_bytes(), 0o600);
+    put(
+        &out,
+        "inputs.sha256",
+        format!("{}  plan plan.toml\n", "ab".repeat(32)).as_bytes(),
+        0o644,
+    );
     put(&out, "SHA256SUMS", sha256sums(&out).as_bytes(), 0o644);
     put(&out, "audit.log.age", b"age-encryption.org/v1\n", 0o644);
     put(&out, "transcript.md", transcript(&out).as_bytes(), 0o644);
@@ -1223,6 +1229,62 @@ fn a_kubeconfig_key_the_ceremony_never_writes_is_reported() {
         got.iter().all(|l| l.starts_with("admin.conf: ")),
         "{got:#?}"
     );
+}
+
+/// OUT's list of the ceremony's inputs is one of its files: listed in
+/// SHA256SUMS and 0644 as the writer makes it (an output written before
+/// inputs were listed has none, and passes).
+#[test]
+fn the_inputs_manifest_is_checked_as_every_file_of_out() {
+    let m = make_out();
+    let inputs = m.out.join("inputs.sha256");
+    assert!(inputs.is_file());
+    set_mode(&inputs, 0o666);
+    let mut text = fs::read_to_string(&inputs).unwrap();
+    text.push_str(&format!("{}  names workers.txt\n", "cd".repeat(32)));
+    fs::write(&inputs, text).unwrap();
+    let want = sha256sums(&m.out)
+        .lines()
+        .find(|l| l.ends_with("  inputs.sha256"))
+        .unwrap()[..64]
+        .to_string();
+    let r = check_out(&m.out, None, Some(&cluster()));
+    let listed = fs::read_to_string(m.out.join("SHA256SUMS")).unwrap();
+    let was = listed
+        .lines()
+        .find(|l| l.ends_with("  inputs.sha256"))
+        .unwrap()[..64]
+        .to_string();
+    assert_eq!(
+        lines(&r),
+        [
+            format!("inputs.sha256: sha256: differs from SHA256SUMS (expected {was}, got {want})"),
+            "inputs.sha256: mode: wrong permissions (expected 0644, got 0666)".to_string(),
+        ]
+    );
+    // Gone from SHA256SUMS: not listed.
+    let without: String = listed
+        .lines()
+        .filter(|l| !l.ends_with("  inputs.sha256"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    write_keep_mode(&m.out.join("SHA256SUMS"), without.as_bytes());
+    write_keep_mode(&m.out.join("transcript.md"), transcript(&m.out).as_bytes());
+    // The root seals this SHA256SUMS: only the unlisted file is wrong.
+    write_keep_mode(
+        &m.out.join("audit.seal.json"),
+        seal_record(&end_line(&sums_sha256(&m.out)), &m.root).as_bytes(),
+    );
+    set_mode(&inputs, 0o644);
+    let r = check_out(&m.out, None, Some(&cluster()));
+    assert_eq!(
+        lines(&r),
+        ["inputs.sha256: sha256: not listed in SHA256SUMS"]
+    );
+    // An output without it.
+    fs::remove_file(&inputs).unwrap();
+    let r = check_out(&m.out, None, Some(&cluster()));
+    assert!(r.problems.is_empty(), "{:#?}", lines(&r));
 }
 
 /// Directories as the writer makes them (0755, or narrower by the umask);

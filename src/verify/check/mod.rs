@@ -77,7 +77,8 @@ pub fn expected_mode(path: &str) -> Option<u32> {
         || (name == path
             && (AFTER_MANIFEST.contains(&name)
                 || name == layout::SHA256SUMS
-                || name == layout::PLAN))
+                || name == layout::PLAN
+                || name == layout::INPUTS))
     {
         Some(0o644)
     } else {
