@@ -5,5 +5,6 @@
 
 pub mod gate;
 pub mod interrupt;
+pub mod screens;
 pub mod steps;
 pub mod ui;
