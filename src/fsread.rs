@@ -194,6 +194,21 @@ pub fn size_words(max: u64) -> String {
     }
 }
 
+/// Test-only: a FIFO named `fifo` in `dir`, the input a plain open waits on forever.
+#[cfg(test)]
+pub fn fifo_in(dir: &Path) -> std::path::PathBuf {
+    let f = dir.join("fifo");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &f,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .expect("mkfifo in a temp dir");
+    f
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,15 +256,7 @@ mod tests {
     #[test]
     fn a_fifo_or_directory_is_refused_without_blocking() {
         let dir = tempfile::tempdir().unwrap();
-        let fifo = dir.path().join("fifo");
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &fifo,
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o600),
-            0,
-        )
-        .unwrap();
+        let fifo = fifo_in(dir.path());
         assert!(matches!(
             read_regular(&fifo, 9, Links::Refuse),
             Err(ReadError::NotRegular { .. })

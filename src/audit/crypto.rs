@@ -181,18 +181,7 @@ impl Identities {
 mod tests {
     use super::*;
 
-    fn fifo(dir: &Path) -> std::path::PathBuf {
-        let f = dir.join("fifo");
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &f,
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o600),
-            0,
-        )
-        .unwrap();
-        f
-    }
+    use crate::fsread::fifo_in as fifo;
 
     /// An identity file is read bounded: a FIFO or a device is refused at
     /// once, a huge file by its size.

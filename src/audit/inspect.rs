@@ -511,18 +511,7 @@ pub fn show(
 mod tests {
     use super::*;
 
-    fn fifo(dir: &Path) -> std::path::PathBuf {
-        let f = dir.join("fifo");
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &f,
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o600),
-            0,
-        )
-        .unwrap();
-        f
-    }
+    use crate::fsread::fifo_in as fifo;
 
     /// `audit verify` on a FIFO, a device or a huge file: refused at once,
     /// and a `--root` the same.

@@ -85,21 +85,27 @@ fn read_own(dir: &Path, name: &str, max: u64) -> Result<Zeroizing<Vec<u8>>, Audi
     })
 }
 
+/// Whether a journal directory is there: false when nothing is; an error
+/// when something else (a link, a file) has its name.
+fn is_journal_dir(dir: &Path) -> Result<bool, AuditError> {
+    match fs::symlink_metadata(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io(dir)(e)),
+        Ok(m) if m.file_type().is_symlink() || !m.is_dir() => Err(AuditError::JournalDamaged {
+            path: dir.to_path_buf(),
+            what: "it is not a directory".into(),
+        }),
+        Ok(_) => Ok(true),
+    }
+}
+
 /// Checks, touching nothing, that a journal beside `out` (if any) belongs to
 /// `owner`, the inputs SHA-256 of this run (the plan and every file it
 /// names). Returns whether there is one.
 pub fn check_owner(out: &Path, owner: &[u8; 32]) -> Result<bool, AuditError> {
     let dir = path(out);
-    match fs::symlink_metadata(&dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(io(&dir)(e)),
-        Ok(m) if m.file_type().is_symlink() || !m.is_dir() => {
-            return Err(AuditError::JournalDamaged {
-                path: dir,
-                what: "it is not a directory".into(),
-            });
-        }
-        Ok(_) => {}
+    if !is_journal_dir(&dir)? {
+        return Ok(false);
     }
     let found = read_own(&dir, PLAN, cap::JOURNAL_SMALL)?;
     let found = String::from_utf8_lossy(&found);
@@ -162,16 +168,8 @@ pub fn cleanup_underway(out: &Path, owner: &[u8; 32]) -> Result<bool, AuditError
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         _ => return check_owner(out, owner),
     }
-    match fs::symlink_metadata(&dir) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(io(&dir)(e)),
-        Ok(m) if m.file_type().is_symlink() || !m.is_dir() => {
-            return Err(AuditError::JournalDamaged {
-                path: dir,
-                what: "it is not a directory".into(),
-            });
-        }
-        Ok(_) => {}
+    if !is_journal_dir(&dir)? {
+        return Ok(false);
     }
     let mut left = Vec::new();
     for entry in fs::read_dir(&dir).map_err(io(&dir))? {

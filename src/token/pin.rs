@@ -236,15 +236,7 @@ mod tests {
     #[test]
     fn a_fifo_or_device_as_pin_file_is_refused_at_once() {
         let d = tempfile::tempdir().unwrap();
-        let fifo = d.path().join("fifo");
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            &fifo,
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o600),
-            0,
-        )
-        .unwrap();
+        let fifo = crate::fsread::fifo_in(d.path());
         for p in [fifo.as_path(), Path::new("/dev/zero")] {
             let e = read_pin_file(p).unwrap_err();
             assert_eq!(
