@@ -37,7 +37,8 @@ pub mod cap {
     pub const AUDIT_LOG: u64 = 256 << 20;
     /// A certificate given by `--root`.
     pub const CERTIFICATE: u64 = 1 << 20;
-    /// The small files of the audit journal (the plan's hash, its key).
+    /// The small files of the audit journal (the inputs' hash, its key) and
+    /// the staging marker.
     pub const JOURNAL_SMALL: u64 = 4 << 10;
     /// OUT's `inputs.sha256`: about 150 bytes a line, a few lines a node.
     pub const INPUTS: u64 = 16 << 20;

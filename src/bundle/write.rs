@@ -230,8 +230,13 @@ pub fn check_output(out: &Path, owner: &[u8; 32]) -> Result<(), OutputError> {
         Ok(m) if m.file_type().is_symlink() || !m.is_dir() => {
             Err(OutputError::ForeignStaging(staging))
         }
-        Ok(_) => match fs::read_to_string(marker_path(out)) {
-            Ok(s) if s.trim() == hex::encode(owner) => Ok(()),
+        // The marker is ours or foreign: bounded, never followed, never waited on.
+        Ok(_) => match crate::fsread::read_regular(
+            &marker_path(out),
+            crate::fsread::cap::JOURNAL_SMALL,
+            crate::fsread::Links::Refuse,
+        ) {
+            Ok(s) if s.trim_ascii() == hex::encode(owner).as_bytes() => Ok(()),
             _ => Err(OutputError::ForeignStaging(staging)),
         },
     }
