@@ -936,3 +936,228 @@ fn after_renewing_cp1_etcd_forms_a_cluster_with_cp2_and_old_sa_tokens_verify() {
         &another_key_like(&read(&pki(&c1, "cp1", "sa.key"))),
     );
 }
+
+// ---------------------------------------------------------------------------
+// CSR mode: nodes renew with fresh CSRs of their own
+
+/// The real output of `kubeadm certs generate-csr` for cp1 (kubeadm 1.24).
+const GENERATE_CSR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/kubeadm/generate-csr"
+);
+
+/// The CSR-mode plan of that fixture (as tests/csr.rs): cp1 and worker w1,
+/// RSA-2048 node keys, an EC service-account pair; CSRs under `csr_dir`.
+fn csr_spec<'a>(token: &'a str, csr_dir: &'a str) -> PlanSpec<'a> {
+    let mut spec = PlanSpec::new(token, KEYS);
+    let base = spec.cluster().clone();
+    *spec.cluster() = ClusterSpec {
+        version: "v1.24",
+        endpoint: Some("127.0.0.1:6443"),
+        leaf_key: "rsa-2048",
+        service_account_key: Some("ecdsa-p256"),
+        apiserver_extra_sans: &[],
+        control_plane: &[("cp1", "10.0.0.10")],
+        workers: &["w1"],
+        csr_dir: Some(csr_dir),
+        ..base
+    };
+    spec
+}
+
+/// cp1's generate-csr tree under `<dir>/cp1`.
+fn cp1_tree(f: &Fixture, dir: &str) {
+    copy_tree_into(
+        &Path::new(GENERATE_CSR).join("etc"),
+        &f.path().join(dir).join("cp1/etc"),
+    );
+}
+
+fn copy_tree_into(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if e.file_type().unwrap().is_dir() {
+            copy_tree_into(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
+/// A fresh kubelet CSR for w1 under `<dir>/w1` (its key kept outside the
+/// tree, as on the node); returns the CSR's public key (PEM).
+fn w1_csr(f: &Fixture, dir: &str) -> String {
+    let k = f.path().join(dir).join("w1/etc/kubernetes");
+    std::fs::create_dir_all(&k).unwrap();
+    let csr = k.join("kubelet.conf.csr");
+    let key = f.path().join(format!("{dir}-w1.key"));
+    openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        key.to_str().unwrap(),
+        "-subj",
+        "/O=system:nodes/CN=system:node:w1",
+        "-out",
+        csr.to_str().unwrap(),
+    ])
+    .expect_ok();
+    openssl(&["req", "-pubkey", "-noout", "-in", csr.to_str().unwrap()])
+        .expect_ok()
+        .stdout
+}
+
+/// The public key (PEM) of the client certificate in a kubeconfig.
+fn kubeconfig_pubkey(f: &Fixture, conf: &Path) -> String {
+    let kc = kubeconfig_json(conf, f.path());
+    let cert = f.path().join("client.crt");
+    std::fs::write(
+        &cert,
+        kubeconfig_data(&kc, "users", "client-certificate-data"),
+    )
+    .unwrap();
+    openssl(&["x509", "-pubkey", "-noout", "-in", cert.to_str().unwrap()])
+        .expect_ok()
+        .stdout
+}
+
+/// CSR mode continues too: c2 renews cp1 from new generate-csr output
+/// (only cp1's tree in its csr_dir: w1, untouched, brings nothing) and
+/// carries the pair c1 made; c3 renews w1 from a fresh CSR, ignoring a tree
+/// of cp1, which it leaves untouched. A node bringing a pair other than the
+/// cluster's is refused before anything is written.
+#[test]
+fn csr_mode_nodes_renew_with_fresh_csrs_and_carry_the_sa_pair() {
+    let f = Fixture::new("t-day2-csr");
+    let label = f.token().label.clone();
+    cp1_tree(&f, "csrs");
+    let w1_first = w1_csr(&f, "csrs");
+    let c1 = f.run_spec("c1", &csr_spec(&label, "csrs"));
+    assert_eq!(
+        kubeconfig_pubkey(&f, &node_dir(&c1, "w1").join("kubelet.conf")),
+        w1_first
+    );
+
+    // c2: cp1 renewed from its new CSRs; w1 brings none.
+    cp1_tree(&f, "csrs2");
+    let plan = continuing(
+        &f,
+        "c2",
+        &csr_spec(&label, "csrs2"),
+        "work/c1-out",
+        "nodes = [\"cp1\"]",
+    );
+    // `check` reads the CSRs of the nodes the ceremony writes only.
+    let o = f.ceremony(&[OsStr("check"), plan.as_os_str()]);
+    o.assert_ok("check of the CSR-mode continuing plan");
+    assert!(
+        o.stdout.contains("=> 11 CSRs of 1 nodes would be signed."),
+        "{o}"
+    );
+    let c2 = f.work("c2-out");
+    let o = f.run_plan(&plan, &c2);
+    o.assert_ok("c2 renews cp1 in CSR mode");
+    for line in ["Renewed        cp1", "Untouched      w1 ("] {
+        assert!(o.stderr.contains(line), "{line}\n{o}");
+    }
+    f.ceremony(&[OsStr("verify"), c2.as_os_str()]).expect_ok();
+    let nodes: Vec<String> = std::fs::read_dir(c2.join("nodes"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(nodes, ["cp1"]);
+    assert_ne!(
+        read(&pki(&c1, "cp1", "apiserver.crt")),
+        read(&pki(&c2, "cp1", "apiserver.crt"))
+    );
+    for file in ["sa.key", "sa.pub"] {
+        assert_eq!(
+            read(&pki(&c1, "cp1", file)),
+            read(&pki(&c2, "cp1", file)),
+            "{file}"
+        );
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&read(&c2.join("continuation.json"))).unwrap();
+    assert_eq!(manifest["service_account_key"], "carried");
+
+    // c3: w1 renewed from a fresh CSR; a tree of cp1 is ignored.
+    cp1_tree(&f, "csrs3");
+    let w1_fresh = w1_csr(&f, "csrs3");
+    assert_ne!(w1_fresh, w1_first);
+    let plan = continuing(
+        &f,
+        "c3",
+        &csr_spec(&label, "csrs3"),
+        "work/c2-out",
+        "nodes = [\"w1\"]",
+    );
+    let c3 = f.work("c3-out");
+    let o = f.run_plan(&plan, &c3);
+    o.assert_ok("c3 renews w1 in CSR mode");
+    assert!(
+        o.stderr.contains(&format!(
+            "{} is a node this ceremony leaves untouched (not in [renew]); it is ignored",
+            f.path().join("csrs3/cp1").display()
+        )),
+        "{o}"
+    );
+    let nodes: Vec<String> = std::fs::read_dir(c3.join("nodes"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(nodes, ["w1"]);
+    assert_eq!(
+        kubeconfig_pubkey(&f, &node_dir(&c3, "w1").join("kubelet.conf")),
+        w1_fresh,
+        "w1's certificate is for its new key"
+    );
+    f.ceremony(&[OsStr("verify"), c3.as_os_str()]).expect_ok();
+    let mut args = vec![OsStr("audit"), OsStr("verify")];
+    let logs: Vec<PathBuf> = [&c1, &c2, &c3]
+        .iter()
+        .map(|c| c.join("audit.log.age"))
+        .collect();
+    args.extend(logs.iter().map(|p| p.as_os_str()));
+    args.extend([OsStr("-i"), OsStr(AUDITOR)]);
+    f.ceremony(&args).assert_ok("audit verify of c1 c2 c3");
+
+    // cp1 bringing a service-account pair of its own: refused (c2 holds
+    // the pair; c3, which wrote a worker only, does not).
+    cp1_tree(&f, "csrs-bad");
+    let sa_dir = f.path().join("csrs-bad/cp1/etc/kubernetes/pki");
+    let key = openssl(&["ecparam", "-name", "prime256v1", "-genkey", "-noout"])
+        .expect_ok()
+        .stdout;
+    std::fs::write(sa_dir.join("sa.key"), &key).unwrap();
+    let o = openssl(&[
+        "ec",
+        "-in",
+        sa_dir.join("sa.key").to_str().unwrap(),
+        "-pubout",
+    ])
+    .expect_ok();
+    std::fs::write(sa_dir.join("sa.pub"), o.stdout).unwrap();
+    let plan = continuing(
+        &f,
+        "bad",
+        &csr_spec(&label, "csrs-bad"),
+        "work/c2-out",
+        "nodes = [\"cp1\"]",
+    );
+    refused(
+        &f,
+        &plan,
+        &f.work("bad-out"),
+        &format!(
+            "error: {}: not the cluster's service-account key, which {} carries (",
+            sa_dir.join("sa.pub").display(),
+            f.path().join("work/c2-out").display()
+        ),
+    );
+}
