@@ -126,6 +126,12 @@ fn a_continuing_ceremony_renews_cp1_adds_worker3_carries_the_sa_pair_and_chains(
             "{file}"
         );
     }
+    // A token signed with c1's key (EC here: ES256) verifies with c2's sa.pub.
+    assert_sa_token_verifies(
+        &read(&pki(&c1, "cp1", "sa.key")),
+        &read(&pki(&c2, "cp1", "sa.pub")),
+        &another_key_like(&read(&pki(&c1, "cp1", "sa.key"))),
+    );
     // c1 is as it was.
     assert_eq!(snapshot_tree(&c1), c1_files);
     // c2's first record names c1.
@@ -190,6 +196,18 @@ fn a_continuing_ceremony_renews_cp1_adds_worker3_carries_the_sa_pair_and_chains(
             read(&pki(&c4, node, "sa.key"))
         );
     }
+    // During the overlap: tokens of the old key verify with sa-previous.pub
+    // (not sa.pub), new ones with sa.pub (not sa-previous.pub).
+    let (old_key, new_key) = (
+        read(&pki(&c1, "cp1", "sa.key")),
+        read(&pki(&c4, "cp1", "sa.key")),
+    );
+    assert_sa_token_verifies(
+        &old_key,
+        &read(&pki(&c4, "cp1", "sa-previous.pub")),
+        &new_key,
+    );
+    assert_sa_token_verifies(&new_key, &read(&pki(&c4, "cp1", "sa.pub")), &old_key);
 
     let log = |c: &Path| c.join("audit.log.age");
     let chain = |logs: &[&Path]| {
@@ -699,4 +717,447 @@ fn inspect_expiring_sees_the_newest_bundle_of_each_node_across_the_chain() {
     let o = inspect(&[&c2], &[]);
     o.assert_ok("inspect of one continuing output");
     assert!(o.stderr.contains("note: "), "{o}");
+}
+
+// ---------------------------------------------------------------------------
+// Real peers after a renewal: etcd, and a service-account token
+
+/// A service-account token as kube-apiserver issues one (a compact JWS),
+/// signed by hand with the `sa.key` PEM: RS256 for an RSA key (PKCS#1),
+/// ES256 for a P-256 key (SEC1), the algorithm kube-apiserver picks for
+/// each key type.
+fn sign_sa_token(sa_key: &[u8], claims: &serde_json::Value) -> String {
+    use base64::Engine;
+    use signature::{SignatureEncoding, Signer};
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let pem = std::str::from_utf8(sa_key).unwrap();
+    let alg = if pem.starts_with("-----BEGIN RSA PRIVATE KEY-----") {
+        "RS256"
+    } else if pem.starts_with("-----BEGIN EC PRIVATE KEY-----") {
+        "ES256"
+    } else {
+        panic!("sa.key: neither PKCS#1 RSA nor SEC1 EC:\n{pem}")
+    };
+    let header = serde_json::json!({"alg": alg, "kid": "sa", "typ": "JWT"});
+    let input = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
+    let sig = if alg == "RS256" {
+        use rsa::pkcs1::DecodeRsaPrivateKey;
+        let key = rsa::PrivateKey::from_pkcs1_pem(pem).unwrap();
+        let signer = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new(key);
+        signer.sign(input.as_bytes()).to_vec()
+    } else {
+        let key = p256::SecretKey::from_sec1_pem(pem).unwrap();
+        let signer = p256::ecdsa::SigningKey::from(key);
+        let s: p256::ecdsa::Signature = signer.sign(input.as_bytes());
+        // JWS ES256: r || s, 64 bytes (RFC 7518 §3.4), not DER.
+        s.to_bytes().to_vec()
+    };
+    format!("{input}.{}", b64(&sig))
+}
+
+/// Verifies a compact JWS with the `sa.pub` PEM (SubjectPublicKeyInfo, as
+/// kube-apiserver's --service-account-key-file reads it): the header's
+/// algorithm must be the key's, and the signature must verify. The claims
+/// on success.
+fn verify_sa_token(token: &str, sa_pub: &[u8]) -> Result<serde_json::Value, String> {
+    use base64::Engine;
+    use signature::Verifier;
+    let d = |s: &str| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s)
+            .map_err(|e| e.to_string())
+    };
+    let parts: Vec<&str> = token.split('.').collect();
+    let [header, claims, sig] = parts[..] else {
+        return Err(format!("not a compact JWS: {token}"));
+    };
+    let input = format!("{header}.{claims}");
+    let header: serde_json::Value = serde_json::from_slice(&d(header)?).unwrap();
+    let sig = d(sig)?;
+    let pem = std::str::from_utf8(sa_pub).unwrap();
+    use spki::DecodePublicKey;
+    let verified = match header["alg"].as_str() {
+        Some("RS256") => {
+            let key = rsa::PublicKey::from_public_key_pem(pem).map_err(|e| e.to_string())?;
+            let sig = rsa::pkcs1v15::Signature::try_from(&sig[..]).map_err(|e| e.to_string())?;
+            rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(key).verify(input.as_bytes(), &sig)
+        }
+        Some("ES256") => {
+            let key = p256::PublicKey::from_public_key_pem(pem).map_err(|e| e.to_string())?;
+            let sig = p256::ecdsa::Signature::from_slice(&sig).map_err(|e| e.to_string())?;
+            p256::ecdsa::VerifyingKey::from(key).verify(input.as_bytes(), &sig)
+        }
+        other => return Err(format!("unexpected alg {other:?}")),
+    };
+    verified.map_err(|e| format!("signature: {e}"))?;
+    Ok(serde_json::from_slice(&d(claims)?).unwrap())
+}
+
+/// A new key of `sa_key`'s type and PEM form (by openssl): another
+/// cluster's service-account key.
+fn another_key_like(sa_key: &[u8]) -> Vec<u8> {
+    let o = if sa_key.starts_with(b"-----BEGIN RSA PRIVATE KEY-----") {
+        openssl(&["genrsa", "-traditional", "2048"])
+    } else {
+        openssl(&["ecparam", "-name", "prime256v1", "-genkey", "-noout"])
+    };
+    o.expect_ok().stdout.into_bytes()
+}
+
+/// The claims of a token kube-apiserver issues for a pod's service account.
+fn sa_claims(sub: &str) -> serde_json::Value {
+    serde_json::json!({
+        "aud": ["https://kubernetes.default.svc.cluster.local"],
+        "exp": 4_102_444_800u64,
+        "iat": 1_700_000_000u64,
+        "iss": "https://kubernetes.default.svc.cluster.local",
+        "sub": sub,
+    })
+}
+
+/// A token signed with `sa_key` verifies against `sa_pub`; the same token
+/// with its claims changed, or signed with `other_key`, does not (so the
+/// check can fail).
+#[track_caller]
+fn assert_sa_token_verifies(sa_key: &[u8], sa_pub: &[u8], other_key: &[u8]) {
+    let claims = sa_claims("system:serviceaccount:kube-system:coredns");
+    let token = sign_sa_token(sa_key, &claims);
+    assert_eq!(verify_sa_token(&token, sa_pub), Ok(claims));
+    let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
+    let forged = sign_sa_token(sa_key, &sa_claims("system:serviceaccount:default:admin"));
+    parts[1] = forged.split('.').nth(1).unwrap().to_string();
+    assert!(
+        verify_sa_token(&parts.join("."), sa_pub).is_err(),
+        "changed claims must not verify"
+    );
+    let other = sign_sa_token(other_key, &sa_claims("system:serviceaccount:x:y"));
+    assert!(
+        verify_sa_token(&other, sa_pub).is_err(),
+        "a token of another key must not verify"
+    );
+}
+
+/// After c1 → c2 renewing cp1 only, the cluster keeps working across the
+/// renewal: an etcd member started with cp1's renewed server and peer
+/// certificates (c2) forms a cluster with one started from cp2's original
+/// bundle (c1), both trusting the unchanged etcd/ca.crt, and serves cp1's
+/// renewed clients; and a service-account token signed with c1's `sa.key`
+/// (RSA here: RS256) verifies against c2's `sa.pub`.
+#[test]
+fn after_renewing_cp1_etcd_forms_a_cluster_with_cp2_and_old_sa_tokens_verify() {
+    let f = Fixture::new("t-day2-peers");
+    let mut spec = founding(&f.token().label);
+    spec.cluster().service_account_key = Some("rsa-2048");
+    let c1 = f.run_spec("c1", &spec);
+    let plan = continuing(&f, "c2", &spec, "work/c1-out", "nodes = [\"cp1\"]");
+    let c2 = f.work("c2-out");
+    f.run_plan(&plan, &c2).assert_ok("c2 renews cp1");
+    assert!(!node_dir(&c2, "cp2").exists(), "cp2 is untouched in c2");
+    assert_eq!(
+        read(&pki(&c1, "cp2", "etcd/ca.crt")),
+        read(&pki(&c2, "cp1", "etcd/ca.crt"))
+    );
+    for file in [
+        "etcd/server.crt",
+        "etcd/server.key",
+        "etcd/peer.crt",
+        "etcd/peer.key",
+    ] {
+        assert_ne!(
+            read(&pki(&c1, "cp1", file)),
+            read(&pki(&c2, "cp1", file)),
+            "{file} renewed"
+        );
+    }
+
+    // (a) etcd: cp1 renewed, cp2 original.
+    let cp1 = node_dir(&c2, "cp1").join("pki");
+    let cp2 = node_dir(&c1, "cp2").join("pki");
+    let (servers, members) =
+        start_etcd_cluster(f.path(), &[("cp1", cp1.clone()), ("cp2", cp2.clone())]);
+    let list = etcdctl(
+        members[0].client_port,
+        &cp1.join("etcd/ca.crt"),
+        &cp1.join("etcd/healthcheck-client"),
+        &["member", "list"],
+    )
+    .expect_ok();
+    let started = list
+        .stdout
+        .lines()
+        .filter(|l| l.contains(", started, "))
+        .count();
+    assert_eq!(started, 2, "two members started: {list}");
+    for m in &members {
+        assert!(
+            list.stdout.contains(&format!(", {}, ", m.name)),
+            "member {} missing: {list}",
+            m.name
+        );
+    }
+    // Written through cp1 with its renewed client certificate, read
+    // (linearizable: a quorum read over the peer link) through cp2 with
+    // its original one.
+    etcdctl(
+        members[0].client_port,
+        &cp1.join("etcd/ca.crt"),
+        &cp1.join("apiserver-etcd-client"),
+        &["put", "/registry/after-renewal", "yes"],
+    )
+    .expect_ok();
+    for (m, pki) in [(&members[0], &cp1), (&members[1], &cp2)] {
+        let get = etcdctl(
+            m.client_port,
+            &pki.join("etcd/ca.crt"),
+            &pki.join("apiserver-etcd-client"),
+            &["get", "/registry/after-renewal", "--print-value-only"],
+        )
+        .expect_ok();
+        assert_eq!(get.stdout.trim(), "yes", "through {}: {get}", m.name);
+    }
+    for srv in &servers {
+        assert!(
+            !srv.log_text().contains("rejected connection"),
+            "{} rejected a connection:\n{}",
+            srv.name,
+            srv.log_text()
+        );
+    }
+    drop(servers);
+
+    // (b) A token the cluster issued before the renewal still verifies.
+    assert_sa_token_verifies(
+        &read(&pki(&c1, "cp1", "sa.key")),
+        &read(&pki(&c2, "cp1", "sa.pub")),
+        &another_key_like(&read(&pki(&c1, "cp1", "sa.key"))),
+    );
+}
+
+// ---------------------------------------------------------------------------
+// CSR mode: nodes renew with fresh CSRs of their own
+
+/// The real output of `kubeadm certs generate-csr` for cp1 (kubeadm 1.24).
+const GENERATE_CSR: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/kubeadm/generate-csr"
+);
+
+/// The CSR-mode plan of that fixture (as tests/csr.rs): cp1 and worker w1,
+/// RSA-2048 node keys, an EC service-account pair; CSRs under `csr_dir`.
+fn csr_spec<'a>(token: &'a str, csr_dir: &'a str) -> PlanSpec<'a> {
+    let mut spec = PlanSpec::new(token, KEYS);
+    let base = spec.cluster().clone();
+    *spec.cluster() = ClusterSpec {
+        version: "v1.24",
+        endpoint: Some("127.0.0.1:6443"),
+        leaf_key: "rsa-2048",
+        service_account_key: Some("ecdsa-p256"),
+        apiserver_extra_sans: &[],
+        control_plane: &[("cp1", "10.0.0.10")],
+        workers: &["w1"],
+        csr_dir: Some(csr_dir),
+        ..base
+    };
+    spec
+}
+
+/// cp1's generate-csr tree under `<dir>/cp1`.
+fn cp1_tree(f: &Fixture, dir: &str) {
+    copy_tree_into(
+        &Path::new(GENERATE_CSR).join("etc"),
+        &f.path().join(dir).join("cp1/etc"),
+    );
+}
+
+fn copy_tree_into(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if e.file_type().unwrap().is_dir() {
+            copy_tree_into(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).unwrap();
+        }
+    }
+}
+
+/// A fresh kubelet CSR for w1 under `<dir>/w1` (its key kept outside the
+/// tree, as on the node); returns the CSR's public key (PEM).
+fn w1_csr(f: &Fixture, dir: &str) -> String {
+    let k = f.path().join(dir).join("w1/etc/kubernetes");
+    std::fs::create_dir_all(&k).unwrap();
+    let csr = k.join("kubelet.conf.csr");
+    let key = f.path().join(format!("{dir}-w1.key"));
+    openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        key.to_str().unwrap(),
+        "-subj",
+        "/O=system:nodes/CN=system:node:w1",
+        "-out",
+        csr.to_str().unwrap(),
+    ])
+    .expect_ok();
+    openssl(&["req", "-pubkey", "-noout", "-in", csr.to_str().unwrap()])
+        .expect_ok()
+        .stdout
+}
+
+/// The public key (PEM) of the client certificate in a kubeconfig.
+fn kubeconfig_pubkey(f: &Fixture, conf: &Path) -> String {
+    let kc = kubeconfig_json(conf, f.path());
+    let cert = f.path().join("client.crt");
+    std::fs::write(
+        &cert,
+        kubeconfig_data(&kc, "users", "client-certificate-data"),
+    )
+    .unwrap();
+    openssl(&["x509", "-pubkey", "-noout", "-in", cert.to_str().unwrap()])
+        .expect_ok()
+        .stdout
+}
+
+/// CSR mode continues too: c2 renews cp1 from new generate-csr output
+/// (only cp1's tree in its csr_dir: w1, untouched, brings nothing) and
+/// carries the pair c1 made; c3 renews w1 from a fresh CSR, ignoring a tree
+/// of cp1, which it leaves untouched. A node bringing a pair other than the
+/// cluster's is refused before anything is written.
+#[test]
+fn csr_mode_nodes_renew_with_fresh_csrs_and_carry_the_sa_pair() {
+    let f = Fixture::new("t-day2-csr");
+    let label = f.token().label.clone();
+    cp1_tree(&f, "csrs");
+    let w1_first = w1_csr(&f, "csrs");
+    let c1 = f.run_spec("c1", &csr_spec(&label, "csrs"));
+    assert_eq!(
+        kubeconfig_pubkey(&f, &node_dir(&c1, "w1").join("kubelet.conf")),
+        w1_first
+    );
+
+    // c2: cp1 renewed from its new CSRs; w1 brings none.
+    cp1_tree(&f, "csrs2");
+    let plan = continuing(
+        &f,
+        "c2",
+        &csr_spec(&label, "csrs2"),
+        "work/c1-out",
+        "nodes = [\"cp1\"]",
+    );
+    // `check` reads the CSRs of the nodes the ceremony writes only.
+    let o = f.ceremony(&[OsStr("check"), plan.as_os_str()]);
+    o.assert_ok("check of the CSR-mode continuing plan");
+    assert!(
+        o.stdout.contains("=> 11 CSRs of 1 nodes would be signed."),
+        "{o}"
+    );
+    let c2 = f.work("c2-out");
+    let o = f.run_plan(&plan, &c2);
+    o.assert_ok("c2 renews cp1 in CSR mode");
+    for line in ["Renewed        cp1", "Untouched      w1 ("] {
+        assert!(o.stderr.contains(line), "{line}\n{o}");
+    }
+    f.ceremony(&[OsStr("verify"), c2.as_os_str()]).expect_ok();
+    let nodes: Vec<String> = std::fs::read_dir(c2.join("nodes"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(nodes, ["cp1"]);
+    assert_ne!(
+        read(&pki(&c1, "cp1", "apiserver.crt")),
+        read(&pki(&c2, "cp1", "apiserver.crt"))
+    );
+    for file in ["sa.key", "sa.pub"] {
+        assert_eq!(
+            read(&pki(&c1, "cp1", file)),
+            read(&pki(&c2, "cp1", file)),
+            "{file}"
+        );
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&read(&c2.join("continuation.json"))).unwrap();
+    assert_eq!(manifest["service_account_key"], "carried");
+
+    // c3: w1 renewed from a fresh CSR; a tree of cp1 is ignored.
+    cp1_tree(&f, "csrs3");
+    let w1_fresh = w1_csr(&f, "csrs3");
+    assert_ne!(w1_fresh, w1_first);
+    let plan = continuing(
+        &f,
+        "c3",
+        &csr_spec(&label, "csrs3"),
+        "work/c2-out",
+        "nodes = [\"w1\"]",
+    );
+    let c3 = f.work("c3-out");
+    let o = f.run_plan(&plan, &c3);
+    o.assert_ok("c3 renews w1 in CSR mode");
+    assert!(
+        o.stderr.contains(&format!(
+            "{} is a node this ceremony leaves untouched (not in [renew]); it is ignored",
+            f.path().join("csrs3/cp1").display()
+        )),
+        "{o}"
+    );
+    let nodes: Vec<String> = std::fs::read_dir(c3.join("nodes"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(nodes, ["w1"]);
+    assert_eq!(
+        kubeconfig_pubkey(&f, &node_dir(&c3, "w1").join("kubelet.conf")),
+        w1_fresh,
+        "w1's certificate is for its new key"
+    );
+    f.ceremony(&[OsStr("verify"), c3.as_os_str()]).expect_ok();
+    let mut args = vec![OsStr("audit"), OsStr("verify")];
+    let logs: Vec<PathBuf> = [&c1, &c2, &c3]
+        .iter()
+        .map(|c| c.join("audit.log.age"))
+        .collect();
+    args.extend(logs.iter().map(|p| p.as_os_str()));
+    args.extend([OsStr("-i"), OsStr(AUDITOR)]);
+    f.ceremony(&args).assert_ok("audit verify of c1 c2 c3");
+
+    // cp1 bringing a service-account pair of its own: refused (c2 holds
+    // the pair; c3, which wrote a worker only, does not).
+    cp1_tree(&f, "csrs-bad");
+    let sa_dir = f.path().join("csrs-bad/cp1/etc/kubernetes/pki");
+    let key = openssl(&["ecparam", "-name", "prime256v1", "-genkey", "-noout"])
+        .expect_ok()
+        .stdout;
+    std::fs::write(sa_dir.join("sa.key"), &key).unwrap();
+    let o = openssl(&[
+        "ec",
+        "-in",
+        sa_dir.join("sa.key").to_str().unwrap(),
+        "-pubout",
+    ])
+    .expect_ok();
+    std::fs::write(sa_dir.join("sa.pub"), o.stdout).unwrap();
+    let plan = continuing(
+        &f,
+        "bad",
+        &csr_spec(&label, "csrs-bad"),
+        "work/c2-out",
+        "nodes = [\"cp1\"]",
+    );
+    refused(
+        &f,
+        &plan,
+        &f.work("bad-out"),
+        &format!(
+            "error: {}: not the cluster's service-account key, which {} carries (",
+            sa_dir.join("sa.pub").display(),
+            f.path().join("work/c2-out").display()
+        ),
+    );
 }

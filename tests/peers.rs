@@ -39,131 +39,6 @@ fn s(p: &Path) -> String {
 // ---------------------------------------------------------------------------
 // etcd
 
-const ETCD_READY: &str = "ready to serve client requests";
-const UNKNOWN_AUTHORITY: &str = "certificate signed by unknown authority";
-
-/// One etcd member started from a node's bundle.
-struct Member {
-    name: String,
-    client_port: u16,
-    peer_port: u16,
-}
-
-/// Starts `members` (one etcd each, from `OUT/nodes/<name>`) as one cluster on
-/// fresh 127.0.0.1 ports, waiting (bounded) until every member serves clients.
-/// Retries with new ports and data dirs if a port was taken meanwhile.
-fn start_etcd_cluster(out: &Path, scratch: &Path, names: &[&str]) -> (Vec<Server>, Vec<Member>) {
-    let mut attempt = 0;
-    start_with_retries(5, || {
-        attempt += 1;
-        let ports = free_ports(2 * names.len());
-        let members: Vec<Member> = names
-            .iter()
-            .zip(ports.chunks(2))
-            .map(|(n, p)| Member {
-                name: n.to_string(),
-                client_port: p[0],
-                peer_port: p[1],
-            })
-            .collect();
-        let initial: Vec<String> = members
-            .iter()
-            .map(|m| format!("{}=https://127.0.0.1:{}", m.name, m.peer_port))
-            .collect();
-        let initial = initial.join(",");
-        let mut servers = Vec::new();
-        for m in &members {
-            let pki = node_dir(out, &m.name).join("pki");
-            let data = scratch.join(format!("etcd-{}-{attempt}", m.name));
-            let client = format!("https://127.0.0.1:{}", m.client_port);
-            let peer = format!("https://127.0.0.1:{}", m.peer_port);
-            let mut cmd = Command::new("etcd");
-            cmd.arg("--name")
-                .arg(&m.name)
-                .arg("--data-dir")
-                .arg(&data)
-                .arg("--listen-client-urls")
-                .arg(&client)
-                .arg("--advertise-client-urls")
-                .arg(&client)
-                .arg("--listen-peer-urls")
-                .arg(&peer)
-                .arg("--initial-advertise-peer-urls")
-                .arg(&peer)
-                .arg("--initial-cluster")
-                .arg(&initial)
-                .arg("--initial-cluster-state")
-                .arg("new")
-                .arg("--initial-cluster-token")
-                .arg(format!("peers-test-{attempt}"))
-                .arg("--cert-file")
-                .arg(pki.join("etcd/server.crt"))
-                .arg("--key-file")
-                .arg(pki.join("etcd/server.key"))
-                .arg("--peer-cert-file")
-                .arg(pki.join("etcd/peer.crt"))
-                .arg("--peer-key-file")
-                .arg(pki.join("etcd/peer.key"))
-                .arg("--trusted-ca-file")
-                .arg(pki.join("etcd/ca.crt"))
-                .arg("--peer-trusted-ca-file")
-                .arg(pki.join("etcd/ca.crt"))
-                .arg("--client-cert-auth")
-                .arg("--peer-client-cert-auth");
-            servers.push(Server::spawn(
-                &format!("etcd {}", m.name),
-                &mut cmd,
-                &scratch.join(format!("etcd-{}-{attempt}.log", m.name)),
-            ));
-        }
-        // "ready to serve client requests" is logged once the member has
-        // joined a cluster with a leader, so for two members it also means
-        // the peers have connected to each other.
-        for i in 0..servers.len() {
-            if let Err(e) = servers[i].wait_for_log(ETCD_READY, WAIT) {
-                // A member whose port was taken meanwhile exits, and the
-                // others wait for it in vain: retry on new ports. Anything
-                // else is a real failure.
-                let logs: Vec<String> = servers
-                    .iter()
-                    .map(|s| format!("--- {}\n{}", s.name, s.log_text()))
-                    .collect();
-                let logs = logs.join("\n");
-                if logs.to_ascii_lowercase().contains("address already in use") {
-                    return Err(format!("{e}\n{logs}"));
-                }
-                panic!("{e}\nall members:\n{logs}");
-            }
-        }
-        Ok((servers, members))
-    })
-}
-
-/// etcdctl (v3 API) against `port`, trusting `ca` and presenting `client`
-/// (a path without extension: `<client>.crt` / `<client>.key`).
-fn etcdctl(port: u16, ca: &Path, client: &Path, args: &[&str]) -> Output {
-    etcdctl_with(port, ca, client, "5s", args)
-}
-
-/// etcdctl where a refusal is expected: it retries until its own deadline,
-/// so keep that short (the refusal itself is read from etcd's log).
-fn etcdctl_refused(port: u16, ca: &Path, client: &Path, args: &[&str]) -> Output {
-    etcdctl_with(port, ca, client, "2s", args)
-}
-
-fn etcdctl_with(port: u16, ca: &Path, client: &Path, timeout: &str, args: &[&str]) -> Output {
-    let mut cmd = Command::new("etcdctl");
-    cmd.env("ETCDCTL_API", "3")
-        .arg(format!("--endpoints=https://127.0.0.1:{port}"))
-        .arg(format!("--cacert={}", s(ca)))
-        .arg(format!("--cert={}", s(&client.with_extension("crt"))))
-        .arg(format!("--key={}", s(&client.with_extension("key"))))
-        .arg(format!("--dial-timeout={timeout}"))
-        .arg(format!("--command-timeout={timeout}"))
-        .args(args);
-    run(&mut cmd, SHORT)
-}
-
 /// etcd started with the bundle's server and peer certificates serves
 /// kubeadm's etcd clients (healthcheck-client, apiserver-etcd-client) and
 /// refuses client certificates of the other two CAs.
@@ -171,7 +46,8 @@ fn etcdctl_with(port: u16, ca: &Path, client: &Path, timeout: &str, args: &[&str
 fn etcd_serves_its_clients_and_refuses_other_domains() {
     let (token, out) = bundle(&PlanSpec::peers(&[("cp1", "10.0.0.10")], &[]));
     let scratch = token.path();
-    let (mut servers, members) = start_etcd_cluster(&out, scratch, &["cp1"]);
+    let (mut servers, members) =
+        start_etcd_cluster(scratch, &[("cp1", node_dir(&out, "cp1").join("pki"))]);
     let etcd = &mut servers[0];
     let port = members[0].client_port;
     let pki = node_dir(&out, "cp1").join("pki");
@@ -257,7 +133,13 @@ fn etcd_serves_its_clients_and_refuses_other_domains() {
 fn etcd_members_authenticate_each_other_with_peer_certificates() {
     let spec = PlanSpec::peers(&[("cp1", "10.0.0.10"), ("cp2", "10.0.0.11")], &[]);
     let (token, out) = bundle(&spec);
-    let (servers, members) = start_etcd_cluster(&out, token.path(), &["cp1", "cp2"]);
+    let (servers, members) = start_etcd_cluster(
+        token.path(),
+        &[
+            ("cp1", node_dir(&out, "cp1").join("pki")),
+            ("cp2", node_dir(&out, "cp2").join("pki")),
+        ],
+    );
     let pki1 = node_dir(&out, "cp1").join("pki");
     let pki2 = node_dir(&out, "cp2").join("pki");
 

@@ -336,6 +336,44 @@ fn sa_pair(dir: &Path, hashes: &BTreeMap<String, String>) -> Result<Option<SaPai
     }))
 }
 
+/// In CSR mode, a control-plane node that brings its own `pki/sa.pub`
+/// brings the cluster's: the pair the previous output carries (a pair of
+/// its own would silently invalidate every service-account token). Err
+/// names the first node's file that differs.
+pub fn check_brought_sa(
+    loaded: &LoadedPlan,
+    c: &Continuation,
+    intake: &crate::csr::intake::Intake,
+) -> Result<(), CeremonyError> {
+    let Some(sa) = c.sa.as_ref().filter(|_| !c.rotate_sa_key) else {
+        return Ok(());
+    };
+    let carried = crate::keys::public::public_key_file(&sa.public)
+        .map_err(|e| CeremonyError::Internal(format!("the carried sa.pub re-parses: {e}")))?;
+    let Some(node) = intake.nodes.iter().find(|n| {
+        n.check
+            .sa
+            .as_ref()
+            .is_some_and(|s| s.pub_id != carried.spki_der)
+    }) else {
+        return Ok(());
+    };
+    let dir = crate::csr::intake::csr_dir(loaded).unwrap_or_default();
+    Err(bad(
+        format!(
+            "{}: not the cluster's service-account key, which {} carries ({}/{}/sa.pub, {})",
+            dir.join(&node.check.node)
+                .join("etc/kubernetes/pki/sa.pub")
+                .display(),
+            c.dir.display(),
+            c.dir.display(),
+            sa.from,
+            carried.fingerprint()
+        ),
+        "a continuing ceremony keeps the service-account pair: bring the node's pki/sa.pub (and sa.key) unchanged, or none (the pair is carried); nothing was touched",
+    ))
+}
+
 /// The root key on this token is the key of the root certificate that
 /// sealed the previous ceremony: checked after login, before any write.
 pub fn check_token_root(

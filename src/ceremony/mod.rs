@@ -222,7 +222,11 @@ pub fn before_the_token(loaded: &LoadedPlan, out: Option<&Path>) -> Result<Check
 /// the inputs' manifest of them all.
 pub fn read_inputs(loaded: &LoadedPlan) -> Result<Checked, CeremonyError> {
     let continuation = chain::read_previous(loaded)?;
-    let intake = csr::preflight(loaded)?;
+    let only = continuation.as_ref().map(|c| c.selection.issued());
+    let intake = csr::preflight(loaded, only.as_ref())?;
+    if let Some(c) = &continuation {
+        chain::check_brought_sa(loaded, c, &intake)?;
+    }
     let inputs = inputs_manifest(loaded, &intake, continuation.as_ref())?;
     Ok(Checked {
         intake,
@@ -564,7 +568,8 @@ fn write_outputs(
     let now = run.now;
     // Read the CSRs again and check them: what is signed is what was
     // checked, and what the witnesses approved at the preflight.
-    let intake = csr::preflight(loaded)?;
+    let only = continuation.map(|c| c.selection.issued());
+    let intake = csr::preflight(loaded, only.as_ref())?;
     let now_read = inputs_manifest(loaded, &intake, continuation)?;
     if now_read.digest != inputs.digest {
         return Err(CeremonyError::Usage {
@@ -608,7 +613,19 @@ fn write_outputs(
         match cl.mode {
             plan::LeafMode::Generate => bundle::write_nodes(token, &mut st, cl, cas, run, audit)?,
             plan::LeafMode::Csr => {
-                from_csr::write_nodes(token, &mut st, cl, cas, &intake, now, audit)?
+                // A continuing ceremony carries the pair unless the nodes
+                // bring theirs (checked against it by `read_inputs`).
+                let carried = continuation
+                    .filter(|c| !c.rotate_sa_key)
+                    .and_then(|c| c.sa.as_ref())
+                    .map(|sa| bundle::GivenSa {
+                        key: sa.key.clone(),
+                        public: sa.public.clone(),
+                    });
+                let sa = from_csr::Sa {
+                    carried: carried.as_ref(),
+                };
+                from_csr::write_nodes(token, &mut st, cl, cas, &intake, sa, now, audit)?
             }
         }
     }

@@ -26,7 +26,19 @@ pub fn run(plan: &Path, out: Option<&Path>) -> Result<(), crate::error::Ceremony
     // the report, what refuses them comes after it.
     let read = crate::ceremony::read_inputs(&loaded);
     let inputs = read.as_ref().ok().map(|c| &c.inputs);
-    let mut text = report(&loaded, inputs, out.unwrap_or(Path::new("out")), now);
+    // A continuing ceremony reads the CSRs of the nodes it writes only.
+    let only = read
+        .as_ref()
+        .ok()
+        .and_then(|c| c.continuation.as_ref())
+        .map(|c| c.selection.issued());
+    let mut text = report(
+        &loaded,
+        inputs,
+        only.as_ref(),
+        out.unwrap_or(Path::new("out")),
+        now,
+    );
     if out.is_none() {
         text.push_str(
             "The output path was not checked: `ceremony check PLAN --out OUT` checks it as `run` will.\n",
@@ -42,8 +54,15 @@ pub fn run(plan: &Path, out: Option<&Path>) -> Result<(), crate::error::Ceremony
 }
 
 /// The report `check` prints: the inputs (None: one is refused, which
-/// `check` says after the report), steps, certificates, outputs.
-pub fn report(p: &LoadedPlan, inputs: Option<&Manifest>, out: &Path, now: SystemTime) -> String {
+/// `check` says after the report), steps, certificates, outputs; the CSRs
+/// of the nodes in `only` (None: every node).
+pub fn report(
+    p: &LoadedPlan,
+    inputs: Option<&Manifest>,
+    only: Option<&std::collections::BTreeSet<String>>,
+    out: &Path,
+    now: SystemTime,
+) -> String {
     let plan = &p.plan;
     let mut s = String::new();
     let mut line = |t: String| {
@@ -123,7 +142,7 @@ pub fn report(p: &LoadedPlan, inputs: Option<&Manifest>, out: &Path, now: System
             line(l);
         }
     }
-    for l in crate::csr::intake::check_report(p) {
+    for l in crate::csr::intake::check_report(p, only) {
         line(l);
     }
     if let Some(m) = inputs {
@@ -269,7 +288,7 @@ mod tests {
             let p = dir.path().join("plan.toml");
             std::fs::write(&p, text).unwrap();
             let loaded = crate::plan::load(&p, now).unwrap();
-            super::report(&loaded, None, &dir.path().join("out"), now)
+            super::report(&loaded, None, None, &dir.path().join("out"), now)
         };
         let line =
             "sa.key/sa.pub, when made here: ecdsa-p256, one pair for every control-plane node";

@@ -352,8 +352,15 @@ fn intake_users(loaded: &LoadedPlan) -> Result<Vec<UserIntake>, CeremonyError> {
 }
 
 /// Reads and checks every CSR of the plan (nodes in CSR mode, users) and
-/// decides what may be signed. Reads files only; never touches a token.
-pub fn intake(loaded: &LoadedPlan) -> Result<Intake, CeremonyError> {
+/// decides what may be signed: of the nodes in `only` (a continuing
+/// ceremony's renewed and added nodes; None: every node of the plan). The
+/// others need no CSR: their trees are not read, and one brought anyway is
+/// ignored, with a warning. Reads files only; never touches a token.
+pub fn intake_of(
+    loaded: &LoadedPlan,
+    only: Option<&BTreeSet<String>>,
+) -> Result<Intake, CeremonyError> {
+    let wanted = |n: &str| only.is_none_or(|o| o.contains(n));
     let mut nodes = Vec::new();
     let mut warnings = Vec::new();
     let dir = csr_dir(loaded);
@@ -369,15 +376,25 @@ pub fn intake(loaded: &LoadedPlan) -> Result<Intake, CeremonyError> {
             ));
         }
         let allowed = node_key_types(loaded);
+        let mut left = BTreeSet::new();
         for (i, n) in cl.control_plane.iter().enumerate() {
+            if !wanted(&n.name) {
+                left.insert(n.name.as_str());
+                continue;
+            }
             let specs = kubeadm::control_plane_leaves(cl, i);
             nodes.push(check_node_dir(dir, &n.name, true, &specs, &allowed));
         }
         for w in &cl.workers {
+            if !wanted(w) {
+                left.insert(w.as_str());
+                continue;
+            }
             let specs = kubeadm::worker_leaves(cl, w);
             nodes.push(check_node_dir(dir, w, false, &specs, &allowed));
         }
-        // Directories of nodes the plan does not have are left alone.
+        // Directories of nodes the plan does not have, or that this
+        // ceremony leaves untouched, are left alone.
         let known: BTreeSet<&str> = nodes.iter().map(|n| n.check.node.as_str()).collect();
         if let Ok(rd) = fs::read_dir(dir) {
             let mut extra: Vec<String> = rd
@@ -387,10 +404,12 @@ pub fn intake(loaded: &LoadedPlan) -> Result<Intake, CeremonyError> {
                 .collect();
             extra.sort();
             for x in extra {
-                warnings.push(format!(
-                    "{} is not a node of the plan; it is ignored",
-                    dir.join(x).display()
-                ));
+                let why = if left.contains(x.as_str()) {
+                    "is a node this ceremony leaves untouched (not in [renew])"
+                } else {
+                    "is not a node of the plan"
+                };
+                warnings.push(format!("{} {why}; it is ignored", dir.join(x).display()));
             }
         }
         for n in &nodes {
@@ -470,11 +489,14 @@ pub fn intake(loaded: &LoadedPlan) -> Result<Intake, CeremonyError> {
     })
 }
 
-/// `intake`, failing with every refusal when there is one (its warnings
+/// `intake_of`, failing with every refusal when there is one (its warnings
 /// are for the caller to show). `run` calls it before the token is opened,
 /// and `write_outputs` again (re-reading) right before signing.
-pub fn preflight(loaded: &LoadedPlan) -> Result<Intake, CeremonyError> {
-    let intake = intake(loaded)?;
+pub fn preflight(
+    loaded: &LoadedPlan,
+    only: Option<&BTreeSet<String>>,
+) -> Result<Intake, CeremonyError> {
+    let intake = intake_of(loaded, only)?;
     let refusals = intake.refusals();
     if !refusals.is_empty() {
         return Err(CeremonyError::CsrRefused(refusals));
@@ -499,13 +521,13 @@ fn describe(spec: &LeafSpec) -> String {
 /// What `ceremony check` shows of the CSRs and users: per node each CSR found
 /// (or missing), the profile it maps to, and what would be refused. Reads
 /// files; touches no token.
-pub fn check_report(loaded: &LoadedPlan) -> Vec<String> {
+pub fn check_report(loaded: &LoadedPlan, only: Option<&BTreeSet<String>>) -> Vec<String> {
     let mut out = Vec::new();
     let in_csr_mode = csr_dir(loaded).is_some();
     if !in_csr_mode && loaded.plan.users.is_empty() {
         return out;
     }
-    let intake = match intake(loaded) {
+    let intake = match intake_of(loaded, only) {
         Ok(i) => i,
         Err(e) => {
             out.push(String::new());

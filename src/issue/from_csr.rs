@@ -35,6 +35,7 @@ use crate::bundle::write::{self, Staging};
 use crate::csr::intake::Intake;
 use crate::error::CeremonyError;
 use crate::issue::ca::CaState;
+use crate::issue::pipeline::GivenSa;
 use crate::keys::leaf::{self};
 use crate::keytype::KeyType;
 use crate::plan::{CaRole, ClusterSpec, LoadedPlan};
@@ -105,14 +106,24 @@ fn kubeconfig_text(
     }))
 }
 
+/// Where a CSR-mode ceremony's service-account pair comes from when the
+/// nodes bring none.
+pub struct Sa<'a> {
+    /// A continuing ceremony's pair, written byte for byte; None: one pair
+    /// made here.
+    pub carried: Option<&'a GivenSa>,
+}
+
 /// Signs every node's CSRs and writes every node's tree (CSR mode). Called
 /// only with an intake without refusals.
+#[allow(clippy::too_many_arguments)] // the run's context, each used once
 pub fn write_nodes(
     token: &dyn Token,
     st: &mut Staging,
     cl: &ClusterSpec,
     cas: &[CaState],
     intake: &Intake,
+    sa: Sa<'_>,
     now: SystemTime,
     audit: &mut dyn Audit,
 ) -> Result<(), CeremonyError> {
@@ -120,13 +131,14 @@ pub fn write_nodes(
     if !refusals.is_empty() {
         return Err(CeremonyError::CsrRefused(refusals));
     }
-    // sa.key/sa.pub: the nodes' own (identical on each, checked) or one pair
-    // made here, identical on every control-plane node.
+    // sa.key/sa.pub: the nodes' own (identical on each, checked), the
+    // carried pair, or one pair made here, identical on every control-plane
+    // node.
     let brought = intake
         .nodes
         .iter()
         .any(|n| n.check.control_plane && n.check.sa.is_some());
-    let made = if brought || cl.control_plane.is_empty() {
+    let made = if brought || sa.carried.is_some() || cl.control_plane.is_empty() {
         None
     } else {
         let sa = leaf::generate(cl.sa_key)?;
@@ -170,10 +182,14 @@ pub fn write_nodes(
                     )?;
                 }
                 (None, None) => {
-                    return Err(CeremonyError::Internal(format!(
-                        "no service-account key for {}",
-                        c.node
-                    )));
+                    let Some(given) = sa.carried else {
+                        return Err(CeremonyError::Internal(format!(
+                            "no service-account key for {}",
+                            c.node
+                        )));
+                    };
+                    st.write(&format!("{base}/pki/sa.key"), &given.key, write::SECRET)?;
+                    st.write(&format!("{base}/pki/sa.pub"), &given.public, write::SECRET)?;
                 }
             }
         } else {

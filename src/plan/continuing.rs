@@ -89,11 +89,15 @@ pub fn validate(
                 .collect()
         })
         .unwrap_or_default();
-    if cluster.is_some_and(|cl| cl.mode == super::LeafMode::Csr) {
+    // The nodes' CSRs renew their certificates; a new service-account pair
+    // in CSR mode (the nodes' own, or made here, with the previous public
+    // key beside it) is not supported yet.
+    if renew.rotate_service_account_key && cluster.is_some_and(|cl| cl.mode == super::LeafMode::Csr)
+    {
         problems.push(problem(
-            "ceremony.previous",
-            "a continuing ceremony issues bundles with keys made at the ceremony (leaves.mode = \"generate\"); renew CSR-mode nodes with a ceremony of their new CSRs",
-            None,
+            "renew.rotate_service_account_key",
+            "a rotation is made in leaves.mode = \"generate\" only: a CSR-mode continuing ceremony carries the pair",
+            Some("true".into()),
         ));
     }
     if renew.all && !renew.nodes.is_empty() {
@@ -280,6 +284,25 @@ mod tests {
             check("previous = \"\"\n", ""),
             Err(vec![
                 "ceremony.previous: must be the output directory of the ceremony this one continues (got \"\")".into()
+            ])
+        );
+    }
+
+    #[test]
+    fn a_csr_mode_plan_continues_and_carries_the_pair() {
+        let csr = "\n[leaves]\nmode = \"csr\"\ncsr_dir = \"csrs\"\n";
+        let c = check(
+            "previous = \"../c1\"\n",
+            &format!("{csr}\n[renew]\nnodes = [\"cp1\"]\n"),
+        );
+        assert_eq!(c.map(|c| c.map(|c| c.nodes)), Ok(Some(vec!["cp1".into()])));
+        assert_eq!(
+            check(
+                "previous = \"../c1\"\n",
+                &format!("{csr}\n[renew]\nall = true\nrotate_service_account_key = true\n"),
+            ),
+            Err(vec![
+                "renew.rotate_service_account_key: a rotation is made in leaves.mode = \"generate\" only: a CSR-mode continuing ceremony carries the pair (got true)".into()
             ])
         );
     }

@@ -141,6 +141,137 @@ pub fn start_with_retries<T>(attempts: usize, mut start: impl FnMut() -> Result<
     );
 }
 
+// etcd
+
+pub const ETCD_READY: &str = "ready to serve client requests";
+pub const UNKNOWN_AUTHORITY: &str = "certificate signed by unknown authority";
+
+/// One etcd member started from a node's bundle.
+pub struct EtcdMember {
+    pub name: String,
+    pub client_port: u16,
+    pub peer_port: u16,
+}
+
+/// Starts `members` (one etcd each: a name and the node's `pki` directory,
+/// whose `etcd/server.*`, `etcd/peer.*` and `etcd/ca.crt` it uses) as one cluster on
+/// fresh 127.0.0.1 ports, waiting (bounded) until every member serves clients.
+/// Retries with new ports and data dirs if a port was taken meanwhile.
+pub fn start_etcd_cluster(
+    scratch: &Path,
+    members: &[(&str, PathBuf)],
+) -> (Vec<Server>, Vec<EtcdMember>) {
+    let names: Vec<&str> = members.iter().map(|(n, _)| *n).collect();
+    let mut attempt = 0;
+    start_with_retries(5, || {
+        attempt += 1;
+        let ports = free_ports(2 * names.len());
+        let started: Vec<EtcdMember> = names
+            .iter()
+            .zip(ports.chunks(2))
+            .map(|(n, p)| EtcdMember {
+                name: n.to_string(),
+                client_port: p[0],
+                peer_port: p[1],
+            })
+            .collect();
+        let initial: Vec<String> = started
+            .iter()
+            .map(|m| format!("{}=https://127.0.0.1:{}", m.name, m.peer_port))
+            .collect();
+        let initial = initial.join(",");
+        let mut servers = Vec::new();
+        for (m, (_, pki)) in started.iter().zip(members) {
+            let data = scratch.join(format!("etcd-{}-{attempt}", m.name));
+            let client = format!("https://127.0.0.1:{}", m.client_port);
+            let peer = format!("https://127.0.0.1:{}", m.peer_port);
+            let mut cmd = Command::new("etcd");
+            cmd.arg("--name")
+                .arg(&m.name)
+                .arg("--data-dir")
+                .arg(&data)
+                .arg("--listen-client-urls")
+                .arg(&client)
+                .arg("--advertise-client-urls")
+                .arg(&client)
+                .arg("--listen-peer-urls")
+                .arg(&peer)
+                .arg("--initial-advertise-peer-urls")
+                .arg(&peer)
+                .arg("--initial-cluster")
+                .arg(&initial)
+                .arg("--initial-cluster-state")
+                .arg("new")
+                .arg("--initial-cluster-token")
+                .arg(format!("peers-test-{attempt}"))
+                .arg("--cert-file")
+                .arg(pki.join("etcd/server.crt"))
+                .arg("--key-file")
+                .arg(pki.join("etcd/server.key"))
+                .arg("--peer-cert-file")
+                .arg(pki.join("etcd/peer.crt"))
+                .arg("--peer-key-file")
+                .arg(pki.join("etcd/peer.key"))
+                .arg("--trusted-ca-file")
+                .arg(pki.join("etcd/ca.crt"))
+                .arg("--peer-trusted-ca-file")
+                .arg(pki.join("etcd/ca.crt"))
+                .arg("--client-cert-auth")
+                .arg("--peer-client-cert-auth");
+            servers.push(Server::spawn(
+                &format!("etcd {}", m.name),
+                &mut cmd,
+                &scratch.join(format!("etcd-{}-{attempt}.log", m.name)),
+            ));
+        }
+        // "ready to serve client requests" is logged once the member has
+        // joined a cluster with a leader, so for two members it also means
+        // the peers have connected to each other.
+        for i in 0..servers.len() {
+            if let Err(e) = servers[i].wait_for_log(ETCD_READY, WAIT) {
+                // A member whose port was taken meanwhile exits, and the
+                // others wait for it in vain: retry on new ports. Anything
+                // else is a real failure.
+                let logs: Vec<String> = servers
+                    .iter()
+                    .map(|s| format!("--- {}\n{}", s.name, s.log_text()))
+                    .collect();
+                let logs = logs.join("\n");
+                if logs.to_ascii_lowercase().contains("address already in use") {
+                    return Err(format!("{e}\n{logs}"));
+                }
+                panic!("{e}\nall members:\n{logs}");
+            }
+        }
+        Ok((servers, started))
+    })
+}
+
+/// etcdctl (v3 API) against `port`, trusting `ca` and presenting `client`
+/// (a path without extension: `<client>.crt` / `<client>.key`).
+pub fn etcdctl(port: u16, ca: &Path, client: &Path, args: &[&str]) -> Output {
+    etcdctl_with(port, ca, client, "5s", args)
+}
+
+/// etcdctl where a refusal is expected: it retries until its own deadline,
+/// so keep that short (the refusal itself is read from etcd's log).
+pub fn etcdctl_refused(port: u16, ca: &Path, client: &Path, args: &[&str]) -> Output {
+    etcdctl_with(port, ca, client, "2s", args)
+}
+
+pub fn etcdctl_with(port: u16, ca: &Path, client: &Path, timeout: &str, args: &[&str]) -> Output {
+    let mut cmd = Command::new("etcdctl");
+    cmd.env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints=https://127.0.0.1:{port}"))
+        .arg(format!("--cacert={}", ca.display()))
+        .arg(format!("--cert={}", client.with_extension("crt").display()))
+        .arg(format!("--key={}", client.with_extension("key").display()))
+        .arg(format!("--dial-timeout={timeout}"))
+        .arg(format!("--command-timeout={timeout}"))
+        .args(args);
+    run(&mut cmd, SHORT)
+}
+
 /// A kubeconfig as client-go loads it: `kubectl config view --raw -o json`
 /// (the same loader kubeadm, the kubelet and the control plane use).
 pub fn kubeconfig_json(path: &Path, home: &Path) -> serde_json::Value {
