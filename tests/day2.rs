@@ -1161,3 +1161,136 @@ fn csr_mode_nodes_renew_with_fresh_csrs_and_carry_the_sa_pair() {
         ),
     );
 }
+
+/// The token keeps the head of its chain: after c1 → c2, a second
+/// continuation of c1 is a fork, refused before anything is written; with
+/// `fork = true` it runs (and says so in its first record), `audit verify`
+/// passes on its own branch and names the fork in the whole chain.
+#[test]
+fn a_second_continuation_of_the_same_ceremony_is_a_fork_refused_unless_the_plan_says_so() {
+    let f = Fixture::new("t-day2-fork");
+    let spec = founding(&f.token().label);
+    let c1 = f.run_spec("c1", &spec);
+    let h1 = final_hash(&f, &c1);
+    let plan = continuing(&f, "c2", &spec, "work/c1-out", "nodes = [\"cp1\"]");
+    let c2 = f.work("c2-out");
+    let o = f.run_plan(&plan, &c2);
+    o.assert_ok("c2");
+    assert!(
+        o.stderr.contains(
+            "the token's chain head is the previous ceremony's final hash: work/c1-out is its latest ceremony"
+        ),
+        "{o}"
+    );
+    let h2 = final_hash(&f, &c2);
+
+    let again = continuing(&f, "c2b", &spec, "work/c1-out", "nodes = [\"cp2\"]");
+    refused(
+        &f,
+        &again,
+        &f.work("c2b-out"),
+        &format!(
+            "error: {}: the previous ceremony (final hash {h1}) is not the latest ceremony of this token: its chain head is {h2}, a ceremony sealed after it; continuing it again forks the chain",
+            c1.join("audit.seal.json").display()
+        ),
+    );
+
+    let forked = again.with_file_name("c2f.toml");
+    let text = std::fs::read_to_string(&again).unwrap().replacen(
+        "[ceremony]\n",
+        "[ceremony]\nfork = true\n",
+        1,
+    );
+    std::fs::write(&forked, text).unwrap();
+    let c2f = f.work("c2f-out");
+    let o = f.run_plan(&forked, &c2f);
+    o.assert_ok("the fork the plan asks for");
+    assert!(
+        o.stderr.contains(&format!(
+            "ceremony.fork = true: the token's chain head is {h2}, a later ceremony than work/c1-out"
+        )),
+        "{o}"
+    );
+    let previous = &first_record(&f, &c2f)["event"]["previous"];
+    assert_eq!(previous["fork"], true, "{previous}");
+    assert_eq!(previous["final_hash"], h1.as_str());
+    assert!(
+        first_record(&f, &c2)["event"]["previous"]
+            .get("fork")
+            .is_none()
+    );
+
+    let chain = |logs: &[&Path]| {
+        let mut args = vec![OsStr("audit"), OsStr("verify")];
+        let files: Vec<PathBuf> = logs.iter().map(|c| c.join("audit.log.age")).collect();
+        args.extend(files.iter().map(|p| p.as_os_str()));
+        args.extend([OsStr("-i"), OsStr(AUDITOR)]);
+        f.ceremony(&args)
+    };
+    chain(&[&c1, &c2f]).assert_ok("audit verify of the forked branch");
+    let o = chain(&[&c1, &c2, &c2f]);
+    assert_eq!(o.code, Some(4), "{o}");
+    assert!(
+        o.first_error().unwrap().ends_with(&format!(
+            "both continue the ceremony with final hash {h1}: the chain forks"
+        )),
+        "{o}"
+    );
+
+    // The head now names the fork: c2 is no longer the latest.
+    let after_c2 = continuing(&f, "c3", &spec, "work/c2-out", "nodes = [\"cp1\"]");
+    refused(
+        &f,
+        &after_c2,
+        &f.work("c3-out"),
+        &format!(
+            "error: {}: the previous ceremony (final hash {h2}) is not the latest ceremony of this token: its chain head is ",
+            c2.join("audit.seal.json").display()
+        ),
+    );
+}
+
+/// A continuing run killed after it set the token's chain head and before
+/// its commit (or inside the head's replacement, which leaves the old and
+/// the new head both): its rerun accepts the head its own journal sealed,
+/// finishes, and leaves one head, its final hash.
+#[test]
+fn a_continuing_run_stopped_after_the_chain_head_resumes() {
+    for point in ["token-data-created", "after-chain-head"] {
+        if !has_failpoints(&format!("day2::chain head crash at {point}")) {
+            return;
+        }
+        let f = Fixture::new("t-day2-head");
+        let spec = founding(&f.token().label);
+        let c1 = f.run_spec("c1", &spec);
+        let h1 = final_hash(&f, &c1);
+        let plan = continuing(&f, "c2", &spec, "work/c1-out", "nodes = [\"cp1\"]");
+        let c2 = f.work("c2-out");
+        let o = f.run_plan_env(&plan, &c2, &[("CEREMONY_FAILPOINT", point)]);
+        assert_eq!(o.signal, Some(6), "expected SIGABRT at {point}\n{o}");
+        assert!(!c2.exists(), "{point}: the output is not committed");
+        let heads = f.objects().iter().filter(|o| o.label == CHAIN_HEAD).count();
+        assert_eq!(
+            heads,
+            if point == "token-data-created" { 2 } else { 1 },
+            "{point}"
+        );
+        let o = f.run_plan(&plan, &c2);
+        o.assert_ok(&format!("the rerun after {point}"));
+        assert!(
+            o.stderr.contains(
+                "the token's chain head is a final hash this ceremony's journal sealed (an earlier run stopped before its commit): work/c1-out was the latest ceremony before it"
+            ),
+            "{o}"
+        );
+        without_chain_head(f.objects());
+        assert_eq!(
+            first_record(&f, &c2)["event"]["previous"]["final_hash"],
+            h1.as_str()
+        );
+        // The head is the committed c2's: the next ceremony continues it.
+        let c3_plan = continuing(&f, "c3", &spec, "work/c2-out", "nodes = [\"cp2\"]");
+        f.run_plan(&c3_plan, &f.work("c3-out"))
+            .assert_ok(&format!("c3 after {point}"));
+    }
+}

@@ -113,6 +113,10 @@ pub struct PreviousCeremony {
     pub sha256sums_sha256: String,
     /// SHA-256 of the root certificate that sealed it.
     pub root_certificate_sha256: String,
+    /// The plan said `fork = true`: this ceremony continues it although it
+    /// was not the latest ceremony of the token.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fork: bool,
 }
 
 /// `continuation.json`: which ceremony an output continues and what it did
@@ -285,6 +289,7 @@ mod tests {
                 seal: "s".into(),
                 sha256sums_sha256: "x".into(),
                 root_certificate_sha256: "r".into(),
+                fork: false,
             }),
         }
     }

@@ -121,6 +121,11 @@ pub struct Recovery {
     /// token (killed inside C_CreateObject, or just before it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub interrupted_certificate_stores: Vec<PendingStore>,
+    /// The final hash of every `end` record in the journal (hex): a run
+    /// that sealed one may have made it the token's chain head before it
+    /// died, with its output not yet committed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sealed_final_hashes: Vec<String>,
 }
 
 /// A CA certificate recorded as issued and not yet as stored.

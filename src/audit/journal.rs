@@ -632,6 +632,13 @@ fn recovery_of(d: &Decoded) -> Recovery {
         staging_discarded: false,
         interrupted_key_generations: pending,
         interrupted_certificate_stores: stores,
+        sealed_final_hashes: d
+            .chain
+            .records
+            .iter()
+            .filter(|r| r.kind == "end")
+            .map(|r| hex::encode(r.hash))
+            .collect(),
     }
 }
 

@@ -221,6 +221,7 @@ pub fn read_previous(loaded: &LoadedPlan) -> Result<Option<Continuation>, Ceremo
             seal: record.seal.signature.clone(),
             sha256sums_sha256: sums_sha,
             root_certificate_sha256: record.seal.root_certificate_sha256.clone(),
+            fork: c.fork,
         },
         dir,
         root_der,
@@ -411,6 +412,98 @@ pub fn check_token_root(
     }
 }
 
+/// The label of the token's chain head: a data object holding the final
+/// hash of the latest ceremony sealed on the token, so that a continuing
+/// ceremony can tell whether its previous output is still the latest (an
+/// output cannot know its successors; the token sees every ceremony).
+pub const HEAD_LABEL: &str = "ceremony-chain-head";
+
+/// What the token's chain head says of a continuing ceremony.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Head {
+    /// None on the token: one last sealed by a version that kept none.
+    Absent,
+    /// The previous ceremony is the latest.
+    Latest,
+    /// The head is (also) a final hash this run's journal sealed: an
+    /// earlier run of this ceremony set it and stopped before its commit.
+    Own,
+    /// Another ceremony is the latest, and the plan forks on purpose: its
+    /// final hash.
+    Forked(String),
+}
+
+/// Judges the chain head, pure. `on_token`: the head's values (several
+/// after a replacement cut short between its create and its destroy: each
+/// must be acceptable); `previous`: the final hash the plan continues;
+/// `own`: the final hashes this run's journal sealed; `fork`: the plan's.
+/// Err is the one line that refuses it.
+pub fn judge_head(
+    on_token: &[Vec<u8>],
+    previous: &str,
+    own: &[String],
+    fork: bool,
+) -> Result<Head, String> {
+    if let Some(v) = on_token.iter().find(|v| v.len() != 32) {
+        return Err(format!(
+            "the token's chain head \"{HEAD_LABEL}\" holds {} bytes, not a final hash (32): it is damaged or not this tool's",
+            v.len()
+        ));
+    }
+    let other = on_token
+        .iter()
+        .map(hex::encode)
+        .find(|h| h != previous && !own.contains(h));
+    match other {
+        _ if on_token.is_empty() => Ok(Head::Absent),
+        None if on_token.iter().all(|v| hex::encode(v) == previous) => Ok(Head::Latest),
+        None => Ok(Head::Own),
+        Some(h) if fork => Ok(Head::Forked(h)),
+        Some(h) => Err(format!(
+            "the previous ceremony (final hash {previous}) is not the latest ceremony of this token: its chain head is {h}, a ceremony sealed after it; continuing it again forks the chain"
+        )),
+    }
+}
+
+/// Reads the token's chain head and judges it (after login, before any
+/// write): refused (exit 2, nothing touched) when the previous output is
+/// not the token's latest ceremony and the plan does not fork. `own`: the
+/// final hashes this run's journal sealed.
+pub fn check_head(
+    token: &dyn Token,
+    c: &Continuation,
+    own: &[String],
+    note: &mut dyn FnMut(&str),
+) -> Result<(), CeremonyError> {
+    let values = token.find_data(HEAD_LABEL)?;
+    let seal = c.dir.join(layout::SEAL);
+    match judge_head(&values, &c.previous.final_hash, own, c.previous.fork) {
+        Ok(Head::Absent) => note(&format!(
+            "the token holds no chain head \"{HEAD_LABEL}\" (its last ceremony was made by an earlier version): that {} is its latest ceremony is not checked",
+            c.previous.output
+        )),
+        Ok(Head::Latest) => note(&format!(
+            "the token's chain head is the previous ceremony's final hash: {} is its latest ceremony",
+            c.previous.output
+        )),
+        Ok(Head::Own) => note(&format!(
+            "the token's chain head is a final hash this ceremony's journal sealed (an earlier run stopped before its commit): {} was the latest ceremony before it",
+            c.previous.output
+        )),
+        Ok(Head::Forked(h)) => note(&format!(
+            "ceremony.fork = true: the token's chain head is {h}, a later ceremony than {}; this one forks the chain there",
+            c.previous.output
+        )),
+        Err(m) => {
+            return Err(bad(
+                format!("{}: {m}", seal.display()),
+                "continue the latest ceremony made on this token (the output whose final hash is the chain head), or set [ceremony] fork = true to fork the chain on purpose; nothing was written",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// `continuation.json`: which ceremony this one continues and what it did
 /// with each node, so the output alone says where the untouched nodes'
 /// bundles are.
@@ -448,6 +541,109 @@ mod tests {
             added: added.iter().map(|s| s.to_string()).collect(),
             untouched: Vec::new(),
         }
+    }
+
+    const P: &str = "11111111111111111111111111111111111111111111111111111111111111aa";
+
+    fn hash(h: &str) -> Vec<u8> {
+        hex::decode(h).unwrap()
+    }
+
+    #[test]
+    fn the_chain_head_says_whether_the_previous_ceremony_is_the_latest() {
+        let later = "22".repeat(32);
+        let own = "33".repeat(32);
+        // An older token: accepted, with a note.
+        assert_eq!(judge_head(&[], P, &[], false), Ok(Head::Absent));
+        assert_eq!(judge_head(&[hash(P)], P, &[], false), Ok(Head::Latest));
+        // A second continuation of the same ceremony: a fork, refused.
+        assert_eq!(
+            judge_head(&[hash(&later)], P, &[], false),
+            Err(format!(
+                "the previous ceremony (final hash {P}) is not the latest ceremony of this token: its chain head is {later}, a ceremony sealed after it; continuing it again forks the chain"
+            ))
+        );
+        // ... unless the plan forks on purpose.
+        assert_eq!(
+            judge_head(&[hash(&later)], P, &[], true),
+            Ok(Head::Forked(later.clone()))
+        );
+        // A run that sealed and died before its commit set the head to its
+        // own final hash; cut short inside the replacement, both are there.
+        let mine = [own.clone()];
+        assert_eq!(judge_head(&[hash(&own)], P, &mine, false), Ok(Head::Own));
+        assert_eq!(
+            judge_head(&[hash(P), hash(&own)], P, &mine, false),
+            Ok(Head::Own)
+        );
+        assert_eq!(judge_head(&[hash(P)], P, &mine, false), Ok(Head::Latest));
+        // Both, but the second is not this journal's: refused.
+        assert!(judge_head(&[hash(P), hash(&later)], P, &mine, false).is_err());
+        assert_eq!(
+            judge_head(&[vec![1, 2, 3]], P, &[], true),
+            Err("the token's chain head \"ceremony-chain-head\" holds 3 bytes, not a final hash (32): it is damaged or not this tool's".into())
+        );
+    }
+
+    fn continuation(dir: &Path, fork: bool) -> Continuation {
+        Continuation {
+            dir: dir.to_path_buf(),
+            previous: PreviousCeremony {
+                output: "c1".into(),
+                ceremony: "c1".into(),
+                final_hash: P.into(),
+                seal: String::new(),
+                sha256sums_sha256: String::new(),
+                root_certificate_sha256: String::new(),
+                fork,
+            },
+            root_der: Vec::new(),
+            selection: Selection::default(),
+            sa: None,
+            sa_in_earlier_output: false,
+            rotate_sa_key: false,
+        }
+    }
+
+    /// On the fake token: absent, equal, different, and different with
+    /// `fork = true`; the head is read only, never written here.
+    #[test]
+    fn a_continuing_ceremony_reads_the_chain_head_from_the_token() {
+        use crate::token::fake::Fake;
+        let dir = Path::new("c1");
+        let token = Fake::new();
+        let mut notes = Vec::new();
+        let mut note = |t: &str| notes.push(t.to_string());
+        check_head(&token, &continuation(dir, false), &[], &mut note).unwrap();
+        token.put_data(HEAD_LABEL, &hash(P)).unwrap();
+        check_head(&token, &continuation(dir, false), &[], &mut note).unwrap();
+        let later = "22".repeat(32);
+        token.put_data(HEAD_LABEL, &hash(&later)).unwrap();
+        let e = check_head(&token, &continuation(dir, false), &[], &mut note)
+            .expect_err("a fork is refused");
+        assert_eq!(e.exit_code(), 2);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "c1/audit.seal.json: the previous ceremony (final hash {P}) is not the latest ceremony of this token: its chain head is {later}, a ceremony sealed after it; continuing it again forks the chain"
+            )
+        );
+        assert!(e.hint().unwrap().contains("[ceremony] fork = true"));
+        check_head(&token, &continuation(dir, true), &[], &mut note).unwrap();
+        assert_eq!(token.calls("put_data"), 2, "only the test wrote it");
+        assert_eq!(token.find_data(HEAD_LABEL).unwrap(), [hash(&later)]);
+        assert_eq!(notes.len(), 3, "{notes:?}");
+        assert!(
+            notes[0].starts_with("the token holds no chain head"),
+            "{notes:?}"
+        );
+        assert!(notes[1].contains("is its latest ceremony"), "{notes:?}");
+        assert!(
+            notes[2].starts_with(&format!(
+                "ceremony.fork = true: the token's chain head is {later}"
+            )),
+            "{notes:?}"
+        );
     }
 
     #[test]

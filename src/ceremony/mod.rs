@@ -147,6 +147,10 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
             .as_ref()
             .map(|r| r.interrupted_key_generations.clone())
             .unwrap_or_default(),
+        sealed_before: recovery
+            .as_ref()
+            .map(|r| r.sealed_final_hashes.clone())
+            .unwrap_or_default(),
         interrupted_stores: recovery
             .map(|r| r.interrupted_certificate_stores)
             .unwrap_or_default(),
@@ -303,6 +307,9 @@ pub(super) struct Run<'a> {
     interrupted_keys: Vec<PendingKey>,
     /// CA certificates that run signed and never recorded as stored.
     interrupted_stores: Vec<PendingStore>,
+    /// Final hashes the journal's earlier runs sealed (one may be the
+    /// token's chain head, its output never committed).
+    sealed_before: Vec<String>,
     progress: &'a Progress,
     /// The service-account key being made in the background (bundle mode).
     sa_key: RefCell<Option<crate::keys::leaf::KeyInBackground>>,
@@ -412,8 +419,10 @@ fn recorded_run(
     }
     ca::preflight_validity(token, &loaded.plan, now)?;
     // The previous ceremony was sealed by the root on this token.
+    // ... and is the token's latest ceremony, unless the plan forks.
     if let Some(c) = r.continuation {
         chain::check_token_root(token, loaded, c)?;
+        chain::check_head(token, c, &r.sealed_before, &mut |t| ui.note(t))?;
     }
 
     // The preflight screen, then the administrator types the serial to start.
@@ -888,6 +897,7 @@ mod tests {
                 resumed: None,
                 interrupted_keys: Vec::new(),
                 interrupted_stores: Vec::new(),
+                sealed_before: Vec::new(),
                 progress: &progress,
                 sa_key: RefCell::new(None),
                 now,
@@ -1084,6 +1094,11 @@ mod tests {
         assert!(leaves > 0);
         // Four CA certificates, the leaves and the seal.
         assert_eq!(token.calls("sign"), 4 + leaves + 1);
+        // The token's chain head is this ceremony's final hash.
+        assert_eq!(
+            token.find_data(chain::HEAD_LABEL).unwrap(),
+            [finished.sealed.final_hash.to_vec()]
+        );
         let plan_in_out = std::fs::read_to_string(r.out.join(layout::PLAN)).unwrap();
         assert_eq!(plan_in_out, r.loaded.text);
         // The inputs' manifest, listed in SHA256SUMS, its digest in the transcript.
@@ -1142,6 +1157,7 @@ mod tests {
             })
         );
         assert!(!kinds(&r.events).contains(&"end"));
+        assert!(token.find_data(chain::HEAD_LABEL).unwrap().is_empty());
         // The CAs are on the token: a rerun resumes them.
         assert_eq!(token.calls("store"), 4);
         let reported = as_reported(e, &r.loaded, &r.out, &r.progress);

@@ -121,6 +121,12 @@ pub(super) fn seal_and_commit(
         .ok_or_else(|| CeremonyError::Internal("the end record's line is not known".into()))?;
     let clear = audit::chain::SealRecord::new(end_line, &seal).text()?;
     st.write(layout::SEAL, clear.as_bytes(), write::PUBLIC)?;
+    // The token's chain head names this ceremony before its output is
+    // committed: a kill in between leaves the head ahead of OUT, which a
+    // rerun of this journal accepts (its journal holds the hash it sealed).
+    // Nothing is recorded of it: the log is sealed.
+    token.put_data(super::chain::HEAD_LABEL, &end)?;
+    crate::failpoint::hit("after-chain-head");
     // Everything OUT holds, the sealed log and transcript included.
     let all_written = st.written().to_vec();
     let out = st.commit()?;

@@ -259,6 +259,15 @@ impl Token for Gate<'_, '_> {
         self.inner.list_objects()
     }
 
+    fn find_data(&self, label: &str) -> Result<Vec<Vec<u8>>, TokenError> {
+        self.inner.find_data(label)
+    }
+
+    /// Written once the log is sealed, never stopped there.
+    fn put_data(&self, label: &str, value: &[u8]) -> Result<(), TokenError> {
+        self.inner.put_data(label, value)
+    }
+
     /// The inner token's signing sessions, counted (leaves only: nothing is
     /// announced there, so nothing is confirmed).
     fn signers(&self, max: usize) -> Result<Vec<Box<dyn Signer + '_>>, TokenError> {

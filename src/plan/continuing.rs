@@ -21,6 +21,9 @@ pub struct Continuing {
     pub nodes: Vec<String>,
     /// `renew.rotate_service_account_key`.
     pub rotate_sa_key: bool,
+    /// `ceremony.fork`: continue `previous` although it is not the token's
+    /// latest ceremony.
+    pub fork: bool,
 }
 
 /// What a continuing ceremony does with each node of the plan and of the
@@ -58,6 +61,13 @@ pub fn validate(
 ) -> Option<Continuing> {
     let previous = plan.ceremony.previous.as_ref();
     let Some(previous) = previous else {
+        if plan.ceremony.fork {
+            problems.push(problem(
+                "ceremony.fork",
+                "needs ceremony.previous: only a continuing ceremony forks the chain",
+                Some("true".into()),
+            ));
+        }
         if plan.renew.is_some() {
             problems.push(problem(
                 "renew",
@@ -157,6 +167,7 @@ pub fn validate(
         all: renew.all,
         nodes,
         rotate_sa_key: renew.rotate_service_account_key,
+        fork: plan.ceremony.fork,
     })
 }
 
@@ -232,6 +243,20 @@ mod tests {
     #[test]
     fn a_founding_plan_continues_nothing() {
         assert_eq!(check("", ""), Ok(None));
+    }
+
+    #[test]
+    fn only_a_continuing_plan_forks() {
+        assert_eq!(
+            check("fork = true\n", ""),
+            Err(vec![
+                "ceremony.fork: needs ceremony.previous: only a continuing ceremony forks the chain (got true)".into()
+            ])
+        );
+        let c = check("previous = \"../c1\"\nfork = true\n", "");
+        assert_eq!(c.map(|c| c.map(|c| c.fork)), Ok(Some(true)));
+        let c = check("previous = \"../c1\"\n", "");
+        assert_eq!(c.map(|c| c.map(|c| c.fork)), Ok(Some(false)));
     }
 
     #[test]
@@ -313,6 +338,7 @@ mod tests {
             all,
             nodes: nodes.iter().map(|n| n.to_string()).collect(),
             rotate_sa_key: false,
+            fork: false,
         }
     }
 

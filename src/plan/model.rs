@@ -40,6 +40,10 @@ pub struct CeremonySection {
     /// The output directory of the ceremony this one continues (relative to
     /// the plan): a continuing ceremony on the same token.
     pub previous: Option<PathBuf>,
+    /// Continue `previous` although the token's chain head says a later
+    /// ceremony continued it already (a deliberate fork).
+    #[serde(default)]
+    pub fork: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -386,6 +386,35 @@ impl Token for Fake {
     fn list_objects(&self) -> Result<Vec<ObjectInfo>, TokenError> {
         Ok(self.objects.borrow().iter().map(|o| self.info(o)).collect())
     }
+    fn find_data(&self, label: &str) -> Result<Vec<Vec<u8>>, TokenError> {
+        Ok(self
+            .objects
+            .borrow()
+            .iter()
+            .filter(|o| o.label == label && o.class == "data")
+            .map(|o| o.value.clone())
+            .collect())
+    }
+    fn put_data(&self, label: &str, value: &[u8]) -> Result<(), TokenError> {
+        self.call("put_data")?;
+        let mut objects = self.objects.borrow_mut();
+        let old = objects.len();
+        objects.push(Object {
+            class: "data",
+            label: label.into(),
+            id: Vec::new(),
+            value: value.to_vec(),
+            key_type: None,
+            spki: None,
+        });
+        // The old ones go after the new one is there, as on a real token.
+        let mut i = 0;
+        objects.retain(|o| {
+            i += 1;
+            !(i <= old && o.label == label && o.class == "data")
+        });
+        Ok(())
+    }
     fn remove_unfinished(
         &self,
         label: &str,

@@ -281,6 +281,15 @@ pub trait Token {
         subject_der: &[u8],
     ) -> Result<(), TokenError>;
     fn list_objects(&self) -> Result<Vec<ObjectInfo>, TokenError>;
+    /// The values of the ceremony's data objects labelled `label` (public,
+    /// on the token, CKA_APPLICATION "ceremony"): none, one, or, after a
+    /// replacement cut short between its create and its destroy, several.
+    fn find_data(&self, label: &str) -> Result<Vec<Vec<u8>>, TokenError>;
+    /// Replaces the ceremony's data object labelled `label` with one holding
+    /// `value`: the new object is created first, then the old ones are
+    /// destroyed (PKCS#11 has no atomic replace), so a kill in between
+    /// leaves both, never none.
+    fn put_data(&self, label: &str, value: &[u8]) -> Result<(), TokenError>;
     /// Up to `max` signing handles, each on a session of its own, for other
     /// threads to sign with in parallel (a PKCS#11 session serves one thread
     /// at a time; the login is the process's). Empty when the token offers

@@ -1469,6 +1469,7 @@ fn a_continuing_out_without_its_untouched_nodes_passes() {
             seal: "c2lnbg==".into(),
             sha256sums_sha256: "cd".repeat(32),
             root_certificate_sha256: "ef".repeat(32),
+            fork: false,
         },
         renewed: vec!["cp2".into()],
         added: vec![],

@@ -382,11 +382,30 @@ pub fn check_outputs(f: &Fixture, out: &Path, keys: Keys) -> Vec<Vec<u8>> {
     ders
 }
 
-/// The token holds exactly the plan's 12 objects: per label one private key,
-/// one public key and one certificate, sharing one CKA_ID; private keys
-/// sensitive and never extractable.
+/// The label of the token's chain head (the final hash of its latest
+/// sealed ceremony, a data object).
+pub const CHAIN_HEAD: &str = "ceremony-chain-head";
+
+/// Takes the chain head out of `objects`: after a sealed ceremony, exactly
+/// one data object.
+#[track_caller]
+pub fn without_chain_head(mut objects: Vec<Object>) -> Vec<Object> {
+    let heads: Vec<&str> = objects
+        .iter()
+        .filter(|o| o.label == CHAIN_HEAD)
+        .map(|o| o.class.as_str())
+        .collect();
+    assert_eq!(heads, ["data"], "one chain head: {objects:#?}");
+    objects.retain(|o| o.label != CHAIN_HEAD);
+    objects
+}
+
+/// After a sealed ceremony the token holds exactly the plan's 12 objects
+/// and its chain head: per label one private key, one public key and one
+/// certificate, sharing one CKA_ID; private keys sensitive and never
+/// extractable. Returns the 12.
 pub fn check_twelve_objects(f: &Fixture) -> Vec<Object> {
-    let objects = f.objects();
+    let objects = without_chain_head(f.objects());
     assert_eq!(objects.len(), 12, "objects on the token: {objects:#?}");
     for label in LABELS {
         let mine: Vec<&Object> = objects.iter().filter(|o| o.label == label).collect();

@@ -494,6 +494,15 @@ fn lock_token(serial: &str) -> Result<File, TokenError> {
     }
 }
 
+/// What finds the ceremony's data objects labelled `label`.
+fn data_template(label: &str) -> [Attribute; 3] {
+    [
+        Attribute::Class(ObjectClass::DATA),
+        Attribute::Label(label.as_bytes().to_vec()),
+        Attribute::Application(templates::APPLICATION.to_vec()),
+    ]
+}
+
 impl Token for Pkcs11Token {
     fn identity(&self) -> &TokenIdentity {
         &self.identity
@@ -679,6 +688,35 @@ impl Token for Pkcs11Token {
             .create_object(&template)
             .map_err(self.err(&format!("C_CreateObject (certificate \"{}\")", key.label)))?;
         crate::failpoint::hit("token-store");
+        Ok(())
+    }
+
+    fn find_data(&self, label: &str) -> Result<Vec<Vec<u8>>, TokenError> {
+        let mut values = Vec::new();
+        for h in self.find(&data_template(label), 16)? {
+            let attrs = self
+                .session
+                .get_attributes(h, &[AttributeType::Value])
+                .map_err(self.err("C_GetAttributeValue"))?;
+            values.extend(attrs.into_iter().find_map(|a| match a {
+                Attribute::Value(v) => Some(v),
+                _ => None,
+            }));
+        }
+        Ok(values)
+    }
+
+    fn put_data(&self, label: &str, value: &[u8]) -> Result<(), TokenError> {
+        let old = self.find(&data_template(label), 16)?;
+        self.session
+            .create_object(&templates::data(label, value))
+            .map_err(self.err(&format!("C_CreateObject (data \"{label}\")")))?;
+        crate::failpoint::hit("token-data-created");
+        for h in old {
+            self.session
+                .destroy_object(h)
+                .map_err(self.err(&format!("C_DestroyObject (the old data \"{label}\")")))?;
+        }
         Ok(())
     }
 

@@ -74,6 +74,25 @@ pub(super) fn certificate(key: &KeyPair, der: &[u8], subject_der: &[u8]) -> [Att
     ]
 }
 
+/// A data object of the ceremony's: on the token, readable after the user
+/// logs in only (so nobody without the PIN replaces it), not sensitive
+/// (its value is a public hash), and not modifiable: it is replaced, never
+/// edited.
+pub(super) fn data(label: &str, value: &[u8]) -> [Attribute; 7] {
+    [
+        Attribute::Class(ObjectClass::DATA),
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Modifiable(false),
+        Attribute::Label(label.as_bytes().to_vec()),
+        Attribute::Application(APPLICATION.to_vec()),
+        Attribute::Value(value.to_vec()),
+    ]
+}
+
+/// CKA_APPLICATION of the ceremony's data objects.
+pub(super) const APPLICATION: &[u8] = b"ceremony";
+
 /// The named curve of an ECDSA key type and its field size in bytes (the
 /// length of each coordinate of a point, and of r and s).
 pub(super) fn curve_of(key_type: KeyType) -> (der::oid::ObjectIdentifier, usize) {
