@@ -70,6 +70,15 @@ fn final_hash(f: &Fixture, out: &Path) -> String {
         .to_string()
 }
 
+/// `ceremony audit verify` of these outputs' sealed logs, oldest first.
+fn audit_verify_chain(f: &Fixture, outs: &[&Path]) -> Output {
+    let logs: Vec<PathBuf> = outs.iter().map(|c| c.join("audit.log.age")).collect();
+    let mut args = vec![OsStr("audit"), OsStr("verify")];
+    args.extend(logs.iter().map(|p| p.as_os_str()));
+    args.extend([OsStr("-i"), OsStr(AUDITOR)]);
+    f.ceremony(&args)
+}
+
 #[test]
 fn a_continuing_ceremony_renews_cp1_adds_worker3_carries_the_sa_pair_and_chains() {
     let f = Fixture::new("t-day2-chain");
@@ -210,13 +219,7 @@ fn a_continuing_ceremony_renews_cp1_adds_worker3_carries_the_sa_pair_and_chains(
     assert_sa_token_verifies(&new_key, &read(&pki(&c4, "cp1", "sa.pub")), &old_key);
 
     let log = |c: &Path| c.join("audit.log.age");
-    let chain = |logs: &[&Path]| {
-        let mut args = vec![OsStr("audit"), OsStr("verify")];
-        let files: Vec<PathBuf> = logs.iter().map(|c| log(c)).collect();
-        args.extend(files.iter().map(|p| p.as_os_str()));
-        args.extend([OsStr("-i"), OsStr(AUDITOR)]);
-        f.ceremony(&args)
-    };
+    let chain = |outs: &[&Path]| audit_verify_chain(&f, outs);
     let o = chain(&[&c1, &c2, &c3]);
     o.assert_ok("audit verify of the chain");
     assert!(
@@ -475,14 +478,7 @@ fn a_node_left_untouched_is_renewed_by_name_by_the_ceremony_after() {
         );
     }
     f.ceremony(&[OsStr("verify"), c3.as_os_str()]).expect_ok();
-    let mut args = vec![OsStr("audit"), OsStr("verify")];
-    let logs: Vec<PathBuf> = [&c1, &c2, &c3]
-        .iter()
-        .map(|c| c.join("audit.log.age"))
-        .collect();
-    args.extend(logs.iter().map(|p| p.as_os_str()));
-    args.extend([OsStr("-i"), OsStr(AUDITOR)]);
-    f.ceremony(&args).assert_ok("audit verify of c1 c2 c3");
+    audit_verify_chain(&f, &[&c1, &c2, &c3]).assert_ok("audit verify of c1 c2 c3");
 
     // inspect: cp1 from c2, cp2 from c3, worker1 still c1's (30 days).
     let inspect = |extra: &[&str]| {
@@ -1118,14 +1114,7 @@ fn csr_mode_nodes_renew_with_fresh_csrs_and_carry_the_sa_pair() {
         "w1's certificate is for its new key"
     );
     f.ceremony(&[OsStr("verify"), c3.as_os_str()]).expect_ok();
-    let mut args = vec![OsStr("audit"), OsStr("verify")];
-    let logs: Vec<PathBuf> = [&c1, &c2, &c3]
-        .iter()
-        .map(|c| c.join("audit.log.age"))
-        .collect();
-    args.extend(logs.iter().map(|p| p.as_os_str()));
-    args.extend([OsStr("-i"), OsStr(AUDITOR)]);
-    f.ceremony(&args).assert_ok("audit verify of c1 c2 c3");
+    audit_verify_chain(&f, &[&c1, &c2, &c3]).assert_ok("audit verify of c1 c2 c3");
 
     // cp1 bringing a service-account pair of its own: refused (c2 holds
     // the pair; c3, which wrote a worker only, does not).
@@ -1220,13 +1209,7 @@ fn a_second_continuation_of_the_same_ceremony_is_a_fork_refused_unless_the_plan_
             .is_none()
     );
 
-    let chain = |logs: &[&Path]| {
-        let mut args = vec![OsStr("audit"), OsStr("verify")];
-        let files: Vec<PathBuf> = logs.iter().map(|c| c.join("audit.log.age")).collect();
-        args.extend(files.iter().map(|p| p.as_os_str()));
-        args.extend([OsStr("-i"), OsStr(AUDITOR)]);
-        f.ceremony(&args)
-    };
+    let chain = |outs: &[&Path]| audit_verify_chain(&f, outs);
     chain(&[&c1, &c2f]).assert_ok("audit verify of the forked branch");
     let o = chain(&[&c1, &c2, &c2f]);
     assert_eq!(o.code, Some(4), "{o}");
