@@ -81,7 +81,10 @@ Ctrl-C, or answering no, stops cleanly between two operations, records the cance
 run the same command again to resume: keys and certificates already on the token are reused, never made \
 twice. Ctrl-C three times stops at once.\n\n\
 Without a terminal, --yes is required (unattended rehearsals and CI): confirmations are skipped and \
-recorded as automatic.",
+recorded as automatic.\n\n\
+On a hardware token (any module but SoftHSM's or kryoptic's), a run without --yes is the real ceremony: \
+it refuses a plan whose audit log would be readable with a key committed in the repository (the demo \
+auditor) or whose token.module_sha256 is missing, unless --rehearsal is given (`check` warns of both).",
         after_help = "Exit codes: 0 done, 1 cancelled (resumable), 2 bad plan or usage (nothing touched), \
 3 token error, 4 a signed certificate failed its check (outputs held back), 5 internal error."
     )]
@@ -92,6 +95,10 @@ recorded as automatic.",
         /// (rehearsals and CI; needs --pin-file or --pin-env without a terminal)
         #[arg(long)]
         yes: bool,
+        /// A rehearsal at a terminal on a hardware token: accept what makes the plan unfit for
+        /// the real ceremony (`check` warns of it: the demo auditor's key, an unpinned module)
+        #[arg(long)]
+        rehearsal: bool,
         /// Output directory; must not exist or be empty. It appears only when complete
         #[arg(long, default_value = "out")]
         out: PathBuf,

@@ -757,6 +757,13 @@ cases! {
     subject_without_cn => "subject-without-cn",
     toml_syntax_error => "toml-syntax-error",
     module_sha256_not_hex => "module-sha256-not-hex",
+    template_placeholder => "template-placeholder",
+    // Unfit for the real ceremony (a hardware module, no --yes): refused
+    // before anything is opened; --yes is a rehearsal and goes on.
+    real_run_demo_auditor => "real-run-demo-auditor",
+    real_run_module_unpinned => "real-run-module-unpinned",
+    rehearsal_yes_on_hardware => "rehearsal-yes-on-hardware",
+    real_run_rehearsal_flag => "real-run-rehearsal-flag",
     duplicate_node_name => "duplicate-node-name",
     invalid_san => "invalid-san",
     invalid_endpoint => "invalid-endpoint",

@@ -45,6 +45,8 @@ pub struct RunOptions {
     pub plan: PathBuf,
     pub out: PathBuf,
     pub yes: bool,
+    /// `--rehearsal`: a run at a terminal that accepts an unfit plan.
+    pub rehearsal: bool,
     pub pin: PinOptions,
     pub module: Option<PathBuf>,
 }
@@ -61,6 +63,27 @@ fn ca_key_types(p: &LoadedPlan) -> Vec<KeyType> {
 pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
     let now = SystemTime::now();
     let loaded = plan::load(&opts.plan, now)?;
+    // The real ceremony (on hardware, guided) refuses an unfit plan before
+    // anything else; a rehearsal says so and goes on.
+    let module = opts.module.as_deref().unwrap_or(&loaded.plan.module);
+    let risks = plan::safety::risks(&loaded.plan, module);
+    let real = !plan::safety::is_software_module(module);
+    if real && !risks.is_empty() && !opts.yes && !opts.rehearsal {
+        return Err(CeremonyError::Usage {
+            message: format!(
+                "this plan is not fit for the real ceremony: {}",
+                risks
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            hint: format!(
+                "{}; for a rehearsal on this token, add --rehearsal",
+                plan::safety::advice(&risks)
+            ),
+        });
+    }
     let interactive = interactive();
     if !opts.yes && !interactive {
         return Err(CeremonyError::Usage {
@@ -73,6 +96,11 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
     // Ctrl-C from here on stops the run between operations (and is recorded).
     interrupt::install();
     let ui = Ui::new(interactive, opts.yes);
+    if real {
+        for r in &risks {
+            ui.warn(&format!("a rehearsal, not the real ceremony: {r}"));
+        }
+    }
     if finish_committed(&opts.out, &loaded, &ui)? {
         return Ok(());
     }
@@ -865,6 +893,7 @@ mod tests {
             plan: demo_path(),
             out: out.clone(),
             yes,
+            rehearsal: false,
             pin: PinOptions::default(),
             module: None,
         };

@@ -96,7 +96,12 @@ pub(super) fn seal_and_commit(
         token,
         cas,
         env,
-        written.len() as u64,
+        // The transcript counts the files SHA256SUMS lists: all written so
+        // far but SHA256SUMS itself.
+        written
+            .iter()
+            .filter(|(p, _, _)| p != layout::SHA256SUMS)
+            .count() as u64,
         sums,
         records,
         end,

@@ -46,6 +46,9 @@ pub fn run(plan: &Path, out: Option<&Path>) -> Result<(), crate::error::Ceremony
     }
     // Paths and values from outside (CSR subjects, file names) are escaped.
     super::write_stdout(crate::fmt::shown_lines(&text).as_bytes())?;
+    for r in crate::plan::safety::risks(&loaded.plan, &loaded.plan.module) {
+        eprintln!("warning: not fit for the real ceremony: {r}");
+    }
     let checked = read?;
     match out {
         Some(out) => crate::ceremony::check_beside_out(out, &checked.inputs),
@@ -95,6 +98,9 @@ pub fn report(
     ));
     if let Some(h) = plan.module_sha256 {
         line(format!("  module SHA-256 must be {}", hex::encode(h)));
+    }
+    for l in unfit(plan) {
+        line(l);
     }
     line(String::new());
     line("Steps `ceremony run` would take (the numbers it shows):".into());
@@ -193,6 +199,29 @@ pub fn report(
     line("sign anything itself (no kubelet TLS bootstrap, no certificate rotation, no `kubeadm certs renew`);".into());
     line("every node's certificates and kubeconfigs come from a ceremony.".into());
     s
+}
+
+/// The warning that the plan is not fit for the real ceremony, if it is not.
+fn unfit(plan: &crate::plan::ValidPlan) -> Vec<String> {
+    use crate::plan::safety;
+    let risks = safety::risks(plan, &plan.module);
+    if risks.is_empty() {
+        return Vec::new();
+    }
+    let mut v = vec![
+        String::new(),
+        format!(
+            "WARNING: not fit for the real ceremony ({}):",
+            if safety::is_software_module(&plan.module) {
+                "a rehearsal on this software token runs; on a hardware token `run` refuses it without --rehearsal"
+            } else {
+                "`run` at a terminal refuses it without --rehearsal"
+            }
+        ),
+    ];
+    v.extend(risks.iter().map(|r| format!("  - {r}")));
+    v.push(format!("  To fix: {}.", safety::advice(&risks)));
+    v
 }
 
 fn leaf_files(leaves: &[kubeadm::LeafSpec]) -> Vec<String> {
@@ -298,5 +327,45 @@ mod tests {
             "leaf_key = \"ecdsa-p256\"\nservice_account_key = \"rsa-2048\"\n",
         );
         assert!(report(&rsa).contains("sa.key/sa.pub, when made here: rsa-2048,"));
+    }
+
+    /// The review printout says when a plan is unfit for the real ceremony.
+    #[test]
+    fn the_report_warns_of_the_demo_auditor_and_an_unpinned_module() {
+        let now = SystemTime::now();
+        let dir = tempfile::tempdir().unwrap();
+        let demo = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/ceremony/plans/demo.toml"
+        ))
+        .unwrap();
+        let report = |text: &str| {
+            let p = dir.path().join("plan.toml");
+            std::fs::write(&p, text).unwrap();
+            let loaded = crate::plan::load(&p, now).unwrap();
+            super::report(&loaded, None, None, &dir.path().join("out"), now)
+        };
+        let r = report(&demo);
+        assert!(r.contains("WARNING: not fit for the real ceremony (a rehearsal on this software token runs; on a hardware token `run` refuses it without --rehearsal):\n  - audit.recipients[0] is the demo auditor"), "{r}");
+        let yubi = demo.replace(
+            "/usr/lib/softhsm/libsofthsm2.so",
+            "/usr/lib/x86_64-linux-gnu/pkcs11/yubihsm_pkcs11.so",
+        );
+        let r = report(&yubi);
+        assert!(
+            r.contains("`run` at a terminal refuses it without --rehearsal"),
+            "{r}"
+        );
+        assert!(r.contains("  - token.module_sha256 is missing"), "{r}");
+        let fit = yubi
+            .replace(
+                crate::plan::safety::DEMO_RECIPIENTS[0].0,
+                "age1ndx4zswn0cxepaqvmjtgea8e8qq8qdjkxeul2vum00ay55gmc5cql6ynt9",
+            )
+            .replace(
+                "[token]\n",
+                &format!("[token]\nmodule_sha256 = \"{}\"\n", "ab".repeat(32)),
+            );
+        assert!(!report(&fit).contains("WARNING"), "{}", report(&fit));
     }
 }

@@ -24,6 +24,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CeremonyError> {
         Command::Run {
             plan,
             yes,
+            rehearsal,
             out,
             module,
             pin,
@@ -31,6 +32,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CeremonyError> {
             plan,
             out,
             yes,
+            rehearsal,
             pin: pin.into(),
             module,
         }),

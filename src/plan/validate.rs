@@ -172,6 +172,7 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
         }
     }
 
+    placeholders(plan, &mut p);
     let token_uri = TokenUri::parse(&plan.token.uri)
         .map_err(|e| {
             p.add(
@@ -193,6 +194,9 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
         shown_path(&mut p, "leaves.csr_dir", dir);
     }
     let module_sha256 = plan.token.module_sha256.as_ref().and_then(|h| {
+        if is_placeholder(h) {
+            return None;
+        }
         let bytes = hex::decode(h)
             .ok()
             .and_then(|b| <[u8; 32]>::try_from(b).ok());
@@ -289,8 +293,9 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
         );
     }
     for (i, r) in plan.audit.recipients.iter().enumerate() {
-        let ok =
-            age::x25519::Recipient::from_str(r).is_ok() || age::ssh::Recipient::from_str(r).is_ok();
+        let ok = is_placeholder(r)
+            || age::x25519::Recipient::from_str(r).is_ok()
+            || age::ssh::Recipient::from_str(r).is_ok();
         if !ok {
             p.add(
                 format!("audit.recipients[{i}]"),
@@ -333,6 +338,43 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
         recipients: plan.audit.recipients.clone(),
         continuing,
     })
+}
+
+fn is_placeholder(value: &str) -> bool {
+    value.contains(super::safety::PLACEHOLDER)
+}
+
+/// An example plan's placeholders (`REPLACE-ME`), named first: the plan is
+/// a template until each is replaced by this ceremony's value.
+fn placeholders(plan: &Plan, p: &mut Problems) {
+    let mut fields = vec![
+        (
+            "token.uri".to_string(),
+            TokenUri::redact_pin(&plan.token.uri),
+        ),
+        (
+            "token.module".to_string(),
+            plan.token.module.to_string_lossy().into_owned(),
+        ),
+    ];
+    if let Some(h) = &plan.token.module_sha256 {
+        fields.push(("token.module_sha256".into(), h.clone()));
+    }
+    for (i, r) in plan.audit.recipients.iter().enumerate() {
+        fields.push((format!("audit.recipients[{i}]"), r.clone()));
+    }
+    for (path, value) in fields {
+        if is_placeholder(&value) {
+            p.add(
+                path,
+                format!(
+                    "is a placeholder ({}): put this ceremony's value there before any run",
+                    super::safety::PLACEHOLDER
+                ),
+                quoted(&value),
+            );
+        }
+    }
 }
 
 /// `[[users]]`: names that are both a CN and a file name, each once; groups
