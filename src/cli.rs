@@ -26,7 +26,7 @@ The usual order:\n  \
 docs/runbook.md is the script the administrator and the witnesses follow."
 )]
 #[command(
-    after_help = "Exit codes: 0 done, 1 cancelled by the operator, 2 bad plan or usage (nothing touched), \
+    after_help = "Exit codes: 0 done, 1 cancelled by the operator, 2 bad plan or usage (nothing written), \
 3 token error, 4 a signed certificate failed its check (outputs held back), 5 internal error, \
 6 `inspect --expiring`: a certificate expires within the window."
 )]
@@ -85,7 +85,7 @@ recorded as automatic.\n\n\
 On a hardware token (any module but SoftHSM's or kryoptic's), a run without --yes is the real ceremony: \
 it refuses a plan whose audit log would be readable with a key committed in the repository (the demo \
 auditor) or whose token.module_sha256 is missing, unless --rehearsal is given (`check` warns of both).",
-        after_help = "Exit codes: 0 done, 1 cancelled (resumable), 2 bad plan or usage (nothing touched), \
+        after_help = "Exit codes: 0 done, 1 cancelled (resumable), 2 bad plan or usage (nothing written), \
 3 token error, 4 a signed certificate failed its check (outputs held back), 5 internal error."
     )]
     Run {

@@ -216,6 +216,19 @@ mod tests {
         assert_eq!(templates, 1);
     }
 
+    /// docs/plan.md's worked example is ceremony/plans/demo.toml, byte for byte.
+    #[test]
+    fn the_worked_example_is_the_demo_plan() {
+        let doc = include_str!("../../docs/plan.md");
+        let example = doc
+            .split("## Worked example: `ceremony/plans/demo.toml`")
+            .nth(1)
+            .and_then(|t| t.split("```toml\n").nth(1))
+            .and_then(|t| t.split("```").next())
+            .unwrap();
+        assert_eq!(example, include_str!("../../ceremony/plans/demo.toml"));
+    }
+
     /// A template plan is refused, each placeholder named (first), and
     /// valid once they are filled.
     fn template_is_refused_until_filled(path: &Path, text: &str) {
