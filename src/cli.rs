@@ -239,6 +239,26 @@ a missing, reordered, repeated or forked ceremony is named (exit 4)."
 
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
+    /// What a plan needs to know about a token, read only: identity, flags, session and PIN
+    /// limits, the signing path `run` would take per key type, wrapping mechanisms; with --plan,
+    /// which of its labels are free (logs in to see private keys)
+    #[command(
+        after_help = "Without --plan it logs in to nothing and needs no PIN. With --plan it logs in \
+(the PIN as for `run`) and says, for each CA label of the plan and the chain head, what the token holds under it."
+    )]
+    Probe {
+        /// Take the token URI and module from this plan, and check its labels
+        #[arg(long, conflicts_with = "uri")]
+        plan: Option<PathBuf>,
+        /// RFC 7512 URI of the token, e.g. pkcs11:token=k8s-root
+        #[arg(long)]
+        uri: Option<String>,
+        /// PKCS#11 module (with --uri, or to override the plan's)
+        #[arg(long, value_name = "PATH")]
+        module: Option<PathBuf>,
+        #[command(flatten)]
+        pin: PinArgs,
+    },
     /// List every object on the token with its label, id, class, key type and flags
     List {
         /// Take the token URI and module from this plan

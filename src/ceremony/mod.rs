@@ -38,6 +38,8 @@ use steps::{Found, Known, Progress, Step};
 use ui::Ui;
 
 pub use crate::error::CeremonyError;
+/// The label of the token's chain head (`token probe` says whether it is there).
+pub use chain::HEAD_LABEL as CHAIN_HEAD_LABEL;
 
 pub use crate::token::pin::PinOptions;
 

@@ -77,6 +77,20 @@ pub fn dispatch(cli: Cli) -> Result<(), CeremonyError> {
             module.as_deref(),
             &pin.into(),
         ),
+        Command::Token {
+            command:
+                TokenCommand::Probe {
+                    plan,
+                    uri,
+                    module,
+                    pin,
+                },
+        } => token::probe(
+            plan.as_deref(),
+            uri.as_deref(),
+            module.as_deref(),
+            &pin.into(),
+        ),
     }
 }
 

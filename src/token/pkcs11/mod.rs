@@ -32,7 +32,10 @@ use attributes::unreadable_object;
 use templates::curve_of;
 
 mod attributes;
+mod probe;
 mod templates;
+
+pub use probe::Probe;
 
 /// How a token signs for one key type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
