@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod backup;
 pub mod bundle;
 pub mod ceremony;
 pub mod cli;
