@@ -70,21 +70,35 @@ pub struct KeyFlags {
     pub extractable: Option<bool>,
     pub always_sensitive: Option<bool>,
     pub never_extractable: Option<bool>,
+    /// CKA_WRAP_WITH_TRUSTED: only a trusted key (one the security officer
+    /// made) may wrap it. Read-only once true.
+    pub wrap_with_trusted: Option<bool>,
 }
 
 impl KeyFlags {
-    /// What a CA key must show (on the token, private, sensitive, never
-    /// extractable, always sensitive); None when it does, else what is missing.
+    /// Whether the key is backed up: extractable, but only wrapped under a
+    /// trusted key.
+    pub fn backed_up(&self) -> bool {
+        self.extractable == Some(true) && self.wrap_with_trusted == Some(true)
+    }
+
+    /// What a CA key must show (on the token, private, sensitive, always
+    /// sensitive, and never extractable, or extractable only under a trusted
+    /// wrap key: a backed-up key); None when it does, else what is missing.
     pub fn violation(&self) -> Option<String> {
         let mut bad = Vec::new();
-        for (name, v, want) in [
+        let backed_up = self.backed_up();
+        let mut rules = vec![
             ("CKA_TOKEN", self.token, true),
             ("CKA_PRIVATE", self.private, true),
             ("CKA_SENSITIVE", self.sensitive, true),
-            ("CKA_EXTRACTABLE", self.extractable, false),
             ("CKA_ALWAYS_SENSITIVE", self.always_sensitive, true),
-            ("CKA_NEVER_EXTRACTABLE", self.never_extractable, true),
-        ] {
+        ];
+        if !backed_up {
+            rules.insert(3, ("CKA_EXTRACTABLE", self.extractable, false));
+            rules.push(("CKA_NEVER_EXTRACTABLE", self.never_extractable, true));
+        }
+        for (name, v, want) in rules {
             match v {
                 Some(x) if x == want => {}
                 Some(x) => bad.push(format!("{name} is {x}")),
@@ -304,6 +318,71 @@ pub trait Token {
     fn checkpoint(&self) -> Result<(), TokenError> {
         Ok(())
     }
+
+    // Backups (plan `[backup]`). A token without them says so from the
+    // probe; the defaults are such a token.
+
+    /// Checks, before anything is generated, that the token can keep a
+    /// trusted wrap key and wrap with it (CKM_AES_KEY_WRAP_PAD).
+    fn require_backup(&self) -> Result<(), TokenError> {
+        Err(TokenError::MechanismMissing {
+            token: self.identity().to_string(),
+            what: "back up CA keys".into(),
+            missing: "CKM_AES_KEY_WRAP_PAD".into(),
+        })
+    }
+    /// Key pairs generated from now on under these labels are extractable
+    /// under a trusted wrap key only (CKA_WRAP_WITH_TRUSTED).
+    fn back_up_labels(&self, labels: &[String]) {
+        let _ = labels;
+    }
+    /// Every secret key the token marks CKA_TRUSTED: (label, CKA_ID).
+    fn trusted_keys(&self) -> Result<Vec<(String, Vec<u8>)>, TokenError> {
+        Ok(Vec::new())
+    }
+    /// Imports `value` as the trusted AES wrap key `label` with CKA_ID `id`
+    /// (its check value), in a security-officer session: logs out, logs in
+    /// as SO, creates, logs out. The caller logs in as the user after.
+    fn import_wrap_key(
+        &self,
+        so_pin: &pin::Pin,
+        label: &str,
+        id: &[u8],
+        value: &[u8],
+    ) -> Result<(), TokenError> {
+        let _ = (so_pin, label, id, value);
+        self.require_backup()
+    }
+    /// `key`'s private key wrapped (CKM_AES_KEY_WRAP_PAD) under the wrap key `wrap_label`.
+    fn wrap(&self, wrap_label: &str, key: &KeyPair) -> Result<Vec<u8>, TokenError> {
+        let _ = (wrap_label, key);
+        self.require_backup().map(|()| Vec::new())
+    }
+    /// Unwraps `blob` under `wrap_label` as the private key of a CA key
+    /// pair (sensitive, private, on the token, for signing, extractable under
+    /// a trusted key only) and creates its public key from `spki`.
+    fn unwrap_key_pair(
+        &self,
+        wrap_label: &str,
+        blob: &[u8],
+        label: &str,
+        id: &[u8],
+        key_type: KeyType,
+        spki: &SubjectPublicKeyInfoOwned,
+    ) -> Result<KeyPair, TokenError> {
+        let _ = (wrap_label, blob, label, id, key_type, spki);
+        Err(self
+            .require_backup()
+            .err()
+            .unwrap_or(TokenError::Stopped { op: "C_UnwrapKey" }))
+    }
+    /// Destroys every object labelled `label` (a restore taking back what it made).
+    fn destroy_labelled(&self, label: &str) -> Result<usize, TokenError> {
+        let _ = label;
+        Ok(0)
+    }
+    /// Logs out (a restore between its security-officer and user steps).
+    fn logout(&self) {}
 }
 
 /// A signing handle for one thread (see [`Token::signers`]): the same
@@ -529,6 +608,7 @@ mod tests {
                 extractable: Some(false),
                 always_sensitive: all,
                 never_extractable: all,
+                wrap_with_trusted: None,
             }),
             unreadable: None,
             empty_value: false,

@@ -151,8 +151,17 @@ pub fn read_pin_env(var: &str) -> Result<Pin, PinError> {
 
 /// No-echo prompt on the terminal (dialoguer needs stderr to be one).
 pub fn prompt_pin(token: &str) -> Result<Pin, PinError> {
+    prompt_secret(&format!("User PIN for token {token}"))
+}
+
+/// No-echo prompt for the security officer's PIN (backups and restores).
+pub fn prompt_so_pin(token: &str) -> Result<Pin, PinError> {
+    prompt_secret(&format!("Security officer (SO) PIN for token {token}"))
+}
+
+fn prompt_secret(prompt: &str) -> Result<Pin, PinError> {
     let pin = dialoguer::Password::new()
-        .with_prompt(format!("User PIN for token {token}"))
+        .with_prompt(prompt)
         .interact()
         .map_err(|e| PinError::Prompt(e.to_string()))?;
     Pin::new(Zeroizing::new(pin))
