@@ -27,6 +27,7 @@ pub mod operator;
 pub mod pem;
 pub mod plan;
 pub mod profile;
+pub mod restore;
 pub mod token;
 pub mod verify;
 pub mod x509;

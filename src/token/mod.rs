@@ -82,20 +82,22 @@ impl KeyFlags {
         self.extractable == Some(true) && self.wrap_with_trusted == Some(true)
     }
 
-    /// What a CA key must show (on the token, private, sensitive, always
-    /// sensitive, and never extractable, or extractable only under a trusted
-    /// wrap key: a backed-up key); None when it does, else what is missing.
+    /// What a CA key must show: on the token, private, sensitive, and
+    /// either always sensitive and never extractable, or a backed-up key:
+    /// extractable only under a trusted wrap key. (A key restored from its
+    /// backup reads CKA_ALWAYS_SENSITIVE false, as PKCS#11 sets it for every
+    /// unwrapped key: it was outside the token, wrapped under the trusted
+    /// key only.) None when it does, else what is missing.
     pub fn violation(&self) -> Option<String> {
         let mut bad = Vec::new();
-        let backed_up = self.backed_up();
         let mut rules = vec![
             ("CKA_TOKEN", self.token, true),
             ("CKA_PRIVATE", self.private, true),
             ("CKA_SENSITIVE", self.sensitive, true),
-            ("CKA_ALWAYS_SENSITIVE", self.always_sensitive, true),
         ];
-        if !backed_up {
-            rules.insert(3, ("CKA_EXTRACTABLE", self.extractable, false));
+        if !self.backed_up() {
+            rules.push(("CKA_EXTRACTABLE", self.extractable, false));
+            rules.push(("CKA_ALWAYS_SENSITIVE", self.always_sensitive, true));
             rules.push(("CKA_NEVER_EXTRACTABLE", self.never_extractable, true));
         }
         for (name, v, want) in rules {

@@ -28,6 +28,11 @@ impl Pin {
         &self.0
     }
 
+    /// A second copy (wiped on drop too), for a flow that logs in twice.
+    pub fn clone_pin(&self) -> Pin {
+        Pin(self.0.clone())
+    }
+
     pub fn new(pin: Zeroizing<String>) -> Result<Pin, PinError> {
         if pin.is_empty() {
             return Err(PinError::Empty);
@@ -159,7 +164,8 @@ pub fn prompt_so_pin(token: &str) -> Result<Pin, PinError> {
     prompt_secret(&format!("Security officer (SO) PIN for token {token}"))
 }
 
-fn prompt_secret(prompt: &str) -> Result<Pin, PinError> {
+/// A no-echo prompt for a secret (a PIN, a custodian's share).
+pub fn prompt_secret(prompt: &str) -> Result<Pin, PinError> {
     let pin = dialoguer::Password::new()
         .with_prompt(prompt)
         .interact()
