@@ -308,6 +308,10 @@ pub fn wrap(
     Ok(blob)
 }
 
+/// What `backup/` of OUT is written from: the plan's `[backup]`, the wrap
+/// key's facts, and each backed-up CA's wrapped key.
+pub type Wrapped<'a> = (&'a BackupSpec, &'a Prepared, &'a [(CaRole, Vec<u8>)]);
+
 /// `backup/` of OUT: each wrapped key, its public key and certificate, and
 /// the manifest.
 pub fn write_outputs(

@@ -610,7 +610,7 @@ fn write_outputs(
     cas: &[CaState],
     mut run: bundle::LeafRun,
     continuation: Option<&chain::Continuation>,
-    backup: Option<(&plan::BackupSpec, &backup::Prepared, &[(CaRole, Vec<u8>)])>,
+    backup: Option<backup::Wrapped<'_>>,
     audit: &mut dyn Audit,
 ) -> Result<Staging, CeremonyError> {
     let now = run.now;
