@@ -370,6 +370,88 @@ fn backup_at_founding_restores_onto_a_new_token_that_continues_the_chain() {
     }
 }
 
+/// A founding plan with a 2-of-3 backup for `f`'s token, written as `name`.
+fn plan_2_of_3(f: &Fixture, name: &str) -> PathBuf {
+    let base = f.write_ca_plan(&format!("{name}.base.toml"), KEYS);
+    let plan = f.path().join(name);
+    let text = std::fs::read_to_string(&base).unwrap()
+        + "\n[backup]\ncustodians = [\"Carol\", \"Dave\", \"Erin\"]\nthreshold = 2\n";
+    std::fs::write(&plan, text).unwrap();
+    plan
+}
+
+fn run_args(
+    f: &Fixture,
+    plan: &Path,
+    out: &Path,
+    shares: &Path,
+    so: &Path,
+) -> Vec<std::ffi::OsString> {
+    let mut a = f.run_plan_args(plan, out);
+    a.extend([
+        "--shares-out".into(),
+        shares.as_os_str().to_owned(),
+        "--so-pin-file".into(),
+        so.as_os_str().to_owned(),
+    ]);
+    a
+}
+
+/// A token without CKM_AES_KEY_WRAP_PAD is refused before anything is
+/// drawn, written or generated; a run killed after the shares are written,
+/// or after the wrap key is imported, resumes with one wrap key, whose
+/// shares are the ones in --shares-out.
+#[test]
+fn the_probe_comes_first_and_an_interrupted_backup_resumes_with_one_wrap_key() {
+    if !bin_has_failpoints() {
+        eprintln!("skipped: the binary has no failpoints");
+        return;
+    }
+    for point in ["backup-shares-written", "backup-wrap-key-imported"] {
+        let f = Fixture::with_pins(LABEL, PIN, SO_PIN);
+        let so = secret_file(&f, "so-pin", SO_PIN);
+        let plan = plan_2_of_3(&f, "c1.toml");
+        let (out, shares) = (f.path().join("c1"), f.path().join("shares"));
+        let args = run_args(&f, &plan, &out, &shares, &so);
+        if point == "backup-shares-written" {
+            let r = f.ceremony_env(
+                &args,
+                &[("CEREMONY_FAILPOINT_HIDE_MECHANISMS", "CKM_AES_KEY_WRAP_PAD")],
+            );
+            assert_eq!(r.code, Some(3), "{r}");
+            assert!(
+                r.first_error().unwrap().ends_with(
+                    "cannot back up CA keys: it lacks CKM_AES_KEY_WRAP_PAD (AES key wrap with padding)"
+                ),
+                "{r}"
+            );
+            assert!(!shares.exists());
+            assert!(objects(&f, LABEL).contains(&"0 objects".to_string()));
+        }
+        let killed = f.ceremony_env(&args, &[("CEREMONY_FAILPOINT", point)]);
+        assert!(killed.failed() || killed.signal.is_some(), "{killed}");
+        f.ceremony(&args).assert_ok("the resumed run");
+        let listed = objects(&f, LABEL);
+        let trusted: Vec<&String> = listed
+            .iter()
+            .filter(|l| l.starts_with("secret-key"))
+            .collect();
+        assert_eq!(trusted.len(), 1, "{point}: {listed:#?}");
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("backup/backup.json")).unwrap())
+                .unwrap();
+        let check_value = manifest["check_value"].as_str().unwrap();
+        assert!(trusted[0].contains(check_value), "{point}: {listed:#?}");
+        for n in 1..=3 {
+            let sf = ShareFile::parse(
+                &std::fs::read_to_string(shares.join(format!("share-{n}.txt"))).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(sf.check_value, check_value, "{point}: share {n}");
+        }
+    }
+}
+
 /// Run by the test above as a child (with the fixture's SOFTHSM2_CONF):
 /// reads each restored private key's flags, asks for its CKA_VALUE, and
 /// tries to wrap it under an untrusted AES key of its own.

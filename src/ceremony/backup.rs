@@ -220,6 +220,7 @@ pub fn prepare(
         label: WRAP_LABEL.into(),
         check_value: hex::encode(check_value),
     })?;
+    crate::failpoint::hit("backup-wrap-key-imported");
     ui.note(&format!(
         "backup: wrap key {} imported as a trusted key; {} shares ({} rebuild it) in {}",
         hex::encode(check_value),
