@@ -421,7 +421,7 @@ fn the_probe_comes_first_and_an_interrupted_backup_resumes_with_one_wrap_key() {
             assert_eq!(r.code, Some(3), "{r}");
             assert!(
                 r.first_error().unwrap().ends_with(
-                    "cannot back up CA keys: it lacks CKM_AES_KEY_WRAP_PAD (AES key wrap with padding)"
+                    "cannot back up CA keys: it lacks CKM_AES_KEY_WRAP_PAD (AES key wrap with padding, RFC 5649)"
                 ),
                 "{r}"
             );

@@ -9,8 +9,6 @@ use super::share::{Commitments, ShareError, ShareText};
 
 /// Label of the trusted wrap key on the token.
 pub const WRAP_LABEL: &str = "ceremony-wrap-key";
-/// How the CA keys are wrapped.
-pub const MECHANISM: &str = "CKM_AES_KEY_WRAP_PAD";
 
 /// `backup/backup.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,6 +17,7 @@ pub struct Manifest {
     pub version: u32,
     pub ceremony: String,
     pub wrap_key_label: String,
+    /// How the keys are wrapped: CKM_AES_KEY_WRAP_PAD (RFC 5649).
     pub mechanism: String,
     /// The wrap key's check value, hex (never the key).
     pub check_value: String,

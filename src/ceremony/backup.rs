@@ -19,9 +19,7 @@ use zeroize::Zeroizing;
 
 use super::PinOptions;
 use crate::audit::{Audit, Event};
-use crate::backup::manifest::{
-    BackedUpKey, MECHANISM, Manifest, ShareFile, WRAP_LABEL, share_file_name,
-};
+use crate::backup::manifest::{BackedUpKey, Manifest, ShareFile, WRAP_LABEL, share_file_name};
 use crate::backup::share::{self, Commitments};
 use crate::bundle::layout;
 use crate::bundle::write::{self, Staging};
@@ -42,6 +40,8 @@ pub struct BackupOptions {
 /// The wrap key as the run knows it: never the key, only what tells it.
 #[derive(Debug, Clone)]
 pub struct Prepared {
+    /// The AES key wrap mechanism the token wraps with.
+    pub mechanism: &'static str,
     pub check_value: [u8; 8],
     pub commitments: Commitments,
 }
@@ -124,7 +124,7 @@ pub fn prepare(
     ui: &Ui,
     audit: &mut dyn Audit,
 ) -> Result<Prepared, CeremonyError> {
-    token.require_backup()?;
+    let mechanism = token.require_backup()?;
     let trusted = token.trusted_keys()?;
     audit.record(Event::BackupTrustedKeys {
         found: trusted
@@ -186,6 +186,7 @@ pub fn prepare(
             dir.display()
         ));
         return Ok(Prepared {
+            mechanism,
             check_value,
             commitments: f.commitments,
         });
@@ -229,6 +230,7 @@ pub fn prepare(
         dir.display()
     ));
     Ok(Prepared {
+        mechanism,
         check_value,
         commitments,
     })
@@ -356,7 +358,7 @@ pub fn write_outputs(
         version: 1,
         ceremony: plan.name.clone(),
         wrap_key_label: WRAP_LABEL.into(),
-        mechanism: MECHANISM.into(),
+        mechanism: prepared.mechanism.into(),
         check_value: hex::encode(prepared.check_value),
         threshold: spec.threshold,
         custodians: spec.custodians.clone(),

@@ -324,13 +324,14 @@ pub trait Token {
     // Backups (plan `[backup]`). A token without them says so from the
     // probe; the defaults are such a token.
 
-    /// Checks, before anything is generated, that the token can keep a
-    /// trusted wrap key and wrap with it (CKM_AES_KEY_WRAP_PAD).
-    fn require_backup(&self) -> Result<(), TokenError> {
+    /// Checks, before anything is generated, that the token can wrap with
+    /// AES key wrap with padding (RFC 5649, CKM_AES_KEY_WRAP_PAD); returns
+    /// the mechanism's name.
+    fn require_backup(&self) -> Result<&'static str, TokenError> {
         Err(TokenError::MechanismMissing {
             token: self.identity().to_string(),
             what: "back up CA keys".into(),
-            missing: "CKM_AES_KEY_WRAP_PAD".into(),
+            missing: "CKM_AES_KEY_WRAP_PAD (AES key wrap with padding, RFC 5649)".into(),
         })
     }
     /// Key pairs generated from now on under these labels are extractable
@@ -353,12 +354,12 @@ pub trait Token {
         value: &[u8],
     ) -> Result<(), TokenError> {
         let _ = (so_pin, label, id, value);
-        self.require_backup()
+        self.require_backup().map(|_| ())
     }
     /// `key`'s private key wrapped (CKM_AES_KEY_WRAP_PAD) under the wrap key `wrap_label`.
     fn wrap(&self, wrap_label: &str, key: &KeyPair) -> Result<Vec<u8>, TokenError> {
         let _ = (wrap_label, key);
-        self.require_backup().map(|()| Vec::new())
+        self.require_backup().map(|_| Vec::new())
     }
     /// Unwraps `blob` under `wrap_label` as the private key of a CA key
     /// pair (sensitive, private, on the token, for signing, extractable under
@@ -508,6 +509,9 @@ impl TokenError {
             TokenError::Busy { .. } => "wait for the other run to finish; two runs must never share a token".into(),
             TokenError::PinIncorrect { .. } => "check the PIN and try again; repeated failures lock the user PIN".into(),
             TokenError::PinLocked { .. } => "the security officer must unlock or reset the user PIN (e.g. with the vendor tool)".into(),
+            TokenError::MechanismMissing { what, .. } if what == "back up CA keys" => {
+                "back up on a token with CKM_AES_KEY_WRAP_PAD and trusted keys (CKA_TRUSTED, CKA_WRAP_WITH_TRUSTED), or remove [backup] from the plan; nothing was generated".into()
+            }
             TokenError::MechanismMissing { .. } => "choose a key type this token supports in the plan; nothing was generated".into(),
             TokenError::WeakKey { .. } => {
                 "this key may have been exposed; do not use it: give the plan a new label so a fresh key is generated".into()

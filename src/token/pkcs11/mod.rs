@@ -775,7 +775,7 @@ impl Token for Pkcs11Token {
         Ok(out)
     }
 
-    fn require_backup(&self) -> Result<(), TokenError> {
+    fn require_backup(&self) -> Result<&'static str, TokenError> {
         self.require_backup_mechanisms()
     }
     fn back_up_labels(&self, labels: &[String]) {
