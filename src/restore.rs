@@ -13,6 +13,8 @@
 //! latest ceremony's final hash. Anything wrong after the first write:
 //! what the restore made is removed again, and the error says what failed.
 //! `backup verify` does the same on a scratch token, then removes it all.
+//! A restore's OUT holds its record and an audit log sealed by the restored
+//! root that continues the latest ceremony.
 
 use std::path::{Path, PathBuf};
 
@@ -21,6 +23,7 @@ use serde::Serialize;
 use x509_cert::certificate::Certificate;
 use zeroize::Zeroizing;
 
+use crate::audit::Event;
 use crate::audit::chain::SealRecord;
 use crate::backup::manifest::{Manifest, ShareFile, WRAP_LABEL};
 use crate::backup::share::{self, ShareText};
@@ -272,8 +275,20 @@ fn rebuild(
     Ok((key, shares.iter().map(|s| s.number).collect()))
 }
 
+/// The auditors the restore's log is encrypted to: the backup's plan's.
+fn latest_plan_recipients(plan: Option<crate::plan::Plan>) -> Result<Vec<String>, CeremonyError> {
+    plan.map(|p| p.audit.recipients)
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| {
+            usage(
+                "the backup's plan.toml names no audit recipient for the restore's log".into(),
+                "give the output of the ceremony that made the backup, with its plan.toml",
+            )
+        })
+}
+
 /// The token, from --uri/--module or the backup's plan.
-fn open_token(o: &RestoreOptions) -> Result<Pkcs11Token, CeremonyError> {
+fn open_token(o: &RestoreOptions) -> Result<(Pkcs11Token, PathBuf), CeremonyError> {
     let plan_text = read(&o.backup.join(layout::PLAN))?;
     let plan = crate::plan::parse(&String::from_utf8_lossy(&plan_text)).ok();
     let uri_text = o
@@ -293,7 +308,7 @@ fn open_token(o: &RestoreOptions) -> Result<Pkcs11Token, CeremonyError> {
         .clone()
         .or_else(|| plan.as_ref().map(|p| p.token.module.clone()))
         .ok_or_else(|| usage("no --module".into(), "pass --module"))?;
-    Ok(Pkcs11Token::open(&module, &uri, None)?)
+    Ok((Pkcs11Token::open(&module, &uri, None)?, module))
 }
 
 fn so_pin(o: &PinOptions, token: &dyn Token, ui: &Ui) -> Result<Pin, CeremonyError> {
@@ -348,7 +363,7 @@ pub fn run(o: &RestoreOptions) -> Result<Restored, CeremonyError> {
     })?;
     let (key, used) = rebuild(&m, &o.share_files, &ui)?;
 
-    let token = open_token(o)?;
+    let (token, module_path) = open_token(o)?;
     token.require_backup()?;
     let mut types: Vec<KeyType> = keys.iter().map(|k| k.key_type).collect();
     types.dedup();
@@ -443,7 +458,34 @@ pub fn run(o: &RestoreOptions) -> Result<Restored, CeremonyError> {
         time: crate::fmt::utc(std::time::SystemTime::now()),
     };
     match &o.out {
-        Some(out) => write_record(&token, root, &record, out)?,
+        Some(out) => {
+            let latest_plan = read(&latest_dir.join(layout::PLAN))
+                .ok()
+                .and_then(|t| crate::plan::parse(&String::from_utf8_lossy(&t)).ok());
+            let backup_plan = read(&o.backup.join(layout::PLAN))
+                .ok()
+                .and_then(|t| crate::plan::parse(&String::from_utf8_lossy(&t)).ok());
+            let facts = LogFacts {
+                keys: &keys,
+                manifest_sha256: hex::encode(crate::x509::sha256(&read(
+                    &o.backup.join(layout::BACKUP_MANIFEST),
+                )?)),
+                seal: &seal,
+                sealed: &sealed,
+                latest: &latest_dir,
+                latest_ceremony: latest_plan
+                    .map(|p| p.ceremony.name)
+                    .unwrap_or_else(|| m.ceremony.clone()),
+                recipients: latest_plan_recipients(backup_plan)?,
+                module: module_path.clone(),
+                pin_source: match (&o.pin.file, &o.pin.env) {
+                    (Some(_), _) => "--pin-file",
+                    (None, Some(_)) => "--pin-env",
+                    (None, None) => "the terminal prompt",
+                },
+            };
+            write_record(&token, root, &record, out, &facts)?
+        }
         None => take_back(&token, &keys, given.as_ref(), &ui).map_err(|e| {
             CeremonyError::Internal(format!(
                 "the backup restores, but removing it from the scratch token failed ({e}): inspect it with `ceremony token list`"
@@ -497,21 +539,136 @@ fn take_back(
     Ok(())
 }
 
-/// The restore's record, signed by the restored root: `restore.json` and
-/// `restore.sig` (the root's signature over the file, as the seal's).
+/// What the restore's audit log is made of besides the keys.
+struct LogFacts<'a> {
+    keys: &'a [Key],
+    manifest_sha256: String,
+    seal: &'a SealRecord,
+    sealed: &'a crate::audit::chain::Sealed,
+    latest: &'a Path,
+    latest_ceremony: String,
+    recipients: Vec<String>,
+    module: PathBuf,
+    pin_source: &'static str,
+}
+
+/// OUT of a restore: `restore.json` (what was restored, from which
+/// shares, onto which token, and the chain head), `root-ca.crt`,
+/// `SHA256SUMS`, and an
+/// audit log sealed by the restored root whose first record continues the
+/// latest ceremony (`audit verify LATEST/audit.log.age OUT/audit.log.age`).
 fn write_record(
     token: &dyn Token,
     root: &Key,
     record: &Restored,
     out: &Path,
+    facts: &LogFacts<'_>,
 ) -> Result<(), CeremonyError> {
-    let text = serde_json::to_string_pretty(record)
-        .map_err(|e| CeremonyError::Internal(e.to_string()))?
-        + "\n";
+    use crate::audit::chain::PreviousCeremony;
+    use crate::audit::event::Environment;
+    use crate::audit::record::next_record;
+    let internal = |e: String| CeremonyError::Internal(e);
+    let text = serde_json::to_string_pretty(record).map_err(|e| internal(e.to_string()))? + "\n";
+    let root_pem = crate::pem::encode("CERTIFICATE", &root.cert_der).map_err(internal)?;
+    let sums = format!(
+        "{}  restore.json\n{}  {}\n",
+        hex::encode(crate::x509::sha256(text.as_bytes())),
+        hex::encode(crate::x509::sha256(root_pem.as_bytes())),
+        layout::ROOT_CA
+    );
+    let id = token.identity();
+    let mut events = vec![
+        Event::CeremonyStarted {
+            ceremony: format!("{} (restore)", record.ceremony),
+            plan_path: record.backup.clone() + "/" + layout::BACKUP_MANIFEST,
+            plan_sha256: facts.manifest_sha256.clone(),
+            inputs_sha256: String::new(),
+            output: out.display().to_string(),
+            administrator: String::new(),
+            witnesses: Vec::new(),
+            env: Environment {
+                tool_version: env!("CARGO_PKG_VERSION").into(),
+                tool_sha256: crate::ceremony::record::tool_sha256(),
+                module_path: facts.module.display().to_string(),
+                module_sha256: hex::encode(token.module_sha256()),
+                host: crate::ceremony::record::host_name(),
+                unattended: true,
+            },
+            previous: Some(PreviousCeremony {
+                output: facts.latest.display().to_string(),
+                ceremony: facts.latest_ceremony.clone(),
+                final_hash: hex::encode(facts.sealed.final_hash),
+                seal: facts.seal.seal.signature.clone(),
+                sha256sums_sha256: facts.sealed.sha256sums_sha256.clone(),
+                root_certificate_sha256: facts.seal.seal.root_certificate_sha256.clone(),
+                fork: false,
+            }),
+        },
+        Event::TokenIdentified {
+            label: id.label.clone(),
+            manufacturer: id.manufacturer.clone(),
+            model: id.model.clone(),
+            serial: id.serial.clone(),
+            firmware: id.firmware.clone(),
+            hardware: id.hardware.clone(),
+        },
+        Event::LoggedIn {
+            source: facts.pin_source.into(),
+        },
+        Event::BackupTrustedKeys { found: Vec::new() },
+        Event::BackupWrapKeyImported {
+            label: WRAP_LABEL.into(),
+            check_value: record.check_value.clone(),
+        },
+    ];
+    for (k, key) in record.keys.iter().zip(facts.keys) {
+        // The certificate as the backup holds it: the seal names the root's.
+        events.push(Event::CertificateFound(crate::audit::event::cert_info(
+            &k.role,
+            None,
+            None,
+            CaRole::Root.name(),
+            &key.cert,
+            &key.cert_der,
+        )));
+        events.push(Event::KeyRestored {
+            role: k.role.clone(),
+            label: k.label.clone(),
+            spki_sha256: k.spki_sha256.clone(),
+        });
+        events.push(Event::CertificateStored {
+            role: k.role.clone(),
+            label: k.label.clone(),
+            sha256: k.certificate_sha256.clone(),
+        });
+    }
+    events.push(Event::End {
+        outputs: 3,
+        sha256sums_sha256: hex::encode(crate::x509::sha256(sums.as_bytes())),
+    });
+    let (mut seq, mut prev) = (0u64, [0u8; 32]);
+    let mut lines = Vec::new();
+    for e in events {
+        let (line, hash) =
+            next_record(seq, &prev, crate::fmt::utc(std::time::SystemTime::now()), e)
+                .map_err(|e| internal(e.to_string()))?;
+        seq += 1;
+        prev = hash;
+        lines.push(line);
+    }
     let pair = token
         .find_key_pair(&root.label, root.key_type)?
-        .ok_or_else(|| CeremonyError::Internal("the restored root is gone".into()))?;
-    let sig = token.sign(&pair, text.as_bytes())?;
+        .ok_or_else(|| internal("the restored root is gone".into()))?;
+    let signature = token.sign(&pair, &crate::audit::seal::message(&prev))?;
+    let seal =
+        crate::audit::seal::Seal::new(&prev, root.key_type, &signature, &root.cert_der, &pair.spki)
+            .map_err(|e| internal(e.to_string()))?;
+    let log = crate::audit::seal::sealed_log(&lines, &seal, &facts.recipients)
+        .map_err(|e| internal(e.to_string()))?;
+    let end = lines.last().cloned().unwrap_or_default();
+    let seal_json = SealRecord::new(&end, &seal)
+        .text()
+        .map_err(|e| internal(e.to_string()))?;
     let io = |e: std::io::Error| {
         usage(
             format!(
@@ -522,14 +679,14 @@ fn write_record(
         )
     };
     std::fs::create_dir_all(out).map_err(io)?;
-    std::fs::write(out.join("restore.json"), text.as_bytes()).map_err(io)?;
-    std::fs::write(
-        out.join("restore.sig"),
-        format!(
-            "{}\n",
-            base64::Engine::encode(&base64::engine::general_purpose::STANDARD, sig)
-        ),
-    )
-    .map_err(io)?;
+    for (name, bytes) in [
+        ("restore.json", text.as_bytes()),
+        (layout::ROOT_CA, root_pem.as_bytes()),
+        (layout::SHA256SUMS, sums.as_bytes()),
+        (layout::AUDIT_LOG, &log[..]),
+        (layout::SEAL, seal_json.as_bytes()),
+    ] {
+        std::fs::write(out.join(name), bytes).map_err(io)?;
+    }
     Ok(())
 }

@@ -269,6 +269,18 @@ fn backup_at_founding_restores_onto_a_new_token_that_continues_the_chain() {
     let mut a = restore_args(&["restore"], &c1, &three, &pin, &so);
     a.extend([OsStr::new("--out"), r1.as_os_str()]);
     f.ceremony(&a).assert_ok("restore from shares 1, 3, 5");
+    // The restore's audit log is sealed by the restored root and continues c1.
+    let r1_log = r1.join("audit.log.age");
+    let out = f.audit_verify(&c1.join("audit.log.age"), &[r1_log.to_str().unwrap()]);
+    out.assert_ok("audit verify c1 r1");
+    assert!(out.stdout.contains("chain: 2 ceremonies"), "{out}");
+    let restored = f.age_decrypt(&r1_log);
+    for kind in ["backup_wrap_key_imported", "key_restored"] {
+        assert!(
+            restored.contains(&format!("\"kind\":\"{kind}\"")),
+            "{restored}"
+        );
+    }
     let listed = objects(&f, LABEL);
     let private: Vec<&String> = listed
         .iter()
@@ -356,7 +368,7 @@ fn backup_at_founding_restores_onto_a_new_token_that_continues_the_chain() {
         .iter()
         .map(|p| (p.display().to_string(), std::fs::read(p).unwrap()))
         .collect();
-    for out in [&c1, &c2] {
+    for out in [&c1, &c2, &r1] {
         hay.push((
             format!("{} decrypted", out.join("audit.log.age").display()),
             f.age_decrypt(&out.join("audit.log.age")).into_bytes(),

@@ -5,7 +5,7 @@
 pub mod backup;
 mod chain;
 pub mod login;
-mod record;
+pub(crate) mod record;
 mod recover;
 mod seal;
 
