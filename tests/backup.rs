@@ -207,6 +207,28 @@ fn backup_at_founding_restores_onto_a_new_token_that_continues_the_chain() {
     );
     f.ceremony(&["verify".as_ref(), c1.as_os_str()])
         .assert_ok("verify c1");
+    // verify checks backup/ against the output, and finds a share put into it.
+    let tampered = f.work("tampered");
+    let cp = f.tool("cp", &["-r".as_ref(), c1.as_os_str(), tampered.as_os_str()]);
+    cp.assert_ok("cp");
+    std::fs::copy(
+        tampered.join("backup/etcd.pub"),
+        tampered.join("backup/root.pub"),
+    )
+    .unwrap();
+    std::fs::copy(&share_files[0].0, tampered.join("notes.txt")).unwrap();
+    let out = f.ceremony(&["verify".as_ref(), tampered.as_os_str()]);
+    assert_eq!(out.code, Some(4), "{out}");
+    for line in [
+        "backup/root.pub: public key: is not the key of backup/root.crt",
+        "notes.txt: file: holds a custodian's share: shares never go into the ceremony's output",
+    ] {
+        assert!(
+            out.stdout.contains(line) || out.stderr.contains(line),
+            "{line}\n{out}"
+        );
+    }
+    std::fs::remove_dir_all(&tampered).unwrap();
 
     // The token is lost; a new one takes its place.
     f.tool("softhsm2-util", &["--delete-token", "--token", LABEL])
