@@ -107,6 +107,26 @@ auditor) or whose token.module_sha256 is missing, unless --rehearsal is given (`
         module: Option<PathBuf>,
         #[command(flatten)]
         pin: PinArgs,
+        /// With [backup]: the directory for the custodians' shares (one file each, mode 0600),
+        /// outside OUT; the shares are never written anywhere else
+        #[arg(long, value_name = "DIR")]
+        shares_out: Option<PathBuf>,
+        #[command(flatten)]
+        so_pin: SoPinArgs,
+    },
+    /// Restore the backed-up CA keys onto a blank token from the custodians' shares, prove each
+    /// against its certificate, and make the token continue the chain of ceremonies
+    Restore {
+        #[command(flatten)]
+        args: RestoreArgs,
+        /// Where the restore's signed record is written (must not exist)
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Backups: `backup verify` restores on a scratch token and removes everything again
+    Backup {
+        #[command(subcommand)]
+        command: BackupCommand,
     },
     /// Check a bundle (OUT, or one node's etc/kubernetes) for what kubeadm does not:
     /// key/certificate pairs, chains, profiles, SANs, kubeconfigs, modes, no CA key, SHA256SUMS
@@ -234,6 +254,59 @@ a missing, reordered, repeated or forked ceremony is named (exit 4)."
         /// hand): a forger who recomputes the chain passes this
         #[arg(long, conflicts_with = "root")]
         chain_only: bool,
+    },
+}
+
+/// The security officer's PIN (backups and restores import the wrap key as a trusted key).
+#[derive(Debug, Args, Clone, Default)]
+pub struct SoPinArgs {
+    /// Read the security officer's PIN from this file (mode 0600 or stricter; one line)
+    #[arg(long, value_name = "FILE")]
+    pub so_pin_file: Option<PathBuf>,
+    /// Read the security officer's PIN from this environment variable
+    #[arg(long, value_name = "VAR", conflicts_with = "so_pin_file")]
+    pub so_pin_env: Option<String>,
+}
+
+impl From<SoPinArgs> for PinOptions {
+    fn from(a: SoPinArgs) -> PinOptions {
+        PinOptions {
+            file: a.so_pin_file,
+            env: a.so_pin_env,
+        }
+    }
+}
+
+/// What a restore (or a backup drill) reads and where it restores to.
+#[derive(Debug, Args, Clone)]
+pub struct RestoreArgs {
+    /// The output of the ceremony that made the backup (its backup/ directory is read)
+    pub backup: PathBuf,
+    /// A custodian's share file; repeat for each share (without any, each share is typed, without echo)
+    #[arg(long = "share-file", value_name = "FILE")]
+    pub share_files: Vec<PathBuf>,
+    /// The latest ceremony's output on the lost token (default: the backup's): the restored token's
+    /// chain head, so that the next ceremony continues it
+    #[arg(long, value_name = "DIR")]
+    pub latest: Option<PathBuf>,
+    /// RFC 7512 URI of the blank token (default: the backup's plan's token.uri)
+    #[arg(long)]
+    pub uri: Option<String>,
+    /// PKCS#11 module (default: the backup's plan's token.module)
+    #[arg(long, value_name = "PATH")]
+    pub module: Option<PathBuf>,
+    #[command(flatten)]
+    pub pin: PinArgs,
+    #[command(flatten)]
+    pub so_pin: SoPinArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// The periodic drill: restore the backup on a scratch token, prove every key, remove it all
+    Verify {
+        #[command(flatten)]
+        args: RestoreArgs,
     },
 }
 

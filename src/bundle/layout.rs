@@ -36,6 +36,27 @@ pub const AFTER_MANIFEST: [&str; 3] = [AUDIT_LOG, TRANSCRIPT, SEAL];
 /// The folder of every node's bundle.
 pub const NODES: &str = "nodes";
 
+/// A backup's directory in OUT: the wrapped CA keys, their public keys and
+/// certificates, and the manifest a restore reads.
+pub const BACKUP: &str = "backup";
+/// The backup's manifest (check value, threshold, commitments, keys).
+pub const BACKUP_MANIFEST: &str = "backup/backup.json";
+
+/// A CA key wrapped under the wrap key, e.g. `backup/root.key.wrapped`.
+pub fn backup_blob(role: CaRole) -> String {
+    format!("{BACKUP}/{}.key.wrapped", role.name())
+}
+
+/// A backed-up CA's certificate (PEM), e.g. `backup/root.crt`.
+pub fn backup_cert(role: CaRole) -> String {
+    format!("{BACKUP}/{}.crt", role.name())
+}
+
+/// A backed-up CA's public key (PEM), e.g. `backup/root.pub`.
+pub fn backup_public(role: CaRole) -> String {
+    format!("{BACKUP}/{}.pub", role.name())
+}
+
 /// `cas/<role>-ca.crt`: an intermediate alone.
 pub fn ca_file(role: CaRole) -> String {
     format!("cas/{}-ca.crt", role.name())

@@ -2,9 +2,10 @@
 //! sealed output. What it prints goes through `operator`; the token, files
 //! and records are reached through their modules.
 
+pub mod backup;
 mod chain;
 pub mod login;
-mod record;
+pub(crate) mod record;
 mod recover;
 mod seal;
 
@@ -38,7 +39,7 @@ use steps::{Found, Known, Progress, Step};
 use ui::Ui;
 
 pub use crate::error::CeremonyError;
-/// The label of the token's chain head (`token probe` says whether it is there).
+/// The label of the token's chain head (`token probe` says whether it is there; a restore sets it).
 pub use chain::HEAD_LABEL as CHAIN_HEAD_LABEL;
 
 pub use crate::token::pin::PinOptions;
@@ -51,6 +52,8 @@ pub struct RunOptions {
     pub rehearsal: bool,
     pub pin: PinOptions,
     pub module: Option<PathBuf>,
+    /// `--shares-out` and the SO PIN, for a plan with `[backup]`.
+    pub backup: backup::BackupOptions,
 }
 
 /// The distinct key types of the CAs, for the mechanism probe.
@@ -107,6 +110,7 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
         return Ok(());
     }
     let checked = before_the_token(&loaded, Some(&opts.out))?;
+    backup::check_options(&loaded.plan, &opts.out, &opts.backup)?;
     let inputs = checked.inputs;
     let continuation = checked.continuation;
     for w in &checked.intake.warnings {
@@ -418,6 +422,18 @@ fn recorded_run(
     let id = token.identity().clone();
     checkpoint()?;
     enter(r, Step::Login, Known::default());
+    // The wrap key is imported by the security officer, before the user logs in.
+    let prepared = match &loaded.plan.backup {
+        Some(spec) => Some(backup::prepare(
+            token,
+            &loaded.plan,
+            spec,
+            &r.opts.backup,
+            ui,
+            journal,
+        )?),
+        None => None,
+    };
     let source = match (&given_pin, &r.opts.pin.file) {
         (Some(_), Some(_)) => "--pin-file",
         (Some(_), None) => "--pin-env",
@@ -496,6 +512,7 @@ fn recorded_run(
         let shared: RefCell<&mut dyn Audit> = RefCell::new(&mut *journal);
         let gate = Gate::new(token, ui, &shared, &loaded.plan.administrator, r.progress);
         let mut cas: Vec<CaState> = Vec::new();
+        let mut blobs: Vec<(CaRole, Vec<u8>)> = Vec::new();
         for spec in &loaded.plan.cas {
             checkpoint()?;
             enter(r, Step::Ca(spec.role), known);
@@ -509,6 +526,19 @@ fn recorded_run(
                 &mut SharedAudit(&shared),
             )
             .map_err(|e| gate.halt().unwrap_or(e))?;
+            // Wrapped right after it is made (or found again on a resume):
+            // a key that cannot be wrapped stops the run before it signs.
+            if loaded
+                .plan
+                .backup
+                .as_ref()
+                .is_some_and(|b| b.covers(spec.role))
+            {
+                blobs.push((
+                    spec.role,
+                    backup::wrap(token, &state, &mut SharedAudit(&shared))?,
+                ));
+            }
             ui.ca_done(&state);
             // Design §5.3: the witnesses acknowledge each CA's fingerprint.
             let sha = x509::sha256(&state.der);
@@ -557,6 +587,12 @@ fn recorded_run(
             &cas,
             run,
             r.continuation,
+            loaded
+                .plan
+                .backup
+                .as_ref()
+                .zip(prepared.as_ref())
+                .map(|(spec, p)| (spec, p, blobs.as_slice())),
             &mut SharedAudit(&shared),
         )
         .map_err(|e| gate.halt().unwrap_or(e))?;
@@ -602,6 +638,7 @@ fn write_outputs(
     cas: &[CaState],
     mut run: bundle::LeafRun,
     continuation: Option<&chain::Continuation>,
+    backup: Option<backup::Wrapped<'_>>,
     audit: &mut dyn Audit,
 ) -> Result<Staging, CeremonyError> {
     let now = run.now;
@@ -631,6 +668,9 @@ fn write_outputs(
         })
         .collect();
     outputs::write_ca_files(&mut st, &certs)?;
+    if let Some((spec, prepared, blobs)) = backup {
+        backup::write_outputs(&mut st, &loaded.plan, spec, prepared, cas, blobs)?;
+    }
     if let Some(c) = continuation {
         // Only the renewed and added nodes; the service-account pair carried.
         run.only = Some(c.selection.issued());
@@ -898,6 +938,7 @@ mod tests {
             rehearsal: false,
             pin: PinOptions::default(),
             module: None,
+            backup: backup::BackupOptions::default(),
         };
         let ui = Ui::new(false, yes);
         let module = loaded.plan.module.clone();
@@ -1049,9 +1090,19 @@ mod tests {
             sa_previous_public: None,
         };
         let mut events: Vec<Event> = Vec::new();
-        let e = write_outputs(&token, &out, &other, &approved, &[], run, None, &mut events)
-            .err()
-            .expect("refused");
+        let e = write_outputs(
+            &token,
+            &out,
+            &other,
+            &approved,
+            &[],
+            run,
+            None,
+            None,
+            &mut events,
+        )
+        .err()
+        .expect("refused");
         assert!(
             e.to_string().starts_with(&format!(
                 "the inputs changed since the preflight: their SHA-256 was {}, it is now ",

@@ -7,11 +7,12 @@
 mod audit;
 mod check;
 mod man;
+mod restore;
 mod token;
 mod verify;
 
 use crate::ceremony::RunOptions;
-use crate::cli::{AuditCommand, Cli, Command, TokenCommand};
+use crate::cli::{AuditCommand, BackupCommand, Cli, Command, TokenCommand};
 use crate::error::CeremonyError;
 
 pub fn dispatch(cli: Cli) -> Result<(), CeremonyError> {
@@ -28,6 +29,8 @@ pub fn dispatch(cli: Cli) -> Result<(), CeremonyError> {
             out,
             module,
             pin,
+            shares_out,
+            so_pin,
         } => crate::ceremony::run(&RunOptions {
             plan,
             out,
@@ -35,7 +38,15 @@ pub fn dispatch(cli: Cli) -> Result<(), CeremonyError> {
             rehearsal,
             pin: pin.into(),
             module,
+            backup: crate::ceremony::backup::BackupOptions {
+                shares_out,
+                so_pin: so_pin.into(),
+            },
         }),
+        Command::Restore { args, out } => restore::run(args, Some(&out)),
+        Command::Backup {
+            command: BackupCommand::Verify { args },
+        } => restore::run(args, None),
         Command::Verify { dir, root, plan } => verify::run(&dir, root.as_deref(), plan.as_deref()),
         Command::Inspect {
             dirs,

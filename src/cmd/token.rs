@@ -172,11 +172,16 @@ pub fn list(
         let flags = o.flags.map_or(String::new(), |f| {
             let b = |v: Option<bool>| v.map_or("?", |x| if x { "yes" } else { "no" });
             format!(
-                "sensitive={} extractable={} always-sensitive={} never-extractable={}",
+                "sensitive={} extractable={} always-sensitive={} never-extractable={}{}",
                 b(f.sensitive),
                 b(f.extractable),
                 b(f.always_sensitive),
-                b(f.never_extractable)
+                b(f.never_extractable),
+                if f.backed_up() {
+                    " wrap-with-trusted=yes (backed up)"
+                } else {
+                    ""
+                }
             )
         });
         let mark = match o.half_written() {

@@ -26,6 +26,9 @@ pub struct Plan {
     pub audit: AuditSection,
     /// What a continuing ceremony issues again (needs `ceremony.previous`).
     pub renew: Option<RenewSection>,
+    /// A backup of the CA keys, wrapped under a key split among custodians
+    /// (founding ceremony only).
+    pub backup: Option<BackupSection>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -189,4 +192,18 @@ pub struct RenewSection {
     /// Make a new service-account key pair instead of carrying the previous one.
     #[serde(default)]
     pub rotate_service_account_key: bool,
+}
+
+/// `[backup]`: the CA keys made extractable under a trusted wrap key only,
+/// wrapped into the output; the wrap key split among the custodians, any
+/// `threshold` of whom rebuild it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupSection {
+    /// Who keeps a share, by name (one share each).
+    pub custodians: Vec<String>,
+    /// How many shares rebuild the wrap key.
+    pub threshold: u32,
+    /// Which CAs are backed up: root, kubernetes, etcd, front-proxy (default: all four).
+    pub cas: Option<Vec<String>>,
 }

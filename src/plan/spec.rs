@@ -168,6 +168,25 @@ pub struct ValidPlan {
     /// The ceremony this one continues and what it issues again (None: a
     /// founding ceremony).
     pub continuing: Option<super::continuing::Continuing>,
+    /// `[backup]`: None leaves every CA key never extractable.
+    pub backup: Option<BackupSpec>,
+}
+
+/// The validated `[backup]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupSpec {
+    /// The custodians in plan order: share n (from 1) is the n-th's.
+    pub custodians: Vec<String>,
+    /// Shares that rebuild the wrap key (2 ≤ threshold ≤ custodians).
+    pub threshold: usize,
+    /// The CAs backed up, the root always, in hierarchy order.
+    pub cas: Vec<CaRole>,
+}
+
+impl BackupSpec {
+    pub fn covers(&self, role: CaRole) -> bool {
+        self.cas.contains(&role)
+    }
 }
 
 impl ValidPlan {

@@ -12,8 +12,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use x509_cert::name::Name;
 
 use super::duration::parse_lifetime;
-use super::model::{CaSection, Plan};
-use super::spec::{CaRole, CaSpec, ClusterSpec, LeafMode, Lifetime, UserSpec, ValidPlan};
+use super::model::{BackupSection, CaSection, Plan};
+use super::spec::{
+    BackupSpec, CaRole, CaSpec, ClusterSpec, LeafMode, Lifetime, UserSpec, ValidPlan,
+};
 use crate::keytype::{KeyType, key_type_names};
 use crate::token::uri::TokenUri;
 
@@ -284,6 +286,10 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
     }
     let users = validate_users(plan, cluster.as_ref(), &mut p);
     let continuing = super::continuing::validate(plan, cluster.as_ref(), &mut p.0);
+    let backup = plan
+        .backup
+        .as_ref()
+        .and_then(|b| validate_backup(plan, b, &mut p));
 
     if plan.audit.recipients.is_empty() {
         p.add(
@@ -337,6 +343,95 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
         users,
         recipients: plan.audit.recipients.clone(),
         continuing,
+        backup,
+    })
+}
+
+/// Most custodians a backup can have: a share's identifier is one byte.
+pub const MAX_CUSTODIANS: usize = 255;
+
+/// `[backup]`: named custodians, each once; a threshold of at least two (one
+/// custodian alone must not hold the CA keys) and at most all of them; the
+/// CAs by name, each once, the root always (the one key a lost token cannot
+/// replace without re-trusting every cluster).
+fn validate_backup(plan: &Plan, b: &BackupSection, p: &mut Problems) -> Option<BackupSpec> {
+    let before = p.0.len();
+    if plan.ceremony.previous.is_some() {
+        p.add(
+            "backup",
+            "is set at the founding ceremony only: a continuing ceremony uses the keys backed up then; remove [backup]",
+            None,
+        );
+    }
+    if !(2..=MAX_CUSTODIANS).contains(&b.custodians.len()) {
+        p.add(
+            "backup.custodians",
+            format!("must name between 2 and {MAX_CUSTODIANS} custodians, each to keep one share"),
+            Some(b.custodians.len().to_string()),
+        );
+    }
+    let mut seen = BTreeSet::new();
+    for (i, c) in b.custodians.iter().enumerate() {
+        if c.trim().is_empty() {
+            p.add(
+                format!("backup.custodians[{i}]"),
+                "must not be empty",
+                quoted(c),
+            );
+        } else if c.chars().any(crate::fmt::is_unsafe_char) {
+            shown_text(p, format!("backup.custodians[{i}]"), c);
+        } else if !seen.insert(c.trim().to_lowercase()) {
+            p.add(
+                format!("backup.custodians[{i}]"),
+                "is named twice",
+                quoted(c),
+            );
+        }
+    }
+    let n = b.custodians.len();
+    let m = b.threshold as usize;
+    if n >= 2 && !(2..=n).contains(&m) {
+        p.add(
+            "backup.threshold",
+            format!("must be between 2 and the number of custodians ({n})"),
+            Some(b.threshold.to_string()),
+        );
+    }
+    let mut cas = Vec::new();
+    match &b.cas {
+        None => cas.extend([CaRole::Root].into_iter().chain(CaRole::INTERMEDIATES)),
+        Some(names) => {
+            for (i, name) in names.iter().enumerate() {
+                let role = [CaRole::Root]
+                    .into_iter()
+                    .chain(CaRole::INTERMEDIATES)
+                    .find(|r| r.name() == name);
+                match role {
+                    None => p.add(
+                        format!("backup.cas[{i}]"),
+                        "must be one of root, kubernetes, etcd, front-proxy",
+                        quoted(name),
+                    ),
+                    Some(r) if cas.contains(&r) => {
+                        p.add(format!("backup.cas[{i}]"), "is named twice", quoted(name))
+                    }
+                    Some(r) => cas.push(r),
+                }
+            }
+            if !names.iter().any(|n| n == "root") {
+                p.add(
+                    "backup.cas",
+                    "must include \"root\": the root is the key a lost token cannot replace",
+                    None,
+                );
+            }
+        }
+    }
+    cas.sort();
+    (p.0.len() == before).then(|| BackupSpec {
+        custodians: b.custodians.iter().map(|c| c.trim().to_string()).collect(),
+        threshold: m,
+        cas,
     })
 }
 

@@ -137,6 +137,27 @@ const RECIPIENT: &str = r#""age1rfjvanyx48qxdll0q8wkrca6kpkfluxp4gal0ws7cp4awt90
 
 #[rustfmt::skip]
 const ROWS: &[Row] = &[
+    // [backup]
+    ("backup with one custodian", &[("[audit]\n", "[backup]\ncustodians = [\"Carol\"]\nthreshold = 2\n\n[audit]\n")],
+        &["backup.custodians: must name between 2 and 255 custodians, each to keep one share (got 1)"]),
+    ("backup custodian empty", &[("[audit]\n", "[backup]\ncustodians = [\"Carol\", \" \"]\nthreshold = 2\n\n[audit]\n")],
+        &[r#"backup.custodians[1]: must not be empty (got " ")"#]),
+    ("backup custodian with a control", &[("[audit]\n", "[backup]\ncustodians = [\"Carol\", \"Da\\u001Bve\"]\nthreshold = 2\n\n[audit]\n")],
+        &[r#"backup.custodians[1]: must not contain control or bidirectional-override characters (found U+001B) (got "Da\u{1b}ve")"#]),
+    ("backup custodian twice", &[("[audit]\n", "[backup]\ncustodians = [\"Carol\", \"carol \"]\nthreshold = 2\n\n[audit]\n")],
+        &[r#"backup.custodians[1]: is named twice (got "carol ")"#]),
+    ("backup threshold of one", &[("[audit]\n", "[backup]\ncustodians = [\"Carol\", \"Dave\", \"Erin\"]\nthreshold = 1\n\n[audit]\n")],
+        &["backup.threshold: must be between 2 and the number of custodians (3) (got 1)"]),
+    ("backup threshold above the custodians", &[("[audit]\n", "[backup]\ncustodians = [\"Carol\", \"Dave\", \"Erin\"]\nthreshold = 4\n\n[audit]\n")],
+        &["backup.threshold: must be between 2 and the number of custodians (3) (got 4)"]),
+    ("backup of an unknown CA", &[("[audit]\n", "[backup]\ncustodians = [\"Carol\", \"Dave\"]\nthreshold = 2\ncas = [\"root\", \"kube\"]\n\n[audit]\n")],
+        &[r#"backup.cas[1]: must be one of root, kubernetes, etcd, front-proxy (got "kube")"#]),
+    ("backup of a CA twice", &[("[audit]\n", "[backup]\ncustodians = [\"Carol\", \"Dave\"]\nthreshold = 2\ncas = [\"root\", \"etcd\", \"etcd\"]\n\n[audit]\n")],
+        &[r#"backup.cas[2]: is named twice (got "etcd")"#]),
+    ("backup without the root", &[("[audit]\n", "[backup]\ncustodians = [\"Carol\", \"Dave\"]\nthreshold = 2\ncas = [\"kubernetes\"]\n\n[audit]\n")],
+        &[r#"backup.cas: must include "root": the root is the key a lost token cannot replace"#]),
+    ("backup in a continuing ceremony", &[("witnesses = [\"Wendy\", \"Walter\"]\n", "witnesses = [\"Wendy\", \"Walter\"]\nprevious = \"c1\"\n"), ("[audit]\n", "[renew]\nall = true\n\n[backup]\ncustodians = [\"Carol\", \"Dave\"]\nthreshold = 2\n\n[audit]\n")],
+        &["backup: is set at the founding ceremony only: a continuing ceremony uses the keys backed up then; remove [backup]"]),
     // [ceremony]
     ("ceremony name empty", &[(r#"name = "table""#, r#"name = " ""#)],
         &[r#"ceremony.name: must not be empty (got " ")"#]),
@@ -385,6 +406,30 @@ fn users_csr_dir_and_leaf_key_as_the_plan_says() {
     let generate = text.replace("mode = \"csr\"", "mode = \"generate\"");
     let v = validate(&crate::plan::parse(&generate).unwrap(), &ctx()).unwrap();
     assert_eq!(v.csr_dir, None);
+}
+
+/// A valid `[backup]`: custodians trimmed, in plan order; the CAs in
+/// hierarchy order whatever the plan's order; all four by default.
+#[test]
+fn a_backup_section_is_typed() {
+    let text = edited(&[(
+        "[audit]\n",
+        "[backup]\ncustodians = [\" Carol\", \"Dave\", \"Erin\"]\nthreshold = 2\ncas = [\"etcd\", \"root\"]\n\n[audit]\n",
+    )]);
+    let v = validate(&crate::plan::parse(&text).unwrap(), &ctx()).unwrap();
+    let b = v.backup.unwrap();
+    assert_eq!(b.custodians, ["Carol", "Dave", "Erin"]);
+    assert_eq!(b.threshold, 2);
+    assert_eq!(b.cas, [CaRole::Root, CaRole::Etcd]);
+    let all = text.replace("cas = [\"etcd\", \"root\"]\n", "");
+    let v = validate(&crate::plan::parse(&all).unwrap(), &ctx()).unwrap();
+    assert_eq!(v.backup.unwrap().cas.len(), 4);
+    assert!(
+        validate(&crate::plan::parse(BASE).unwrap(), &ctx())
+            .unwrap()
+            .backup
+            .is_none()
+    );
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! no file system, no clock, no output. Each check appends `Problem`s; none
 //! stops at the first one, so one run lists everything wrong.
 
+mod backup;
 mod ca;
 mod kubeconfig;
 mod leaf;

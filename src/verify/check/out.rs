@@ -122,6 +122,7 @@ impl<'a> Ctx<'a> {
         }
         self.sums();
         self.seal(out_root.as_ref(), given);
+        self.backup();
 
         let mut node_names: Vec<String> = self
             .tree
