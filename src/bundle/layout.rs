@@ -56,6 +56,15 @@ pub fn node_root(name: &str) -> String {
     format!("{NODES}/{name}/etc/kubernetes")
 }
 
+/// A node's kubeadm configuration, relative to its `etc/kubernetes`
+/// (kubeadm itself writes no file of that name).
+pub const KUBEADM_CONFIG: &str = "kubeadm-config.yaml";
+
+/// `nodes/<name>/etc/kubernetes/kubeadm-config.yaml`.
+pub fn kubeadm_config(name: &str) -> String {
+    format!("{}/{KUBEADM_CONFIG}", node_root(name))
+}
+
 /// The node a path of OUT belongs to (`nodes/<name>/…`), if any.
 pub fn node_of(path: &str) -> Option<&str> {
     path.strip_prefix("nodes/")

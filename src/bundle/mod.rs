@@ -2,6 +2,7 @@
 //! nodes (`outputs`), kubeconfig text, and the one writer that puts files on
 //! disk.
 
+pub mod kubeadm_config;
 pub mod kubeconfig;
 pub mod layout;
 pub mod outputs;

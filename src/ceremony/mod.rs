@@ -638,6 +638,10 @@ fn write_outputs(
             }
         }
     }
+    if let Some(cl) = &loaded.plan.cluster {
+        let kube_ca = &cas[plan::CaRole::Kubernetes as usize].der;
+        outputs::write_kubeadm_configs(&mut st, cl, kube_ca, only.as_ref())?;
+    }
     from_csr::write_users(token, &mut st, loaded, cas, &intake, now, audit)?;
     // The reviewed plan itself, so OUT alone tells what was meant; then
     // SHA256SUMS. audit.log.age and transcript.md come after it and cannot

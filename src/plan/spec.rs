@@ -124,6 +124,9 @@ pub struct ClusterSpec {
     pub control_plane: Vec<ControlPlaneSpec>,
     pub workers: Vec<String>,
     pub mode: LeafMode,
+    /// `kubelet_serving_certs`: each node's kubelet gets a serving
+    /// certificate signed by the kubernetes CA, and kube-apiserver checks it.
+    pub kubelet_serving: bool,
 }
 
 /// One `[[users]]` entry: a kubeconfig signed by the kubernetes CA, written

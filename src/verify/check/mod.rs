@@ -3,6 +3,7 @@
 //! stops at the first one, so one run lists everything wrong.
 
 mod ca;
+mod kubeadm;
 mod kubeconfig;
 mod leaf;
 mod node;
@@ -70,7 +71,11 @@ fn is_ca_key_name(path: &str) -> bool {
 /// sa.* and kubeconfigs 0600; certificates, CSRs and OUT's own files 0644.
 pub fn expected_mode(path: &str) -> Option<u32> {
     let name = path.rsplit('/').next().unwrap_or(path);
-    if name.ends_with(".key") || name.starts_with("sa.") || name.ends_with(".conf") {
+    if name.ends_with(".key")
+        || name.starts_with("sa.")
+        || name.ends_with(".conf")
+        || name == layout::KUBEADM_CONFIG
+    {
         Some(0o600)
     } else if name.ends_with(".crt")
         || name.ends_with(".csr")

@@ -88,6 +88,9 @@ impl<'a> Ctx<'a> {
                 wanted.insert(e.csr_file(), false);
             }
         }
+        // Written by this tool since it writes kubeadm configurations; an
+        // older bundle has none.
+        wanted.insert(layout::KUBEADM_CONFIG.into(), false);
         if role == Role::ControlPlane {
             wanted.insert("pki/sa.key".into(), !csr_mode);
             wanted.insert("pki/sa.pub".into(), true);
@@ -318,6 +321,12 @@ impl<'a> Ctx<'a> {
         if role == Role::ControlPlane {
             self.service_account(base);
         }
+        self.kubeadm_config(
+            base,
+            name.as_deref(),
+            cas.get(&CaRole::Kubernetes),
+            apiserver_sans.as_deref(),
+        );
         NodeResult {
             base: base.to_string(),
             name,

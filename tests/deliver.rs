@@ -1,0 +1,301 @@
+//! What each node receives, end to end on a real SoftHSM2 token: its kubeadm
+//! configuration, parsed with kubeadm's own types (vendored in
+//! tests/kubeadm/schema.rs) and compared field by field with the bundle's
+//! certificates and kubeconfigs.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
+mod common;
+#[path = "kubeadm/schema.rs"]
+mod schema;
+
+use std::path::Path;
+
+use common::*;
+use schema::Doc;
+use sha2::Digest;
+
+const KEYS: Keys = ["ecdsa-p256"; 4];
+
+fn kubeadm_config(out: &Path, node: &str) -> Vec<Doc> {
+    let file = node_dir(out, node).join("kubeadm-config.yaml");
+    assert_eq!(mode(&file), 0o600, "{}", file.display());
+    let text = String::from_utf8(read(&file)).unwrap();
+    schema::parse(&text).unwrap_or_else(|e| panic!("{}: {e}\n{text}", file.display()))
+}
+
+/// (cluster name, server) of a kubeconfig.
+fn kubeconfig(out: &Path, node: &str, file: &str) -> (String, String) {
+    let v: serde_norway::Value =
+        serde_norway::from_slice(&read(&node_dir(out, node).join(file))).unwrap();
+    let cluster = &v["clusters"][0];
+    (
+        cluster["name"].as_str().unwrap().to_string(),
+        cluster["cluster"]["server"].as_str().unwrap().to_string(),
+    )
+}
+
+fn host_port(server: &str) -> String {
+    server.strip_prefix("https://").unwrap().to_string()
+}
+
+fn san(host: &str) -> String {
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => format!("IP:{ip}"),
+        Err(_) => format!("DNS:{host}"),
+    }
+}
+
+fn apiserver_sans(out: &Path, node: &str) -> Vec<String> {
+    let der = one_cert(&node_dir(out, node).join("pki/apiserver.crt"));
+    sans(&parse(&der)).unwrap()
+}
+
+/// Replaces a file of the bundle (the writer's mode).
+fn rewrite(file: &Path, text: &str) {
+    std::fs::remove_file(file).unwrap();
+    write_file(file, text.as_bytes(), 0o600);
+}
+
+/// `sha256:<hex>` of pki/ca.crt's SubjectPublicKeyInfo, as
+/// `--discovery-token-ca-cert-hash` wants it.
+fn ca_hash(out: &Path, node: &str) -> String {
+    let der = one_cert(&node_dir(out, node).join("pki/ca.crt"));
+    format!(
+        "sha256:{}",
+        hex::encode(sha2::Sha256::digest(spki_der(&parse(&der))))
+    )
+}
+
+/// kubeadm's EncryptionAlgorithmType of a certificate's key.
+fn algorithm(out: &Path, node: &str, file: &str) -> &'static str {
+    let der = one_cert(&node_dir(out, node).join(file));
+    match key_type(&parse(&der)).as_str() {
+        "RSA-2048" => "RSA-2048",
+        "RSA-3072" => "RSA-3072",
+        "RSA-4096" => "RSA-4096",
+        t if t.starts_with("EC-256") => "ECDSA-P256",
+        t if t.starts_with("EC-384") => "ECDSA-P384",
+        t => panic!("{t}"),
+    }
+}
+
+/// The first address of a service CIDR (IPv4).
+fn first_service_ip(cidr: &str) -> String {
+    let (net, _) = cidr.split_once('/').unwrap();
+    let ip: std::net::Ipv4Addr = net.parse().unwrap();
+    format!("IP:{}", std::net::Ipv4Addr::from(u32::from(ip) + 1))
+}
+
+/// The Go duration (`8760h0m0s`) of a certificate's validity: from the
+/// moment of signing, which notBefore precedes by kubeadm's five-minute
+/// backdate.
+fn validity(out: &Path, node: &str, file: &str) -> String {
+    let der = one_cert(&node_dir(out, node).join(file));
+    let c = parse(&der);
+    let s = c.validity().not_after.timestamp() - c.validity().not_before.timestamp() - 300;
+    format!("{}h{}m{}s", s / 3600, (s % 3600) / 60, s % 60)
+}
+
+/// cp1, cp2 and worker1 (the token is the fixture's: `run_spec` sets it).
+fn three_node_plan(version: &'static str) -> PlanSpec<'static> {
+    let mut spec = PlanSpec::new("", KEYS);
+    let c = spec.cluster();
+    c.version = version;
+    c.control_plane = &[("cp1", "10.0.0.11"), ("cp2", "10.0.0.12")];
+    c.workers = &["worker1"];
+    c.service_cidr = Some("10.100.0.0/16");
+    c.dns_domain = Some("corp.example");
+    spec
+}
+
+/// Every field of every node's configuration agrees with its certificates.
+#[test]
+fn kubeadm_configurations_parse_with_kubeadms_types_and_match_the_certificates() {
+    let f = Fixture::new("t-deliver-v4");
+    let out = f.run_spec("v4", &three_node_plan("v1.31"));
+
+    // cp1: kubeadm init.
+    let docs = kubeadm_config(&out, "cp1");
+    assert_eq!(docs.len(), 3, "{docs:?}");
+    let sans1 = apiserver_sans(&out, "cp1");
+    let (cluster_name, admin_server) = kubeconfig(&out, "cp1", "admin.conf");
+    let (_, local_server) = kubeconfig(&out, "cp1", "controller-manager.conf");
+    let Doc::InitV4(init) = &docs[0] else {
+        panic!("{docs:?}")
+    };
+    assert_eq!(init.node_registration.name, "cp1");
+    let local = &init.local_api_endpoint;
+    assert_eq!(
+        host_port(&local_server),
+        format!("{}:{}", local.advertise_address, local.bind_port)
+    );
+    assert!(sans1.contains(&san(&local.advertise_address)), "{sans1:?}");
+    let Doc::ClusterV4(cc) = &docs[1] else {
+        panic!("{docs:?}")
+    };
+    assert_eq!(cc.cluster_name, cluster_name);
+    assert_eq!(cc.control_plane_endpoint, host_port(&admin_server));
+    let endpoint_host = cc.control_plane_endpoint.rsplit_once(':').unwrap().0;
+    assert!(sans1.contains(&san(endpoint_host)), "{sans1:?}");
+    for s in &cc.api_server.cert_sans {
+        assert!(sans1.contains(&san(s)), "certSAN {s} not in {sans1:?}");
+    }
+    assert_eq!(cc.networking.service_subnet, "10.100.0.0/16");
+    assert!(
+        sans1.contains(&first_service_ip(&cc.networking.service_subnet)),
+        "{sans1:?}"
+    );
+    assert!(
+        sans1.contains(&format!(
+            "DNS:kubernetes.default.svc.{}",
+            cc.networking.dns_domain
+        )),
+        "{sans1:?}"
+    );
+    assert_eq!(cc.certificates_dir, "/etc/kubernetes/pki");
+    assert_eq!(
+        cc.encryption_algorithm,
+        algorithm(&out, "cp1", "pki/apiserver.crt")
+    );
+    assert_eq!(
+        cc.certificate_validity_period.as_deref(),
+        Some(validity(&out, "cp1", "pki/apiserver.crt").as_str())
+    );
+    assert!(cc.feature_gates.is_empty());
+    let Doc::Kubelet(k) = &docs[2] else {
+        panic!("{docs:?}")
+    };
+    assert_eq!(k.rotate_certificates, Some(false));
+
+    // cp2: kubeadm join --control-plane, pinning the kubernetes CA.
+    let docs = kubeadm_config(&out, "cp2");
+    let [Doc::JoinV4(join)] = &docs[..] else {
+        panic!("{docs:?}")
+    };
+    assert_eq!(join.node_registration.name, "cp2");
+    let sans2 = apiserver_sans(&out, "cp2");
+    let cp = join.control_plane.as_ref().unwrap();
+    assert!(
+        sans2.contains(&san(&cp.local_api_endpoint.advertise_address)),
+        "{sans2:?}"
+    );
+    let (_, cp2_local) = kubeconfig(&out, "cp2", "scheduler.conf");
+    assert_eq!(
+        host_port(&cp2_local),
+        format!(
+            "{}:{}",
+            cp.local_api_endpoint.advertise_address, cp.local_api_endpoint.bind_port
+        )
+    );
+    let bt = join.discovery.bootstrap_token.as_ref().unwrap();
+    assert_eq!(bt.ca_cert_hashes, [ca_hash(&out, "cp2")]);
+    assert_eq!(
+        bt.api_server_endpoint,
+        host_port(&kubeconfig(&out, "cp2", "admin.conf").1)
+    );
+    assert_eq!(bt.token, "REPLACE-WITH-BOOTSTRAP-TOKEN");
+    assert!(!bt.unsafe_skip_ca_verification);
+    assert_eq!(join.ca_cert_path, "/etc/kubernetes/pki/ca.crt");
+
+    // worker1: kubeadm join.
+    let docs = kubeadm_config(&out, "worker1");
+    let [Doc::JoinV4(join)] = &docs[..] else {
+        panic!("{docs:?}")
+    };
+    assert_eq!(join.node_registration.name, "worker1");
+    assert!(join.control_plane.is_none());
+    let bt = join.discovery.bootstrap_token.as_ref().unwrap();
+    assert_eq!(bt.ca_cert_hashes, [ca_hash(&out, "worker1")]);
+    assert_eq!(
+        bt.api_server_endpoint,
+        host_port(&kubeconfig(&out, "worker1", "kubelet.conf").1)
+    );
+    assert_eq!(
+        join.node_registration.ignore_preflight_errors,
+        [
+            "FileAvailable--etc-kubernetes-kubelet.conf",
+            "FileAvailable--etc-kubernetes-pki-ca.crt"
+        ]
+    );
+
+    // In SHA256SUMS, and checked by verify (with and without the plan).
+    let sums = String::from_utf8(read(&out.join("SHA256SUMS"))).unwrap();
+    for n in ["cp1", "cp2", "worker1"] {
+        assert!(sums.contains(&format!("  nodes/{n}/etc/kubernetes/kubeadm-config.yaml\n")));
+    }
+    f.ceremony(&["verify", out.to_str().unwrap()])
+        .assert_ok("verify");
+    let plan = f.path().join("v4.toml");
+    f.ceremony(&[
+        "verify",
+        out.to_str().unwrap(),
+        "--plan",
+        plan.to_str().unwrap(),
+    ])
+    .assert_ok("verify --plan");
+    // A configuration that pins another CA, or advertises an address the
+    // certificate lacks, is refused.
+    let file = node_dir(&out, "worker1").join("kubeadm-config.yaml");
+    let text = String::from_utf8(read(&file)).unwrap();
+    let hash = ca_hash(&out, "worker1");
+    rewrite(
+        &file,
+        &text.replace(&hash, &format!("sha256:{}", "0".repeat(64))),
+    );
+    let o = f.ceremony(&["verify", out.to_str().unwrap()]);
+    assert!(o.failed(), "{o}");
+    assert!(o.stdout.contains("caCertHashes"), "{o}");
+    let o = f.ceremony(&[
+        "verify",
+        out.to_str().unwrap(),
+        "--plan",
+        plan.to_str().unwrap(),
+    ]);
+    assert!(
+        o.stdout.contains("not the configuration the plan makes"),
+        "{o}"
+    );
+    rewrite(&file, &text);
+    let file = node_dir(&out, "cp2").join("kubeadm-config.yaml");
+    let text = String::from_utf8(read(&file)).unwrap();
+    rewrite(&file, &text.replace("10.0.0.12", "10.0.0.99"));
+    let o = f.ceremony(&["verify", out.to_str().unwrap()]);
+    assert!(o.stdout.contains("IP:10.0.0.99 is not in"), "{o}");
+}
+
+/// Before kubeadm 1.31 the configuration is v1beta3, which has no
+/// encryptionAlgorithm: ECDSA keys are the PublicKeysECDSA feature gate.
+#[test]
+fn before_1_31_the_configuration_is_v1beta3() {
+    let f = Fixture::new("t-deliver-v3");
+    let out = f.run_spec("v3", &three_node_plan("v1.30"));
+    let docs = kubeadm_config(&out, "cp1");
+    let [Doc::InitV3(init), Doc::ClusterV3(cc), Doc::Kubelet(_)] = &docs[..] else {
+        panic!("{docs:?}")
+    };
+    assert_eq!(init.local_api_endpoint.advertise_address, "10.0.0.11");
+    assert_eq!(cc.feature_gates.get("PublicKeysECDSA"), Some(&true));
+    assert_eq!(algorithm(&out, "cp1", "pki/apiserver.crt"), "ECDSA-P256");
+    let docs = kubeadm_config(&out, "worker1");
+    let [Doc::JoinV3(join)] = &docs[..] else {
+        panic!("{docs:?}")
+    };
+    assert_eq!(
+        join.discovery
+            .bootstrap_token
+            .as_ref()
+            .unwrap()
+            .ca_cert_hashes,
+        [ca_hash(&out, "worker1")]
+    );
+    f.ceremony(&["verify", out.to_str().unwrap()])
+        .assert_ok("verify");
+}
