@@ -431,6 +431,7 @@ mod tests {
             ],
             workers: vec!["w1".into()],
             kubelet_serving: true,
+            node_recipients: Default::default(),
             mode: LeafMode::Generate,
         }
     }

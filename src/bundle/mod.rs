@@ -6,4 +6,5 @@ pub mod kubeadm_config;
 pub mod kubeconfig;
 pub mod layout;
 pub mod outputs;
+pub mod sealed;
 pub mod write;

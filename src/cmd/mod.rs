@@ -34,7 +34,12 @@ pub fn dispatch(cli: Cli) -> Result<(), CeremonyError> {
             pin: pin.into(),
             module,
         }),
-        Command::Verify { dir, root, plan } => verify::run(&dir, root.as_deref(), plan.as_deref()),
+        Command::Verify {
+            dir,
+            root,
+            plan,
+            identity,
+        } => verify::run(&dir, root.as_deref(), plan.as_deref(), &identity),
         Command::Inspect {
             dirs,
             json,

@@ -420,6 +420,7 @@ mod tests {
             workers: vec![],
             mode: LeafMode::Generate,
             kubelet_serving: false,
+            node_recipients: Default::default(),
         }
     }
 

@@ -20,7 +20,7 @@ use x509_cert::ext::pkix::KeyUsages;
 
 use super::expect::{self, Expect, PlanNode, SanRule};
 use super::parse::{self, Cert, CertFile};
-use super::tree::{Content, Tree};
+use super::tree::{Content, Sealed, Tree};
 use super::{Input, Layout, PlanFacts, Problem, Report, Role, RootUsed};
 use crate::bundle::kubeconfig::{KubeconfigFile, base64_data};
 use crate::fmt::utc;
@@ -79,6 +79,7 @@ pub fn expected_mode(path: &str) -> Option<u32> {
         Some(0o600)
     } else if name.ends_with(".crt")
         || name.ends_with(".csr")
+        || layout::sealed_node_of(path).is_some()
         || (name == path
             && (AFTER_MANIFEST.contains(&name)
                 || name == layout::SHA256SUMS
@@ -222,6 +223,13 @@ pub fn check(input: &Input, now: SystemTime) -> Report {
         files_checked,
         nodes: nodes.into_iter().map(|n| (n.name, n.role)).collect(),
         root: root_used,
+        locked: input
+            .tree
+            .sealed
+            .iter()
+            .filter(|(_, s)| **s == Sealed::Locked)
+            .map(|(n, _)| n.clone())
+            .collect(),
         plan: input.plan.is_some(),
     }
 }

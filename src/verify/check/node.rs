@@ -441,7 +441,9 @@ impl<'a> Ctx<'a> {
                 // A continuing ceremony writes only the nodes it renews or
                 // adds: the first node, with super-admin.conf, may be untouched.
                 let continuing = self.tree.get(layout::CONTINUATION).is_some();
-                if with.is_empty() && modern && !continuing {
+                // An encrypted node not opened may be the first one.
+                let unseen = self.tree.sealed.values().any(|s| *s != Sealed::Opened);
+                if with.is_empty() && modern && !continuing && !unseen {
                     self.add(Problem::new(
                         &format!("{}super-admin.conf", first.base),
                         "file",
