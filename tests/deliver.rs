@@ -534,3 +534,59 @@ fn a_node_with_a_recipient_is_delivered_only_encrypted() {
     );
     assert!(o.stdout.contains("nodes/cp1.tar.age"), "{o}"); // its SHA-256
 }
+
+/// Writes `spec` as `<name>.toml` with `extra` appended (TOML sections).
+fn plan_with(f: &Fixture, name: &str, spec: &PlanSpec<'_>, extra: &str) -> std::path::PathBuf {
+    let plan = f.write_spec(&format!("{name}.base.toml"), spec);
+    let text = String::from_utf8(read(&plan)).unwrap() + extra;
+    let p = plan.with_file_name(format!("{name}.toml"));
+    write_file(&p, text.as_bytes(), 0o644);
+    p
+}
+
+/// A continuing ceremony counts the previous output's encrypted nodes as
+/// issued, and refuses to write a control-plane node when the
+/// service-account pair it must carry is only inside archives.
+#[test]
+fn a_continuing_ceremony_after_encrypted_control_plane_nodes() {
+    let f = Fixture::new("t-deliver-chain");
+    let (_, cp1_to) = age_identity(&f, "cp1.agekey");
+    let (_, cp2_to) = age_identity(&f, "cp2.agekey");
+    let spec = three_node_plan("v1.31");
+    let recipients =
+        format!("\n[cluster.node_recipients]\ncp1 = \"{cp1_to}\"\ncp2 = \"{cp2_to}\"\n");
+    let c1 = plan_with(&f, "c1", &spec, &recipients);
+    f.run_plan(&c1, &f.work("c1")).assert_ok("c1");
+    let cont = |name: &str, previous: &str, renew: &str| {
+        let text = String::from_utf8(read(&c1)).unwrap().replacen(
+            "[ceremony]\n",
+            &format!("[ceremony]\nprevious = \"{previous}\"\n"),
+            1,
+        ) + &format!("\n[renew]\n{renew}\n");
+        let p = c1.with_file_name(format!("{name}.toml"));
+        write_file(&p, text.as_bytes(), 0o644);
+        p
+    };
+    // cp1 (encrypted in c1) is a node the chain issued: renewing it is
+    // accepted as far as the selection goes, but its pair is sealed away.
+    let c2 = cont("c2", "work/c1", "nodes = [\"cp1\"]");
+    let o = f.run_plan(&c2, &f.work("c2"));
+    assert_eq!(o.code, Some(2), "{o}");
+    let e = o.first_error().unwrap();
+    assert!(
+        e.contains("its control-plane nodes were delivered encrypted (nodes/cp1.tar.age, nodes/cp2.tar.age)"),
+        "{o}"
+    );
+    assert!(
+        o.hint()
+            .unwrap()
+            .contains("at least one control-plane node in clear"),
+        "{o}"
+    );
+    assert!(!f.work("c2").exists());
+    // A worker alone needs no pair.
+    let c2 = cont("c2w", "work/c1", "nodes = [\"worker1\"]");
+    f.run_plan(&c2, &f.work("c2w"))
+        .assert_ok("c2: renew worker1");
+    assert!(f.work("c2w").join("nodes/worker1").is_dir());
+}

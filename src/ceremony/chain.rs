@@ -219,7 +219,7 @@ pub fn read_previous(loaded: &LoadedPlan) -> Result<Option<Continuation>, Ceremo
         .copied()
         .filter(|n| sealed_nodes.contains(*n))
         .collect();
-    if sa.is_none() && !sealed_cp.is_empty() && !c.rotate_sa_key {
+    if sa.is_none() && !sealed_cp.is_empty() {
         sa_at_hand(false, &nodes, &selection, &control_plane).map_err(|_| {
             bad(
                 format!(
@@ -259,7 +259,7 @@ pub fn read_previous(loaded: &LoadedPlan) -> Result<Option<Continuation>, Ceremo
     }))
 }
 
-const SEALED_SA_HINT: &str = "deliver at least one control-plane node in clear (no cluster.node_recipients entry) so its pair can be carried, or make a new pair with renew.rotate_service_account_key = true; nothing was touched";
+const SEALED_SA_HINT: &str = "deliver at least one control-plane node in clear (no cluster.node_recipients entry) so that the next ceremony can carry its pair; renewing only workers needs no pair; nothing was touched";
 
 const SA_HINT: &str = "the pair is taken from the previous output only, so a ceremony that writes a control-plane node cannot follow one that wrote workers only (docs/plan.md); nothing was touched";
 
