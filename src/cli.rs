@@ -143,6 +143,10 @@ Exit codes: 0 no problem, 4 problems found, 2 bad arguments or plan."
         /// Compare every certificate with the exact profiles of this plan
         #[arg(long, value_name = "FILE")]
         plan: Option<PathBuf>,
+        /// An age identity file (or unencrypted OpenSSH key) of a node delivered encrypted
+        /// (nodes/<name>.tar.age): its files are checked too; without it, only the archive
+        #[arg(long, short = 'i', value_name = "FILE")]
+        identity: Vec<PathBuf>,
     },
     /// Print every certificate's expiry, as `kubeadm certs check-expiration` does; with --expiring,
     /// exit 6 when one expires within a window; with --renewal-plan, what to renew by when

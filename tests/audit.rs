@@ -379,7 +379,29 @@ fn sealed_log_decrypts_with_stock_age_and_covers_every_certificate() {
         .filter(|r| kind(r) == "certificate_issued")
         .map(|r| r["event"]["sha256"].as_str().unwrap().to_string())
         .collect();
-    let certs = output_certificates(&out);
+    let mut certs = output_certificates(&out);
+    // cp1 is delivered encrypted (the demo plan's node recipient): its
+    // certificates, opened as the node would with its demo identity.
+    let cp1 = f.work("cp1-opened");
+    fs::create_dir_all(&cp1).unwrap();
+    let o = f.tool(
+        "sh",
+        &[
+            "-c",
+            &format!(
+                "age -d -i '{}/ceremony/plans/demo-cp1.agekey' '{}' | tar -x -C '{}'",
+                env!("CARGO_MANIFEST_DIR"),
+                out.join("nodes/cp1.tar.age").display(),
+                cp1.display()
+            ),
+        ],
+    );
+    o.assert_ok("age -d | tar -x of cp1");
+    certs.extend(
+        output_certificates(&cp1)
+            .into_iter()
+            .map(|(sha, rel)| (sha, format!("nodes/cp1.tar.age:{rel}"))),
+    );
     assert!(
         certs.len() > 30,
         "the demo bundle holds many certificates: {certs:?}"

@@ -235,7 +235,7 @@ fn many_workers_are_one_line_of_totals() {
     );
     assert!(
         lines.iter().any(|l| l.contains("nodes/* (11 workers)")
-            && l.contains("11 certificates (11 in kubeconfigs), 22 files")),
+            && l.contains("11 certificates (11 in kubeconfigs), 33 files")),
         "end screen: {lines:#?}"
     );
     assert!(!lines.iter().any(|l| l.contains("nodes/w0")), "{lines:#?}");

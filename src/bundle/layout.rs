@@ -77,6 +77,31 @@ pub fn node_root(name: &str) -> String {
     format!("{NODES}/{name}/etc/kubernetes")
 }
 
+/// A node's kubeadm configuration, relative to its `etc/kubernetes`
+/// (kubeadm itself writes no file of that name).
+pub const KUBEADM_CONFIG: &str = "kubeadm-config.yaml";
+
+/// `nodes/<name>/etc/kubernetes/kubeadm-config.yaml`.
+pub fn kubeadm_config(name: &str) -> String {
+    format!("{}/{KUBEADM_CONFIG}", node_root(name))
+}
+
+/// `nodes/<name>.tar.age`: a node delivered encrypted, its whole tree
+/// (`etc/kubernetes/…`) as one tar archive encrypted to its recipient.
+pub fn sealed_node(name: &str) -> String {
+    format!("{NODES}/{name}{SEALED_SUFFIX}")
+}
+
+/// The suffix of an encrypted node's archive.
+pub const SEALED_SUFFIX: &str = ".tar.age";
+
+/// The node an encrypted archive of OUT belongs to (`nodes/<name>.tar.age`).
+pub fn sealed_node_of(path: &str) -> Option<&str> {
+    path.strip_prefix("nodes/")
+        .and_then(|r| r.strip_suffix(SEALED_SUFFIX))
+        .filter(|n| !n.is_empty() && !n.contains('/'))
+}
+
 /// The node a path of OUT belongs to (`nodes/<name>/…`), if any.
 pub fn node_of(path: &str) -> Option<&str> {
     path.strip_prefix("nodes/")
@@ -100,5 +125,9 @@ mod tests {
         assert_eq!(node_of("nodes/w1/etc/kubernetes/kubelet.conf"), Some("w1"));
         assert_eq!(node_of("root-ca.crt"), None);
         assert_eq!(node_of("nodes/w1"), None);
+        assert_eq!(node_of("nodes/w1.tar.age"), None);
+        assert_eq!(sealed_node_of("nodes/w1.tar.age"), Some("w1"));
+        assert_eq!(sealed_node_of("nodes/w1/x.tar.age"), None);
+        assert_eq!(sealed_node("cp1"), "nodes/cp1.tar.age");
     }
 }

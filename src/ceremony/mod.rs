@@ -660,6 +660,17 @@ fn write_outputs(
         });
     }
     let mut st = Staging::begin(out, &inputs.digest)?;
+    // Nodes delivered encrypted: their files are held in memory, never
+    // written in clear, then written as one archive each.
+    let sealed: Vec<(String, String)> = loaded
+        .plan
+        .cluster
+        .iter()
+        .flat_map(|cl| cl.node_recipients.iter())
+        .filter(|(n, _)| only.as_ref().is_none_or(|o| o.contains(*n)))
+        .map(|(n, r)| (n.clone(), r.clone()))
+        .collect();
+    st.hold_nodes(sealed.iter().map(|(n, _)| n.clone()));
     let certs: Vec<outputs::CaCert<'_>> = cas
         .iter()
         .map(|c| outputs::CaCert {
@@ -708,12 +719,49 @@ fn write_outputs(
             }
         }
     }
+    if let Some(cl) = &loaded.plan.cluster {
+        let kube_ca = &cas[plan::CaRole::Kubernetes as usize].der;
+        outputs::write_kubeadm_configs(&mut st, cl, kube_ca, only.as_ref())?;
+    }
+    for (node, recipient) in &sealed {
+        write_sealed(&mut st, node, recipient, now)?;
+    }
     from_csr::write_users(token, &mut st, loaded, cas, &intake, now, audit)?;
     // The reviewed plan itself, so OUT alone tells what was meant; then
     // SHA256SUMS. audit.log.age and transcript.md come after it and cannot
     // be listed (each holds a hash that covers SHA256SUMS).
     outputs::write_plan_and_sums(&mut st, &loaded.text, &inputs.text)?;
     Ok(st)
+}
+
+/// `nodes/<node>.tar.age`: the node's held files as a tar archive made in
+/// memory, streamed through age to its recipient. The archive and the held
+/// files are wiped when dropped.
+fn write_sealed(
+    st: &mut Staging,
+    node: &str,
+    recipient: &str,
+    now: SystemTime,
+) -> Result<(), CeremonyError> {
+    let files = st.take_held(node);
+    let mtime = crate::fmt::unix(now).max(0).unsigned_abs();
+    let archive = crate::bundle::sealed::tar(&files, mtime)
+        .map_err(|e| CeremonyError::Internal(format!("the archive of node {node}: {e}")))?;
+    drop(files);
+    let to = crate::audit::crypto::Recipients::parse(&[recipient.to_string()])?;
+    st.write_with(
+        &crate::bundle::layout::sealed_node(node),
+        write::PUBLIC,
+        |w| -> Result<(), CeremonyError> {
+            let mut s = to.stream(w)?;
+            let fail = |e: std::io::Error| {
+                CeremonyError::Internal(format!("encrypting node {node}'s archive: {e}"))
+            };
+            std::io::Write::write_all(&mut s, &archive).map_err(fail)?;
+            s.finish().map_err(fail)?;
+            Ok(())
+        },
+    )
 }
 
 #[cfg(test)]

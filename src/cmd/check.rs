@@ -180,15 +180,22 @@ pub fn report(
     if let Some(cl) = &plan.cluster {
         for (i, n) in cl.control_plane.iter().enumerate() {
             line(format!(
-                "  {}/: {}, pki/ca.crt, pki/etcd/ca.crt, pki/front-proxy-ca.crt, pki/sa.key, pki/sa.pub",
+                "  {}/: {}, pki/ca.crt, pki/etcd/ca.crt, pki/front-proxy-ca.crt, pki/sa.key, pki/sa.pub, {} ({})",
                 layout::node_root(&n.name),
-                leaf_files(&kubeadm::control_plane_leaves(cl, i)).join(", ")
+                leaf_files(&kubeadm::control_plane_leaves(cl, i)).join(", "),
+                layout::KUBEADM_CONFIG,
+                if i == 0 {
+                    "kubeadm init"
+                } else {
+                    "kubeadm join --control-plane"
+                }
             ));
         }
         for w in &cl.workers {
             line(format!(
-                "  {}/: kubelet.conf, pki/ca.crt",
-                layout::node_root(w)
+                "  {}/: kubelet.conf, pki/ca.crt, {} (kubeadm join)",
+                layout::node_root(w),
+                layout::KUBEADM_CONFIG
             ));
         }
     }

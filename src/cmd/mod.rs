@@ -47,7 +47,12 @@ pub fn dispatch(cli: Cli) -> Result<(), CeremonyError> {
         Command::Backup {
             command: BackupCommand::Verify { args },
         } => restore::run(args, None),
-        Command::Verify { dir, root, plan } => verify::run(&dir, root.as_deref(), plan.as_deref()),
+        Command::Verify {
+            dir,
+            root,
+            plan,
+            identity,
+        } => verify::run(&dir, root.as_deref(), plan.as_deref(), &identity),
         Command::Inspect {
             dirs,
             json,

@@ -118,6 +118,10 @@ pub struct Cluster {
     /// Key type of sa.key (default: leaf_key, as kubeadm's one
     /// encryptionAlgorithm).
     pub service_account_key: Option<String>,
+    /// Node name → the age recipient (`age1…`, `ssh-ed25519 …`, `ssh-rsa …`)
+    /// its files are encrypted to: `nodes/<name>.tar.age`, never plaintext.
+    #[serde(default)]
+    pub node_recipients: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

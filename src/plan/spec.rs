@@ -124,6 +124,12 @@ pub struct ClusterSpec {
     pub control_plane: Vec<ControlPlaneSpec>,
     pub workers: Vec<String>,
     pub mode: LeafMode,
+    /// `kubelet_serving_certs`: each node's kubelet gets a serving
+    /// certificate signed by the kubernetes CA, and kube-apiserver checks it.
+    pub kubelet_serving: bool,
+    /// `node_recipients`: the nodes delivered encrypted, each to its one
+    /// age or SSH recipient (parsed already).
+    pub node_recipients: std::collections::BTreeMap<String, String>,
 }
 
 /// One `[[users]]` entry: a kubeconfig signed by the kubernetes CA, written

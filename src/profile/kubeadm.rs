@@ -286,8 +286,24 @@ pub fn control_plane_leaves(cl: &ClusterSpec, index: usize) -> Vec<LeafSpec> {
         "system:kube-scheduler",
         &[],
     ));
-    leaves.push(kubelet(cl, &node.name, server));
+    // kubeadm's ControlPlaneKubeletLocalMode (beta and on by default from
+    // 1.33; alpha, off, in 1.31 and 1.32): a control-plane node's kubelet
+    // talks to its own kube-apiserver, never across the version skew of
+    // another node's.
+    let kubelet_server = if kubelet_local_mode(cl) {
+        url(&San::Ip(node.address), cl.bind_port)
+    } else {
+        server
+    };
+    leaves.push(kubelet(cl, &node.name, kubelet_server));
     leaves
+}
+
+/// Whether kubeadm of the plan's version points a control-plane node's
+/// kubelet.conf at the node's own API server (`ControlPlaneKubeletLocalMode`
+/// on by default: kubeadm 1.33 and later).
+pub fn kubelet_local_mode(cl: &ClusterSpec) -> bool {
+    cl.version >= (1, 33)
 }
 
 fn kubelet(cl: &ClusterSpec, name: &str, server: String) -> LeafSpec {
@@ -403,6 +419,8 @@ mod tests {
             }],
             workers: vec![],
             mode: LeafMode::Generate,
+            kubelet_serving: false,
+            node_recipients: Default::default(),
         }
     }
 
@@ -489,6 +507,19 @@ mod tests {
             find(&second, "kubelet.conf").kubeconfig_names().unwrap().2,
             "system:node:cp2@kubernetes"
         );
+    }
+
+    #[test]
+    fn a_control_plane_kubelet_talks_to_its_own_api_server_from_1_33() {
+        let server = |version| {
+            let l = control_plane_leaves(&reference(version), 0);
+            match &find(&l, "kubelet.conf").output {
+                LeafOutput::Kubeconfig { server, .. } => server.clone(),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(server((1, 32)), "https://127.0.0.1:6443");
+        assert_eq!(server((1, 33)), "https://10.0.0.10:6443");
     }
 
     #[test]

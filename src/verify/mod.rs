@@ -169,6 +169,8 @@ pub struct Report {
     pub nodes: Vec<(Option<String>, Role)>,
     pub root: RootUsed,
     pub plan: bool,
+    /// Encrypted nodes not opened (no identity given for them).
+    pub locked: Vec<String>,
 }
 
 impl Report {
@@ -225,6 +227,16 @@ impl Report {
         } else {
             "no --plan: kubeadm's fixed profile parts only".to_string()
         });
+        if !self.locked.is_empty() {
+            notes.push(format!(
+                "encrypted, checked as archives only (give --identity to open): {}",
+                self.locked
+                    .iter()
+                    .map(|n| crate::bundle::layout::sealed_node(n))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         if self.problems.is_empty() {
             format!("OK: {what}; {}", notes.join("; "))
         } else {
@@ -379,6 +391,29 @@ pub fn load(
     })
 }
 
+/// Opens every encrypted node an identity of `identities` can decrypt
+/// (none given: each is only noted).
+pub fn open_sealed(tree: &mut Tree, identities: &[crate::audit::crypto::Identities]) {
+    // No identity for it: locked, not failed (each node has its own).
+    let decrypt = |bytes: &[u8]| -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, String> {
+        for ids in identities {
+            match ids.decrypt(bytes) {
+                Ok(plain) => return Ok(Some(zeroize::Zeroizing::new(plain))),
+                Err(crate::audit::crypto::DecryptFailure::Header(_)) => {}
+                Err(crate::audit::crypto::DecryptFailure::Payload(e)) => {
+                    return Err(format!("damaged or truncated: {e}"));
+                }
+            }
+        }
+        Ok(None)
+    };
+    if identities.is_empty() {
+        tree.open_sealed(None);
+    } else {
+        tree.open_sealed(Some(&decrypt));
+    }
+}
+
 /// The plan's facts, or why it cannot be used.
 pub fn plan_facts(path: &Path, now: SystemTime) -> Result<PlanFacts, VerifyError> {
     let loaded = crate::plan::load(path, now)?;
@@ -415,10 +450,16 @@ fn stdout(text: &str) {
 
 /// `ceremony verify DIR [--root FILE] [--plan FILE]`: prints one line per
 /// problem and the summary on stdout; Err(Failed) when there were problems.
-pub fn run_verify(dir: &Path, root: Option<&Path>, plan: Option<&Path>) -> Result<(), VerifyError> {
+pub fn run_verify(
+    dir: &Path,
+    root: Option<&Path>,
+    plan: Option<&Path>,
+    identities: &[crate::audit::crypto::Identities],
+) -> Result<(), VerifyError> {
     let now = SystemTime::now();
     let facts = plan.map(|p| plan_facts(p, now)).transpose()?;
-    let input = load(dir, root, facts)?;
+    let mut input = load(dir, root, facts)?;
+    open_sealed(&mut input.tree, identities);
     let report = check::check(&input, now);
     let mut text = String::new();
     for p in &report.problems {

@@ -356,6 +356,11 @@ const ROWS: &[Row] = &[
         &[r#"users[0].csr: climbs out of the plan's directory with ".."; input files stay inside it: move the file in, or set allow_outside = true in this [[users]] entry (got "../alice.csr")"#]),
     ("user validity", &[(r#"groups = ["ops"]"#, "groups = [\"ops\"]\nvalidity = \"30\"")],
         &[r#"users[0].validity: needs a unit: y (365 days), d or h, e.g. "365d" (got "30")"#]),
+    // [cluster.node_recipients]
+    ("node recipient for no node", &[("names = [\"worker1\"]\n", "names = [\"worker1\"]\n\n[cluster.node_recipients]\ncp9 = \"age1rfjvanyx48qxdll0q8wkrca6kpkfluxp4gal0ws7cp4awt900vpsf0sp9u\"\n")],
+        &[r#"cluster.node_recipients.cp9: names no node of [cluster]: give the name of a control-plane node or worker (got "cp9")"#]),
+    ("node recipient not a recipient", &[("names = [\"worker1\"]\n", "names = [\"worker1\"]\n\n[cluster.node_recipients]\ncp1 = \"ssh-ed25519 nope\"\n")],
+        &[r#"cluster.node_recipients.cp1: is not an age recipient (age1…) or an SSH public key (ssh-ed25519 …, ssh-rsa …) (got "ssh-ed25519 nope")"#]),
     // [audit]
     ("no recipient", &[(RECIPIENT, "")],
         &["audit.recipients: must name at least one age or SSH recipient who can read the audit log (got [])"]),

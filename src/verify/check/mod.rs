@@ -4,6 +4,7 @@
 
 mod backup;
 mod ca;
+mod kubeadm;
 mod kubeconfig;
 mod leaf;
 mod node;
@@ -20,7 +21,7 @@ use x509_cert::ext::pkix::KeyUsages;
 
 use super::expect::{self, Expect, PlanNode, SanRule};
 use super::parse::{self, Cert, CertFile};
-use super::tree::{Content, Tree};
+use super::tree::{Content, Sealed, Tree};
 use super::{Input, Layout, PlanFacts, Problem, Report, Role, RootUsed};
 use crate::bundle::kubeconfig::{KubeconfigFile, base64_data};
 use crate::fmt::utc;
@@ -71,10 +72,15 @@ fn is_ca_key_name(path: &str) -> bool {
 /// sa.* and kubeconfigs 0600; certificates, CSRs and OUT's own files 0644.
 pub fn expected_mode(path: &str) -> Option<u32> {
     let name = path.rsplit('/').next().unwrap_or(path);
-    if name.ends_with(".key") || name.starts_with("sa.") || name.ends_with(".conf") {
+    if name.ends_with(".key")
+        || name.starts_with("sa.")
+        || name.ends_with(".conf")
+        || name == layout::KUBEADM_CONFIG
+    {
         Some(0o600)
     } else if name.ends_with(".crt")
         || name.ends_with(".csr")
+        || layout::sealed_node_of(path).is_some()
         || (name == path
             && (AFTER_MANIFEST.contains(&name)
                 || name == layout::SHA256SUMS
@@ -218,6 +224,13 @@ pub fn check(input: &Input, now: SystemTime) -> Report {
         files_checked,
         nodes: nodes.into_iter().map(|n| (n.name, n.role)).collect(),
         root: root_used,
+        locked: input
+            .tree
+            .sealed
+            .iter()
+            .filter(|(_, s)| **s == Sealed::Locked)
+            .map(|(n, _)| n.clone())
+            .collect(),
         plan: input.plan.is_some(),
     }
 }

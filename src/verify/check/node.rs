@@ -88,6 +88,9 @@ impl<'a> Ctx<'a> {
                 wanted.insert(e.csr_file(), false);
             }
         }
+        // Written by this tool since it writes kubeadm configurations; an
+        // older bundle has none.
+        wanted.insert(layout::KUBEADM_CONFIG.into(), false);
         if role == Role::ControlPlane {
             wanted.insert("pki/sa.key".into(), !csr_mode);
             wanted.insert("pki/sa.pub".into(), true);
@@ -318,6 +321,12 @@ impl<'a> Ctx<'a> {
         if role == Role::ControlPlane {
             self.service_account(base);
         }
+        self.kubeadm_config(
+            base,
+            name.as_deref(),
+            cas.get(&CaRole::Kubernetes),
+            apiserver_sans.as_deref(),
+        );
         NodeResult {
             base: base.to_string(),
             name,
@@ -432,7 +441,9 @@ impl<'a> Ctx<'a> {
                 // A continuing ceremony writes only the nodes it renews or
                 // adds: the first node, with super-admin.conf, may be untouched.
                 let continuing = self.tree.get(layout::CONTINUATION).is_some();
-                if with.is_empty() && modern && !continuing {
+                // An encrypted node not opened may be the first one.
+                let unseen = self.tree.sealed.values().any(|s| *s != Sealed::Opened);
+                if with.is_empty() && modern && !continuing && !unseen {
                     self.add(Problem::new(
                         &format!("{}super-admin.conf", first.base),
                         "file",

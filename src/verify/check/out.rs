@@ -131,7 +131,47 @@ impl<'a> Ctx<'a> {
             .filter(|n| self.tree.is_dir(&layout::node_dir(n)))
             .map(str::to_string)
             .collect();
+        // Encrypted nodes: opened ones are directories now; the others are
+        // present (their archive is in SHA256SUMS) but not checked inside.
+        let mut locked = Vec::new();
+        for (n, state) in &self.tree.sealed {
+            let file = layout::sealed_node(n);
+            match state {
+                Sealed::Opened => {}
+                Sealed::Locked => locked.push(n.clone()),
+                Sealed::Failed(why) => {
+                    locked.push(n.clone());
+                    self.add(Problem::new(&file, "content", why.clone()));
+                }
+            }
+            if let Some(plan) = self.plan
+                && !plan.cluster.node_recipients.contains_key(n)
+            {
+                self.add(Problem::new(
+                    &file,
+                    "file",
+                    "encrypted, but the plan names no recipient for this node (cluster.node_recipients)",
+                ));
+            }
+        }
+        if let Some(plan) = self.plan {
+            for n in plan.cluster.node_recipients.keys() {
+                if self.tree.is_dir(&layout::node_dir(n)) && !self.tree.sealed.contains_key(n) {
+                    self.add(Problem::new(
+                        &layout::node_dir(n),
+                        "file",
+                        format!(
+                            "in clear, but the plan delivers this node encrypted only ({})",
+                            layout::sealed_node(n)
+                        ),
+                    ));
+                }
+            }
+        }
         for n in self.tree.children("nodes/") {
+            if layout::sealed_node_of(&format!("nodes/{n}")).is_some() {
+                continue;
+            }
             if !self.tree.is_dir(&layout::node_dir(n)) {
                 self.add(Problem::new(
                     &layout::node_dir(n),
@@ -157,7 +197,7 @@ impl<'a> Ctx<'a> {
                 .collect();
             for n in &planned {
                 // A continuing ceremony's untouched nodes are in earlier outputs.
-                if !node_names.contains(n) && !untouched.contains(n) {
+                if !node_names.contains(n) && !untouched.contains(n) && !locked.contains(n) {
                     self.add(Problem::new(
                         &layout::node_root(n),
                         "file",
@@ -165,7 +205,7 @@ impl<'a> Ctx<'a> {
                     ));
                 }
             }
-            for n in &node_names {
+            for n in node_names.iter().chain(&locked) {
                 if !planned.contains(n) {
                     self.add(Problem::new(
                         &layout::node_dir(n),
@@ -407,6 +447,7 @@ impl<'a> Ctx<'a> {
                     && k.as_str() != layout::SHA256SUMS
                     && !AFTER_MANIFEST.contains(&k.as_str())
                     && !listed.contains_key(k.as_str())
+                    && !self.tree.opened.contains(k.as_str())
             })
             .map(|(k, _)| k.clone())
             .collect();
