@@ -26,6 +26,12 @@ pub struct Plan {
     pub audit: AuditSection,
     /// What a continuing ceremony issues again (needs `ceremony.previous`).
     pub renew: Option<RenewSection>,
+    /// `[crl]`: every CA signs its CRL in this ceremony.
+    pub crl: Option<CrlSection>,
+    /// `[[revoke]]`: certificates of the chain to revoke (needs
+    /// `ceremony.previous`).
+    #[serde(default)]
+    pub revoke: Vec<Revoke>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -189,4 +195,30 @@ pub struct RenewSection {
     /// Make a new service-account key pair instead of carrying the previous one.
     #[serde(default)]
     pub rotate_service_account_key: bool,
+}
+
+/// `[crl]`: the CRLs' lifetime. Its presence (or a `[[revoke]]`) makes
+/// every CA sign its CRL; once an output of the chain holds CRLs, every
+/// continuing ceremony signs them again.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrlSection {
+    /// From thisUpdate to nextUpdate (default 30d).
+    pub next_update: Option<String>,
+}
+
+/// One `[[revoke]]`: a certificate of the chain, by its file in a node's
+/// bundle of the previous output, or by its issuing CA and serial.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Revoke {
+    pub node: Option<String>,
+    /// Relative to the node's etc/kubernetes, e.g. `pki/etcd/peer.crt`.
+    pub file: Option<String>,
+    /// root, kubernetes, etcd or front-proxy: the CA that issued it.
+    pub ca: Option<String>,
+    /// The certificate's serial number, hex.
+    pub serial: Option<String>,
+    /// RFC 5280's reason, kebab-case (default unspecified).
+    pub reason: Option<String>,
 }

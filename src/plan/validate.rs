@@ -18,6 +18,7 @@ use crate::keytype::{KeyType, key_type_names};
 use crate::token::uri::TokenUri;
 
 mod cluster;
+mod revoke;
 use cluster::validate_cluster;
 #[cfg(test)]
 use cluster::{parse_cidr, parse_endpoint, parse_version};
@@ -280,6 +281,7 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
     }
     let users = validate_users(plan, cluster.as_ref(), &mut p);
     let continuing = super::continuing::validate(plan, cluster.as_ref(), &mut p.0);
+    let crl = revoke::validate_crl(plan, &mut p);
 
     if plan.audit.recipients.is_empty() {
         p.add(
@@ -332,6 +334,7 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
         users,
         recipients: plan.audit.recipients.clone(),
         continuing,
+        crl,
     })
 }
 

@@ -84,11 +84,17 @@ impl std::fmt::Display for Reason {
     }
 }
 
+/// A serial's digits without leading zero bytes: how entries and
+/// certificates are compared, whatever sign byte their DER carries.
+pub fn serial_digits(b: &[u8]) -> &[u8] {
+    let first = b.iter().position(|x| *x != 0).unwrap_or(b.len());
+    &b[first..]
+}
+
 /// One revoked certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    /// The certificate's serial, as its DER holds it (no leading zeros but
-    /// the sign's).
+    /// The certificate's serial ([`serial_digits`]).
     pub serial: Vec<u8>,
     pub revoked_at: SystemTime,
     pub reason: Reason,
@@ -279,7 +285,7 @@ pub fn read(crl: &CertificateList, der: Vec<u8>) -> Result<Read, String> {
             }
         }
         entries.push(Entry {
-            serial: rc.serial_number.as_bytes().to_vec(),
+            serial: serial_digits(rc.serial_number.as_bytes()).to_vec(),
             revoked_at: rc.revocation_date.to_system_time(),
             reason,
         });
@@ -338,7 +344,7 @@ mod tests {
                 reason: Reason::KeyCompromise,
             },
             Entry {
-                serial: vec![0x00, 0x80],
+                serial: vec![0x80, 0x01],
                 revoked_at: at(1_800_000_100),
                 reason: Reason::Unspecified,
             },
