@@ -232,6 +232,27 @@ pub enum Event {
         label: String,
         sha256: String,
     },
+    /// A certificate put on its CA's CRL by this ceremony.
+    CertificateRevoked {
+        /// The issuing CA: root, kubernetes, etcd, front-proxy.
+        ca: String,
+        /// Hex, as `openssl x509 -serial` prints it.
+        serial: String,
+        reason: String,
+        /// What the plan named: the file of the previous output, or the serial.
+        what: String,
+    },
+    /// A CA's CRL signed through the token and checked.
+    CrlSigned {
+        ca: String,
+        number: u64,
+        this_update: String,
+        next_update: String,
+        /// Entries on it (the previous CRL's and this ceremony's).
+        revoked: u64,
+        /// SHA-256 of its DER, hex.
+        sha256: String,
+    },
     OutputWritten {
         /// Relative to OUT.
         path: String,
@@ -280,6 +301,8 @@ impl Event {
             Event::CertificateFound(_) => "certificate_found",
             Event::CertificateIssued(_) => "certificate_issued",
             Event::CertificateStored { .. } => "certificate_stored",
+            Event::CertificateRevoked { .. } => "certificate_revoked",
+            Event::CrlSigned { .. } => "crl_signed",
             Event::OutputWritten { .. } => "output_written",
             Event::Acknowledged { .. } => "acknowledged",
             Event::Error { .. } => "error",
@@ -446,6 +469,23 @@ impl Event {
                 sha256,
             } => format!(
                 "{role} certificate stored on the token as \"{label}\", SHA-256 {}",
+                short(sha256)
+            ),
+            Event::CertificateRevoked {
+                ca,
+                serial,
+                reason,
+                what,
+            } => format!("{what}: serial {serial} revoked on the {ca} CA's CRL ({reason})"),
+            Event::CrlSigned {
+                ca,
+                number,
+                this_update,
+                next_update,
+                revoked,
+                sha256,
+            } => format!(
+                "{ca} CA's CRL number {number}, {revoked} revoked, {this_update} to {next_update}, SHA-256 {}",
                 short(sha256)
             ),
             Event::OutputWritten { path, sha256, mode } => format!("{path} {mode} {sha256}"),

@@ -47,6 +47,8 @@ pub struct Continuation {
     /// earlier output): it stays there, as this run writes no control plane.
     pub sa_in_earlier_output: bool,
     pub rotate_sa_key: bool,
+    /// Every file its SHA256SUMS lists, with its SHA-256 (hex), each checked.
+    pub listed: BTreeMap<String, String>,
 }
 
 fn bad(message: String, hint: &str) -> CeremonyError {
@@ -58,7 +60,7 @@ fn bad(message: String, hint: &str) -> CeremonyError {
 
 const HINT: &str = "ceremony.previous must name the intact output of the last ceremony made on this token, as it was written; nothing was touched";
 
-fn read(dir: &Path, rel: &str) -> Result<Zeroizing<Vec<u8>>, CeremonyError> {
+pub(super) fn read(dir: &Path, rel: &str) -> Result<Zeroizing<Vec<u8>>, CeremonyError> {
     fsread::read_regular(&dir.join(rel), MAX_FILE, Links::Refuse)
         .map_err(|e| bad(format!("ceremony.previous: {e}"), HINT))
 }
@@ -229,6 +231,7 @@ pub fn read_previous(loaded: &LoadedPlan) -> Result<Option<Continuation>, Ceremo
         sa_in_earlier_output: sa.is_none() && !nodes.is_empty(),
         sa,
         rotate_sa_key: c.rotate_sa_key,
+        listed: hashes,
     }))
 }
 
@@ -599,6 +602,7 @@ mod tests {
             },
             root_der: Vec::new(),
             selection: Selection::default(),
+            listed: BTreeMap::new(),
             sa: None,
             sa_in_earlier_output: false,
             rotate_sa_key: false,

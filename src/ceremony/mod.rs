@@ -3,6 +3,7 @@
 //! and records are reached through their modules.
 
 mod chain;
+pub mod crl;
 pub mod login;
 mod record;
 mod recover;
@@ -79,6 +80,7 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
     let checked = before_the_token(&loaded, Some(&opts.out))?;
     let inputs = checked.inputs;
     let continuation = checked.continuation;
+    let revocations = checked.revocations;
     for w in &checked.intake.warnings {
         ui.warn(w);
     }
@@ -159,6 +161,7 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
         now,
         continuation: continuation.as_ref(),
         continues: continues.as_ref(),
+        revocations: &revocations,
     };
     match recorded_run(&run, &mut journal, given_pin) {
         Ok(finished) => {
@@ -204,6 +207,8 @@ pub struct Checked {
     /// Every input above and the plan's own, as one digest: what the
     /// witnesses approve, and what owns the journal and staging directory.
     pub inputs: Manifest,
+    /// The CRLs this ceremony signs and what it revokes.
+    pub revocations: crl::Revocations,
 }
 
 /// Everything `run` refuses before it opens the token, in its order: the
@@ -231,11 +236,13 @@ pub fn read_inputs(loaded: &LoadedPlan) -> Result<Checked, CeremonyError> {
     if let Some(c) = &continuation {
         chain::check_brought_sa(loaded, c, &intake)?;
     }
+    let revocations = crl::read(loaded, continuation.as_ref())?;
     let inputs = inputs_manifest(loaded, &intake, continuation.as_ref())?;
     Ok(Checked {
         intake,
         continuation,
         inputs,
+        revocations,
     })
 }
 
@@ -318,6 +325,8 @@ pub(super) struct Run<'a> {
     continuation: Option<&'a chain::Continuation>,
     /// The same, as the screens show it.
     continues: Option<&'a ui::Continues<'a>>,
+    /// The CRLs to sign and what they add.
+    revocations: &'a crl::Revocations,
 }
 
 /// What the screens say of a continuation.
@@ -527,6 +536,10 @@ fn recorded_run(
             &cas,
             run,
             r.continuation,
+            Crls {
+                revocations: r.revocations,
+                announce: &|what| gate.announce(what),
+            },
             &mut SharedAudit(&shared),
         )
         .map_err(|e| gate.halt().unwrap_or(e))?;
@@ -559,6 +572,13 @@ fn recorded_run(
     Ok(Finished { cas, sealed })
 }
 
+/// What `write_outputs` needs to sign the CRLs: what they hold, and the
+/// announcement of each signature (confirmed when the token is asked).
+struct Crls<'a> {
+    revocations: &'a crl::Revocations,
+    announce: &'a dyn Fn(&str),
+}
+
 /// The CA files (the root, each intermediate alone, each chain: intermediate
 /// then root), every node's bundle, plan.toml, inputs.sha256 and
 /// SHA256SUMS, into the staging directory (`seal_and_commit` adds the
@@ -572,6 +592,7 @@ fn write_outputs(
     cas: &[CaState],
     mut run: bundle::LeafRun,
     continuation: Option<&chain::Continuation>,
+    crls: Crls<'_>,
     audit: &mut dyn Audit,
 ) -> Result<Staging, CeremonyError> {
     let now = run.now;
@@ -639,6 +660,16 @@ fn write_outputs(
         }
     }
     from_csr::write_users(token, &mut st, loaded, cas, &intake, now, audit)?;
+    crl::sign_and_write(
+        token,
+        crls.announce,
+        &mut st,
+        cas,
+        crls.revocations,
+        now,
+        &crl::etcd_nodes(loaded, continuation),
+        audit,
+    )?;
     // The reviewed plan itself, so OUT alone tells what was meant; then
     // SHA256SUMS. audit.log.age and transcript.md come after it and cannot
     // be listed (each holds a hash that covers SHA256SUMS).
@@ -903,6 +934,7 @@ mod tests {
                 now,
                 continuation: None,
                 continues: None,
+                revocations: &crl::Revocations::default(),
             };
             let pin = Pin::new(zeroize::Zeroizing::new(token.pin.clone())).unwrap();
             recorded_run(&run, &mut journal, Some(pin))
@@ -1018,7 +1050,12 @@ mod tests {
             sa_previous_public: None,
         };
         let mut events: Vec<Event> = Vec::new();
-        let e = write_outputs(&token, &out, &other, &approved, &[], run, None, &mut events)
+        let none = crl::Revocations::default();
+        let crls = Crls {
+            revocations: &none,
+            announce: &|_| {},
+        };
+        let e = write_outputs(&token, &out, &other, &approved, &[], run, None, crls, &mut events)
             .err()
             .expect("refused");
         assert!(

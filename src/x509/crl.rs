@@ -189,7 +189,7 @@ where
         &signature_algorithm(t.issuer_key_type),
         &signature,
     )?;
-    let crl = check(&der, Some(&tbs_der), issuer_spki, t.issuer_key_type).map_err(|what| {
+    let crl = check(&der, Some(&tbs_der), issuer_spki, Some(t.issuer_key_type)).map_err(|what| {
         X509Error::CrlCheck {
             issuer: name_text(t.issuer),
             what,
@@ -200,12 +200,13 @@ where
 
 /// The post-signing check (and `verify`'s): the CRL parses back, its TBS is
 /// byte for byte `expected_tbs` (when given), its algorithm identifiers are
-/// the issuer key's, and its signature verifies with `issuer_spki`.
+/// the issuer key's (when its type is known), and its signature verifies
+/// with `issuer_spki`.
 pub fn check(
     der: &[u8],
     expected_tbs: Option<&[u8]>,
     issuer_spki: &SubjectPublicKeyInfoOwned,
-    issuer_key_type: KeyType,
+    issuer_key_type: Option<KeyType>,
 ) -> Result<CertificateList, String> {
     use der::Reader;
     let crl = CertificateList::from_der(der).map_err(|e| format!("does not parse back: {e}"))?;
@@ -222,7 +223,7 @@ pub fn check(
     if expected_tbs.is_some_and(|want| want != tbs) {
         return Err("the signed TBS differs from the one built".into());
     }
-    if crl.signature_algorithm != signature_algorithm(issuer_key_type)
+    if issuer_key_type.is_some_and(|k| crl.signature_algorithm != signature_algorithm(k))
         || crl.tbs_cert_list.signature != crl.signature_algorithm
     {
         return Err("signature algorithm identifiers do not match the issuer key".into());

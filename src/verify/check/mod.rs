@@ -3,6 +3,7 @@
 //! stops at the first one, so one run lists everything wrong.
 
 mod ca;
+mod crl;
 mod kubeconfig;
 mod leaf;
 mod node;
@@ -166,6 +167,8 @@ struct Ctx<'a> {
     problems: Vec<Problem>,
     /// Public halves of private keys, by "file" or "file#field", derived once.
     keys: HashMap<String, Result<PublicKey, String>>,
+    /// Every certificate a CRL read so far lists: the CRL file and reason.
+    revoked: BTreeMap<crl::RevokedKey, (String, crate::x509::crl::Reason)>,
 }
 
 /// Runs every check on `input` at time `now`.
@@ -176,6 +179,7 @@ pub fn check(input: &Input, now: SystemTime) -> Report {
         plan: input.plan.as_ref(),
         problems: Vec::new(),
         keys: HashMap::new(),
+        revoked: BTreeMap::new(),
     };
     let given_root = input.root.as_ref().and_then(|r| {
         CertFile::parse(&r.pem)

@@ -1,0 +1,191 @@
+//! Revocation on a real SoftHSM2 token: a continuing ceremony revokes
+//! certificates of the previous output; every CA's CRL is signed on the
+//! token, written to OUT and to the etcd of each control-plane bundle;
+//! `openssl verify -crl_check` and a real etcd given the CRL refuse the
+//! revoked certificates and accept the others; the next ceremony signs the
+//! CRLs again with the next number and the entries carried.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::unreachable,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+const KEYS: Keys = ["ecdsa-p256"; 4];
+const CONTROL_PLANE: &[(&str, &str)] = &[("cp1", "10.0.0.11"), ("cp2", "10.0.0.12")];
+
+fn founding(token: &str) -> PlanSpec<'_> {
+    let mut s = PlanSpec::new(token, KEYS);
+    s.cluster().control_plane = CONTROL_PLANE;
+    s.cluster().workers = &["worker1"];
+    s
+}
+
+/// `spec` as a plan continuing `previous`, with `tail` appended (sections).
+fn continuing(f: &Fixture, name: &str, spec: &PlanSpec<'_>, previous: &str, tail: &str) -> PathBuf {
+    let plan = f.write_spec(&format!("{name}.base.toml"), spec);
+    let text = std::fs::read_to_string(&plan).unwrap().replacen(
+        "[ceremony]\n",
+        &format!("[ceremony]\nprevious = \"{previous}\"\n"),
+        1,
+    ) + "\n"
+        + tail;
+    let p = plan.with_file_name(format!("{name}.toml"));
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn pki(out: &Path, node: &str, file: &str) -> PathBuf {
+    node_dir(out, node).join("pki").join(file)
+}
+
+#[allow(non_snake_case)]
+fn OsStr(s: &str) -> &std::ffi::OsStr {
+    std::ffi::OsStr::new(s)
+}
+
+/// `openssl crl -noout -text` of a CRL file.
+fn crl_text(path: &Path) -> String {
+    let o = openssl(&["crl", "-noout", "-text", "-in", path.to_str().unwrap()]);
+    assert!(o.ok(), "{o}");
+    o.stdout
+}
+
+/// `openssl x509 -noout -serial`'s hex.
+fn serial(cert: &Path) -> String {
+    let o = openssl(&["x509", "-noout", "-serial", "-in", cert.to_str().unwrap()]);
+    assert!(o.ok(), "{o}");
+    o.stdout.trim().strip_prefix("serial=").unwrap().to_string()
+}
+
+/// `openssl verify -crl_check` of `cert` against the etcd CA chain and `crl`.
+fn verify_with_crl(root: &Path, ca: &Path, crl: &Path, cert: &Path) -> Output {
+    openssl(&[
+        "verify",
+        "-crl_check",
+        "-CAfile",
+        root.to_str().unwrap(),
+        "-untrusted",
+        ca.to_str().unwrap(),
+        "-CRLfile",
+        crl.to_str().unwrap(),
+        cert.to_str().unwrap(),
+    ])
+}
+
+#[test]
+fn revoked_etcd_certificates_are_refused_by_openssl_and_etcd_and_the_crls_carry_on() {
+    let f = Fixture::new("t-revoke");
+    let spec = founding(&f.token().label);
+    let c1 = f.run_spec("c1", &spec);
+    assert!(!c1.join("crls").exists(), "no CRL unless the plan asks");
+
+    // c2: cp2's etcd peer and healthcheck-client certificates revoked; cp1
+    // renewed, so its bundle carries the etcd CA's CRL.
+    let tail = "[renew]\nnodes = [\"cp1\"]\n\n[crl]\nnext_update = \"7d\"\n\n\
+                [[revoke]]\nnode = \"cp2\"\nfile = \"pki/etcd/peer.crt\"\nreason = \"key-compromise\"\n\n\
+                [[revoke]]\nnode = \"cp2\"\nfile = \"pki/etcd/healthcheck-client.crt\"\n";
+    let plan = continuing(&f, "c2", &spec, "work/c1-out", tail);
+    let c2 = f.work("c2-out");
+    f.run_plan(&plan, &c2).assert_ok("c2 revokes");
+    f.ceremony(&[OsStr("verify"), c2.as_os_str()]).expect_ok();
+    for role in ["root", "kubernetes", "etcd", "front-proxy"] {
+        let text = crl_text(&c2.join(format!("crls/{role}-ca.crl")));
+        assert!(text.contains("X509v3 CRL Number: \n                1"), "{role}: {text}");
+    }
+    let etcd_crl = c2.join("crls/etcd-ca.crl");
+    let text = crl_text(&etcd_crl);
+    let peer_serial = serial(&pki(&c1, "cp2", "etcd/peer.crt"));
+    let hc_serial = serial(&pki(&c1, "cp2", "etcd/healthcheck-client.crt"));
+    assert!(text.contains(&format!("Serial Number: {peer_serial}")), "{text}");
+    assert!(text.contains("Key Compromise"), "{text}");
+    assert!(text.contains(&format!("Serial Number: {hc_serial}")), "{text}");
+    assert_eq!(
+        read(&pki(&c2, "cp1", "etcd/crl.pem")),
+        read(&etcd_crl),
+        "cp1's etcd reads the etcd CA's CRL"
+    );
+    let sums = String::from_utf8(read(&c2.join("SHA256SUMS"))).unwrap();
+    for rel in ["crls/etcd-ca.crl", "nodes/cp1/etc/kubernetes/pki/etcd/crl.pem"] {
+        assert!(sums.contains(&format!("  {rel}\n")), "{rel} in SHA256SUMS");
+    }
+    // The record: each revocation and each CRL signed.
+    let log = f.age_decrypt(&c2.join("audit.log.age"));
+    let records = json_lines(&log.lines().collect::<Vec<_>>());
+    assert_eq!(records.iter().filter(|r| kind(r) == "certificate_revoked").count(), 2);
+    assert_eq!(records.iter().filter(|r| kind(r) == "crl_signed").count(), 4);
+
+    // openssl agrees: the revoked are refused, the others pass.
+    let root = c2.join("root-ca.crt");
+    let ca = c2.join("cas/etcd-ca.crt");
+    for (cert, revoked) in [
+        (pki(&c1, "cp2", "etcd/peer.crt"), true),
+        (pki(&c1, "cp2", "etcd/healthcheck-client.crt"), true),
+        (pki(&c1, "cp2", "etcd/server.crt"), false),
+        (pki(&c1, "cp1", "etcd/peer.crt"), false),
+        (pki(&c2, "cp1", "etcd/peer.crt"), false),
+    ] {
+        let o = verify_with_crl(&root, &ca, &etcd_crl, &cert);
+        if revoked {
+            assert!(!o.ok() && o.stdout.contains("certificate revoked") || o.stderr.contains("certificate revoked"), "{}: {o}", cert.display());
+        } else {
+            assert!(o.ok(), "{}: {o}", cert.display());
+        }
+    }
+
+    // Real etcd given the CRL: cp1's renewed member refuses cp2's revoked
+    // client certificate and accepts the others.
+    let cp1 = node_dir(&c2, "cp1").join("pki");
+    let crl = cp1.join("etcd/crl.pem").display().to_string();
+    let (servers, members) = start_etcd_cluster_with(
+        f.path(),
+        &[("cp1", cp1.clone())],
+        &[
+            "--client-crl-file".into(),
+            crl.clone(),
+            "--peer-crl-file".into(),
+            crl,
+        ],
+    );
+    let port = members[0].client_port;
+    let etcd_ca = cp1.join("etcd/ca.crt");
+    for client in [
+        cp1.join("etcd/healthcheck-client"),
+        pki(&c1, "cp1", "etcd/healthcheck-client"),
+    ] {
+        etcdctl(port, &etcd_ca, &client, &["put", "k", "v"]).expect_ok();
+    }
+    let before = servers[0].log_count("revoked");
+    let r = etcdctl_refused(
+        port,
+        &etcd_ca,
+        &pki(&c1, "cp2", "etcd/healthcheck-client"),
+        &["put", "k", "v"],
+    );
+    assert!(!r.ok(), "the revoked client is refused: {r}");
+    assert!(
+        servers[0].log_count("revoked") > before,
+        "etcd says the certificate is revoked:\n{}",
+        servers[0].log_text()
+    );
+    drop(servers);
+
+    // c3: nothing revoked, the CRLs signed again, numbered 2, entries carried.
+    let plan = continuing(&f, "c3", &spec, "work/c2-out", "[renew]\nnodes = [\"cp2\"]\n");
+    let c3 = f.work("c3-out");
+    f.run_plan(&plan, &c3).assert_ok("c3 signs the CRLs again");
+    let text = crl_text(&c3.join("crls/etcd-ca.crl"));
+    assert!(text.contains("X509v3 CRL Number: \n                2"), "{text}");
+    assert!(text.contains(&format!("Serial Number: {peer_serial}")), "{text}");
+    assert_eq!(read(&pki(&c3, "cp2", "etcd/crl.pem")), read(&c3.join("crls/etcd-ca.crl")));
+    f.ceremony(&[OsStr("verify"), c3.as_os_str()]).expect_ok();
+}
