@@ -151,7 +151,10 @@ pub fn read(
                 c.dir.display()
             )));
         }
-        if r.new.iter().any(|n| n.ca == rev.ca && n.serial == rev.serial) {
+        if r.new
+            .iter()
+            .any(|n| n.ca == rev.ca && n.serial == rev.serial)
+        {
             return Err(bad(format!(
                 "{}: named twice in [[revoke]] (serial {})",
                 rev.what,
@@ -207,9 +210,9 @@ fn resolve(
             let cert = Certificate::from_pem(&pem[..])
                 .map_err(|e| bad(format!("{shown}: not a PEM certificate ({e})")))?;
             let issuer = cert.tbs_certificate().issuer();
-            let found = cas.iter().find(|(_, ca)| {
-                ca.tbs_certificate().subject() == issuer && signed_by(&cert, ca)
-            });
+            let found = cas
+                .iter()
+                .find(|(_, ca)| ca.tbs_certificate().subject() == issuer && signed_by(&cert, ca));
             let Some((role, _)) = found else {
                 return Err(bad(format!(
                     "{shown}: not signed by a CA of the previous output (its issuer is \"{issuer}\")"

@@ -1055,9 +1055,19 @@ mod tests {
             revocations: &none,
             announce: &|_| {},
         };
-        let e = write_outputs(&token, &out, &other, &approved, &[], run, None, crls, &mut events)
-            .err()
-            .expect("refused");
+        let e = write_outputs(
+            &token,
+            &out,
+            &other,
+            &approved,
+            &[],
+            run,
+            None,
+            crls,
+            &mut events,
+        )
+        .err()
+        .expect("refused");
         assert!(
             e.to_string().starts_with(&format!(
                 "the inputs changed since the preflight: their SHA-256 was {}, it is now ",

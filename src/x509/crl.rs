@@ -189,12 +189,13 @@ where
         &signature_algorithm(t.issuer_key_type),
         &signature,
     )?;
-    let crl = check(&der, Some(&tbs_der), issuer_spki, Some(t.issuer_key_type)).map_err(|what| {
-        X509Error::CrlCheck {
-            issuer: name_text(t.issuer),
-            what,
-        }
-    })?;
+    let crl =
+        check(&der, Some(&tbs_der), issuer_spki, Some(t.issuer_key_type)).map_err(|what| {
+            X509Error::CrlCheck {
+                issuer: name_text(t.issuer),
+                what,
+            }
+        })?;
     Ok(SignedCrl { crl, der })
 }
 

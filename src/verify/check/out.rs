@@ -127,7 +127,9 @@ impl<'a> Ctx<'a> {
             self.crl_file(&layout::crl_file(CaRole::Root), Some(r));
         }
         for (role, (file, bytes)) in &out_cas {
-            let ca = CertFile::parse(bytes).ok().and_then(|f| f.certs.into_iter().next());
+            let ca = CertFile::parse(bytes)
+                .ok()
+                .and_then(|f| f.certs.into_iter().next());
             let ca_ref = ca.as_ref().map(|c| CaRef {
                 file: file.clone(),
                 cert: c,
@@ -135,7 +137,10 @@ impl<'a> Ctx<'a> {
             self.crl_file(&layout::crl_file(*role), ca_ref.as_ref());
         }
         for (file, bytes) in out_cas.values() {
-            if let Some(c) = CertFile::parse(bytes).ok().and_then(|f| f.certs.into_iter().next()) {
+            if let Some(c) = CertFile::parse(bytes)
+                .ok()
+                .and_then(|f| f.certs.into_iter().next())
+            {
                 self.not_revoked(file, "", &c);
             }
         }
