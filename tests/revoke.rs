@@ -53,6 +53,33 @@ fn OsStr(s: &str) -> &std::ffi::OsStr {
     std::ffi::OsStr::new(s)
 }
 
+/// A continuing run that must refuse before it writes: exit 2, one error
+/// line starting with `want`, the token as it was, no output.
+#[track_caller]
+fn refused(f: &Fixture, plan: &Path, out: &Path, want: &str) {
+    let token = f.token_snapshot();
+    let o = f.run_plan(plan, out);
+    assert_eq!(o.code, Some(2), "{o}");
+    let errors: Vec<&str> = o
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{o}");
+    // Paths of the previous output as the run resolved them.
+    let want = want.replace("work/", &format!("{}/work/", f.path().display()));
+    assert!(errors[0].starts_with(&want), "{}\nwanted {want}", errors[0]);
+    assert_eq!(
+        o.hint(),
+        Some(
+            "hint: a revocation names a certificate of the previous output that is not revoked yet (docs/plan.md, [[revoke]]); nothing was touched"
+        ),
+        "{o}"
+    );
+    assert_eq!(f.token_snapshot(), token, "the token was touched");
+    assert!(!out.exists(), "an output was written");
+}
+
 /// `openssl crl -noout -text` of a CRL file.
 fn crl_text(path: &Path) -> String {
     let o = openssl(&["crl", "-noout", "-text", "-in", path.to_str().unwrap()]);
@@ -255,6 +282,31 @@ fn revoked_etcd_certificates_are_refused_by_openssl_and_etcd_and_the_crls_carry_
     }
     drop(servers);
 
+    // Revoking it again is refused.
+    let again = "[[revoke]]\nnode = \"cp2\"\nfile = \"pki/etcd/peer.crt\"\n";
+    let plan = continuing(&f, "again1", &spec, "work/c2-out", again);
+    refused(
+        &f,
+        &plan,
+        &f.work("again-out"),
+        "error: work/c2-out/nodes/cp2/etc/kubernetes/pki/etcd/peer.crt: not a file of the previous output",
+    );
+    let plan = continuing(
+        &f,
+        "again2",
+        &spec,
+        "work/c2-out",
+        &format!("[[revoke]]\nca = \"etcd\"\nserial = \"{peer_serial}\"\n"),
+    );
+    refused(
+        &f,
+        &plan,
+        &f.work("again-out"),
+        &format!(
+            "error: serial {peer_serial} of the etcd CA: already revoked, on the etcd CA's CRL number 1 of "
+        ),
+    );
+
     // c3: nothing revoked, the CRLs signed again, numbered 2, entries carried.
     let plan = continuing(
         &f,
@@ -279,4 +331,28 @@ fn revoked_etcd_certificates_are_refused_by_openssl_and_etcd_and_the_crls_carry_
         read(&c3.join("crls/etcd-ca.crl"))
     );
     f.ceremony(&[OsStr("verify"), c3.as_os_str()]).expect_ok();
+}
+
+#[test]
+fn revocations_the_previous_output_cannot_back_are_refused_before_anything_is_written() {
+    let f = Fixture::new("t-revoke-bad");
+    let spec = founding(&f.token().label);
+    f.run_spec("c1", &spec);
+    let out = f.work("c2-out");
+    for (i, (tail, want)) in [
+        (
+            "[[revoke]]\nnode = \"cp9\"\nfile = \"pki/etcd/peer.crt\"\n",
+            "error: work/c1-out/nodes/cp9/etc/kubernetes/pki/etcd/peer.crt: not a file of the previous output (its SHA256SUMS does not list it): name a certificate of an earlier output by ca and serial",
+        ),
+        (
+            "[[revoke]]\nnode = \"cp1\"\nfile = \"pki/etcd/ca.crt\"\n",
+            "error: work/c1-out/nodes/cp1/etc/kubernetes/pki/etcd/ca.crt: is the etcd CA's certificate the chain uses: revoking it distrusts every certificate it signed; rotate that CA first",
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let plan = continuing(&f, &format!("bad{i}"), &spec, "work/c1-out", tail);
+        refused(&f, &plan, &out, want);
+    }
 }
