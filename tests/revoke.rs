@@ -123,7 +123,19 @@ fn revoked_etcd_certificates_are_refused_by_openssl_and_etcd_and_the_crls_carry_
                 [[revoke]]\nnode = \"cp2\"\nfile = \"pki/etcd/healthcheck-client.crt\"\n";
     let plan = continuing(&f, "c2", &spec, "work/c1-out", tail);
     let c2 = f.work("c2-out");
-    f.run_plan(&plan, &c2).assert_ok("c2 revokes");
+    let o = f.run_plan(&plan, &c2);
+    o.assert_ok("c2 revokes");
+    // The preflight says what is revoked, before anything is signed.
+    for line in [
+        "CRLs           signed by every CA, next update 7d after signing".to_string(),
+        format!(
+            "Revokes        {}: serial {}, key-compromise, on the etcd CA's CRL",
+            pki(&c1, "cp2", "etcd/peer.crt").display(),
+            serial(&pki(&c1, "cp2", "etcd/peer.crt"))
+        ),
+    ] {
+        assert!(o.stderr.contains(&line), "{line}\n{o}");
+    }
     f.ceremony(&[OsStr("verify"), c2.as_os_str()]).expect_ok();
     for role in ["root", "kubernetes", "etcd", "front-proxy"] {
         let text = crl_text(&c2.join(format!("crls/{role}-ca.crl")));
@@ -316,7 +328,12 @@ fn revoked_etcd_certificates_are_refused_by_openssl_and_etcd_and_the_crls_carry_
         "[renew]\nnodes = [\"cp2\"]\n",
     );
     let c3 = f.work("c3-out");
-    f.run_plan(&plan, &c3).assert_ok("c3 signs the CRLs again");
+    let o = f.run_plan(&plan, &c3);
+    o.assert_ok("c3 signs the CRLs again");
+    assert!(
+        o.stderr.contains("CRLs           signed by every CA again (the previous CRLs' entries carried), next update 30d after signing"),
+        "{o}"
+    );
     let text = crl_text(&c3.join("crls/etcd-ca.crl"));
     assert!(
         text.contains("X509v3 CRL Number: \n                2"),

@@ -135,7 +135,7 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
         &ui,
         continuation.as_ref().map(|c| &c.previous),
     )?;
-    let continues = continuation.as_ref().map(continues_of);
+    let continues = continuation.as_ref().map(|c| continues_of(c, &revocations));
     let run = Run {
         opts,
         loaded: &loaded,
@@ -330,8 +330,32 @@ pub(super) struct Run<'a> {
 }
 
 /// What the screens say of a continuation.
-fn continues_of(c: &chain::Continuation) -> ui::Continues<'_> {
+fn continues_of<'a>(c: &'a chain::Continuation, r: &crl::Revocations) -> ui::Continues<'a> {
     ui::Continues {
+        revokes: r
+            .new
+            .iter()
+            .map(|n| {
+                format!(
+                    "{}: serial {}, {}, on the {} CA's CRL",
+                    n.what,
+                    crl::serial_hex(&n.serial),
+                    n.reason,
+                    n.ca.name()
+                )
+            })
+            .collect(),
+        crls: r.publish.then(|| {
+            format!(
+                "signed by every CA{}, next update {} after signing",
+                if r.previous.is_empty() {
+                    ""
+                } else {
+                    " again (the previous CRLs' entries carried)"
+                },
+                crate::plan::duration::format_lifetime(r.next_update)
+            )
+        }),
         ceremony: &c.previous.ceremony,
         output: &c.previous.output,
         final_hash: &c.previous.final_hash,
