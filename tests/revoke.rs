@@ -373,3 +373,142 @@ fn revocations_the_previous_output_cannot_back_are_refused_before_anything_is_wr
         refused(&f, &plan, &out, want);
     }
 }
+
+/// `openssl x509 -noout -pubkey` of a certificate file.
+fn pubkey(cert: &Path) -> String {
+    let o = openssl(&["x509", "-noout", "-pubkey", "-in", cert.to_str().unwrap()]);
+    assert!(o.ok(), "{o}");
+    o.stdout
+}
+
+/// `openssl x509 -noout -subject -ext subjectKeyIdentifier -enddate`.
+fn subject_ski(cert: &Path) -> String {
+    let o = openssl(&[
+        "x509",
+        "-noout",
+        "-subject",
+        "-ext",
+        "subjectKeyIdentifier",
+        "-in",
+        cert.to_str().unwrap(),
+    ]);
+    assert!(o.ok(), "{o}");
+    o.stdout
+}
+
+#[test]
+fn reissued_root_and_intermediate_keep_their_keys_verify_the_previous_leaves_and_carry_on() {
+    let f = Fixture::new("t-reissue");
+    let spec = founding(&f.token().label);
+    let c1 = f.run_spec("c1", &spec);
+    let token_before = without_chain_head(f.objects());
+
+    let tail = "[renew]\nnodes = [\"cp1\"]\n\n[reissue]\ncas = [\"etcd\", \"root\"]\n";
+    let plan = continuing(&f, "c2", &spec, "work/c1-out", tail);
+    let c2 = f.work("c2-out");
+    let o = f.run_plan(&plan, &c2);
+    o.assert_ok("c2 reissues");
+    assert!(
+        o.stderr
+            .contains("Reissue the etcd certificate \"CN=etcd-ca\" for its key"),
+        "{o}"
+    );
+    f.ceremony(&[OsStr("verify"), c2.as_os_str()]).expect_ok();
+    // The token is unchanged (the same keys and certificate objects; only
+    // the chain head moves).
+    assert_eq!(
+        without_chain_head(f.objects()),
+        token_before,
+        "the token keeps its keys and certificates"
+    );
+    for (file, reissued) in [
+        ("root-ca.crt", true),
+        ("cas/etcd-ca.crt", true),
+        ("cas/kubernetes-ca.crt", false),
+        ("cas/front-proxy-ca.crt", false),
+    ] {
+        let (old, new) = (c1.join(file), c2.join(file));
+        assert_eq!(read(&old) != read(&new), reissued, "{file}");
+        // The same key (kubeadm's discovery hash pins it), subject and SKI.
+        assert_eq!(pubkey(&old), pubkey(&new), "{file}");
+        assert_eq!(subject_ski(&old), subject_ski(&new), "{file}");
+    }
+    assert_eq!(
+        read(&pki(&c2, "cp1", "etcd/ca.crt")),
+        read(&c2.join("cas/etcd-ca.crt"))
+    );
+    // Every etcd leaf of c1 verifies under the reissued etcd CA and root.
+    let root = c2.join("root-ca.crt");
+    let ca = c2.join("cas/etcd-ca.crt");
+    for node in ["cp1", "cp2"] {
+        for leaf in [
+            "etcd/server.crt",
+            "etcd/peer.crt",
+            "etcd/healthcheck-client.crt",
+            "apiserver-etcd-client.crt",
+        ] {
+            let o = openssl(&[
+                "verify",
+                "-CAfile",
+                root.to_str().unwrap(),
+                "-untrusted",
+                ca.to_str().unwrap(),
+                pki(&c1, node, leaf).to_str().unwrap(),
+            ]);
+            assert!(o.ok(), "{node} {leaf}: {o}");
+        }
+    }
+    // The old intermediate verifies under the new root (same key, same name).
+    let o = openssl(&[
+        "verify",
+        "-CAfile",
+        root.to_str().unwrap(),
+        c1.join("cas/kubernetes-ca.crt").to_str().unwrap(),
+    ]);
+    assert!(o.ok(), "{o}");
+    let log = f.age_decrypt(&c2.join("audit.log.age"));
+    let records = json_lines(&log.lines().collect::<Vec<_>>());
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| kind(r) == "ca_certificate_reissued")
+            .count(),
+        2
+    );
+
+    // c3 carries the reissued certificates (the token still holds the first ones).
+    let plan = continuing(
+        &f,
+        "c3",
+        &spec,
+        "work/c2-out",
+        "[renew]\nnodes = [\"cp2\"]\n",
+    );
+    let c3 = f.work("c3-out");
+    f.run_plan(&plan, &c3).assert_ok("c3 after the reissue");
+    f.ceremony(&[OsStr("verify"), c3.as_os_str()]).expect_ok();
+    for file in ["root-ca.crt", "cas/etcd-ca.crt"] {
+        assert_eq!(read(&c2.join(file)), read(&c3.join(file)), "{file}");
+    }
+    assert_eq!(
+        read(&pki(&c3, "cp2", "etcd/ca.crt")),
+        read(&c2.join("cas/etcd-ca.crt"))
+    );
+    let log = f.age_decrypt(&c3.join("audit.log.age"));
+    let records = json_lines(&log.lines().collect::<Vec<_>>());
+    assert_eq!(
+        records
+            .iter()
+            .filter(|r| kind(r) == "ca_certificate_carried")
+            .count(),
+        2
+    );
+    let logs: Vec<PathBuf> = [&c1, &c2, &c3]
+        .iter()
+        .map(|c| c.join("audit.log.age"))
+        .collect();
+    let mut args = vec![OsStr("audit"), OsStr("verify")];
+    args.extend(logs.iter().map(|p| p.as_os_str()));
+    args.extend([OsStr("-i"), OsStr(AUDITOR)]);
+    f.ceremony(&args).expect_ok();
+}

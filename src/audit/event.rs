@@ -232,6 +232,22 @@ pub enum Event {
         label: String,
         sha256: String,
     },
+    /// A CA certificate signed again for the same key on the token (a new
+    /// validity, the same subject and key); the token keeps the certificate
+    /// object it had.
+    CaCertificateReissued {
+        /// SHA-256 of the certificate it follows (the chain's current one), hex.
+        previous_sha256: String,
+        certificate: CertInfo,
+    },
+    /// A CA certificate of the previous output, signed for the key on the
+    /// token by an earlier reissue, used instead of the token's own.
+    CaCertificateCarried {
+        role: String,
+        /// SHA-256 of the token's certificate object, hex.
+        token_sha256: String,
+        certificate: CertInfo,
+    },
     /// A certificate put on its CA's CRL by this ceremony.
     CertificateRevoked {
         /// The issuing CA: root, kubernetes, etcd, front-proxy.
@@ -301,6 +317,8 @@ impl Event {
             Event::CertificateFound(_) => "certificate_found",
             Event::CertificateIssued(_) => "certificate_issued",
             Event::CertificateStored { .. } => "certificate_stored",
+            Event::CaCertificateReissued { .. } => "ca_certificate_reissued",
+            Event::CaCertificateCarried { .. } => "ca_certificate_carried",
             Event::CertificateRevoked { .. } => "certificate_revoked",
             Event::CrlSigned { .. } => "crl_signed",
             Event::OutputWritten { .. } => "output_written",
@@ -470,6 +488,29 @@ impl Event {
             } => format!(
                 "{role} certificate stored on the token as \"{label}\", SHA-256 {}",
                 short(sha256)
+            ),
+            Event::CaCertificateReissued {
+                previous_sha256,
+                certificate: c,
+            } => format!(
+                "{} CA certificate reissued for the same key: serial {}, {} to {}, SHA-256 {} (follows {})",
+                c.role,
+                short(&c.serial),
+                c.not_before,
+                c.not_after,
+                short(&c.sha256),
+                short(previous_sha256)
+            ),
+            Event::CaCertificateCarried {
+                role,
+                token_sha256,
+                certificate: c,
+            } => format!(
+                "{role} CA certificate of the previous output used (a reissue of the token's {}): serial {}, to {}, SHA-256 {}",
+                short(token_sha256),
+                short(&c.serial),
+                c.not_after,
+                short(&c.sha256)
             ),
             Event::CertificateRevoked {
                 ca,

@@ -450,7 +450,12 @@ fn recorded_run(
     for spec in &loaded.plan.cas {
         ca::preflight_label(token, spec)?;
     }
-    ca::preflight_validity(token, &loaded.plan, now)?;
+    ca::preflight_validity(
+        token,
+        &loaded.plan,
+        now,
+        &chain::current_ends(r.continuation, &loaded.plan.reissue),
+    )?;
     // The previous ceremony was sealed by the root on this token.
     // ... and is the token's latest ceremony, unless the plan forks.
     if let Some(c) = r.continuation {
@@ -512,6 +517,31 @@ fn recorded_run(
                 &mut SharedAudit(&shared),
             )
             .map_err(|e| gate.halt().unwrap_or(e))?;
+            // The chain's current certificate (an earlier reissue's), then
+            // this ceremony's reissue.
+            let state = match r.continuation {
+                Some(c) => ca::carry_current(
+                    state,
+                    c.cas.get(&spec.role).map(Vec::as_slice),
+                    issuer,
+                    &mut SharedAudit(&shared),
+                )?,
+                None => state,
+            };
+            let state = if loaded.plan.reissue.contains(&spec.role) {
+                ca::reissue(
+                    &gate,
+                    spec,
+                    &state,
+                    issuer,
+                    now,
+                    &mut |what| gate.announce(what),
+                    &mut SharedAudit(&shared),
+                )
+                .map_err(|e| gate.halt().unwrap_or(e))?
+            } else {
+                state
+            };
             ui.ca_done(&state);
             // Design §5.3: the witnesses acknowledge each CA's fingerprint.
             let sha = x509::sha256(&state.der);

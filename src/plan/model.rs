@@ -32,6 +32,8 @@ pub struct Plan {
     /// `ceremony.previous`).
     #[serde(default)]
     pub revoke: Vec<Revoke>,
+    /// `[reissue]`: CA certificates signed again for the same token key.
+    pub reissue: Option<ReissueSection>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -221,4 +223,14 @@ pub struct Revoke {
     pub serial: Option<String>,
     /// RFC 5280's reason, kebab-case (default unspecified).
     pub reason: Option<String>,
+}
+
+/// `[reissue]`: in a continuing ceremony, new certificates for CA keys
+/// already on the token: the same key and subject, a new validity.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReissueSection {
+    /// root, kubernetes, etcd, front-proxy.
+    #[serde(default)]
+    pub cas: Vec<String>,
 }

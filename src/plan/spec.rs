@@ -170,6 +170,8 @@ pub struct ValidPlan {
     pub continuing: Option<super::continuing::Continuing>,
     /// `[crl]` and `[[revoke]]`.
     pub crl: CrlPlan,
+    /// `[reissue] cas`: root first, each once.
+    pub reissue: Vec<CaRole>,
 }
 
 /// What the plan says of CRLs.

@@ -282,6 +282,7 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
     let users = validate_users(plan, cluster.as_ref(), &mut p);
     let continuing = super::continuing::validate(plan, cluster.as_ref(), &mut p.0);
     let crl = revoke::validate_crl(plan, &mut p);
+    let reissue = revoke::validate_reissue(plan, &mut p);
 
     if plan.audit.recipients.is_empty() {
         p.add(
@@ -335,6 +336,7 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
         recipients: plan.audit.recipients.clone(),
         continuing,
         crl,
+        reissue,
     })
 }
 

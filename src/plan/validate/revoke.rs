@@ -1,5 +1,6 @@
-//! `[crl]` and `[[revoke]]`: what the plan says of revocation. Pure: that
-//! a named certificate is in the previous output is checked by the run.
+//! The CAs' own life: `[crl]` and `[[revoke]]` (revocation) and
+//! `[reissue]`. Pure: that a named certificate is in the previous output is
+//! checked by the run.
 
 use std::collections::BTreeSet;
 
@@ -161,4 +162,38 @@ fn serial_target(
         ca: role?,
         serial: bytes?,
     })
+}
+
+/// `[reissue] cas`: CAs of the plan, each once, in a continuing ceremony.
+pub(super) fn validate_reissue(plan: &Plan, p: &mut Problems) -> Vec<CaRole> {
+    let Some(r) = &plan.reissue else {
+        return Vec::new();
+    };
+    if plan.ceremony.previous.is_none() {
+        p.add(
+            "reissue",
+            "needs ceremony.previous: a reissued certificate is for a CA key the chain made",
+            None,
+        );
+    }
+    let mut out = Vec::new();
+    for (i, name) in r.cas.iter().enumerate() {
+        let role = [CaRole::Root]
+            .into_iter()
+            .chain(CaRole::INTERMEDIATES)
+            .find(|r| r.name() == name);
+        match role {
+            None => p.add(
+                format!("reissue.cas[{i}]"),
+                "must be root, kubernetes, etcd or front-proxy",
+                quoted(name),
+            ),
+            Some(role) if out.contains(&role) => {
+                p.add(format!("reissue.cas[{i}]"), "is named twice", quoted(name))
+            }
+            Some(role) => out.push(role),
+        }
+    }
+    out.sort();
+    out
 }

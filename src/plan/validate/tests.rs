@@ -354,6 +354,13 @@ const ROWS: &[Row] = &[
         &[r#"revoke[0].reason: must be one of unspecified, key-compromise, ca-compromise, affiliation-changed, superseded, cessation-of-operation, privilege-withdrawn (got "keyCompromise")"#]),
     ("revoke twice, the serial spelt two ways", &[(PREVIOUS.0, PREVIOUS.1), ("[audit]\n", "[[revoke]]\nca = \"etcd\"\nserial = \"0A:1B\"\n\n[[revoke]]\nca = \"etcd\"\nserial = \"00a1b\"\n\n[audit]\n")],
         &["revoke[1]: names a certificate another entry revokes already"]),
+    // [reissue]
+    ("reissue without previous", &[("[audit]\n", "[reissue]\ncas = [\"etcd\"]\n\n[audit]\n")],
+        &["reissue: needs ceremony.previous: a reissued certificate is for a CA key the chain made"]),
+    ("reissue an unknown CA", &[(PREVIOUS.0, PREVIOUS.1), ("[audit]\n", "[reissue]\ncas = [\"etcd-ca\"]\n\n[audit]\n")],
+        &[r#"reissue.cas[0]: must be root, kubernetes, etcd or front-proxy (got "etcd-ca")"#]),
+    ("reissue a CA twice", &[(PREVIOUS.0, PREVIOUS.1), ("[audit]\n", "[reissue]\ncas = [\"etcd\", \"root\", \"etcd\"]\n\n[audit]\n")],
+        &[r#"reissue.cas[2]: is named twice (got "etcd")"#]),
     // [audit]
     ("no recipient", &[(RECIPIENT, "")],
         &["audit.recipients: must name at least one age or SSH recipient who can read the audit log (got [])"]),
@@ -402,6 +409,7 @@ fn revocations_are_typed_in_plan_order() {
     // output's may still be signed again).
     let base = validate(&crate::plan::parse(BASE).unwrap(), &ctx()).unwrap();
     assert!(!base.crl.requested);
+    assert!(base.reissue.is_empty());
     assert_eq!(base.crl.next_update, Duration::from_secs(30 * 86_400));
 }
 
