@@ -510,5 +510,11 @@ fn reissued_root_and_intermediate_keep_their_keys_verify_the_previous_leaves_and
     let mut args = vec![OsStr("audit"), OsStr("verify")];
     args.extend(logs.iter().map(|p| p.as_os_str()));
     args.extend([OsStr("-i"), OsStr(AUDITOR)]);
-    f.ceremony(&args).expect_ok();
+    let o = f.ceremony(&args).expect_ok();
+    assert!(
+        o.stdout.contains("chain: 3 ceremonies, sealed by root certificates ")
+            && o.stdout
+                .contains(" (each reissued from the one before, for the same key) and continuing the one before"),
+        "{o}"
+    );
 }

@@ -281,10 +281,23 @@ pub fn verify(
                 p.ceremony, p.final_hash
             ),
         };
+        // A reissued root: the chain's certificates of the same root key, in order.
+        let mut roots: Vec<&str> = Vec::new();
+        for l in &links {
+            if roots.last() != Some(&l.root.as_str()) {
+                roots.push(&l.root);
+            }
+        }
+        let sealed = match roots.as_slice() {
+            [one] => format!("each sealed by root certificate {one}"),
+            more => format!(
+                "sealed by root certificates {} (each reissued from the one before, for the same key)",
+                more.join(", then ")
+            ),
+        };
         report.push_str(&format!(
-            "chain: {} ceremonies, each sealed by root certificate {} and continuing the one before; it starts at {start}\n",
+            "chain: {} ceremonies, {sealed} and continuing the one before; it starts at {start}\n",
             links.len(),
-            first.root
         ));
     }
     Ok(report)
