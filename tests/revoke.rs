@@ -137,6 +137,25 @@ fn revoked_etcd_certificates_are_refused_by_openssl_and_etcd_and_the_crls_carry_
         assert!(o.stderr.contains(&line), "{line}\n{o}");
     }
     f.ceremony(&[OsStr("verify"), c2.as_os_str()]).expect_ok();
+    // inspect lists each CRL with its next update; --expiring warns before
+    // the CRLs lapse (7 days here).
+    let o = f.ceremony(&[OsStr("inspect"), c2.as_os_str()]).expect_ok();
+    assert!(o.stdout.contains("etcd-ca CRL"), "{o}");
+    let o = f.ceremony(&[
+        OsStr("inspect"),
+        c1.as_os_str(),
+        c2.as_os_str(),
+        OsStr("--expiring"),
+        OsStr("10d"),
+        OsStr("--json"),
+    ]);
+    assert_eq!(o.code, Some(6), "{o}");
+    for role in ["root", "kubernetes", "etcd", "front-proxy"] {
+        assert!(
+            o.stdout.contains(&format!("crls/{role}-ca.crl")),
+            "{role}: {o}"
+        );
+    }
     for role in ["root", "kubernetes", "etcd", "front-proxy"] {
         let text = crl_text(&c2.join(format!("crls/{role}-ca.crl")));
         assert!(
