@@ -188,6 +188,15 @@ fn revoked_etcd_certificates_are_refused_by_openssl_and_etcd_and_the_crls_carry_
     ] {
         assert!(sums.contains(&format!("  {rel}\n")), "{rel} in SHA256SUMS");
     }
+    // The transcript the witnesses sign says what was revoked.
+    let transcript = String::from_utf8(read(&c2.join("transcript.md"))).unwrap();
+    assert!(
+        transcript.contains(&format!(
+            "- Revoked: {}: serial {peer_serial}, key-compromise, on the etcd CA's CRL",
+            pki(&c1, "cp2", "etcd/peer.crt").display()
+        )),
+        "{transcript}"
+    );
     // The record: each revocation and each CRL signed.
     let log = f.age_decrypt(&c2.join("audit.log.age"));
     let records = json_lines(&log.lines().collect::<Vec<_>>());

@@ -39,6 +39,19 @@ pub struct Revocation {
     pub what: String,
 }
 
+impl Revocation {
+    /// One line for the screens and the transcript.
+    pub fn line(&self) -> String {
+        format!(
+            "{}: serial {}, {}, on the {} CA's CRL",
+            self.what,
+            serial_hex(&self.serial),
+            self.reason,
+            self.ca.name()
+        )
+    }
+}
+
 /// What this ceremony does with CRLs, checked before the token is opened.
 #[derive(Debug, Clone, Default)]
 pub struct Revocations {

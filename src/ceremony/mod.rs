@@ -332,19 +332,7 @@ pub(super) struct Run<'a> {
 /// What the screens say of a continuation.
 fn continues_of<'a>(c: &'a chain::Continuation, r: &crl::Revocations) -> ui::Continues<'a> {
     ui::Continues {
-        revokes: r
-            .new
-            .iter()
-            .map(|n| {
-                format!(
-                    "{}: serial {}, {}, on the {} CA's CRL",
-                    n.what,
-                    crl::serial_hex(&n.serial),
-                    n.reason,
-                    n.ca.name()
-                )
-            })
-            .collect(),
+        revokes: r.new.iter().map(crl::Revocation::line).collect(),
         crls: r.publish.then(|| {
             format!(
                 "signed by every CA{}, next update {} after signing",
@@ -622,6 +610,7 @@ fn recorded_run(
         r.env,
         ui,
         r.continuation,
+        r.revocations,
     )?;
     Ok(Finished { cas, sealed })
 }
