@@ -546,3 +546,59 @@ fn reissued_root_and_intermediate_keep_their_keys_verify_the_previous_leaves_and
         "{o}"
     );
 }
+
+#[test]
+fn a_founding_ceremony_with_crl_publishes_empty_crls_to_out_and_every_control_plane_node() {
+    let f = Fixture::new("t-crl-founding");
+    let spec = founding(&f.token().label);
+    let plan = f.write_spec("c1.base.toml", &spec);
+    let text = std::fs::read_to_string(&plan).unwrap() + "\n[crl]\n";
+    let plan = plan.with_file_name("c1.toml");
+    std::fs::write(&plan, text).unwrap();
+    let c1 = f.work("c1-out");
+    f.run_plan(&plan, &c1)
+        .assert_ok("a founding ceremony with [crl]");
+    f.ceremony(&[OsStr("verify"), c1.as_os_str()]).expect_ok();
+    for role in ["root", "kubernetes", "etcd", "front-proxy"] {
+        let text = crl_text(&c1.join(format!("crls/{role}-ca.crl")));
+        assert!(text.contains("No Revoked Certificates."), "{role}: {text}");
+        assert!(
+            text.contains("X509v3 CRL Number: \n                1"),
+            "{role}: {text}"
+        );
+        assert!(
+            text.contains("X509v3 Authority Key Identifier"),
+            "{role}: {text}"
+        );
+    }
+    for node in ["cp1", "cp2"] {
+        assert_eq!(
+            read(&pki(&c1, node, "etcd/crl.pem")),
+            read(&c1.join("crls/etcd-ca.crl")),
+            "{node}"
+        );
+    }
+    assert!(
+        !pki(&c1, "worker1", "etcd/crl.pem").exists(),
+        "a worker runs no etcd"
+    );
+    // A CRL bundle that openssl checks: every leaf of the founding passes.
+    let o = verify_with_crl(
+        &c1.join("root-ca.crt"),
+        &c1.join("cas/etcd-ca.crt"),
+        &c1.join("crls/etcd-ca.crl"),
+        &pki(&c1, "cp1", "etcd/peer.crt"),
+    );
+    assert!(o.ok(), "{o}");
+    // A CRL tampered with in a bundle: verify says so.
+    let crl = pki(&c1, "cp2", "etcd/crl.pem");
+    std::fs::copy(c1.join("crls/kubernetes-ca.crl"), &crl).unwrap();
+    let o = f.ceremony(&[OsStr("verify"), c1.as_os_str()]);
+    assert_eq!(o.code, Some(4), "{o}");
+    assert!(
+        o.stdout.contains(
+            "nodes/cp2/etc/kubernetes/pki/etcd/crl.pem: content: differs from crls/etcd-ca.crl"
+        ),
+        "{o}"
+    );
+}
