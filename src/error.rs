@@ -87,7 +87,7 @@ impl CeremonyError {
             },
             CeremonyError::Output(e) if e.is_usage() => 2,
             CeremonyError::Token(_) | CeremonyError::Foreign { .. } => 3,
-            CeremonyError::X509(X509Error::Check { .. }) => 4,
+            CeremonyError::X509(X509Error::Check { .. } | X509Error::CrlCheck { .. }) => 4,
             CeremonyError::X509(X509Error::Sign { .. }) => 3,
             CeremonyError::Output(_)
             | CeremonyError::X509(_)
@@ -108,7 +108,7 @@ impl CeremonyError {
             CeremonyError::Token(e) => e.hint(),
             CeremonyError::Pin(e) => e.hint(),
             CeremonyError::Output(e) => e.hint(),
-            CeremonyError::X509(X509Error::Check { .. }) => {
+            CeremonyError::X509(X509Error::Check { .. } | X509Error::CrlCheck { .. }) => {
                 Some("nothing was written; report this: the token returned a signature that does not check".into())
             }
             CeremonyError::Foreign { .. } => Some(

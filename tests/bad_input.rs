@@ -754,6 +754,8 @@ cases! {
     validity_and_not_after => "validity-and-not-after",
     validity_zero => "validity-zero",
     bad_subject => "bad-subject",
+    revoke_without_previous => "revoke-without-previous",
+    crl_next_update_too_long => "crl-next-update-too-long",
     subject_without_cn => "subject-without-cn",
     toml_syntax_error => "toml-syntax-error",
     module_sha256_not_hex => "module-sha256-not-hex",

@@ -135,11 +135,29 @@ pub struct ContinuationRecord {
 }
 
 /// One log of a chain, checked on its own.
+#[derive(Clone)]
 struct Link {
     path: PathBuf,
     final_hash: String,
     root: String,
+    /// The root certificate this ceremony reissued for the same key (its
+    /// `ca_certificate_reissued` record's predecessor), if it did.
+    root_reissued_from: Option<String>,
     previous: Option<PreviousCeremony>,
+}
+
+/// The root certificate a log's root reissue follows (None: no reissue).
+fn root_reissued_from(lines: &[String]) -> Option<String> {
+    lines.iter().find_map(|l| {
+        let r: Record = serde_json::from_str(l).ok()?;
+        match r.event {
+            Event::CaCertificateReissued {
+                previous_sha256,
+                certificate,
+            } if certificate.role == "root" => Some(previous_sha256),
+            _ => None,
+        }
+    })
 }
 
 fn chain_error(what: String) -> AuditError {
@@ -155,21 +173,19 @@ fn previous_of(lines: &[String]) -> Option<PreviousCeremony> {
     }
 }
 
-/// The links of a chain, pure: each sealed by the same root, each pointing
-/// at the one before it. Err names the first log out of place.
+/// The links of a chain, pure: each sealed by the root certificate of the
+/// one before it (or by the one it reissued from it, for the same key),
+/// each pointing at the one before it. Err names the first log out of place.
 fn check_links(links: &[Link]) -> Result<(), AuditError> {
-    let Some(first) = links.first() else {
-        return Ok(());
-    };
     for (i, l) in links.iter().enumerate().skip(1) {
         let before = &links[i - 1];
-        if l.root != first.root {
+        if l.root != before.root && l.root_reissued_from.as_ref() != Some(&before.root) {
             return Err(chain_error(format!(
                 "{} was sealed by root certificate {}, but {} by {}: not one chain",
                 l.path.display(),
                 l.root,
-                first.path.display(),
-                first.root
+                before.path.display(),
+                before.root
             )));
         }
         if let Some(same) = links[..i].iter().find(|o| o.final_hash == l.final_hash) {
@@ -252,6 +268,7 @@ pub fn verify(
             path: f.clone(),
             final_hash: hex::encode(v.final_hash),
             root: seal.root_certificate_sha256.clone(),
+            root_reissued_from: root_reissued_from(&e.lines),
             previous: previous_of(&e.lines),
         });
     }
@@ -264,10 +281,23 @@ pub fn verify(
                 p.ceremony, p.final_hash
             ),
         };
+        // A reissued root: the chain's certificates of the same root key, in order.
+        let mut roots: Vec<&str> = Vec::new();
+        for l in &links {
+            if roots.last() != Some(&l.root.as_str()) {
+                roots.push(&l.root);
+            }
+        }
+        let sealed = match roots.as_slice() {
+            [one] => format!("each sealed by root certificate {one}"),
+            more => format!(
+                "sealed by root certificates {} (each reissued from the one before, for the same key)",
+                more.join(", then ")
+            ),
+        };
         report.push_str(&format!(
-            "chain: {} ceremonies, each sealed by root certificate {} and continuing the one before; it starts at {start}\n",
+            "chain: {} ceremonies, {sealed} and continuing the one before; it starts at {start}\n",
             links.len(),
-            first.root
         ));
     }
     Ok(report)
@@ -282,6 +312,7 @@ mod tests {
             path: PathBuf::from(name),
             final_hash: hash.into(),
             root: "r".into(),
+            root_reissued_from: None,
             previous: previous.map(|p| PreviousCeremony {
                 output: format!("out-{p}"),
                 ceremony: "demo".into(),
@@ -333,6 +364,20 @@ mod tests {
         other.root = "r2".into();
         assert_eq!(
             err(&[c1(), other]),
+            "the chain of ceremonies is broken: c2 was sealed by root certificate r2, but c1 by r: not one chain"
+        );
+        // A ceremony that reissued the root (same key) from the one before:
+        // one chain, and the next follows the new certificate.
+        let mut reissued = c2();
+        reissued.root = "r2".into();
+        reissued.root_reissued_from = Some("r".into());
+        let mut after = c3();
+        after.root = "r2".into();
+        assert!(check_links(&[c1(), reissued.clone(), after]).is_ok());
+        // ... but not from another root's certificate.
+        reissued.root_reissued_from = Some("r9".into());
+        assert_eq!(
+            err(&[c1(), reissued]),
             "the chain of ceremonies is broken: c2 was sealed by root certificate r2, but c1 by r: not one chain"
         );
     }

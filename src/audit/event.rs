@@ -236,6 +236,43 @@ pub enum Event {
         label: String,
         sha256: String,
     },
+    /// A CA certificate signed again for the same key on the token (a new
+    /// validity, the same subject and key); the token keeps the certificate
+    /// object it had.
+    CaCertificateReissued {
+        /// SHA-256 of the certificate it follows (the chain's current one), hex.
+        previous_sha256: String,
+        certificate: CertInfo,
+    },
+    /// A CA certificate of the previous output, signed for the key on the
+    /// token by an earlier reissue, used instead of the token's own.
+    CaCertificateCarried {
+        role: String,
+        /// SHA-256 of the token's certificate object, hex.
+        token_sha256: String,
+        certificate: CertInfo,
+    },
+    /// A certificate put on its CA's CRL by this ceremony.
+    CertificateRevoked {
+        /// The issuing CA: root, kubernetes, etcd, front-proxy.
+        ca: String,
+        /// Hex, as `openssl x509 -serial` prints it.
+        serial: String,
+        reason: String,
+        /// What the plan named: the file of the previous output, or the serial.
+        what: String,
+    },
+    /// A CA's CRL signed through the token and checked.
+    CrlSigned {
+        ca: String,
+        number: u64,
+        this_update: String,
+        next_update: String,
+        /// Entries on it (the previous CRL's and this ceremony's).
+        revoked: u64,
+        /// SHA-256 of its DER, hex.
+        sha256: String,
+    },
     OutputWritten {
         /// Relative to OUT.
         path: String,
@@ -321,6 +358,10 @@ impl Event {
             Event::CertificateFound(_) => "certificate_found",
             Event::CertificateIssued(_) => "certificate_issued",
             Event::CertificateStored { .. } => "certificate_stored",
+            Event::CaCertificateReissued { .. } => "ca_certificate_reissued",
+            Event::CaCertificateCarried { .. } => "ca_certificate_carried",
+            Event::CertificateRevoked { .. } => "certificate_revoked",
+            Event::CrlSigned { .. } => "crl_signed",
             Event::OutputWritten { .. } => "output_written",
             Event::Acknowledged { .. } => "acknowledged",
             Event::Error { .. } => "error",
@@ -493,6 +534,46 @@ impl Event {
                 sha256,
             } => format!(
                 "{role} certificate stored on the token as \"{label}\", SHA-256 {}",
+                short(sha256)
+            ),
+            Event::CaCertificateReissued {
+                previous_sha256,
+                certificate: c,
+            } => format!(
+                "{} CA certificate reissued for the same key: serial {}, {} to {}, SHA-256 {} (follows {})",
+                c.role,
+                short(&c.serial),
+                c.not_before,
+                c.not_after,
+                short(&c.sha256),
+                short(previous_sha256)
+            ),
+            Event::CaCertificateCarried {
+                role,
+                token_sha256,
+                certificate: c,
+            } => format!(
+                "{role} CA certificate of the previous output used (a reissue of the token's {}): serial {}, to {}, SHA-256 {}",
+                short(token_sha256),
+                short(&c.serial),
+                c.not_after,
+                short(&c.sha256)
+            ),
+            Event::CertificateRevoked {
+                ca,
+                serial,
+                reason,
+                what,
+            } => format!("{what}: serial {serial} revoked on the {ca} CA's CRL ({reason})"),
+            Event::CrlSigned {
+                ca,
+                number,
+                this_update,
+                next_update,
+                revoked,
+                sha256,
+            } => format!(
+                "{ca} CA's CRL number {number}, {revoked} revoked, {this_update} to {next_update}, SHA-256 {}",
                 short(sha256)
             ),
             Event::OutputWritten { path, sha256, mode } => format!("{path} {mode} {sha256}"),

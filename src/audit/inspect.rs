@@ -316,11 +316,15 @@ fn check_seal(
             seal.hash
         )));
     }
-    // The root certificate the log itself records (found or issued, the last one).
+    // The root certificate the log itself records (found, issued, carried
+    // from the previous output or reissued: the last one).
     let recorded = lines.iter().rev().find_map(|l| {
         let r: Record = serde_json::from_str(l).ok()?;
         match r.event {
-            super::Event::CertificateIssued(c) | super::Event::CertificateFound(c)
+            super::Event::CertificateIssued(c)
+            | super::Event::CertificateFound(c)
+            | super::Event::CaCertificateReissued { certificate: c, .. }
+            | super::Event::CaCertificateCarried { certificate: c, .. }
                 if c.role == "root" && c.node.is_none() =>
             {
                 Some((r.seq, c.sha256))

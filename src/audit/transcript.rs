@@ -71,6 +71,8 @@ pub struct Continues {
     pub renewed: Vec<String>,
     pub added: Vec<String>,
     pub untouched: Vec<String>,
+    /// What this ceremony revoked, one line each (what, serial, reason, CRL).
+    pub revoked: Vec<String>,
 }
 
 /// The transcript's Markdown.
@@ -145,6 +147,9 @@ pub fn render(f: &Facts) -> String {
             names(&c.added),
             names(&c.untouched)
         ));
+        for r in &c.revoked {
+            l(&format!("- Revoked: {}", md(r)));
+        }
     }
     if f.unattended {
         l(

@@ -2,7 +2,7 @@
 //! them, `verify`, `inspect`, `check` and the screens read them from here.
 //!
 //! ```text
-//! OUT/root-ca.crt  cas/<role>-ca.crt  chains/<role>-ca-chain.crt
+//! OUT/root-ca.crt  cas/<role>-ca.crt  chains/<role>-ca-chain.crt  [crls/<role>-ca.crl]
 //!     nodes/<name>/etc/kubernetes/…  [continuation.json]  plan.toml  inputs.sha256  SHA256SUMS
 //!     audit.log.age  transcript.md  audit.seal.json
 //! ```
@@ -67,6 +67,17 @@ pub fn chain_file(role: CaRole) -> String {
     format!("chains/{}-ca-chain.crt", role.name())
 }
 
+/// `crls/<role>-ca.crl`: a CA's CRL (PEM), the root's listing revoked
+/// intermediates, each intermediate's its revoked leaves.
+pub fn crl_file(role: CaRole) -> String {
+    format!("crls/{}-ca.crl", role.name())
+}
+
+/// The etcd CA's CRL in a control-plane node's bundle (relative to its
+/// etc/kubernetes), where etcd's `--client-crl-file` and
+/// `--peer-crl-file` read it.
+pub const ETCD_CRL: &str = "pki/etcd/crl.pem";
+
 /// `nodes/<name>`: everything one node receives.
 pub fn node_dir(name: &str) -> String {
     format!("{NODES}/{name}")
@@ -121,6 +132,7 @@ mod tests {
     fn paths() {
         assert_eq!(ca_file(CaRole::FrontProxy), "cas/front-proxy-ca.crt");
         assert_eq!(chain_file(CaRole::Etcd), "chains/etcd-ca-chain.crt");
+        assert_eq!(crl_file(CaRole::Root), "crls/root-ca.crl");
         assert_eq!(node_root("cp1"), "nodes/cp1/etc/kubernetes");
         assert_eq!(node_of("nodes/w1/etc/kubernetes/kubelet.conf"), Some("w1"));
         assert_eq!(node_of("root-ca.crt"), None);

@@ -47,6 +47,10 @@ pub struct Continuation {
     /// earlier output): it stays there, as this run writes no control plane.
     pub sa_in_earlier_output: bool,
     pub rotate_sa_key: bool,
+    /// Every file its SHA256SUMS lists, with its SHA-256 (hex), each checked.
+    pub listed: BTreeMap<String, String>,
+    /// Its CA certificates (DER), by role: the chain's current ones.
+    pub cas: BTreeMap<CaRole, Vec<u8>>,
 }
 
 fn bad(message: String, hint: &str) -> CeremonyError {
@@ -58,7 +62,7 @@ fn bad(message: String, hint: &str) -> CeremonyError {
 
 const HINT: &str = "ceremony.previous must name the intact output of the last ceremony made on this token, as it was written; nothing was touched";
 
-fn read(dir: &Path, rel: &str) -> Result<Zeroizing<Vec<u8>>, CeremonyError> {
+pub(super) fn read(dir: &Path, rel: &str) -> Result<Zeroizing<Vec<u8>>, CeremonyError> {
     fsread::read_regular(&dir.join(rel), MAX_FILE, Links::Refuse)
         .map_err(|e| bad(format!("ceremony.previous: {e}"), HINT))
 }
@@ -237,6 +241,10 @@ pub fn read_previous(loaded: &LoadedPlan) -> Result<Option<Continuation>, Ceremo
     }
     sa_at_hand(sa.is_some(), &nodes, &selection, &control_plane)
         .map_err(|m| bad(format!("{}: {m}", dir.display()), SA_HINT))?;
+    let mut cas = BTreeMap::from([(CaRole::Root, root_der.clone())]);
+    for role in CaRole::INTERMEDIATES {
+        cas.insert(role, certificate(&dir, &layout::ca_file(role))?);
+    }
     let previous_name = crate::plan::parse(&String::from_utf8_lossy(&read(&dir, layout::PLAN)?))
         .map(|p| p.ceremony.name)
         .unwrap_or_else(|_| "(unknown)".into());
@@ -256,6 +264,8 @@ pub fn read_previous(loaded: &LoadedPlan) -> Result<Option<Continuation>, Ceremo
         sa_in_earlier_output: sa.is_none() && !nodes.is_empty(),
         sa,
         rotate_sa_key: c.rotate_sa_key,
+        cas,
+        listed: hashes,
     }))
 }
 
@@ -556,6 +566,27 @@ pub fn manifest(c: &Continuation) -> Result<String, CeremonyError> {
         .map_err(|e| CeremonyError::Internal(format!("encoding continuation.json: {e}")))
 }
 
+/// What `preflight_validity` takes of the chain instead of the token: the
+/// end of each CA certificate of the previous output (the chain's current
+/// one, which a reissue may have made other than the token's), and None
+/// for each CA this ceremony reissues (it ends as the plan says).
+pub fn current_ends(
+    c: Option<&Continuation>,
+    reissue: &[CaRole],
+) -> BTreeMap<CaRole, Option<std::time::SystemTime>> {
+    let mut ends = BTreeMap::new();
+    for (role, der) in c.iter().flat_map(|c| c.cas.iter()) {
+        if let Ok(cert) = Certificate::from_der(der) {
+            let end = cert.tbs_certificate().validity().not_after.to_system_time();
+            ends.insert(*role, Some(end));
+        }
+    }
+    for role in reissue {
+        ends.insert(*role, None);
+    }
+    ends
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -628,6 +659,8 @@ mod tests {
             },
             root_der: Vec::new(),
             selection: Selection::default(),
+            listed: BTreeMap::new(),
+            cas: BTreeMap::new(),
             sa: None,
             sa_in_earlier_output: false,
             rotate_sa_key: false,

@@ -4,6 +4,7 @@
 
 pub mod backup;
 mod chain;
+pub mod crl;
 pub mod login;
 pub(crate) mod record;
 mod recover;
@@ -113,6 +114,7 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
     backup::check_options(&loaded.plan, &opts.out, &opts.backup)?;
     let inputs = checked.inputs;
     let continuation = checked.continuation;
+    let revocations = checked.revocations;
     for w in &checked.intake.warnings {
         ui.warn(w);
     }
@@ -167,7 +169,7 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
         &ui,
         continuation.as_ref().map(|c| &c.previous),
     )?;
-    let continues = continuation.as_ref().map(continues_of);
+    let continues = continuation.as_ref().map(|c| continues_of(c, &revocations));
     let run = Run {
         opts,
         loaded: &loaded,
@@ -193,6 +195,7 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
         now,
         continuation: continuation.as_ref(),
         continues: continues.as_ref(),
+        revocations: &revocations,
     };
     match recorded_run(&run, &mut journal, given_pin) {
         Ok(finished) => {
@@ -238,6 +241,8 @@ pub struct Checked {
     /// Every input above and the plan's own, as one digest: what the
     /// witnesses approve, and what owns the journal and staging directory.
     pub inputs: Manifest,
+    /// The CRLs this ceremony signs and what it revokes.
+    pub revocations: crl::Revocations,
 }
 
 /// Everything `run` refuses before it opens the token, in its order: the
@@ -265,11 +270,13 @@ pub fn read_inputs(loaded: &LoadedPlan) -> Result<Checked, CeremonyError> {
     if let Some(c) = &continuation {
         chain::check_brought_sa(loaded, c, &intake)?;
     }
+    let revocations = crl::read(loaded, continuation.as_ref())?;
     let inputs = inputs_manifest(loaded, &intake, continuation.as_ref())?;
     Ok(Checked {
         intake,
         continuation,
         inputs,
+        revocations,
     })
 }
 
@@ -352,11 +359,25 @@ pub(super) struct Run<'a> {
     continuation: Option<&'a chain::Continuation>,
     /// The same, as the screens show it.
     continues: Option<&'a ui::Continues<'a>>,
+    /// The CRLs to sign and what they add.
+    revocations: &'a crl::Revocations,
 }
 
 /// What the screens say of a continuation.
-fn continues_of(c: &chain::Continuation) -> ui::Continues<'_> {
+fn continues_of<'a>(c: &'a chain::Continuation, r: &crl::Revocations) -> ui::Continues<'a> {
     ui::Continues {
+        revokes: r.new.iter().map(crl::Revocation::line).collect(),
+        crls: r.publish.then(|| {
+            format!(
+                "signed by every CA{}, next update {} after signing",
+                if r.previous.is_empty() {
+                    ""
+                } else {
+                    " again (the previous CRLs' entries carried)"
+                },
+                crate::plan::duration::format_lifetime(r.next_update)
+            )
+        }),
         ceremony: &c.previous.ceremony,
         output: &c.previous.output,
         final_hash: &c.previous.final_hash,
@@ -463,7 +484,12 @@ fn recorded_run(
     for spec in &loaded.plan.cas {
         ca::preflight_label(token, spec)?;
     }
-    ca::preflight_validity(token, &loaded.plan, now)?;
+    ca::preflight_validity(
+        token,
+        &loaded.plan,
+        now,
+        &chain::current_ends(r.continuation, &loaded.plan.reissue),
+    )?;
     // The previous ceremony was sealed by the root on this token.
     // ... and is the token's latest ceremony, unless the plan forks.
     if let Some(c) = r.continuation {
@@ -539,6 +565,31 @@ fn recorded_run(
                     backup::wrap(token, &state, &mut SharedAudit(&shared))?,
                 ));
             }
+            // The chain's current certificate (an earlier reissue's), then
+            // this ceremony's reissue.
+            let state = match r.continuation {
+                Some(c) => ca::carry_current(
+                    state,
+                    c.cas.get(&spec.role).map(Vec::as_slice),
+                    issuer,
+                    &mut SharedAudit(&shared),
+                )?,
+                None => state,
+            };
+            let state = if loaded.plan.reissue.contains(&spec.role) {
+                ca::reissue(
+                    &gate,
+                    spec,
+                    &state,
+                    issuer,
+                    now,
+                    &mut |what| gate.announce(what),
+                    &mut SharedAudit(&shared),
+                )
+                .map_err(|e| gate.halt().unwrap_or(e))?
+            } else {
+                state
+            };
             ui.ca_done(&state);
             // Design §5.3: the witnesses acknowledge each CA's fingerprint.
             let sha = x509::sha256(&state.der);
@@ -593,6 +644,10 @@ fn recorded_run(
                 .as_ref()
                 .zip(prepared.as_ref())
                 .map(|(spec, p)| (spec, p, blobs.as_slice())),
+            Crls {
+                revocations: r.revocations,
+                announce: &|what| gate.announce(what),
+            },
             &mut SharedAudit(&shared),
         )
         .map_err(|e| gate.halt().unwrap_or(e))?;
@@ -621,8 +676,16 @@ fn recorded_run(
         r.env,
         ui,
         r.continuation,
+        r.revocations,
     )?;
     Ok(Finished { cas, sealed })
+}
+
+/// What `write_outputs` needs to sign the CRLs: what they hold, and the
+/// announcement of each signature (confirmed when the token is asked).
+struct Crls<'a> {
+    revocations: &'a crl::Revocations,
+    announce: &'a dyn Fn(&str),
 }
 
 /// The CA files (the root, each intermediate alone, each chain: intermediate
@@ -639,6 +702,7 @@ fn write_outputs(
     mut run: bundle::LeafRun,
     continuation: Option<&chain::Continuation>,
     backup: Option<backup::Wrapped<'_>>,
+    crls: Crls<'_>,
     audit: &mut dyn Audit,
 ) -> Result<Staging, CeremonyError> {
     let now = run.now;
@@ -727,6 +791,16 @@ fn write_outputs(
         write_sealed(&mut st, node, recipient, now)?;
     }
     from_csr::write_users(token, &mut st, loaded, cas, &intake, now, audit)?;
+    crl::sign_and_write(
+        token,
+        crls.announce,
+        &mut st,
+        cas,
+        crls.revocations,
+        now,
+        &crl::etcd_nodes(loaded, continuation),
+        audit,
+    )?;
     // The reviewed plan itself, so OUT alone tells what was meant; then
     // SHA256SUMS. audit.log.age and transcript.md come after it and cannot
     // be listed (each holds a hash that covers SHA256SUMS).
@@ -1023,6 +1097,7 @@ mod tests {
                 now,
                 continuation: None,
                 continues: None,
+                revocations: &crl::Revocations::default(),
             };
             let pin = Pin::new(zeroize::Zeroizing::new(token.pin.clone())).unwrap();
             recorded_run(&run, &mut journal, Some(pin))
@@ -1138,6 +1213,11 @@ mod tests {
             sa_previous_public: None,
         };
         let mut events: Vec<Event> = Vec::new();
+        let none = crl::Revocations::default();
+        let crls = Crls {
+            revocations: &none,
+            announce: &|_| {},
+        };
         let e = write_outputs(
             &token,
             &out,
@@ -1147,6 +1227,7 @@ mod tests {
             run,
             None,
             None,
+            crls,
             &mut events,
         )
         .err()

@@ -43,6 +43,7 @@ pub(super) fn seal_and_commit(
     env: &Environment,
     ui: &Ui,
     continuation: Option<&super::chain::Continuation>,
+    revocations: &super::crl::Revocations,
 ) -> Result<Sealed, CeremonyError> {
     let written = st.written().to_vec();
     let sums = written
@@ -117,6 +118,11 @@ pub(super) fn seal_and_commit(
             renewed: c.selection.renewed.clone(),
             added: c.selection.added.clone(),
             untouched: c.selection.untouched.clone(),
+            revoked: revocations
+                .new
+                .iter()
+                .map(super::crl::Revocation::line)
+                .collect(),
         });
     }
     let transcript = audit::transcript::render(&facts);

@@ -129,19 +129,27 @@ pub fn preflight_label(token: &dyn Token, spec: &CaSpec) -> Result<(), CeremonyE
 /// ceremony). An intermediate still to be signed must end before the root;
 /// the leaves (`cluster.leaf_validity`) and users' kubeconfigs must end
 /// before their intermediate, as it is or as it will be signed.
+///
+/// `current` overrides what the token says of a CA: the end of the chain's
+/// current certificate (one an earlier ceremony reissued), or None for a CA
+/// this ceremony reissues (it ends as planned).
 pub fn preflight_validity(
     token: &dyn Token,
     plan: &ValidPlan,
     now: SystemTime,
+    current: &std::collections::BTreeMap<CaRole, Option<SystemTime>>,
 ) -> Result<(), CeremonyError> {
     let start = x509::truncate(now);
     // Each CA's end: its certificate's on the token, else as planned.
     let mut ends = Vec::with_capacity(plan.cas.len());
     for spec in &plan.cas {
-        let on_token = token
-            .find_certificate(&spec.label)?
-            .and_then(|der| Certificate::from_der(&der).ok()) // ensure_ca refuses it with the reason
-            .map(|c| c.tbs_certificate().validity().not_after.to_system_time());
+        let on_token = match current.get(&spec.role) {
+            Some(end) => *end,
+            None => token
+                .find_certificate(&spec.label)?
+                .and_then(|der| Certificate::from_der(&der).ok()) // ensure_ca refuses it with the reason
+                .map(|c| c.tbs_certificate().validity().not_after.to_system_time()),
+        };
         ends.push((spec.role, on_token, spec.lifetime.end(start)));
     }
     let end_of = |role: CaRole| {
@@ -336,6 +344,152 @@ pub fn ensure_ca(
         ski,
         generated_key,
         signed_cert: true,
+    })
+}
+
+/// The chain's current certificate of a CA: `previous` (the previous
+/// output's) when it is another certificate for the same key and subject,
+/// a CA certificate whose signature verifies under its issuer (an earlier
+/// ceremony reissued it); the token's otherwise. The token keeps the
+/// certificate object it was given first.
+pub fn carry_current(
+    state: CaState,
+    previous: Option<&[u8]>,
+    issuer: Option<&CaState>,
+    audit: &mut dyn Audit,
+) -> Result<CaState, CeremonyError> {
+    let Some(der) = previous.filter(|d| *d != state.der.as_slice()) else {
+        return Ok(state);
+    };
+    let role = state.role.name();
+    let refuse = |what: String| {
+        CeremonyError::Usage {
+        message: format!(
+            "the previous output's {role} CA certificate differs from the one on the token and {what}"
+        ),
+        hint: "ceremony.previous must name the intact output of the last ceremony made on this token; nothing was written".into(),
+    }
+    };
+    let cert = Certificate::from_der(der).map_err(|e| refuse(format!("does not parse ({e})")))?;
+    let tbs = cert.tbs_certificate();
+    let mine = state.cert.tbs_certificate();
+    if tbs.subject_public_key_info() != mine.subject_public_key_info()
+        || tbs.subject() != mine.subject()
+    {
+        return Err(refuse("is not for the same key and subject".into()));
+    }
+    let issuer_spki = issuer.map_or(&state.key.spki, |i| &i.key.spki);
+    let tbs_der = tbs.to_der().map_err(|e| refuse(e.to_string()))?;
+    let sig = cert
+        .signature()
+        .as_bytes()
+        .ok_or_else(|| refuse("its signature has unused bits".into()))?;
+    x509::verify_signature(issuer_spki, cert.signature_algorithm(), &tbs_der, sig).map_err(
+        |e| {
+            refuse(format!(
+                "is not signed by its issuer's key on the token: {e}"
+            ))
+        },
+    )?;
+    let ski = ski_of(&cert).ok_or_else(|| refuse("has no subjectKeyIdentifier".into()))?;
+    audit.record(Event::CaCertificateCarried {
+        role: role.into(),
+        token_sha256: hex::encode(x509::sha256(&state.der)),
+        certificate: cert_info(
+            role,
+            None,
+            None,
+            issuer.map_or(CaRole::Root, |i| i.role).name(),
+            &cert,
+            der,
+        ),
+    })?;
+    Ok(CaState {
+        cert,
+        der: der.to_vec(),
+        ski,
+        ..state
+    })
+}
+
+/// A new certificate for a CA whose key and certificate are at hand: the
+/// plan's profile and lifetime from now, the same key, subject and
+/// subjectKeyIdentifier, signed on the token by its issuer (the root by
+/// itself) and checked like every certificate. Recorded as
+/// `ca_certificate_reissued` (not `certificate_issued`: nothing is stored
+/// on the token, so a resumed run has nothing to clean up).
+pub fn reissue(
+    token: &dyn Token,
+    spec: &CaSpec,
+    state: &CaState,
+    issuer: Option<&CaState>,
+    now: SystemTime,
+    announce: &mut dyn FnMut(&str),
+    audit: &mut dyn Audit,
+) -> Result<CaState, CeremonyError> {
+    let start = x509::truncate(now);
+    let not_after = spec.lifetime.end(start);
+    if let Some(iss) = issuer
+        && not_after > iss.not_after()
+    {
+        return Err(CeremonyError::Outlives {
+            role: spec.role,
+            end: crate::fmt::utc(not_after),
+            issuer_end: crate::fmt::utc(iss.not_after()),
+        });
+    }
+    let profile = ca_profile(
+        spec,
+        issuer.map(|i| (i.cert.tbs_certificate().subject(), i.ski.as_slice())),
+    );
+    let signer = issuer.map_or(&state.key, |i| &i.key);
+    let serial = random_serial(token)?;
+    announce(&format!(
+        "Reissue the {} certificate \"{}\" for its key \"{}\" (same key, valid to {}) with \"{}\" on the token",
+        spec.role.name(),
+        spec.subject,
+        state.key.label,
+        crate::fmt::utc(not_after),
+        signer.label
+    ));
+    let issued = x509::issue(
+        ToBeSigned {
+            profile: &profile,
+            serial: &serial,
+            not_before: start - BACKDATE,
+            not_after,
+            subject_spki: &state.key.spki,
+            issuer_spki: &signer.spki,
+            issuer_key_type: signer.key_type,
+        },
+        |tbs| token.sign(signer, tbs),
+    )?;
+    let ski = ski_of(&issued.cert).ok_or_else(|| {
+        CeremonyError::Internal("a reissued CA certificate has no subjectKeyIdentifier".into())
+    })?;
+    if ski != state.ski {
+        return Err(CeremonyError::Internal(
+            "a reissued CA certificate's subjectKeyIdentifier differs from its predecessor's"
+                .into(),
+        ));
+    }
+    audit.record(Event::CaCertificateReissued {
+        previous_sha256: hex::encode(x509::sha256(&state.der)),
+        certificate: cert_info(
+            spec.role.name(),
+            None,
+            None,
+            issuer.map_or(CaRole::Root, |i| i.role).name(),
+            &issued.cert,
+            &issued.der,
+        ),
+    })?;
+    Ok(CaState {
+        cert: issued.cert,
+        der: issued.der,
+        ski,
+        signed_cert: true,
+        ..state.clone()
     })
 }
 
@@ -916,9 +1070,9 @@ mod tests {
         let plan = demo(now);
         let token = Fake::new();
         // Nothing on the token: the plan's own validities fit.
-        preflight_validity(&token, &plan, now).expect("fits");
+        preflight_validity(&token, &plan, now, &Default::default()).expect("fits");
         let k8s = short_kubernetes_ca(&token, &plan, now, 100);
-        let e = preflight_validity(&token, &plan, now).expect_err("outlives");
+        let e = preflight_validity(&token, &plan, now, &Default::default()).expect_err("outlives");
         let end = x509::truncate(now) + Duration::from_secs(86_400 * 365);
         assert_eq!(
             e.to_string(),
@@ -953,7 +1107,7 @@ mod tests {
         plan.users = vec![user(30), user(200)];
         let token = Fake::new();
         let k8s = short_kubernetes_ca(&token, &plan, now, 100);
-        let e = preflight_validity(&token, &plan, now).expect_err("outlives");
+        let e = preflight_validity(&token, &plan, now, &Default::default()).expect_err("outlives");
         let end = x509::truncate(now) + Duration::from_secs(86_400 * 200);
         assert_eq!(
             e.to_string(),
@@ -964,7 +1118,7 @@ mod tests {
             )
         );
         plan.users.pop();
-        preflight_validity(&token, &plan, now).expect("30 days fit in 100");
+        preflight_validity(&token, &plan, now, &Default::default()).expect("30 days fit in 100");
     }
 
     #[test]
@@ -975,7 +1129,7 @@ mod tests {
         let mut short_root = plan.cas[0].clone();
         short_root.lifetime = Lifetime::For(Duration::from_secs(86_400 * 365 * 5));
         let root = ensure(&token, &short_root, None, now).0.unwrap();
-        let e = preflight_validity(&token, &plan, now).expect_err("outlives");
+        let e = preflight_validity(&token, &plan, now, &Default::default()).expect_err("outlives");
         assert_eq!(
             e.to_string(),
             format!(

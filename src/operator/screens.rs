@@ -59,6 +59,10 @@ pub struct Continues<'a> {
     pub selection: &'a crate::plan::continuing::Selection,
     /// Where the service-account pair comes from.
     pub sa: String,
+    /// What this ceremony revokes, one line each (what, serial, reason, CRL).
+    pub revokes: Vec<String>,
+    /// What it does with CRLs (None: it signs none).
+    pub crls: Option<String>,
 }
 
 /// The lines that say which ceremony this one continues and what it
@@ -71,7 +75,7 @@ pub(super) fn continues_lines(c: &Continues<'_>) -> Vec<Line> {
             v.join(", ")
         }
     };
-    vec![
+    let mut v = vec![
         field(
             "Continues",
             format!("ceremony \"{}\" in {}", c.ceremony, c.output),
@@ -87,7 +91,18 @@ pub(super) fn continues_lines(c: &Continues<'_>) -> Vec<Line> {
             ),
         ),
         field("SA key pair", c.sa.clone()),
-    ]
+    ];
+    if let Some(crls) = &c.crls {
+        v.push(field("CRLs", crls.clone()));
+    }
+    for (i, r) in c.revokes.iter().enumerate() {
+        v.push(if i == 0 {
+            field("Revokes", r.clone())
+        } else {
+            cont(r.clone())
+        });
+    }
+    v
 }
 
 /// Everything the end screen shows.

@@ -29,6 +29,14 @@ pub struct Plan {
     /// A backup of the CA keys, wrapped under a key split among custodians
     /// (founding ceremony only).
     pub backup: Option<BackupSection>,
+    /// `[crl]`: every CA signs its CRL in this ceremony.
+    pub crl: Option<CrlSection>,
+    /// `[[revoke]]`: certificates of the chain to revoke (needs
+    /// `ceremony.previous`).
+    #[serde(default)]
+    pub revoke: Vec<Revoke>,
+    /// `[reissue]`: CA certificates signed again for the same token key.
+    pub reissue: Option<ReissueSection>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -210,4 +218,38 @@ pub struct BackupSection {
     pub threshold: u32,
     /// Which CAs are backed up: root, kubernetes, etcd, front-proxy (default: all four).
     pub cas: Option<Vec<String>>,
+/// `[crl]`: the CRLs' lifetime. Its presence (or a `[[revoke]]`) makes
+/// every CA sign its CRL; once an output of the chain holds CRLs, every
+/// continuing ceremony signs them again.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrlSection {
+    /// From thisUpdate to nextUpdate (default 30d).
+    pub next_update: Option<String>,
+}
+
+/// One `[[revoke]]`: a certificate of the chain, by its file in a node's
+/// bundle of the previous output, or by its issuing CA and serial.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Revoke {
+    pub node: Option<String>,
+    /// Relative to the node's etc/kubernetes, e.g. `pki/etcd/peer.crt`.
+    pub file: Option<String>,
+    /// root, kubernetes, etcd or front-proxy: the CA that issued it.
+    pub ca: Option<String>,
+    /// The certificate's serial number, hex.
+    pub serial: Option<String>,
+    /// RFC 5280's reason, kebab-case (default unspecified).
+    pub reason: Option<String>,
+}
+
+/// `[reissue]`: in a continuing ceremony, new certificates for CA keys
+/// already on the token: the same key and subject, a new validity.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReissueSection {
+    /// root, kubernetes, etcd, front-proxy.
+    #[serde(default)]
+    pub cas: Vec<String>,
 }

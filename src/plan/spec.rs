@@ -176,6 +176,10 @@ pub struct ValidPlan {
     pub continuing: Option<super::continuing::Continuing>,
     /// `[backup]`: None leaves every CA key never extractable.
     pub backup: Option<BackupSpec>,
+    /// `[crl]` and `[[revoke]]`.
+    pub crl: CrlPlan,
+    /// `[reissue] cas`: root first, each once.
+    pub reissue: Vec<CaRole>,
 }
 
 /// The validated `[backup]`.
@@ -193,6 +197,38 @@ impl BackupSpec {
     pub fn covers(&self, role: CaRole) -> bool {
         self.cas.contains(&role)
     }
+}
+
+/// What the plan says of CRLs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrlPlan {
+    /// `[crl]` or a `[[revoke]]` is given: every CA signs its CRL (a
+    /// continuing ceremony also does when the previous output holds CRLs).
+    pub requested: bool,
+    /// `crl.next_update`: from thisUpdate to nextUpdate.
+    pub next_update: Duration,
+    /// `[[revoke]]`, in plan order.
+    pub revoke: Vec<RevokeSpec>,
+}
+
+/// The default of `crl.next_update`: a month, so a CRL lapses soon after a
+/// missed ceremony, not a year later.
+pub const CRL_NEXT_UPDATE: Duration = Duration::from_secs(30 * 86_400);
+
+/// A certificate to revoke, as the plan names it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum RevokeTarget {
+    /// A certificate file of a node's bundle in the previous output.
+    File { node: String, file: String },
+    /// A serial number the CA issued (the certificate may be in any output
+    /// of the chain).
+    Serial { ca: CaRole, serial: Vec<u8> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokeSpec {
+    pub target: RevokeTarget,
+    pub reason: crate::x509::crl::Reason,
 }
 
 impl ValidPlan {

@@ -20,6 +20,7 @@ use crate::keytype::{KeyType, key_type_names};
 use crate::token::uri::TokenUri;
 
 mod cluster;
+mod revoke;
 use cluster::validate_cluster;
 #[cfg(test)]
 use cluster::{parse_cidr, parse_endpoint, parse_version};
@@ -290,6 +291,8 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
         .backup
         .as_ref()
         .and_then(|b| validate_backup(plan, b, &mut p));
+    let crl = revoke::validate_crl(plan, &mut p);
+    let reissue = revoke::validate_reissue(plan, &mut p);
 
     if plan.audit.recipients.is_empty() {
         p.add(
@@ -344,6 +347,8 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
         recipients: plan.audit.recipients.clone(),
         continuing,
         backup,
+        crl,
+        reissue,
     })
 }
 

@@ -127,6 +127,36 @@ fn row(
     }
 }
 
+/// A CRL's row: its nextUpdate as its expiry.
+fn crl_row(role: CaRole, file: &str, bytes: &[u8], now: SystemTime) -> Row {
+    let read = crate::x509::crl::read_pem(bytes).and_then(|r| {
+        r.next_update
+            .map(|t| (r.issuer.to_string(), r.number, t))
+            .ok_or_else(|| "it has no nextUpdate".to_string())
+    });
+    let (subject, expires, problem) = match read {
+        Ok((issuer, number, t)) => (
+            Some(format!("{issuer} (CRL number {number})")),
+            Some(t),
+            None,
+        ),
+        Err(e) => (None, None, Some(e)),
+    };
+    let left = expires.map(|t| unix(t) - unix(now));
+    Row {
+        name: format!("{} CRL", ca_name(role)),
+        file: file.into(),
+        subject,
+        expires: expires.map(rfc3339),
+        residual: left.map(short_human),
+        residual_seconds: left,
+        authority: Some(ca_name(role).into()),
+        externally_managed: true,
+        problem,
+        not_after: expires,
+    }
+}
+
 /// The first certificate of a file (what kubeadm reads).
 fn first_cert(tree: &Tree, file: &str) -> Result<Cert, String> {
     let bytes = tree.file(file).ok_or("missing")?;
@@ -258,6 +288,14 @@ pub fn inventory(input: &Input, now: SystemTime) -> Inventory {
                     true,
                     now,
                 ));
+            }
+            // A CRL lapses at its nextUpdate: listed with the CAs, so that
+            // `--expiring` warns before clients that check it refuse them.
+            for r in [CaRole::Root].into_iter().chain(CaRole::INTERMEDIATES) {
+                let f = layout::crl_file(r);
+                if let Some(bytes) = tree.file(&f) {
+                    authorities.push(crl_row(r, &f, bytes, now));
+                }
             }
             let nodes = tree
                 .children("nodes/")

@@ -5,6 +5,7 @@
 //! Nothing in this module ever sees a CA private key; it only sees the bytes
 //! the token returned and checks them.
 
+pub mod crl;
 pub mod profile;
 pub mod san;
 
@@ -41,6 +42,8 @@ pub enum X509Error {
     },
     #[error("the certificate for {subject} failed its post-signing check: {what}")]
     Check { subject: String, what: String },
+    #[error("the CRL of {issuer} failed its post-signing check: {what}")]
+    CrlCheck { issuer: String, what: String },
 }
 
 /// A signed certificate and the TBS bytes that were signed.

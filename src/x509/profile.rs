@@ -90,6 +90,14 @@ impl CertProfile {
     }
 }
 
+/// One extension of `value`, for the CRL's extensions as for a profile's.
+pub(crate) fn ext_value<T: der::Encode + const_oid::AssociatedOid>(
+    critical: bool,
+    value: &T,
+) -> Result<Extension, der::Error> {
+    ext(critical, value)
+}
+
 fn ext<T: der::Encode + const_oid::AssociatedOid>(
     critical: bool,
     value: &T,

@@ -161,6 +161,16 @@ pub fn start_etcd_cluster(
     scratch: &Path,
     members: &[(&str, PathBuf)],
 ) -> (Vec<Server>, Vec<EtcdMember>) {
+    start_etcd_cluster_with(scratch, members, &[])
+}
+
+/// [`start_etcd_cluster`] with `extra` arguments for every member (e.g.
+/// `--client-crl-file`).
+pub fn start_etcd_cluster_with(
+    scratch: &Path,
+    members: &[(&str, PathBuf)],
+    extra: &[String],
+) -> (Vec<Server>, Vec<EtcdMember>) {
     let names: Vec<&str> = members.iter().map(|(n, _)| *n).collect();
     let mut attempt = 0;
     start_with_retries(5, || {
@@ -217,7 +227,8 @@ pub fn start_etcd_cluster(
                 .arg("--peer-trusted-ca-file")
                 .arg(pki.join("etcd/ca.crt"))
                 .arg("--client-cert-auth")
-                .arg("--peer-client-cert-auth");
+                .arg("--peer-client-cert-auth")
+                .args(extra);
             servers.push(Server::spawn(
                 &format!("etcd {}", m.name),
                 &mut cmd,

@@ -19,6 +19,8 @@ pub(super) fn reached(file: &'static str, line: u32) {
     // The file's name alone: the rules live in validate.rs and validate/cluster.rs.
     let name = if file.ends_with("cluster.rs") {
         "cluster.rs"
+    } else if file.ends_with("revoke.rs") {
+        "revoke.rs"
     } else {
         "validate.rs"
     };
@@ -132,6 +134,11 @@ address = "10.0.0.11"
 [cluster.workers]
 names = ["worker1"]
 "#;
+/// `ceremony.previous` added: a continuing plan.
+const PREVIOUS: (&str, &str) = (
+    "administrator = \"Ada Admin\"\n",
+    "administrator = \"Ada Admin\"\nprevious = \"c1\"\n",
+);
 const USER: &str = "[[users]]\nname = \"alice\"\ngroups = [\"ops\"]\n";
 const RECIPIENT: &str = r#""age1rfjvanyx48qxdll0q8wkrca6kpkfluxp4gal0ws7cp4awt900vpsf0sp9u""#;
 
@@ -361,12 +368,85 @@ const ROWS: &[Row] = &[
         &[r#"cluster.node_recipients.cp9: names no node of [cluster]: give the name of a control-plane node or worker (got "cp9")"#]),
     ("node recipient not a recipient", &[("names = [\"worker1\"]\n", "names = [\"worker1\"]\n\n[cluster.node_recipients]\ncp1 = \"ssh-ed25519 nope\"\n")],
         &[r#"cluster.node_recipients.cp1: is not an age recipient (age1…) or an SSH public key (ssh-ed25519 …, ssh-rsa …) (got "ssh-ed25519 nope")"#]),
+    // [crl], [[revoke]]
+    ("crl next_update not a lifetime", &[("[audit]\n", "[crl]\nnext_update = \"soon\"\n\n[audit]\n")],
+        &[r#"crl.next_update: must start with a number, e.g. "365d" (got "soon")"#]),
+    ("crl next_update beyond a year", &[("[audit]\n", "[crl]\nnext_update = \"400d\"\n\n[audit]\n")],
+        &[r#"crl.next_update: is longer than 366d: sign the CRLs again at least yearly (got "400d")"#]),
+    ("revoke without previous", &[("[audit]\n", "[[revoke]]\nnode = \"cp1\"\nfile = \"pki/etcd/peer.crt\"\n\n[audit]\n")],
+        &["revoke: needs ceremony.previous: a revocation names a certificate of the chain"]),
+    ("revoke by node without file", &[(PREVIOUS.0, PREVIOUS.1), ("[audit]\n", "[[revoke]]\nnode = \"cp1\"\n\n[audit]\n")],
+        &["revoke[0]: names a certificate by node and file (a certificate of a bundle in the previous output), or by ca and serial"]),
+    ("revoke node not a node name", &[(PREVIOUS.0, PREVIOUS.1), ("[audit]\n", "[[revoke]]\nnode = \"CP 1\"\nfile = \"pki/etcd/peer.crt\"\n\n[audit]\n")],
+        &[r#"revoke[0].node: must be a node name: a lowercase DNS-1123 subdomain (got "CP 1")"#]),
+    ("revoke file climbing out", &[(PREVIOUS.0, PREVIOUS.1), ("[audit]\n", "[[revoke]]\nnode = \"cp1\"\nfile = \"../cp2/pki/etcd/peer.crt\"\n\n[audit]\n")],
+        &[r#"revoke[0].file: must be a certificate file of the node's etc/kubernetes, e.g. "pki/etcd/peer.crt" (a kubeconfig's certificate is revoked by ca and serial) (got "../cp2/pki/etcd/peer.crt")"#]),
+    ("revoke unknown ca", &[(PREVIOUS.0, PREVIOUS.1), ("[audit]\n", "[[revoke]]\nca = \"etcd-ca\"\nserial = \"01\"\n\n[audit]\n")],
+        &[r#"revoke[0].ca: must be the issuing CA: root, kubernetes, etcd or front-proxy (got "etcd-ca")"#]),
+    ("revoke serial not hex", &[(PREVIOUS.0, PREVIOUS.1), ("[audit]\n", "[[revoke]]\nca = \"etcd\"\nserial = \"0xZZ\"\n\n[audit]\n")],
+        &[r#"revoke[0].serial: must be a certificate's serial number in hex, 1 to 20 bytes, as `openssl x509 -noout -serial` prints it (got "0xZZ")"#]),
+    ("revoke unknown reason", &[(PREVIOUS.0, PREVIOUS.1), ("[audit]\n", "[[revoke]]\nca = \"etcd\"\nserial = \"01\"\nreason = \"keyCompromise\"\n\n[audit]\n")],
+        &[r#"revoke[0].reason: must be one of unspecified, key-compromise, ca-compromise, affiliation-changed, superseded, cessation-of-operation, privilege-withdrawn (got "keyCompromise")"#]),
+    ("revoke twice, the serial spelt two ways", &[(PREVIOUS.0, PREVIOUS.1), ("[audit]\n", "[[revoke]]\nca = \"etcd\"\nserial = \"0A:1B\"\n\n[[revoke]]\nca = \"etcd\"\nserial = \"00a1b\"\n\n[audit]\n")],
+        &["revoke[1]: names a certificate another entry revokes already"]),
+    // [reissue]
+    ("reissue without previous", &[("[audit]\n", "[reissue]\ncas = [\"etcd\"]\n\n[audit]\n")],
+        &["reissue: needs ceremony.previous: a reissued certificate is for a CA key the chain made"]),
+    ("reissue an unknown CA", &[(PREVIOUS.0, PREVIOUS.1), ("[audit]\n", "[reissue]\ncas = [\"etcd-ca\"]\n\n[audit]\n")],
+        &[r#"reissue.cas[0]: must be root, kubernetes, etcd or front-proxy (got "etcd-ca")"#]),
+    ("reissue a CA twice", &[(PREVIOUS.0, PREVIOUS.1), ("[audit]\n", "[reissue]\ncas = [\"etcd\", \"root\", \"etcd\"]\n\n[audit]\n")],
+        &[r#"reissue.cas[2]: is named twice (got "etcd")"#]),
     // [audit]
     ("no recipient", &[(RECIPIENT, "")],
         &["audit.recipients: must name at least one age or SSH recipient who can read the audit log (got [])"]),
     ("recipient", &[(RECIPIENT, r#""age1nope""#)],
         &[r#"audit.recipients[0]: is not an age recipient (age1…) or an SSH public key (ssh-ed25519 …, ssh-rsa …) (got "age1nope")"#]),
 ];
+
+#[test]
+fn revocations_are_typed_in_plan_order() {
+    use crate::plan::spec::{RevokeSpec, RevokeTarget};
+    use crate::x509::crl::Reason;
+    let v = validate(
+        &crate::plan::parse(&edited(&[
+            PREVIOUS,
+            (
+                "[audit]\n",
+                "[crl]\nnext_update = \"7d\"\n\n[[revoke]]\nnode = \"cp2\"\nfile = \"pki/etcd/peer.crt\"\nreason = \"key-compromise\"\n\n[[revoke]]\nca = \"root\"\nserial = \"80:01\"\n\n[audit]\n",
+            ),
+        ]))
+        .unwrap(),
+        &ctx(),
+    )
+    .unwrap();
+    assert!(v.crl.requested);
+    assert_eq!(v.crl.next_update, Duration::from_secs(7 * 86_400));
+    assert_eq!(
+        v.crl.revoke,
+        vec![
+            RevokeSpec {
+                target: RevokeTarget::File {
+                    node: "cp2".into(),
+                    file: "pki/etcd/peer.crt".into()
+                },
+                reason: Reason::KeyCompromise
+            },
+            RevokeSpec {
+                target: RevokeTarget::Serial {
+                    ca: CaRole::Root,
+                    serial: vec![0x80, 0x01]
+                },
+                reason: Reason::Unspecified
+            },
+        ]
+    );
+    // Without [crl] or [[revoke]], no CRL is asked for (the previous
+    // output's may still be signed again).
+    let base = validate(&crate::plan::parse(BASE).unwrap(), &ctx()).unwrap();
+    assert!(!base.crl.requested);
+    assert!(base.reissue.is_empty());
+    assert_eq!(base.crl.next_update, Duration::from_secs(30 * 86_400));
+}
 
 #[test]
 fn the_base_plan_passes_and_is_typed() {
@@ -469,6 +549,7 @@ fn every_problem_site_has_a_row() {
     let sites: BTreeSet<(&str, u32)> = scan("validate.rs", include_str!("../validate.rs"))
         .into_iter()
         .chain(scan("cluster.rs", include_str!("cluster.rs")))
+        .chain(scan("revoke.rs", include_str!("revoke.rs")))
         .collect();
     assert!(
         sites.len() >= 45,

@@ -66,16 +66,22 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// The root: a self-signed CA, valid now.
+    /// The root: a self-signed CA, valid now. A root given with `--root`
+    /// may be another certificate for the same key and subject (one of them
+    /// reissued the other): both anchor the same chains.
     pub(super) fn root(&mut self, file: &str, c: &Cert, given: Option<&Cert>) {
+        let same_key = |g: &Cert| {
+            g.subject_der == c.subject_der && matches!((&g.key, &c.key), (Ok(a), Ok(b)) if a == b)
+        };
         if let Some(g) = given
             && g.der != c.der
+            && !same_key(g)
         {
             self.add(
                 Problem::new(
                     file,
                     "certificates",
-                    "differs from the root given with --root",
+                    "differs from the root given with --root (another key or subject)",
                 )
                 .expected(short_hash(&g.der))
                 .got(short_hash(&c.der)),

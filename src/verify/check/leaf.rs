@@ -24,6 +24,7 @@ impl<'a> Ctx<'a> {
         if let Some(ca) = ca {
             self.chains_to(file, pre, c, ca);
         }
+        self.not_revoked(file, pre, c);
         self.validity(file, pre, c);
         match c.basic_constraints {
             Some((false, _)) => {}

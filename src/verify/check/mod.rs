@@ -5,6 +5,7 @@
 mod backup;
 mod ca;
 mod kubeadm;
+mod crl;
 mod kubeconfig;
 mod leaf;
 mod node;
@@ -173,6 +174,8 @@ struct Ctx<'a> {
     problems: Vec<Problem>,
     /// Public halves of private keys, by "file" or "file#field", derived once.
     keys: HashMap<String, Result<PublicKey, String>>,
+    /// Every certificate a CRL read so far lists: the CRL file and reason.
+    revoked: BTreeMap<crl::RevokedKey, (String, crate::x509::crl::Reason)>,
 }
 
 /// Runs every check on `input` at time `now`.
@@ -183,6 +186,7 @@ pub fn check(input: &Input, now: SystemTime) -> Report {
         plan: input.plan.as_ref(),
         problems: Vec::new(),
         keys: HashMap::new(),
+        revoked: BTreeMap::new(),
     };
     let given_root = input.root.as_ref().and_then(|r| {
         CertFile::parse(&r.pem)

@@ -96,6 +96,9 @@ impl<'a> Ctx<'a> {
             wanted.insert("pki/sa.pub".into(), true);
             // During a service-account key rotation: the previous public key.
             wanted.insert("pki/sa-previous.pub".into(), false);
+            // The etcd CA's CRL, where etcd's --client-crl-file and
+            // --peer-crl-file read it.
+            wanted.insert(layout::ETCD_CRL.into(), false);
         }
         let why = match (from_plan, &name) {
             (true, Some(n)) => format!("by the plan for {} node {n}", role.name()),
@@ -165,6 +168,19 @@ impl<'a> Ctx<'a> {
                 cert: c,
             })
         };
+        let crl_file = p(layout::ETCD_CRL);
+        if let Some(bytes) = self.tree.file(&crl_file) {
+            let out_crl = layout::crl_file(CaRole::Etcd);
+            match self.tree.file(&out_crl) {
+                Some(want) if want != bytes => self.add(
+                    Problem::new(&crl_file, "content", format!("differs from {out_crl}"))
+                        .expected(short_hash(want))
+                        .got(short_hash(bytes)),
+                ),
+                Some(_) => {}
+                None => self.crl_file(&crl_file, ca_ref(CaRole::Etcd).as_ref()),
+            }
+        }
 
         // Leaves: parse everything first, so a swapped key can be named.
         struct Leaf<'e> {

@@ -123,6 +123,28 @@ impl<'a> Ctx<'a> {
         self.sums();
         self.seal(out_root.as_ref(), given);
         self.backup();
+        // The CRLs before the certificates they may list.
+        if let Some(r) = &root_ref {
+            self.crl_file(&layout::crl_file(CaRole::Root), Some(r));
+        }
+        for (role, (file, bytes)) in &out_cas {
+            let ca = CertFile::parse(bytes)
+                .ok()
+                .and_then(|f| f.certs.into_iter().next());
+            let ca_ref = ca.as_ref().map(|c| CaRef {
+                file: file.clone(),
+                cert: c,
+            });
+            self.crl_file(&layout::crl_file(*role), ca_ref.as_ref());
+        }
+        for (file, bytes) in out_cas.values() {
+            if let Some(c) = CertFile::parse(bytes)
+                .ok()
+                .and_then(|f| f.certs.into_iter().next())
+            {
+                self.not_revoked(file, "", &c);
+            }
+        }
 
         let mut node_names: Vec<String> = self
             .tree
