@@ -218,6 +218,8 @@ pub struct BackupSection {
     pub threshold: u32,
     /// Which CAs are backed up: root, kubernetes, etcd, front-proxy (default: all four).
     pub cas: Option<Vec<String>>,
+}
+
 /// `[crl]`: the CRLs' lifetime. Its presence (or a `[[revoke]]`) makes
 /// every CA sign its CRL; once an output of the chain holds CRLs, every
 /// continuing ceremony signs them again.
