@@ -51,7 +51,14 @@ pub struct RunOptions {
 
 /// The distinct key types of the CAs, for the mechanism probe.
 fn ca_key_types(p: &LoadedPlan) -> Vec<KeyType> {
-    let mut v: Vec<KeyType> = p.plan.cas.iter().map(|c| c.key).collect();
+    // A delegated CA's key is on the nodes: the token never uses its type.
+    let mut v: Vec<KeyType> = p
+        .plan
+        .cas
+        .iter()
+        .filter(|c| p.plan.delegated(c.role).is_none())
+        .map(|c| c.key)
+        .collect();
     v.sort_by_key(|k| k.name());
     v.dedup();
     v
@@ -367,6 +374,10 @@ fn enter(r: &Run<'_>, step: Step, known: Known<'_>) {
 fn found_on_token(token: &dyn Token, loaded: &LoadedPlan) -> Result<Vec<Found>, CeremonyError> {
     let mut v = Vec::new();
     for spec in &loaded.plan.cas {
+        if loaded.plan.delegated(spec.role).is_some() {
+            v.push(Found::Delegated);
+            continue;
+        }
         let key = token.find_key_pair(&spec.label, spec.key)?.is_some();
         let cert = token.find_certificate(&spec.label)?.is_some();
         v.push(match (key, cert) {
@@ -415,7 +426,10 @@ fn recorded_run(
         journal,
     )?;
     for spec in &loaded.plan.cas {
-        ca::preflight_label(token, spec)?;
+        match loaded.plan.delegated(spec.role) {
+            Some(_) => ca::preflight_delegated_label(token, spec)?,
+            None => ca::preflight_label(token, spec)?,
+        }
     }
     ca::preflight_validity(token, &loaded.plan, now)?;
     // The previous ceremony was sealed by the root on this token.
@@ -466,18 +480,44 @@ fn recorded_run(
         let shared: RefCell<&mut dyn Audit> = RefCell::new(&mut *journal);
         let gate = Gate::new(token, ui, &shared, &loaded.plan.administrator, r.progress);
         let mut cas: Vec<CaState> = Vec::new();
+        // A delegated CA is signed from its request as read again now and
+        // checked to be the one the witnesses approved.
+        let delegated = if loaded.plan.delegated.is_empty() {
+            None
+        } else {
+            Some(reread_inputs(loaded, r.inputs, r.continuation)?)
+        };
         for spec in &loaded.plan.cas {
             checkpoint()?;
             enter(r, Step::Ca(spec.role), known);
             let issuer = cas.first().filter(|_| spec.role != CaRole::Root);
-            let state = ca::ensure_ca(
-                &gate,
-                spec,
-                issuer,
-                now,
-                &mut |what| gate.announce(what),
-                &mut SharedAudit(&shared),
-            )
+            let request = delegated
+                .as_ref()
+                .filter(|_| loaded.plan.delegated(spec.role).is_some())
+                .map(|i| i.ca(spec.role));
+            let state = match (request, issuer) {
+                (Some(Some(csr)), Some(root)) => ca::sign_delegated(
+                    &gate,
+                    spec,
+                    csr,
+                    root,
+                    now,
+                    &mut |what| gate.announce(what),
+                    &mut SharedAudit(&shared),
+                ),
+                (Some(_), _) => Err(CeremonyError::Internal(format!(
+                    "the delegated {} CA's request was not checked before signing",
+                    spec.role.name()
+                ))),
+                (None, _) => ca::ensure_ca(
+                    &gate,
+                    spec,
+                    issuer,
+                    now,
+                    &mut |what| gate.announce(what),
+                    &mut SharedAudit(&shared),
+                ),
+            }
             .map_err(|e| gate.halt().unwrap_or(e))?;
             ui.ca_done(&state);
             // Design §5.3: the witnesses acknowledge each CA's fingerprint.
@@ -575,23 +615,7 @@ fn write_outputs(
     audit: &mut dyn Audit,
 ) -> Result<Staging, CeremonyError> {
     let now = run.now;
-    // Read the CSRs again and check them: what is signed is what was
-    // checked, and what the witnesses approved at the preflight.
-    let only = continuation.map(|c| c.selection.issued());
-    let intake = csr::preflight(loaded, only.as_ref())?;
-    let now_read = inputs_manifest(loaded, &intake, continuation)?;
-    if now_read.digest != inputs.digest {
-        return Err(CeremonyError::Usage {
-            message: format!(
-                "the inputs changed since the preflight: their SHA-256 was {}, it is now {}; nothing was signed from them",
-                hex::encode(inputs.digest),
-                hex::encode(now_read.digest)
-            ),
-            hint: "put back the inputs the witnesses approved and run the same command again (the ceremony resumes); \
-                   changed inputs are a new review: `ceremony check`, then another --out"
-                .into(),
-        });
-    }
+    let intake = reread_inputs(loaded, inputs, continuation)?;
     let mut st = Staging::begin(out, &inputs.digest)?;
     let certs: Vec<outputs::CaCert<'_>> = cas
         .iter()
@@ -644,6 +668,32 @@ fn write_outputs(
     // be listed (each holds a hash that covers SHA256SUMS).
     outputs::write_plan_and_sums(&mut st, &loaded.text, &inputs.text)?;
     Ok(st)
+}
+
+/// The CSRs read again and checked, right before signing from them: what is
+/// signed is what was checked, and what the witnesses approved at the
+/// preflight (`inputs`), or nothing is.
+fn reread_inputs(
+    loaded: &LoadedPlan,
+    inputs: &Manifest,
+    continuation: Option<&chain::Continuation>,
+) -> Result<csr::Intake, CeremonyError> {
+    let only = continuation.map(|c| c.selection.issued());
+    let intake = csr::preflight(loaded, only.as_ref())?;
+    let now_read = inputs_manifest(loaded, &intake, continuation)?;
+    if now_read.digest != inputs.digest {
+        return Err(CeremonyError::Usage {
+            message: format!(
+                "the inputs changed since the preflight: their SHA-256 was {}, it is now {}; nothing was signed from them",
+                hex::encode(inputs.digest),
+                hex::encode(now_read.digest)
+            ),
+            hint: "put back the inputs the witnesses approved and run the same command again (the ceremony resumes); \
+                   changed inputs are a new review: `ceremony check`, then another --out"
+                .into(),
+        });
+    }
+    Ok(intake)
 }
 
 #[cfg(test)]

@@ -47,6 +47,24 @@ impl CaState {
     }
 }
 
+/// A delegated CA never lives on the token: an object under its label is
+/// refused before anything is signed (the plan, or the token, is not what
+/// the witnesses think).
+pub fn preflight_delegated_label(token: &dyn Token, spec: &CaSpec) -> Result<(), CeremonyError> {
+    let objects = token.objects_labelled(&spec.label)?;
+    if let Some(o) = objects.first() {
+        return Err(CeremonyError::Foreign {
+            label: spec.label.clone(),
+            role: spec.role,
+            what: format!(
+                "the plan delegates this CA to the control-plane nodes, yet a {} object carries its label on the token",
+                o.class
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// What is on the token under a label before we act, so foreign objects are
 /// refused before anything is generated.
 pub fn preflight_label(token: &dyn Token, spec: &CaSpec) -> Result<(), CeremonyError> {
@@ -163,6 +181,7 @@ pub fn preflight_validity(
     let leaves = plan.cluster.iter().flat_map(|cl| {
         CaRole::INTERMEDIATES
             .into_iter()
+            .filter(|role| cl.issues(*role))
             .map(move |role| ("cluster.leaf_validity".to_string(), role, cl.leaf_validity))
     });
     let users = plan.users.iter().enumerate().map(|(i, u)| {
@@ -335,6 +354,88 @@ pub fn ensure_ca(
         der: issued.der,
         ski,
         generated_key,
+        signed_cert: true,
+    })
+}
+
+/// Signs the certificate of a CA delegated to the control-plane nodes from
+/// the request they brought (checked by `csr::ca`): the plan's subject, the
+/// request's public key, the CA profile (pathLen 0), signed by the root on
+/// the token. Nothing is stored on the token: the key is the nodes', and a
+/// resumed run signs it again. The CA it returns holds no token key: the
+/// ceremony issues none of its leaves.
+pub fn sign_delegated(
+    token: &dyn Token,
+    spec: &CaSpec,
+    csr: &crate::csr::ca::CheckedCaCsr,
+    root: &CaState,
+    now: SystemTime,
+    announce: &mut dyn FnMut(&str),
+    audit: &mut dyn Audit,
+) -> Result<CaState, CeremonyError> {
+    let start = x509::truncate(now);
+    let not_after = spec.lifetime.end(start);
+    if not_after > root.not_after() {
+        return Err(CeremonyError::Outlives {
+            role: spec.role,
+            end: crate::fmt::utc(not_after),
+            issuer_end: crate::fmt::utc(root.not_after()),
+        });
+    }
+    let profile = ca_profile(
+        spec,
+        Some((root.cert.tbs_certificate().subject(), root.ski.as_slice())),
+    );
+    let serial = random_serial(token)?;
+    announce(&format!(
+        "Sign the delegated {} CA certificate \"{}\" from {} with \"{}\" on the token",
+        spec.role.name(),
+        spec.subject,
+        csr.file,
+        root.key.label
+    ));
+    let issued = x509::issue(
+        ToBeSigned {
+            profile: &profile,
+            serial: &serial,
+            not_before: start - BACKDATE,
+            not_after,
+            subject_spki: &csr.spki,
+            issuer_spki: &root.key.spki,
+            issuer_key_type: root.key.key_type,
+        },
+        |tbs| token.sign(&root.key, tbs),
+    )?;
+    audit.record(Event::DelegatedCaIssued {
+        certificate: cert_info(
+            spec.role.name(),
+            None,
+            None,
+            CaRole::Root.name(),
+            &issued.cert,
+            &issued.der,
+        ),
+        csr: csr.file.clone(),
+        csr_sha256: hex::encode(csr.sha256),
+    })?;
+    crate::failpoint::hit(&format!("after-sign:{}", spec.role.name()));
+    let ski = ski_of(&issued.cert).ok_or_else(|| {
+        CeremonyError::Internal("the delegated CA's certificate has no subjectKeyIdentifier".into())
+    })?;
+    Ok(CaState {
+        role: spec.role,
+        // The public half only, under no token object: nothing signs with it.
+        key: KeyPair {
+            label: spec.label.clone(),
+            id: Vec::new(),
+            key_type: csr.key_type,
+            spki: csr.spki.clone(),
+            flags: Default::default(),
+        },
+        cert: issued.cert,
+        der: issued.der,
+        ski,
+        generated_key: false,
         signed_cert: true,
     })
 }

@@ -75,6 +75,16 @@ pub struct CaSection {
     pub validity: Option<String>,
     /// Or an explicit end, as a TOML date or date-time (UTC).
     pub not_after: Option<toml::value::Datetime>,
+    /// Intermediates only: "token" (the default: the key is made and kept
+    /// in the token) or "delegated" (the key is made and kept on the
+    /// control-plane nodes; the root signs the CSR they bring).
+    pub mode: Option<String>,
+    /// A delegated CA's certificate request, made on the first control-plane
+    /// node (relative to the plan).
+    pub csr: Option<PathBuf>,
+    /// Lets `csr` be absolute or climb out of the plan's directory.
+    #[serde(default)]
+    pub allow_outside: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

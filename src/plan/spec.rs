@@ -124,6 +124,25 @@ pub struct ClusterSpec {
     pub control_plane: Vec<ControlPlaneSpec>,
     pub workers: Vec<String>,
     pub mode: LeafMode,
+    /// The CAs the plan delegates to the control-plane nodes: kubeadm makes
+    /// their leaves, so the ceremony issues none.
+    pub delegated: Vec<CaRole>,
+}
+
+impl ClusterSpec {
+    /// Whether the ceremony issues the leaves of this CA (it is in the token).
+    pub fn issues(&self, role: CaRole) -> bool {
+        !self.delegated.contains(&role)
+    }
+}
+
+/// A CA delegated to the control-plane nodes: its key is made and kept there,
+/// and the root on the token signs the request they bring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delegated {
+    pub role: CaRole,
+    /// `ca.<name>.csr` as the plan writes it (relative to the plan's directory).
+    pub csr: PathBuf,
 }
 
 /// One `[[users]]` entry: a kubeconfig signed by the kubernetes CA, written
@@ -168,11 +187,19 @@ pub struct ValidPlan {
     /// The ceremony this one continues and what it issues again (None: a
     /// founding ceremony).
     pub continuing: Option<super::continuing::Continuing>,
+    /// The intermediates delegated to the control-plane nodes, in plan order
+    /// (empty: every CA is kept in the token).
+    pub delegated: Vec<Delegated>,
 }
 
 impl ValidPlan {
     pub fn ca(&self, role: CaRole) -> &CaSpec {
         // `cas` always holds the four roles in order (built by `validate`).
         &self.cas[role as usize]
+    }
+
+    /// The delegation of this CA, if the plan delegates it.
+    pub fn delegated(&self, role: CaRole) -> Option<&Delegated> {
+        self.delegated.iter().find(|d| d.role == role)
     }
 }

@@ -135,6 +135,9 @@ pub struct Input {
     pub dir_node_name: Option<String>,
     pub root: Option<GivenRoot>,
     pub plan: Option<PlanFacts>,
+    /// The CAs delegated to the control-plane nodes: the plan's (`--plan`),
+    /// else those OUT/plan.toml names.
+    pub delegated: Vec<CaRole>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -370,13 +373,44 @@ pub fn load(
             })
         }
     };
+    let delegated = match (&plan, &layout) {
+        (Some(p), _) => p.cluster.delegated.clone(),
+        (None, Layout::Out) => tree
+            .file(crate::bundle::layout::PLAN)
+            .map(delegated_in_plan_text)
+            .unwrap_or_default(),
+        (None, Layout::Node { .. }) => Vec::new(),
+    };
     Ok(Input {
         tree,
         layout,
         dir_node_name,
         root,
         plan,
+        delegated,
     })
+}
+
+/// The CAs a plan's text delegates (`mode = "delegated"` in `[ca.*]`), read
+/// leniently: OUT's own plan.toml, which its SHA256SUMS covers, may no
+/// longer validate (a `not_after` since past) but still says who holds which
+/// key.
+fn delegated_in_plan_text(text: &[u8]) -> Vec<CaRole> {
+    let Some(plan) = std::str::from_utf8(text)
+        .ok()
+        .and_then(|t| toml::from_str::<crate::plan::Plan>(t).ok())
+    else {
+        return Vec::new();
+    };
+    [
+        (CaRole::Kubernetes, &plan.ca.kubernetes),
+        (CaRole::Etcd, &plan.ca.etcd),
+        (CaRole::FrontProxy, &plan.ca.front_proxy),
+    ]
+    .into_iter()
+    .filter(|(_, s)| s.mode.as_deref() == Some("delegated"))
+    .map(|(r, _)| r)
+    .collect()
 }
 
 /// The plan's facts, or why it cannot be used.

@@ -566,6 +566,7 @@ fn cluster() -> ClusterSpec {
         control_plane: vec![cp("cp1", "10.0.0.10"), cp("cp2", "10.0.0.11")],
         workers: vec!["w1".into()],
         mode: LeafMode::Generate,
+        delegated: Vec::new(),
     }
 }
 

@@ -236,6 +236,7 @@ pub(super) fn validate_cluster(
         control_plane,
         workers,
         mode,
+        delegated: Vec::new(),
     })
 }
 

@@ -56,6 +56,18 @@ impl<'a> Ctx<'a> {
             }
             Role::Worker => expect::fixed_worker(name.as_deref()),
         });
+        // A delegated CA's leaves are kubeadm's to make on the node.
+        let mut exps = exps;
+        if !from_plan {
+            for e in &mut exps {
+                if self.delegated.contains(&e.issuer) {
+                    e.required = false;
+                }
+            }
+            if role == Role::Worker && self.delegated.contains(&CaRole::Kubernetes) {
+                exps.clear();
+            }
+        }
 
         // In CSR mode a node keeps its keys: the CSRs travel with the bundle
         // instead, and key files, sa.key and client-key-data may be absent.
@@ -89,6 +101,12 @@ impl<'a> Ctx<'a> {
             }
         }
         if role == Role::ControlPlane {
+            // The installer puts a delegated CA's own key beside its certificate.
+            for r in self.delegated {
+                if let Some(k) = ca_key_file(*r) {
+                    wanted.insert(k.into(), false);
+                }
+            }
             wanted.insert("pki/sa.key".into(), !csr_mode);
             wanted.insert("pki/sa.pub".into(), true);
             // During a service-account key rotation: the previous public key.
@@ -141,6 +159,7 @@ impl<'a> Ctx<'a> {
             }
             cas.insert(*r, c);
         }
+        self.delegated_keys(base, role, &cas);
         let ca_list: Vec<(CaRole, &Cert)> = cas.iter().map(|(r, c)| (*r, c)).collect();
         for (i, (r1, c1)) in ca_list.iter().enumerate() {
             for (r2, c2) in &ca_list[i + 1..] {
@@ -326,6 +345,44 @@ impl<'a> Ctx<'a> {
             servers,
             has_super_admin: self.tree.get(&p("super-admin.conf")).is_some(),
             admin_orgs,
+        }
+    }
+
+    /// A delegated CA's key file: on a control-plane node, the key of the CA
+    /// certificate beside it; on a worker, never.
+    fn delegated_keys(&mut self, base: &str, role: Role, cas: &BTreeMap<CaRole, Cert>) {
+        for r in self.delegated {
+            let Some(k) = ca_key_file(*r) else {
+                continue;
+            };
+            let file = format!("{base}{k}");
+            let Some(bytes) = self.tree.file(&file).map(<[u8]>::to_vec) else {
+                continue;
+            };
+            if role == Role::Worker {
+                self.add(Problem::new(
+                    &file,
+                    "file",
+                    format!(
+                        "the delegated {} CA's key belongs on the control-plane nodes only",
+                        r.name()
+                    ),
+                ));
+                continue;
+            }
+            match (self.private_key(&file, &bytes), cas.get(r).map(|c| &c.key)) {
+                (Err(e), _) => self.add(Problem::new(&file, "key", e)),
+                (Ok(key), Some(Ok(cert_key))) if key != *cert_key => self.add(Problem::new(
+                    &file,
+                    "key",
+                    format!(
+                        "does not match {}{}: kubeadm would sign leaves nobody trusts",
+                        base,
+                        ca_label(*r)
+                    ),
+                )),
+                _ => {}
+            }
         }
     }
 

@@ -620,7 +620,9 @@ impl<'a> Ctx<'a> {
                         .got(format!("{:04o}", e.mode)),
                 );
             }
-            if is_ca_key_name(path) {
+            // A delegated CA's key is the nodes' own (checked per node).
+            let delegated_key = is_delegated_key(path, self.delegated);
+            if is_ca_key_name(path) && !delegated_key {
                 self.add(Problem::new(
                     path,
                     "file",
@@ -666,6 +668,9 @@ impl<'a> Ctx<'a> {
                 }
             }
             for (_, field, k) in keys {
+                if delegated_key {
+                    continue;
+                }
                 if let Ok(k) = k
                     && let Some((_, whose)) = ca_keys.iter().find(|(ck, _)| *ck == k)
                 {

@@ -1,0 +1,86 @@
+//! `mode` and `csr` of `[ca.*]`: which intermediates the plan delegates to
+//! the control-plane nodes, and the request each brings.
+
+use super::{Problems, input_path_problem, quoted, shown_path};
+use crate::plan::model::{CaSection, Plan};
+use crate::plan::spec::{CaRole, Delegated};
+
+/// The delegated intermediates, in plan order; every problem goes to `p`.
+pub(super) fn validate_delegation(plan: &Plan, p: &mut Problems) -> Vec<Delegated> {
+    let root = &plan.root;
+    if let Some(m) = &root.mode {
+        p.add(
+            "root.mode",
+            "the root is always kept in the token; only [ca.kubernetes], [ca.etcd] and [ca.front-proxy] take a mode",
+            quoted(m),
+        );
+    }
+    if let Some(c) = &root.csr {
+        p.add(
+            "root.csr",
+            "the root is always made in the token; it takes no certificate request",
+            quoted(&c.display().to_string()),
+        );
+    }
+    let sections: [(CaRole, &CaSection); 3] = [
+        (CaRole::Kubernetes, &plan.ca.kubernetes),
+        (CaRole::Etcd, &plan.ca.etcd),
+        (CaRole::FrontProxy, &plan.ca.front_proxy),
+    ];
+    let mut out = Vec::new();
+    for (role, s) in sections {
+        let sec = role.section();
+        let delegated = match s.mode.as_deref() {
+            None | Some("token") => false,
+            Some("delegated") => true,
+            Some(other) => {
+                p.add(
+                    format!("{sec}.mode"),
+                    "must be \"token\" (the key is kept in the token) or \"delegated\" (the key is kept on the control-plane nodes)",
+                    quoted(other),
+                );
+                continue;
+            }
+        };
+        match (&s.csr, delegated) {
+            (None, true) => p.add(
+                format!("{sec}.csr"),
+                "is required with mode = \"delegated\": the CA's certificate request, made with its key on the first control-plane node",
+                None,
+            ),
+            (Some(csr), false) => p.add(
+                format!("{sec}.csr"),
+                "is read only with mode = \"delegated\"; a CA kept in the token makes its key there",
+                quoted(&csr.display().to_string()),
+            ),
+            (Some(csr), true) => {
+                shown_path(p, format!("{sec}.csr"), csr);
+                if let Some(why) = input_path_problem(csr, s.allow_outside, &format!("[{sec}]")) {
+                    p.add(format!("{sec}.csr"), why, quoted(&csr.display().to_string()));
+                }
+                out.push(Delegated {
+                    role,
+                    csr: csr.clone(),
+                });
+            }
+            (None, false) => {}
+        }
+    }
+    if !out.is_empty() {
+        if plan.ceremony.previous.is_some() {
+            p.add(
+                "ceremony.previous",
+                "a continuing ceremony of a plan with a delegated CA is not offered yet: run a founding ceremony (new labels) to sign a delegated CA again",
+                None,
+            );
+        }
+        if out.iter().any(|d| d.role == CaRole::Kubernetes) && !plan.users.is_empty() {
+            p.add(
+                "users",
+                "a user's kubeconfig is signed by the kubernetes CA, which this plan delegates: make it on a control-plane node (kubeadm kubeconfig user)",
+                None,
+            );
+        }
+    }
+    out
+}
