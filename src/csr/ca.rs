@@ -43,7 +43,7 @@ pub fn check_ca_csr(
     let req = parse_csr(bytes).map_err(|(f, e, g)| vec![Refusal::new(file, f, e, g)])?;
     let mut refusals = Vec::new();
     let spki = req.info.public_key.clone();
-    let want_key = format!("a {key_type} key, as the plan's key says");
+    let want_key = format!("{key_type}, the plan's key for this CA");
     let key = match PublicKey::from_spki(&spki) {
         Ok(k) if k.key_type == Some(key_type) => Some(k),
         Ok(k) => {

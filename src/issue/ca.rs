@@ -35,6 +35,21 @@ pub struct CaState {
     /// Whether this run generated the key / signed the certificate (false: resumed).
     pub generated_key: bool,
     pub signed_cert: bool,
+    /// A CA delegated to the control-plane nodes: its key is theirs, and
+    /// `key` is its public half only.
+    pub delegated: bool,
+}
+
+impl CaState {
+    /// How the end screens and the transcript describe what was done.
+    pub fn provenance(&self, resumed: &'static str) -> &'static str {
+        match (self.delegated, self.generated_key, self.signed_cert) {
+            (true, _, _) => "delegated: key on the nodes, new certificate",
+            (false, true, _) => "new key, new certificate",
+            (false, false, true) => "existing key, new certificate",
+            (false, false, false) => resumed,
+        }
+    }
 }
 
 impl CaState {
@@ -297,6 +312,7 @@ pub fn ensure_ca(
             ski,
             generated_key,
             signed_cert: false,
+            delegated: false,
         });
     }
 
@@ -355,6 +371,7 @@ pub fn ensure_ca(
         ski,
         generated_key,
         signed_cert: true,
+        delegated: false,
     })
 }
 
@@ -437,6 +454,7 @@ pub fn sign_delegated(
         ski,
         generated_key: false,
         signed_cert: true,
+        delegated: true,
     })
 }
 

@@ -19,6 +19,8 @@ pub(super) fn reached(file: &'static str, line: u32) {
     // The file's name alone: the rules live in validate.rs and validate/cluster.rs.
     let name = if file.ends_with("cluster.rs") {
         "cluster.rs"
+    } else if file.ends_with("delegation.rs") {
+        "delegation.rs"
     } else {
         "validate.rs"
     };
@@ -307,6 +309,26 @@ const ROWS: &[Row] = &[
         &[r#"leaves.mode: must be "generate" or "csr" (got "both")"#]),
     ("leaves without a cluster", &[(CLUSTER, ""), (USER, ""), ("[audit]\n", "[leaves]\nmode = \"generate\"\n\n[audit]\n")],
         &["leaves: needs a [cluster] section to know which leaves to make"]),
+    // [ca.*] mode and csr: delegated CAs
+    ("etcd delegated", &[("[ca.etcd]\n", "[ca.etcd]\nmode = \"delegated\"\ncsr = \"etcd-ca.csr\"\n")],
+        &[]),
+    ("a CA kept in the token, said so", &[("[ca.etcd]\n", "[ca.etcd]\nmode = \"token\"\n")],
+        &[]),
+    ("root delegated", &[("[root]\n", "[root]\nmode = \"delegated\"\ncsr = \"root.csr\"\n")],
+        &[r#"root.mode: the root is always kept in the token; only [ca.kubernetes], [ca.etcd] and [ca.front-proxy] take a mode (got "delegated")"#,
+          r#"root.csr: the root is always made in the token; it takes no certificate request (got "root.csr")"#]),
+    ("CA mode unknown", &[("[ca.etcd]\n", "[ca.etcd]\nmode = \"node\"\n")],
+        &[r#"ca.etcd.mode: must be "token" (the key is kept in the token) or "delegated" (the key is kept on the control-plane nodes) (got "node")"#]),
+    ("delegated without csr", &[("[ca.etcd]\n", "[ca.etcd]\nmode = \"delegated\"\n")],
+        &[r#"ca.etcd.csr: is required with mode = "delegated": the CA's certificate request, made with its key on the first control-plane node"#]),
+    ("csr of a CA kept in the token", &[("[ca.etcd]\n", "[ca.etcd]\ncsr = \"etcd-ca.csr\"\n")],
+        &[r#"ca.etcd.csr: is read only with mode = "delegated"; a CA kept in the token makes its key there (got "etcd-ca.csr")"#]),
+    ("delegated csr climbs out", &[("[ca.etcd]\n", "[ca.etcd]\nmode = \"delegated\"\ncsr = \"../etcd-ca.csr\"\n")],
+        &[r#"ca.etcd.csr: climbs out of the plan's directory with ".."; input files stay inside it: move the file in, or set allow_outside = true in [ca.etcd] (got "../etcd-ca.csr")"#]),
+    ("kubernetes delegated with users", &[("[ca.kubernetes]\n", "[ca.kubernetes]\nmode = \"delegated\"\ncsr = \"ca.csr\"\n")],
+        &["users: a user's kubeconfig is signed by the kubernetes CA, which this plan delegates: make it on a control-plane node (kubeadm kubeconfig user)"]),
+    ("delegated in a continuing ceremony", &[("[ca.etcd]\n", "[ca.etcd]\nmode = \"delegated\"\ncsr = \"etcd-ca.csr\"\n"), ("witnesses = [\"Wendy\", \"Walter\"]\n", "witnesses = [\"Wendy\", \"Walter\"]\nprevious = \"c1\"\n")],
+        &["ceremony.previous: a continuing ceremony of a plan with a delegated CA is not offered yet: run a founding ceremony (new labels) to sign a delegated CA again"]),
     // [[users]]
     ("users without a cluster", &[(CLUSTER, "")],
         &["users: a user kubeconfig needs the [cluster] section (its server and name)"]),
@@ -410,6 +432,7 @@ fn every_problem_site_has_a_row() {
     let sites: BTreeSet<(&str, u32)> = scan("validate.rs", include_str!("../validate.rs"))
         .into_iter()
         .chain(scan("cluster.rs", include_str!("cluster.rs")))
+        .chain(scan("delegation.rs", include_str!("delegation.rs")))
         .collect();
     assert!(
         sites.len() >= 45,
