@@ -20,7 +20,11 @@ impl<'a> Ctx<'a> {
             .and_then(|cn| cn.strip_prefix("system:node:"))
             .map(str::to_string);
         let name = dir_name.map(str::to_string).or(kubelet_name);
-        let has_apiserver = self.tree.get(&p("pki/apiserver.crt")).is_some();
+        // With the kubernetes CA delegated, kubeadm makes apiserver.crt: the
+        // other CAs' certificates tell a control-plane node then.
+        let has_apiserver = self.tree.get(&p("pki/apiserver.crt")).is_some()
+            || (self.delegated.contains(&CaRole::Kubernetes)
+                && self.tree.get(&p("pki/etcd/ca.crt")).is_some());
 
         // The expectations: the plan's, or kubeadm's fixed parts.
         let mut role = if has_apiserver {
