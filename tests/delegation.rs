@@ -551,3 +551,249 @@ fn a_refused_ca_request_touches_nothing() {
         "{check}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// The short-lived kubelet signer
+
+/// `openssl s_server -www` on a free 127.0.0.1 port with the apiserver's
+/// certificate, requiring a client certificate that verifies against
+/// `client_ca` (-partial_chain: any certificate of the file is an anchor, as
+/// for Go and kube-apiserver's --client-ca-file).
+fn tls_server(f: &Fixture, cert: &Path, key: &Path, client_ca: &Path) -> (common::Server, u16) {
+    let mut attempt = 0;
+    common::start_with_retries(5, || {
+        attempt += 1;
+        let port = common::free_port();
+        let mut cmd = std::process::Command::new("openssl");
+        cmd.arg("s_server")
+            .arg("-accept")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-cert")
+            .arg(cert)
+            .arg("-key")
+            .arg(key)
+            .arg("-CAfile")
+            .arg(client_ca)
+            .args(["-Verify", "1", "-verify_return_error", "-partial_chain"])
+            .args(["-x509_strict", "-www"]);
+        let mut srv = common::Server::spawn(
+            "s_server kubelet-signer",
+            &mut cmd,
+            &f.path().join(format!("s_server-{attempt}.log")),
+        );
+        srv.wait_ready("ACCEPT")?;
+        Ok((srv, port))
+    })
+}
+
+/// A kubeconfig for `server` trusting `ca` with `client`.crt/.key embedded.
+fn kubeconfig(dest: &Path, server: &str, ca: &Path, client: &Path) {
+    use base64::Engine;
+    let b64 = |p: &Path| base64::engine::general_purpose::STANDARD.encode(fs::read(p).unwrap());
+    let text = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: {server}\n    certificate-authority-data: {}\nusers:\n- name: u\n  user:\n    client-certificate-data: {}\n    client-key-data: {}\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\ncurrent-context: x\n",
+        b64(ca),
+        b64(&client.with_extension("crt")),
+        b64(&client.with_extension("key")),
+    );
+    common::write_secret(dest, text.as_bytes());
+}
+
+fn kubectl(f: &Fixture, kc: &Path) -> Output {
+    let mut cmd = std::process::Command::new("kubectl");
+    cmd.env("HOME", f.path())
+        .arg("--kubeconfig")
+        .arg(kc)
+        .arg("--request-timeout=10s")
+        .args(["get", "--raw", "/"]);
+    common::run(&mut cmd, common::SHORT)
+}
+
+/// The controller-manager's kubelet signer: signed by the kubernetes CA on
+/// the token from the first control-plane node's request, limited to TLS
+/// client and server use, written with the trust file kube-apiserver's
+/// --client-ca-file reads. A kubelet client certificate it signs (openssl,
+/// no chain, as the controller-manager issues one) authenticates to a TLS
+/// server trusting that file; one from an unrelated CA does not.
+#[test]
+fn kubelet_signer_client_certificates_authenticate_with_the_trust_file() {
+    let f = Fixture::new("kubelet-signer");
+    ca_request(&f, "kubelet-signer", "kubelet-signer");
+    let mut text = PlanSpec::peers(&[("cp1", "10.0.0.10")], &["worker1"]);
+    text.token = &f.token().label;
+    let text = text.toml()
+        + "\n[kubelet_signer]\ncsr = \"kubelet-signer.csr\"\nkey = \"ecdsa-p256\"\nvalidity = \"30d\"\n";
+    let out = run(&f, "signer", &text);
+    let pki = out.join("nodes/cp1/etc/kubernetes/pki");
+
+    // What was written: the signer under the kubernetes CA, for 30 days,
+    // clientAuth and serverAuth only; the trust file kubernetes CA then signer.
+    let signer = pki.join("kubelet-signer.crt");
+    chains_to_root(
+        &f,
+        &out.join("root-ca.crt"),
+        &out.join("chains/kubernetes-ca-chain.crt"),
+        &signer,
+    );
+    let txt = tool(
+        &f,
+        "openssl",
+        &[
+            "x509",
+            "-in",
+            signer.to_str().unwrap(),
+            "-noout",
+            "-text",
+            "-dates",
+        ],
+    )
+    .stdout;
+    assert!(txt.contains("CA:TRUE, pathlen:0"), "{txt}");
+    assert!(
+        txt.contains("TLS Web Client Authentication, TLS Web Server Authentication"),
+        "{txt}"
+    );
+    assert!(txt.contains("Issuer: CN = kubernetes"), "{txt}");
+    assert_eq!(
+        pubkey(&f, "x509", &signer),
+        pubkey(&f, "pkey", &f.path().join("node-keys/kubelet-signer.key"))
+    );
+    let bundle = fs::read_to_string(pki.join("kubelet-client-ca-bundle.crt")).unwrap();
+    assert_eq!(
+        bundle,
+        fs::read_to_string(pki.join("ca.crt")).unwrap() + &fs::read_to_string(&signer).unwrap()
+    );
+    assert_eq!(
+        fs::read_to_string(out.join("kubelet-signer/client-ca-bundle.crt")).unwrap(),
+        bundle
+    );
+    f.ceremony(&["verify", out.to_str().unwrap()])
+        .assert_ok("verify OUT");
+
+    // The installer puts the node-held key beside the certificate; the
+    // controller-manager signs a kubelet's client certificate with it.
+    fs::copy(
+        f.path().join("node-keys/kubelet-signer.key"),
+        pki.join("kubelet-signer.key"),
+    )
+    .unwrap();
+    let plan = f.path().join("signer.toml");
+    f.ceremony(&[
+        "verify",
+        out.join("nodes/cp1/etc/kubernetes").to_str().unwrap(),
+        "--plan",
+        plan.to_str().unwrap(),
+        "--root",
+        out.join("root-ca.crt").to_str().unwrap(),
+    ])
+    .assert_ok("verify the control-plane node with the signer's key");
+    let certs = f.path().join("certs");
+    fs::create_dir_all(&certs).unwrap();
+    fs::copy(&signer, certs.join("kubelet-signer.crt")).unwrap();
+    fs::copy(
+        pki.join("kubelet-signer.key"),
+        certs.join("kubelet-signer.key"),
+    )
+    .unwrap();
+    kubeadm_leaf(
+        &f,
+        &certs,
+        "kubelet-signer",
+        "kubelet-client",
+        "/O=system:nodes/CN=system:node:worker1",
+        "clientAuth",
+        None,
+    );
+    // An unrelated CA, and the same kubelet's certificate from it.
+    tool(
+        &f,
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            certs.join("rogue.key").to_str().unwrap(),
+            "-out",
+            certs.join("rogue.crt").to_str().unwrap(),
+            "-subj",
+            "/CN=kubelet-signer",
+            "-days",
+            "30",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE,pathlen:0",
+            "-addext",
+            "keyUsage=critical,digitalSignature,keyCertSign,cRLSign",
+        ],
+    );
+    kubeadm_leaf(
+        &f,
+        &certs,
+        "rogue",
+        "rogue-client",
+        "/O=system:nodes/CN=system:node:worker1",
+        "clientAuth",
+        None,
+    );
+
+    let (tls, port) = tls_server(
+        &f,
+        &pki.join("apiserver.crt"),
+        &pki.join("apiserver.key"),
+        &pki.join("kubelet-client-ca-bundle.crt"),
+    );
+    let server = format!("https://127.0.0.1:{port}");
+    let good = f.path().join("kubelet.conf");
+    kubeconfig(
+        &good,
+        &server,
+        &pki.join("ca.crt"),
+        &certs.join("kubelet-client"),
+    );
+    let r = kubectl(&f, &good);
+    assert!(
+        r.ok() && r.stdout.contains("s_server"),
+        "the signer's kubelet certificate must authenticate: {r}\n--- s_server log\n{}",
+        tls.log_text()
+    );
+    let rogue = f.path().join("rogue.conf");
+    kubeconfig(
+        &rogue,
+        &server,
+        &pki.join("ca.crt"),
+        &certs.join("rogue-client"),
+    );
+    let before = tls.log_count("verify error");
+    let r = kubectl(&f, &rogue);
+    assert!(
+        r.failed() && r.stderr.contains("unknown certificate authority"),
+        "an unrelated CA's kubelet certificate must be refused: {r}\n--- s_server log\n{}",
+        tls.log_text()
+    );
+    assert!(tls.log_count("verify error") > before, "{}", tls.log_text());
+    // Without the signer in the trust file (ca.crt alone), its certificate is refused too.
+    drop(tls);
+    let (tls, port) = tls_server(
+        &f,
+        &pki.join("apiserver.crt"),
+        &pki.join("apiserver.key"),
+        &pki.join("ca.crt"),
+    );
+    let only_ca = f.path().join("only-ca.conf");
+    kubeconfig(
+        &only_ca,
+        &format!("https://127.0.0.1:{port}"),
+        &pki.join("ca.crt"),
+        &certs.join("kubelet-client"),
+    );
+    let r = kubectl(&f, &only_ca);
+    assert!(
+        r.failed(),
+        "ca.crt alone must not accept the signer's certificates: {r}\n{}",
+        tls.log_text()
+    );
+}

@@ -482,7 +482,8 @@ fn recorded_run(
         let mut cas: Vec<CaState> = Vec::new();
         // A delegated CA is signed from its request as read again now and
         // checked to be the one the witnesses approved.
-        let delegated = if loaded.plan.delegated.is_empty() {
+        let delegated = if loaded.plan.delegated.is_empty() && loaded.plan.kubelet_signer.is_none()
+        {
             None
         } else {
             Some(reread_inputs(loaded, r.inputs, r.continuation)?)
@@ -538,6 +539,49 @@ fn recorded_run(
             cas.push(state);
             r.progress.cas_ready.set(cas.len());
         }
+        // The kubelet signer, under the kubernetes CA just made or found.
+        let signer = match (&loaded.plan.kubelet_signer, &delegated) {
+            (Some(spec), Some(intake)) => {
+                let csr = intake
+                    .kubelet_signer
+                    .as_ref()
+                    .and_then(|c| c.checked.as_ref().ok())
+                    .ok_or_else(|| {
+                        CeremonyError::Internal(
+                            "the kubelet signer's request was not checked before signing".into(),
+                        )
+                    })?;
+                let k8s = cas
+                    .iter()
+                    .find(|c| c.role == CaRole::Kubernetes)
+                    .ok_or_else(|| CeremonyError::Internal("no kubernetes CA".into()))?;
+                checkpoint()?;
+                let issued = ca::sign_kubelet_signer(
+                    &gate,
+                    spec,
+                    csr,
+                    k8s,
+                    now,
+                    &mut |what| gate.announce(what),
+                    &mut SharedAudit(&shared),
+                )
+                .map_err(|e| gate.halt().unwrap_or(e))?;
+                ui.note(&format!(
+                    "kubelet signer \"{}\" signed by the kubernetes CA, valid until {}",
+                    spec.subject,
+                    crate::fmt::utc(
+                        issued
+                            .cert
+                            .tbs_certificate()
+                            .validity()
+                            .not_after
+                            .to_system_time()
+                    )
+                ));
+                Some((issued.der, k8s.der.clone()))
+            }
+            _ => None,
+        };
         checkpoint()?;
         enter(r, Step::Leaves, known);
         let run = bundle::LeafRun {
@@ -567,6 +611,7 @@ fn recorded_run(
             &cas,
             run,
             r.continuation,
+            signer.as_ref(),
             &mut SharedAudit(&shared),
         )
         .map_err(|e| gate.halt().unwrap_or(e))?;
@@ -612,6 +657,7 @@ fn write_outputs(
     cas: &[CaState],
     mut run: bundle::LeafRun,
     continuation: Option<&chain::Continuation>,
+    signer: Option<&(Vec<u8>, Vec<u8>)>,
     audit: &mut dyn Audit,
 ) -> Result<Staging, CeremonyError> {
     let now = run.now;
@@ -663,6 +709,10 @@ fn write_outputs(
         }
     }
     from_csr::write_users(token, &mut st, loaded, cas, &intake, now, audit)?;
+    if let (Some((signer, kubernetes)), Some(cl)) = (signer, &loaded.plan.cluster) {
+        let only = continuation.map(|c| c.selection.issued());
+        outputs::write_kubelet_signer(&mut st, cl, signer, kubernetes, only.as_ref())?;
+    }
     // The reviewed plan itself, so OUT alone tells what was meant; then
     // SHA256SUMS. audit.log.age and transcript.md come after it and cannot
     // be listed (each holds a hash that covers SHA256SUMS).
@@ -1068,9 +1118,19 @@ mod tests {
             sa_previous_public: None,
         };
         let mut events: Vec<Event> = Vec::new();
-        let e = write_outputs(&token, &out, &other, &approved, &[], run, None, &mut events)
-            .err()
-            .expect("refused");
+        let e = write_outputs(
+            &token,
+            &out,
+            &other,
+            &approved,
+            &[],
+            run,
+            None,
+            None,
+            &mut events,
+        )
+        .err()
+        .expect("refused");
         assert!(
             e.to_string().starts_with(&format!(
                 "the inputs changed since the preflight: their SHA-256 was {}, it is now ",

@@ -219,15 +219,59 @@ pub fn report(
 /// installer puts it and what kubeadm makes from it.
 fn delegated_report(p: &LoadedPlan) -> Vec<String> {
     let plan = &p.plan;
-    if plan.delegated.is_empty() {
-        return Vec::new();
+    let mut out = Vec::new();
+    if plan.delegated.is_empty() && plan.kubelet_signer.is_none() {
+        return out;
     }
-    let mut out = vec![
-        String::new(),
+    let intake = crate::csr::intake::intake_of(p, None);
+    if let Some(s) = &plan.kubelet_signer {
+        out.push(String::new());
+        out.push(format!(
+            "Kubelet signer {}: request {}, {} key held by the control-plane nodes; signed by the kubernetes CA on the token",
+            s.subject,
+            s.csr.display(),
+            s.key
+        ));
+        out.push(format!(
+            "  validity {} from signing (renewed by each ceremony); keyUsage digitalSignature, keyCertSign, cRLSign;",
+            format_lifetime(s.validity)
+        ));
+        out.push(
+            "  basicConstraints CA:TRUE, pathlen:0; extendedKeyUsage clientAuth, serverAuth".into(),
+        );
+        match intake
+            .as_ref()
+            .map(|i| i.kubelet_signer.as_ref().map(|c| &c.checked))
+        {
+            Ok(Some(Ok(c))) => out.push(format!("  accepted: SHA-256 {}", hex::encode(c.sha256))),
+            Ok(Some(Err(refusals))) => {
+                for r in refusals {
+                    out.push(format!("    refused: {r}"));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => out.push(format!("  not read: {e}")),
+        }
+        out.push(format!(
+            "  writes {} and, on each control-plane node, {} (kube-controller-manager's",
+            layout::KUBELET_SIGNER,
+            layout::NODE_KUBELET_SIGNER
+        ));
+        out.push("  --cluster-signing-kubelet-client-cert-file and --cluster-signing-kubelet-serving-cert-file; the key as".into());
+        out.push(format!(
+            "  {}, the -key-file flags) and {} (kube-apiserver's --client-ca-file)",
+            layout::NODE_KUBELET_SIGNER_KEY,
+            layout::NODE_KUBELET_CLIENT_CA_BUNDLE
+        ));
+    }
+    if plan.delegated.is_empty() {
+        return out;
+    }
+    out.push(String::new());
+    out.push(
         "Delegated CAs (key made and kept on the control-plane nodes; the root on the token signs the request):"
             .into(),
-    ];
-    let intake = crate::csr::intake::intake_of(p, None);
+    );
     for d in &plan.delegated {
         let (crt, key) = match d.role {
             CaRole::Etcd => ("pki/etcd/ca.crt", "pki/etcd/ca.key"),

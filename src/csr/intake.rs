@@ -80,8 +80,9 @@ pub struct UserIntake {
     pub masters: bool,
 }
 
-/// A delegated CA's request as read and checked.
+/// A delegated CA's request (or the kubelet signer's) as read and checked.
 pub struct CaIntake {
+    /// The delegated CA; for the kubelet signer, the CA that signs it.
     pub role: CaRole,
     /// The path as the plan gives it.
     pub file: String,
@@ -97,6 +98,8 @@ pub struct Intake {
     pub users: Vec<UserIntake>,
     /// The delegated CAs' requests, in plan order.
     pub cas: Vec<CaIntake>,
+    /// The kubelet signer's request, if the plan has one.
+    pub kubelet_signer: Option<CaIntake>,
     /// Things the operator should see that do not stop the run.
     pub warnings: Vec<String>,
 }
@@ -127,7 +130,7 @@ impl Intake {
                 inputs.add_sha256(InputKind::UserCsr, f, sha);
             }
         }
-        for c in &self.cas {
+        for c in self.cas.iter().chain(&self.kubelet_signer) {
             if let Some(sha) = c.sha256 {
                 inputs.add_sha256(InputKind::CaCsr, &c.file, sha);
             }
@@ -146,6 +149,7 @@ impl Intake {
     pub fn ca_refusals(&self) -> Vec<Refusal> {
         self.cas
             .iter()
+            .chain(&self.kubelet_signer)
             .filter_map(|c| c.checked.as_ref().err())
             .flatten()
             .cloned()
@@ -522,8 +526,54 @@ pub fn intake_of(
         nodes,
         users,
         cas: intake_cas(loaded),
+        kubelet_signer: intake_signer(loaded),
         warnings,
     })
+}
+
+/// The kubelet signer's request, checked against its subject and key type.
+fn intake_signer(loaded: &LoadedPlan) -> Option<CaIntake> {
+    let s = loaded.plan.kubelet_signer.as_ref()?;
+    Some(read_ca_request(
+        loaded,
+        CaRole::Kubernetes,
+        &s.csr,
+        "the kubelet signer",
+        &s.subject,
+        s.key,
+    ))
+}
+
+fn read_ca_request(
+    loaded: &LoadedPlan,
+    role: CaRole,
+    csr: &Path,
+    what: &str,
+    subject: &x509_cert::name::Name,
+    key: KeyType,
+) -> CaIntake {
+    let file = csr.display().to_string();
+    let (sha256, checked) = match read_bounded(&plan_dir(loaded).join(csr)) {
+        Err(got) => (
+            None,
+            Err(vec![Refusal::new(
+                &file,
+                "file",
+                format!("the certificate request of {what}"),
+                got,
+            )]),
+        ),
+        Ok(bytes) => (
+            Some(crate::x509::sha256(&bytes)),
+            check_ca_csr(&file, &bytes, subject, key),
+        ),
+    };
+    CaIntake {
+        role,
+        file,
+        sha256,
+        checked,
+    }
 }
 
 /// Each delegated CA's request, read from the plan's directory and checked
@@ -533,29 +583,9 @@ fn intake_cas(loaded: &LoadedPlan) -> Vec<CaIntake> {
     plan.delegated
         .iter()
         .map(|d| {
-            let file = d.csr.display().to_string();
             let spec = plan.ca(d.role);
-            let (sha256, checked) = match read_bounded(&plan_dir(loaded).join(&d.csr)) {
-                Err(got) => (
-                    None,
-                    Err(vec![Refusal::new(
-                        &file,
-                        "file",
-                        format!("the certificate request of the {} CA", d.role.name()),
-                        got,
-                    )]),
-                ),
-                Ok(bytes) => (
-                    Some(crate::x509::sha256(&bytes)),
-                    check_ca_csr(&file, &bytes, &spec.subject, spec.key),
-                ),
-            };
-            CaIntake {
-                role: d.role,
-                file,
-                sha256,
-                checked,
-            }
+            let what = format!("the {} CA", d.role.name());
+            read_ca_request(loaded, d.role, &d.csr, &what, &spec.subject, spec.key)
         })
         .collect()
 }

@@ -206,7 +206,14 @@ pub fn preflight_validity(
             u.validity,
         )
     });
-    for (field, issuer, validity) in leaves.chain(users) {
+    let signer = plan.kubelet_signer.iter().map(|s| {
+        (
+            "kubelet_signer.validity".to_string(),
+            CaRole::Kubernetes,
+            s.validity,
+        )
+    });
+    for (field, issuer, validity) in leaves.chain(users).chain(signer) {
         let Some(issuer_end) = end_of(issuer) else {
             continue;
         };
@@ -391,19 +398,10 @@ pub fn sign_delegated(
     audit: &mut dyn Audit,
 ) -> Result<CaState, CeremonyError> {
     let start = x509::truncate(now);
-    let not_after = spec.lifetime.end(start);
-    if not_after > root.not_after() {
-        return Err(CeremonyError::Outlives {
-            role: spec.role,
-            end: crate::fmt::utc(not_after),
-            issuer_end: crate::fmt::utc(root.not_after()),
-        });
-    }
     let profile = ca_profile(
         spec,
         Some((root.cert.tbs_certificate().subject(), root.ski.as_slice())),
     );
-    let serial = random_serial(token)?;
     announce(&format!(
         "Sign the delegated {} CA certificate \"{}\" from {} with \"{}\" on the token",
         spec.role.name(),
@@ -411,34 +409,15 @@ pub fn sign_delegated(
         csr.file,
         root.key.label
     ));
-    let issued = x509::issue(
-        ToBeSigned {
-            profile: &profile,
-            serial: &serial,
-            not_before: start - BACKDATE,
-            not_after,
-            subject_spki: &csr.spki,
-            issuer_spki: &root.key.spki,
-            issuer_key_type: root.key.key_type,
-        },
-        |tbs| token.sign(&root.key, tbs),
+    let issued = sign_request(
+        token,
+        &profile,
+        csr,
+        root,
+        (start, spec.lifetime.end(start)),
+        (spec.role, spec.role.name()),
+        audit,
     )?;
-    audit.record(Event::DelegatedCaIssued {
-        certificate: cert_info(
-            spec.role.name(),
-            None,
-            None,
-            CaRole::Root.name(),
-            &issued.cert,
-            &issued.der,
-        ),
-        csr: csr.file.clone(),
-        csr_sha256: hex::encode(csr.sha256),
-    })?;
-    crate::failpoint::hit(&format!("after-sign:{}", spec.role.name()));
-    let ski = ski_of(&issued.cert).ok_or_else(|| {
-        CeremonyError::Internal("the delegated CA's certificate has no subjectKeyIdentifier".into())
-    })?;
     Ok(CaState {
         role: spec.role,
         // The public half only, under no token object: nothing signs with it.
@@ -449,13 +428,101 @@ pub fn sign_delegated(
             spki: csr.spki.clone(),
             flags: Default::default(),
         },
+        ski: ski_of(&issued.cert).ok_or_else(|| {
+            CeremonyError::Internal(
+                "the delegated CA's certificate has no subjectKeyIdentifier".into(),
+            )
+        })?,
         cert: issued.cert,
         der: issued.der,
-        ski,
         generated_key: false,
         signed_cert: true,
         delegated: true,
     })
+}
+
+/// Signs the kubelet signer's certificate from the request the first
+/// control-plane node brought, with the kubernetes CA on the token: short
+/// lived, pathLen 0, clientAuth and serverAuth only. Never stored.
+pub fn sign_kubelet_signer(
+    token: &dyn Token,
+    spec: &crate::plan::KubeletSignerSpec,
+    csr: &crate::csr::ca::CheckedCaCsr,
+    kubernetes: &CaState,
+    now: SystemTime,
+    announce: &mut dyn FnMut(&str),
+    audit: &mut dyn Audit,
+) -> Result<x509::Issued, CeremonyError> {
+    let start = x509::truncate(now);
+    let profile = crate::profile::kubelet_signer_profile(
+        &spec.subject,
+        (
+            kubernetes.cert.tbs_certificate().subject(),
+            kubernetes.ski.as_slice(),
+        ),
+    );
+    announce(&format!(
+        "Sign the kubelet signer's certificate \"{}\" from {} with the kubernetes CA \"{}\" on the token",
+        spec.subject, csr.file, kubernetes.key.label
+    ));
+    sign_request(
+        token,
+        &profile,
+        csr,
+        kubernetes,
+        (start, start + spec.validity),
+        (CaRole::Kubernetes, KUBELET_SIGNER),
+        audit,
+    )
+}
+
+/// The kubelet signer's name in the audit log and in file names.
+pub const KUBELET_SIGNER: &str = "kubelet-signer";
+
+/// Signs a checked CA request with `issuer`'s key on the token, `span` =
+/// (start, end); `who` = (the role a lifetime error names, the audit name).
+fn sign_request(
+    token: &dyn Token,
+    profile: &crate::x509::CertProfile,
+    csr: &crate::csr::ca::CheckedCaCsr,
+    issuer: &CaState,
+    (start, not_after): (SystemTime, SystemTime),
+    (role, name): (CaRole, &str),
+    audit: &mut dyn Audit,
+) -> Result<x509::Issued, CeremonyError> {
+    if not_after > issuer.not_after() {
+        return Err(CeremonyError::Outlives {
+            role,
+            end: crate::fmt::utc(not_after),
+            issuer_end: crate::fmt::utc(issuer.not_after()),
+        });
+    }
+    let serial = random_serial(token)?;
+    let issued = x509::issue(
+        ToBeSigned {
+            profile,
+            serial: &serial,
+            not_before: start - BACKDATE,
+            not_after,
+            subject_spki: &csr.spki,
+            issuer_spki: &issuer.key.spki,
+            issuer_key_type: issuer.key.key_type,
+        },
+        |tbs| token.sign(&issuer.key, tbs),
+    )?;
+    audit.record(Event::DelegatedCaIssued {
+        certificate: cert_info(
+            name,
+            None,
+            None,
+            issuer.role.name(),
+            &issued.cert,
+            &issued.der,
+        ),
+        csr: csr.file.clone(),
+        csr_sha256: hex::encode(csr.sha256),
+    })?;
+    Ok(issued)
 }
 
 fn ski_of(cert: &Certificate) -> Option<Vec<u8>> {

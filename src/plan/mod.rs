@@ -21,8 +21,8 @@ use crate::fsread::{Links, cap, read_regular};
 pub use crate::x509::san::San;
 pub use model::Plan;
 pub use spec::{
-    CaRole, CaSpec, ClusterSpec, ControlPlaneSpec, Delegated, LeafMode, Lifetime, UserSpec,
-    ValidPlan,
+    CaRole, CaSpec, ClusterSpec, ControlPlaneSpec, Delegated, KubeletSignerSpec, LeafMode,
+    Lifetime, UserSpec, ValidPlan,
 };
 pub use validate::Problem;
 

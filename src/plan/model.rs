@@ -26,6 +26,27 @@ pub struct Plan {
     pub audit: AuditSection,
     /// What a continuing ceremony issues again (needs `ceremony.previous`).
     pub renew: Option<RenewSection>,
+    /// A short-lived CA under the kubernetes CA for the controller-manager's
+    /// kubelet signers, its key made on the first control-plane node.
+    pub kubelet_signer: Option<KubeletSigner>,
+}
+
+/// `[kubelet_signer]`: the request of the controller-manager's kubelet
+/// signer, signed by the kubernetes CA on the token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubeletSigner {
+    /// The request, made on the first control-plane node (relative to the plan).
+    pub csr: PathBuf,
+    /// Lets `csr` be absolute or climb out of the plan's directory.
+    #[serde(default)]
+    pub allow_outside: bool,
+    /// Default `CN=kubelet-signer`.
+    pub subject: Option<String>,
+    /// The key type the request must have.
+    pub key: String,
+    /// Days to months, e.g. "90d"; at most a year.
+    pub validity: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -136,6 +136,16 @@ impl ClusterSpec {
     }
 }
 
+/// The validated `[kubelet_signer]`.
+#[derive(Debug, Clone)]
+pub struct KubeletSignerSpec {
+    /// As the plan writes it (relative to the plan's directory).
+    pub csr: PathBuf,
+    pub subject: Name,
+    pub key: KeyType,
+    pub validity: Duration,
+}
+
 /// A CA delegated to the control-plane nodes: its key is made and kept there,
 /// and the root on the token signs the request they bring.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,6 +200,8 @@ pub struct ValidPlan {
     /// The intermediates delegated to the control-plane nodes, in plan order
     /// (empty: every CA is kept in the token).
     pub delegated: Vec<Delegated>,
+    /// The controller-manager's short-lived kubelet signer, if the plan has one.
+    pub kubelet_signer: Option<KubeletSignerSpec>,
 }
 
 impl ValidPlan {

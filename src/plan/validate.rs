@@ -257,6 +257,7 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
     }
 
     let delegated = delegation::validate_delegation(plan, &mut p);
+    let kubelet_signer = delegation::validate_kubelet_signer(plan, &delegated, &mut p);
     let cluster = plan.cluster.as_ref().and_then(|cl| {
         let intermediates_end = cas
             .iter()
@@ -338,6 +339,7 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
         recipients: plan.audit.recipients.clone(),
         continuing,
         delegated,
+        kubelet_signer,
     })
 }
 

@@ -116,6 +116,8 @@ pub struct PlanFacts {
     pub ca_subjects: BTreeMap<CaRole, Name>,
     /// `[[users]]`: (name, groups), each a users/<name>.conf.
     pub users: Vec<(String, Vec<String>)>,
+    /// Whether the plan has a kubelet signer.
+    pub kubelet_signer: bool,
 }
 
 /// The trust anchor given with `--root`.
@@ -138,6 +140,9 @@ pub struct Input {
     /// The CAs delegated to the control-plane nodes: the plan's (`--plan`),
     /// else those OUT/plan.toml names.
     pub delegated: Vec<CaRole>,
+    /// Whether the plan (or OUT/plan.toml) has a kubelet signer: its
+    /// certificate, trust file and node-held key belong on control-plane nodes.
+    pub kubelet_signer: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -373,13 +378,13 @@ pub fn load(
             })
         }
     };
-    let delegated = match (&plan, &layout) {
-        (Some(p), _) => p.cluster.delegated.clone(),
+    let (delegated, kubelet_signer) = match (&plan, &layout) {
+        (Some(p), _) => (p.cluster.delegated.clone(), p.kubelet_signer),
         (None, Layout::Out) => tree
             .file(crate::bundle::layout::PLAN)
             .map(delegated_in_plan_text)
             .unwrap_or_default(),
-        (None, Layout::Node { .. }) => Vec::new(),
+        (None, Layout::Node { .. }) => (Vec::new(), false),
     };
     Ok(Input {
         tree,
@@ -388,6 +393,7 @@ pub fn load(
         root,
         plan,
         delegated,
+        kubelet_signer,
     })
 }
 
@@ -395,14 +401,14 @@ pub fn load(
 /// leniently: OUT's own plan.toml, which its SHA256SUMS covers, may no
 /// longer validate (a `not_after` since past) but still says who holds which
 /// key.
-fn delegated_in_plan_text(text: &[u8]) -> Vec<CaRole> {
+fn delegated_in_plan_text(text: &[u8]) -> (Vec<CaRole>, bool) {
     let Some(plan) = std::str::from_utf8(text)
         .ok()
         .and_then(|t| toml::from_str::<crate::plan::Plan>(t).ok())
     else {
-        return Vec::new();
+        return (Vec::new(), false);
     };
-    [
+    let delegated = [
         (CaRole::Kubernetes, &plan.ca.kubernetes),
         (CaRole::Etcd, &plan.ca.etcd),
         (CaRole::FrontProxy, &plan.ca.front_proxy),
@@ -410,7 +416,8 @@ fn delegated_in_plan_text(text: &[u8]) -> Vec<CaRole> {
     .into_iter()
     .filter(|(_, s)| s.mode.as_deref() == Some("delegated"))
     .map(|(r, _)| r)
-    .collect()
+    .collect();
+    (delegated, plan.kubelet_signer.is_some())
 }
 
 /// The plan's facts, or why it cannot be used.
@@ -437,6 +444,7 @@ pub fn plan_facts(path: &Path, now: SystemTime) -> Result<PlanFacts, VerifyError
         cluster,
         ca_subjects,
         users,
+        kubelet_signer: loaded.plan.kubelet_signer.is_some(),
     })
 }
 

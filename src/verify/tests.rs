@@ -586,6 +586,7 @@ fn facts(cl: &ClusterSpec) -> PlanFacts {
         cluster: cl.clone(),
         ca_subjects,
         users: vec![("alice".into(), vec!["devs".into()])],
+        kubelet_signer: false,
     }
 }
 

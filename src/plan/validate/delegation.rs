@@ -1,9 +1,17 @@
 //! `mode` and `csr` of `[ca.*]`: which intermediates the plan delegates to
 //! the control-plane nodes, and the request each brings.
 
-use super::{Problems, input_path_problem, quoted, shown_path};
+use std::str::FromStr;
+use std::time::Duration;
+
+use super::{Problems, input_path_problem, parse_subject, quoted, shown_path, shown_text};
+use crate::keytype::{KeyType, key_type_names};
+use crate::plan::duration::parse_lifetime;
 use crate::plan::model::{CaSection, Plan};
-use crate::plan::spec::{CaRole, Delegated};
+use crate::plan::spec::{CaRole, Delegated, KubeletSignerSpec};
+
+/// The kubelet signer lives days to months: at most this.
+const SIGNER_MAX: Duration = Duration::from_secs(365 * 86_400);
 
 /// The delegated intermediates, in plan order; every problem goes to `p`.
 pub(super) fn validate_delegation(plan: &Plan, p: &mut Problems) -> Vec<Delegated> {
@@ -83,4 +91,76 @@ pub(super) fn validate_delegation(plan: &Plan, p: &mut Problems) -> Vec<Delegate
         }
     }
     out
+}
+
+/// `[kubelet_signer]`: its request, subject, key type and a short lifetime;
+/// the kubernetes CA that signs it is kept in the token, and the control-plane
+/// nodes that hold its key are in `[cluster]`.
+pub(super) fn validate_kubelet_signer(
+    plan: &Plan,
+    delegated: &[Delegated],
+    p: &mut Problems,
+) -> Option<KubeletSignerSpec> {
+    let s = plan.kubelet_signer.as_ref()?;
+    let before = p.0.len();
+    if delegated.iter().any(|d| d.role == CaRole::Kubernetes) {
+        p.add(
+            "kubelet_signer",
+            "needs the kubernetes CA kept in the token: with it delegated, the controller-manager signs kubelets with it already",
+            None,
+        );
+    }
+    if plan.cluster.is_none() {
+        p.add(
+            "kubelet_signer",
+            "needs the [cluster] section: its certificate goes to the control-plane nodes",
+            None,
+        );
+    }
+    shown_path(p, "kubelet_signer.csr", &s.csr);
+    if let Some(why) = input_path_problem(&s.csr, s.allow_outside, "[kubelet_signer]") {
+        p.add(
+            "kubelet_signer.csr",
+            why,
+            quoted(&s.csr.display().to_string()),
+        );
+    }
+    let text = s.subject.as_deref().unwrap_or("CN=kubelet-signer");
+    shown_text(p, "kubelet_signer.subject", text);
+    let subject = parse_subject(text)
+        .map_err(|e| p.add("kubelet_signer.subject", e, quoted(text)))
+        .ok();
+    let key = KeyType::from_str(&s.key)
+        .map_err(|()| {
+            p.add(
+                "kubelet_signer.key",
+                format!("unknown key type; use one of {}", key_type_names()),
+                quoted(&s.key),
+            )
+        })
+        .ok();
+    let validity = match parse_lifetime(&s.validity) {
+        Ok(d) if d > SIGNER_MAX => {
+            p.add(
+                "kubelet_signer.validity",
+                "must be at most 365d: the kubelet signer is short-lived (days to months), renewed by each ceremony",
+                quoted(&s.validity),
+            );
+            None
+        }
+        Ok(d) => Some(d),
+        Err(e) => {
+            p.add("kubelet_signer.validity", e, quoted(&s.validity));
+            None
+        }
+    };
+    if p.0.len() != before {
+        return None;
+    }
+    Some(KubeletSignerSpec {
+        csr: s.csr.clone(),
+        subject: subject?,
+        key: key?,
+        validity: validity?,
+    })
 }

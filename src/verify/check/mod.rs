@@ -184,6 +184,8 @@ struct Ctx<'a> {
     plan: Option<&'a PlanFacts>,
     /// The CAs delegated to the control-plane nodes (their keys held there).
     delegated: &'a [CaRole],
+    /// Whether a kubelet signer's files belong on control-plane nodes.
+    kubelet_signer: bool,
     problems: Vec<Problem>,
     /// Public halves of private keys, by "file" or "file#field", derived once.
     keys: HashMap<String, Result<PublicKey, String>>,
@@ -196,6 +198,7 @@ pub fn check(input: &Input, now: SystemTime) -> Report {
         now,
         plan: input.plan.as_ref(),
         delegated: &input.delegated,
+        kubelet_signer: input.kubelet_signer,
         problems: Vec::new(),
         keys: HashMap::new(),
     };

@@ -111,6 +111,15 @@ impl<'a> Ctx<'a> {
                     wanted.insert(k.into(), false);
                 }
             }
+            if self.kubelet_signer {
+                for f in [
+                    layout::NODE_KUBELET_SIGNER,
+                    layout::NODE_KUBELET_SIGNER_KEY,
+                    layout::NODE_KUBELET_CLIENT_CA_BUNDLE,
+                ] {
+                    wanted.insert(f.into(), false);
+                }
+            }
             wanted.insert("pki/sa.key".into(), !csr_mode);
             wanted.insert("pki/sa.pub".into(), true);
             // During a service-account key rotation: the previous public key.
@@ -164,6 +173,9 @@ impl<'a> Ctx<'a> {
             cas.insert(*r, c);
         }
         self.delegated_keys(base, role, &cas);
+        if role == Role::ControlPlane && self.kubelet_signer {
+            self.kubelet_signer_files(base, cas.get(&CaRole::Kubernetes));
+        }
         let ca_list: Vec<(CaRole, &Cert)> = cas.iter().map(|(r, c)| (*r, c)).collect();
         for (i, (r1, c1)) in ca_list.iter().enumerate() {
             for (r2, c2) in &ca_list[i + 1..] {
@@ -386,6 +398,50 @@ impl<'a> Ctx<'a> {
                     ),
                 )),
                 _ => {}
+            }
+        }
+    }
+
+    /// The kubelet signer on a control-plane node: a CA issued by the node's
+    /// kubernetes CA, the node-held key (if installed) its certificate's, and
+    /// the trust file exactly the kubernetes CA then the signer.
+    fn kubelet_signer_files(&mut self, base: &str, kubernetes: Option<&Cert>) {
+        let file = format!("{base}{}", layout::NODE_KUBELET_SIGNER);
+        let Some(signer) = self.cert_at(&file) else {
+            return;
+        };
+        if let Some(k8s) = kubernetes {
+            let ca = CaRef {
+                file: format!("{base}pki/ca.crt"),
+                cert: k8s,
+            };
+            self.chains_to(&file, "", &signer, &ca);
+        }
+        let key_file = format!("{base}{}", layout::NODE_KUBELET_SIGNER_KEY);
+        if let Some(bytes) = self.tree.file(&key_file).map(<[u8]>::to_vec) {
+            match (self.private_key(&key_file, &bytes), &signer.key) {
+                (Err(e), _) => self.add(Problem::new(&key_file, "key", e)),
+                (Ok(k), Ok(c)) if k != *c => self.add(Problem::new(
+                    &key_file,
+                    "key",
+                    format!("does not match {file}"),
+                )),
+                _ => {}
+            }
+        }
+        let bundle = format!("{base}{}", layout::NODE_KUBELET_CLIENT_CA_BUNDLE);
+        if let (Some(got), Some(k8s)) = (self.tree.file(&bundle), kubernetes) {
+            let want = crate::x509::to_pem(&k8s.der) + &crate::x509::to_pem(&signer.der);
+            if got != want.as_bytes() {
+                self.add(
+                    Problem::new(
+                        &bundle,
+                        "certificates",
+                        "is not the kubernetes CA then the kubelet signer",
+                    )
+                    .expected(short_hash(want.as_bytes()))
+                    .got(short_hash(got)),
+                );
             }
         }
     }

@@ -621,7 +621,13 @@ impl<'a> Ctx<'a> {
                 );
             }
             // A delegated CA's key is the nodes' own (checked per node).
-            let delegated_key = is_delegated_key(path, self.delegated);
+            let delegated_key = is_delegated_key(path, self.delegated)
+                || (self.kubelet_signer
+                    && (path == layout::NODE_KUBELET_SIGNER_KEY
+                        || path.ends_with(&format!(
+                            "etc/kubernetes/{}",
+                            layout::NODE_KUBELET_SIGNER_KEY
+                        ))));
             if is_ca_key_name(path) && !delegated_key {
                 self.add(Problem::new(
                     path,
