@@ -323,6 +323,9 @@ fn etcd_and_front_proxy_delegated_kubernetes_kept() {
         plan.to_str().unwrap(),
     ])
     .assert_ok("verify OUT --plan");
+    // Monitoring does not count a delegated CA's leaves, kubeadm's to renew, as missing.
+    let inspect = f.ceremony(&["inspect", out.to_str().unwrap(), "--expiring", "30d"]);
+    assert_eq!(inspect.code, Some(0), "{inspect}");
 
     // The installer puts the node-held keys beside their certificates; then
     // kubeadm makes the missing leaves: here openssl, as kubeadm would.
@@ -669,6 +672,18 @@ fn kubelet_signer_client_certificates_authenticate_with_the_trust_file() {
     );
     f.ceremony(&["verify", out.to_str().unwrap()])
         .assert_ok("verify OUT");
+    // Monitoring sees the short-lived signer's end.
+    let inspect = f.ceremony(&["inspect", out.to_str().unwrap(), "--expiring", "60d"]);
+    assert_eq!(inspect.code, Some(6), "{inspect}");
+    assert!(
+        inspect
+            .stdout
+            .contains("cas/kubelet-signer.crt: kubelet-signer")
+            && inspect
+                .stdout
+                .contains("nodes/cp1/etc/kubernetes/pki/kubelet-signer.crt"),
+        "{inspect}"
+    );
 
     // The installer puts the node-held key beside the certificate; the
     // controller-manager signs a kubelet's client certificate with it.
@@ -796,4 +811,53 @@ fn kubelet_signer_client_certificates_authenticate_with_the_trust_file() {
         "ca.crt alone must not accept the signer's certificates: {r}\n{}",
         tls.log_text()
     );
+}
+
+/// Each continuing ceremony signs the kubelet signer again (here from a new
+/// key's request) and writes it to OUT and the control-plane nodes it renews.
+#[test]
+fn a_continuing_ceremony_renews_the_kubelet_signer() {
+    let f = Fixture::new("signer-renewal");
+    ca_request(&f, "kubelet-signer", "kubelet-signer");
+    let signer = "\n[kubelet_signer]\ncsr = \"kubelet-signer.csr\"\nkey = \"ecdsa-p256\"\nvalidity = \"7d\"\n";
+    let c1_text = PlanSpec::new(&f.token().label, ["ecdsa-p256"; 4]).toml() + signer;
+    let c1 = run(&f, "c1", &c1_text);
+    let first = fs::read(c1.join("cas/kubelet-signer.crt")).unwrap();
+
+    // A year on: a new key on the node, its request; cp1 renewed.
+    fs::rename(
+        f.path().join("node-keys/kubelet-signer.key"),
+        f.path().join("node-keys/old.key"),
+    )
+    .unwrap();
+    ca_request(&f, "kubelet-signer", "kubelet-signer");
+    let head = "name = \"integration-test\"\n";
+    assert!(c1_text.contains(head));
+    let c2_text = c1_text.replace(
+        head,
+        "name = \"integration-test-2\"\nprevious = \"work/c1-out\"\n",
+    ) + "\n[renew]\nnodes = [\"cp1\"]\n";
+    let c2 = run(&f, "c2", &c2_text);
+    let second = c2.join("cas/kubelet-signer.crt");
+    assert_ne!(
+        fs::read(&second).unwrap(),
+        first,
+        "the signer was not signed again"
+    );
+    assert_eq!(
+        pubkey(&f, "x509", &second),
+        pubkey(&f, "pkey", &f.path().join("node-keys/kubelet-signer.key"))
+    );
+    assert_eq!(
+        fs::read(c2.join("nodes/cp1/etc/kubernetes/pki/kubelet-signer.crt")).unwrap(),
+        fs::read(&second).unwrap()
+    );
+    chains_to_root(
+        &f,
+        &c2.join("root-ca.crt"),
+        &c2.join("chains/kubernetes-ca-chain.crt"),
+        &second,
+    );
+    f.ceremony(&["verify", c2.to_str().unwrap()])
+        .assert_ok("verify c2");
 }
