@@ -230,6 +230,15 @@ pub enum Event {
     /// A CA certificate already on the token (resume).
     CertificateFound(CertInfo),
     CertificateIssued(CertInfo),
+    /// The certificate of a CA delegated to the control-plane nodes, signed
+    /// from the request they brought (never stored on the token: the key is
+    /// theirs).
+    DelegatedCaIssued {
+        certificate: CertInfo,
+        /// The request as the plan names it, and the SHA-256 of its bytes.
+        csr: String,
+        csr_sha256: String,
+    },
     /// A CA certificate stored on the token beside its key.
     CertificateStored {
         role: String,
@@ -357,6 +366,7 @@ impl Event {
             Event::UnfinishedCertificateRemoved { .. } => "unfinished_certificate_removed",
             Event::CertificateFound(_) => "certificate_found",
             Event::CertificateIssued(_) => "certificate_issued",
+            Event::DelegatedCaIssued { .. } => "delegated_ca_issued",
             Event::CertificateStored { .. } => "certificate_stored",
             Event::CaCertificateReissued { .. } => "ca_certificate_reissued",
             Event::CaCertificateCarried { .. } => "ca_certificate_carried",
@@ -524,6 +534,21 @@ impl Event {
                 c.subject,
                 short(&c.serial),
                 c.signed_by,
+                c.not_before,
+                c.not_after,
+                c.sha256
+            ),
+            Event::DelegatedCaIssued {
+                certificate: c,
+                csr,
+                csr_sha256,
+            } => format!(
+                "{} CA delegated to the control-plane nodes: \"{}\" serial {} by {} CA from the request {csr} (SHA-256 {}), {} to {}, SHA-256 {}",
+                c.role,
+                c.subject,
+                short(&c.serial),
+                c.signed_by,
+                short(csr_sha256),
                 c.not_before,
                 c.not_after,
                 c.sha256

@@ -77,6 +77,19 @@ pub fn crl_file(role: CaRole) -> String {
 /// etc/kubernetes), where etcd's `--client-crl-file` and
 /// `--peer-crl-file` read it.
 pub const ETCD_CRL: &str = "pki/etcd/crl.pem";
+/// The kubelet signer's certificate alone (signed by the kubernetes CA).
+pub const KUBELET_SIGNER: &str = "cas/kubelet-signer.crt";
+/// The kubernetes CA then the kubelet signer: kube-apiserver's
+/// `--client-ca-file` when the controller-manager signs kubelets with the signer.
+pub const KUBELET_CLIENT_CA_BUNDLE: &str = "kubelet-signer/client-ca-bundle.crt";
+/// On a control-plane node (under etc/kubernetes): the signer's certificate,
+/// read by kube-controller-manager's `--cluster-signing-kubelet-*-cert-file`
+/// (the installer puts the node-held key beside it as `kubelet-signer.key`).
+pub const NODE_KUBELET_SIGNER: &str = "pki/kubelet-signer.crt";
+/// The signer's key, made and kept on the control-plane nodes.
+pub const NODE_KUBELET_SIGNER_KEY: &str = "pki/kubelet-signer.key";
+/// On a control-plane node: kube-apiserver's `--client-ca-file`.
+pub const NODE_KUBELET_CLIENT_CA_BUNDLE: &str = "pki/kubelet-client-ca-bundle.crt";
 
 /// `nodes/<name>`: everything one node receives.
 pub fn node_dir(name: &str) -> String {

@@ -60,6 +60,46 @@ pub fn write_kubeadm_configs(
     Ok(())
 }
 
+/// The kubelet signer (`signer`, DER) and the trust file kube-apiserver's
+/// `--client-ca-file` reads (the kubernetes CA, then the signer: certificates
+/// the controller-manager signs with the signer carry no chain), into OUT and
+/// into every control-plane node this ceremony writes (`only`: those of a
+/// continuing ceremony; None: all).
+pub fn write_kubelet_signer(
+    st: &mut Staging,
+    cl: &crate::plan::ClusterSpec,
+    signer: &[u8],
+    kubernetes: &[u8],
+    only: Option<&std::collections::BTreeSet<String>>,
+) -> Result<(), OutputError> {
+    let pem = x509::to_pem(signer);
+    let bundle = x509::to_pem(kubernetes) + &pem;
+    st.write(layout::KUBELET_SIGNER, pem.as_bytes(), write::PUBLIC)?;
+    st.write(
+        layout::KUBELET_CLIENT_CA_BUNDLE,
+        bundle.as_bytes(),
+        write::PUBLIC,
+    )?;
+    for n in cl
+        .control_plane
+        .iter()
+        .filter(|n| only.is_none_or(|o| o.contains(&n.name)))
+    {
+        let root = layout::node_root(&n.name);
+        st.write(
+            &format!("{root}/{}", layout::NODE_KUBELET_SIGNER),
+            pem.as_bytes(),
+            write::PUBLIC,
+        )?;
+        st.write(
+            &format!("{root}/{}", layout::NODE_KUBELET_CLIENT_CA_BUNDLE),
+            bundle.as_bytes(),
+            write::PUBLIC,
+        )?;
+    }
+    Ok(())
+}
+
 /// The reviewed plan, the manifest of the inputs, and SHA256SUMS, the last
 /// files before the sealed log. SHA256SUMS is `sha256sum -c` clean: file
 /// lines only. The tool's and module's hashes are in the audit log and

@@ -59,7 +59,14 @@ pub struct RunOptions {
 
 /// The distinct key types of the CAs, for the mechanism probe.
 fn ca_key_types(p: &LoadedPlan) -> Vec<KeyType> {
-    let mut v: Vec<KeyType> = p.plan.cas.iter().map(|c| c.key).collect();
+    // A delegated CA's key is on the nodes: the token never uses its type.
+    let mut v: Vec<KeyType> = p
+        .plan
+        .cas
+        .iter()
+        .filter(|c| p.plan.delegated(c.role).is_none())
+        .map(|c| c.key)
+        .collect();
     v.sort_by_key(|k| k.name());
     v.dedup();
     v
@@ -422,6 +429,10 @@ fn enter(r: &Run<'_>, step: Step, known: Known<'_>) {
 fn found_on_token(token: &dyn Token, loaded: &LoadedPlan) -> Result<Vec<Found>, CeremonyError> {
     let mut v = Vec::new();
     for spec in &loaded.plan.cas {
+        if loaded.plan.delegated(spec.role).is_some() {
+            v.push(Found::Delegated);
+            continue;
+        }
         let key = token.find_key_pair(&spec.label, spec.key)?.is_some();
         let cert = token.find_certificate(&spec.label)?.is_some();
         v.push(match (key, cert) {
@@ -482,7 +493,10 @@ fn recorded_run(
         journal,
     )?;
     for spec in &loaded.plan.cas {
-        ca::preflight_label(token, spec)?;
+        match loaded.plan.delegated(spec.role) {
+            Some(_) => ca::preflight_delegated_label(token, spec)?,
+            None => ca::preflight_label(token, spec)?,
+        }
     }
     ca::preflight_validity(
         token,
@@ -539,18 +553,45 @@ fn recorded_run(
         let gate = Gate::new(token, ui, &shared, &loaded.plan.administrator, r.progress);
         let mut cas: Vec<CaState> = Vec::new();
         let mut blobs: Vec<(CaRole, Vec<u8>)> = Vec::new();
+        // A delegated CA is signed from its request as read again now and
+        // checked to be the one the witnesses approved.
+        let delegated = if loaded.plan.delegated.is_empty() && loaded.plan.kubelet_signer.is_none()
+        {
+            None
+        } else {
+            Some(reread_inputs(loaded, r.inputs, r.continuation)?)
+        };
         for spec in &loaded.plan.cas {
             checkpoint()?;
             enter(r, Step::Ca(spec.role), known);
             let issuer = cas.first().filter(|_| spec.role != CaRole::Root);
-            let state = ca::ensure_ca(
-                &gate,
-                spec,
-                issuer,
-                now,
-                &mut |what| gate.announce(what),
-                &mut SharedAudit(&shared),
-            )
+            let request = delegated
+                .as_ref()
+                .filter(|_| loaded.plan.delegated(spec.role).is_some())
+                .map(|i| i.ca(spec.role));
+            let state = match (request, issuer) {
+                (Some(Some(csr)), Some(root)) => ca::sign_delegated(
+                    &gate,
+                    spec,
+                    csr,
+                    root,
+                    now,
+                    &mut |what| gate.announce(what),
+                    &mut SharedAudit(&shared),
+                ),
+                (Some(_), _) => Err(CeremonyError::Internal(format!(
+                    "the delegated {} CA's request was not checked before signing",
+                    spec.role.name()
+                ))),
+                (None, _) => ca::ensure_ca(
+                    &gate,
+                    spec,
+                    issuer,
+                    now,
+                    &mut |what| gate.announce(what),
+                    &mut SharedAudit(&shared),
+                ),
+            }
             .map_err(|e| gate.halt().unwrap_or(e))?;
             // Wrapped right after it is made (or found again on a resume):
             // a key that cannot be wrapped stops the run before it signs.
@@ -609,6 +650,49 @@ fn recorded_run(
             cas.push(state);
             r.progress.cas_ready.set(cas.len());
         }
+        // The kubelet signer, under the kubernetes CA just made or found.
+        let signer = match (&loaded.plan.kubelet_signer, &delegated) {
+            (Some(spec), Some(intake)) => {
+                let csr = intake
+                    .kubelet_signer
+                    .as_ref()
+                    .and_then(|c| c.checked.as_ref().ok())
+                    .ok_or_else(|| {
+                        CeremonyError::Internal(
+                            "the kubelet signer's request was not checked before signing".into(),
+                        )
+                    })?;
+                let k8s = cas
+                    .iter()
+                    .find(|c| c.role == CaRole::Kubernetes)
+                    .ok_or_else(|| CeremonyError::Internal("no kubernetes CA".into()))?;
+                checkpoint()?;
+                let issued = ca::sign_kubelet_signer(
+                    &gate,
+                    spec,
+                    csr,
+                    k8s,
+                    now,
+                    &mut |what| gate.announce(what),
+                    &mut SharedAudit(&shared),
+                )
+                .map_err(|e| gate.halt().unwrap_or(e))?;
+                ui.note(&format!(
+                    "kubelet signer \"{}\" signed by the kubernetes CA, valid until {}",
+                    spec.subject,
+                    crate::fmt::utc(
+                        issued
+                            .cert
+                            .tbs_certificate()
+                            .validity()
+                            .not_after
+                            .to_system_time()
+                    )
+                ));
+                Some((issued.der, k8s.der.clone()))
+            }
+            _ => None,
+        };
         checkpoint()?;
         enter(r, Step::Leaves, known);
         let run = bundle::LeafRun {
@@ -648,6 +732,7 @@ fn recorded_run(
                 revocations: r.revocations,
                 announce: &|what| gate.announce(what),
             },
+            signer.as_ref(),
             &mut SharedAudit(&shared),
         )
         .map_err(|e| gate.halt().unwrap_or(e))?;
@@ -703,26 +788,12 @@ fn write_outputs(
     continuation: Option<&chain::Continuation>,
     backup: Option<backup::Wrapped<'_>>,
     crls: Crls<'_>,
+    signer: Option<&(Vec<u8>, Vec<u8>)>,
     audit: &mut dyn Audit,
 ) -> Result<Staging, CeremonyError> {
     let now = run.now;
-    // Read the CSRs again and check them: what is signed is what was
-    // checked, and what the witnesses approved at the preflight.
     let only = continuation.map(|c| c.selection.issued());
-    let intake = csr::preflight(loaded, only.as_ref())?;
-    let now_read = inputs_manifest(loaded, &intake, continuation)?;
-    if now_read.digest != inputs.digest {
-        return Err(CeremonyError::Usage {
-            message: format!(
-                "the inputs changed since the preflight: their SHA-256 was {}, it is now {}; nothing was signed from them",
-                hex::encode(inputs.digest),
-                hex::encode(now_read.digest)
-            ),
-            hint: "put back the inputs the witnesses approved and run the same command again (the ceremony resumes); \
-                   changed inputs are a new review: `ceremony check`, then another --out"
-                .into(),
-        });
-    }
+    let intake = reread_inputs(loaded, inputs, continuation)?;
     let mut st = Staging::begin(out, &inputs.digest)?;
     // Nodes delivered encrypted: their files are held in memory, never
     // written in clear, then written as one archive each.
@@ -787,9 +858,6 @@ fn write_outputs(
         let kube_ca = &cas[plan::CaRole::Kubernetes as usize].der;
         outputs::write_kubeadm_configs(&mut st, cl, kube_ca, only.as_ref())?;
     }
-    for (node, recipient) in &sealed {
-        write_sealed(&mut st, node, recipient, now)?;
-    }
     from_csr::write_users(token, &mut st, loaded, cas, &intake, now, audit)?;
     crl::sign_and_write(
         token,
@@ -801,6 +869,13 @@ fn write_outputs(
         &crl::etcd_nodes(loaded, continuation),
         audit,
     )?;
+    if let (Some((signer, kubernetes)), Some(cl)) = (signer, &loaded.plan.cluster) {
+        outputs::write_kubelet_signer(&mut st, cl, signer, kubernetes, only.as_ref())?;
+    }
+    // Last: every file of an encrypted node is written, now seal it.
+    for (node, recipient) in &sealed {
+        write_sealed(&mut st, node, recipient, now)?;
+    }
     // The reviewed plan itself, so OUT alone tells what was meant; then
     // SHA256SUMS. audit.log.age and transcript.md come after it and cannot
     // be listed (each holds a hash that covers SHA256SUMS).
@@ -836,6 +911,32 @@ fn write_sealed(
             Ok(())
         },
     )
+}
+
+/// The CSRs read again and checked, right before signing from them: what is
+/// signed is what was checked, and what the witnesses approved at the
+/// preflight (`inputs`), or nothing is.
+fn reread_inputs(
+    loaded: &LoadedPlan,
+    inputs: &Manifest,
+    continuation: Option<&chain::Continuation>,
+) -> Result<csr::Intake, CeremonyError> {
+    let only = continuation.map(|c| c.selection.issued());
+    let intake = csr::preflight(loaded, only.as_ref())?;
+    let now_read = inputs_manifest(loaded, &intake, continuation)?;
+    if now_read.digest != inputs.digest {
+        return Err(CeremonyError::Usage {
+            message: format!(
+                "the inputs changed since the preflight: their SHA-256 was {}, it is now {}; nothing was signed from them",
+                hex::encode(inputs.digest),
+                hex::encode(now_read.digest)
+            ),
+            hint: "put back the inputs the witnesses approved and run the same command again (the ceremony resumes); \
+                   changed inputs are a new review: `ceremony check`, then another --out"
+                .into(),
+        });
+    }
+    Ok(intake)
 }
 
 #[cfg(test)]
@@ -1228,6 +1329,7 @@ mod tests {
             None,
             None,
             crls,
+            None,
             &mut events,
         )
         .err()

@@ -189,12 +189,9 @@ pub(super) fn transcript_facts(
                     .to_der()
                     .map(|d| x509::sha256(&d))
                     .unwrap_or([0; 32]),
-                provenance: match (ca.generated_key, ca.signed_cert) {
-                    (true, _) => "new key, new certificate",
-                    (false, true) => "existing key, new certificate",
-                    (false, false) => "existing key and certificate (resumed)",
-                }
-                .into(),
+                provenance: ca
+                    .provenance("existing key and certificate (resumed)")
+                    .into(),
             }
         })
         .collect();

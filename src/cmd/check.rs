@@ -128,10 +128,18 @@ pub fn report(
                 format!("{} (root)", root.subject)
             }
         ));
-        line(format!(
-            "    key:      {} in the token, label \"{}\", sensitive, never extractable",
-            ca.key, ca.label
-        ));
+        match plan.delegated(ca.role) {
+            Some(d) => line(format!(
+                "    key:      {} held by the control-plane nodes (delegated), from the request {}; nothing on the token under \"{}\"",
+                ca.key,
+                d.csr.display(),
+                ca.label
+            )),
+            None => line(format!(
+                "    key:      {} in the token, label \"{}\", sensitive, never extractable",
+                ca.key, ca.label
+            )),
+        }
         line(format!(
             "    validity: {} (if signed now: until {}), starting 5 minutes before signing",
             ca.lifetime,
@@ -147,6 +155,9 @@ pub fn report(
         for l in bundle_report(cl, now) {
             line(l);
         }
+    }
+    for l in delegated_report(p) {
+        line(l);
     }
     for l in crate::csr::intake::check_report(p, only) {
         line(l);
@@ -191,9 +202,14 @@ pub fn report(
                 }
             ));
         }
+        let kubelet = if cl.issues(CaRole::Kubernetes) {
+            "kubelet.conf, "
+        } else {
+            ""
+        };
         for w in &cl.workers {
             line(format!(
-                "  {}/: kubelet.conf, pki/ca.crt, {} (kubeadm join)",
+                "  {}/: {kubelet}pki/ca.crt, {} (kubeadm join)",
                 layout::node_root(w),
                 layout::KUBEADM_CONFIG
             ));
@@ -202,9 +218,16 @@ pub fn report(
     line(format!("  {}", layout::INPUTS));
     line(format!("  {}", layout::SHA256SUMS));
     line(String::new());
-    line("Note: with the CA keys only on the token, kubeadm runs in external-CA mode: the cluster cannot".into());
-    line("sign anything itself (no kubelet TLS bootstrap, no certificate rotation, no `kubeadm certs renew`);".into());
-    line("every node's certificates and kubeconfigs come from a ceremony.".into());
+    if plan.delegated.is_empty() {
+        line("Note: with the CA keys only on the token, kubeadm runs in external-CA mode: the cluster cannot".into());
+        line("sign anything itself (no kubelet TLS bootstrap, no certificate rotation, no `kubeadm certs renew`);".into());
+        line("every node's certificates and kubeconfigs come from a ceremony.".into());
+    } else {
+        line("Note: kubeadm decides per CA by the presence of its key file: a CA kept in the token runs in".into());
+        line("external-CA mode (its leaves come from a ceremony); a delegated CA's key, put beside its certificate".into());
+        line("on each control-plane node, lets kubeadm issue and renew that CA's leaves itself. Who holds which key".into());
+        line("and for how long an attacker on a control-plane node can use it: docs/threat-model.md.".into());
+    }
     s
 }
 
@@ -229,6 +252,102 @@ fn unfit(plan: &crate::plan::ValidPlan) -> Vec<String> {
     v.extend(risks.iter().map(|r| format!("  - {r}")));
     v.push(format!("  To fix: {}.", safety::advice(&risks)));
     v
+}
+
+/// The delegated CAs: each request as checked, who holds the key, where the
+/// installer puts it and what kubeadm makes from it.
+fn delegated_report(p: &LoadedPlan) -> Vec<String> {
+    let plan = &p.plan;
+    let mut out = Vec::new();
+    if plan.delegated.is_empty() && plan.kubelet_signer.is_none() {
+        return out;
+    }
+    let intake = crate::csr::intake::intake_of(p, None);
+    if let Some(s) = &plan.kubelet_signer {
+        out.push(String::new());
+        out.push(format!(
+            "Kubelet signer {}: request {}, {} key held by the control-plane nodes; signed by the kubernetes CA on the token",
+            s.subject,
+            s.csr.display(),
+            s.key
+        ));
+        out.push(format!(
+            "  validity {} from signing (renewed by each ceremony); keyUsage digitalSignature, keyCertSign, cRLSign;",
+            format_lifetime(s.validity)
+        ));
+        out.push(
+            "  basicConstraints CA:TRUE, pathlen:0; extendedKeyUsage clientAuth, serverAuth".into(),
+        );
+        match intake
+            .as_ref()
+            .map(|i| i.kubelet_signer.as_ref().map(|c| &c.checked))
+        {
+            Ok(Some(Ok(c))) => out.push(format!("  accepted: SHA-256 {}", hex::encode(c.sha256))),
+            Ok(Some(Err(refusals))) => {
+                for r in refusals {
+                    out.push(format!("    refused: {r}"));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => out.push(format!("  not read: {e}")),
+        }
+        out.push(format!(
+            "  writes {} and, on each control-plane node, {} (kube-controller-manager's",
+            layout::KUBELET_SIGNER,
+            layout::NODE_KUBELET_SIGNER
+        ));
+        out.push("  --cluster-signing-kubelet-client-cert-file and --cluster-signing-kubelet-serving-cert-file; the key as".into());
+        out.push(format!(
+            "  {}, the -key-file flags) and {} (kube-apiserver's --client-ca-file)",
+            layout::NODE_KUBELET_SIGNER_KEY,
+            layout::NODE_KUBELET_CLIENT_CA_BUNDLE
+        ));
+    }
+    if plan.delegated.is_empty() {
+        return out;
+    }
+    out.push(String::new());
+    out.push(
+        "Delegated CAs (key made and kept on the control-plane nodes; the root on the token signs the request):"
+            .into(),
+    );
+    for d in &plan.delegated {
+        let (crt, key) = match d.role {
+            CaRole::Etcd => ("pki/etcd/ca.crt", "pki/etcd/ca.key"),
+            CaRole::FrontProxy => ("pki/front-proxy-ca.crt", "pki/front-proxy-ca.key"),
+            _ => ("pki/ca.crt", "pki/ca.key"),
+        };
+        out.push(format!(
+            "  {} CA: request {}",
+            d.role.name(),
+            d.csr.display()
+        ));
+        match &intake {
+            Err(e) => out.push(format!("    not read: {e}")),
+            Ok(i) => match i.cas.iter().find(|c| c.role == d.role).map(|c| &c.checked) {
+                Some(Ok(c)) => out.push(format!(
+                    "    accepted: {} key, subject \"{}\", SHA-256 {}",
+                    c.key_type,
+                    plan.ca(d.role).subject,
+                    hex::encode(c.sha256)
+                )),
+                Some(Err(refusals)) => {
+                    for r in refusals {
+                        out.push(format!("    refused: {r}"));
+                    }
+                }
+                None => out.push("    not read".into()),
+            },
+        }
+        out.push(format!(
+            "    every control-plane node gets {crt}; the installer puts the node-held key beside it as /etc/kubernetes/{key} (0600)"
+        ));
+        out.push(
+            "    the ceremony issues none of its leaves: `kubeadm init phase certs all` (and join) makes them"
+                .into(),
+        );
+    }
+    out
 }
 
 fn leaf_files(leaves: &[kubeadm::LeafSpec]) -> Vec<String> {

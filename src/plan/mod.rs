@@ -22,8 +22,8 @@ use crate::fsread::{Links, cap, read_regular};
 pub use crate::x509::san::San;
 pub use model::Plan;
 pub use spec::{
-    BackupSpec, CaRole, CaSpec, ClusterSpec, ControlPlaneSpec, LeafMode, Lifetime, UserSpec,
-    ValidPlan,
+    BackupSpec, CaRole, CaSpec, ClusterSpec, ControlPlaneSpec, Delegated, KubeletSignerSpec,
+    LeafMode, Lifetime, UserSpec, ValidPlan,
 };
 pub use validate::Problem;
 

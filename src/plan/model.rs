@@ -37,6 +37,27 @@ pub struct Plan {
     pub revoke: Vec<Revoke>,
     /// `[reissue]`: CA certificates signed again for the same token key.
     pub reissue: Option<ReissueSection>,
+    /// A short-lived CA under the kubernetes CA for the controller-manager's
+    /// kubelet signers, its key made on the first control-plane node.
+    pub kubelet_signer: Option<KubeletSigner>,
+}
+
+/// `[kubelet_signer]`: the request of the controller-manager's kubelet
+/// signer, signed by the kubernetes CA on the token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubeletSigner {
+    /// The request, made on the first control-plane node (relative to the plan).
+    pub csr: PathBuf,
+    /// Lets `csr` be absolute or climb out of the plan's directory.
+    #[serde(default)]
+    pub allow_outside: bool,
+    /// Default `CN=kubelet-signer`.
+    pub subject: Option<String>,
+    /// The key type the request must have.
+    pub key: String,
+    /// Days to months, e.g. "90d"; at most a year.
+    pub validity: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -86,6 +107,16 @@ pub struct CaSection {
     pub validity: Option<String>,
     /// Or an explicit end, as a TOML date or date-time (UTC).
     pub not_after: Option<toml::value::Datetime>,
+    /// Intermediates only: "token" (the default: the key is made and kept
+    /// in the token) or "delegated" (the key is made and kept on the
+    /// control-plane nodes; the root signs the CSR they bring).
+    pub mode: Option<String>,
+    /// A delegated CA's certificate request, made on the first control-plane
+    /// node (relative to the plan).
+    pub csr: Option<PathBuf>,
+    /// Lets `csr` be absolute or climb out of the plan's directory.
+    #[serde(default)]
+    pub allow_outside: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

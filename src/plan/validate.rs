@@ -21,6 +21,7 @@ use crate::token::uri::TokenUri;
 
 mod cluster;
 mod revoke;
+mod delegation;
 use cluster::validate_cluster;
 #[cfg(test)]
 use cluster::{parse_cidr, parse_endpoint, parse_version};
@@ -262,13 +263,18 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
         }
     }
 
+    let delegated = delegation::validate_delegation(plan, &mut p);
+    let kubelet_signer = delegation::validate_kubelet_signer(plan, &delegated, &mut p);
     let cluster = plan.cluster.as_ref().and_then(|cl| {
         let intermediates_end = cas
             .iter()
             .filter(|c| c.role != CaRole::Root)
             .map(|c| c.lifetime.end(ctx.now))
             .min();
-        validate_cluster(plan, cl, ctx, intermediates_end, &mut p)
+        validate_cluster(plan, cl, ctx, intermediates_end, &mut p).map(|mut spec| {
+            spec.delegated = delegated.iter().map(|d| d.role).collect();
+            spec
+        })
     });
     if plan.cluster.is_none() && plan.leaves.is_some() {
         p.add(
@@ -349,6 +355,8 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
         backup,
         crl,
         reissue,
+        delegated,
+        kubelet_signer,
     })
 }
 

@@ -163,8 +163,17 @@ fn ordered(sans: Vec<San>) -> Vec<San> {
     out
 }
 
-/// Every certificate and kubeconfig of control-plane node `index` (first = 0).
+/// Every certificate and kubeconfig the ceremony issues for control-plane
+/// node `index` (first = 0): kubeadm's, less those of a delegated CA, which
+/// kubeadm makes on the node from the CA's key there.
 pub fn control_plane_leaves(cl: &ClusterSpec, index: usize) -> Vec<LeafSpec> {
+    let mut v = kubeadm_control_plane_leaves(cl, index);
+    v.retain(|l| cl.issues(l.issuer));
+    v
+}
+
+/// Every certificate and kubeconfig kubeadm puts on control-plane node `index`.
+pub fn kubeadm_control_plane_leaves(cl: &ClusterSpec, index: usize) -> Vec<LeafSpec> {
     let node = &cl.control_plane[index];
     let modern = modern(cl);
     let masters_before_129: &[&str] = if modern { &[] } else { &[SYSTEM_MASTERS] };
@@ -316,11 +325,15 @@ fn kubelet(cl: &ClusterSpec, name: &str, server: String) -> LeafSpec {
     )
 }
 
-/// A worker's kubelet.conf. Without a controlPlaneEndpoint the first control-plane node serves.
+/// A worker's kubelet.conf. Without a controlPlaneEndpoint the first
+/// control-plane node serves. None when the kubernetes CA is delegated: the
+/// worker joins by TLS bootstrap and the controller-manager signs it.
 pub fn worker_leaves(cl: &ClusterSpec, name: &str) -> Vec<LeafSpec> {
     let server =
         cluster_server(cl, cl.control_plane.first().map(|n| n.address)).unwrap_or_default();
-    vec![kubelet(cl, name, server)]
+    let mut v = vec![kubelet(cl, name, server)];
+    v.retain(|l| cl.issues(l.issuer));
+    v
 }
 
 /// Go's pkix.Name order: O in one (multi-valued) RDN, then CN; values as
@@ -389,7 +402,10 @@ pub fn leaf_count(cl: &ClusterSpec) -> usize {
     (0..cl.control_plane.len())
         .map(|i| control_plane_leaves(cl, i).len())
         .sum::<usize>()
-        + cl.workers.len()
+        + cl.workers
+            .iter()
+            .map(|w| worker_leaves(cl, w).len())
+            .sum::<usize>()
 }
 
 #[cfg(test)]
@@ -421,6 +437,7 @@ mod tests {
             mode: LeafMode::Generate,
             kubelet_serving: false,
             node_recipients: Default::default(),
+            delegated: Vec::new(),
         }
     }
 

@@ -116,6 +116,8 @@ pub struct PlanFacts {
     pub ca_subjects: BTreeMap<CaRole, Name>,
     /// `[[users]]`: (name, groups), each a users/<name>.conf.
     pub users: Vec<(String, Vec<String>)>,
+    /// Whether the plan has a kubelet signer.
+    pub kubelet_signer: bool,
 }
 
 /// The trust anchor given with `--root`.
@@ -135,6 +137,12 @@ pub struct Input {
     pub dir_node_name: Option<String>,
     pub root: Option<GivenRoot>,
     pub plan: Option<PlanFacts>,
+    /// The CAs delegated to the control-plane nodes: the plan's (`--plan`),
+    /// else those OUT/plan.toml names.
+    pub delegated: Vec<CaRole>,
+    /// Whether the plan (or OUT/plan.toml) has a kubelet signer: its
+    /// certificate, trust file and node-held key belong on control-plane nodes.
+    pub kubelet_signer: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -382,12 +390,22 @@ pub fn load(
             })
         }
     };
+    let (delegated, kubelet_signer) = match (&plan, &layout) {
+        (Some(p), _) => (p.cluster.delegated.clone(), p.kubelet_signer),
+        (None, Layout::Out) => tree
+            .file(crate::bundle::layout::PLAN)
+            .map(delegated_in_plan_text)
+            .unwrap_or_default(),
+        (None, Layout::Node { .. }) => (Vec::new(), false),
+    };
     Ok(Input {
         tree,
         layout,
         dir_node_name,
         root,
         plan,
+        delegated,
+        kubelet_signer,
     })
 }
 
@@ -414,6 +432,29 @@ pub fn open_sealed(tree: &mut Tree, identities: &[crate::audit::crypto::Identiti
     }
 }
 
+/// The CAs a plan's text delegates (`mode = "delegated"` in `[ca.*]`), read
+/// leniently: OUT's own plan.toml, which its SHA256SUMS covers, may no
+/// longer validate (a `not_after` since past) but still says who holds which
+/// key.
+fn delegated_in_plan_text(text: &[u8]) -> (Vec<CaRole>, bool) {
+    let Some(plan) = std::str::from_utf8(text)
+        .ok()
+        .and_then(|t| toml::from_str::<crate::plan::Plan>(t).ok())
+    else {
+        return (Vec::new(), false);
+    };
+    let delegated = [
+        (CaRole::Kubernetes, &plan.ca.kubernetes),
+        (CaRole::Etcd, &plan.ca.etcd),
+        (CaRole::FrontProxy, &plan.ca.front_proxy),
+    ]
+    .into_iter()
+    .filter(|(_, s)| s.mode.as_deref() == Some("delegated"))
+    .map(|(r, _)| r)
+    .collect();
+    (delegated, plan.kubelet_signer.is_some())
+}
+
 /// The plan's facts, or why it cannot be used.
 pub fn plan_facts(path: &Path, now: SystemTime) -> Result<PlanFacts, VerifyError> {
     let loaded = crate::plan::load(path, now)?;
@@ -438,6 +479,7 @@ pub fn plan_facts(path: &Path, now: SystemTime) -> Result<PlanFacts, VerifyError
         cluster,
         ca_subjects,
         users,
+        kubelet_signer: loaded.plan.kubelet_signer.is_some(),
     })
 }
 

@@ -568,6 +568,7 @@ fn cluster() -> ClusterSpec {
         mode: LeafMode::Generate,
         kubelet_serving: false,
         node_recipients: Default::default(),
+        delegated: Vec::new(),
     }
 }
 
@@ -587,6 +588,7 @@ fn facts(cl: &ClusterSpec) -> PlanFacts {
         cluster: cl.clone(),
         ca_subjects,
         users: vec![("alice".into(), vec!["devs".into()])],
+        kubelet_signer: false,
     }
 }
 

@@ -257,6 +257,7 @@ pub(super) fn validate_cluster(
         mode,
         kubelet_serving: false,
         node_recipients: cl.node_recipients.clone(),
+        delegated: Vec::new(),
     })
 }
 

@@ -21,6 +21,8 @@ pub(super) fn reached(file: &'static str, line: u32) {
         "cluster.rs"
     } else if file.ends_with("revoke.rs") {
         "revoke.rs"
+    } else if file.ends_with("delegation.rs") {
+        "delegation.rs"
     } else {
         "validate.rs"
     };
@@ -344,6 +346,43 @@ const ROWS: &[Row] = &[
         &[r#"leaves.mode: must be "generate" or "csr" (got "both")"#]),
     ("leaves without a cluster", &[(CLUSTER, ""), (USER, ""), ("[audit]\n", "[leaves]\nmode = \"generate\"\n\n[audit]\n")],
         &["leaves: needs a [cluster] section to know which leaves to make"]),
+    // [ca.*] mode and csr: delegated CAs
+    ("etcd delegated", &[("[ca.etcd]\n", "[ca.etcd]\nmode = \"delegated\"\ncsr = \"etcd-ca.csr\"\n")],
+        &[]),
+    ("a CA kept in the token, said so", &[("[ca.etcd]\n", "[ca.etcd]\nmode = \"token\"\n")],
+        &[]),
+    ("root delegated", &[("[root]\n", "[root]\nmode = \"delegated\"\ncsr = \"root.csr\"\n")],
+        &[r#"root.mode: the root is always kept in the token; only [ca.kubernetes], [ca.etcd] and [ca.front-proxy] take a mode (got "delegated")"#,
+          r#"root.csr: the root is always made in the token; it takes no certificate request (got "root.csr")"#]),
+    ("CA mode unknown", &[("[ca.etcd]\n", "[ca.etcd]\nmode = \"node\"\n")],
+        &[r#"ca.etcd.mode: must be "token" (the key is kept in the token) or "delegated" (the key is kept on the control-plane nodes) (got "node")"#]),
+    ("delegated without csr", &[("[ca.etcd]\n", "[ca.etcd]\nmode = \"delegated\"\n")],
+        &[r#"ca.etcd.csr: is required with mode = "delegated": the CA's certificate request, made with its key on the first control-plane node"#]),
+    ("csr of a CA kept in the token", &[("[ca.etcd]\n", "[ca.etcd]\ncsr = \"etcd-ca.csr\"\n")],
+        &[r#"ca.etcd.csr: is read only with mode = "delegated"; a CA kept in the token makes its key there (got "etcd-ca.csr")"#]),
+    ("delegated csr climbs out", &[("[ca.etcd]\n", "[ca.etcd]\nmode = \"delegated\"\ncsr = \"../etcd-ca.csr\"\n")],
+        &[r#"ca.etcd.csr: climbs out of the plan's directory with ".."; input files stay inside it: move the file in, or set allow_outside = true in [ca.etcd] (got "../etcd-ca.csr")"#]),
+    ("kubernetes delegated with users", &[("[ca.kubernetes]\n", "[ca.kubernetes]\nmode = \"delegated\"\ncsr = \"ca.csr\"\n")],
+        &["users: a user's kubeconfig is signed by the kubernetes CA, which this plan delegates: make it on a control-plane node (kubeadm kubeconfig user)"]),
+    ("delegated in a continuing ceremony", &[("[ca.etcd]\n", "[ca.etcd]\nmode = \"delegated\"\ncsr = \"etcd-ca.csr\"\n"), ("witnesses = [\"Wendy\", \"Walter\"]\n", "witnesses = [\"Wendy\", \"Walter\"]\nprevious = \"c1\"\n")],
+        &["ceremony.previous: a continuing ceremony of a plan with a delegated CA is not offered yet: run a founding ceremony (new labels) to sign a delegated CA again"]),
+    // [kubelet_signer]
+    ("kubelet signer", &[("[audit]\n", "[kubelet_signer]\ncsr = \"kubelet-signer.csr\"\nkey = \"ecdsa-p256\"\nvalidity = \"90d\"\n\n[audit]\n")],
+        &[]),
+    ("kubelet signer with the kubernetes CA delegated", &[("[audit]\n", "[kubelet_signer]\ncsr = \"kubelet-signer.csr\"\nkey = \"ecdsa-p256\"\nvalidity = \"90d\"\n\n[audit]\n"), ("[ca.kubernetes]\n", "[ca.kubernetes]\nmode = \"delegated\"\ncsr = \"ca.csr\"\n"), (USER, "")],
+        &["kubelet_signer: needs the kubernetes CA kept in the token: with it delegated, the controller-manager signs kubelets with it already"]),
+    ("kubelet signer without a cluster", &[("[audit]\n", "[kubelet_signer]\ncsr = \"kubelet-signer.csr\"\nkey = \"ecdsa-p256\"\nvalidity = \"90d\"\n\n[audit]\n"), (CLUSTER, ""), (USER, "")],
+        &["kubelet_signer: needs the [cluster] section: its certificate goes to the control-plane nodes"]),
+    ("kubelet signer request climbs out", &[("[audit]\n", "[kubelet_signer]\ncsr = \"/tmp/k.csr\"\nkey = \"ecdsa-p256\"\nvalidity = \"90d\"\n\n[audit]\n")],
+        &[r#"kubelet_signer.csr: is an absolute path; input files stay inside the plan's directory: write the path relative to the plan, or set allow_outside = true in [kubelet_signer] (got "/tmp/k.csr")"#]),
+    ("kubelet signer subject", &[("[audit]\n", "[kubelet_signer]\ncsr = \"kubelet-signer.csr\"\nsubject = \"kubelet-signer\"\nkey = \"ecdsa-p256\"\nvalidity = \"90d\"\n\n[audit]\n")],
+        &[r#"kubelet_signer.subject: is not an RFC 4514 distinguished name, e.g. "CN=Example Root CA,O=Example" (got "kubelet-signer")"#]),
+    ("kubelet signer key", &[("[audit]\n", "[kubelet_signer]\ncsr = \"kubelet-signer.csr\"\nkey = \"ed25519\"\nvalidity = \"90d\"\n\n[audit]\n")],
+        &[r#"kubelet_signer.key: unknown key type; use one of ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096 (got "ed25519")"#]),
+    ("kubelet signer too long", &[("[audit]\n", "[kubelet_signer]\ncsr = \"kubelet-signer.csr\"\nkey = \"ecdsa-p256\"\nvalidity = \"2y\"\n\n[audit]\n")],
+        &[r#"kubelet_signer.validity: must be at most 365d: the kubelet signer is short-lived (days to months), renewed by each ceremony (got "2y")"#]),
+    ("kubelet signer validity", &[("[audit]\n", "[kubelet_signer]\ncsr = \"kubelet-signer.csr\"\nkey = \"ecdsa-p256\"\nvalidity = \"90\"\n\n[audit]\n")],
+        &[r#"kubelet_signer.validity: needs a unit: y (365 days), d or h, e.g. "365d" (got "90")"#]),
     // [[users]]
     ("users without a cluster", &[(CLUSTER, "")],
         &["users: a user kubeconfig needs the [cluster] section (its server and name)"]),
@@ -550,6 +589,7 @@ fn every_problem_site_has_a_row() {
         .into_iter()
         .chain(scan("cluster.rs", include_str!("cluster.rs")))
         .chain(scan("revoke.rs", include_str!("revoke.rs")))
+        .chain(scan("delegation.rs", include_str!("delegation.rs")))
         .collect();
     assert!(
         sites.len() >= 45,

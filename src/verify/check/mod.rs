@@ -140,6 +140,25 @@ fn eku_text(v: &[ObjectIdentifier]) -> String {
     list(&names)
 }
 
+/// kubeadm's key file of a CA, beside its certificate: the file whose
+/// presence tells kubeadm to issue that CA's missing leaves itself.
+fn ca_key_file(role: CaRole) -> Option<&'static str> {
+    match role {
+        CaRole::Root => None,
+        CaRole::Kubernetes => Some(CA_KEY_NAMES[0]),
+        CaRole::Etcd => Some(CA_KEY_NAMES[1]),
+        CaRole::FrontProxy => Some(CA_KEY_NAMES[2]),
+    }
+}
+
+/// Whether `path` is the key file of a CA the plan delegates, in a node's tree.
+fn is_delegated_key(path: &str, delegated: &[CaRole]) -> bool {
+    delegated
+        .iter()
+        .filter_map(|r| ca_key_file(*r))
+        .any(|k| path.ends_with(&format!("etc/kubernetes/{k}")) || path == k)
+}
+
 fn ca_label(role: CaRole) -> &'static str {
     match role {
         CaRole::Root => layout::ROOT_CA,
@@ -171,6 +190,10 @@ struct Ctx<'a> {
     tree: &'a Tree,
     now: SystemTime,
     plan: Option<&'a PlanFacts>,
+    /// The CAs delegated to the control-plane nodes (their keys held there).
+    delegated: &'a [CaRole],
+    /// Whether a kubelet signer's files belong on control-plane nodes.
+    kubelet_signer: bool,
     problems: Vec<Problem>,
     /// Public halves of private keys, by "file" or "file#field", derived once.
     keys: HashMap<String, Result<PublicKey, String>>,
@@ -184,6 +207,8 @@ pub fn check(input: &Input, now: SystemTime) -> Report {
         tree: &input.tree,
         now,
         plan: input.plan.as_ref(),
+        delegated: &input.delegated,
+        kubelet_signer: input.kubelet_signer,
         problems: Vec::new(),
         keys: HashMap::new(),
         revoked: BTreeMap::new(),

@@ -684,7 +684,15 @@ impl<'a> Ctx<'a> {
                         .got(format!("{:04o}", e.mode)),
                 );
             }
-            if is_ca_key_name(path) {
+            // A delegated CA's key is the nodes' own (checked per node).
+            let delegated_key = is_delegated_key(path, self.delegated)
+                || (self.kubelet_signer
+                    && (path == layout::NODE_KUBELET_SIGNER_KEY
+                        || path.ends_with(&format!(
+                            "etc/kubernetes/{}",
+                            layout::NODE_KUBELET_SIGNER_KEY
+                        ))));
+            if is_ca_key_name(path) && !delegated_key {
                 self.add(Problem::new(
                     path,
                     "file",
@@ -730,6 +738,9 @@ impl<'a> Ctx<'a> {
                 }
             }
             for (_, field, k) in keys {
+                if delegated_key {
+                    continue;
+                }
                 if let Ok(k) = k
                     && let Some((_, whose)) = ca_keys.iter().find(|(ck, _)| *ck == k)
                 {
