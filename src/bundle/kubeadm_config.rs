@@ -432,6 +432,7 @@ mod tests {
             workers: vec!["w1".into()],
             kubelet_serving: true,
             node_recipients: Default::default(),
+            delegated: Vec::new(),
             mode: LeafMode::Generate,
         }
     }
