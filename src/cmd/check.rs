@@ -472,7 +472,8 @@ mod tests {
             super::report(&loaded, None, None, &dir.path().join("out"), now)
         };
         let r = report(&demo);
-        assert!(r.contains("WARNING: not fit for the real ceremony (a rehearsal on this software token runs; on a hardware token `run` refuses it without --rehearsal):\n  - audit.recipients[0] is the demo auditor"), "{r}");
+        assert!(r.contains("WARNING: not fit for the real ceremony (a rehearsal on this software token runs; on a hardware token `run` refuses it without --rehearsal):\n  - audit.recipients[0] is a demo recipient"), "{r}");
+        assert!(r.contains("  - cluster.node_recipients.cp1 is a demo recipient"), "{r}");
         let yubi = demo.replace(
             "/usr/lib/softhsm/libsofthsm2.so",
             "/usr/lib/x86_64-linux-gnu/pkcs11/yubihsm_pkcs11.so",
@@ -486,6 +487,10 @@ mod tests {
         let fit = yubi
             .replace(
                 crate::plan::safety::DEMO_RECIPIENTS[0].0,
+                "age1ndx4zswn0cxepaqvmjtgea8e8qq8qdjkxeul2vum00ay55gmc5cql6ynt9",
+            )
+            .replace(
+                crate::plan::safety::DEMO_RECIPIENTS[1].0,
                 "age1ndx4zswn0cxepaqvmjtgea8e8qq8qdjkxeul2vum00ay55gmc5cql6ynt9",
             )
             .replace(

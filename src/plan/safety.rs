@@ -10,12 +10,18 @@ use std::path::Path;
 
 use super::spec::ValidPlan;
 
-/// Audit recipients whose identity is public, with where it is: an audit log
-/// encrypted to one of these is readable by anyone with a clone.
-pub const DEMO_RECIPIENTS: &[(&str, &str)] = &[(
-    "age1rfjvanyx48qxdll0q8wkrca6kpkfluxp4gal0ws7cp4awt900vpsf0sp9u",
-    "ceremony/plans/demo-auditor.agekey",
-)];
+/// Recipients whose identity is public, with where it is: an audit log or a
+/// node's archive encrypted to one of these is readable by anyone with a clone.
+pub const DEMO_RECIPIENTS: &[(&str, &str)] = &[
+    (
+        "age1rfjvanyx48qxdll0q8wkrca6kpkfluxp4gal0ws7cp4awt900vpsf0sp9u",
+        "ceremony/plans/demo-auditor.agekey",
+    ),
+    (
+        "age1v0vhsuuw5emxn26y9gw9fx43uexv36j6qdgyaf2jk390k35hgpqsp0prg6",
+        "ceremony/plans/demo-cp1.agekey",
+    ),
+];
 
 /// File names of the software tokens' modules (rehearsals and CI).
 pub const SOFTWARE_MODULES: &[&str] = &["libsofthsm2.so", "libkryoptic_pkcs11.so"];
@@ -29,6 +35,9 @@ pub const PLACEHOLDER: &str = "REPLACE-ME";
 pub enum Risk {
     /// `audit.recipients[index]` is a demo recipient; its identity is `file`.
     DemoRecipient { index: usize, file: &'static str },
+    /// `cluster.node_recipients.<node>` is a demo recipient: the node's keys
+    /// are readable by anyone with a clone.
+    DemoNodeRecipient { node: String, file: &'static str },
     /// A hardware module without `token.module_sha256`.
     UnpinnedModule { module: String },
 }
@@ -38,7 +47,11 @@ impl std::fmt::Display for Risk {
         match self {
             Risk::DemoRecipient { index, file } => write!(
                 f,
-                "audit.recipients[{index}] is the demo auditor, whose identity anyone can read in the repository ({file})"
+                "audit.recipients[{index}] is a demo recipient, whose identity anyone can read in the repository ({file})"
+            ),
+            Risk::DemoNodeRecipient { node, file } => write!(
+                f,
+                "cluster.node_recipients.{node} is a demo recipient, whose identity anyone can read in the repository ({file}): the node's keys would be readable by anyone"
             ),
             Risk::UnpinnedModule { module } => write!(
                 f,
@@ -56,19 +69,30 @@ pub fn is_software_module(module: &Path) -> bool {
         .is_some_and(|n| SOFTWARE_MODULES.contains(&n))
 }
 
+/// The committed identity of `recipient`, if it is a demo recipient.
+fn demo_identity(recipient: &str) -> Option<&'static str> {
+    DEMO_RECIPIENTS
+        .iter()
+        .find(|(demo, _)| recipient.trim() == *demo)
+        .map(|(_, file)| *file)
+}
+
 /// Every risk of running `plan` with `module` (the plan's, or `--module`'s).
 pub fn risks(plan: &ValidPlan, module: &Path) -> Vec<Risk> {
     let mut v: Vec<Risk> = plan
         .recipients
         .iter()
         .enumerate()
-        .filter_map(|(index, r)| {
-            DEMO_RECIPIENTS
-                .iter()
-                .find(|(demo, _)| r.trim() == *demo)
-                .map(|(_, file)| Risk::DemoRecipient { index, file })
-        })
+        .filter_map(|(index, r)| demo_identity(r).map(|file| Risk::DemoRecipient { index, file }))
         .collect();
+    if let Some(cl) = &plan.cluster {
+        v.extend(cl.node_recipients.iter().filter_map(|(node, r)| {
+            demo_identity(r).map(|file| Risk::DemoNodeRecipient {
+                node: node.clone(),
+                file,
+            })
+        }));
+    }
     if plan.module_sha256.is_none() && !is_software_module(module) {
         v.push(Risk::UnpinnedModule {
             module: crate::fmt::shown(&module.display().to_string()).into_owned(),
@@ -85,6 +109,12 @@ pub fn advice(risks: &[Risk]) -> String {
         .any(|r| matches!(r, Risk::DemoRecipient { .. }))
     {
         what.push("encrypt the audit log to the auditor's own age key (docs/runbook.md, \"The auditor's key\")");
+    }
+    if risks
+        .iter()
+        .any(|r| matches!(r, Risk::DemoNodeRecipient { .. }))
+    {
+        what.push("deliver each node to an age key made on that node (docs/kubeadm.md)");
     }
     if risks
         .iter()
@@ -142,10 +172,16 @@ mod tests {
         let plan = demo();
         assert_eq!(
             risks(&plan, &plan.module),
-            vec![Risk::DemoRecipient {
-                index: 0,
-                file: "ceremony/plans/demo-auditor.agekey"
-            }]
+            vec![
+                Risk::DemoRecipient {
+                    index: 0,
+                    file: "ceremony/plans/demo-auditor.agekey"
+                },
+                Risk::DemoNodeRecipient {
+                    node: "cp1".into(),
+                    file: "ceremony/plans/demo-cp1.agekey"
+                }
+            ]
         );
     }
 
@@ -154,6 +190,9 @@ mod tests {
         let mut plan = demo();
         plan.recipients =
             vec!["age1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq".into()];
+        if let Some(cl) = plan.cluster.as_mut() {
+            cl.node_recipients.clear();
+        }
         let yubi = Path::new("/usr/lib/x86_64-linux-gnu/pkcs11/yubihsm_pkcs11.so");
         assert_eq!(
             risks(&plan, yubi),
