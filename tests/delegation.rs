@@ -553,6 +553,78 @@ fn a_refused_ca_request_touches_nothing() {
         check.stdout.contains("    refused: etcd-ca.csr: subject:"),
         "{check}"
     );
+
+    // A request asking for names, and two CAs of one key: refused the same way.
+    let refused = |f: &Fixture, text: &str, want: &str| {
+        let plan = f.path().join("refused.toml");
+        fs::write(&plan, text).unwrap();
+        let r = f.run_plan(&plan, &out);
+        assert_eq!(r.code, Some(2), "{r}");
+        assert_eq!(r.first_error(), Some(want), "{r}");
+        assert_eq!(f.token_snapshot(), before, "the token changed");
+        assert!(!out.exists(), "output written");
+    };
+    let key = "node-keys/etcd-ca.key";
+    tool(
+        &f,
+        "openssl",
+        &[
+            "req",
+            "-new",
+            "-key",
+            key,
+            "-subj",
+            "/CN=etcd-ca",
+            "-addext",
+            "subjectAltName=DNS:etcd-ca",
+            "-out",
+            "etcd-ca.csr",
+        ],
+    );
+    refused(
+        &f,
+        &text,
+        "error: a delegated CA's certificate request was refused, nothing was signed: etcd-ca.csr: extensionRequest: expected only basicConstraints and keyUsage (the certificate takes its extensions from the ceremony's CA profile), got subjectAltName",
+    );
+    tool(
+        &f,
+        "openssl",
+        &[
+            "req",
+            "-new",
+            "-key",
+            key,
+            "-subj",
+            "/CN=etcd-ca",
+            "-out",
+            "etcd-ca.csr",
+        ],
+    );
+    tool(
+        &f,
+        "openssl",
+        &[
+            "req",
+            "-new",
+            "-key",
+            key,
+            "-subj",
+            "/CN=front-proxy-ca",
+            "-out",
+            "front-proxy-ca.csr",
+        ],
+    );
+    refused(
+        &f,
+        &plan_text(
+            &f,
+            &[
+                ("etcd", "etcd-ca.csr"),
+                ("front-proxy", "front-proxy-ca.csr"),
+            ],
+        ),
+        "error: a delegated CA's certificate request was refused, nothing was signed: front-proxy-ca.csr: key: expected a key of its own (each CA its own key), got the key of etcd-ca.csr",
+    );
 }
 
 // ---------------------------------------------------------------------------

@@ -476,6 +476,29 @@ pub fn intake_of(
         ));
     }
 
+    // Each CA its own key: two requests of one key would make one domain's
+    // holder the other's too.
+    let mut cas = intake_cas(loaded);
+    let mut kubelet_signer = intake_signer(loaded);
+    let mut seen: Vec<(Vec<u8>, String)> = Vec::new();
+    for c in cas.iter_mut().chain(kubelet_signer.iter_mut()) {
+        let Ok(checked) = &c.checked else {
+            continue;
+        };
+        let spki = der::Encode::to_der(&checked.spki).unwrap_or_default();
+        match seen.iter().find(|(k, _)| *k == spki) {
+            Some((_, other)) => {
+                c.checked = Err(vec![Refusal::new(
+                    &c.file,
+                    "key",
+                    "a key of its own (each CA its own key)",
+                    format!("the key of {other}"),
+                )]);
+            }
+            None => seen.push((spki, c.file.clone())),
+        }
+    }
+
     // One key per certificate, across every node and user.
     enum Owner {
         Node(usize),
@@ -525,8 +548,8 @@ pub fn intake_of(
         csr_dir: dir,
         nodes,
         users,
-        cas: intake_cas(loaded),
-        kubelet_signer: intake_signer(loaded),
+        cas,
+        kubelet_signer,
         warnings,
     })
 }

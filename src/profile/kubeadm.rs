@@ -449,6 +449,76 @@ mod tests {
         l.sans.iter().map(|s| s.to_string()).collect()
     }
 
+    /// kubeadm's rule per CA (phases/certs: UsingExternalCA,
+    /// UsingExternalEtcdCA, UsingExternalFrontProxyCA; init's certs phase): a
+    /// CA whose `.key` is absent needs every one of its leaves present; a CA
+    /// with its `.key` has the missing ones made. So for every mix of modes,
+    /// a kept CA gets all of kubeadm's leaves of it and a delegated one none.
+    #[test]
+    fn every_mix_of_modes_issues_exactly_the_kept_cas_leaves() {
+        let external_ca_needs: [(CaRole, &[&str]); 3] = [
+            (
+                CaRole::Kubernetes,
+                &[
+                    "pki/apiserver",
+                    "pki/apiserver-kubelet-client",
+                    "admin.conf",
+                    "super-admin.conf",
+                    "kubelet.conf",
+                    "controller-manager.conf",
+                    "scheduler.conf",
+                ],
+            ),
+            (
+                CaRole::Etcd,
+                &[
+                    "pki/apiserver-etcd-client",
+                    "pki/etcd/server",
+                    "pki/etcd/peer",
+                    "pki/etcd/healthcheck-client",
+                ],
+            ),
+            (CaRole::FrontProxy, &["pki/front-proxy-client"]),
+        ];
+        for mask in 0..8u8 {
+            let mut cl = reference((1, 31));
+            cl.workers = vec!["w1".into()];
+            cl.delegated = CaRole::INTERMEDIATES
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| mask & (1 << i) != 0)
+                .map(|(_, r)| r)
+                .collect();
+            let issued = control_plane_leaves(&cl, 0);
+            let paths: Vec<&str> = issued.iter().map(|l| l.path.as_str()).collect();
+            for (role, needs) in external_ca_needs {
+                for n in needs {
+                    assert_eq!(
+                        paths.contains(n),
+                        cl.issues(role),
+                        "{n} with {:?} delegated",
+                        cl.delegated
+                    );
+                }
+            }
+            assert_eq!(
+                issued.len(),
+                kubeadm_control_plane_leaves(&cl, 0)
+                    .iter()
+                    .filter(|l| cl.issues(l.issuer))
+                    .count()
+            );
+            assert_eq!(
+                worker_leaves(&cl, "w1").len(),
+                usize::from(cl.issues(CaRole::Kubernetes))
+            );
+            assert_eq!(
+                leaf_count(&cl),
+                issued.len() + usize::from(cl.issues(CaRole::Kubernetes))
+            );
+        }
+    }
+
     #[test]
     fn apiserver_sans_match_the_reference() {
         let l = control_plane_leaves(&reference((1, 31)), 0);
