@@ -14,7 +14,7 @@ use x509_cert::name::Name;
 use super::duration::parse_lifetime;
 use super::model::{BackupSection, CaSection, Plan};
 use super::spec::{
-    BackupSpec, CaRole, CaSpec, ClusterSpec, LeafMode, Lifetime, UserSpec, ValidPlan,
+    BackupSpec, CaRole, CaSpec, ClusterSpec, Delegated, LeafMode, Lifetime, UserSpec, ValidPlan,
 };
 use crate::keytype::{KeyType, key_type_names};
 use crate::token::uri::TokenUri;
@@ -296,7 +296,7 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
     let backup = plan
         .backup
         .as_ref()
-        .and_then(|b| validate_backup(plan, b, &mut p));
+        .and_then(|b| validate_backup(plan, b, &delegated, &mut p));
     let crl = revoke::validate_crl(plan, &mut p);
     let reissue = revoke::validate_reissue(plan, &mut p);
 
@@ -367,7 +367,13 @@ pub const MAX_CUSTODIANS: usize = 255;
 /// custodian alone must not hold the CA keys) and at most all of them; the
 /// CAs by name, each once, the root always (the one key a lost token cannot
 /// replace without re-trusting every cluster).
-fn validate_backup(plan: &Plan, b: &BackupSection, p: &mut Problems) -> Option<BackupSpec> {
+fn validate_backup(
+    plan: &Plan,
+    b: &BackupSection,
+    delegated: &[Delegated],
+    p: &mut Problems,
+) -> Option<BackupSpec> {
+    let is_delegated = |r: CaRole| delegated.iter().any(|d| d.role == r);
     let before = p.0.len();
     if plan.ceremony.previous.is_some() {
         p.add(
@@ -412,7 +418,13 @@ fn validate_backup(plan: &Plan, b: &BackupSection, p: &mut Problems) -> Option<B
     }
     let mut cas = Vec::new();
     match &b.cas {
-        None => cas.extend([CaRole::Root].into_iter().chain(CaRole::INTERMEDIATES)),
+        // Every CA kept in the token: a delegated CA's key is on the nodes.
+        None => cas.extend(
+            [CaRole::Root]
+                .into_iter()
+                .chain(CaRole::INTERMEDIATES)
+                .filter(|r| !is_delegated(*r)),
+        ),
         Some(names) => {
             for (i, name) in names.iter().enumerate() {
                 let role = [CaRole::Root]
@@ -428,6 +440,11 @@ fn validate_backup(plan: &Plan, b: &BackupSection, p: &mut Problems) -> Option<B
                     Some(r) if cas.contains(&r) => {
                         p.add(format!("backup.cas[{i}]"), "is named twice", quoted(name))
                     }
+                    Some(r) if is_delegated(r) => p.add(
+                        format!("backup.cas[{i}]"),
+                        "is delegated to the control-plane nodes: its key is not on the token to back up; remove it",
+                        quoted(name),
+                    ),
                     Some(r) => cas.push(r),
                 }
             }

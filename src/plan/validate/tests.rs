@@ -163,6 +163,8 @@ const ROWS: &[Row] = &[
         &[r#"backup.cas[1]: must be one of root, kubernetes, etcd, front-proxy (got "kube")"#]),
     ("backup of a CA twice", &[("[audit]\n", "[backup]\ncustodians = [\"Carol\", \"Dave\"]\nthreshold = 2\ncas = [\"root\", \"etcd\", \"etcd\"]\n\n[audit]\n")],
         &[r#"backup.cas[2]: is named twice (got "etcd")"#]),
+    ("backup of a delegated CA", &[("[ca.etcd]\n", "[ca.etcd]\nmode = \"delegated\"\ncsr = \"etcd-ca.csr\"\n"), ("[audit]\n", "[backup]\ncustodians = [\"Carol\", \"Dave\"]\nthreshold = 2\ncas = [\"root\", \"etcd\"]\n\n[audit]\n")],
+        &[r#"backup.cas[1]: is delegated to the control-plane nodes: its key is not on the token to back up; remove it (got "etcd")"#]),
     ("backup without the root", &[("[audit]\n", "[backup]\ncustodians = [\"Carol\", \"Dave\"]\nthreshold = 2\ncas = [\"kubernetes\"]\n\n[audit]\n")],
         &[r#"backup.cas: must include "root": the root is the key a lost token cannot replace"#]),
     ("backup in a continuing ceremony", &[("witnesses = [\"Wendy\", \"Walter\"]\n", "witnesses = [\"Wendy\", \"Walter\"]\nprevious = \"c1\"\n"), ("[audit]\n", "[renew]\nall = true\n\n[backup]\ncustodians = [\"Carol\", \"Dave\"]\nthreshold = 2\n\n[audit]\n")],
