@@ -933,3 +933,53 @@ fn a_continuing_ceremony_renews_the_kubelet_signer() {
     f.ceremony(&["verify", c2.to_str().unwrap()])
         .assert_ok("verify c2");
 }
+
+/// A delegated CA with a backup and CRLs in one founding ceremony: the
+/// backup covers the CAs kept in the token only, and only they sign a CRL
+/// (the delegated CA's key is on the nodes); etcd's bundle gets no CRL.
+#[test]
+fn a_delegated_ca_is_neither_backed_up_nor_signs_a_crl() {
+    let f = Fixture::with_pins("delegation-backup", "20262026", "so-20262026");
+    ca_request(&f, "etcd-ca", "etcd-ca");
+    let text = plan_text(&f, &[("etcd", "etcd-ca.csr")])
+        + "\n[crl]\nnext_update = \"30d\"\n\n[backup]\ncustodians = [\"Carol\", \"Dave\", \"Erin\"]\nthreshold = 2\n";
+    let plan = f.path().join("c1.toml");
+    fs::write(&plan, text).unwrap();
+    let out = f.work("c1");
+    let so = f.path().join("so-pin");
+    fs::write(&so, "so-20262026").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&so, fs::Permissions::from_mode(0o600)).unwrap();
+    let mut args = f.run_plan_args(&plan, &out);
+    args.extend([
+        "--shares-out".into(),
+        f.path().join("shares").into_os_string(),
+        "--so-pin-file".into(),
+        so.into_os_string(),
+    ]);
+    f.ceremony(&args)
+        .assert_ok("founding ceremony with a delegated CA, [crl] and [backup]");
+    let mut crls = files_under(&out.join("crls"));
+    crls.sort();
+    assert_eq!(
+        crls,
+        ["front-proxy-ca.crl", "kubernetes-ca.crl", "root-ca.crl"],
+        "CRLs of the CAs kept in the token only"
+    );
+    let backup = files_under(&out.join("backup"));
+    assert!(
+        backup.iter().all(|f| !f.contains("etcd")),
+        "nothing of the delegated etcd CA in backup/: {backup:?}"
+    );
+    assert!(
+        backup.iter().any(|f| f.contains("root"))
+            && backup.iter().any(|f| f.contains("kubernetes")),
+        "the CAs kept in the token are backed up: {backup:?}"
+    );
+    assert!(
+        !out.join("nodes/cp1/etc/kubernetes/pki/etcd/crl.pem")
+            .exists()
+    );
+    f.ceremony(&["verify", out.to_str().unwrap()])
+        .assert_ok("verify OUT");
+}

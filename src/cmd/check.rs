@@ -473,7 +473,10 @@ mod tests {
         };
         let r = report(&demo);
         assert!(r.contains("WARNING: not fit for the real ceremony (a rehearsal on this software token runs; on a hardware token `run` refuses it without --rehearsal):\n  - audit.recipients[0] is a demo recipient"), "{r}");
-        assert!(r.contains("  - cluster.node_recipients.cp1 is a demo recipient"), "{r}");
+        assert!(
+            r.contains("  - cluster.node_recipients.cp1 is a demo recipient"),
+            "{r}"
+        );
         let yubi = demo.replace(
             "/usr/lib/softhsm/libsofthsm2.so",
             "/usr/lib/x86_64-linux-gnu/pkcs11/yubihsm_pkcs11.so",

@@ -20,8 +20,8 @@ use crate::keytype::{KeyType, key_type_names};
 use crate::token::uri::TokenUri;
 
 mod cluster;
-mod revoke;
 mod delegation;
+mod revoke;
 use cluster::validate_cluster;
 #[cfg(test)]
 use cluster::{parse_cidr, parse_endpoint, parse_version};

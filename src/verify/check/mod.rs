@@ -4,8 +4,8 @@
 
 mod backup;
 mod ca;
-mod kubeadm;
 mod crl;
+mod kubeadm;
 mod kubeconfig;
 mod leaf;
 mod node;
