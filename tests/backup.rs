@@ -109,6 +109,11 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(b))
+}
+
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
@@ -273,6 +278,50 @@ fn backup_at_founding_restores_onto_a_new_token_that_continues_the_chain() {
         )
     );
     assert!(objects(&f, LABEL).contains(&"0 objects".to_string()));
+
+    // A backup whose kubernetes and etcd blobs are swapped (the manifest's
+    // hashes with them): each unwraps, but the kubernetes private key does
+    // not sign for its certificate's public key (the public key object is
+    // made from the certificate, so the pairwise test is the proof); the
+    // restore says so and removes everything it made.
+    let swapped = f.work("swapped");
+    f.tool("cp", &["-r".as_ref(), c1.as_os_str(), swapped.as_os_str()])
+        .assert_ok("cp");
+    let (k, e) = (
+        swapped.join("backup/kubernetes.key.wrapped"),
+        swapped.join("backup/etcd.key.wrapped"),
+    );
+    let (kb, eb) = (std::fs::read(&k).unwrap(), std::fs::read(&e).unwrap());
+    std::fs::write(&k, &eb).unwrap();
+    std::fs::write(&e, &kb).unwrap();
+    let manifest = std::fs::read_to_string(swapped.join("backup/backup.json")).unwrap();
+    let (kh, eh) = (sha256_hex(&kb), sha256_hex(&eb));
+    let manifest = manifest
+        .replace(&kh, "KUBERNETES")
+        .replace(&eh, &kh)
+        .replace("KUBERNETES", &eh);
+    std::fs::write(swapped.join("backup/backup.json"), manifest).unwrap();
+    let three_shares: Vec<PathBuf> = [0, 2, 4]
+        .iter()
+        .map(|&i| share_files[i].0.clone())
+        .collect();
+    let mut a = restore_args(&["restore"], &swapped, &three_shares, &pin, &so);
+    a.extend([OsStr::new("--out"), r1.as_os_str()]);
+    let out = f.ceremony(&a);
+    assert_eq!(out.code, Some(3), "{out}");
+    assert_eq!(
+        out.first_error(),
+        Some(
+            "error: key \"kubernetes-ca\" on the token failed its pairwise test: a signature by its private key does not verify with its public key (signature does not verify with the issuer's public key)"
+        )
+    );
+    assert!(
+        objects(&f, LABEL).contains(&"0 objects".to_string()),
+        "{:#?}",
+        objects(&f, LABEL)
+    );
+    assert!(!r1.exists());
+    std::fs::remove_dir_all(&swapped).unwrap();
 
     // Three shares (1, 3, 5): the drill on a scratch token leaves nothing behind ...
     init_token(&f, "scratch");
