@@ -535,6 +535,90 @@ fn the_probe_comes_first_and_an_interrupted_backup_resumes_with_one_wrap_key() {
     }
 }
 
+/// A token that already holds a trusted key the tool did not make is
+/// refused before any share is written: whoever holds that key could wrap
+/// the CA keys out.
+#[test]
+fn a_token_with_a_foreign_trusted_key_is_refused() {
+    let f = Fixture::with_pins(LABEL, PIN, SO_PIN);
+    let so = secret_file(&f, "so-pin", SO_PIN);
+    let made = f.run(
+        {
+            let mut cmd = f.command(std::env::current_exe().unwrap());
+            cmd.args([
+                "--exact",
+                "probe_make_trusted_key",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("BACKUP_PROBE_TOKEN", LABEL)
+            .env("BACKUP_PROBE_SO_PIN", SO_PIN);
+            cmd
+        },
+        CHILD_TIMEOUT,
+    );
+    made.assert_ok("make a trusted key");
+    assert!(made.stdout.contains("trusted key made"), "{made}");
+    let plan = plan_2_of_3(&f, "c1.toml");
+    let (out, shares) = (f.path().join("c1"), f.path().join("shares"));
+    let r = f.ceremony(&run_args(&f, &plan, &out, &shares, &so));
+    assert_eq!(r.code, Some(2), "{r}");
+    assert!(
+        r.first_error().unwrap().ends_with(
+            "already holds a trusted key this tool did not make (\"someone-elses\"): whoever made it could wrap the CA keys out"
+        ),
+        "{r}"
+    );
+    assert!(!shares.exists() && !out.exists());
+    let listed = objects(&f, LABEL);
+    assert!(listed.contains(&"1 objects".to_string()), "{listed:#?}");
+}
+
+/// Run by the test above as a child: as the security officer, makes a
+/// trusted AES key the tool did not make.
+#[test]
+fn probe_make_trusted_key() {
+    use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+    use cryptoki::mechanism::Mechanism;
+    use cryptoki::object::Attribute;
+    use cryptoki::session::UserType;
+    use cryptoki::types::AuthPin;
+    let (Ok(label), Ok(so_pin)) = (
+        std::env::var("BACKUP_PROBE_TOKEN"),
+        std::env::var("BACKUP_PROBE_SO_PIN"),
+    ) else {
+        return; // only as the child of the test above
+    };
+    let ctx = Pkcs11::new(SOFTHSM_MODULE).unwrap();
+    ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .unwrap();
+    let slot = ctx
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| ctx.get_token_info(*s).unwrap().label().trim_end() == label)
+        .unwrap();
+    let session = ctx.open_rw_session(slot).unwrap();
+    session
+        .login(UserType::So, Some(&AuthPin::new(so_pin.into())))
+        .unwrap();
+    session
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[
+                Attribute::Token(true),
+                Attribute::Private(false),
+                Attribute::Sensitive(true),
+                Attribute::Trusted(true),
+                Attribute::Wrap(true),
+                Attribute::ValueLen(32.into()),
+                Attribute::Label(b"someone-elses".to_vec()),
+            ],
+        )
+        .unwrap();
+    println!("trusted key made");
+}
+
 /// Run by the test above as a child (with the fixture's SOFTHSM2_CONF):
 /// reads each restored private key's flags, asks for its CKA_VALUE, and
 /// tries to wrap it under an untrusted AES key of its own.
