@@ -158,9 +158,9 @@ pub fn report(
             line(format!("  share {}: {c}", i + 1));
         }
         line("  `ceremony run` needs --shares-out DIR (outside OUT; one share file per custodian) and the".into());
-        line("  security officer's PIN (prompt, --so-pin-file or --so-pin-env): it imports the wrap key as a".into());
+        line("  security officer's PIN (prompt, --so-pin-file or --so-pin-env): once the ceremony starts, before".into());
         line(format!(
-            "  trusted key before the user logs in; {}/ holds the wrapped keys, never a share",
+            "  any CA key, it imports the wrap key as a trusted key; {}/ holds the wrapped keys, never a share",
             layout::BACKUP
         ));
     }
