@@ -7,9 +7,10 @@
 //! check value, each wrapped key's hash and each certificate. Then the
 //! token must be blank of everything a restore makes; the wrap key is
 //! imported as a trusted key (security officer), each key unwrapped with
-//! the CA key template and proven against its certificate (the same
-//! public key, and a signature by the private key that the certificate's
-//! key verifies), the certificates stored and the chain head set to the
+//! the CA key template, its public key object made from its certificate,
+//! and proven against it (a signature by the unwrapped private key that the
+//! certificate's key verifies; the public key read back must be the
+//! certificate's), the certificates stored and the chain head set to the
 //! latest ceremony's final hash. Anything wrong after the first write:
 //! what the restore made is removed again, and the error says what failed.
 //! `backup verify` does the same on a scratch token, then removes it all.

@@ -109,6 +109,11 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(b))
+}
+
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && hay.windows(needle.len()).any(|w| w == needle)
 }
@@ -273,6 +278,50 @@ fn backup_at_founding_restores_onto_a_new_token_that_continues_the_chain() {
         )
     );
     assert!(objects(&f, LABEL).contains(&"0 objects".to_string()));
+
+    // A backup whose kubernetes and etcd blobs are swapped (the manifest's
+    // hashes with them): each unwraps, but the kubernetes private key does
+    // not sign for its certificate's public key (the public key object is
+    // made from the certificate, so the pairwise test is the proof); the
+    // restore says so and removes everything it made.
+    let swapped = f.work("swapped");
+    f.tool("cp", &["-r".as_ref(), c1.as_os_str(), swapped.as_os_str()])
+        .assert_ok("cp");
+    let (k, e) = (
+        swapped.join("backup/kubernetes.key.wrapped"),
+        swapped.join("backup/etcd.key.wrapped"),
+    );
+    let (kb, eb) = (std::fs::read(&k).unwrap(), std::fs::read(&e).unwrap());
+    std::fs::write(&k, &eb).unwrap();
+    std::fs::write(&e, &kb).unwrap();
+    let manifest = std::fs::read_to_string(swapped.join("backup/backup.json")).unwrap();
+    let (kh, eh) = (sha256_hex(&kb), sha256_hex(&eb));
+    let manifest = manifest
+        .replace(&kh, "KUBERNETES")
+        .replace(&eh, &kh)
+        .replace("KUBERNETES", &eh);
+    std::fs::write(swapped.join("backup/backup.json"), manifest).unwrap();
+    let three_shares: Vec<PathBuf> = [0, 2, 4]
+        .iter()
+        .map(|&i| share_files[i].0.clone())
+        .collect();
+    let mut a = restore_args(&["restore"], &swapped, &three_shares, &pin, &so);
+    a.extend([OsStr::new("--out"), r1.as_os_str()]);
+    let out = f.ceremony(&a);
+    assert_eq!(out.code, Some(3), "{out}");
+    assert_eq!(
+        out.first_error(),
+        Some(
+            "error: key \"kubernetes-ca\" on the token failed its pairwise test: a signature by its private key does not verify with its public key (signature does not verify with the issuer's public key)"
+        )
+    );
+    assert!(
+        objects(&f, LABEL).contains(&"0 objects".to_string()),
+        "{:#?}",
+        objects(&f, LABEL)
+    );
+    assert!(!r1.exists());
+    std::fs::remove_dir_all(&swapped).unwrap();
 
     // Three shares (1, 3, 5): the drill on a scratch token leaves nothing behind ...
     init_token(&f, "scratch");
@@ -484,6 +533,90 @@ fn the_probe_comes_first_and_an_interrupted_backup_resumes_with_one_wrap_key() {
             assert_eq!(sf.check_value, check_value, "{point}: share {n}");
         }
     }
+}
+
+/// A token that already holds a trusted key the tool did not make is
+/// refused before any share is written: whoever holds that key could wrap
+/// the CA keys out.
+#[test]
+fn a_token_with_a_foreign_trusted_key_is_refused() {
+    let f = Fixture::with_pins(LABEL, PIN, SO_PIN);
+    let so = secret_file(&f, "so-pin", SO_PIN);
+    let made = f.run(
+        {
+            let mut cmd = f.command(std::env::current_exe().unwrap());
+            cmd.args([
+                "--exact",
+                "probe_make_trusted_key",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("BACKUP_PROBE_TOKEN", LABEL)
+            .env("BACKUP_PROBE_SO_PIN", SO_PIN);
+            cmd
+        },
+        CHILD_TIMEOUT,
+    );
+    made.assert_ok("make a trusted key");
+    assert!(made.stdout.contains("trusted key made"), "{made}");
+    let plan = plan_2_of_3(&f, "c1.toml");
+    let (out, shares) = (f.path().join("c1"), f.path().join("shares"));
+    let r = f.ceremony(&run_args(&f, &plan, &out, &shares, &so));
+    assert_eq!(r.code, Some(2), "{r}");
+    assert!(
+        r.first_error().unwrap().ends_with(
+            "already holds a trusted key this tool did not make (\"someone-elses\"): whoever made it could wrap the CA keys out"
+        ),
+        "{r}"
+    );
+    assert!(!shares.exists() && !out.exists());
+    let listed = objects(&f, LABEL);
+    assert!(listed.contains(&"1 objects".to_string()), "{listed:#?}");
+}
+
+/// Run by the test above as a child: as the security officer, makes a
+/// trusted AES key the tool did not make.
+#[test]
+fn probe_make_trusted_key() {
+    use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+    use cryptoki::mechanism::Mechanism;
+    use cryptoki::object::Attribute;
+    use cryptoki::session::UserType;
+    use cryptoki::types::AuthPin;
+    let (Ok(label), Ok(so_pin)) = (
+        std::env::var("BACKUP_PROBE_TOKEN"),
+        std::env::var("BACKUP_PROBE_SO_PIN"),
+    ) else {
+        return; // only as the child of the test above
+    };
+    let ctx = Pkcs11::new(SOFTHSM_MODULE).unwrap();
+    ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        .unwrap();
+    let slot = ctx
+        .get_slots_with_token()
+        .unwrap()
+        .into_iter()
+        .find(|s| ctx.get_token_info(*s).unwrap().label().trim_end() == label)
+        .unwrap();
+    let session = ctx.open_rw_session(slot).unwrap();
+    session
+        .login(UserType::So, Some(&AuthPin::new(so_pin.into())))
+        .unwrap();
+    session
+        .generate_key(
+            &Mechanism::AesKeyGen,
+            &[
+                Attribute::Token(true),
+                Attribute::Private(false),
+                Attribute::Sensitive(true),
+                Attribute::Trusted(true),
+                Attribute::Wrap(true),
+                Attribute::ValueLen(32.into()),
+                Attribute::Label(b"someone-elses".to_vec()),
+            ],
+        )
+        .unwrap();
+    println!("trusted key made");
 }
 
 /// Run by the test above as a child (with the fixture's SOFTHSM2_CONF):

@@ -745,11 +745,15 @@ fn env_summary(e: &Environment) -> String {
 fn flags_summary(f: &KeyFlags) -> String {
     let b = |v: Option<bool>| v.map_or("?", |x| if x { "yes" } else { "no" });
     format!(
-        "sensitive={} extractable={} always-sensitive={} never-extractable={}",
+        "sensitive={} extractable={} always-sensitive={} never-extractable={}{}",
         b(f.sensitive),
         b(f.extractable),
         b(f.always_sensitive),
-        b(f.never_extractable)
+        b(f.never_extractable),
+        match f.wrap_with_trusted {
+            Some(true) => " wrap-with-trusted=yes",
+            _ => "",
+        }
     )
 }
 

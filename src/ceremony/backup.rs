@@ -1,8 +1,12 @@
-//! `[backup]` in the run: before the user logs in, the wrap key is drawn
-//! from the token's RNG, split among the custodians, its shares written to
-//! `--shares-out` (never into OUT), and imported as a trusted key in a
-//! security-officer session; each backed-up CA key is wrapped right after
-//! it is made (or found), and the wrapped keys go into OUT's `backup/`.
+//! `[backup]` in the run: before the user logs in, the token is probed and
+//! its trusted keys checked ([`inspect`], nothing written); once the
+//! administrator has started the ceremony, before any CA key, the wrap key
+//! is drawn from the token's RNG, split among the custodians, its shares
+//! written to `--shares-out` (never into OUT), and imported as a trusted key
+//! in a security-officer session ([`make`]; PKCS#11 has one login per
+//! application, so the user logs in again after it); each backed-up CA key
+//! is wrapped right after it is made (or found), and the wrapped keys go
+//! into OUT's `backup/`.
 //!
 //! Order for crash safety: shares first, then the import. A run killed
 //! between them left shares of a key the token never held: the resumed run
@@ -113,17 +117,24 @@ fn shares_written(dir: &Path, spec: &BackupSpec) -> Option<ShareFile> {
     })
 }
 
-/// Probes the token, refuses a trusted key the tool did not put there, and
-/// finds or makes the wrap key (see the module's comment for the order).
-/// Called before the user logs in: the import logs in as the SO.
-pub fn prepare(
+/// What [`inspect`] found: the wrap key on the token already (a resumed
+/// run), or still to make once the administrator starts the ceremony.
+pub enum Ready {
+    Found(Prepared),
+    ToMake { mechanism: &'static str, so: Pin },
+}
+
+/// Before the preflight, writing nothing to the token: probes it, refuses
+/// a trusted key the tool did not put there, finds the wrap key of an
+/// interrupted run with its shares, or reads the SO PIN for [`make`].
+pub fn inspect(
     token: &dyn Token,
     plan: &ValidPlan,
     spec: &BackupSpec,
     opts: &BackupOptions,
     ui: &Ui,
     audit: &mut dyn Audit,
-) -> Result<Prepared, CeremonyError> {
+) -> Result<Ready, CeremonyError> {
     let mechanism = token.require_backup()?;
     let trusted = token.trusted_keys()?;
     audit.record(Event::BackupTrustedKeys {
@@ -185,14 +196,36 @@ pub fn prepare(
             hex::encode(id),
             dir.display()
         ));
-        return Ok(Prepared {
+        return Ok(Ready::Found(Prepared {
             mechanism,
             check_value,
             commitments: f.commitments,
-        });
+        }));
     }
     // The SO PIN before anything is drawn or written.
     let so = so_pin(&opts.so_pin, token, ui)?;
+    Ok(Ready::ToMake { mechanism, so })
+}
+
+/// Once the administrator has started the ceremony, before any CA key:
+/// draws the wrap key, writes the shares, imports the key as a trusted key
+/// in a security-officer session (which ends the user's login: the caller
+/// logs in again), and wipes it.
+#[allow(clippy::too_many_arguments)] // the run's parts, passed explicitly
+pub fn make(
+    token: &dyn Token,
+    plan: &ValidPlan,
+    spec: &BackupSpec,
+    opts: &BackupOptions,
+    ui: &Ui,
+    audit: &mut dyn Audit,
+    mechanism: &'static str,
+    so: &Pin,
+) -> Result<Prepared, CeremonyError> {
+    let dir = opts
+        .shares_out
+        .as_deref()
+        .ok_or_else(|| usage("--shares-out is missing".into(), "pass --shares-out DIR"))?;
     let mut key = None;
     for _ in 0..16 {
         let random = Zeroizing::new(token.random(share::KEY_LEN)?);
@@ -215,7 +248,7 @@ pub fn prepare(
         commitments_sha256: hex::encode(commitments_digest(&commitments)),
     })?;
     crate::failpoint::hit("backup-shares-written");
-    token.import_wrap_key(&so, WRAP_LABEL, &check_value, &*key)?;
+    token.import_wrap_key(so, WRAP_LABEL, &check_value, &*key)?;
     drop(key);
     audit.record(Event::BackupWrapKeyImported {
         label: WRAP_LABEL.into(),

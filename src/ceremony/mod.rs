@@ -454,9 +454,10 @@ fn recorded_run(
     let id = token.identity().clone();
     checkpoint()?;
     enter(r, Step::Login, Known::default());
-    // The wrap key is imported by the security officer, before the user logs in.
-    let prepared = match &loaded.plan.backup {
-        Some(spec) => Some(backup::prepare(
+    // [backup]: the token probed and its trusted keys checked before
+    // anything is written; the wrap key is made once the ceremony starts.
+    let ready = match &loaded.plan.backup {
+        Some(spec) => Some(backup::inspect(
             token,
             &loaded.plan,
             spec,
@@ -472,6 +473,8 @@ fn recorded_run(
         (None, _) if id.protected_auth_path => "the token's PIN pad",
         (None, _) => "the terminal prompt",
     };
+    // The security officer's step ends the user's login: kept to log in again.
+    let pin_again = given_pin.as_ref().map(Pin::clone_pin);
     login(token, given_pin, ui)?;
     journal.record(Event::LoggedIn {
         source: source.into(),
@@ -541,6 +544,34 @@ fn recorded_run(
         how: ui.how(),
     })?;
 
+    let prepared = match ready {
+        Some(backup::Ready::Found(p)) => Some(p),
+        Some(backup::Ready::ToMake { mechanism, so }) => {
+            let spec = loaded.plan.backup.as_ref().ok_or_else(|| {
+                CeremonyError::Internal("a backup to make without [backup]".into())
+            })?;
+            let p = backup::make(
+                token,
+                &loaded.plan,
+                spec,
+                &r.opts.backup,
+                ui,
+                journal,
+                mechanism,
+                &so,
+            )?;
+            drop(so);
+            if pin_again.is_none() && !id.protected_auth_path {
+                ui.note("The security officer's step logged the user out: the user PIN again.");
+            }
+            login(token, pin_again, ui)?;
+            journal.record(Event::LoggedIn {
+                source: source.into(),
+            })?;
+            Some(p)
+        }
+        None => None,
+    };
     crate::failpoint::hit("before-cas");
     let known = Known {
         token: Some(&id),

@@ -136,8 +136,14 @@ pub fn report(
                 ca.label
             )),
             None => line(format!(
-                "    key:      {} in the token, label \"{}\", sensitive, never extractable",
-                ca.key, ca.label
+                "    key:      {} in the token, label \"{}\", {}",
+                ca.key,
+                ca.label,
+                if plan.backup.as_ref().is_some_and(|b| b.covers(ca.role)) {
+                    "sensitive, extractable only under the trusted wrap key (backed up)"
+                } else {
+                    "sensitive, never extractable"
+                }
             )),
         }
         line(format!(
@@ -149,6 +155,28 @@ pub fn report(
         for e in describe_extensions(&profile) {
             line(format!("    {e}"));
         }
+    }
+    if let Some(b) = &plan.backup {
+        line(String::new());
+        line(format!(
+            "Backup: the CA keys of {} wrapped under a wrap key split among {} custodians, any {} of whom restore it:",
+            b.cas
+                .iter()
+                .map(|r| r.name())
+                .collect::<Vec<_>>()
+                .join(", "),
+            b.custodians.len(),
+            b.threshold
+        ));
+        for (i, c) in b.custodians.iter().enumerate() {
+            line(format!("  share {}: {c}", i + 1));
+        }
+        line("  `ceremony run` needs --shares-out DIR (outside OUT; one share file per custodian) and the".into());
+        line("  security officer's PIN (prompt, --so-pin-file or --so-pin-env): once the ceremony starts, before".into());
+        line(format!(
+            "  any CA key, it imports the wrap key as a trusted key; {}/ holds the wrapped keys, never a share",
+            layout::BACKUP
+        ));
     }
     if let Some(cl) = &plan.cluster {
         line(String::new());
@@ -214,6 +242,17 @@ pub fn report(
                 layout::KUBEADM_CONFIG
             ));
         }
+    }
+    if let Some(b) = &plan.backup {
+        for role in &b.cas {
+            line(format!(
+                "  {}, {}, {}",
+                layout::backup_blob(*role),
+                layout::backup_public(*role),
+                layout::backup_cert(*role)
+            ));
+        }
+        line(format!("  {}", layout::BACKUP_MANIFEST));
     }
     line(format!("  {}", layout::INPUTS));
     line(format!("  {}", layout::SHA256SUMS));
@@ -501,5 +540,39 @@ mod tests {
                 &format!("[token]\nmodule_sha256 = \"{}\"\n", "ab".repeat(32)),
             );
         assert!(!report(&fit).contains("WARNING"), "{}", report(&fit));
+    }
+}
+
+#[cfg(test)]
+mod backup_tests {
+    use super::*;
+
+    /// With `[backup]` the report names the custodians, the threshold, the
+    /// backed-up keys' policy, what run needs and the files of backup/.
+    #[test]
+    fn the_report_shows_the_backup() {
+        let now = SystemTime::now();
+        let dir = tempfile::tempdir().unwrap();
+        let demo = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/ceremony/plans/demo.toml"
+        ))
+        .unwrap()
+        .replace("runbook = \"../../docs/runbook.md\"\n", "")
+            + "\n[backup]\ncustodians = [\"Carol\", \"Dave\", \"Erin\"]\nthreshold = 2\ncas = [\"root\"]\n";
+        let p = dir.path().join("plan.toml");
+        std::fs::write(&p, demo).unwrap();
+        let loaded = crate::plan::load(&p, now).unwrap();
+        let r = report(&loaded, None, None, &dir.path().join("out"), now);
+        for want in [
+            "Backup: the CA keys of root wrapped under a wrap key split among 3 custodians, any 2 of whom restore it:",
+            "  share 2: Dave",
+            "label \"demo-root-2026\", sensitive, extractable only under the trusted wrap key (backed up)",
+            "label \"demo-etcd-ca-2026\", sensitive, never extractable",
+            "  backup/root.key.wrapped, backup/root.pub, backup/root.crt",
+        ] {
+            assert!(r.contains(want), "{want}\n{r}");
+        }
+        assert!(!r.contains("backup/etcd.key.wrapped"));
     }
 }

@@ -652,6 +652,53 @@ mod tests {
         );
     }
 
+    /// A CA key is never extractable, or extractable only under a trusted
+    /// wrap key (a backed-up key, always sensitive or not: an unwrapped one
+    /// reads false); extractable without it, or not sensitive, is refused.
+    #[test]
+    fn the_key_policy_accepts_a_key_extractable_under_trusted_wrap_only() {
+        let yes = Some(true);
+        let never = KeyFlags {
+            token: yes,
+            private: yes,
+            sensitive: yes,
+            extractable: Some(false),
+            always_sensitive: yes,
+            never_extractable: yes,
+            wrap_with_trusted: Some(false),
+        };
+        assert_eq!(never.violation(), None);
+        let backed_up = KeyFlags {
+            extractable: yes,
+            never_extractable: Some(false),
+            wrap_with_trusted: yes,
+            ..never
+        };
+        assert!(backed_up.backed_up());
+        assert_eq!(backed_up.violation(), None);
+        let restored = KeyFlags {
+            always_sensitive: Some(false),
+            ..backed_up
+        };
+        assert_eq!(restored.violation(), None);
+        let open = KeyFlags {
+            wrap_with_trusted: Some(false),
+            ..backed_up
+        };
+        assert_eq!(
+            open.violation().as_deref(),
+            Some("CKA_EXTRACTABLE is true, CKA_NEVER_EXTRACTABLE is false")
+        );
+        let readable = KeyFlags {
+            sensitive: Some(false),
+            ..backed_up
+        };
+        assert_eq!(
+            readable.violation().as_deref(),
+            Some("CKA_SENSITIVE is false")
+        );
+    }
+
     /// No matching token and an uninitialised one present: the store may be
     /// damaged, and the hint says how to recover; otherwise neither.
     #[test]
