@@ -126,10 +126,13 @@ impl Probe {
         );
         v.push(format!("Sessions: {}", self.sessions));
         v.push(format!("Read-write sessions: {}", self.rw_sessions));
-        v.push(format!(
-            "User PIN length: {} to {} characters (as the token says)",
-            self.pin_len.0, self.pin_len.1
-        ));
+        let (min, max) = self.pin_len;
+        // Some tokens give no maximum (kryoptic says 0).
+        v.push(if max >= min && max < u32::MAX as usize {
+            format!("User PIN length: {min} to {max} characters (as the token says)")
+        } else {
+            format!("User PIN length: at least {min} characters (the token gives no maximum)")
+        });
         if let Some((free, total)) = self.private_memory {
             v.push(format!("Private memory: {free} of {total} bytes free"));
         }
@@ -190,6 +193,13 @@ mod tests {
             others: OTHERS.iter().map(|(n, m)| (*n, list.contains(m))).collect(),
         };
         let text = probe.lines().join("\n");
+        let no_max = Probe {
+            pin_len: (8, 0),
+            ..probe.clone()
+        };
+        assert!(no_max.lines().contains(
+            &"User PIN length: at least 8 characters (the token gives no maximum)".into()
+        ));
         for want in [
             "  login required: yes",
             "Sessions: at most 16, 1 open now",
