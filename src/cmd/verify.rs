@@ -17,12 +17,35 @@ pub fn run(
     root: Option<&Path>,
     plan: Option<&Path>,
     identities: &[PathBuf],
+    as_json: bool,
 ) -> Result<(), CeremonyError> {
-    let mut ids = Vec::new();
-    for f in identities {
-        ids.push(crate::audit::crypto::Identities::from_file(f)?);
+    let ids = identities
+        .iter()
+        .map(|f| crate::audit::crypto::Identities::from_file(f))
+        .collect::<Result<Vec<_>, _>>();
+    if !as_json {
+        return Ok(crate::verify::run_verify(dir, root, plan, &ids?)?);
     }
-    Ok(crate::verify::run_verify(dir, root, plan, &ids)?)
+    let report = ids
+        .map_err(CeremonyError::from)
+        .and_then(|ids| Ok(crate::verify::verify_report(dir, root, plan, &ids)?));
+    match report {
+        Err(e) => {
+            super::write_json(&super::json_failure(&e))?;
+            Err(e)
+        }
+        Ok(r) => {
+            super::write_json(&r.json(super::JSON_SCHEMA))?;
+            if r.problems.is_empty() {
+                Ok(())
+            } else {
+                Err(VerifyError::Failed {
+                    problems: r.problems.len(),
+                }
+                .into())
+            }
+        }
+    }
 }
 
 fn json(v: &impl serde::Serialize) -> Result<(), CeremonyError> {

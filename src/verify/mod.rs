@@ -391,6 +391,41 @@ pub fn load(
     })
 }
 
+/// `ceremony verify`'s report, printed by the caller (lines or JSON).
+pub fn verify_report(
+    dir: &Path,
+    root: Option<&Path>,
+    plan: Option<&Path>,
+    identities: &[crate::audit::crypto::Identities],
+) -> Result<Report, VerifyError> {
+    let now = SystemTime::now();
+    let facts = plan.map(|p| plan_facts(p, now)).transpose()?;
+    let mut input = load(dir, root, facts)?;
+    open_sealed(&mut input.tree, identities);
+    Ok(check::check(&input, now))
+}
+
+impl Report {
+    /// `verify --json` (docs/json.md).
+    pub fn json(&self, schema: u32) -> serde_json::Value {
+        serde_json::json!({
+            "schema": schema,
+            "ok": self.problems.is_empty(),
+            "summary": self.summary(),
+            "files_checked": self.files_checked,
+            "nodes": self.nodes.iter().map(|(n, r)| serde_json::json!({"name": n, "role": r})).collect::<Vec<_>>(),
+            "root": match &self.root {
+                RootUsed::Given(l) => Some(l.clone()),
+                RootUsed::Out => Some(layout::ROOT_CA.to_string()),
+                RootUsed::None => None,
+            },
+            "plan": self.plan,
+            "encrypted_not_opened": self.locked.iter().map(|n| layout::sealed_node(n)).collect::<Vec<_>>(),
+            "problems": self.problems,
+        })
+    }
+}
+
 /// Opens every encrypted node an identity of `identities` can decrypt
 /// (none given: each is only noted).
 pub fn open_sealed(tree: &mut Tree, identities: &[crate::audit::crypto::Identities]) {
@@ -456,11 +491,7 @@ pub fn run_verify(
     plan: Option<&Path>,
     identities: &[crate::audit::crypto::Identities],
 ) -> Result<(), VerifyError> {
-    let now = SystemTime::now();
-    let facts = plan.map(|p| plan_facts(p, now)).transpose()?;
-    let mut input = load(dir, root, facts)?;
-    open_sealed(&mut input.tree, identities);
-    let report = check::check(&input, now);
+    let report = verify_report(dir, root, plan, identities)?;
     let mut text = String::new();
     for p in &report.problems {
         text.push_str(&format!("{p}\n"));
