@@ -165,6 +165,10 @@ chain oldest first."
         /// (lead time: --expiring's DURATION, or 30d)
         #[arg(long)]
         renewal_plan: bool,
+        /// An age identity file (or unencrypted OpenSSH key) of a node delivered encrypted
+        /// (nodes/<name>.tar.age), so that its certificates are seen too
+        #[arg(long, short = 'i', value_name = "FILE")]
+        identity: Vec<PathBuf>,
     },
     /// Inspect the token
     Token {

@@ -575,6 +575,26 @@ fn a_node_with_a_recipient_is_delivered_only_encrypted() {
         "{o}"
     );
     assert!(o.stdout.contains("3 nodes"), "{o}");
+    // inspect does not stay quiet about certificates it cannot see.
+    let o = f.ceremony(&["inspect", out.to_str().unwrap(), "--expiring", "30d"]);
+    assert_eq!(o.code, Some(2), "{o}");
+    assert!(
+        o.first_error().unwrap().contains("nodes/cp1.tar.age"),
+        "{o}"
+    );
+    let o = f.ceremony(&[
+        "inspect",
+        out.to_str().unwrap(),
+        "--expiring",
+        "30d",
+        "-i",
+        cs,
+        "-i",
+        ws,
+    ]);
+    assert_eq!(o.code, Some(0), "{o}");
+    let o = f.ceremony(&["inspect", out.to_str().unwrap(), "-i", cs, "-i", ws]);
+    assert!(o.stdout.contains("nodes/cp1/"), "{o}");
     // A wrong key inside is found once opened: swap cp1's archive for one
     // of its tree with a worker's kubelet.conf.
     let bad = f.work("bad-root");

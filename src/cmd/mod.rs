@@ -46,7 +46,8 @@ pub fn dispatch(cli: Cli) -> Result<(), CeremonyError> {
             json,
             expiring,
             renewal_plan,
-        } => verify::inspect(&dirs, json, expiring, renewal_plan),
+            identity,
+        } => verify::inspect(&dirs, json, expiring, renewal_plan, &identity),
         Command::Completions { shell } => man::completions(shell),
         Command::Man { dir } => man::run(dir.as_deref()),
         Command::Audit {

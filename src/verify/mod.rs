@@ -279,6 +279,8 @@ pub enum VerifyError {
     Chain(#[from] expiry::ChainError),
     #[error("{newest} left {} untouched: {} bundle{} in the outputs before it, which were not given", .nodes.join(", "), if .nodes.len() == 1 { "its" } else { "their" }, if .nodes.len() == 1 { " is" } else { "s are" })]
     NotGiven { newest: String, nodes: Vec<String> },
+    #[error("{} encrypted and not opened: {} certificates cannot be seen", .0.join(", "), if .0.len() == 1 { "its" } else { "their" })]
+    Sealed(Vec<String>),
     #[error("{count} certificate{} expire{} within {window} (listed above)", if *.count == 1 { "" } else { "s" }, if *.count == 1 { "s" } else { "" })]
     Expiring {
         count: usize,
@@ -314,6 +316,9 @@ impl VerifyError {
             }
             VerifyError::Chain(_) => {
                 "give every output of the chain, oldest first, each the one the next continues (`ceremony inspect c1 c2 …`)".into()
+            }
+            VerifyError::Sealed(_) => {
+                "give each encrypted node's identity with -i (the node's age identity or SSH key), or watch those nodes' certificates on the nodes".into()
             }
             VerifyError::NotGiven { .. } => {
                 "give every output of the chain, oldest first (`ceremony inspect c1 c2 …`), so that each node's newest bundle is seen".into()
