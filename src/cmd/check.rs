@@ -293,6 +293,12 @@ pub fn report(
         line(format!("  {}", layout::chain_file(role)));
     }
     if let Some(cl) = &plan.cluster {
+        for (n, r) in &cl.node_recipients {
+            line(format!(
+                "  {}: the files of {n} below, only as a tar archive encrypted to {r}",
+                layout::sealed_node(n)
+            ));
+        }
         for (i, n) in cl.control_plane.iter().enumerate() {
             line(format!(
                 "  {}/: {}, pki/ca.crt, pki/etcd/ca.crt, pki/front-proxy-ca.crt, pki/sa.key, pki/sa.pub, {} ({})",
