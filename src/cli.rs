@@ -69,6 +69,9 @@ every file it would write. Reads the plan (and CSRs in csr mode); opens no token
         /// (name and path lengths, parent, not existing, any journal beside it)
         #[arg(long)]
         out: Option<PathBuf>,
+        /// One JSON object on stdout instead of the report (docs/json.md); the exit code is the same
+        #[arg(long)]
+        json: bool,
     },
     /// Run the ceremony at a terminal, step by step (resumes an interrupted run of the same plan)
     #[command(
@@ -147,6 +150,9 @@ Exit codes: 0 no problem, 4 problems found, 2 bad arguments or plan."
         /// (nodes/<name>.tar.age): its files are checked too; without it, only the archive
         #[arg(long, short = 'i', value_name = "FILE")]
         identity: Vec<PathBuf>,
+        /// One JSON object on stdout instead of the lines (docs/json.md); the exit code is the same
+        #[arg(long)]
+        json: bool,
     },
     /// Print every certificate's expiry, as `kubeadm certs check-expiration` does; with --expiring,
     /// exit 6 when one expires within a window; with --renewal-plan, what to renew by when
@@ -186,6 +192,10 @@ chain oldest first."
         /// (lead time: --expiring's DURATION, or 30d)
         #[arg(long)]
         renewal_plan: bool,
+        /// An age identity file (or unencrypted OpenSSH key) of a node delivered encrypted
+        /// (nodes/<name>.tar.age), so that its certificates are seen too
+        #[arg(long, short = 'i', value_name = "FILE")]
+        identity: Vec<PathBuf>,
     },
     /// Inspect the token
     Token {
@@ -244,6 +254,9 @@ a missing, reordered, repeated or forked ceremony is named (exit 4)."
         /// hand): a forger who recomputes the chain passes this
         #[arg(long, conflicts_with = "root")]
         chain_only: bool,
+        /// One JSON object on stdout instead of the report (docs/json.md); the exit code is the same
+        #[arg(long)]
+        json: bool,
     },
     /// Print the log as a timeline, then check it as `verify` does
     Show {

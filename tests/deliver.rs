@@ -241,6 +241,65 @@ fn kubeadm_configurations_parse_with_kubeadms_types_and_match_the_certificates()
         plan.to_str().unwrap(),
     ])
     .assert_ok("verify --plan");
+    // --json: one object, the schema of docs/json.md.
+    let o = f.ceremony(&["verify", out.to_str().unwrap(), "--json"]);
+    o.assert_ok("verify --json");
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(v["schema"], 1);
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["problems"], serde_json::json!([]));
+    assert_eq!(
+        v["nodes"][0],
+        serde_json::json!({"name": "cp1", "role": "control-plane"})
+    );
+    assert_eq!(v["root"], "root-ca.crt");
+    assert!(v["summary"].as_str().unwrap().starts_with("OK: "));
+    let o = f.audit_verify(&out.join("audit.log.age"), &["--json"]);
+    o.assert_ok("audit verify --json");
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(
+        (v["schema"].clone(), v["ok"].clone()),
+        (1.into(), true.into())
+    );
+    assert_eq!(v["logs"][0]["sealed"], true);
+    assert_eq!(v["logs"][0]["seal"]["signature_checked"], true);
+    assert_eq!(v["logs"][0]["final_hash"].as_str().unwrap().len(), 64);
+    let o = f.audit_verify(&out.join("SHA256SUMS"), &["--json"]);
+    assert!(o.failed(), "{o}");
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["exit_code"], o.code.unwrap());
+    assert!(v["error"].as_str().unwrap().len() > 10, "{v}");
+    let o = f.ceremony(&["check", plan.to_str().unwrap(), "--json"]);
+    o.assert_ok("check --json");
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(
+        (v["schema"].clone(), v["ok"].clone()),
+        (1.into(), true.into())
+    );
+    assert_eq!(
+        v["cluster"]["kubeadm_api_version"],
+        "kubeadm.k8s.io/v1beta4"
+    );
+    assert_eq!(v["nodes"][2]["name"], "worker1");
+    assert_eq!(v["nodes"][2]["files"], serde_json::json!(["kubelet.conf"]));
+    assert_eq!(v["inputs"]["sha256"].as_str().unwrap().len(), 64);
+    // A plan `run` would refuse: ok false, the error, exit 2 as without --json.
+    let o = f.ceremony(&[
+        "check",
+        plan.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(o.code, Some(2), "{o}");
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(
+        (v["ok"].clone(), v["exit_code"].clone()),
+        (false.into(), 2.into())
+    );
+    assert!(v["hint"].is_string(), "{v}");
+
     // A configuration that pins another CA, or advertises an address the
     // certificate lacks, is refused.
     let file = node_dir(&out, "worker1").join("kubeadm-config.yaml");
@@ -269,6 +328,16 @@ fn kubeadm_configurations_parse_with_kubeadms_types_and_match_the_certificates()
     rewrite(&file, &text.replace("10.0.0.12", "10.0.0.99"));
     let o = f.ceremony(&["verify", out.to_str().unwrap()]);
     assert!(o.stdout.contains("IP:10.0.0.99 is not in"), "{o}");
+    let o = f.ceremony(&["verify", out.to_str().unwrap(), "--json"]);
+    assert_eq!(o.code, Some(4), "{o}");
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    assert!(
+        v["problems"].as_array().unwrap().iter().any(|p| p["file"]
+            == "nodes/cp2/etc/kubernetes/kubeadm-config.yaml"
+            && p["field"] == "JoinConfiguration.controlPlane.localAPIEndpoint.advertiseAddress"),
+        "{v}"
+    );
 }
 
 /// Before kubeadm 1.31 the configuration is v1beta3, which has no
@@ -506,6 +575,26 @@ fn a_node_with_a_recipient_is_delivered_only_encrypted() {
         "{o}"
     );
     assert!(o.stdout.contains("3 nodes"), "{o}");
+    // inspect does not stay quiet about certificates it cannot see.
+    let o = f.ceremony(&["inspect", out.to_str().unwrap(), "--expiring", "30d"]);
+    assert_eq!(o.code, Some(2), "{o}");
+    assert!(
+        o.first_error().unwrap().contains("nodes/cp1.tar.age"),
+        "{o}"
+    );
+    let o = f.ceremony(&[
+        "inspect",
+        out.to_str().unwrap(),
+        "--expiring",
+        "30d",
+        "-i",
+        cs,
+        "-i",
+        ws,
+    ]);
+    assert_eq!(o.code, Some(0), "{o}");
+    let o = f.ceremony(&["inspect", out.to_str().unwrap(), "-i", cs, "-i", ws]);
+    assert!(o.stdout.contains("nodes/cp1/"), "{o}");
     // A wrong key inside is found once opened: swap cp1's archive for one
     // of its tree with a worker's kubelet.conf.
     let bad = f.work("bad-root");

@@ -241,9 +241,10 @@ pub fn verify(
     files: &[PathBuf],
     identity: Option<&Path>,
     root: Option<&Path>,
-) -> Result<String, AuditError> {
+) -> Result<(String, serde_json::Value), AuditError> {
     let mut links = Vec::new();
     let mut report = String::new();
+    let mut logs = Vec::new();
     for f in files {
         let e = inspect::examine(f, identity, inspect::SealRoot::Required(root))?;
         let v = e.result()?;
@@ -264,6 +265,7 @@ pub fn verify(
             v,
             inspect::transcript_beside(f).as_deref(),
         ));
+        logs.push(inspect::verdict_json(f, v));
         links.push(Link {
             path: f.clone(),
             final_hash: hex::encode(v.final_hash),
@@ -273,7 +275,17 @@ pub fn verify(
         });
     }
     check_links(&links)?;
+    let mut chain = serde_json::Value::Null;
     if let Some(first) = links.first() {
+        chain = serde_json::json!({
+            "ceremonies": links.len(),
+            "root_certificate_sha256": first.root,
+            "starts_at_founding": first.previous.is_none(),
+            "continues": first.previous.as_ref().map(|p| serde_json::json!({
+                "ceremony": p.ceremony,
+                "final_hash": p.final_hash,
+            })),
+        });
         let start = match &first.previous {
             None => "the founding ceremony".to_string(),
             Some(p) => format!(
@@ -300,7 +312,7 @@ pub fn verify(
             links.len(),
         ));
     }
-    Ok(report)
+    Ok((report, serde_json::json!({ "logs": logs, "chain": chain })))
 }
 
 #[cfg(test)]

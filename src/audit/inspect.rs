@@ -452,6 +452,29 @@ pub fn render_verdict(path: &Path, v: &Verdict, transcript: Option<&Path>) -> St
     s
 }
 
+/// One log's verdict for `audit verify --json` (schema in docs/json.md).
+pub fn verdict_json(path: &Path, v: &Verdict) -> serde_json::Value {
+    let seal = v.seal.as_ref().map(|(seal, check)| {
+        serde_json::json!({
+            "algorithm": seal.algorithm,
+            "root_certificate_sha256": seal.root_certificate_sha256,
+            "signature_checked": matches!(check, RootCheck::Checked(_)),
+            "checked_against": match check {
+                RootCheck::Checked(p) => Some(p.display().to_string()),
+                RootCheck::NotChecked => None,
+            },
+        })
+    });
+    serde_json::json!({
+        "file": path.display().to_string(),
+        "sealed": v.seal.is_some(),
+        "records": v.records,
+        "final_hash": hex::encode(v.final_hash),
+        "seal": seal,
+        "torn_bytes": v.torn,
+    })
+}
+
 /// The transcript beside a log, if there is one.
 pub fn transcript_beside(file: &Path) -> Option<PathBuf> {
     file.parent()
@@ -459,15 +482,19 @@ pub fn transcript_beside(file: &Path) -> Option<PathBuf> {
         .filter(|p| p.is_file())
 }
 
-/// `audit verify`: the report, or the error naming the first broken record.
+/// `audit verify`: the report and its JSON form, or the error naming the
+/// first broken record.
 pub fn verify(
     file: &Path,
     identity: Option<&Path>,
     root: SealRoot<'_>,
-) -> Result<String, AuditError> {
+) -> Result<(String, serde_json::Value), AuditError> {
     let e = examine(file, identity, root)?;
     let v = e.result()?;
-    Ok(render_verdict(file, v, transcript_beside(file).as_deref()))
+    Ok((
+        render_verdict(file, v, transcript_beside(file).as_deref()),
+        serde_json::json!({ "logs": [verdict_json(file, v)], "chain": null }),
+    ))
 }
 
 /// `audit show`: a readable timeline (then the verdict). The timeline is

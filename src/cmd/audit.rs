@@ -14,14 +14,42 @@ fn seal_root(root: Option<&Path>, chain_only: bool) -> SealRoot<'_> {
 }
 
 /// `ceremony audit verify`: the verdict on stdout; several logs are a chain.
+/// `--json`: one JSON object instead (docs/json.md), also when the log is
+/// refused (`ok: false` and the error; the exit code is the same).
 pub fn verify(
     files: &[PathBuf],
     identity: Option<&Path>,
     root: Option<&Path>,
     chain_only: bool,
+    as_json: bool,
 ) -> Result<(), CeremonyError> {
+    let result = verdict(files, identity, root, chain_only);
+    if as_json {
+        let v = match &result {
+            Ok((_, v)) => {
+                let mut v = v.clone();
+                v["schema"] = super::JSON_SCHEMA.into();
+                v["ok"] = true.into();
+                v
+            }
+            Err(e) => super::json_failure(e),
+        };
+        super::write_json(&v)?;
+        return result.map(|_| ());
+    }
+    let (text, _) = result?;
     // What the log says is the log's writer's: escaped.
-    let verdict = match files {
+    print!("{}", crate::fmt::shown_lines(&text));
+    Ok(())
+}
+
+fn verdict(
+    files: &[PathBuf],
+    identity: Option<&Path>,
+    root: Option<&Path>,
+    chain_only: bool,
+) -> Result<(String, serde_json::Value), CeremonyError> {
+    Ok(match files {
         [file] => crate::audit::inspect::verify(file, identity, seal_root(root, chain_only))?,
         _ if chain_only => {
             return Err(CeremonyError::Usage {
@@ -30,9 +58,7 @@ pub fn verify(
             });
         }
         _ => crate::audit::chain::verify(files, identity, root)?,
-    };
-    print!("{}", crate::fmt::shown_lines(&verdict));
-    Ok(())
+    })
 }
 
 /// `ceremony audit show`: the timeline, then the verdict as the exit code.

@@ -19,7 +19,14 @@ use crate::x509::profile::eku_name;
 /// whatever `run` would refuse before opening the token; no token touched.
 /// Without `--out` the report names `run`'s default and the path is not
 /// checked: where the ceremony will write is not known yet.
-pub fn run(plan: &Path, out: Option<&Path>) -> Result<(), crate::error::CeremonyError> {
+pub fn run(
+    plan: &Path,
+    out: Option<&Path>,
+    as_json: bool,
+) -> Result<(), crate::error::CeremonyError> {
+    if as_json {
+        return run_json(plan, out);
+    }
     let now = SystemTime::now();
     let loaded = crate::plan::load(plan, now)?;
     // The inputs as `run` reads them before the token: their digest is in
@@ -54,6 +61,120 @@ pub fn run(plan: &Path, out: Option<&Path>) -> Result<(), crate::error::Ceremony
         Some(out) => crate::ceremony::check_beside_out(out, &checked.inputs),
         None => Ok(()),
     }
+}
+
+/// `check --json` (docs/json.md): the plan as `run` would carry it out, and
+/// whether `run` would start; the exit code as without `--json`.
+fn run_json(plan: &Path, out: Option<&Path>) -> Result<(), crate::error::CeremonyError> {
+    let now = SystemTime::now();
+    let loaded = match crate::plan::load(plan, now) {
+        Ok(l) => l,
+        Err(e) => {
+            let e = e.into();
+            super::write_json(&super::json_failure(&e))?;
+            return Err(e);
+        }
+    };
+    let read = crate::ceremony::read_inputs(&loaded);
+    let verdict = read.and_then(|checked| match out {
+        Some(out) => crate::ceremony::check_beside_out(out, &checked.inputs).map(|()| checked),
+        None => Ok(checked),
+    });
+    let mut v = match &verdict {
+        Ok(_) => serde_json::json!({ "schema": super::JSON_SCHEMA, "ok": true }),
+        Err(e) => super::json_failure(e),
+    };
+    let p = &loaded.plan;
+    let inputs = verdict.as_ref().ok().map(|c| &c.inputs);
+    v["plan"] = serde_json::json!({
+        "file": plan.display().to_string(),
+        "sha256": hex::encode(loaded.sha256),
+        "ceremony": p.name,
+        "administrator": p.administrator,
+        "witnesses": p.witnesses,
+        "continues": p.continuing.as_ref().map(|c| c.previous.display().to_string()),
+    });
+    v["inputs"] = match inputs {
+        Some(m) => serde_json::json!({
+            "sha256": hex::encode(m.digest),
+            "lines": m.text.lines().collect::<Vec<_>>(),
+        }),
+        None => serde_json::Value::Null,
+    };
+    v["out"] = serde_json::json!({
+        "path": out.map(|o| o.display().to_string()),
+        "checked": out.is_some(),
+    });
+    v["cas"] = p
+        .cas
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "role": c.role.name(),
+                "label": c.label,
+                "subject": crate::x509::name_text(&c.subject),
+                "key": c.key.name(),
+                "lifetime": c.lifetime.to_string(),
+            })
+        })
+        .collect::<Vec<_>>()
+        .into();
+    let only = verdict
+        .as_ref()
+        .ok()
+        .and_then(|c| c.continuation.as_ref())
+        .map(|c| c.selection.issued());
+    v["nodes"] = match &p.cluster {
+        None => serde_json::Value::Array(vec![]),
+        Some(cl) => {
+            let node = |name: &str, role: &str, leaves: Vec<kubeadm::LeafSpec>| {
+                let delivery = match cl.node_recipients.get(name) {
+                    Some(r) => {
+                        serde_json::json!({"encrypted": true, "file": layout::sealed_node(name), "recipient": r})
+                    }
+                    None => serde_json::json!({"encrypted": false, "dir": layout::node_root(name)}),
+                };
+                serde_json::json!({
+                    "name": name,
+                    "role": role,
+                    "written": only.as_ref().is_none_or(|o| o.contains(name)),
+                    "delivery": delivery,
+                    "kubeadm_config": layout::KUBEADM_CONFIG,
+                    "files": leaf_files(&leaves),
+                })
+            };
+            cl.control_plane
+                .iter()
+                .enumerate()
+                .map(|(i, n)| {
+                    node(
+                        &n.name,
+                        "control-plane",
+                        kubeadm::control_plane_leaves(cl, i),
+                    )
+                })
+                .chain(
+                    cl.workers
+                        .iter()
+                        .map(|w| node(w, "worker", kubeadm::worker_leaves(cl, w))),
+                )
+                .collect::<Vec<_>>()
+                .into()
+        }
+    };
+    v["cluster"] = match &p.cluster {
+        None => serde_json::Value::Null,
+        Some(cl) => serde_json::json!({
+            "name": cl.name,
+            "kubernetes_version": format!("{}.{}", cl.version.0, cl.version.1),
+            "kubeadm_api_version": crate::bundle::kubeadm_config::api_version(cl.version),
+            "control_plane_endpoint": crate::bundle::kubeadm_config::join_endpoint(cl),
+            "leaf_key": cl.leaf_key.name(),
+            "mode": match cl.mode { crate::plan::LeafMode::Generate => "generate", crate::plan::LeafMode::Csr => "csr" },
+        }),
+    };
+    super::write_json(&v)?;
+    verdict.map(|_| ())
 }
 
 /// The report `check` prints: the inputs (None: one is refused, which
@@ -217,6 +338,12 @@ pub fn report(
         line(format!("  {}", layout::chain_file(role)));
     }
     if let Some(cl) = &plan.cluster {
+        for (n, r) in &cl.node_recipients {
+            line(format!(
+                "  {}: the files of {n} below, only as a tar archive encrypted to {r}",
+                layout::sealed_node(n)
+            ));
+        }
         for (i, n) in cl.control_plane.iter().enumerate() {
             line(format!(
                 "  {}/: {}, pki/ca.crt, pki/etcd/ca.crt, pki/front-proxy-ca.crt, pki/sa.key, pki/sa.pub, {} ({})",

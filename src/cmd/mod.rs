@@ -21,7 +21,7 @@ pub fn dispatch(cli: Cli) -> Result<(), CeremonyError> {
         CeremonyError::Internal(format!("cannot disable core dumps for this process: {e}"))
     })?;
     match cli.command {
-        Command::Check { plan, out } => check::run(&plan, out.as_deref()),
+        Command::Check { plan, out, json } => check::run(&plan, out.as_deref(), json),
         Command::Run {
             plan,
             yes,
@@ -52,13 +52,15 @@ pub fn dispatch(cli: Cli) -> Result<(), CeremonyError> {
             root,
             plan,
             identity,
-        } => verify::run(&dir, root.as_deref(), plan.as_deref(), &identity),
+            json,
+        } => verify::run(&dir, root.as_deref(), plan.as_deref(), &identity, json),
         Command::Inspect {
             dirs,
             json,
             expiring,
             renewal_plan,
-        } => verify::inspect(&dirs, json, expiring, renewal_plan),
+            identity,
+        } => verify::inspect(&dirs, json, expiring, renewal_plan, &identity),
         Command::Completions { shell } => man::completions(shell),
         Command::Man { dir } => man::run(dir.as_deref()),
         Command::Audit {
@@ -68,8 +70,15 @@ pub fn dispatch(cli: Cli) -> Result<(), CeremonyError> {
                     identity,
                     root,
                     chain_only,
+                    json,
                 },
-        } => audit::verify(&files, identity.as_deref(), root.as_deref(), chain_only),
+        } => audit::verify(
+            &files,
+            identity.as_deref(),
+            root.as_deref(),
+            chain_only,
+            json,
+        ),
         Command::Audit {
             command:
                 AuditCommand::Show {
@@ -111,6 +120,36 @@ pub fn dispatch(cli: Cli) -> Result<(), CeremonyError> {
 }
 
 /// Writes generated text to stdout; a closed pipe (`| head`) is not an error.
+/// Version of the `--json` documents of `check`, `verify` and `audit
+/// verify` (docs/json.md): raised only when a field changes meaning or goes.
+pub const JSON_SCHEMA: u32 = 1;
+
+/// A JSON document on stdout, pretty-printed, with a trailing newline.
+fn write_json(v: &impl serde::Serialize) -> Result<(), CeremonyError> {
+    let text = serde_json::to_string_pretty(v)
+        .map_err(|e| CeremonyError::Internal(format!("encoding JSON: {e}")))?;
+    write_stdout((text + "\n").as_bytes())
+}
+
+/// The JSON of a command that failed before its report: what `main` also
+/// prints on stderr, and the exit code it ends with.
+fn json_failure(e: &CeremonyError) -> serde_json::Value {
+    let mut causes = Vec::new();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        causes.push(s.to_string());
+        source = s.source();
+    }
+    serde_json::json!({
+        "schema": JSON_SCHEMA,
+        "ok": false,
+        "exit_code": e.exit_code(),
+        "error": e.to_string(),
+        "caused_by": causes,
+        "hint": e.hint(),
+    })
+}
+
 fn write_stdout(bytes: &[u8]) -> Result<(), CeremonyError> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();

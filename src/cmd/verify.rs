@@ -17,12 +17,35 @@ pub fn run(
     root: Option<&Path>,
     plan: Option<&Path>,
     identities: &[PathBuf],
+    as_json: bool,
 ) -> Result<(), CeremonyError> {
-    let mut ids = Vec::new();
-    for f in identities {
-        ids.push(crate::audit::crypto::Identities::from_file(f)?);
+    let ids = identities
+        .iter()
+        .map(|f| crate::audit::crypto::Identities::from_file(f))
+        .collect::<Result<Vec<_>, _>>();
+    if !as_json {
+        return Ok(crate::verify::run_verify(dir, root, plan, &ids?)?);
     }
-    Ok(crate::verify::run_verify(dir, root, plan, &ids)?)
+    let report = ids
+        .map_err(CeremonyError::from)
+        .and_then(|ids| Ok(crate::verify::verify_report(dir, root, plan, &ids)?));
+    match report {
+        Err(e) => {
+            super::write_json(&super::json_failure(&e))?;
+            Err(e)
+        }
+        Ok(r) => {
+            super::write_json(&r.json(super::JSON_SCHEMA))?;
+            if r.problems.is_empty() {
+                Ok(())
+            } else {
+                Err(VerifyError::Failed {
+                    problems: r.problems.len(),
+                }
+                .into())
+            }
+        }
+    }
 }
 
 fn json(v: &impl serde::Serialize) -> Result<(), CeremonyError> {
@@ -39,12 +62,38 @@ pub fn inspect(
     as_json: bool,
     expiring: Option<Duration>,
     renewal_plan: bool,
+    identities: &[PathBuf],
 ) -> Result<(), CeremonyError> {
     let now = SystemTime::now();
+    let ids = identities
+        .iter()
+        .map(|f| crate::audit::crypto::Identities::from_file(f))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut given = Vec::with_capacity(dirs.len());
+    let mut sealed = Vec::new();
     for d in dirs {
-        let input = crate::verify::load(d, None, None)?;
+        let mut input = crate::verify::load(d, None, None)?;
+        crate::verify::open_sealed(&mut input.tree, &ids);
+        for (n, s) in &input.tree.sealed {
+            if *s != crate::verify::tree::Sealed::Opened {
+                sealed.push(format!(
+                    "{}/{}",
+                    d.display(),
+                    crate::bundle::layout::sealed_node(n)
+                ));
+            }
+        }
         given.push(Given::new(&d.display().to_string(), &input, now).map_err(VerifyError::from)?);
+    }
+    // A monitor must not stay quiet about nodes it cannot see.
+    if !sealed.is_empty() {
+        if expiring.is_some() || renewal_plan {
+            return Err(VerifyError::Sealed(sealed).into());
+        }
+        eprintln!(
+            "note: {} encrypted and not opened (give -i IDENTITY): not in the tables",
+            sealed.join(", ")
+        );
     }
     let merged = expiry::merge(given).map_err(VerifyError::from)?;
     // A monitor must not stay quiet about nodes it cannot see.

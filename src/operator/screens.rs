@@ -423,7 +423,19 @@ pub fn summary_lines(s: &Summary<'_>) -> Vec<Line> {
         s.out.display(),
         plural(s.written.len(), "file", "files")
     )));
+    let sealed: std::collections::HashSet<&str> = s
+        .written
+        .iter()
+        .filter_map(|(p, _, _)| crate::bundle::layout::sealed_node_of(p))
+        .collect();
     for (node, role, certs, confs, files) in per_node(s) {
+        if sealed.contains(node.as_str()) {
+            v.push(Line::Text(format!(
+                "    {:<16} {role:<14} encrypted to its recipient: its files are in the archive only",
+                crate::bundle::layout::sealed_node(&node)
+            )));
+            continue;
+        }
         v.push(Line::Text(format!(
             "    nodes/{node:<10} {role:<14} {} ({} in kubeconfigs), {}",
             plural(certs + confs, "certificate", "certificates"),
@@ -511,6 +523,10 @@ pub(super) fn per_node(s: &Summary<'_>) -> Vec<(String, &'static str, usize, usi
     let ca_files: Vec<&str> = kubeadm::CA_FILES.iter().map(|(f, _)| *f).collect();
     let mut counts: std::collections::HashMap<&str, (usize, usize, usize)> = Default::default();
     for (p, _, _) in s.written {
+        if let Some(name) = crate::bundle::layout::sealed_node_of(p) {
+            counts.entry(name).or_default().2 += 1;
+            continue;
+        }
         let Some((name, _)) = p.strip_prefix("nodes/").and_then(|r| r.split_once('/')) else {
             continue;
         };

@@ -124,8 +124,9 @@ pub struct ClusterSpec {
     pub control_plane: Vec<ControlPlaneSpec>,
     pub workers: Vec<String>,
     pub mode: LeafMode,
-    /// `kubelet_serving_certs`: each node's kubelet gets a serving
-    /// certificate signed by the kubernetes CA, and kube-apiserver checks it.
+    /// Whether each node's kubelet has a serving certificate signed by the
+    /// kubernetes CA (kube-apiserver then checks it): the kubeadm
+    /// configuration renders for it. Not a plan key yet: always false.
     pub kubelet_serving: bool,
     /// `node_recipients`: the nodes delivered encrypted, each to its one
     /// age or SSH recipient (parsed already).

@@ -287,6 +287,8 @@ pub enum VerifyError {
     Chain(#[from] expiry::ChainError),
     #[error("{newest} left {} untouched: {} bundle{} in the outputs before it, which were not given", .nodes.join(", "), if .nodes.len() == 1 { "its" } else { "their" }, if .nodes.len() == 1 { " is" } else { "s are" })]
     NotGiven { newest: String, nodes: Vec<String> },
+    #[error("{} encrypted and not opened: {} certificates cannot be seen", .0.join(", "), if .0.len() == 1 { "its" } else { "their" })]
+    Sealed(Vec<String>),
     #[error("{count} certificate{} expire{} within {window} (listed above)", if *.count == 1 { "" } else { "s" }, if *.count == 1 { "s" } else { "" })]
     Expiring {
         count: usize,
@@ -322,6 +324,9 @@ impl VerifyError {
             }
             VerifyError::Chain(_) => {
                 "give every output of the chain, oldest first, each the one the next continues (`ceremony inspect c1 c2 …`)".into()
+            }
+            VerifyError::Sealed(_) => {
+                "give each encrypted node's identity with -i (the node's age identity or SSH key), or watch those nodes' certificates on the nodes".into()
             }
             VerifyError::NotGiven { .. } => {
                 "give every output of the chain, oldest first (`ceremony inspect c1 c2 …`), so that each node's newest bundle is seen".into()
@@ -407,6 +412,41 @@ pub fn load(
         delegated,
         kubelet_signer,
     })
+}
+
+/// `ceremony verify`'s report, printed by the caller (lines or JSON).
+pub fn verify_report(
+    dir: &Path,
+    root: Option<&Path>,
+    plan: Option<&Path>,
+    identities: &[crate::audit::crypto::Identities],
+) -> Result<Report, VerifyError> {
+    let now = SystemTime::now();
+    let facts = plan.map(|p| plan_facts(p, now)).transpose()?;
+    let mut input = load(dir, root, facts)?;
+    open_sealed(&mut input.tree, identities);
+    Ok(check::check(&input, now))
+}
+
+impl Report {
+    /// `verify --json` (docs/json.md).
+    pub fn json(&self, schema: u32) -> serde_json::Value {
+        serde_json::json!({
+            "schema": schema,
+            "ok": self.problems.is_empty(),
+            "summary": self.summary(),
+            "files_checked": self.files_checked,
+            "nodes": self.nodes.iter().map(|(n, r)| serde_json::json!({"name": n, "role": r})).collect::<Vec<_>>(),
+            "root": match &self.root {
+                RootUsed::Given(l) => Some(l.clone()),
+                RootUsed::Out => Some(layout::ROOT_CA.to_string()),
+                RootUsed::None => None,
+            },
+            "plan": self.plan,
+            "encrypted_not_opened": self.locked.iter().map(|n| layout::sealed_node(n)).collect::<Vec<_>>(),
+            "problems": self.problems,
+        })
+    }
 }
 
 /// Opens every encrypted node an identity of `identities` can decrypt
@@ -498,11 +538,7 @@ pub fn run_verify(
     plan: Option<&Path>,
     identities: &[crate::audit::crypto::Identities],
 ) -> Result<(), VerifyError> {
-    let now = SystemTime::now();
-    let facts = plan.map(|p| plan_facts(p, now)).transpose()?;
-    let mut input = load(dir, root, facts)?;
-    open_sealed(&mut input.tree, identities);
-    let report = check::check(&input, now);
+    let report = verify_report(dir, root, plan, identities)?;
     let mut text = String::new();
     for p in &report.problems {
         text.push_str(&format!("{p}\n"));

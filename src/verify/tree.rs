@@ -256,6 +256,10 @@ fn untar(archive: &[u8], top: &str) -> Result<Vec<(String, Entry)>, String> {
         let content = match h.entry_type() {
             tar::EntryType::Directory => Content::Dir,
             tar::EntryType::Regular => {
+                // The header's size is the archive's word: bounded first.
+                if e.size() > MAX_FILE {
+                    return Err(format!("{path} is larger than {MAX_FILE} bytes"));
+                }
                 let mut b = Zeroizing::new(Vec::with_capacity(e.size() as usize));
                 e.read_to_end(&mut b).map_err(|e| e.to_string())?;
                 Content::File(b)
@@ -307,6 +311,34 @@ pub fn node_name_from_path(path: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_archive_entry_is_bounded_owned_by_root_and_stays_inside() {
+        let entry = |path: &str, uid: u64, size: u64| {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_mode(0o600);
+            h.set_uid(uid);
+            h.set_gid(0);
+            h.set_size(size);
+            h.set_path(path).unwrap();
+            h.set_cksum();
+            let mut v = h.as_bytes().to_vec();
+            v.extend(std::iter::repeat_n(0u8, 1024));
+            v
+        };
+        let ok = untar(&entry("etc/kubernetes/a.key", 0, 1), "nodes/n").unwrap();
+        assert!(
+            ok.iter()
+                .any(|(p, e)| p == "nodes/n/etc/kubernetes/a.key" && e.mode == 0o600)
+        );
+        assert!(ok.iter().any(|(p, _)| p == "nodes/n/etc"));
+        let err = |a: &[u8]| untar(a, "nodes/n").err().unwrap_or_default();
+        let huge = err(&entry("etc/a.key", 0, 1 << 40));
+        assert!(huge.contains("larger than"), "{huge}");
+        let user = err(&entry("etc/a.key", 1000, 1));
+        assert!(user.contains("not root:root"), "{user}");
+    }
 
     #[test]
     fn node_names_come_from_the_layout_only() {
