@@ -26,7 +26,7 @@ The usual order:\n  \
 docs/runbook.md is the script the administrator and the witnesses follow."
 )]
 #[command(
-    after_help = "Exit codes: 0 done, 1 cancelled by the operator, 2 bad plan or usage (nothing touched), \
+    after_help = "Exit codes: 0 done, 1 cancelled by the operator, 2 bad plan or usage (nothing written), \
 3 token error, 4 a signed certificate failed its check (outputs held back), 5 internal error, \
 6 `inspect --expiring`: a certificate expires within the window."
 )]
@@ -81,8 +81,11 @@ Ctrl-C, or answering no, stops cleanly between two operations, records the cance
 run the same command again to resume: keys and certificates already on the token are reused, never made \
 twice. Ctrl-C three times stops at once.\n\n\
 Without a terminal, --yes is required (unattended rehearsals and CI): confirmations are skipped and \
-recorded as automatic.",
-        after_help = "Exit codes: 0 done, 1 cancelled (resumable), 2 bad plan or usage (nothing touched), \
+recorded as automatic.\n\n\
+On a hardware token (any module but SoftHSM's or kryoptic's), a run without --yes is the real ceremony: \
+it refuses a plan whose audit log would be readable with a key committed in the repository (the demo \
+auditor) or whose token.module_sha256 is missing, unless --rehearsal is given (`check` warns of both).",
+        after_help = "Exit codes: 0 done, 1 cancelled (resumable), 2 bad plan or usage (nothing written), \
 3 token error, 4 a signed certificate failed its check (outputs held back), 5 internal error."
     )]
     Run {
@@ -92,6 +95,10 @@ recorded as automatic.",
         /// (rehearsals and CI; needs --pin-file or --pin-env without a terminal)
         #[arg(long)]
         yes: bool,
+        /// A rehearsal at a terminal on a hardware token: accept what makes the plan unfit for
+        /// the real ceremony (`check` warns of it: the demo auditor's key, an unpinned module)
+        #[arg(long)]
+        rehearsal: bool,
         /// Output directory; must not exist or be empty. It appears only when complete
         #[arg(long, default_value = "out")]
         out: PathBuf,
@@ -100,6 +107,26 @@ recorded as automatic.",
         module: Option<PathBuf>,
         #[command(flatten)]
         pin: PinArgs,
+        /// With [backup]: the directory for the custodians' shares (one file each, mode 0600),
+        /// outside OUT; the shares are never written anywhere else
+        #[arg(long, value_name = "DIR")]
+        shares_out: Option<PathBuf>,
+        #[command(flatten)]
+        so_pin: SoPinArgs,
+    },
+    /// Restore the backed-up CA keys onto a blank token from the custodians' shares, prove each
+    /// against its certificate, and make the token continue the chain of ceremonies
+    Restore {
+        #[command(flatten)]
+        args: RestoreArgs,
+        /// Where the restore's signed record is written (must not exist)
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
+    /// Backups: `backup verify` restores on a scratch token and removes everything again
+    Backup {
+        #[command(subcommand)]
+        command: BackupCommand,
     },
     /// Check a bundle (OUT, or one node's etc/kubernetes) for what kubeadm does not:
     /// key/certificate pairs, chains, profiles, SANs, kubeconfigs, modes, no CA key, SHA256SUMS
@@ -116,6 +143,10 @@ Exit codes: 0 no problem, 4 problems found, 2 bad arguments or plan."
         /// Compare every certificate with the exact profiles of this plan
         #[arg(long, value_name = "FILE")]
         plan: Option<PathBuf>,
+        /// An age identity file (or unencrypted OpenSSH key) of a node delivered encrypted
+        /// (nodes/<name>.tar.age): its files are checked too; without it, only the archive
+        #[arg(long, short = 'i', value_name = "FILE")]
+        identity: Vec<PathBuf>,
     },
     /// Print every certificate's expiry, as `kubeadm certs check-expiration` does; with --expiring,
     /// exit 6 when one expires within a window; with --renewal-plan, what to renew by when
@@ -230,8 +261,81 @@ a missing, reordered, repeated or forked ceremony is named (exit 4)."
     },
 }
 
+/// The security officer's PIN (backups and restores import the wrap key as a trusted key).
+#[derive(Debug, Args, Clone, Default)]
+pub struct SoPinArgs {
+    /// Read the security officer's PIN from this file (mode 0600 or stricter; one line)
+    #[arg(long, value_name = "FILE")]
+    pub so_pin_file: Option<PathBuf>,
+    /// Read the security officer's PIN from this environment variable
+    #[arg(long, value_name = "VAR", conflicts_with = "so_pin_file")]
+    pub so_pin_env: Option<String>,
+}
+
+impl From<SoPinArgs> for PinOptions {
+    fn from(a: SoPinArgs) -> PinOptions {
+        PinOptions {
+            file: a.so_pin_file,
+            env: a.so_pin_env,
+        }
+    }
+}
+
+/// What a restore (or a backup drill) reads and where it restores to.
+#[derive(Debug, Args, Clone)]
+pub struct RestoreArgs {
+    /// The output of the ceremony that made the backup (its backup/ directory is read)
+    pub backup: PathBuf,
+    /// A custodian's share file; repeat for each share (without any, each share is typed, without echo)
+    #[arg(long = "share-file", value_name = "FILE")]
+    pub share_files: Vec<PathBuf>,
+    /// The latest ceremony's output on the lost token (default: the backup's): the restored token's
+    /// chain head, so that the next ceremony continues it
+    #[arg(long, value_name = "DIR")]
+    pub latest: Option<PathBuf>,
+    /// RFC 7512 URI of the blank token (default: the backup's plan's token.uri)
+    #[arg(long)]
+    pub uri: Option<String>,
+    /// PKCS#11 module (default: the backup's plan's token.module)
+    #[arg(long, value_name = "PATH")]
+    pub module: Option<PathBuf>,
+    #[command(flatten)]
+    pub pin: PinArgs,
+    #[command(flatten)]
+    pub so_pin: SoPinArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// The periodic drill: restore the backup on a scratch token, prove every key, remove it all
+    Verify {
+        #[command(flatten)]
+        args: RestoreArgs,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
+    /// What a plan needs to know about a token, read only: identity, flags, session and PIN
+    /// limits, the signing path `run` would take per key type, wrapping mechanisms; with --plan,
+    /// which of its labels are free (logs in to see private keys)
+    #[command(
+        after_help = "Without --plan it logs in to nothing and needs no PIN. With --plan it logs in \
+(the PIN as for `run`) and says, for each CA label of the plan and the chain head, what the token holds under it."
+    )]
+    Probe {
+        /// Take the token URI and module from this plan, and check its labels
+        #[arg(long, conflicts_with = "uri")]
+        plan: Option<PathBuf>,
+        /// RFC 7512 URI of the token, e.g. pkcs11:token=k8s-root
+        #[arg(long)]
+        uri: Option<String>,
+        /// PKCS#11 module (with --uri, or to override the plan's)
+        #[arg(long, value_name = "PATH")]
+        module: Option<PathBuf>,
+        #[command(flatten)]
+        pin: PinArgs,
+    },
     /// List every object on the token with its label, id, class, key type and flags
     List {
         /// Take the token URI and module from this plan

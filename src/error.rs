@@ -63,6 +63,9 @@ pub enum CeremonyError {
     /// CSRs (of nodes or users) that policy refused; nothing was signed.
     #[error("{}", refused_text(.0))]
     CsrRefused(Vec<Refusal>),
+    /// A delegated CA's certificate request that policy refused; nothing was signed.
+    #[error("{}", ca_refused_text(.0))]
+    CaCsrRefused(Vec<Refusal>),
     #[error(transparent)]
     Verify(#[from] VerifyError),
     #[error(transparent)]
@@ -93,7 +96,7 @@ impl CeremonyError {
             | CeremonyError::X509(_)
             | CeremonyError::Internal(_)
             | CeremonyError::Leaf(_) => 5,
-            CeremonyError::CsrRefused(_) => 2,
+            CeremonyError::CsrRefused(_) | CeremonyError::CaCsrRefused(_) => 2,
             CeremonyError::Verify(e) => e.exit_code(),
             CeremonyError::Audit(e) => e.exit_code(),
         }
@@ -127,6 +130,11 @@ impl CeremonyError {
             CeremonyError::CsrRefused(_) => Some(
                 "have the nodes named make new CSRs (kubeadm certs generate-csr) or fix the plan; \
                  `ceremony check PLAN` lists every CSR and what is refused"
+                    .into(),
+            ),
+            CeremonyError::CaCsrRefused(_) => Some(
+                "make the CA's request again on the first control-plane node (docs/plan.md, \"Delegated CAs\") \
+                 or fix the plan; nothing was touched"
                     .into(),
             ),
             CeremonyError::Verify(e) => e.hint(),
@@ -182,6 +190,17 @@ fn refused_text(refusals: &[Refusal]) -> String {
         s.push_str(&r.to_string());
     }
     s
+}
+
+/// One line per refusal: a delegated CA's request is one file.
+fn ca_refused_text(refusals: &[Refusal]) -> String {
+    let lines: Vec<String> = refusals
+        .iter()
+        .map(|r| {
+            format!("a delegated CA's certificate request was refused, nothing was signed: {r}")
+        })
+        .collect();
+    lines.join("\n")
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod backup;
 pub mod bundle;
 pub mod ceremony;
 pub mod cli;
@@ -26,6 +27,7 @@ pub mod operator;
 pub mod pem;
 pub mod plan;
 pub mod profile;
+pub mod restore;
 pub mod token;
 pub mod verify;
 pub mod x509;

@@ -264,6 +264,28 @@ fn journal_records(f: &Fixture) -> Vec<String> {
     lines
 }
 
+/// The top-level names of README.md's "What it writes" block: the first
+/// column of each line under `OUT/`, each comma-separated path's first part.
+fn readme_output_list() -> std::collections::BTreeSet<String> {
+    let readme = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let block = readme
+        .split("## What it writes")
+        .nth(1)
+        .and_then(|r| r.split("```").nth(1))
+        .unwrap();
+    block
+        .lines()
+        .skip_while(|l| !l.starts_with("OUT/"))
+        .skip(1)
+        // A path starts two spaces in; a description's next line, further.
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.trim_start().split("  ").next())
+        .filter(|col| !col.is_empty())
+        .flat_map(|col| col.split(", ").map(str::to_string).collect::<Vec<_>>())
+        .map(|p| p.split('/').next().unwrap().to_string())
+        .collect()
+}
+
 #[test]
 fn sealed_log_decrypts_with_stock_age_and_covers_every_certificate() {
     let f = demo(&random_hex(8), &random_hex(8));
@@ -357,7 +379,29 @@ fn sealed_log_decrypts_with_stock_age_and_covers_every_certificate() {
         .filter(|r| kind(r) == "certificate_issued")
         .map(|r| r["event"]["sha256"].as_str().unwrap().to_string())
         .collect();
-    let certs = output_certificates(&out);
+    let mut certs = output_certificates(&out);
+    // cp1 is delivered encrypted (the demo plan's node recipient): its
+    // certificates, opened as the node would with its demo identity.
+    let cp1 = f.work("cp1-opened");
+    fs::create_dir_all(&cp1).unwrap();
+    let o = f.tool(
+        "sh",
+        &[
+            "-c",
+            &format!(
+                "age -d -i '{}/ceremony/plans/demo-cp1.agekey' '{}' | tar -x -C '{}'",
+                env!("CARGO_MANIFEST_DIR"),
+                out.join("nodes/cp1.tar.age").display(),
+                cp1.display()
+            ),
+        ],
+    );
+    o.assert_ok("age -d | tar -x of cp1");
+    certs.extend(
+        output_certificates(&cp1)
+            .into_iter()
+            .map(|(sha, rel)| (sha, format!("nodes/cp1.tar.age:{rel}"))),
+    );
     assert!(
         certs.len() > 30,
         "the demo bundle holds many certificates: {certs:?}"
@@ -444,6 +488,22 @@ fn sealed_log_decrypts_with_stock_age_and_covers_every_certificate() {
             && transcript.contains("Ada Admin (administrator)")
     );
     assert!(transcript.contains(&format!("{} records", lines.len())));
+    // The transcript's file count is SHA256SUMS's line count.
+    assert!(
+        transcript.contains(&format!(
+            "- Outputs: {} files, listed with their SHA-256 in `SHA256SUMS`",
+            sums.lines().count()
+        )),
+        "{transcript}"
+    );
+    // The README's output list names what `run` writes, and nothing else
+    // (continuation.json: a continuing ceremony's).
+    let top: std::collections::BTreeSet<String> = fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .chain(["continuation.json".to_string()])
+        .collect();
+    assert_eq!(readme_output_list(), top);
     let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&out.join("audit.log.age")), 0o644);
 

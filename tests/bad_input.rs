@@ -759,6 +759,13 @@ cases! {
     subject_without_cn => "subject-without-cn",
     toml_syntax_error => "toml-syntax-error",
     module_sha256_not_hex => "module-sha256-not-hex",
+    template_placeholder => "template-placeholder",
+    // Unfit for the real ceremony (a hardware module, no --yes): refused
+    // before anything is opened; --yes is a rehearsal and goes on.
+    real_run_demo_auditor => "real-run-demo-auditor",
+    real_run_module_unpinned => "real-run-module-unpinned",
+    rehearsal_yes_on_hardware => "rehearsal-yes-on-hardware",
+    real_run_rehearsal_flag => "real-run-rehearsal-flag",
     duplicate_node_name => "duplicate-node-name",
     invalid_san => "invalid-san",
     invalid_endpoint => "invalid-endpoint",
@@ -770,6 +777,12 @@ cases! {
     administrator_with_escape => "administrator-with-escape",
     witness_with_newline => "witness-with-newline",
     name_with_bidi_override => "name-with-bidi-override",
+    delegated_without_csr => "delegated-without-csr",
+    // A delegated CA's request (exit 2, refused before the token).
+    delegated_ca_csr_wrong_subject => "delegated-ca-csr-wrong-subject",
+    delegated_ca_csr_not_self_signed => "delegated-ca-csr-not-self-signed",
+    delegated_ca_csr_weak_key => "delegated-ca-csr-weak-key",
+    delegated_ca_csr_longer_path => "delegated-ca-csr-longer-path",
     // Usage, PIN source, output path (exit 2).
     plan_file_missing => "plan-file-missing",
     no_yes_without_terminal => "no-yes-without-terminal",

@@ -262,6 +262,7 @@ fn real_generate_csr_tree_is_signed_into_a_verifiable_tree() {
             "pki/front-proxy-ca.crt",
             "pki/sa.key",
             "pki/sa.pub",
+            "kubeadm-config.yaml",
         ]
         .map(String::from),
     );
@@ -493,7 +494,12 @@ fn real_generate_csr_tree_is_signed_into_a_verifiable_tree() {
     let w = out_dir.join("nodes/w1/etc/kubernetes");
     assert_eq!(
         files_under(&w),
-        ["kubelet.conf", "kubelet.conf.csr", "pki/ca.crt"]
+        [
+            "kubeadm-config.yaml",
+            "kubelet.conf",
+            "kubelet.conf.csr",
+            "pki/ca.crt"
+        ]
     );
     let wconf = "work/out/nodes/w1/etc/kubernetes/kubelet.conf";
     assert_eq!(kubectl(&f, wconf, "{.users[0].user.client-key-data}"), "");

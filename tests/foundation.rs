@@ -68,10 +68,40 @@ fn rsa_4096_root_with_rsa_2048_and_rsa_3072_intermediates() {
 
 #[test]
 fn ecdsa_p256_root() {
-    full_run(
+    let (f, plan, _out, _) = full_run(
         "t-found-p256",
         ["ecdsa-p256", "ecdsa-p256", "ecdsa-p256", "ecdsa-p384"],
     );
+    // `token probe` after the ceremony: the plan's labels are used, the
+    // signing paths are those `run` took; without a plan, no PIN is needed.
+    let plan_s = plan.to_str().unwrap();
+    let pin = f.pin_file();
+    let o = f.ceremony(&[
+        "token",
+        "probe",
+        "--plan",
+        plan_s,
+        "--pin-file",
+        pin.to_str().unwrap(),
+    ]);
+    o.assert_ok("token probe --plan");
+    for want in [
+        "  ecdsa-p256  CKM_ECDSA over a host SHA-256",
+        "  rsa-4096    CKM_SHA256_RSA_PKCS",
+        "  CKM_AES_KEY_WRAP_PAD     yes",
+        "  chain head      \"ceremony-chain-head\": used (data): the final hash of the token's latest ceremony",
+        "  root CA         \"root-ca\": used (certificate, private-key, public-key): a founding ceremony",
+    ] {
+        assert!(o.stdout.contains(want), "{want:?} in {o}");
+    }
+    let uri = format!("pkcs11:token={}", f.token().label);
+    let o = f.ceremony(&["token", "probe", "--uri", &uri, "--module", SOFTHSM_MODULE]);
+    o.assert_ok("token probe --uri");
+    assert!(
+        o.stdout.contains(&format!(";serial={}", f.token().serial)),
+        "{o}"
+    );
+    assert!(o.stdout.contains("Labels: give --plan"), "{o}");
 }
 
 /// A second run of the same plan finds every key and certificate by label
@@ -205,7 +235,7 @@ fn many_workers_are_one_line_of_totals() {
     );
     assert!(
         lines.iter().any(|l| l.contains("nodes/* (11 workers)")
-            && l.contains("11 certificates (11 in kubeconfigs), 22 files")),
+            && l.contains("11 certificates (11 in kubeconfigs), 33 files")),
         "end screen: {lines:#?}"
     );
     assert!(!lines.iter().any(|l| l.contains("nodes/w0")), "{lines:#?}");

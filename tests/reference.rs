@@ -223,7 +223,11 @@ fn pem_label(path: &Path) -> String {
 fn expected_mode(path: &str) -> Option<u32> {
     if path.ends_with(".crt") {
         Some(0o644)
-    } else if path.ends_with(".key") || path.ends_with(".pub") || path.ends_with(".conf") {
+    } else if path.ends_with(".key")
+        || path.ends_with(".pub")
+        || path.ends_with(".conf")
+        || path == "kubeadm-config.yaml"
+    {
         Some(0o600)
     } else {
         None
@@ -283,19 +287,22 @@ fn bundle_matches_the_kubeadm_reference_field_by_field() {
         );
     }
 
-    // --- The file set: kubeadm's, without the CA keys (external-CA mode).
+    // --- The file set: kubeadm's, without the CA keys (external-CA mode),
+    // and the node's kubeadm configuration (read by kubeadm, not written).
+    let ours = |dir: &Path| -> Vec<String> {
+        files_under(dir)
+            .into_iter()
+            .filter(|f| f != "kubeadm-config.yaml")
+            .collect()
+    };
     let theirs_files = files_under(&reference);
-    d.eq(
-        "file set (v1.31 run)",
-        files_under(&new),
-        theirs_files.clone(),
-    );
+    d.eq("file set (v1.31 run)", ours(&new), theirs_files.clone());
     let without_super: Vec<String> = theirs_files
         .iter()
         .filter(|f| *f != "super-admin.conf")
         .cloned()
         .collect();
-    d.eq("file set (v1.24 run)", files_under(&old), without_super);
+    d.eq("file set (v1.24 run)", ours(&old), without_super);
     for ca_key in ["pki/ca.key", "pki/etcd/ca.key", "pki/front-proxy-ca.key"] {
         d.check(
             &format!("{ca_key} must not exist"),

@@ -30,6 +30,9 @@ pub struct KeyFlags {
     pub extractable: Option<bool>,
     pub always_sensitive: Option<bool>,
     pub never_extractable: Option<bool>,
+    /// Recorded for backed-up keys only (older logs have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrap_with_trusted: Option<bool>,
 }
 
 impl From<crate::token::KeyFlags> for KeyFlags {
@@ -41,6 +44,7 @@ impl From<crate::token::KeyFlags> for KeyFlags {
             extractable: f.extractable,
             always_sensitive: f.always_sensitive,
             never_extractable: f.never_extractable,
+            wrap_with_trusted: f.wrap_with_trusted.filter(|w| *w),
         }
     }
 }
@@ -226,6 +230,15 @@ pub enum Event {
     /// A CA certificate already on the token (resume).
     CertificateFound(CertInfo),
     CertificateIssued(CertInfo),
+    /// The certificate of a CA delegated to the control-plane nodes, signed
+    /// from the request they brought (never stored on the token: the key is
+    /// theirs).
+    DelegatedCaIssued {
+        certificate: CertInfo,
+        /// The request as the plan names it, and the SHA-256 of its bytes.
+        csr: String,
+        csr_sha256: String,
+    },
     /// A CA certificate stored on the token beside its key.
     CertificateStored {
         role: String,
@@ -291,6 +304,43 @@ pub enum Event {
     Cancelled {
         reason: String,
     },
+    /// The secret keys the token marks trusted, before a backup: a trusted
+    /// key the tool did not put there could wrap the CA keys out.
+    BackupTrustedKeys {
+        /// Each as `label (CKA_ID hex)`.
+        found: Vec<String>,
+    },
+    /// The wrap key's shares written for the custodians (never the shares
+    /// or the key: their check value and the public commitments' hash).
+    BackupSharesWritten {
+        check_value: String,
+        threshold: u64,
+        custodians: Vec<String>,
+        commitments_sha256: String,
+    },
+    /// The wrap key imported as a trusted key in a security-officer session.
+    BackupWrapKeyImported {
+        label: String,
+        check_value: String,
+    },
+    /// The wrap key already on the token (a resumed run).
+    BackupWrapKeyFound {
+        label: String,
+        check_value: String,
+    },
+    /// A CA private key wrapped under the wrap key.
+    KeyWrapped {
+        role: String,
+        label: String,
+        blob_sha256: String,
+    },
+    /// A CA key pair unwrapped onto this token from a backup, and proven
+    /// against its certificate.
+    KeyRestored {
+        role: String,
+        label: String,
+        spki_sha256: String,
+    },
     /// The last record of a finished ceremony; the seal signs its hash.
     #[serde(rename = "end")]
     End {
@@ -316,6 +366,7 @@ impl Event {
             Event::UnfinishedCertificateRemoved { .. } => "unfinished_certificate_removed",
             Event::CertificateFound(_) => "certificate_found",
             Event::CertificateIssued(_) => "certificate_issued",
+            Event::DelegatedCaIssued { .. } => "delegated_ca_issued",
             Event::CertificateStored { .. } => "certificate_stored",
             Event::CaCertificateReissued { .. } => "ca_certificate_reissued",
             Event::CaCertificateCarried { .. } => "ca_certificate_carried",
@@ -326,6 +377,12 @@ impl Event {
             Event::Error { .. } => "error",
             Event::Cancelled { .. } => "cancelled",
             Event::End { .. } => "end",
+            Event::BackupTrustedKeys { .. } => "backup_trusted_keys",
+            Event::BackupSharesWritten { .. } => "backup_shares_written",
+            Event::BackupWrapKeyImported { .. } => "backup_wrap_key_imported",
+            Event::BackupWrapKeyFound { .. } => "backup_wrap_key_found",
+            Event::KeyWrapped { .. } => "key_wrapped",
+            Event::KeyRestored { .. } => "key_restored",
         }
     }
 
@@ -481,6 +538,21 @@ impl Event {
                 c.not_after,
                 c.sha256
             ),
+            Event::DelegatedCaIssued {
+                certificate: c,
+                csr,
+                csr_sha256,
+            } => format!(
+                "{} CA delegated to the control-plane nodes: \"{}\" serial {} by {} CA from the request {csr} (SHA-256 {}), {} to {}, SHA-256 {}",
+                c.role,
+                c.subject,
+                short(&c.serial),
+                c.signed_by,
+                short(csr_sha256),
+                c.not_before,
+                c.not_after,
+                c.sha256
+            ),
             Event::CertificateStored {
                 role,
                 label,
@@ -530,6 +602,45 @@ impl Event {
                 short(sha256)
             ),
             Event::OutputWritten { path, sha256, mode } => format!("{path} {mode} {sha256}"),
+            Event::BackupTrustedKeys { found } if found.is_empty() => {
+                "backup: the token holds no trusted key".into()
+            }
+            Event::BackupTrustedKeys { found } => {
+                format!("backup: trusted keys on the token: {}", found.join(", "))
+            }
+            Event::BackupSharesWritten {
+                check_value,
+                threshold,
+                custodians,
+                commitments_sha256,
+            } => format!(
+                "backup: wrap key {check_value} split {threshold} of {} among {}, commitments SHA-256 {}",
+                custodians.len(),
+                custodians.join(", "),
+                short(commitments_sha256)
+            ),
+            Event::BackupWrapKeyImported { label, check_value } => {
+                format!("backup: wrap key {check_value} imported as trusted key \"{label}\"")
+            }
+            Event::BackupWrapKeyFound { label, check_value } => {
+                format!("backup: wrap key {check_value} found on the token as \"{label}\"")
+            }
+            Event::KeyWrapped {
+                role,
+                label,
+                blob_sha256,
+            } => format!(
+                "{role} key \"{label}\" wrapped under the wrap key, SHA-256 {}",
+                short(blob_sha256)
+            ),
+            Event::KeyRestored {
+                role,
+                label,
+                spki_sha256,
+            } => format!(
+                "{role} key \"{label}\" restored from the backup and proven, public key SHA-256 {}",
+                short(spki_sha256)
+            ),
             Event::Acknowledged {
                 who,
                 as_role,
@@ -683,6 +794,7 @@ mod tests {
                 extractable: Some(false),
                 always_sensitive: Some(true),
                 never_extractable: None,
+                wrap_with_trusted: None,
             },
         });
         let json = serde_json::to_string(&k).unwrap();

@@ -36,6 +36,27 @@ pub const AFTER_MANIFEST: [&str; 3] = [AUDIT_LOG, TRANSCRIPT, SEAL];
 /// The folder of every node's bundle.
 pub const NODES: &str = "nodes";
 
+/// A backup's directory in OUT: the wrapped CA keys, their public keys and
+/// certificates, and the manifest a restore reads.
+pub const BACKUP: &str = "backup";
+/// The backup's manifest (check value, threshold, commitments, keys).
+pub const BACKUP_MANIFEST: &str = "backup/backup.json";
+
+/// A CA key wrapped under the wrap key, e.g. `backup/root.key.wrapped`.
+pub fn backup_blob(role: CaRole) -> String {
+    format!("{BACKUP}/{}.key.wrapped", role.name())
+}
+
+/// A backed-up CA's certificate (PEM), e.g. `backup/root.crt`.
+pub fn backup_cert(role: CaRole) -> String {
+    format!("{BACKUP}/{}.crt", role.name())
+}
+
+/// A backed-up CA's public key (PEM), e.g. `backup/root.pub`.
+pub fn backup_public(role: CaRole) -> String {
+    format!("{BACKUP}/{}.pub", role.name())
+}
+
 /// `cas/<role>-ca.crt`: an intermediate alone.
 pub fn ca_file(role: CaRole) -> String {
     format!("cas/{}-ca.crt", role.name())
@@ -56,6 +77,19 @@ pub fn crl_file(role: CaRole) -> String {
 /// etc/kubernetes), where etcd's `--client-crl-file` and
 /// `--peer-crl-file` read it.
 pub const ETCD_CRL: &str = "pki/etcd/crl.pem";
+/// The kubelet signer's certificate alone (signed by the kubernetes CA).
+pub const KUBELET_SIGNER: &str = "cas/kubelet-signer.crt";
+/// The kubernetes CA then the kubelet signer: kube-apiserver's
+/// `--client-ca-file` when the controller-manager signs kubelets with the signer.
+pub const KUBELET_CLIENT_CA_BUNDLE: &str = "kubelet-signer/client-ca-bundle.crt";
+/// On a control-plane node (under etc/kubernetes): the signer's certificate,
+/// read by kube-controller-manager's `--cluster-signing-kubelet-*-cert-file`
+/// (the installer puts the node-held key beside it as `kubelet-signer.key`).
+pub const NODE_KUBELET_SIGNER: &str = "pki/kubelet-signer.crt";
+/// The signer's key, made and kept on the control-plane nodes.
+pub const NODE_KUBELET_SIGNER_KEY: &str = "pki/kubelet-signer.key";
+/// On a control-plane node: kube-apiserver's `--client-ca-file`.
+pub const NODE_KUBELET_CLIENT_CA_BUNDLE: &str = "pki/kubelet-client-ca-bundle.crt";
 
 /// `nodes/<name>`: everything one node receives.
 pub fn node_dir(name: &str) -> String {
@@ -65,6 +99,31 @@ pub fn node_dir(name: &str) -> String {
 /// `nodes/<name>/etc/kubernetes`: what the installer copies onto the node.
 pub fn node_root(name: &str) -> String {
     format!("{NODES}/{name}/etc/kubernetes")
+}
+
+/// A node's kubeadm configuration, relative to its `etc/kubernetes`
+/// (kubeadm itself writes no file of that name).
+pub const KUBEADM_CONFIG: &str = "kubeadm-config.yaml";
+
+/// `nodes/<name>/etc/kubernetes/kubeadm-config.yaml`.
+pub fn kubeadm_config(name: &str) -> String {
+    format!("{}/{KUBEADM_CONFIG}", node_root(name))
+}
+
+/// `nodes/<name>.tar.age`: a node delivered encrypted, its whole tree
+/// (`etc/kubernetes/…`) as one tar archive encrypted to its recipient.
+pub fn sealed_node(name: &str) -> String {
+    format!("{NODES}/{name}{SEALED_SUFFIX}")
+}
+
+/// The suffix of an encrypted node's archive.
+pub const SEALED_SUFFIX: &str = ".tar.age";
+
+/// The node an encrypted archive of OUT belongs to (`nodes/<name>.tar.age`).
+pub fn sealed_node_of(path: &str) -> Option<&str> {
+    path.strip_prefix("nodes/")
+        .and_then(|r| r.strip_suffix(SEALED_SUFFIX))
+        .filter(|n| !n.is_empty() && !n.contains('/'))
 }
 
 /// The node a path of OUT belongs to (`nodes/<name>/…`), if any.
@@ -91,5 +150,9 @@ mod tests {
         assert_eq!(node_of("nodes/w1/etc/kubernetes/kubelet.conf"), Some("w1"));
         assert_eq!(node_of("root-ca.crt"), None);
         assert_eq!(node_of("nodes/w1"), None);
+        assert_eq!(node_of("nodes/w1.tar.age"), None);
+        assert_eq!(sealed_node_of("nodes/w1.tar.age"), Some("w1"));
+        assert_eq!(sealed_node_of("nodes/w1/x.tar.age"), None);
+        assert_eq!(sealed_node("cp1"), "nodes/cp1.tar.age");
     }
 }

@@ -2,7 +2,9 @@
 //! nodes (`outputs`), kubeconfig text, and the one writer that puts files on
 //! disk.
 
+pub mod kubeadm_config;
 pub mod kubeconfig;
 pub mod layout;
 pub mod outputs;
+pub mod sealed;
 pub mod write;

@@ -32,6 +32,74 @@ pub fn write_ca_files(st: &mut Staging, cas: &[CaCert<'_>]) -> Result<(), Output
     Ok(())
 }
 
+/// Each issued node's `kubeadm-config.yaml` (0600: the installer writes the
+/// bootstrap token into it); `only` None: every node of the cluster.
+pub fn write_kubeadm_configs(
+    st: &mut Staging,
+    cl: &crate::plan::ClusterSpec,
+    kubernetes_ca_der: &[u8],
+    only: Option<&std::collections::BTreeSet<String>>,
+) -> Result<(), crate::error::CeremonyError> {
+    let names = cl
+        .control_plane
+        .iter()
+        .map(|n| &n.name)
+        .chain(cl.workers.iter())
+        .filter(|n| only.is_none_or(|o| o.contains(*n)));
+    for name in names {
+        let text = super::kubeadm_config::render(cl, name, kubernetes_ca_der)
+            .map_err(crate::error::CeremonyError::Internal)?;
+        if let Some(text) = text {
+            st.write(
+                &layout::kubeadm_config(name),
+                text.as_bytes(),
+                write::SECRET,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The kubelet signer (`signer`, DER) and the trust file kube-apiserver's
+/// `--client-ca-file` reads (the kubernetes CA, then the signer: certificates
+/// the controller-manager signs with the signer carry no chain), into OUT and
+/// into every control-plane node this ceremony writes (`only`: those of a
+/// continuing ceremony; None: all).
+pub fn write_kubelet_signer(
+    st: &mut Staging,
+    cl: &crate::plan::ClusterSpec,
+    signer: &[u8],
+    kubernetes: &[u8],
+    only: Option<&std::collections::BTreeSet<String>>,
+) -> Result<(), OutputError> {
+    let pem = x509::to_pem(signer);
+    let bundle = x509::to_pem(kubernetes) + &pem;
+    st.write(layout::KUBELET_SIGNER, pem.as_bytes(), write::PUBLIC)?;
+    st.write(
+        layout::KUBELET_CLIENT_CA_BUNDLE,
+        bundle.as_bytes(),
+        write::PUBLIC,
+    )?;
+    for n in cl
+        .control_plane
+        .iter()
+        .filter(|n| only.is_none_or(|o| o.contains(&n.name)))
+    {
+        let root = layout::node_root(&n.name);
+        st.write(
+            &format!("{root}/{}", layout::NODE_KUBELET_SIGNER),
+            pem.as_bytes(),
+            write::PUBLIC,
+        )?;
+        st.write(
+            &format!("{root}/{}", layout::NODE_KUBELET_CLIENT_CA_BUNDLE),
+            bundle.as_bytes(),
+            write::PUBLIC,
+        )?;
+    }
+    Ok(())
+}
+
 /// The reviewed plan, the manifest of the inputs, and SHA256SUMS, the last
 /// files before the sealed log. SHA256SUMS is `sha256sum -c` clean: file
 /// lines only. The tool's and module's hashes are in the audit log and

@@ -242,10 +242,23 @@ pub fn check_output(out: &Path, owner: &[u8; 32]) -> Result<(), OutputError> {
     }
 }
 
+/// A file of a node delivered encrypted, held in memory (wiped on drop)
+/// until its archive is written: (path under the node, bytes, mode).
+pub type HeldFile = (String, zeroize::Zeroizing<Vec<u8>>, u32);
+
+/// The length of `nodes/<name>/`.
+fn layout_node_prefix(node: &str) -> usize {
+    super::layout::node_dir(node).len() + 1
+}
+
 /// An open staging directory.
 pub struct Staging {
     out: PathBuf,
     dir: PathBuf,
+    /// Nodes delivered encrypted: their files never reach the disk in
+    /// clear; they are held here until `take_held` (then tar, then age).
+    holding: std::collections::BTreeSet<String>,
+    held: Mutex<std::collections::BTreeMap<String, Vec<HeldFile>>>,
     /// Relative paths written, in order, with their SHA-256 and mode.
     written: Vec<(String, [u8; 32], u32)>,
     /// Directories known to exist under `dir`, relative to it (shared by
@@ -293,6 +306,8 @@ impl Staging {
         Ok(Staging {
             out: out.to_path_buf(),
             dir,
+            holding: Default::default(),
+            held: Mutex::default(),
             written: Vec::new(),
             made: Mutex::new(HashSet::new()),
             umask: umask(),
@@ -360,10 +375,30 @@ impl Staging {
         self.made.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// From now on, every file under `nodes/<name>/` of these nodes is held
+    /// in memory instead of written ([`Staging::take_held`] hands it over).
+    pub fn hold_nodes(&mut self, names: impl IntoIterator<Item = String>) {
+        self.holding.extend(names);
+    }
+
+    /// The node a held path belongs to, if it is held.
+    fn holder<'r>(&self, rel: &'r str) -> Option<&'r str> {
+        super::layout::node_of(rel).filter(|n| self.holding.contains(*n))
+    }
+
+    /// Every file held for node `name` (paths relative to `nodes/<name>/`),
+    /// in the order written; none are held for it afterwards.
+    pub fn take_held(&self, name: &str) -> Vec<HeldFile> {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        held.remove(name).unwrap_or_default()
+    }
+
     /// Writes one output file (relative to the output root).
     pub fn write(&mut self, rel: &str, bytes: &[u8], mode: u32) -> Result<(), OutputError> {
         let sha = self.put(rel, bytes, mode)?;
-        self.written.push((rel.to_string(), sha, mode));
+        if self.holder(rel).is_none() {
+            self.written.push((rel.to_string(), sha, mode));
+        }
         Ok(())
     }
 
@@ -372,6 +407,18 @@ impl Staging {
     /// listing it: the caller lists it with [`Staging::listed`], in the
     /// order it means the files to have.
     pub fn put(&self, rel: &str, bytes: &[u8], mode: u32) -> Result<[u8; 32], OutputError> {
+        if let Some(node) = self.holder(rel) {
+            // Never on disk in clear: held for the node's encrypted archive.
+            self.target(rel)?;
+            let inner = rel[layout_node_prefix(node)..].to_string();
+            let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+            held.entry(node.to_string()).or_default().push((
+                inner,
+                zeroize::Zeroizing::new(bytes.to_vec()),
+                mode,
+            ));
+            return Ok(crate::x509::sha256(bytes));
+        }
         let (path, mut f) = self.create(rel, mode)?;
         // No fsync here: `commit` makes the whole staging directory durable.
         f.write_all(bytes).map_err(io(&path))?;
@@ -379,8 +426,13 @@ impl Staging {
         Ok(crate::x509::sha256(bytes))
     }
 
-    /// Lists files that [`Staging::put`] wrote, after those written so far.
+    /// Lists files that [`Staging::put`] wrote, after those written so far
+    /// (not the held ones: their node's archive is listed instead).
     pub fn listed(&mut self, files: impl IntoIterator<Item = (String, [u8; 32], u32)>) {
+        let files: Vec<_> = files
+            .into_iter()
+            .filter(|(rel, ..)| self.holder(rel).is_none())
+            .collect();
         self.written.extend(files);
     }
 
@@ -393,6 +445,9 @@ impl Staging {
         mode: u32,
         fill: impl FnOnce(&mut dyn Write) -> Result<T, E>,
     ) -> Result<T, E> {
+        if self.holder(rel).is_some() {
+            return Err(OutputError::BadPath(rel.to_string()).into());
+        }
         let (path, f) = self.create(rel, mode)?;
         let mut w = Hashing {
             inner: std::io::BufWriter::new(f),

@@ -151,6 +151,7 @@ pub fn read_previous(loaded: &LoadedPlan) -> Result<Option<Continuation>, Ceremo
     // Every listed file is what the seal covers.
     let mut hashes = BTreeMap::new();
     let mut nodes = BTreeSet::new();
+    let mut sealed_nodes = BTreeSet::new();
     let mut continuation = None;
     for (want, rel) in &text {
         let bytes = read(&dir, rel)?;
@@ -164,8 +165,11 @@ pub fn read_previous(loaded: &LoadedPlan) -> Result<Option<Continuation>, Ceremo
                 HINT,
             ));
         }
-        if let Some(n) = layout::node_of(rel) {
+        if let Some(n) = layout::node_of(rel).or_else(|| layout::sealed_node_of(rel)) {
             nodes.insert(n.to_string());
+        }
+        if let Some(n) = layout::sealed_node_of(rel) {
+            sealed_nodes.insert(n.to_string());
         }
         if *rel == layout::CONTINUATION {
             continuation = Some(bytes);
@@ -212,6 +216,29 @@ pub fn read_previous(loaded: &LoadedPlan) -> Result<Option<Continuation>, Ceremo
         .iter()
         .flat_map(|cl| cl.control_plane.iter().map(|n| n.name.as_str()))
         .collect();
+    // The pair inside an encrypted node's archive is not read: this
+    // computer holds no node's identity, and should not.
+    let sealed_cp: Vec<&str> = control_plane
+        .iter()
+        .copied()
+        .filter(|n| sealed_nodes.contains(*n))
+        .collect();
+    if sa.is_none() && !sealed_cp.is_empty() {
+        sa_at_hand(false, &nodes, &selection, &control_plane).map_err(|_| {
+            bad(
+                format!(
+                    "{}: its control-plane nodes were delivered encrypted ({}), so the service-account pair (pki/sa.key, pki/sa.pub) this ceremony must carry is inside their archives, which it does not open",
+                    dir.display(),
+                    sealed_cp
+                        .iter()
+                        .map(|n| layout::sealed_node(n))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                SEALED_SA_HINT,
+            )
+        })?;
+    }
     sa_at_hand(sa.is_some(), &nodes, &selection, &control_plane)
         .map_err(|m| bad(format!("{}: {m}", dir.display()), SA_HINT))?;
     let mut cas = BTreeMap::from([(CaRole::Root, root_der.clone())]);
@@ -241,6 +268,8 @@ pub fn read_previous(loaded: &LoadedPlan) -> Result<Option<Continuation>, Ceremo
         listed: hashes,
     }))
 }
+
+const SEALED_SA_HINT: &str = "deliver at least one control-plane node in clear (no cluster.node_recipients entry) so that the next ceremony can carry its pair; renewing only workers needs no pair; nothing was touched";
 
 const SA_HINT: &str = "the pair is taken from the previous output only, so a ceremony that writes a control-plane node cannot follow one that wrote workers only (docs/plan.md); nothing was touched";
 

@@ -306,7 +306,8 @@ pub fn sign_and_write(
     }
     let this_update = crate::x509::truncate(now);
     let next_update = this_update + r.next_update;
-    for ca in cas {
+    // A delegated CA's key is on the nodes: it signs no CRL here.
+    for ca in cas.iter().filter(|c| !c.delegated) {
         let (number, entries) = next_list(ca.role, r.previous.get(&ca.role), &r.new, now);
         announce(&format!(
             "Sign the {} CA's CRL number {number} ({} revoked) with \"{}\" on the token",

@@ -2,10 +2,11 @@
 //! sealed output. What it prints goes through `operator`; the token, files
 //! and records are reached through their modules.
 
+pub mod backup;
 mod chain;
 pub mod crl;
 pub mod login;
-mod record;
+pub(crate) mod record;
 mod recover;
 mod seal;
 
@@ -39,6 +40,8 @@ use steps::{Found, Known, Progress, Step};
 use ui::Ui;
 
 pub use crate::error::CeremonyError;
+/// The label of the token's chain head (`token probe` says whether it is there; a restore sets it).
+pub use chain::HEAD_LABEL as CHAIN_HEAD_LABEL;
 
 pub use crate::token::pin::PinOptions;
 
@@ -46,13 +49,24 @@ pub struct RunOptions {
     pub plan: PathBuf,
     pub out: PathBuf,
     pub yes: bool,
+    /// `--rehearsal`: a run at a terminal that accepts an unfit plan.
+    pub rehearsal: bool,
     pub pin: PinOptions,
     pub module: Option<PathBuf>,
+    /// `--shares-out` and the SO PIN, for a plan with `[backup]`.
+    pub backup: backup::BackupOptions,
 }
 
 /// The distinct key types of the CAs, for the mechanism probe.
 fn ca_key_types(p: &LoadedPlan) -> Vec<KeyType> {
-    let mut v: Vec<KeyType> = p.plan.cas.iter().map(|c| c.key).collect();
+    // A delegated CA's key is on the nodes: the token never uses its type.
+    let mut v: Vec<KeyType> = p
+        .plan
+        .cas
+        .iter()
+        .filter(|c| p.plan.delegated(c.role).is_none())
+        .map(|c| c.key)
+        .collect();
     v.sort_by_key(|k| k.name());
     v.dedup();
     v
@@ -62,6 +76,27 @@ fn ca_key_types(p: &LoadedPlan) -> Vec<KeyType> {
 pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
     let now = SystemTime::now();
     let loaded = plan::load(&opts.plan, now)?;
+    // The real ceremony (on hardware, guided) refuses an unfit plan before
+    // anything else; a rehearsal says so and goes on.
+    let module = opts.module.as_deref().unwrap_or(&loaded.plan.module);
+    let risks = plan::safety::risks(&loaded.plan, module);
+    let real = !plan::safety::is_software_module(module);
+    if real && !risks.is_empty() && !opts.yes && !opts.rehearsal {
+        return Err(CeremonyError::Usage {
+            message: format!(
+                "this plan is not fit for the real ceremony: {}",
+                risks
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            hint: format!(
+                "{}; for a rehearsal on this token, add --rehearsal",
+                plan::safety::advice(&risks)
+            ),
+        });
+    }
     let interactive = interactive();
     if !opts.yes && !interactive {
         return Err(CeremonyError::Usage {
@@ -74,10 +109,16 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
     // Ctrl-C from here on stops the run between operations (and is recorded).
     interrupt::install();
     let ui = Ui::new(interactive, opts.yes);
+    if real {
+        for r in &risks {
+            ui.warn(&format!("a rehearsal, not the real ceremony: {r}"));
+        }
+    }
     if finish_committed(&opts.out, &loaded, &ui)? {
         return Ok(());
     }
     let checked = before_the_token(&loaded, Some(&opts.out))?;
+    backup::check_options(&loaded.plan, &opts.out, &opts.backup)?;
     let inputs = checked.inputs;
     let continuation = checked.continuation;
     let revocations = checked.revocations;
@@ -388,6 +429,10 @@ fn enter(r: &Run<'_>, step: Step, known: Known<'_>) {
 fn found_on_token(token: &dyn Token, loaded: &LoadedPlan) -> Result<Vec<Found>, CeremonyError> {
     let mut v = Vec::new();
     for spec in &loaded.plan.cas {
+        if loaded.plan.delegated(spec.role).is_some() {
+            v.push(Found::Delegated);
+            continue;
+        }
         let key = token.find_key_pair(&spec.label, spec.key)?.is_some();
         let cert = token.find_certificate(&spec.label)?.is_some();
         v.push(match (key, cert) {
@@ -409,6 +454,18 @@ fn recorded_run(
     let id = token.identity().clone();
     checkpoint()?;
     enter(r, Step::Login, Known::default());
+    // The wrap key is imported by the security officer, before the user logs in.
+    let prepared = match &loaded.plan.backup {
+        Some(spec) => Some(backup::prepare(
+            token,
+            &loaded.plan,
+            spec,
+            &r.opts.backup,
+            ui,
+            journal,
+        )?),
+        None => None,
+    };
     let source = match (&given_pin, &r.opts.pin.file) {
         (Some(_), Some(_)) => "--pin-file",
         (Some(_), None) => "--pin-env",
@@ -436,7 +493,10 @@ fn recorded_run(
         journal,
     )?;
     for spec in &loaded.plan.cas {
-        ca::preflight_label(token, spec)?;
+        match loaded.plan.delegated(spec.role) {
+            Some(_) => ca::preflight_delegated_label(token, spec)?,
+            None => ca::preflight_label(token, spec)?,
+        }
     }
     ca::preflight_validity(
         token,
@@ -492,19 +552,60 @@ fn recorded_run(
         let shared: RefCell<&mut dyn Audit> = RefCell::new(&mut *journal);
         let gate = Gate::new(token, ui, &shared, &loaded.plan.administrator, r.progress);
         let mut cas: Vec<CaState> = Vec::new();
+        let mut blobs: Vec<(CaRole, Vec<u8>)> = Vec::new();
+        // A delegated CA is signed from its request as read again now and
+        // checked to be the one the witnesses approved.
+        let delegated = if loaded.plan.delegated.is_empty() && loaded.plan.kubelet_signer.is_none()
+        {
+            None
+        } else {
+            Some(reread_inputs(loaded, r.inputs, r.continuation)?)
+        };
         for spec in &loaded.plan.cas {
             checkpoint()?;
             enter(r, Step::Ca(spec.role), known);
             let issuer = cas.first().filter(|_| spec.role != CaRole::Root);
-            let state = ca::ensure_ca(
-                &gate,
-                spec,
-                issuer,
-                now,
-                &mut |what| gate.announce(what),
-                &mut SharedAudit(&shared),
-            )
+            let request = delegated
+                .as_ref()
+                .filter(|_| loaded.plan.delegated(spec.role).is_some())
+                .map(|i| i.ca(spec.role));
+            let state = match (request, issuer) {
+                (Some(Some(csr)), Some(root)) => ca::sign_delegated(
+                    &gate,
+                    spec,
+                    csr,
+                    root,
+                    now,
+                    &mut |what| gate.announce(what),
+                    &mut SharedAudit(&shared),
+                ),
+                (Some(_), _) => Err(CeremonyError::Internal(format!(
+                    "the delegated {} CA's request was not checked before signing",
+                    spec.role.name()
+                ))),
+                (None, _) => ca::ensure_ca(
+                    &gate,
+                    spec,
+                    issuer,
+                    now,
+                    &mut |what| gate.announce(what),
+                    &mut SharedAudit(&shared),
+                ),
+            }
             .map_err(|e| gate.halt().unwrap_or(e))?;
+            // Wrapped right after it is made (or found again on a resume):
+            // a key that cannot be wrapped stops the run before it signs.
+            if loaded
+                .plan
+                .backup
+                .as_ref()
+                .is_some_and(|b| b.covers(spec.role))
+            {
+                blobs.push((
+                    spec.role,
+                    backup::wrap(token, &state, &mut SharedAudit(&shared))?,
+                ));
+            }
             // The chain's current certificate (an earlier reissue's), then
             // this ceremony's reissue.
             let state = match r.continuation {
@@ -549,6 +650,49 @@ fn recorded_run(
             cas.push(state);
             r.progress.cas_ready.set(cas.len());
         }
+        // The kubelet signer, under the kubernetes CA just made or found.
+        let signer = match (&loaded.plan.kubelet_signer, &delegated) {
+            (Some(spec), Some(intake)) => {
+                let csr = intake
+                    .kubelet_signer
+                    .as_ref()
+                    .and_then(|c| c.checked.as_ref().ok())
+                    .ok_or_else(|| {
+                        CeremonyError::Internal(
+                            "the kubelet signer's request was not checked before signing".into(),
+                        )
+                    })?;
+                let k8s = cas
+                    .iter()
+                    .find(|c| c.role == CaRole::Kubernetes)
+                    .ok_or_else(|| CeremonyError::Internal("no kubernetes CA".into()))?;
+                checkpoint()?;
+                let issued = ca::sign_kubelet_signer(
+                    &gate,
+                    spec,
+                    csr,
+                    k8s,
+                    now,
+                    &mut |what| gate.announce(what),
+                    &mut SharedAudit(&shared),
+                )
+                .map_err(|e| gate.halt().unwrap_or(e))?;
+                ui.note(&format!(
+                    "kubelet signer \"{}\" signed by the kubernetes CA, valid until {}",
+                    spec.subject,
+                    crate::fmt::utc(
+                        issued
+                            .cert
+                            .tbs_certificate()
+                            .validity()
+                            .not_after
+                            .to_system_time()
+                    )
+                ));
+                Some((issued.der, k8s.der.clone()))
+            }
+            _ => None,
+        };
         checkpoint()?;
         enter(r, Step::Leaves, known);
         let run = bundle::LeafRun {
@@ -578,10 +722,17 @@ fn recorded_run(
             &cas,
             run,
             r.continuation,
+            loaded
+                .plan
+                .backup
+                .as_ref()
+                .zip(prepared.as_ref())
+                .map(|(spec, p)| (spec, p, blobs.as_slice())),
             Crls {
                 revocations: r.revocations,
                 announce: &|what| gate.announce(what),
             },
+            signer.as_ref(),
             &mut SharedAudit(&shared),
         )
         .map_err(|e| gate.halt().unwrap_or(e))?;
@@ -635,28 +786,26 @@ fn write_outputs(
     cas: &[CaState],
     mut run: bundle::LeafRun,
     continuation: Option<&chain::Continuation>,
+    backup: Option<backup::Wrapped<'_>>,
     crls: Crls<'_>,
+    signer: Option<&(Vec<u8>, Vec<u8>)>,
     audit: &mut dyn Audit,
 ) -> Result<Staging, CeremonyError> {
     let now = run.now;
-    // Read the CSRs again and check them: what is signed is what was
-    // checked, and what the witnesses approved at the preflight.
     let only = continuation.map(|c| c.selection.issued());
-    let intake = csr::preflight(loaded, only.as_ref())?;
-    let now_read = inputs_manifest(loaded, &intake, continuation)?;
-    if now_read.digest != inputs.digest {
-        return Err(CeremonyError::Usage {
-            message: format!(
-                "the inputs changed since the preflight: their SHA-256 was {}, it is now {}; nothing was signed from them",
-                hex::encode(inputs.digest),
-                hex::encode(now_read.digest)
-            ),
-            hint: "put back the inputs the witnesses approved and run the same command again (the ceremony resumes); \
-                   changed inputs are a new review: `ceremony check`, then another --out"
-                .into(),
-        });
-    }
+    let intake = reread_inputs(loaded, inputs, continuation)?;
     let mut st = Staging::begin(out, &inputs.digest)?;
+    // Nodes delivered encrypted: their files are held in memory, never
+    // written in clear, then written as one archive each.
+    let sealed: Vec<(String, String)> = loaded
+        .plan
+        .cluster
+        .iter()
+        .flat_map(|cl| cl.node_recipients.iter())
+        .filter(|(n, _)| only.as_ref().is_none_or(|o| o.contains(*n)))
+        .map(|(n, r)| (n.clone(), r.clone()))
+        .collect();
+    st.hold_nodes(sealed.iter().map(|(n, _)| n.clone()));
     let certs: Vec<outputs::CaCert<'_>> = cas
         .iter()
         .map(|c| outputs::CaCert {
@@ -665,6 +814,9 @@ fn write_outputs(
         })
         .collect();
     outputs::write_ca_files(&mut st, &certs)?;
+    if let Some((spec, prepared, blobs)) = backup {
+        backup::write_outputs(&mut st, &loaded.plan, spec, prepared, cas, blobs)?;
+    }
     if let Some(c) = continuation {
         // Only the renewed and added nodes; the service-account pair carried.
         run.only = Some(c.selection.issued());
@@ -702,6 +854,10 @@ fn write_outputs(
             }
         }
     }
+    if let Some(cl) = &loaded.plan.cluster {
+        let kube_ca = &cas[plan::CaRole::Kubernetes as usize].der;
+        outputs::write_kubeadm_configs(&mut st, cl, kube_ca, only.as_ref())?;
+    }
     from_csr::write_users(token, &mut st, loaded, cas, &intake, now, audit)?;
     crl::sign_and_write(
         token,
@@ -713,11 +869,74 @@ fn write_outputs(
         &crl::etcd_nodes(loaded, continuation),
         audit,
     )?;
+    if let (Some((signer, kubernetes)), Some(cl)) = (signer, &loaded.plan.cluster) {
+        outputs::write_kubelet_signer(&mut st, cl, signer, kubernetes, only.as_ref())?;
+    }
+    // Last: every file of an encrypted node is written, now seal it.
+    for (node, recipient) in &sealed {
+        write_sealed(&mut st, node, recipient, now)?;
+    }
     // The reviewed plan itself, so OUT alone tells what was meant; then
     // SHA256SUMS. audit.log.age and transcript.md come after it and cannot
     // be listed (each holds a hash that covers SHA256SUMS).
     outputs::write_plan_and_sums(&mut st, &loaded.text, &inputs.text)?;
     Ok(st)
+}
+
+/// `nodes/<node>.tar.age`: the node's held files as a tar archive made in
+/// memory, streamed through age to its recipient. The archive and the held
+/// files are wiped when dropped.
+fn write_sealed(
+    st: &mut Staging,
+    node: &str,
+    recipient: &str,
+    now: SystemTime,
+) -> Result<(), CeremonyError> {
+    let files = st.take_held(node);
+    let mtime = crate::fmt::unix(now).max(0).unsigned_abs();
+    let archive = crate::bundle::sealed::tar(&files, mtime)
+        .map_err(|e| CeremonyError::Internal(format!("the archive of node {node}: {e}")))?;
+    drop(files);
+    let to = crate::audit::crypto::Recipients::parse(&[recipient.to_string()])?;
+    st.write_with(
+        &crate::bundle::layout::sealed_node(node),
+        write::PUBLIC,
+        |w| -> Result<(), CeremonyError> {
+            let mut s = to.stream(w)?;
+            let fail = |e: std::io::Error| {
+                CeremonyError::Internal(format!("encrypting node {node}'s archive: {e}"))
+            };
+            std::io::Write::write_all(&mut s, &archive).map_err(fail)?;
+            s.finish().map_err(fail)?;
+            Ok(())
+        },
+    )
+}
+
+/// The CSRs read again and checked, right before signing from them: what is
+/// signed is what was checked, and what the witnesses approved at the
+/// preflight (`inputs`), or nothing is.
+fn reread_inputs(
+    loaded: &LoadedPlan,
+    inputs: &Manifest,
+    continuation: Option<&chain::Continuation>,
+) -> Result<csr::Intake, CeremonyError> {
+    let only = continuation.map(|c| c.selection.issued());
+    let intake = csr::preflight(loaded, only.as_ref())?;
+    let now_read = inputs_manifest(loaded, &intake, continuation)?;
+    if now_read.digest != inputs.digest {
+        return Err(CeremonyError::Usage {
+            message: format!(
+                "the inputs changed since the preflight: their SHA-256 was {}, it is now {}; nothing was signed from them",
+                hex::encode(inputs.digest),
+                hex::encode(now_read.digest)
+            ),
+            hint: "put back the inputs the witnesses approved and run the same command again (the ceremony resumes); \
+                   changed inputs are a new review: `ceremony check`, then another --out"
+                .into(),
+        });
+    }
+    Ok(intake)
 }
 
 #[cfg(test)]
@@ -939,8 +1158,10 @@ mod tests {
             plan: demo_path(),
             out: out.clone(),
             yes,
+            rehearsal: false,
             pin: PinOptions::default(),
             module: None,
+            backup: backup::BackupOptions::default(),
         };
         let ui = Ui::new(false, yes);
         let module = loaded.plan.module.clone();
@@ -1106,7 +1327,9 @@ mod tests {
             &[],
             run,
             None,
+            None,
             crls,
+            None,
             &mut events,
         )
         .err()

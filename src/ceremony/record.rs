@@ -13,7 +13,7 @@ use std::path::Path;
 use ui::Ui;
 
 /// The host's name, for the record (the kernel's own file; no libc call).
-pub(super) fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     ["/proc/sys/kernel/hostname", "/etc/hostname"]
         .iter()
         .find_map(|p| {
@@ -27,7 +27,7 @@ pub(super) fn host_name() -> String {
 }
 
 /// SHA-256 of the running binary, or why it is unknown.
-pub(super) fn tool_sha256() -> String {
+pub(crate) fn tool_sha256() -> String {
     use crate::fsread::{Links, cap, sha256_regular};
     match std::env::current_exe() {
         Ok(exe) => match sha256_regular(&exe, cap::HASHED, Links::Follow) {

@@ -97,7 +97,12 @@ pub(super) fn seal_and_commit(
         token,
         cas,
         env,
-        written.len() as u64,
+        // The transcript counts the files SHA256SUMS lists: all written so
+        // far but SHA256SUMS itself.
+        written
+            .iter()
+            .filter(|(p, _, _)| p != layout::SHA256SUMS)
+            .count() as u64,
         sums,
         records,
         end,
@@ -184,12 +189,9 @@ pub(super) fn transcript_facts(
                     .to_der()
                     .map(|d| x509::sha256(&d))
                     .unwrap_or([0; 32]),
-                provenance: match (ca.generated_key, ca.signed_cert) {
-                    (true, _) => "new key, new certificate",
-                    (false, true) => "existing key, new certificate",
-                    (false, false) => "existing key and certificate (resumed)",
-                }
-                .into(),
+                provenance: ca
+                    .provenance("existing key and certificate (resumed)")
+                    .into(),
             }
         })
         .collect();

@@ -54,6 +54,9 @@ pub fn run(plan: &Path, out: Option<&Path>) -> Result<(), crate::error::Ceremony
     }
     // Paths and values from outside (CSR subjects, file names) are escaped.
     super::write_stdout(crate::fmt::shown_lines(&text).as_bytes())?;
+    for r in crate::plan::safety::risks(&loaded.plan, &loaded.plan.module) {
+        eprintln!("warning: not fit for the real ceremony: {r}");
+    }
     let checked = read?;
     match out {
         Some(out) => crate::ceremony::check_beside_out(out, &checked.inputs),
@@ -104,6 +107,9 @@ pub fn report(
     if let Some(h) = plan.module_sha256 {
         line(format!("  module SHA-256 must be {}", hex::encode(h)));
     }
+    for l in unfit(plan) {
+        line(l);
+    }
     line(String::new());
     line("Steps `ceremony run` would take (the numbers it shows):".into());
     for step in steps::all(p) {
@@ -130,10 +136,18 @@ pub fn report(
                 format!("{} (root)", root.subject)
             }
         ));
-        line(format!(
-            "    key:      {} in the token, label \"{}\", sensitive, never extractable",
-            ca.key, ca.label
-        ));
+        match plan.delegated(ca.role) {
+            Some(d) => line(format!(
+                "    key:      {} held by the control-plane nodes (delegated), from the request {}; nothing on the token under \"{}\"",
+                ca.key,
+                d.csr.display(),
+                ca.label
+            )),
+            None => line(format!(
+                "    key:      {} in the token, label \"{}\", sensitive, never extractable",
+                ca.key, ca.label
+            )),
+        }
         line(format!(
             "    validity: {} (if signed now: until {}), starting 5 minutes before signing",
             ca.lifetime,
@@ -149,6 +163,9 @@ pub fn report(
         for l in bundle_report(cl, now) {
             line(l);
         }
+    }
+    for l in delegated_report(p) {
+        line(l);
     }
     for l in crate::csr::intake::check_report(p, only) {
         line(l);
@@ -182,25 +199,163 @@ pub fn report(
     if let Some(cl) = &plan.cluster {
         for (i, n) in cl.control_plane.iter().enumerate() {
             line(format!(
-                "  {}/: {}, pki/ca.crt, pki/etcd/ca.crt, pki/front-proxy-ca.crt, pki/sa.key, pki/sa.pub",
+                "  {}/: {}, pki/ca.crt, pki/etcd/ca.crt, pki/front-proxy-ca.crt, pki/sa.key, pki/sa.pub, {} ({})",
                 layout::node_root(&n.name),
-                leaf_files(&kubeadm::control_plane_leaves(cl, i)).join(", ")
+                leaf_files(&kubeadm::control_plane_leaves(cl, i)).join(", "),
+                layout::KUBEADM_CONFIG,
+                if i == 0 {
+                    "kubeadm init"
+                } else {
+                    "kubeadm join --control-plane"
+                }
             ));
         }
+        let kubelet = if cl.issues(CaRole::Kubernetes) {
+            "kubelet.conf, "
+        } else {
+            ""
+        };
         for w in &cl.workers {
             line(format!(
-                "  {}/: kubelet.conf, pki/ca.crt",
-                layout::node_root(w)
+                "  {}/: {kubelet}pki/ca.crt, {} (kubeadm join)",
+                layout::node_root(w),
+                layout::KUBEADM_CONFIG
             ));
         }
     }
     line(format!("  {}", layout::INPUTS));
     line(format!("  {}", layout::SHA256SUMS));
     line(String::new());
-    line("Note: with the CA keys only on the token, kubeadm runs in external-CA mode: the cluster cannot".into());
-    line("sign anything itself (no kubelet TLS bootstrap, no certificate rotation, no `kubeadm certs renew`);".into());
-    line("every node's certificates and kubeconfigs come from a ceremony.".into());
+    if plan.delegated.is_empty() {
+        line("Note: with the CA keys only on the token, kubeadm runs in external-CA mode: the cluster cannot".into());
+        line("sign anything itself (no kubelet TLS bootstrap, no certificate rotation, no `kubeadm certs renew`);".into());
+        line("every node's certificates and kubeconfigs come from a ceremony.".into());
+    } else {
+        line("Note: kubeadm decides per CA by the presence of its key file: a CA kept in the token runs in".into());
+        line("external-CA mode (its leaves come from a ceremony); a delegated CA's key, put beside its certificate".into());
+        line("on each control-plane node, lets kubeadm issue and renew that CA's leaves itself. Who holds which key".into());
+        line("and for how long an attacker on a control-plane node can use it: docs/threat-model.md.".into());
+    }
     s
+}
+
+/// The warning that the plan is not fit for the real ceremony, if it is not.
+fn unfit(plan: &crate::plan::ValidPlan) -> Vec<String> {
+    use crate::plan::safety;
+    let risks = safety::risks(plan, &plan.module);
+    if risks.is_empty() {
+        return Vec::new();
+    }
+    let mut v = vec![
+        String::new(),
+        format!(
+            "WARNING: not fit for the real ceremony ({}):",
+            if safety::is_software_module(&plan.module) {
+                "a rehearsal on this software token runs; on a hardware token `run` refuses it without --rehearsal"
+            } else {
+                "`run` at a terminal refuses it without --rehearsal"
+            }
+        ),
+    ];
+    v.extend(risks.iter().map(|r| format!("  - {r}")));
+    v.push(format!("  To fix: {}.", safety::advice(&risks)));
+    v
+}
+
+/// The delegated CAs: each request as checked, who holds the key, where the
+/// installer puts it and what kubeadm makes from it.
+fn delegated_report(p: &LoadedPlan) -> Vec<String> {
+    let plan = &p.plan;
+    let mut out = Vec::new();
+    if plan.delegated.is_empty() && plan.kubelet_signer.is_none() {
+        return out;
+    }
+    let intake = crate::csr::intake::intake_of(p, None);
+    if let Some(s) = &plan.kubelet_signer {
+        out.push(String::new());
+        out.push(format!(
+            "Kubelet signer {}: request {}, {} key held by the control-plane nodes; signed by the kubernetes CA on the token",
+            s.subject,
+            s.csr.display(),
+            s.key
+        ));
+        out.push(format!(
+            "  validity {} from signing (renewed by each ceremony); keyUsage digitalSignature, keyCertSign, cRLSign;",
+            format_lifetime(s.validity)
+        ));
+        out.push(
+            "  basicConstraints CA:TRUE, pathlen:0; extendedKeyUsage clientAuth, serverAuth".into(),
+        );
+        match intake
+            .as_ref()
+            .map(|i| i.kubelet_signer.as_ref().map(|c| &c.checked))
+        {
+            Ok(Some(Ok(c))) => out.push(format!("  accepted: SHA-256 {}", hex::encode(c.sha256))),
+            Ok(Some(Err(refusals))) => {
+                for r in refusals {
+                    out.push(format!("    refused: {r}"));
+                }
+            }
+            Ok(None) => {}
+            Err(e) => out.push(format!("  not read: {e}")),
+        }
+        out.push(format!(
+            "  writes {} and, on each control-plane node, {} (kube-controller-manager's",
+            layout::KUBELET_SIGNER,
+            layout::NODE_KUBELET_SIGNER
+        ));
+        out.push("  --cluster-signing-kubelet-client-cert-file and --cluster-signing-kubelet-serving-cert-file; the key as".into());
+        out.push(format!(
+            "  {}, the -key-file flags) and {} (kube-apiserver's --client-ca-file)",
+            layout::NODE_KUBELET_SIGNER_KEY,
+            layout::NODE_KUBELET_CLIENT_CA_BUNDLE
+        ));
+    }
+    if plan.delegated.is_empty() {
+        return out;
+    }
+    out.push(String::new());
+    out.push(
+        "Delegated CAs (key made and kept on the control-plane nodes; the root on the token signs the request):"
+            .into(),
+    );
+    for d in &plan.delegated {
+        let (crt, key) = match d.role {
+            CaRole::Etcd => ("pki/etcd/ca.crt", "pki/etcd/ca.key"),
+            CaRole::FrontProxy => ("pki/front-proxy-ca.crt", "pki/front-proxy-ca.key"),
+            _ => ("pki/ca.crt", "pki/ca.key"),
+        };
+        out.push(format!(
+            "  {} CA: request {}",
+            d.role.name(),
+            d.csr.display()
+        ));
+        match &intake {
+            Err(e) => out.push(format!("    not read: {e}")),
+            Ok(i) => match i.cas.iter().find(|c| c.role == d.role).map(|c| &c.checked) {
+                Some(Ok(c)) => out.push(format!(
+                    "    accepted: {} key, subject \"{}\", SHA-256 {}",
+                    c.key_type,
+                    plan.ca(d.role).subject,
+                    hex::encode(c.sha256)
+                )),
+                Some(Err(refusals)) => {
+                    for r in refusals {
+                        out.push(format!("    refused: {r}"));
+                    }
+                }
+                None => out.push("    not read".into()),
+            },
+        }
+        out.push(format!(
+            "    every control-plane node gets {crt}; the installer puts the node-held key beside it as /etc/kubernetes/{key} (0600)"
+        ));
+        out.push(
+            "    the ceremony issues none of its leaves: `kubeadm init phase certs all` (and join) makes them"
+                .into(),
+        );
+    }
+    out
 }
 
 /// What a continuing ceremony does to the CAs themselves: the certificates
@@ -346,6 +501,54 @@ mod tests {
             "leaf_key = \"ecdsa-p256\"\nservice_account_key = \"rsa-2048\"\n",
         );
         assert!(report(&rsa).contains("sa.key/sa.pub, when made here: rsa-2048,"));
+    }
+
+    /// The review printout says when a plan is unfit for the real ceremony.
+    #[test]
+    fn the_report_warns_of_the_demo_auditor_and_an_unpinned_module() {
+        let now = SystemTime::now();
+        let dir = tempfile::tempdir().unwrap();
+        let demo = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/ceremony/plans/demo.toml"
+        ))
+        .unwrap();
+        let report = |text: &str| {
+            let p = dir.path().join("plan.toml");
+            std::fs::write(&p, text).unwrap();
+            let loaded = crate::plan::load(&p, now).unwrap();
+            super::report(&loaded, None, None, &dir.path().join("out"), now)
+        };
+        let r = report(&demo);
+        assert!(r.contains("WARNING: not fit for the real ceremony (a rehearsal on this software token runs; on a hardware token `run` refuses it without --rehearsal):\n  - audit.recipients[0] is a demo recipient"), "{r}");
+        assert!(
+            r.contains("  - cluster.node_recipients.cp1 is a demo recipient"),
+            "{r}"
+        );
+        let yubi = demo.replace(
+            "/usr/lib/softhsm/libsofthsm2.so",
+            "/usr/lib/x86_64-linux-gnu/pkcs11/yubihsm_pkcs11.so",
+        );
+        let r = report(&yubi);
+        assert!(
+            r.contains("`run` at a terminal refuses it without --rehearsal"),
+            "{r}"
+        );
+        assert!(r.contains("  - token.module_sha256 is missing"), "{r}");
+        let fit = yubi
+            .replace(
+                crate::plan::safety::DEMO_RECIPIENTS[0].0,
+                "age1ndx4zswn0cxepaqvmjtgea8e8qq8qdjkxeul2vum00ay55gmc5cql6ynt9",
+            )
+            .replace(
+                crate::plan::safety::DEMO_RECIPIENTS[1].0,
+                "age1ndx4zswn0cxepaqvmjtgea8e8qq8qdjkxeul2vum00ay55gmc5cql6ynt9",
+            )
+            .replace(
+                "[token]\n",
+                &format!("[token]\nmodule_sha256 = \"{}\"\n", "ab".repeat(32)),
+            );
+        assert!(!report(&fit).contains("WARNING"), "{}", report(&fit));
     }
 
     #[test]

@@ -7,11 +7,12 @@
 mod audit;
 mod check;
 mod man;
+mod restore;
 mod token;
 mod verify;
 
 use crate::ceremony::RunOptions;
-use crate::cli::{AuditCommand, Cli, Command, TokenCommand};
+use crate::cli::{AuditCommand, BackupCommand, Cli, Command, TokenCommand};
 use crate::error::CeremonyError;
 
 pub fn dispatch(cli: Cli) -> Result<(), CeremonyError> {
@@ -24,17 +25,34 @@ pub fn dispatch(cli: Cli) -> Result<(), CeremonyError> {
         Command::Run {
             plan,
             yes,
+            rehearsal,
             out,
             module,
             pin,
+            shares_out,
+            so_pin,
         } => crate::ceremony::run(&RunOptions {
             plan,
             out,
             yes,
+            rehearsal,
             pin: pin.into(),
             module,
+            backup: crate::ceremony::backup::BackupOptions {
+                shares_out,
+                so_pin: so_pin.into(),
+            },
         }),
-        Command::Verify { dir, root, plan } => verify::run(&dir, root.as_deref(), plan.as_deref()),
+        Command::Restore { args, out } => restore::run(args, Some(&out)),
+        Command::Backup {
+            command: BackupCommand::Verify { args },
+        } => restore::run(args, None),
+        Command::Verify {
+            dir,
+            root,
+            plan,
+            identity,
+        } => verify::run(&dir, root.as_deref(), plan.as_deref(), &identity),
         Command::Inspect {
             dirs,
             json,
@@ -70,6 +88,20 @@ pub fn dispatch(cli: Cli) -> Result<(), CeremonyError> {
                     pin,
                 },
         } => token::list(
+            plan.as_deref(),
+            uri.as_deref(),
+            module.as_deref(),
+            &pin.into(),
+        ),
+        Command::Token {
+            command:
+                TokenCommand::Probe {
+                    plan,
+                    uri,
+                    module,
+                    pin,
+                },
+        } => token::probe(
             plan.as_deref(),
             uri.as_deref(),
             module.as_deref(),

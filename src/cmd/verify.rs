@@ -12,8 +12,17 @@ use crate::verify::expiry::{self, ExpiringReport, Given};
 const DEFAULT_LEAD: Duration = Duration::from_secs(30 * 86400);
 
 /// `ceremony verify DIR`.
-pub fn run(dir: &Path, root: Option<&Path>, plan: Option<&Path>) -> Result<(), CeremonyError> {
-    Ok(crate::verify::run_verify(dir, root, plan)?)
+pub fn run(
+    dir: &Path,
+    root: Option<&Path>,
+    plan: Option<&Path>,
+    identities: &[PathBuf],
+) -> Result<(), CeremonyError> {
+    let mut ids = Vec::new();
+    for f in identities {
+        ids.push(crate::audit::crypto::Identities::from_file(f)?);
+    }
+    Ok(crate::verify::run_verify(dir, root, plan, &ids)?)
 }
 
 fn json(v: &impl serde::Serialize) -> Result<(), CeremonyError> {

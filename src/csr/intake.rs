@@ -29,6 +29,7 @@ use std::time::Duration;
 
 use zeroize::Zeroizing;
 
+use crate::csr::ca::{CheckedCaCsr, check_ca_csr};
 use crate::csr::policy::{self as policy, CheckedCsr, NodeCheck, Refusal};
 use crate::error::CeremonyError;
 use crate::fsread::{Links, ReadError, read_regular};
@@ -79,11 +80,26 @@ pub struct UserIntake {
     pub masters: bool,
 }
 
+/// A delegated CA's request (or the kubelet signer's) as read and checked.
+pub struct CaIntake {
+    /// The delegated CA; for the kubelet signer, the CA that signs it.
+    pub role: CaRole,
+    /// The path as the plan gives it.
+    pub file: String,
+    /// SHA-256 of the bytes read, when they could be read.
+    pub sha256: Option<[u8; 32]>,
+    pub checked: Result<CheckedCaCsr, Vec<Refusal>>,
+}
+
 /// Everything read and decided before the token signs anything.
 pub struct Intake {
     pub csr_dir: Option<PathBuf>,
     pub nodes: Vec<NodeIntake>,
     pub users: Vec<UserIntake>,
+    /// The delegated CAs' requests, in plan order.
+    pub cas: Vec<CaIntake>,
+    /// The kubelet signer's request, if the plan has one.
+    pub kubelet_signer: Option<CaIntake>,
     /// Things the operator should see that do not stop the run.
     pub warnings: Vec<String>,
 }
@@ -114,6 +130,30 @@ impl Intake {
                 inputs.add_sha256(InputKind::UserCsr, f, sha);
             }
         }
+        for c in self.cas.iter().chain(&self.kubelet_signer) {
+            if let Some(sha) = c.sha256 {
+                inputs.add_sha256(InputKind::CaCsr, &c.file, sha);
+            }
+        }
+    }
+
+    /// The checked request of a delegated CA.
+    pub fn ca(&self, role: CaRole) -> Option<&CheckedCaCsr> {
+        self.cas
+            .iter()
+            .find(|c| c.role == role)
+            .and_then(|c| c.checked.as_ref().ok())
+    }
+
+    /// Every refusal of a delegated CA's request.
+    pub fn ca_refusals(&self) -> Vec<Refusal> {
+        self.cas
+            .iter()
+            .chain(&self.kubelet_signer)
+            .filter_map(|c| c.checked.as_ref().err())
+            .flatten()
+            .cloned()
+            .collect()
     }
 
     pub fn refusals(&self) -> Vec<Refusal> {
@@ -436,6 +476,29 @@ pub fn intake_of(
         ));
     }
 
+    // Each CA its own key: two requests of one key would make one domain's
+    // holder the other's too.
+    let mut cas = intake_cas(loaded);
+    let mut kubelet_signer = intake_signer(loaded);
+    let mut seen: Vec<(Vec<u8>, String)> = Vec::new();
+    for c in cas.iter_mut().chain(kubelet_signer.iter_mut()) {
+        let Ok(checked) = &c.checked else {
+            continue;
+        };
+        let spki = der::Encode::to_der(&checked.spki).unwrap_or_default();
+        match seen.iter().find(|(k, _)| *k == spki) {
+            Some((_, other)) => {
+                c.checked = Err(vec![Refusal::new(
+                    &c.file,
+                    "key",
+                    "a key of its own (each CA its own key)",
+                    format!("the key of {other}"),
+                )]);
+            }
+            None => seen.push((spki, c.file.clone())),
+        }
+    }
+
     // One key per certificate, across every node and user.
     enum Owner {
         Node(usize),
@@ -485,8 +548,69 @@ pub fn intake_of(
         csr_dir: dir,
         nodes,
         users,
+        cas,
+        kubelet_signer,
         warnings,
     })
+}
+
+/// The kubelet signer's request, checked against its subject and key type.
+fn intake_signer(loaded: &LoadedPlan) -> Option<CaIntake> {
+    let s = loaded.plan.kubelet_signer.as_ref()?;
+    Some(read_ca_request(
+        loaded,
+        CaRole::Kubernetes,
+        &s.csr,
+        "the kubelet signer",
+        &s.subject,
+        s.key,
+    ))
+}
+
+fn read_ca_request(
+    loaded: &LoadedPlan,
+    role: CaRole,
+    csr: &Path,
+    what: &str,
+    subject: &x509_cert::name::Name,
+    key: KeyType,
+) -> CaIntake {
+    let file = csr.display().to_string();
+    let (sha256, checked) = match read_bounded(&plan_dir(loaded).join(csr)) {
+        Err(got) => (
+            None,
+            Err(vec![Refusal::new(
+                &file,
+                "file",
+                format!("the certificate request of {what}"),
+                got,
+            )]),
+        ),
+        Ok(bytes) => (
+            Some(crate::x509::sha256(&bytes)),
+            check_ca_csr(&file, &bytes, subject, key),
+        ),
+    };
+    CaIntake {
+        role,
+        file,
+        sha256,
+        checked,
+    }
+}
+
+/// Each delegated CA's request, read from the plan's directory and checked
+/// against the plan's subject and key type for that CA.
+fn intake_cas(loaded: &LoadedPlan) -> Vec<CaIntake> {
+    let plan = &loaded.plan;
+    plan.delegated
+        .iter()
+        .map(|d| {
+            let spec = plan.ca(d.role);
+            let what = format!("the {} CA", d.role.name());
+            read_ca_request(loaded, d.role, &d.csr, &what, &spec.subject, spec.key)
+        })
+        .collect()
 }
 
 /// `intake_of`, failing with every refusal when there is one (its warnings
@@ -497,6 +621,10 @@ pub fn preflight(
     only: Option<&BTreeSet<String>>,
 ) -> Result<Intake, CeremonyError> {
     let intake = intake_of(loaded, only)?;
+    let refusals = intake.ca_refusals();
+    if !refusals.is_empty() {
+        return Err(CeremonyError::CaCsrRefused(refusals));
+    }
     let refusals = intake.refusals();
     if !refusals.is_empty() {
         return Err(CeremonyError::CsrRefused(refusals));

@@ -3,6 +3,7 @@
 //! policy they are checked against (`policy`). Signing them is
 //! `issue::from_csr`.
 
+pub mod ca;
 pub mod intake;
 pub mod node;
 pub mod policy;

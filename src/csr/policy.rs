@@ -228,7 +228,7 @@ fn key_usage_text(u: KeyUsages) -> &'static str {
 }
 
 /// The extensions a CSR requests (PKCS#9 extensionRequest, RFC 2985 §5.4.2).
-fn requested_extensions(req: &CertReq) -> Result<Vec<Extension>, String> {
+pub(crate) fn requested_extensions(req: &CertReq) -> Result<Vec<Extension>, String> {
     let mut out = Vec::new();
     for attr in req.info.attributes.iter() {
         if attr.oid != const_oid::db::rfc5912::ID_EXTENSION_REQ {
@@ -383,7 +383,7 @@ pub fn check_csr(file: &str, bytes: &[u8], spec: &LeafSpec, allowed: &[KeyType])
 /// The self-signature check: `crate::x509::verify_signature` for the pairs
 /// this tool signs with, plus the ones OpenSSL makes by default that it does
 /// not (ecdsa-with-SHA256 on P-384, SHA-384/512 with RSA).
-fn verify_csr_signature(
+pub(crate) fn verify_csr_signature(
     spki: &SubjectPublicKeyInfoOwned,
     alg: &spki::AlgorithmIdentifierOwned,
     msg: &[u8],

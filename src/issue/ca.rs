@@ -35,6 +35,21 @@ pub struct CaState {
     /// Whether this run generated the key / signed the certificate (false: resumed).
     pub generated_key: bool,
     pub signed_cert: bool,
+    /// A CA delegated to the control-plane nodes: its key is theirs, and
+    /// `key` is its public half only.
+    pub delegated: bool,
+}
+
+impl CaState {
+    /// How the end screens and the transcript describe what was done.
+    pub fn provenance(&self, resumed: &'static str) -> &'static str {
+        match (self.delegated, self.generated_key, self.signed_cert) {
+            (true, _, _) => "delegated: key on the nodes, new certificate",
+            (false, true, _) => "new key, new certificate",
+            (false, false, true) => "existing key, new certificate",
+            (false, false, false) => resumed,
+        }
+    }
 }
 
 impl CaState {
@@ -45,6 +60,24 @@ impl CaState {
             .not_after
             .to_system_time()
     }
+}
+
+/// A delegated CA never lives on the token: an object under its label is
+/// refused before anything is signed (the plan, or the token, is not what
+/// the witnesses think).
+pub fn preflight_delegated_label(token: &dyn Token, spec: &CaSpec) -> Result<(), CeremonyError> {
+    let objects = token.objects_labelled(&spec.label)?;
+    if let Some(o) = objects.first() {
+        return Err(CeremonyError::Foreign {
+            label: spec.label.clone(),
+            role: spec.role,
+            what: format!(
+                "the plan delegates this CA to the control-plane nodes, yet a {} object carries its label on the token",
+                o.class
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// What is on the token under a label before we act, so foreign objects are
@@ -171,6 +204,7 @@ pub fn preflight_validity(
     let leaves = plan.cluster.iter().flat_map(|cl| {
         CaRole::INTERMEDIATES
             .into_iter()
+            .filter(|role| cl.issues(*role))
             .map(move |role| ("cluster.leaf_validity".to_string(), role, cl.leaf_validity))
     });
     let users = plan.users.iter().enumerate().map(|(i, u)| {
@@ -180,7 +214,14 @@ pub fn preflight_validity(
             u.validity,
         )
     });
-    for (field, issuer, validity) in leaves.chain(users) {
+    let signer = plan.kubelet_signer.iter().map(|s| {
+        (
+            "kubelet_signer.validity".to_string(),
+            CaRole::Kubernetes,
+            s.validity,
+        )
+    });
+    for (field, issuer, validity) in leaves.chain(users).chain(signer) {
         let Some(issuer_end) = end_of(issuer) else {
             continue;
         };
@@ -286,6 +327,7 @@ pub fn ensure_ca(
             ski,
             generated_key,
             signed_cert: false,
+            delegated: false,
         });
     }
 
@@ -344,6 +386,7 @@ pub fn ensure_ca(
         ski,
         generated_key,
         signed_cert: true,
+        delegated: false,
     })
 }
 
@@ -491,6 +534,149 @@ pub fn reissue(
         signed_cert: true,
         ..state.clone()
     })
+}
+
+/// Signs the certificate of a CA delegated to the control-plane nodes from
+/// the request they brought (checked by `csr::ca`): the plan's subject, the
+/// request's public key, the CA profile (pathLen 0), signed by the root on
+/// the token. Nothing is stored on the token: the key is the nodes', and a
+/// resumed run signs it again. The CA it returns holds no token key: the
+/// ceremony issues none of its leaves.
+pub fn sign_delegated(
+    token: &dyn Token,
+    spec: &CaSpec,
+    csr: &crate::csr::ca::CheckedCaCsr,
+    root: &CaState,
+    now: SystemTime,
+    announce: &mut dyn FnMut(&str),
+    audit: &mut dyn Audit,
+) -> Result<CaState, CeremonyError> {
+    let start = x509::truncate(now);
+    let profile = ca_profile(
+        spec,
+        Some((root.cert.tbs_certificate().subject(), root.ski.as_slice())),
+    );
+    announce(&format!(
+        "Sign the delegated {} CA certificate \"{}\" from {} with \"{}\" on the token",
+        spec.role.name(),
+        spec.subject,
+        csr.file,
+        root.key.label
+    ));
+    let issued = sign_request(
+        token,
+        &profile,
+        csr,
+        root,
+        (start, spec.lifetime.end(start)),
+        (spec.role, spec.role.name()),
+        audit,
+    )?;
+    Ok(CaState {
+        role: spec.role,
+        // The public half only, under no token object: nothing signs with it.
+        key: KeyPair {
+            label: spec.label.clone(),
+            id: Vec::new(),
+            key_type: csr.key_type,
+            spki: csr.spki.clone(),
+            flags: Default::default(),
+        },
+        ski: ski_of(&issued.cert).ok_or_else(|| {
+            CeremonyError::Internal(
+                "the delegated CA's certificate has no subjectKeyIdentifier".into(),
+            )
+        })?,
+        cert: issued.cert,
+        der: issued.der,
+        generated_key: false,
+        signed_cert: true,
+        delegated: true,
+    })
+}
+
+/// Signs the kubelet signer's certificate from the request the first
+/// control-plane node brought, with the kubernetes CA on the token: short
+/// lived, pathLen 0, clientAuth and serverAuth only. Never stored.
+pub fn sign_kubelet_signer(
+    token: &dyn Token,
+    spec: &crate::plan::KubeletSignerSpec,
+    csr: &crate::csr::ca::CheckedCaCsr,
+    kubernetes: &CaState,
+    now: SystemTime,
+    announce: &mut dyn FnMut(&str),
+    audit: &mut dyn Audit,
+) -> Result<x509::Issued, CeremonyError> {
+    let start = x509::truncate(now);
+    let profile = crate::profile::kubelet_signer_profile(
+        &spec.subject,
+        (
+            kubernetes.cert.tbs_certificate().subject(),
+            kubernetes.ski.as_slice(),
+        ),
+    );
+    announce(&format!(
+        "Sign the kubelet signer's certificate \"{}\" from {} with the kubernetes CA \"{}\" on the token",
+        spec.subject, csr.file, kubernetes.key.label
+    ));
+    sign_request(
+        token,
+        &profile,
+        csr,
+        kubernetes,
+        (start, start + spec.validity),
+        (CaRole::Kubernetes, KUBELET_SIGNER),
+        audit,
+    )
+}
+
+/// The kubelet signer's name in the audit log and in file names.
+pub const KUBELET_SIGNER: &str = "kubelet-signer";
+
+/// Signs a checked CA request with `issuer`'s key on the token, `span` =
+/// (start, end); `who` = (the role a lifetime error names, the audit name).
+fn sign_request(
+    token: &dyn Token,
+    profile: &crate::x509::CertProfile,
+    csr: &crate::csr::ca::CheckedCaCsr,
+    issuer: &CaState,
+    (start, not_after): (SystemTime, SystemTime),
+    (role, name): (CaRole, &str),
+    audit: &mut dyn Audit,
+) -> Result<x509::Issued, CeremonyError> {
+    if not_after > issuer.not_after() {
+        return Err(CeremonyError::Outlives {
+            role,
+            end: crate::fmt::utc(not_after),
+            issuer_end: crate::fmt::utc(issuer.not_after()),
+        });
+    }
+    let serial = random_serial(token)?;
+    let issued = x509::issue(
+        ToBeSigned {
+            profile,
+            serial: &serial,
+            not_before: start - BACKDATE,
+            not_after,
+            subject_spki: &csr.spki,
+            issuer_spki: &issuer.key.spki,
+            issuer_key_type: issuer.key.key_type,
+        },
+        |tbs| token.sign(&issuer.key, tbs),
+    )?;
+    audit.record(Event::DelegatedCaIssued {
+        certificate: cert_info(
+            name,
+            None,
+            None,
+            issuer.role.name(),
+            &issued.cert,
+            &issued.der,
+        ),
+        csr: csr.file.clone(),
+        csr_sha256: hex::encode(csr.sha256),
+    })?;
+    Ok(issued)
 }
 
 fn ski_of(cert: &Certificate) -> Option<Vec<u8>> {

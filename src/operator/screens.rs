@@ -410,11 +410,7 @@ pub fn summary_lines(s: &Summary<'_>) -> Vec<Line> {
         s.token.label, s.token.serial
     )));
     for ca in s.cas {
-        let what = match (ca.generated_key, ca.signed_cert) {
-            (true, _) => "new key, new certificate",
-            (false, true) => "existing key, new certificate",
-            (false, false) => "existing key and certificate",
-        };
+        let what = ca.provenance("existing key and certificate");
         v.push(Line::Text(format!(
             "    {:<12} {:<30} valid until {}",
             ca.role.name(),

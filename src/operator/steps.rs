@@ -58,6 +58,8 @@ pub enum Found {
     Nothing,
     Key,
     KeyAndCertificate,
+    /// A CA the plan delegates: the token holds nothing of it, ever.
+    Delegated,
 }
 
 impl Found {
@@ -66,6 +68,9 @@ impl Found {
             Found::Nothing => "nothing yet: key and certificate will be made",
             Found::Key => "the key (reused); its certificate will be signed",
             Found::KeyAndCertificate => "key and certificate (both reused)",
+            Found::Delegated => {
+                "nothing: delegated, its key is held by the control-plane nodes; the root signs their request"
+            }
         }
     }
 }
@@ -157,11 +162,21 @@ fn ca_text(
     token: Option<&TokenIdentity>,
     found: Option<Found>,
 ) -> String {
-    let key = format!("{} {} \"{}\"", key_name(spec), spec.key, spec.label);
     let on = match token {
         Some(t) => format!("on token {} (serial {})", t.label, t.serial),
         None => "on the token".into(),
     };
+    if let Some(d) = p.plan.delegated(spec.role) {
+        return format!(
+            "Sign the delegated {} CA's request {} ({} key held by the control-plane nodes) as a CA (pathLen 0) \
+             with the root key \"{}\" {on}; nothing is stored on the token",
+            spec.role.name(),
+            d.csr.display(),
+            spec.key,
+            p.plan.ca(CaRole::Root).label
+        );
+    }
+    let key = format!("{} {} \"{}\"", key_name(spec), spec.key, spec.label);
     let sign = match spec.role {
         CaRole::Root => "self-sign its certificate".to_string(),
         _ => format!(
@@ -176,6 +191,8 @@ fn ca_text(
         Some(Found::KeyAndCertificate) => {
             format!("Reuse {key} and its certificate, already {on}")
         }
+        // Answered above: a delegated CA's text names its request.
+        Some(Found::Delegated) => format!("Sign {key}'s request with the root {on}"),
     }
 }
 

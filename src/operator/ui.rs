@@ -279,11 +279,7 @@ impl Ui {
     /// One CA made or found: what, and its fingerprints for the witnesses.
     pub fn ca_done(&self, ca: &CaState) {
         use der::Encode;
-        let what = match (ca.generated_key, ca.signed_cert) {
-            (true, _) => "new key, new certificate",
-            (false, true) => "existing key, new certificate",
-            (false, false) => "existing key and certificate (resumed)",
-        };
+        let what = ca.provenance("existing key and certificate (resumed)");
         let tbs = ca.cert.tbs_certificate();
         // Styled here, so printed without `note`'s escaping: every part is
         // the tool's own text or a hash, but for the subject, escaped.

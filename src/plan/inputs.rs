@@ -37,6 +37,8 @@ pub enum Kind {
     NodeFile,
     /// A `[[users]]` entry's CSR.
     UserCsr,
+    /// A delegated CA's certificate request (`ca.<name>.csr`).
+    CaCsr,
 }
 
 impl Kind {
@@ -52,6 +54,7 @@ impl Kind {
             Kind::SaKey => "sa-key",
             Kind::NodeFile => "node-file",
             Kind::UserCsr => "user-csr",
+            Kind::CaCsr => "ca-csr",
         }
     }
 
@@ -69,6 +72,7 @@ impl Kind {
             | Kind::SaKey
             | Kind::NodeFile => 3,
             Kind::UserCsr => 4,
+            Kind::CaCsr => 5,
         }
     }
 

@@ -7,6 +7,7 @@ pub mod continuing;
 pub mod duration;
 pub mod inputs;
 pub mod model;
+pub mod safety;
 pub mod spec;
 pub mod validate;
 
@@ -21,7 +22,8 @@ use crate::fsread::{Links, cap, read_regular};
 pub use crate::x509::san::San;
 pub use model::Plan;
 pub use spec::{
-    CaRole, CaSpec, ClusterSpec, ControlPlaneSpec, LeafMode, Lifetime, UserSpec, ValidPlan,
+    BackupSpec, CaRole, CaSpec, ClusterSpec, ControlPlaneSpec, Delegated, KubeletSignerSpec,
+    LeafMode, Lifetime, UserSpec, ValidPlan,
 };
 pub use validate::Problem;
 
@@ -197,15 +199,66 @@ mod tests {
     #[test]
     fn example_plans_are_valid() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("ceremony/plans");
-        let mut n = 0;
+        let (mut n, mut templates) = (0, 0);
         for e in std::fs::read_dir(dir).unwrap() {
             let p = e.unwrap().path();
             if p.extension().is_some_and(|x| x == "toml") {
+                let text = std::fs::read_to_string(&p).unwrap();
+                if text.contains(safety::PLACEHOLDER) {
+                    templates += 1;
+                    template_is_refused_until_filled(&p, &text);
+                    continue;
+                }
                 load(&p, SystemTime::now()).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
                 n += 1;
             }
         }
-        assert!(n >= 3);
+        assert!(n >= 2);
+        assert_eq!(templates, 1);
+    }
+
+    /// docs/plan.md's worked example is ceremony/plans/demo.toml, byte for byte.
+    #[test]
+    fn the_worked_example_is_the_demo_plan() {
+        let doc = include_str!("../../docs/plan.md");
+        let example = doc
+            .split("## Worked example: `ceremony/plans/demo.toml`")
+            .nth(1)
+            .and_then(|t| t.split("```toml\n").nth(1))
+            .and_then(|t| t.split("```").next())
+            .unwrap();
+        assert_eq!(example, include_str!("../../ceremony/plans/demo.toml"));
+    }
+
+    /// A template plan is refused, each placeholder named (first), and
+    /// valid once they are filled.
+    fn template_is_refused_until_filled(path: &Path, text: &str) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("plan.toml");
+        std::fs::write(&p, text).unwrap();
+        let Err(PlanError::Invalid { problems, .. }) = load(&p, SystemTime::now()) else {
+            panic!("{}: a template was accepted", path.display());
+        };
+        let named: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(
+            named,
+            ["token.uri", "token.module_sha256", "audit.recipients[0]"],
+            "{problems:?}"
+        );
+        assert!(
+            problems[0]
+                .to_string()
+                .starts_with("token.uri: is a placeholder (REPLACE-ME): put this ceremony's value there before any run (got \"pkcs11:token=")
+        );
+        let filled = text
+            .replace("serial=REPLACE-ME", "serial=0123456789abcdef")
+            .replace(
+                "\"REPLACE-ME\"]",
+                &format!("\"{}\"]", safety::DEMO_RECIPIENTS[0].0),
+            )
+            .replace("\"REPLACE-ME\"", &format!("\"{}\"", "ab".repeat(32)));
+        std::fs::write(&p, filled).unwrap();
+        load(&p, SystemTime::now()).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     }
 
     /// kubeadm makes sa.key with its one encryptionAlgorithm: by default

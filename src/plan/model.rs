@@ -26,6 +26,9 @@ pub struct Plan {
     pub audit: AuditSection,
     /// What a continuing ceremony issues again (needs `ceremony.previous`).
     pub renew: Option<RenewSection>,
+    /// A backup of the CA keys, wrapped under a key split among custodians
+    /// (founding ceremony only).
+    pub backup: Option<BackupSection>,
     /// `[crl]`: every CA signs its CRL in this ceremony.
     pub crl: Option<CrlSection>,
     /// `[[revoke]]`: certificates of the chain to revoke (needs
@@ -34,6 +37,27 @@ pub struct Plan {
     pub revoke: Vec<Revoke>,
     /// `[reissue]`: CA certificates signed again for the same token key.
     pub reissue: Option<ReissueSection>,
+    /// A short-lived CA under the kubernetes CA for the controller-manager's
+    /// kubelet signers, its key made on the first control-plane node.
+    pub kubelet_signer: Option<KubeletSigner>,
+}
+
+/// `[kubelet_signer]`: the request of the controller-manager's kubelet
+/// signer, signed by the kubernetes CA on the token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubeletSigner {
+    /// The request, made on the first control-plane node (relative to the plan).
+    pub csr: PathBuf,
+    /// Lets `csr` be absolute or climb out of the plan's directory.
+    #[serde(default)]
+    pub allow_outside: bool,
+    /// Default `CN=kubelet-signer`.
+    pub subject: Option<String>,
+    /// The key type the request must have.
+    pub key: String,
+    /// Days to months, e.g. "90d"; at most a year.
+    pub validity: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -83,6 +107,16 @@ pub struct CaSection {
     pub validity: Option<String>,
     /// Or an explicit end, as a TOML date or date-time (UTC).
     pub not_after: Option<toml::value::Datetime>,
+    /// Intermediates only: "token" (the default: the key is made and kept
+    /// in the token) or "delegated" (the key is made and kept on the
+    /// control-plane nodes; the root signs the CSR they bring).
+    pub mode: Option<String>,
+    /// A delegated CA's certificate request, made on the first control-plane
+    /// node (relative to the plan).
+    pub csr: Option<PathBuf>,
+    /// Lets `csr` be absolute or climb out of the plan's directory.
+    #[serde(default)]
+    pub allow_outside: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -123,6 +157,10 @@ pub struct Cluster {
     /// Key type of sa.key (default: leaf_key, as kubeadm's one
     /// encryptionAlgorithm).
     pub service_account_key: Option<String>,
+    /// Node name → the age recipient (`age1…`, `ssh-ed25519 …`, `ssh-rsa …`)
+    /// its files are encrypted to: `nodes/<name>.tar.age`, never plaintext.
+    #[serde(default)]
+    pub node_recipients: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -197,6 +235,20 @@ pub struct RenewSection {
     /// Make a new service-account key pair instead of carrying the previous one.
     #[serde(default)]
     pub rotate_service_account_key: bool,
+}
+
+/// `[backup]`: the CA keys made extractable under a trusted wrap key only,
+/// wrapped into the output; the wrap key split among the custodians, any
+/// `threshold` of whom rebuild it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupSection {
+    /// Who keeps a share, by name (one share each).
+    pub custodians: Vec<String>,
+    /// How many shares rebuild the wrap key.
+    pub threshold: u32,
+    /// Which CAs are backed up: root, kubernetes, etcd, front-proxy (default: all four).
+    pub cas: Option<Vec<String>>,
 }
 
 /// `[crl]`: the CRLs' lifetime. Its presence (or a `[[revoke]]`) makes

@@ -124,6 +124,41 @@ pub struct ClusterSpec {
     pub control_plane: Vec<ControlPlaneSpec>,
     pub workers: Vec<String>,
     pub mode: LeafMode,
+    /// `kubelet_serving_certs`: each node's kubelet gets a serving
+    /// certificate signed by the kubernetes CA, and kube-apiserver checks it.
+    pub kubelet_serving: bool,
+    /// `node_recipients`: the nodes delivered encrypted, each to its one
+    /// age or SSH recipient (parsed already).
+    pub node_recipients: std::collections::BTreeMap<String, String>,
+    /// The CAs the plan delegates to the control-plane nodes: kubeadm makes
+    /// their leaves, so the ceremony issues none.
+    pub delegated: Vec<CaRole>,
+}
+
+impl ClusterSpec {
+    /// Whether the ceremony issues the leaves of this CA (it is in the token).
+    pub fn issues(&self, role: CaRole) -> bool {
+        !self.delegated.contains(&role)
+    }
+}
+
+/// The validated `[kubelet_signer]`.
+#[derive(Debug, Clone)]
+pub struct KubeletSignerSpec {
+    /// As the plan writes it (relative to the plan's directory).
+    pub csr: PathBuf,
+    pub subject: Name,
+    pub key: KeyType,
+    pub validity: Duration,
+}
+
+/// A CA delegated to the control-plane nodes: its key is made and kept there,
+/// and the root on the token signs the request they bring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delegated {
+    pub role: CaRole,
+    /// `ca.<name>.csr` as the plan writes it (relative to the plan's directory).
+    pub csr: PathBuf,
 }
 
 /// One `[[users]]` entry: a kubeconfig signed by the kubernetes CA, written
@@ -168,10 +203,34 @@ pub struct ValidPlan {
     /// The ceremony this one continues and what it issues again (None: a
     /// founding ceremony).
     pub continuing: Option<super::continuing::Continuing>,
+    /// `[backup]`: None leaves every CA key never extractable.
+    pub backup: Option<BackupSpec>,
     /// `[crl]` and `[[revoke]]`.
     pub crl: CrlPlan,
     /// `[reissue] cas`: root first, each once.
     pub reissue: Vec<CaRole>,
+    /// The intermediates delegated to the control-plane nodes, in plan order
+    /// (empty: every CA is kept in the token).
+    pub delegated: Vec<Delegated>,
+    /// The controller-manager's short-lived kubelet signer, if the plan has one.
+    pub kubelet_signer: Option<KubeletSignerSpec>,
+}
+
+/// The validated `[backup]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackupSpec {
+    /// The custodians in plan order: share n (from 1) is the n-th's.
+    pub custodians: Vec<String>,
+    /// Shares that rebuild the wrap key (2 ≤ threshold ≤ custodians).
+    pub threshold: usize,
+    /// The CAs backed up, the root always, in hierarchy order.
+    pub cas: Vec<CaRole>,
+}
+
+impl BackupSpec {
+    pub fn covers(&self, role: CaRole) -> bool {
+        self.cas.contains(&role)
+    }
 }
 
 /// What the plan says of CRLs.
@@ -210,5 +269,10 @@ impl ValidPlan {
     pub fn ca(&self, role: CaRole) -> &CaSpec {
         // `cas` always holds the four roles in order (built by `validate`).
         &self.cas[role as usize]
+    }
+
+    /// The delegation of this CA, if the plan delegates it.
+    pub fn delegated(&self, role: CaRole) -> Option<&Delegated> {
+        self.delegated.iter().find(|d| d.role == role)
     }
 }

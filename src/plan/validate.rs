@@ -12,12 +12,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use x509_cert::name::Name;
 
 use super::duration::parse_lifetime;
-use super::model::{CaSection, Plan};
-use super::spec::{CaRole, CaSpec, ClusterSpec, LeafMode, Lifetime, UserSpec, ValidPlan};
+use super::model::{BackupSection, CaSection, Plan};
+use super::spec::{
+    BackupSpec, CaRole, CaSpec, ClusterSpec, Delegated, LeafMode, Lifetime, UserSpec, ValidPlan,
+};
 use crate::keytype::{KeyType, key_type_names};
 use crate::token::uri::TokenUri;
 
 mod cluster;
+mod delegation;
 mod revoke;
 use cluster::validate_cluster;
 #[cfg(test)]
@@ -173,6 +176,7 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
         }
     }
 
+    placeholders(plan, &mut p);
     let token_uri = TokenUri::parse(&plan.token.uri)
         .map_err(|e| {
             p.add(
@@ -194,6 +198,9 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
         shown_path(&mut p, "leaves.csr_dir", dir);
     }
     let module_sha256 = plan.token.module_sha256.as_ref().and_then(|h| {
+        if is_placeholder(h) {
+            return None;
+        }
         let bytes = hex::decode(h)
             .ok()
             .and_then(|b| <[u8; 32]>::try_from(b).ok());
@@ -256,13 +263,18 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
         }
     }
 
+    let delegated = delegation::validate_delegation(plan, &mut p);
+    let kubelet_signer = delegation::validate_kubelet_signer(plan, &delegated, &mut p);
     let cluster = plan.cluster.as_ref().and_then(|cl| {
         let intermediates_end = cas
             .iter()
             .filter(|c| c.role != CaRole::Root)
             .map(|c| c.lifetime.end(ctx.now))
             .min();
-        validate_cluster(plan, cl, ctx, intermediates_end, &mut p)
+        validate_cluster(plan, cl, ctx, intermediates_end, &mut p).map(|mut spec| {
+            spec.delegated = delegated.iter().map(|d| d.role).collect();
+            spec
+        })
     });
     if plan.cluster.is_none() && plan.leaves.is_some() {
         p.add(
@@ -281,6 +293,10 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
     }
     let users = validate_users(plan, cluster.as_ref(), &mut p);
     let continuing = super::continuing::validate(plan, cluster.as_ref(), &mut p.0);
+    let backup = plan
+        .backup
+        .as_ref()
+        .and_then(|b| validate_backup(plan, b, &delegated, &mut p));
     let crl = revoke::validate_crl(plan, &mut p);
     let reissue = revoke::validate_reissue(plan, &mut p);
 
@@ -292,8 +308,9 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
         );
     }
     for (i, r) in plan.audit.recipients.iter().enumerate() {
-        let ok =
-            age::x25519::Recipient::from_str(r).is_ok() || age::ssh::Recipient::from_str(r).is_ok();
+        let ok = is_placeholder(r)
+            || age::x25519::Recipient::from_str(r).is_ok()
+            || age::ssh::Recipient::from_str(r).is_ok();
         if !ok {
             p.add(
                 format!("audit.recipients[{i}]"),
@@ -335,9 +352,154 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
         users,
         recipients: plan.audit.recipients.clone(),
         continuing,
+        backup,
         crl,
         reissue,
+        delegated,
+        kubelet_signer,
     })
+}
+
+/// Most custodians a backup can have: a share's identifier is one byte.
+pub const MAX_CUSTODIANS: usize = 255;
+
+/// `[backup]`: named custodians, each once; a threshold of at least two (one
+/// custodian alone must not hold the CA keys) and at most all of them; the
+/// CAs by name, each once, the root always (the one key a lost token cannot
+/// replace without re-trusting every cluster).
+fn validate_backup(
+    plan: &Plan,
+    b: &BackupSection,
+    delegated: &[Delegated],
+    p: &mut Problems,
+) -> Option<BackupSpec> {
+    let is_delegated = |r: CaRole| delegated.iter().any(|d| d.role == r);
+    let before = p.0.len();
+    if plan.ceremony.previous.is_some() {
+        p.add(
+            "backup",
+            "is set at the founding ceremony only: a continuing ceremony uses the keys backed up then; remove [backup]",
+            None,
+        );
+    }
+    if !(2..=MAX_CUSTODIANS).contains(&b.custodians.len()) {
+        p.add(
+            "backup.custodians",
+            format!("must name between 2 and {MAX_CUSTODIANS} custodians, each to keep one share"),
+            Some(b.custodians.len().to_string()),
+        );
+    }
+    let mut seen = BTreeSet::new();
+    for (i, c) in b.custodians.iter().enumerate() {
+        if c.trim().is_empty() {
+            p.add(
+                format!("backup.custodians[{i}]"),
+                "must not be empty",
+                quoted(c),
+            );
+        } else if c.chars().any(crate::fmt::is_unsafe_char) {
+            shown_text(p, format!("backup.custodians[{i}]"), c);
+        } else if !seen.insert(c.trim().to_lowercase()) {
+            p.add(
+                format!("backup.custodians[{i}]"),
+                "is named twice",
+                quoted(c),
+            );
+        }
+    }
+    let n = b.custodians.len();
+    let m = b.threshold as usize;
+    if n >= 2 && !(2..=n).contains(&m) {
+        p.add(
+            "backup.threshold",
+            format!("must be between 2 and the number of custodians ({n})"),
+            Some(b.threshold.to_string()),
+        );
+    }
+    let mut cas = Vec::new();
+    match &b.cas {
+        // Every CA kept in the token: a delegated CA's key is on the nodes.
+        None => cas.extend(
+            [CaRole::Root]
+                .into_iter()
+                .chain(CaRole::INTERMEDIATES)
+                .filter(|r| !is_delegated(*r)),
+        ),
+        Some(names) => {
+            for (i, name) in names.iter().enumerate() {
+                let role = [CaRole::Root]
+                    .into_iter()
+                    .chain(CaRole::INTERMEDIATES)
+                    .find(|r| r.name() == name);
+                match role {
+                    None => p.add(
+                        format!("backup.cas[{i}]"),
+                        "must be one of root, kubernetes, etcd, front-proxy",
+                        quoted(name),
+                    ),
+                    Some(r) if cas.contains(&r) => {
+                        p.add(format!("backup.cas[{i}]"), "is named twice", quoted(name))
+                    }
+                    Some(r) if is_delegated(r) => p.add(
+                        format!("backup.cas[{i}]"),
+                        "is delegated to the control-plane nodes: its key is not on the token to back up; remove it",
+                        quoted(name),
+                    ),
+                    Some(r) => cas.push(r),
+                }
+            }
+            if !names.iter().any(|n| n == "root") {
+                p.add(
+                    "backup.cas",
+                    "must include \"root\": the root is the key a lost token cannot replace",
+                    None,
+                );
+            }
+        }
+    }
+    cas.sort();
+    (p.0.len() == before).then(|| BackupSpec {
+        custodians: b.custodians.iter().map(|c| c.trim().to_string()).collect(),
+        threshold: m,
+        cas,
+    })
+}
+
+fn is_placeholder(value: &str) -> bool {
+    value.contains(super::safety::PLACEHOLDER)
+}
+
+/// An example plan's placeholders (`REPLACE-ME`), named first: the plan is
+/// a template until each is replaced by this ceremony's value.
+fn placeholders(plan: &Plan, p: &mut Problems) {
+    let mut fields = vec![
+        (
+            "token.uri".to_string(),
+            TokenUri::redact_pin(&plan.token.uri),
+        ),
+        (
+            "token.module".to_string(),
+            plan.token.module.to_string_lossy().into_owned(),
+        ),
+    ];
+    if let Some(h) = &plan.token.module_sha256 {
+        fields.push(("token.module_sha256".into(), h.clone()));
+    }
+    for (i, r) in plan.audit.recipients.iter().enumerate() {
+        fields.push((format!("audit.recipients[{i}]"), r.clone()));
+    }
+    for (path, value) in fields {
+        if is_placeholder(&value) {
+            p.add(
+                path,
+                format!(
+                    "is a placeholder ({}): put this ceremony's value there before any run",
+                    super::safety::PLACEHOLDER
+                ),
+                quoted(&value),
+            );
+        }
+    }
 }
 
 /// `[[users]]`: names that are both a CN and a file name, each once; groups

@@ -163,8 +163,17 @@ fn ordered(sans: Vec<San>) -> Vec<San> {
     out
 }
 
-/// Every certificate and kubeconfig of control-plane node `index` (first = 0).
+/// Every certificate and kubeconfig the ceremony issues for control-plane
+/// node `index` (first = 0): kubeadm's, less those of a delegated CA, which
+/// kubeadm makes on the node from the CA's key there.
 pub fn control_plane_leaves(cl: &ClusterSpec, index: usize) -> Vec<LeafSpec> {
+    let mut v = kubeadm_control_plane_leaves(cl, index);
+    v.retain(|l| cl.issues(l.issuer));
+    v
+}
+
+/// Every certificate and kubeconfig kubeadm puts on control-plane node `index`.
+pub fn kubeadm_control_plane_leaves(cl: &ClusterSpec, index: usize) -> Vec<LeafSpec> {
     let node = &cl.control_plane[index];
     let modern = modern(cl);
     let masters_before_129: &[&str] = if modern { &[] } else { &[SYSTEM_MASTERS] };
@@ -286,8 +295,24 @@ pub fn control_plane_leaves(cl: &ClusterSpec, index: usize) -> Vec<LeafSpec> {
         "system:kube-scheduler",
         &[],
     ));
-    leaves.push(kubelet(cl, &node.name, server));
+    // kubeadm's ControlPlaneKubeletLocalMode (beta and on by default from
+    // 1.33; alpha, off, in 1.31 and 1.32): a control-plane node's kubelet
+    // talks to its own kube-apiserver, never across the version skew of
+    // another node's.
+    let kubelet_server = if kubelet_local_mode(cl) {
+        url(&San::Ip(node.address), cl.bind_port)
+    } else {
+        server
+    };
+    leaves.push(kubelet(cl, &node.name, kubelet_server));
     leaves
+}
+
+/// Whether kubeadm of the plan's version points a control-plane node's
+/// kubelet.conf at the node's own API server (`ControlPlaneKubeletLocalMode`
+/// on by default: kubeadm 1.33 and later).
+pub fn kubelet_local_mode(cl: &ClusterSpec) -> bool {
+    cl.version >= (1, 33)
 }
 
 fn kubelet(cl: &ClusterSpec, name: &str, server: String) -> LeafSpec {
@@ -300,11 +325,15 @@ fn kubelet(cl: &ClusterSpec, name: &str, server: String) -> LeafSpec {
     )
 }
 
-/// A worker's kubelet.conf. Without a controlPlaneEndpoint the first control-plane node serves.
+/// A worker's kubelet.conf. Without a controlPlaneEndpoint the first
+/// control-plane node serves. None when the kubernetes CA is delegated: the
+/// worker joins by TLS bootstrap and the controller-manager signs it.
 pub fn worker_leaves(cl: &ClusterSpec, name: &str) -> Vec<LeafSpec> {
     let server =
         cluster_server(cl, cl.control_plane.first().map(|n| n.address)).unwrap_or_default();
-    vec![kubelet(cl, name, server)]
+    let mut v = vec![kubelet(cl, name, server)];
+    v.retain(|l| cl.issues(l.issuer));
+    v
 }
 
 /// Go's pkix.Name order: O in one (multi-valued) RDN, then CN; values as
@@ -373,7 +402,10 @@ pub fn leaf_count(cl: &ClusterSpec) -> usize {
     (0..cl.control_plane.len())
         .map(|i| control_plane_leaves(cl, i).len())
         .sum::<usize>()
-        + cl.workers.len()
+        + cl.workers
+            .iter()
+            .map(|w| worker_leaves(cl, w).len())
+            .sum::<usize>()
 }
 
 #[cfg(test)]
@@ -403,6 +435,9 @@ mod tests {
             }],
             workers: vec![],
             mode: LeafMode::Generate,
+            kubelet_serving: false,
+            node_recipients: Default::default(),
+            delegated: Vec::new(),
         }
     }
 
@@ -412,6 +447,76 @@ mod tests {
 
     fn sans(l: &LeafSpec) -> Vec<String> {
         l.sans.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// kubeadm's rule per CA (phases/certs: UsingExternalCA,
+    /// UsingExternalEtcdCA, UsingExternalFrontProxyCA; init's certs phase): a
+    /// CA whose `.key` is absent needs every one of its leaves present; a CA
+    /// with its `.key` has the missing ones made. So for every mix of modes,
+    /// a kept CA gets all of kubeadm's leaves of it and a delegated one none.
+    #[test]
+    fn every_mix_of_modes_issues_exactly_the_kept_cas_leaves() {
+        let external_ca_needs: [(CaRole, &[&str]); 3] = [
+            (
+                CaRole::Kubernetes,
+                &[
+                    "pki/apiserver",
+                    "pki/apiserver-kubelet-client",
+                    "admin.conf",
+                    "super-admin.conf",
+                    "kubelet.conf",
+                    "controller-manager.conf",
+                    "scheduler.conf",
+                ],
+            ),
+            (
+                CaRole::Etcd,
+                &[
+                    "pki/apiserver-etcd-client",
+                    "pki/etcd/server",
+                    "pki/etcd/peer",
+                    "pki/etcd/healthcheck-client",
+                ],
+            ),
+            (CaRole::FrontProxy, &["pki/front-proxy-client"]),
+        ];
+        for mask in 0..8u8 {
+            let mut cl = reference((1, 31));
+            cl.workers = vec!["w1".into()];
+            cl.delegated = CaRole::INTERMEDIATES
+                .into_iter()
+                .enumerate()
+                .filter(|(i, _)| mask & (1 << i) != 0)
+                .map(|(_, r)| r)
+                .collect();
+            let issued = control_plane_leaves(&cl, 0);
+            let paths: Vec<&str> = issued.iter().map(|l| l.path.as_str()).collect();
+            for (role, needs) in external_ca_needs {
+                for n in needs {
+                    assert_eq!(
+                        paths.contains(n),
+                        cl.issues(role),
+                        "{n} with {:?} delegated",
+                        cl.delegated
+                    );
+                }
+            }
+            assert_eq!(
+                issued.len(),
+                kubeadm_control_plane_leaves(&cl, 0)
+                    .iter()
+                    .filter(|l| cl.issues(l.issuer))
+                    .count()
+            );
+            assert_eq!(
+                worker_leaves(&cl, "w1").len(),
+                usize::from(cl.issues(CaRole::Kubernetes))
+            );
+            assert_eq!(
+                leaf_count(&cl),
+                issued.len() + usize::from(cl.issues(CaRole::Kubernetes))
+            );
+        }
     }
 
     #[test]
@@ -489,6 +594,19 @@ mod tests {
             find(&second, "kubelet.conf").kubeconfig_names().unwrap().2,
             "system:node:cp2@kubernetes"
         );
+    }
+
+    #[test]
+    fn a_control_plane_kubelet_talks_to_its_own_api_server_from_1_33() {
+        let server = |version| {
+            let l = control_plane_leaves(&reference(version), 0);
+            match &find(&l, "kubelet.conf").output {
+                LeafOutput::Kubeconfig { server, .. } => server.clone(),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(server((1, 32)), "https://127.0.0.1:6443");
+        assert_eq!(server((1, 33)), "https://10.0.0.10:6443");
     }
 
     #[test]

@@ -34,6 +34,27 @@ pub fn ca_profile(spec: &CaSpec, issuer: Option<(&Name, &[u8])>) -> CertProfile 
     }
 }
 
+/// The kubelet signer's profile: a CA (pathLen 0) under the kubernetes CA,
+/// limited by extended key usage to TLS client and server certificates (Go's
+/// verifier refuses a chain whose CA lacks a leaf's usage), no SAN.
+pub fn kubelet_signer_profile(subject: &Name, issuer: (&Name, &[u8])) -> CertProfile {
+    use crate::x509::profile::{ID_KP_CLIENT_AUTH, ID_KP_SERVER_AUTH};
+    CertProfile {
+        subject: subject.clone(),
+        issuer: issuer.0.clone(),
+        ca_path_len: Some(0),
+        key_usage: vec![
+            KeyUsages::DigitalSignature,
+            KeyUsages::KeyCertSign,
+            KeyUsages::CRLSign,
+        ],
+        ext_key_usage: vec![ID_KP_CLIENT_AUTH, ID_KP_SERVER_AUTH],
+        sans: Vec::new(),
+        authority_key_id: Some(issuer.1.to_vec()),
+        subject_key_id: true,
+    }
+}
+
 /// One line per extension, as `check` prints them.
 pub fn describe_extensions(p: &CertProfile) -> Vec<String> {
     use crate::x509::profile::{eku_name, key_usage_name};

@@ -86,6 +86,7 @@ pub fn strong_flags() -> KeyFlags {
         extractable: Some(false),
         always_sensitive: Some(true),
         never_extractable: Some(true),
+        wrap_with_trusted: Some(false),
     }
 }
 

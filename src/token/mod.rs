@@ -70,21 +70,37 @@ pub struct KeyFlags {
     pub extractable: Option<bool>,
     pub always_sensitive: Option<bool>,
     pub never_extractable: Option<bool>,
+    /// CKA_WRAP_WITH_TRUSTED: only a trusted key (one the security officer
+    /// made) may wrap it. Read-only once true.
+    pub wrap_with_trusted: Option<bool>,
 }
 
 impl KeyFlags {
-    /// What a CA key must show (on the token, private, sensitive, never
-    /// extractable, always sensitive); None when it does, else what is missing.
+    /// Whether the key is backed up: extractable, but only wrapped under a
+    /// trusted key.
+    pub fn backed_up(&self) -> bool {
+        self.extractable == Some(true) && self.wrap_with_trusted == Some(true)
+    }
+
+    /// What a CA key must show: on the token, private, sensitive, and
+    /// either always sensitive and never extractable, or a backed-up key:
+    /// extractable only under a trusted wrap key. (A key restored from its
+    /// backup reads CKA_ALWAYS_SENSITIVE false, as PKCS#11 sets it for every
+    /// unwrapped key: it was outside the token, wrapped under the trusted
+    /// key only.) None when it does, else what is missing.
     pub fn violation(&self) -> Option<String> {
         let mut bad = Vec::new();
-        for (name, v, want) in [
+        let mut rules = vec![
             ("CKA_TOKEN", self.token, true),
             ("CKA_PRIVATE", self.private, true),
             ("CKA_SENSITIVE", self.sensitive, true),
-            ("CKA_EXTRACTABLE", self.extractable, false),
-            ("CKA_ALWAYS_SENSITIVE", self.always_sensitive, true),
-            ("CKA_NEVER_EXTRACTABLE", self.never_extractable, true),
-        ] {
+        ];
+        if !self.backed_up() {
+            rules.push(("CKA_EXTRACTABLE", self.extractable, false));
+            rules.push(("CKA_ALWAYS_SENSITIVE", self.always_sensitive, true));
+            rules.push(("CKA_NEVER_EXTRACTABLE", self.never_extractable, true));
+        }
+        for (name, v, want) in rules {
             match v {
                 Some(x) if x == want => {}
                 Some(x) => bad.push(format!("{name} is {x}")),
@@ -304,6 +320,72 @@ pub trait Token {
     fn checkpoint(&self) -> Result<(), TokenError> {
         Ok(())
     }
+
+    // Backups (plan `[backup]`). A token without them says so from the
+    // probe; the defaults are such a token.
+
+    /// Checks, before anything is generated, that the token can wrap with
+    /// AES key wrap with padding (RFC 5649, CKM_AES_KEY_WRAP_PAD); returns
+    /// the mechanism's name.
+    fn require_backup(&self) -> Result<&'static str, TokenError> {
+        Err(TokenError::MechanismMissing {
+            token: self.identity().to_string(),
+            what: "back up CA keys".into(),
+            missing: "CKM_AES_KEY_WRAP_PAD (AES key wrap with padding, RFC 5649)".into(),
+        })
+    }
+    /// Key pairs generated from now on under these labels are extractable
+    /// under a trusted wrap key only (CKA_WRAP_WITH_TRUSTED).
+    fn back_up_labels(&self, labels: &[String]) {
+        let _ = labels;
+    }
+    /// Every secret key the token marks CKA_TRUSTED: (label, CKA_ID).
+    fn trusted_keys(&self) -> Result<Vec<(String, Vec<u8>)>, TokenError> {
+        Ok(Vec::new())
+    }
+    /// Imports `value` as the trusted AES wrap key `label` with CKA_ID `id`
+    /// (its check value), in a security-officer session: logs out, logs in
+    /// as SO, creates, logs out. The caller logs in as the user after.
+    fn import_wrap_key(
+        &self,
+        so_pin: &pin::Pin,
+        label: &str,
+        id: &[u8],
+        value: &[u8],
+    ) -> Result<(), TokenError> {
+        let _ = (so_pin, label, id, value);
+        self.require_backup().map(|_| ())
+    }
+    /// `key`'s private key wrapped (CKM_AES_KEY_WRAP_PAD) under the wrap key `wrap_label`.
+    fn wrap(&self, wrap_label: &str, key: &KeyPair) -> Result<Vec<u8>, TokenError> {
+        let _ = (wrap_label, key);
+        self.require_backup().map(|_| Vec::new())
+    }
+    /// Unwraps `blob` under `wrap_label` as the private key of a CA key
+    /// pair (sensitive, private, on the token, for signing, extractable under
+    /// a trusted key only) and creates its public key from `spki`.
+    fn unwrap_key_pair(
+        &self,
+        wrap_label: &str,
+        blob: &[u8],
+        label: &str,
+        id: &[u8],
+        key_type: KeyType,
+        spki: &SubjectPublicKeyInfoOwned,
+    ) -> Result<KeyPair, TokenError> {
+        let _ = (wrap_label, blob, label, id, key_type, spki);
+        Err(self
+            .require_backup()
+            .err()
+            .unwrap_or(TokenError::Stopped { op: "C_UnwrapKey" }))
+    }
+    /// Destroys every object labelled `label` (a restore taking back what it made).
+    fn destroy_labelled(&self, label: &str) -> Result<usize, TokenError> {
+        let _ = label;
+        Ok(0)
+    }
+    /// Logs out (a restore between its security-officer and user steps).
+    fn logout(&self) {}
 }
 
 /// A signing handle for one thread (see [`Token::signers`]): the same
@@ -427,6 +509,9 @@ impl TokenError {
             TokenError::Busy { .. } => "wait for the other run to finish; two runs must never share a token".into(),
             TokenError::PinIncorrect { .. } => "check the PIN and try again; repeated failures lock the user PIN".into(),
             TokenError::PinLocked { .. } => "the security officer must unlock or reset the user PIN (e.g. with the vendor tool)".into(),
+            TokenError::MechanismMissing { what, .. } if what == "back up CA keys" => {
+                "back up on a token with CKM_AES_KEY_WRAP_PAD and trusted keys (CKA_TRUSTED, CKA_WRAP_WITH_TRUSTED), or remove [backup] from the plan; nothing was generated".into()
+            }
             TokenError::MechanismMissing { .. } => "choose a key type this token supports in the plan; nothing was generated".into(),
             TokenError::WeakKey { .. } => {
                 "this key may have been exposed; do not use it: give the plan a new label so a fresh key is generated".into()
@@ -529,6 +614,7 @@ mod tests {
                 extractable: Some(false),
                 always_sensitive: all,
                 never_extractable: all,
+                wrap_with_trusted: None,
             }),
             unreadable: None,
             empty_value: false,

@@ -28,6 +28,11 @@ impl Pin {
         &self.0
     }
 
+    /// A second copy (wiped on drop too), for a flow that logs in twice.
+    pub fn clone_pin(&self) -> Pin {
+        Pin(self.0.clone())
+    }
+
     pub fn new(pin: Zeroizing<String>) -> Result<Pin, PinError> {
         if pin.is_empty() {
             return Err(PinError::Empty);
@@ -151,8 +156,18 @@ pub fn read_pin_env(var: &str) -> Result<Pin, PinError> {
 
 /// No-echo prompt on the terminal (dialoguer needs stderr to be one).
 pub fn prompt_pin(token: &str) -> Result<Pin, PinError> {
+    prompt_secret(&format!("User PIN for token {token}"))
+}
+
+/// No-echo prompt for the security officer's PIN (backups and restores).
+pub fn prompt_so_pin(token: &str) -> Result<Pin, PinError> {
+    prompt_secret(&format!("Security officer (SO) PIN for token {token}"))
+}
+
+/// A no-echo prompt for a secret (a PIN, a custodian's share).
+pub fn prompt_secret(prompt: &str) -> Result<Pin, PinError> {
     let pin = dialoguer::Password::new()
-        .with_prompt(format!("User PIN for token {token}"))
+        .with_prompt(prompt)
         .interact()
         .map_err(|e| PinError::Prompt(e.to_string()))?;
     Pin::new(Zeroizing::new(pin))

@@ -185,9 +185,18 @@ fn kubeconfig_cert(tree: &Tree, file: &str) -> Result<Cert, String> {
     first_of(&base64_data(&data)?)
 }
 
-fn node(tree: &Tree, base: &str, name: Option<String>, now: SystemTime) -> NodeInventory {
+fn node(
+    tree: &Tree,
+    base: &str,
+    name: Option<String>,
+    delegated: &[CaRole],
+    now: SystemTime,
+) -> NodeInventory {
     let p = |rel: &str| format!("{base}{rel}");
-    let role = if tree.get(&p("pki/apiserver.crt")).is_some() {
+    // With the kubernetes CA delegated, kubeadm makes apiserver.crt on the node.
+    let control_plane = tree.get(&p("pki/apiserver.crt")).is_some()
+        || (delegated.contains(&CaRole::Kubernetes) && tree.get(&p("pki/etcd/ca.crt")).is_some());
+    let role = if control_plane {
         Role::ControlPlane
     } else {
         Role::Worker
@@ -203,10 +212,17 @@ fn node(tree: &Tree, base: &str, name: Option<String>, now: SystemTime) -> NodeI
             .find(|(_, x)| *x == r)
             .is_none_or(|(f, _)| tree.get(&p(&f.replace(".crt", ".key"))).is_none())
     };
-    let exps: Vec<Expect> = match role {
+    let mut exps: Vec<Expect> = match role {
         Role::ControlPlane => expect::fixed_control_plane(None, None),
         Role::Worker => expect::fixed_worker(None),
     };
+    // A delegated CA's leaves are kubeadm's to make and renew: listed only
+    // when present.
+    for e in &mut exps {
+        if delegated.contains(&e.issuer) {
+            e.required = false;
+        }
+    }
     let mut certificates: Vec<Row> = exps
         .iter()
         .filter(|e| e.required || tree.get(&p(&e.path)).is_some())
@@ -227,7 +243,7 @@ fn node(tree: &Tree, base: &str, name: Option<String>, now: SystemTime) -> NodeI
         })
         .collect();
     certificates.sort_by(|a, b| a.name.cmp(&b.name));
-    let authorities = cas
+    let mut authorities: Vec<Row> = cas
         .iter()
         .map(|(f, r)| {
             row(
@@ -240,6 +256,17 @@ fn node(tree: &Tree, base: &str, name: Option<String>, now: SystemTime) -> NodeI
             )
         })
         .collect();
+    // The kubelet signer lives days to months: its expiry is the one to watch.
+    if role == Role::ControlPlane && tree.get(&p(layout::NODE_KUBELET_SIGNER)).is_some() {
+        authorities.push(row(
+            crate::issue::ca::KUBELET_SIGNER,
+            &p(layout::NODE_KUBELET_SIGNER),
+            first_cert(tree, &p(layout::NODE_KUBELET_SIGNER)),
+            Some(ca_name(CaRole::Kubernetes).into()),
+            tree.get(&p(layout::NODE_KUBELET_SIGNER_KEY)).is_none(),
+            now,
+        ));
+    }
     // Without a nodes/<name>/ path, kubelet.conf's CN (system:node:<name>) names the node.
     let name = name.or_else(|| {
         kubeconfig_cert(tree, &p("kubelet.conf"))
@@ -266,7 +293,13 @@ pub fn inventory(input: &Input, now: SystemTime) -> Inventory {
         Layout::Node { base } => Inventory {
             now: rfc3339(now),
             authorities: Vec::new(),
-            nodes: vec![node(tree, base, input.dir_node_name.clone(), now)],
+            nodes: vec![node(
+                tree,
+                base,
+                input.dir_node_name.clone(),
+                &input.delegated,
+                now,
+            )],
             users: Vec::new(),
         },
         Layout::Out => {
@@ -285,7 +318,17 @@ pub fn inventory(input: &Input, now: SystemTime) -> Inventory {
                     &f,
                     first_cert(tree, &f),
                     Some("root-ca".into()),
-                    true,
+                    !input.delegated.contains(&r),
+                    now,
+                ));
+            }
+            if tree.get(layout::KUBELET_SIGNER).is_some() {
+                authorities.push(row(
+                    crate::issue::ca::KUBELET_SIGNER,
+                    layout::KUBELET_SIGNER,
+                    first_cert(tree, layout::KUBELET_SIGNER),
+                    Some("kubernetes-ca".into()),
+                    false,
                     now,
                 ));
             }
@@ -306,6 +349,7 @@ pub fn inventory(input: &Input, now: SystemTime) -> Inventory {
                         tree,
                         &format!("{}/", layout::node_root(n)),
                         Some(n.to_string()),
+                        &input.delegated,
                         now,
                     )
                 })

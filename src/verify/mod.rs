@@ -116,6 +116,8 @@ pub struct PlanFacts {
     pub ca_subjects: BTreeMap<CaRole, Name>,
     /// `[[users]]`: (name, groups), each a users/<name>.conf.
     pub users: Vec<(String, Vec<String>)>,
+    /// Whether the plan has a kubelet signer.
+    pub kubelet_signer: bool,
 }
 
 /// The trust anchor given with `--root`.
@@ -135,6 +137,12 @@ pub struct Input {
     pub dir_node_name: Option<String>,
     pub root: Option<GivenRoot>,
     pub plan: Option<PlanFacts>,
+    /// The CAs delegated to the control-plane nodes: the plan's (`--plan`),
+    /// else those OUT/plan.toml names.
+    pub delegated: Vec<CaRole>,
+    /// Whether the plan (or OUT/plan.toml) has a kubelet signer: its
+    /// certificate, trust file and node-held key belong on control-plane nodes.
+    pub kubelet_signer: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -169,6 +177,8 @@ pub struct Report {
     pub nodes: Vec<(Option<String>, Role)>,
     pub root: RootUsed,
     pub plan: bool,
+    /// Encrypted nodes not opened (no identity given for them).
+    pub locked: Vec<String>,
 }
 
 impl Report {
@@ -225,6 +235,16 @@ impl Report {
         } else {
             "no --plan: kubeadm's fixed profile parts only".to_string()
         });
+        if !self.locked.is_empty() {
+            notes.push(format!(
+                "encrypted, checked as archives only (give --identity to open): {}",
+                self.locked
+                    .iter()
+                    .map(|n| crate::bundle::layout::sealed_node(n))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         if self.problems.is_empty() {
             format!("OK: {what}; {}", notes.join("; "))
         } else {
@@ -370,13 +390,69 @@ pub fn load(
             })
         }
     };
+    let (delegated, kubelet_signer) = match (&plan, &layout) {
+        (Some(p), _) => (p.cluster.delegated.clone(), p.kubelet_signer),
+        (None, Layout::Out) => tree
+            .file(crate::bundle::layout::PLAN)
+            .map(delegated_in_plan_text)
+            .unwrap_or_default(),
+        (None, Layout::Node { .. }) => (Vec::new(), false),
+    };
     Ok(Input {
         tree,
         layout,
         dir_node_name,
         root,
         plan,
+        delegated,
+        kubelet_signer,
     })
+}
+
+/// Opens every encrypted node an identity of `identities` can decrypt
+/// (none given: each is only noted).
+pub fn open_sealed(tree: &mut Tree, identities: &[crate::audit::crypto::Identities]) {
+    // No identity for it: locked, not failed (each node has its own).
+    let decrypt = |bytes: &[u8]| -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, String> {
+        for ids in identities {
+            match ids.decrypt(bytes) {
+                Ok(plain) => return Ok(Some(zeroize::Zeroizing::new(plain))),
+                Err(crate::audit::crypto::DecryptFailure::Header(_)) => {}
+                Err(crate::audit::crypto::DecryptFailure::Payload(e)) => {
+                    return Err(format!("damaged or truncated: {e}"));
+                }
+            }
+        }
+        Ok(None)
+    };
+    if identities.is_empty() {
+        tree.open_sealed(None);
+    } else {
+        tree.open_sealed(Some(&decrypt));
+    }
+}
+
+/// The CAs a plan's text delegates (`mode = "delegated"` in `[ca.*]`), read
+/// leniently: OUT's own plan.toml, which its SHA256SUMS covers, may no
+/// longer validate (a `not_after` since past) but still says who holds which
+/// key.
+fn delegated_in_plan_text(text: &[u8]) -> (Vec<CaRole>, bool) {
+    let Some(plan) = std::str::from_utf8(text)
+        .ok()
+        .and_then(|t| toml::from_str::<crate::plan::Plan>(t).ok())
+    else {
+        return (Vec::new(), false);
+    };
+    let delegated = [
+        (CaRole::Kubernetes, &plan.ca.kubernetes),
+        (CaRole::Etcd, &plan.ca.etcd),
+        (CaRole::FrontProxy, &plan.ca.front_proxy),
+    ]
+    .into_iter()
+    .filter(|(_, s)| s.mode.as_deref() == Some("delegated"))
+    .map(|(r, _)| r)
+    .collect();
+    (delegated, plan.kubelet_signer.is_some())
 }
 
 /// The plan's facts, or why it cannot be used.
@@ -403,6 +479,7 @@ pub fn plan_facts(path: &Path, now: SystemTime) -> Result<PlanFacts, VerifyError
         cluster,
         ca_subjects,
         users,
+        kubelet_signer: loaded.plan.kubelet_signer.is_some(),
     })
 }
 
@@ -415,10 +492,16 @@ fn stdout(text: &str) {
 
 /// `ceremony verify DIR [--root FILE] [--plan FILE]`: prints one line per
 /// problem and the summary on stdout; Err(Failed) when there were problems.
-pub fn run_verify(dir: &Path, root: Option<&Path>, plan: Option<&Path>) -> Result<(), VerifyError> {
+pub fn run_verify(
+    dir: &Path,
+    root: Option<&Path>,
+    plan: Option<&Path>,
+    identities: &[crate::audit::crypto::Identities],
+) -> Result<(), VerifyError> {
     let now = SystemTime::now();
     let facts = plan.map(|p| plan_facts(p, now)).transpose()?;
-    let input = load(dir, root, facts)?;
+    let mut input = load(dir, root, facts)?;
+    open_sealed(&mut input.tree, identities);
     let report = check::check(&input, now);
     let mut text = String::new();
     for p in &report.problems {

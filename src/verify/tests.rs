@@ -566,6 +566,9 @@ fn cluster() -> ClusterSpec {
         control_plane: vec![cp("cp1", "10.0.0.10"), cp("cp2", "10.0.0.11")],
         workers: vec!["w1".into()],
         mode: LeafMode::Generate,
+        kubelet_serving: false,
+        node_recipients: Default::default(),
+        delegated: Vec::new(),
     }
 }
 
@@ -585,6 +588,7 @@ fn facts(cl: &ClusterSpec) -> PlanFacts {
         cluster: cl.clone(),
         ca_subjects,
         users: vec![("alice".into(), vec!["devs".into()])],
+        kubelet_signer: false,
     }
 }
 
@@ -1162,6 +1166,7 @@ fn a_large_bundle_is_summed_up_by_role_not_named_node_by_node() {
         nodes,
         root: RootUsed::Out,
         plan: false,
+        locked: Vec::new(),
     };
     let line = report.summary();
     assert!(

@@ -33,10 +33,29 @@ pub struct Entry {
     pub content: Content,
 }
 
+/// Decrypts an archive: None when no identity given is its recipient's.
+pub type Decrypt<'a> = dyn Fn(&[u8]) -> Result<Option<Zeroizing<Vec<u8>>>, String> + 'a;
+
+/// What became of a node delivered encrypted (`nodes/<name>.tar.age`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sealed {
+    /// Decrypted and extracted into the tree as `nodes/<name>/…`.
+    Opened,
+    /// No identity given: its files are not checked.
+    Locked,
+    /// It could not be opened: why.
+    Failed(String),
+}
+
 /// A directory as read, keyed by relative path.
 #[derive(Default)]
 pub struct Tree {
     pub entries: BTreeMap<String, Entry>,
+    /// Paths extracted from encrypted nodes' archives (not files of OUT:
+    /// SHA256SUMS lists the archive, not them).
+    pub opened: std::collections::BTreeSet<String>,
+    /// Every `nodes/<name>.tar.age`, by node name.
+    pub sealed: BTreeMap<String, Sealed>,
 }
 
 impl std::fmt::Debug for Tree {
@@ -147,12 +166,122 @@ impl Tree {
     }
 
     /// Names of the direct children of directory `prefix` (ending in `/`, or "" for the top).
+    /// Notes every encrypted node (`nodes/<name>.tar.age`) and, given a way
+    /// to decrypt one, extracts its archive into the tree under
+    /// `nodes/<name>/` with the modes it carries. An archive entry that is
+    /// not a plain file or directory owned by root, or that leaves the
+    /// node's directory, fails the node.
+    pub fn open_sealed(&mut self, decrypt: Option<&Decrypt<'_>>) {
+        let archives: Vec<(String, String)> = self
+            .entries
+            .keys()
+            .filter_map(|k| {
+                crate::bundle::layout::sealed_node_of(k).map(|n| (n.to_string(), k.clone()))
+            })
+            .collect();
+        for (name, file) in archives {
+            let is_age = self
+                .file(&file)
+                .is_some_and(|b| b.starts_with(b"age-encryption.org/v1\n"));
+            let state = match (decrypt, self.file(&file)) {
+                (_, Some(_)) if !is_age => Sealed::Failed("not an age file".into()),
+                (None, _) => Sealed::Locked,
+                (Some(_), None) => Sealed::Failed("not a readable regular file".into()),
+                (Some(d), Some(bytes)) => match d(bytes) {
+                    Err(e) => Sealed::Failed(e),
+                    Ok(None) => Sealed::Locked,
+                    Ok(Some(plain)) => match untar(&plain, &format!("nodes/{name}")) {
+                        Err(e) => Sealed::Failed(e),
+                        Ok(found) => {
+                            if let Some((p, _)) =
+                                found.iter().find(|(p, _)| self.entries.contains_key(p))
+                            {
+                                Sealed::Failed(format!("{p} is also in clear beside the archive"))
+                            } else {
+                                for (p, e) in found {
+                                    self.opened.insert(p.clone());
+                                    self.entries.insert(p, e);
+                                }
+                                Sealed::Opened
+                            }
+                        }
+                    },
+                },
+            };
+            self.sealed.insert(name, state);
+        }
+    }
+
     pub fn children<'a>(&'a self, prefix: &str) -> Vec<&'a str> {
         self.under(prefix)
             .map(|(k, _)| k)
             .filter(|k| !k.contains('/'))
             .collect()
     }
+}
+
+/// The entries of a node's archive under `top` (`nodes/<name>`), with the
+/// directories leading to them.
+fn untar(archive: &[u8], top: &str) -> Result<Vec<(String, Entry)>, String> {
+    use std::io::Read;
+    let mut out: Vec<(String, Entry)> = vec![(
+        top.to_string(),
+        Entry {
+            mode: 0o755,
+            content: Content::Dir,
+        },
+    )];
+    let mut a = tar::Archive::new(archive);
+    let entries = a.entries().map_err(|e| format!("not a tar archive: {e}"))?;
+    for e in entries {
+        let mut e = e.map_err(|e| format!("not a tar archive: {e}"))?;
+        let path = e
+            .path()
+            .map_err(|e| e.to_string())?
+            .to_string_lossy()
+            .into_owned();
+        let path = path.trim_end_matches('/').to_string();
+        if Path::new(&path)
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_)))
+        {
+            return Err(format!("entry {path:?} leaves the node's directory"));
+        }
+        let h = e.header();
+        let (uid, gid) = (h.uid().unwrap_or(u64::MAX), h.gid().unwrap_or(u64::MAX));
+        if uid != 0 || gid != 0 {
+            return Err(format!("{path} is owned by {uid}:{gid}, not root:root"));
+        }
+        let mode = h.mode().map_err(|e| e.to_string())? & 0o7777;
+        let content = match h.entry_type() {
+            tar::EntryType::Directory => Content::Dir,
+            tar::EntryType::Regular => {
+                let mut b = Zeroizing::new(Vec::with_capacity(e.size() as usize));
+                e.read_to_end(&mut b).map_err(|e| e.to_string())?;
+                Content::File(b)
+            }
+            other => return Err(format!("{path} is a {other:?}, not a file or directory")),
+        };
+        // The directories above an entry (`etc` is implicit in the archive).
+        let mut above = Path::new(&path).parent();
+        while let Some(d) = above.filter(|d| !d.as_os_str().is_empty()) {
+            let k = format!("{top}/{}", d.to_string_lossy());
+            if !out.iter().any(|(p, _)| *p == k) {
+                out.push((
+                    k,
+                    Entry {
+                        mode: 0o755,
+                        content: Content::Dir,
+                    },
+                ));
+            }
+            above = d.parent();
+        }
+        let k = format!("{top}/{path}");
+        out.retain(|(p, _)| *p != k);
+        out.push((k, Entry { mode, content }));
+    }
+    Ok(out)
 }
 
 /// The node name a path implies: `…/nodes/<name>/etc/kubernetes` or `…/nodes/<name>`.

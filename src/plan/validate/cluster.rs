@@ -195,6 +195,25 @@ pub(super) fn validate_cluster(
             }
         }
     }
+    for (node, r) in &cl.node_recipients {
+        let key = format!("cluster.node_recipients.{node}");
+        if !control_plane.iter().any(|n| &n.name == node) && !workers.contains(node) {
+            p.add(
+                key.clone(),
+                "names no node of [cluster]: give the name of a control-plane node or worker",
+                quoted(node),
+            );
+        }
+        let ok =
+            age::x25519::Recipient::from_str(r).is_ok() || age::ssh::Recipient::from_str(r).is_ok();
+        if !ok {
+            p.add(
+                key,
+                "is not an age recipient (age1…) or an SSH public key (ssh-ed25519 …, ssh-rsa …)",
+                quoted(r),
+            );
+        }
+    }
     let mode = match plan.leaves.as_ref().map(|l| l.mode.as_str()) {
         None | Some("generate") => LeafMode::Generate,
         Some("csr") => {
@@ -236,6 +255,9 @@ pub(super) fn validate_cluster(
         control_plane,
         workers,
         mode,
+        kubelet_serving: false,
+        node_recipients: cl.node_recipients.clone(),
+        delegated: Vec::new(),
     })
 }
 

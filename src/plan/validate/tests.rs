@@ -21,6 +21,8 @@ pub(super) fn reached(file: &'static str, line: u32) {
         "cluster.rs"
     } else if file.ends_with("revoke.rs") {
         "revoke.rs"
+    } else if file.ends_with("delegation.rs") {
+        "delegation.rs"
     } else {
         "validate.rs"
     };
@@ -144,6 +146,29 @@ const RECIPIENT: &str = r#""age1rfjvanyx48qxdll0q8wkrca6kpkfluxp4gal0ws7cp4awt90
 
 #[rustfmt::skip]
 const ROWS: &[Row] = &[
+    // [backup]
+    ("backup with one custodian", &[("[audit]\n", "[backup]\ncustodians = [\"Carol\"]\nthreshold = 2\n\n[audit]\n")],
+        &["backup.custodians: must name between 2 and 255 custodians, each to keep one share (got 1)"]),
+    ("backup custodian empty", &[("[audit]\n", "[backup]\ncustodians = [\"Carol\", \" \"]\nthreshold = 2\n\n[audit]\n")],
+        &[r#"backup.custodians[1]: must not be empty (got " ")"#]),
+    ("backup custodian with a control", &[("[audit]\n", "[backup]\ncustodians = [\"Carol\", \"Da\\u001Bve\"]\nthreshold = 2\n\n[audit]\n")],
+        &[r#"backup.custodians[1]: must not contain control or bidirectional-override characters (found U+001B) (got "Da\u{1b}ve")"#]),
+    ("backup custodian twice", &[("[audit]\n", "[backup]\ncustodians = [\"Carol\", \"carol \"]\nthreshold = 2\n\n[audit]\n")],
+        &[r#"backup.custodians[1]: is named twice (got "carol ")"#]),
+    ("backup threshold of one", &[("[audit]\n", "[backup]\ncustodians = [\"Carol\", \"Dave\", \"Erin\"]\nthreshold = 1\n\n[audit]\n")],
+        &["backup.threshold: must be between 2 and the number of custodians (3) (got 1)"]),
+    ("backup threshold above the custodians", &[("[audit]\n", "[backup]\ncustodians = [\"Carol\", \"Dave\", \"Erin\"]\nthreshold = 4\n\n[audit]\n")],
+        &["backup.threshold: must be between 2 and the number of custodians (3) (got 4)"]),
+    ("backup of an unknown CA", &[("[audit]\n", "[backup]\ncustodians = [\"Carol\", \"Dave\"]\nthreshold = 2\ncas = [\"root\", \"kube\"]\n\n[audit]\n")],
+        &[r#"backup.cas[1]: must be one of root, kubernetes, etcd, front-proxy (got "kube")"#]),
+    ("backup of a CA twice", &[("[audit]\n", "[backup]\ncustodians = [\"Carol\", \"Dave\"]\nthreshold = 2\ncas = [\"root\", \"etcd\", \"etcd\"]\n\n[audit]\n")],
+        &[r#"backup.cas[2]: is named twice (got "etcd")"#]),
+    ("backup of a delegated CA", &[("[ca.etcd]\n", "[ca.etcd]\nmode = \"delegated\"\ncsr = \"etcd-ca.csr\"\n"), ("[audit]\n", "[backup]\ncustodians = [\"Carol\", \"Dave\"]\nthreshold = 2\ncas = [\"root\", \"etcd\"]\n\n[audit]\n")],
+        &[r#"backup.cas[1]: is delegated to the control-plane nodes: its key is not on the token to back up; remove it (got "etcd")"#]),
+    ("backup without the root", &[("[audit]\n", "[backup]\ncustodians = [\"Carol\", \"Dave\"]\nthreshold = 2\ncas = [\"kubernetes\"]\n\n[audit]\n")],
+        &[r#"backup.cas: must include "root": the root is the key a lost token cannot replace"#]),
+    ("backup in a continuing ceremony", &[("witnesses = [\"Wendy\", \"Walter\"]\n", "witnesses = [\"Wendy\", \"Walter\"]\nprevious = \"c1\"\n"), ("[audit]\n", "[renew]\nall = true\n\n[backup]\ncustodians = [\"Carol\", \"Dave\"]\nthreshold = 2\n\n[audit]\n")],
+        &["backup: is set at the founding ceremony only: a continuing ceremony uses the keys backed up then; remove [backup]"]),
     // [ceremony]
     ("ceremony name empty", &[(r#"name = "table""#, r#"name = " ""#)],
         &[r#"ceremony.name: must not be empty (got " ")"#]),
@@ -189,6 +214,15 @@ const ROWS: &[Row] = &[
         &[r#"token.module: must be the path of a PKCS#11 module (got "")"#]),
     ("module_sha256 not hex", &[("[token]\n", "[token]\nmodule_sha256 = \"abc\"\n")],
         &[r#"token.module_sha256: must be 64 hex digits (sha256sum of the module) (got "abc")"#]),
+    ("placeholders of a template plan, named first", &[
+        (r#""pkcs11:token=k8s-root""#, r#""pkcs11:token=k8s-root;serial=REPLACE-ME""#),
+        ("[token]\n", "[token]\nmodule_sha256 = \"REPLACE-ME\"\n"),
+        (r#"module = "/usr/lib/softhsm/libsofthsm2.so""#, r#"module = "/opt/REPLACE-ME/pkcs11.so""#),
+        (r#"recipients = ["age1rfjvanyx48qxdll0q8wkrca6kpkfluxp4gal0ws7cp4awt900vpsf0sp9u"]"#, r#"recipients = ["age1rfjvanyx48qxdll0q8wkrca6kpkfluxp4gal0ws7cp4awt900vpsf0sp9u", "REPLACE-ME: the auditor's key"]"#)],
+        &[r#"token.uri: is a placeholder (REPLACE-ME): put this ceremony's value there before any run (got "pkcs11:token=k8s-root;serial=REPLACE-ME")"#,
+          r#"token.module: is a placeholder (REPLACE-ME): put this ceremony's value there before any run (got "/opt/REPLACE-ME/pkcs11.so")"#,
+          r#"token.module_sha256: is a placeholder (REPLACE-ME): put this ceremony's value there before any run (got "REPLACE-ME")"#,
+          r#"audit.recipients[1]: is a placeholder (REPLACE-ME): put this ceremony's value there before any run (got "REPLACE-ME: the auditor's key")"#]),
     ("sessions zero", &[("[token]\n", "[token]\nsessions = 0\n")],
         &["token.sessions: must be between 1 and 64 (got 0)"]),
     ("sessions above the limit", &[("[token]\n", "[token]\nsessions = 65\n")],
@@ -314,6 +348,43 @@ const ROWS: &[Row] = &[
         &[r#"leaves.mode: must be "generate" or "csr" (got "both")"#]),
     ("leaves without a cluster", &[(CLUSTER, ""), (USER, ""), ("[audit]\n", "[leaves]\nmode = \"generate\"\n\n[audit]\n")],
         &["leaves: needs a [cluster] section to know which leaves to make"]),
+    // [ca.*] mode and csr: delegated CAs
+    ("etcd delegated", &[("[ca.etcd]\n", "[ca.etcd]\nmode = \"delegated\"\ncsr = \"etcd-ca.csr\"\n")],
+        &[]),
+    ("a CA kept in the token, said so", &[("[ca.etcd]\n", "[ca.etcd]\nmode = \"token\"\n")],
+        &[]),
+    ("root delegated", &[("[root]\n", "[root]\nmode = \"delegated\"\ncsr = \"root.csr\"\n")],
+        &[r#"root.mode: the root is always kept in the token; only [ca.kubernetes], [ca.etcd] and [ca.front-proxy] take a mode (got "delegated")"#,
+          r#"root.csr: the root is always made in the token; it takes no certificate request (got "root.csr")"#]),
+    ("CA mode unknown", &[("[ca.etcd]\n", "[ca.etcd]\nmode = \"node\"\n")],
+        &[r#"ca.etcd.mode: must be "token" (the key is kept in the token) or "delegated" (the key is kept on the control-plane nodes) (got "node")"#]),
+    ("delegated without csr", &[("[ca.etcd]\n", "[ca.etcd]\nmode = \"delegated\"\n")],
+        &[r#"ca.etcd.csr: is required with mode = "delegated": the CA's certificate request, made with its key on the first control-plane node"#]),
+    ("csr of a CA kept in the token", &[("[ca.etcd]\n", "[ca.etcd]\ncsr = \"etcd-ca.csr\"\n")],
+        &[r#"ca.etcd.csr: is read only with mode = "delegated"; a CA kept in the token makes its key there (got "etcd-ca.csr")"#]),
+    ("delegated csr climbs out", &[("[ca.etcd]\n", "[ca.etcd]\nmode = \"delegated\"\ncsr = \"../etcd-ca.csr\"\n")],
+        &[r#"ca.etcd.csr: climbs out of the plan's directory with ".."; input files stay inside it: move the file in, or set allow_outside = true in [ca.etcd] (got "../etcd-ca.csr")"#]),
+    ("kubernetes delegated with users", &[("[ca.kubernetes]\n", "[ca.kubernetes]\nmode = \"delegated\"\ncsr = \"ca.csr\"\n")],
+        &["users: a user's kubeconfig is signed by the kubernetes CA, which this plan delegates: make it on a control-plane node (kubeadm kubeconfig user)"]),
+    ("delegated in a continuing ceremony", &[("[ca.etcd]\n", "[ca.etcd]\nmode = \"delegated\"\ncsr = \"etcd-ca.csr\"\n"), ("witnesses = [\"Wendy\", \"Walter\"]\n", "witnesses = [\"Wendy\", \"Walter\"]\nprevious = \"c1\"\n")],
+        &["ceremony.previous: a continuing ceremony of a plan with a delegated CA is not offered yet: run a founding ceremony (new labels) to sign a delegated CA again"]),
+    // [kubelet_signer]
+    ("kubelet signer", &[("[audit]\n", "[kubelet_signer]\ncsr = \"kubelet-signer.csr\"\nkey = \"ecdsa-p256\"\nvalidity = \"90d\"\n\n[audit]\n")],
+        &[]),
+    ("kubelet signer with the kubernetes CA delegated", &[("[audit]\n", "[kubelet_signer]\ncsr = \"kubelet-signer.csr\"\nkey = \"ecdsa-p256\"\nvalidity = \"90d\"\n\n[audit]\n"), ("[ca.kubernetes]\n", "[ca.kubernetes]\nmode = \"delegated\"\ncsr = \"ca.csr\"\n"), (USER, "")],
+        &["kubelet_signer: needs the kubernetes CA kept in the token: with it delegated, the controller-manager signs kubelets with it already"]),
+    ("kubelet signer without a cluster", &[("[audit]\n", "[kubelet_signer]\ncsr = \"kubelet-signer.csr\"\nkey = \"ecdsa-p256\"\nvalidity = \"90d\"\n\n[audit]\n"), (CLUSTER, ""), (USER, "")],
+        &["kubelet_signer: needs the [cluster] section: its certificate goes to the control-plane nodes"]),
+    ("kubelet signer request climbs out", &[("[audit]\n", "[kubelet_signer]\ncsr = \"/tmp/k.csr\"\nkey = \"ecdsa-p256\"\nvalidity = \"90d\"\n\n[audit]\n")],
+        &[r#"kubelet_signer.csr: is an absolute path; input files stay inside the plan's directory: write the path relative to the plan, or set allow_outside = true in [kubelet_signer] (got "/tmp/k.csr")"#]),
+    ("kubelet signer subject", &[("[audit]\n", "[kubelet_signer]\ncsr = \"kubelet-signer.csr\"\nsubject = \"kubelet-signer\"\nkey = \"ecdsa-p256\"\nvalidity = \"90d\"\n\n[audit]\n")],
+        &[r#"kubelet_signer.subject: is not an RFC 4514 distinguished name, e.g. "CN=Example Root CA,O=Example" (got "kubelet-signer")"#]),
+    ("kubelet signer key", &[("[audit]\n", "[kubelet_signer]\ncsr = \"kubelet-signer.csr\"\nkey = \"ed25519\"\nvalidity = \"90d\"\n\n[audit]\n")],
+        &[r#"kubelet_signer.key: unknown key type; use one of ecdsa-p256, ecdsa-p384, rsa-2048, rsa-3072, rsa-4096 (got "ed25519")"#]),
+    ("kubelet signer too long", &[("[audit]\n", "[kubelet_signer]\ncsr = \"kubelet-signer.csr\"\nkey = \"ecdsa-p256\"\nvalidity = \"2y\"\n\n[audit]\n")],
+        &[r#"kubelet_signer.validity: must be at most 365d: the kubelet signer is short-lived (days to months), renewed by each ceremony (got "2y")"#]),
+    ("kubelet signer validity", &[("[audit]\n", "[kubelet_signer]\ncsr = \"kubelet-signer.csr\"\nkey = \"ecdsa-p256\"\nvalidity = \"90\"\n\n[audit]\n")],
+        &[r#"kubelet_signer.validity: needs a unit: y (365 days), d or h, e.g. "365d" (got "90")"#]),
     // [[users]]
     ("users without a cluster", &[(CLUSTER, "")],
         &["users: a user kubeconfig needs the [cluster] section (its server and name)"]),
@@ -333,6 +404,11 @@ const ROWS: &[Row] = &[
         &[r#"users[0].csr: climbs out of the plan's directory with ".."; input files stay inside it: move the file in, or set allow_outside = true in this [[users]] entry (got "../alice.csr")"#]),
     ("user validity", &[(r#"groups = ["ops"]"#, "groups = [\"ops\"]\nvalidity = \"30\"")],
         &[r#"users[0].validity: needs a unit: y (365 days), d or h, e.g. "365d" (got "30")"#]),
+    // [cluster.node_recipients]
+    ("node recipient for no node", &[("names = [\"worker1\"]\n", "names = [\"worker1\"]\n\n[cluster.node_recipients]\ncp9 = \"age1rfjvanyx48qxdll0q8wkrca6kpkfluxp4gal0ws7cp4awt900vpsf0sp9u\"\n")],
+        &[r#"cluster.node_recipients.cp9: names no node of [cluster]: give the name of a control-plane node or worker (got "cp9")"#]),
+    ("node recipient not a recipient", &[("names = [\"worker1\"]\n", "names = [\"worker1\"]\n\n[cluster.node_recipients]\ncp1 = \"ssh-ed25519 nope\"\n")],
+        &[r#"cluster.node_recipients.cp1: is not an age recipient (age1…) or an SSH public key (ssh-ed25519 …, ssh-rsa …) (got "ssh-ed25519 nope")"#]),
     // [crl], [[revoke]]
     ("crl next_update not a lifetime", &[("[audit]\n", "[crl]\nnext_update = \"soon\"\n\n[audit]\n")],
         &[r#"crl.next_update: must start with a number, e.g. "365d" (got "soon")"#]),
@@ -458,6 +534,30 @@ fn users_csr_dir_and_leaf_key_as_the_plan_says() {
     assert_eq!(v.csr_dir, None);
 }
 
+/// A valid `[backup]`: custodians trimmed, in plan order; the CAs in
+/// hierarchy order whatever the plan's order; all four by default.
+#[test]
+fn a_backup_section_is_typed() {
+    let text = edited(&[(
+        "[audit]\n",
+        "[backup]\ncustodians = [\" Carol\", \"Dave\", \"Erin\"]\nthreshold = 2\ncas = [\"etcd\", \"root\"]\n\n[audit]\n",
+    )]);
+    let v = validate(&crate::plan::parse(&text).unwrap(), &ctx()).unwrap();
+    let b = v.backup.unwrap();
+    assert_eq!(b.custodians, ["Carol", "Dave", "Erin"]);
+    assert_eq!(b.threshold, 2);
+    assert_eq!(b.cas, [CaRole::Root, CaRole::Etcd]);
+    let all = text.replace("cas = [\"etcd\", \"root\"]\n", "");
+    let v = validate(&crate::plan::parse(&all).unwrap(), &ctx()).unwrap();
+    assert_eq!(v.backup.unwrap().cas.len(), 4);
+    assert!(
+        validate(&crate::plan::parse(BASE).unwrap(), &ctx())
+            .unwrap()
+            .backup
+            .is_none()
+    );
+}
+
 #[test]
 fn every_rule_gives_its_exact_problems() {
     let mut wrong = Vec::new();
@@ -491,6 +591,7 @@ fn every_problem_site_has_a_row() {
         .into_iter()
         .chain(scan("cluster.rs", include_str!("cluster.rs")))
         .chain(scan("revoke.rs", include_str!("revoke.rs")))
+        .chain(scan("delegation.rs", include_str!("delegation.rs")))
         .collect();
     assert!(
         sites.len() >= 45,

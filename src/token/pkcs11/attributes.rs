@@ -27,6 +27,7 @@ impl Pkcs11Token {
                     AttributeType::Extractable,
                     AttributeType::AlwaysSensitive,
                     AttributeType::NeverExtractable,
+                    AttributeType::WrapWithTrusted,
                 ],
             )
             .map_err(self.err("C_GetAttributeValue"))?;
@@ -39,6 +40,7 @@ impl Pkcs11Token {
                 Attribute::Extractable(v) => f.extractable = Some(v),
                 Attribute::AlwaysSensitive(v) => f.always_sensitive = Some(v),
                 Attribute::NeverExtractable(v) => f.never_extractable = Some(v),
+                Attribute::WrapWithTrusted(v) => f.wrap_with_trusted = Some(v),
                 _ => {}
             }
         }

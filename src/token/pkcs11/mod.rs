@@ -32,7 +32,11 @@ use attributes::unreadable_object;
 use templates::curve_of;
 
 mod attributes;
+mod probe;
 mod templates;
+mod wrap;
+
+pub use probe::Probe;
 
 /// How a token signs for one key type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,6 +58,8 @@ pub struct Pkcs11Token {
     mechs: RefCell<HashMap<KeyType, SignMech>>,
     /// CKA_ID → private key handle, filled by find/generate.
     handles: RefCell<HashMap<Vec<u8>, ObjectHandle>>,
+    /// Labels whose key pairs are generated extractable under a trusted wrap key only.
+    backed_up: RefCell<Vec<String>>,
     /// Held for the life of the value; the OS drops the lock with the process.
     _lock: File,
     pub module_sha256: [u8; 32],
@@ -181,6 +187,7 @@ impl Pkcs11Token {
             identity,
             mechs: RefCell::default(),
             handles: RefCell::default(),
+            backed_up: RefCell::default(),
             _lock: lock,
             module_sha256: digest,
         })
@@ -591,7 +598,8 @@ impl Token for Pkcs11Token {
     ) -> Result<KeyPair, TokenError> {
         crate::failpoint::hit("token-keygen-start");
         self.mech(key_type)?;
-        let (mechanism, public, private) = templates::key_pair(label, key_type, id)?;
+        let backed_up = self.backed_up.borrow().iter().any(|l| l == label);
+        let (mechanism, public, private) = templates::key_pair(label, key_type, id, backed_up)?;
         let (pub_h, priv_h) = self
             .session
             .generate_key_pair(&mechanism, &public, &private)
@@ -768,6 +776,45 @@ impl Token for Pkcs11Token {
             }));
         }
         Ok(out)
+    }
+
+    fn require_backup(&self) -> Result<&'static str, TokenError> {
+        self.require_backup_mechanisms()
+    }
+    fn back_up_labels(&self, labels: &[String]) {
+        *self.backed_up.borrow_mut() = labels.to_vec();
+    }
+    fn trusted_keys(&self) -> Result<Vec<(String, Vec<u8>)>, TokenError> {
+        self.trusted_secret_keys()
+    }
+    fn import_wrap_key(
+        &self,
+        so_pin: &Pin,
+        label: &str,
+        id: &[u8],
+        value: &[u8],
+    ) -> Result<(), TokenError> {
+        self.import_trusted(so_pin, label, id, value)
+    }
+    fn wrap(&self, wrap_label: &str, key: &KeyPair) -> Result<Vec<u8>, TokenError> {
+        self.wrap_private(wrap_label, key)
+    }
+    fn unwrap_key_pair(
+        &self,
+        wrap_label: &str,
+        blob: &[u8],
+        label: &str,
+        id: &[u8],
+        key_type: KeyType,
+        spki: &spki::SubjectPublicKeyInfoOwned,
+    ) -> Result<KeyPair, TokenError> {
+        self.unwrap_pair(wrap_label, blob, label, id, key_type, spki)
+    }
+    fn destroy_labelled(&self, label: &str) -> Result<usize, TokenError> {
+        self.destroy_all_labelled(label)
+    }
+    fn logout(&self) {
+        let _ = self.session.logout();
     }
 }
 

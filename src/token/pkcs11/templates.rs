@@ -15,6 +15,7 @@ pub(super) fn key_pair(
     label: &str,
     key_type: KeyType,
     id: &[u8],
+    backed_up: bool,
 ) -> Result<(Mechanism<'static>, Vec<Attribute>, Vec<Attribute>), TokenError> {
     let id = id.to_vec();
     let lab = Attribute::Label(label.as_bytes().to_vec());
@@ -28,12 +29,13 @@ pub(super) fn key_pair(
         Attribute::Id(id.clone()),
     ];
     // The private key: on the token, private, sensitive and never
-    // extractable, for signing only.
+    // extractable, for signing only; a backed-up key is extractable under a
+    // trusted wrap key only (CKA_WRAP_WITH_TRUSTED cannot be cleared).
     let mut private = vec![
         Attribute::Token(true),
         Attribute::Private(true),
         Attribute::Sensitive(true),
-        Attribute::Extractable(false),
+        Attribute::Extractable(backed_up),
         Attribute::Sign(true),
         Attribute::Decrypt(false),
         Attribute::Unwrap(false),
@@ -41,6 +43,9 @@ pub(super) fn key_pair(
         lab,
         Attribute::Id(id.clone()),
     ];
+    if backed_up {
+        private.push(Attribute::WrapWithTrusted(true));
+    }
     let mechanism = if let Some(bits) = key_type.rsa_bits() {
         public.push(Attribute::ModulusBits((bits as u64).into()));
         public.push(Attribute::PublicExponent(vec![0x01, 0x00, 0x01]));

@@ -2,8 +2,10 @@
 //! no file system, no clock, no output. Each check appends `Problem`s; none
 //! stops at the first one, so one run lists everything wrong.
 
+mod backup;
 mod ca;
 mod crl;
+mod kubeadm;
 mod kubeconfig;
 mod leaf;
 mod node;
@@ -20,7 +22,7 @@ use x509_cert::ext::pkix::KeyUsages;
 
 use super::expect::{self, Expect, PlanNode, SanRule};
 use super::parse::{self, Cert, CertFile};
-use super::tree::{Content, Tree};
+use super::tree::{Content, Sealed, Tree};
 use super::{Input, Layout, PlanFacts, Problem, Report, Role, RootUsed};
 use crate::bundle::kubeconfig::{KubeconfigFile, base64_data};
 use crate::fmt::utc;
@@ -71,10 +73,15 @@ fn is_ca_key_name(path: &str) -> bool {
 /// sa.* and kubeconfigs 0600; certificates, CSRs and OUT's own files 0644.
 pub fn expected_mode(path: &str) -> Option<u32> {
     let name = path.rsplit('/').next().unwrap_or(path);
-    if name.ends_with(".key") || name.starts_with("sa.") || name.ends_with(".conf") {
+    if name.ends_with(".key")
+        || name.starts_with("sa.")
+        || name.ends_with(".conf")
+        || name == layout::KUBEADM_CONFIG
+    {
         Some(0o600)
     } else if name.ends_with(".crt")
         || name.ends_with(".csr")
+        || layout::sealed_node_of(path).is_some()
         || (name == path
             && (AFTER_MANIFEST.contains(&name)
                 || name == layout::SHA256SUMS
@@ -133,6 +140,25 @@ fn eku_text(v: &[ObjectIdentifier]) -> String {
     list(&names)
 }
 
+/// kubeadm's key file of a CA, beside its certificate: the file whose
+/// presence tells kubeadm to issue that CA's missing leaves itself.
+fn ca_key_file(role: CaRole) -> Option<&'static str> {
+    match role {
+        CaRole::Root => None,
+        CaRole::Kubernetes => Some(CA_KEY_NAMES[0]),
+        CaRole::Etcd => Some(CA_KEY_NAMES[1]),
+        CaRole::FrontProxy => Some(CA_KEY_NAMES[2]),
+    }
+}
+
+/// Whether `path` is the key file of a CA the plan delegates, in a node's tree.
+fn is_delegated_key(path: &str, delegated: &[CaRole]) -> bool {
+    delegated
+        .iter()
+        .filter_map(|r| ca_key_file(*r))
+        .any(|k| path.ends_with(&format!("etc/kubernetes/{k}")) || path == k)
+}
+
 fn ca_label(role: CaRole) -> &'static str {
     match role {
         CaRole::Root => layout::ROOT_CA,
@@ -164,6 +190,10 @@ struct Ctx<'a> {
     tree: &'a Tree,
     now: SystemTime,
     plan: Option<&'a PlanFacts>,
+    /// The CAs delegated to the control-plane nodes (their keys held there).
+    delegated: &'a [CaRole],
+    /// Whether a kubelet signer's files belong on control-plane nodes.
+    kubelet_signer: bool,
     problems: Vec<Problem>,
     /// Public halves of private keys, by "file" or "file#field", derived once.
     keys: HashMap<String, Result<PublicKey, String>>,
@@ -177,6 +207,8 @@ pub fn check(input: &Input, now: SystemTime) -> Report {
         tree: &input.tree,
         now,
         plan: input.plan.as_ref(),
+        delegated: &input.delegated,
+        kubelet_signer: input.kubelet_signer,
         problems: Vec::new(),
         keys: HashMap::new(),
         revoked: BTreeMap::new(),
@@ -221,6 +253,13 @@ pub fn check(input: &Input, now: SystemTime) -> Report {
         files_checked,
         nodes: nodes.into_iter().map(|n| (n.name, n.role)).collect(),
         root: root_used,
+        locked: input
+            .tree
+            .sealed
+            .iter()
+            .filter(|(_, s)| **s == Sealed::Locked)
+            .map(|(n, _)| n.clone())
+            .collect(),
         plan: input.plan.is_some(),
     }
 }

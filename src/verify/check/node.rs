@@ -20,7 +20,11 @@ impl<'a> Ctx<'a> {
             .and_then(|cn| cn.strip_prefix("system:node:"))
             .map(str::to_string);
         let name = dir_name.map(str::to_string).or(kubelet_name);
-        let has_apiserver = self.tree.get(&p("pki/apiserver.crt")).is_some();
+        // With the kubernetes CA delegated, kubeadm makes apiserver.crt: the
+        // other CAs' certificates tell a control-plane node then.
+        let has_apiserver = self.tree.get(&p("pki/apiserver.crt")).is_some()
+            || (self.delegated.contains(&CaRole::Kubernetes)
+                && self.tree.get(&p("pki/etcd/ca.crt")).is_some());
 
         // The expectations: the plan's, or kubeadm's fixed parts.
         let mut role = if has_apiserver {
@@ -56,6 +60,18 @@ impl<'a> Ctx<'a> {
             }
             Role::Worker => expect::fixed_worker(name.as_deref()),
         });
+        // A delegated CA's leaves are kubeadm's to make on the node.
+        let mut exps = exps;
+        if !from_plan {
+            for e in &mut exps {
+                if self.delegated.contains(&e.issuer) {
+                    e.required = false;
+                }
+            }
+            if role == Role::Worker && self.delegated.contains(&CaRole::Kubernetes) {
+                exps.clear();
+            }
+        }
 
         // In CSR mode a node keeps its keys: the CSRs travel with the bundle
         // instead, and key files, sa.key and client-key-data may be absent.
@@ -88,7 +104,25 @@ impl<'a> Ctx<'a> {
                 wanted.insert(e.csr_file(), false);
             }
         }
+        // Written by this tool since it writes kubeadm configurations; an
+        // older bundle has none.
+        wanted.insert(layout::KUBEADM_CONFIG.into(), false);
         if role == Role::ControlPlane {
+            // The installer puts a delegated CA's own key beside its certificate.
+            for r in self.delegated {
+                if let Some(k) = ca_key_file(*r) {
+                    wanted.insert(k.into(), false);
+                }
+            }
+            if self.kubelet_signer {
+                for f in [
+                    layout::NODE_KUBELET_SIGNER,
+                    layout::NODE_KUBELET_SIGNER_KEY,
+                    layout::NODE_KUBELET_CLIENT_CA_BUNDLE,
+                ] {
+                    wanted.insert(f.into(), false);
+                }
+            }
             wanted.insert("pki/sa.key".into(), !csr_mode);
             wanted.insert("pki/sa.pub".into(), true);
             // During a service-account key rotation: the previous public key.
@@ -143,6 +177,10 @@ impl<'a> Ctx<'a> {
                 );
             }
             cas.insert(*r, c);
+        }
+        self.delegated_keys(base, role, &cas);
+        if role == Role::ControlPlane && self.kubelet_signer {
+            self.kubelet_signer_files(base, cas.get(&CaRole::Kubernetes));
         }
         let ca_list: Vec<(CaRole, &Cert)> = cas.iter().map(|(r, c)| (*r, c)).collect();
         for (i, (r1, c1)) in ca_list.iter().enumerate() {
@@ -334,6 +372,12 @@ impl<'a> Ctx<'a> {
         if role == Role::ControlPlane {
             self.service_account(base);
         }
+        self.kubeadm_config(
+            base,
+            name.as_deref(),
+            cas.get(&CaRole::Kubernetes),
+            apiserver_sans.as_deref(),
+        );
         NodeResult {
             base: base.to_string(),
             name,
@@ -342,6 +386,88 @@ impl<'a> Ctx<'a> {
             servers,
             has_super_admin: self.tree.get(&p("super-admin.conf")).is_some(),
             admin_orgs,
+        }
+    }
+
+    /// A delegated CA's key file: on a control-plane node, the key of the CA
+    /// certificate beside it; on a worker, never.
+    fn delegated_keys(&mut self, base: &str, role: Role, cas: &BTreeMap<CaRole, Cert>) {
+        for r in self.delegated {
+            let Some(k) = ca_key_file(*r) else {
+                continue;
+            };
+            let file = format!("{base}{k}");
+            let Some(bytes) = self.tree.file(&file).map(<[u8]>::to_vec) else {
+                continue;
+            };
+            if role == Role::Worker {
+                self.add(Problem::new(
+                    &file,
+                    "file",
+                    format!(
+                        "the delegated {} CA's key belongs on the control-plane nodes only",
+                        r.name()
+                    ),
+                ));
+                continue;
+            }
+            match (self.private_key(&file, &bytes), cas.get(r).map(|c| &c.key)) {
+                (Err(e), _) => self.add(Problem::new(&file, "key", e)),
+                (Ok(key), Some(Ok(cert_key))) if key != *cert_key => self.add(Problem::new(
+                    &file,
+                    "key",
+                    format!(
+                        "does not match {}{}: kubeadm would sign leaves nobody trusts",
+                        base,
+                        ca_label(*r)
+                    ),
+                )),
+                _ => {}
+            }
+        }
+    }
+
+    /// The kubelet signer on a control-plane node: a CA issued by the node's
+    /// kubernetes CA, the node-held key (if installed) its certificate's, and
+    /// the trust file exactly the kubernetes CA then the signer.
+    fn kubelet_signer_files(&mut self, base: &str, kubernetes: Option<&Cert>) {
+        let file = format!("{base}{}", layout::NODE_KUBELET_SIGNER);
+        let Some(signer) = self.cert_at(&file) else {
+            return;
+        };
+        if let Some(k8s) = kubernetes {
+            let ca = CaRef {
+                file: format!("{base}pki/ca.crt"),
+                cert: k8s,
+            };
+            self.chains_to(&file, "", &signer, &ca);
+        }
+        let key_file = format!("{base}{}", layout::NODE_KUBELET_SIGNER_KEY);
+        if let Some(bytes) = self.tree.file(&key_file).map(<[u8]>::to_vec) {
+            match (self.private_key(&key_file, &bytes), &signer.key) {
+                (Err(e), _) => self.add(Problem::new(&key_file, "key", e)),
+                (Ok(k), Ok(c)) if k != *c => self.add(Problem::new(
+                    &key_file,
+                    "key",
+                    format!("does not match {file}"),
+                )),
+                _ => {}
+            }
+        }
+        let bundle = format!("{base}{}", layout::NODE_KUBELET_CLIENT_CA_BUNDLE);
+        if let (Some(got), Some(k8s)) = (self.tree.file(&bundle), kubernetes) {
+            let want = crate::x509::to_pem(&k8s.der) + &crate::x509::to_pem(&signer.der);
+            if got != want.as_bytes() {
+                self.add(
+                    Problem::new(
+                        &bundle,
+                        "certificates",
+                        "is not the kubernetes CA then the kubelet signer",
+                    )
+                    .expected(short_hash(want.as_bytes()))
+                    .got(short_hash(got)),
+                );
+            }
         }
     }
 
@@ -448,7 +574,9 @@ impl<'a> Ctx<'a> {
                 // A continuing ceremony writes only the nodes it renews or
                 // adds: the first node, with super-admin.conf, may be untouched.
                 let continuing = self.tree.get(layout::CONTINUATION).is_some();
-                if with.is_empty() && modern && !continuing {
+                // An encrypted node not opened may be the first one.
+                let unseen = self.tree.sealed.values().any(|s| *s != Sealed::Opened);
+                if with.is_empty() && modern && !continuing && !unseen {
                     self.add(Problem::new(
                         &format!("{}super-admin.conf", first.base),
                         "file",

@@ -122,6 +122,7 @@ impl<'a> Ctx<'a> {
         }
         self.sums();
         self.seal(out_root.as_ref(), given);
+        self.backup();
         // The CRLs before the certificates they may list.
         if let Some(r) = &root_ref {
             self.crl_file(&layout::crl_file(CaRole::Root), Some(r));
@@ -152,7 +153,47 @@ impl<'a> Ctx<'a> {
             .filter(|n| self.tree.is_dir(&layout::node_dir(n)))
             .map(str::to_string)
             .collect();
+        // Encrypted nodes: opened ones are directories now; the others are
+        // present (their archive is in SHA256SUMS) but not checked inside.
+        let mut locked = Vec::new();
+        for (n, state) in &self.tree.sealed {
+            let file = layout::sealed_node(n);
+            match state {
+                Sealed::Opened => {}
+                Sealed::Locked => locked.push(n.clone()),
+                Sealed::Failed(why) => {
+                    locked.push(n.clone());
+                    self.add(Problem::new(&file, "content", why.clone()));
+                }
+            }
+            if let Some(plan) = self.plan
+                && !plan.cluster.node_recipients.contains_key(n)
+            {
+                self.add(Problem::new(
+                    &file,
+                    "file",
+                    "encrypted, but the plan names no recipient for this node (cluster.node_recipients)",
+                ));
+            }
+        }
+        if let Some(plan) = self.plan {
+            for n in plan.cluster.node_recipients.keys() {
+                if self.tree.is_dir(&layout::node_dir(n)) && !self.tree.sealed.contains_key(n) {
+                    self.add(Problem::new(
+                        &layout::node_dir(n),
+                        "file",
+                        format!(
+                            "in clear, but the plan delivers this node encrypted only ({})",
+                            layout::sealed_node(n)
+                        ),
+                    ));
+                }
+            }
+        }
         for n in self.tree.children("nodes/") {
+            if layout::sealed_node_of(&format!("nodes/{n}")).is_some() {
+                continue;
+            }
             if !self.tree.is_dir(&layout::node_dir(n)) {
                 self.add(Problem::new(
                     &layout::node_dir(n),
@@ -178,7 +219,7 @@ impl<'a> Ctx<'a> {
                 .collect();
             for n in &planned {
                 // A continuing ceremony's untouched nodes are in earlier outputs.
-                if !node_names.contains(n) && !untouched.contains(n) {
+                if !node_names.contains(n) && !untouched.contains(n) && !locked.contains(n) {
                     self.add(Problem::new(
                         &layout::node_root(n),
                         "file",
@@ -186,7 +227,7 @@ impl<'a> Ctx<'a> {
                     ));
                 }
             }
-            for n in &node_names {
+            for n in node_names.iter().chain(&locked) {
                 if !planned.contains(n) {
                     self.add(Problem::new(
                         &layout::node_dir(n),
@@ -428,6 +469,7 @@ impl<'a> Ctx<'a> {
                     && k.as_str() != layout::SHA256SUMS
                     && !AFTER_MANIFEST.contains(&k.as_str())
                     && !listed.contains_key(k.as_str())
+                    && !self.tree.opened.contains(k.as_str())
             })
             .map(|(k, _)| k.clone())
             .collect();
@@ -642,7 +684,15 @@ impl<'a> Ctx<'a> {
                         .got(format!("{:04o}", e.mode)),
                 );
             }
-            if is_ca_key_name(path) {
+            // A delegated CA's key is the nodes' own (checked per node).
+            let delegated_key = is_delegated_key(path, self.delegated)
+                || (self.kubelet_signer
+                    && (path == layout::NODE_KUBELET_SIGNER_KEY
+                        || path.ends_with(&format!(
+                            "etc/kubernetes/{}",
+                            layout::NODE_KUBELET_SIGNER_KEY
+                        ))));
+            if is_ca_key_name(path) && !delegated_key {
                 self.add(Problem::new(
                     path,
                     "file",
@@ -688,6 +738,9 @@ impl<'a> Ctx<'a> {
                 }
             }
             for (_, field, k) in keys {
+                if delegated_key {
+                    continue;
+                }
                 if let Ok(k) = k
                     && let Some((_, whose)) = ca_keys.iter().find(|(ck, _)| *ck == k)
                 {
