@@ -151,6 +151,13 @@ pub fn read(
     r.publish |= !r.previous.is_empty();
     for spec in &plan.revoke {
         let rev = resolve(c, &cas, spec)?;
+        if loaded.plan.delegated(rev.ca).is_some() {
+            return Err(bad(format!(
+                "{}: issued by the {} CA, which is delegated to the control-plane nodes: its key is not on the token, so the ceremony signs no CRL for it",
+                rev.what,
+                rev.ca.name()
+            )));
+        }
         let on = r
             .previous
             .get(&rev.ca)
