@@ -497,11 +497,12 @@ fn sealed_log_decrypts_with_stock_age_and_covers_every_certificate() {
         "{transcript}"
     );
     // The README's output list names what `run` writes, and nothing else
-    // (continuation.json: a continuing ceremony's).
+    // (continuation.json: a continuing ceremony's; crls/: with [crl] or
+    // [[revoke]]; backup/: with [backup]).
     let top: std::collections::BTreeSet<String> = fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .chain(["continuation.json".to_string()])
+        .chain(["continuation.json", "crls", "backup"].map(str::to_string))
         .collect();
     assert_eq!(readme_output_list(), top);
     let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;

@@ -151,6 +151,13 @@ pub fn read(
     r.publish |= !r.previous.is_empty();
     for spec in &plan.revoke {
         let rev = resolve(c, &cas, spec)?;
+        if loaded.plan.delegated(rev.ca).is_some() {
+            return Err(bad(format!(
+                "{}: issued by the {} CA, which is delegated to the control-plane nodes: its key is not on the token, so the ceremony signs no CRL for it",
+                rev.what,
+                rev.ca.name()
+            )));
+        }
         let on = r
             .previous
             .get(&rev.ca)
@@ -408,5 +415,112 @@ mod tests {
         // No previous CRL: number 1; nothing revoked: an empty list, signed
         // again all the same.
         assert_eq!(next_list(CaRole::FrontProxy, None, &new, now), (1, vec![]));
+    }
+
+    /// The demo plan's CAs made on a fake token.
+    fn cas(token: &crate::token::fake::Fake, now: SystemTime) -> Vec<CaState> {
+        let plan = concat!(env!("CARGO_MANIFEST_DIR"), "/ceremony/plans/demo.toml");
+        let loaded = crate::plan::load(std::path::Path::new(plan), now).unwrap();
+        let mut cas: Vec<CaState> = Vec::new();
+        for spec in &loaded.plan.cas {
+            let issuer = cas.first().filter(|_| spec.role != CaRole::Root);
+            let mut events: Vec<Event> = Vec::new();
+            let ca =
+                crate::issue::ca::ensure_ca(token, spec, issuer, now, &mut |_| {}, &mut events)
+                    .unwrap();
+            cas.push(ca);
+        }
+        cas
+    }
+
+    #[test]
+    fn every_ca_signs_its_crl_on_the_token_checked_recorded_and_written() {
+        let now = SystemTime::now();
+        let token = crate::token::fake::Fake::new();
+        let cas = cas(&token, now);
+        let d = tempfile::tempdir().unwrap();
+        let mut st = Staging::begin(&d.path().join("out"), &[1; 32]).unwrap();
+        let r = Revocations {
+            publish: true,
+            next_update: Duration::from_secs(86_400),
+            previous: BTreeMap::new(),
+            new: vec![rev(CaRole::Etcd, 9)],
+        };
+        let mut events: Vec<Event> = Vec::new();
+        let announced = std::cell::RefCell::new(Vec::new());
+        sign_and_write(
+            &token,
+            &|w| announced.borrow_mut().push(w.to_string()),
+            &mut st,
+            &cas,
+            &r,
+            now,
+            &["cp1".to_string()],
+            &mut events,
+        )
+        .unwrap();
+        let kinds: Vec<&str> = events.iter().map(Event::kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                "certificate_revoked",
+                "crl_signed",
+                "crl_signed",
+                "crl_signed",
+                "crl_signed"
+            ]
+        );
+        assert_eq!(
+            announced.borrow()[2],
+            "Sign the etcd CA's CRL number 1 (1 revoked) with \"demo-etcd-ca-2026\" on the token"
+        );
+        let written: Vec<String> = st.written().iter().map(|(p, _, _)| p.clone()).collect();
+        assert_eq!(
+            written,
+            [
+                "crls/root-ca.crl",
+                "crls/kubernetes-ca.crl",
+                "crls/etcd-ca.crl",
+                "nodes/cp1/etc/kubernetes/pki/etcd/crl.pem",
+                "crls/front-proxy-ca.crl"
+            ]
+        );
+        // Each verifies with its CA's key.
+        for ca in &cas {
+            let pem = std::fs::read(
+                d.path()
+                    .join(".out.staging")
+                    .join(layout::crl_file(ca.role)),
+            )
+            .unwrap();
+            let read = crl::read_pem(&pem).unwrap();
+            crl::check(&read.der, None, &ca.key.spki, Some(ca.key.key_type)).unwrap();
+            assert_eq!(read.entries.len(), usize::from(ca.role == CaRole::Etcd));
+        }
+
+        // A token that signs with another key than the CA's: refused after
+        // signing (exit 4), nothing written.
+        let mut wrong = cas.clone();
+        wrong[2].key = cas[1].key.clone();
+        wrong[2].key.spki = cas[2].key.spki.clone();
+        let mut st = Staging::begin(&d.path().join("out2"), &[2; 32]).unwrap();
+        let e = sign_and_write(
+            &token,
+            &|_| {},
+            &mut st,
+            &wrong[2..3],
+            &r,
+            now,
+            &[],
+            &mut events,
+        )
+        .unwrap_err();
+        assert_eq!(e.exit_code(), 4, "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("the CRL of CN=etcd-ca failed its post-signing check"),
+            "{e}"
+        );
+        assert!(st.written().is_empty());
     }
 }

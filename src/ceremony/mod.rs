@@ -639,7 +639,8 @@ fn recorded_run(
             }
             // The chain's current certificate (an earlier reissue's), then
             // this ceremony's reissue.
-            let state = match r.continuation {
+            // A delegated CA is signed anew from its request every time.
+            let state = match r.continuation.filter(|_| !state.delegated) {
                 Some(c) => ca::carry_current(
                     state,
                     c.cas.get(&spec.role).map(Vec::as_slice),
@@ -648,7 +649,7 @@ fn recorded_run(
                 )?,
                 None => state,
             };
-            let state = if loaded.plan.reissue.contains(&spec.role) {
+            let state = if loaded.plan.reissue.contains(&spec.role) && !state.delegated {
                 ca::reissue(
                     &gate,
                     spec,

@@ -46,6 +46,14 @@ pub fn run(
         out.unwrap_or(Path::new("out")),
         now,
     );
+    if let Ok(c) = &read {
+        let life = ca_life_report(&loaded.plan.reissue, &c.revocations);
+        // Before the list of files, which it adds to.
+        let at = text
+            .find("Files `ceremony run` would write")
+            .unwrap_or(text.len());
+        text.insert_str(at, &life);
+    }
     if out.is_none() {
         text.push_str(
             "The output path was not checked: `ceremony check PLAN --out OUT` checks it as `run` will.\n",
@@ -516,6 +524,46 @@ fn delegated_report(p: &LoadedPlan) -> Vec<String> {
     out
 }
 
+/// What a continuing ceremony does to the CAs themselves: the certificates
+/// it reissues, the CRLs it signs and what they revoke (empty: nothing).
+fn ca_life_report(reissue: &[CaRole], r: &crate::ceremony::crl::Revocations) -> String {
+    let mut s = String::new();
+    if reissue.is_empty() && !r.publish {
+        return s;
+    }
+    s.push_str("The CAs' own life:\n");
+    if !reissue.is_empty() {
+        let names: Vec<&str> = reissue.iter().map(|r| r.name()).collect();
+        s.push_str(&format!(
+            "  reissued for the same key (new validity, same subject and key): {}\n",
+            names.join(", ")
+        ));
+    }
+    if r.publish {
+        s.push_str(&format!(
+            "  CRLs: every CA signs its CRL (next update {} after signing){}: {}, and {} in each control-plane bundle written\n",
+            crate::plan::duration::format_lifetime(r.next_update),
+            if r.previous.is_empty() {
+                ""
+            } else {
+                ", the previous CRLs' entries carried"
+            },
+            [CaRole::Root]
+                .into_iter()
+                .chain(CaRole::INTERMEDIATES)
+                .map(layout::crl_file)
+                .collect::<Vec<_>>()
+                .join(", "),
+            layout::ETCD_CRL
+        ));
+    }
+    for n in &r.new {
+        s.push_str(&format!("  revokes: {}\n", n.line()));
+    }
+    s.push('\n');
+    s
+}
+
 fn leaf_files(leaves: &[kubeadm::LeafSpec]) -> Vec<String> {
     leaves
         .iter()
@@ -667,6 +715,30 @@ mod tests {
                 &format!("[token]\nmodule_sha256 = \"{}\"\n", "ab".repeat(32)),
             );
         assert!(!report(&fit).contains("WARNING"), "{}", report(&fit));
+    }
+
+    #[test]
+    fn the_ca_life_report_says_what_is_reissued_signed_and_revoked() {
+        use crate::ceremony::crl::{Revocation, Revocations};
+        assert_eq!(ca_life_report(&[], &Revocations::default()), "");
+        let r = Revocations {
+            publish: true,
+            next_update: std::time::Duration::from_secs(7 * 86_400),
+            previous: Default::default(),
+            new: vec![Revocation {
+                ca: CaRole::Etcd,
+                serial: vec![0x0a, 0x1b],
+                reason: crate::x509::crl::Reason::KeyCompromise,
+                what: "c1/nodes/cp2/etc/kubernetes/pki/etcd/peer.crt".into(),
+            }],
+        };
+        assert_eq!(
+            ca_life_report(&[CaRole::Root, CaRole::Etcd], &r),
+            "The CAs' own life:\n  \
+             reissued for the same key (new validity, same subject and key): root, etcd\n  \
+             CRLs: every CA signs its CRL (next update 7d after signing): crls/root-ca.crl, crls/kubernetes-ca.crl, crls/etcd-ca.crl, crls/front-proxy-ca.crl, and pki/etcd/crl.pem in each control-plane bundle written\n  \
+             revokes: c1/nodes/cp2/etc/kubernetes/pki/etcd/peer.crt: serial 0A1B, key-compromise, on the etcd CA's CRL\n\n"
+        );
     }
 }
 

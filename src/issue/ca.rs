@@ -1329,4 +1329,84 @@ mod tests {
             )
         );
     }
+
+    #[test]
+    fn a_reissue_keeps_key_subject_and_ski_is_recorded_apart_and_leaves_the_token_alone() {
+        let now = SystemTime::now();
+        let plan = demo(now);
+        let token = Fake::new();
+        let (cas, _) = all(&token, &plan, now);
+        let objects = token.objects.borrow().len();
+        let etcd = &cas[CaRole::Etcd as usize];
+        let mut events: Vec<Event> = Vec::new();
+        let mut announced = Vec::new();
+        let later = now + Duration::from_secs(86_400);
+        let new = reissue(
+            &token,
+            plan.ca(CaRole::Etcd),
+            etcd,
+            Some(&cas[0]),
+            later,
+            &mut |w| announced.push(w.to_string()),
+            &mut events,
+        )
+        .expect("reissued");
+        let (old_tbs, new_tbs) = (etcd.cert.tbs_certificate(), new.cert.tbs_certificate());
+        assert_eq!(new_tbs.subject(), old_tbs.subject());
+        assert_eq!(new_tbs.issuer(), old_tbs.issuer());
+        assert_eq!(
+            new_tbs.subject_public_key_info(),
+            old_tbs.subject_public_key_info()
+        );
+        assert_eq!(new.ski, etcd.ski);
+        assert_ne!(new_tbs.serial_number(), old_tbs.serial_number());
+        assert_ne!(new.der, etcd.der);
+        signed_by(&new.der, &cas[0].key.spki).expect("signed by the root's key");
+        assert_eq!(announced.len(), 1);
+        assert!(
+            announced[0].starts_with("Reissue the etcd certificate \"CN=etcd-ca\" for its key")
+        );
+        // Recorded as a reissue only: a resumed run must not take it for a
+        // certificate store it interrupted (and remove the token's).
+        let kinds: Vec<&str> = events.iter().map(Event::kind).collect();
+        assert_eq!(kinds, ["ca_certificate_reissued"]);
+        assert_eq!(token.objects.borrow().len(), objects, "nothing stored");
+
+        // The next ceremony carries it: the token's certificate gives way to it.
+        let mut events: Vec<Event> = Vec::new();
+        let carried = carry_current(etcd.clone(), Some(&new.der), Some(&cas[0]), &mut events)
+            .expect("carried");
+        assert_eq!(carried.der, new.der);
+        assert_eq!(
+            events.iter().map(Event::kind).collect::<Vec<_>>(),
+            ["ca_certificate_carried"]
+        );
+        // The same certificate: nothing to carry, nothing recorded.
+        let mut events: Vec<Event> = Vec::new();
+        let same =
+            carry_current(etcd.clone(), Some(&etcd.der), Some(&cas[0]), &mut events).unwrap();
+        assert_eq!(same.der, etcd.der);
+        assert!(events.is_empty());
+        // Another CA's certificate in its place is refused.
+        let e = carry_current(etcd.clone(), Some(&cas[1].der), Some(&cas[0]), &mut events)
+            .expect_err("another key");
+        assert_eq!(
+            e.to_string(),
+            "the previous output's etcd CA certificate differs from the one on the token and is not for the same key and subject"
+        );
+        // A reissued intermediate may not outlive the root.
+        let mut long = plan.ca(CaRole::Etcd).clone();
+        long.lifetime = Lifetime::For(Duration::from_secs(40 * 365 * 86_400));
+        let e = reissue(
+            &token,
+            &long,
+            etcd,
+            Some(&cas[0]),
+            later,
+            &mut |_| {},
+            &mut events,
+        )
+        .expect_err("outlives");
+        assert!(matches!(e, CeremonyError::Outlives { .. }), "{e}");
+    }
 }

@@ -1518,3 +1518,99 @@ fn a_continuing_out_without_its_untouched_nodes_passes() {
         "{r:#?}"
     );
 }
+
+/// The CRL of `ca` (PEM) listing `serials`, from `this` to `next`, signed
+/// with `signer`'s key.
+fn crl_of(ca: &Ca, signer: &Ca, serials: &[Vec<u8>], this: SystemTime, next: SystemTime) -> String {
+    use crate::x509::crl;
+    let issuer_name = ca.name.clone();
+    let entries: Vec<crl::Entry> = serials
+        .iter()
+        .map(|s| crl::Entry {
+            serial: crl::serial_digits(s).to_vec(),
+            revoked_at: this,
+            reason: crl::Reason::KeyCompromise,
+        })
+        .collect();
+    let t = crl::CrlTbs {
+        issuer: &issuer_name,
+        issuer_ski: &ca.ski,
+        issuer_key_type: KeyType::EcdsaP256,
+        number: 3,
+        this_update: this,
+        next_update: next,
+        entries: &entries,
+    };
+    // Built and signed by hand, so that a wrong signer gets through.
+    let tbs = crl::build(&t).unwrap();
+    let sig = sign_with(&signer.key)(&tbs).unwrap();
+    let alg = crate::x509::signature_algorithm(KeyType::EcdsaP256);
+    let der = crate::x509::assemble(&tbs, &alg, &sig).unwrap();
+    crl::to_pem(&der)
+}
+
+fn serial_of(path: &Path) -> Vec<u8> {
+    let pem = std::fs::read(path).unwrap();
+    let cert = <x509_cert::Certificate as der::DecodePem>::from_pem(&pem).unwrap();
+    cert.tbs_certificate().serial_number().as_bytes().to_vec()
+}
+
+#[test]
+fn crls_are_checked_and_a_revoked_certificate_in_a_bundle_is_an_error() {
+    let m = make_out();
+    let etcd = &m.cas[&CaRole::Etcd];
+    let peer = m.out.join("nodes/cp1/etc/kubernetes/pki/etcd/peer.crt");
+    let day = Duration::from_secs(86_400);
+    // A fresh CRL listing nothing: the output passes.
+    put(
+        &m.out,
+        "crls/etcd-ca.crl",
+        crl_of(etcd, etcd, &[], now() - day, now() + day).as_bytes(),
+        0o644,
+    );
+    resum(&m);
+    let r = check_out(&m.out, None, Some(&cluster()));
+    assert!(r.problems.is_empty(), "{:#?}", lines(&r));
+
+    // Listing cp1's peer certificate: an error naming it.
+    let serial = serial_of(&peer);
+    let pem = crl_of(
+        etcd,
+        etcd,
+        std::slice::from_ref(&serial),
+        now() - day,
+        now() + day,
+    );
+    write_keep_mode(&m.out.join("crls/etcd-ca.crl"), pem.as_bytes());
+    resum(&m);
+    let r = check_out(&m.out, None, Some(&cluster()));
+    assert_eq!(
+        lines(&r),
+        [format!(
+            "nodes/cp1/etc/kubernetes/pki/etcd/peer.crt: serial: revoked on crls/etcd-ca.crl (key-compromise): issue it again and remove this one (got {})",
+            hex::encode_upper(crate::x509::crl::serial_digits(&serial))
+        )]
+    );
+
+    // Past its nextUpdate, or signed by another key: said so.
+    let pem = crl_of(etcd, etcd, &[], now() - 3 * day, now() - day);
+    write_keep_mode(&m.out.join("crls/etcd-ca.crl"), pem.as_bytes());
+    resum(&m);
+    let got = lines(&check_out(&m.out, None, Some(&cluster())));
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(
+        got[0].starts_with("crls/etcd-ca.crl: nextUpdate: has passed: a client that checks CRLs refuses every certificate of this CA; sign the CRLs again in a continuing ceremony (got "),
+        "{got:#?}"
+    );
+    let pem = crl_of(etcd, &m.root, &[], now() - day, now() + day);
+    write_keep_mode(&m.out.join("crls/etcd-ca.crl"), pem.as_bytes());
+    resum(&m);
+    let got = lines(&check_out(&m.out, None, Some(&cluster())));
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert!(
+        got[0].starts_with(
+            "crls/etcd-ca.crl: signature: signature does not verify with the issuer's public key"
+        ),
+        "{got:#?}"
+    );
+}

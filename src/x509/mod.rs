@@ -230,7 +230,7 @@ pub fn finish(
 /// `Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm,
 /// signatureValue }` (RFC 5280 §4.1) around the TBS bytes exactly as they
 /// were signed: nothing between the signature and the file is re-encoded.
-fn assemble(
+pub(crate) fn assemble(
     tbs_der: &[u8],
     alg: &AlgorithmIdentifierOwned,
     signature: &[u8],

@@ -191,6 +191,7 @@ pub(super) fn validate_reissue(plan: &Plan, p: &mut Problems) -> Vec<CaRole> {
             Some(role) if out.contains(&role) => {
                 p.add(format!("reissue.cas[{i}]"), "is named twice", quoted(name))
             }
+
             Some(role) => out.push(role),
         }
     }
