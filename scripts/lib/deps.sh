@@ -1,4 +1,4 @@
-# Sourced by scripts/demo and scripts/test: installs the Debian packages the
+# Sourced by scripts/demo, scripts/test and scripts/drill: installs the Debian packages the
 # project needs, once, when they are missing. Needs root (CI and the demo run as root).
 ensure_packages() {
   local missing=()
@@ -19,4 +19,19 @@ ensure_packages() {
 # kubectl: the image may ship Google's kubectl package; Debian's is kubernetes-client.
 ensure_kubectl() {
   command -v kubectl >/dev/null 2>&1 || ensure_packages kubernetes-client
+}
+
+# rust-toolchain.toml pins the release's toolchain by number. A machine whose
+# rustup holds that version only as "stable" names it once (rustup toolchain
+# link) instead of downloading it again (docs/install.md).
+ensure_toolchain() {
+  command -v rustup >/dev/null 2>&1 || return 0
+  local pinned stable
+  pinned=$(sed -n 's/^channel *= *"\(.*\)"/\1/p' rust-toolchain.toml)
+  [ -n "$pinned" ] || return 0
+  rustup toolchain list | grep -q "^$pinned-" && return 0
+  stable=$(RUSTUP_TOOLCHAIN=stable rustc --version 2>/dev/null | awk '{print $2}')
+  if [ "$stable" = "$pinned" ]; then
+    rustup toolchain link "$pinned" "$(RUSTUP_TOOLCHAIN=stable rustc --print sysroot)"
+  fi
 }
