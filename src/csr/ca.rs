@@ -11,7 +11,7 @@ use spki::SubjectPublicKeyInfoOwned;
 use x509_cert::ext::pkix::BasicConstraints;
 use x509_cert::name::Name;
 
-use super::policy::{Refusal, parse_csr, requested_extensions, verify_csr_signature};
+use super::policy::{Refusal, parse_csr, requested_extensions, self_signature};
 use crate::keys::public::PublicKey;
 use crate::keytype::KeyType;
 
@@ -55,30 +55,14 @@ pub fn check_ca_csr(
             None
         }
     };
-    if key.is_some() {
-        let sig = req
-            .info
-            .to_der()
-            .map_err(|e| e.to_string())
-            .and_then(|info| {
-                let sig = req
-                    .signature
-                    .as_bytes()
-                    .ok_or("a signature BIT STRING with unused bits")?;
-                verify_csr_signature(&spki, &req.algorithm, &info, sig)
-            });
-        if let Err(e) = sig {
-            let got = if e.starts_with("signature does not verify") {
-                "a signature that does not verify with the request's public key".to_string()
-            } else {
-                e
-            };
-            refusals.push(refuse(
-                "signature",
-                "a valid self-signature by the request's key",
-                got,
-            ));
-        }
+    if key.is_some()
+        && let Err(got) = self_signature(&req, "request")
+    {
+        refusals.push(refuse(
+            "signature",
+            "a valid self-signature by the request's key",
+            got,
+        ));
     }
     let same_subject = matches!(
         (req.info.subject.to_der(), subject.to_der()),

@@ -294,23 +294,7 @@ pub fn check_csr(file: &str, bytes: &[u8], spec: &LeafSpec, allowed: &[KeyType])
             Some(kt) if allowed.contains(&kt) => {
                 // The self-signature (RFC 2986 §3): over the DER of
                 // certificationRequestInfo, with the requested key.
-                let sig_ok = req
-                    .info
-                    .to_der()
-                    .map_err(|e| e.to_string())
-                    .and_then(|info| {
-                        let sig = req
-                            .signature
-                            .as_bytes()
-                            .ok_or("a signature BIT STRING with unused bits")?;
-                        verify_csr_signature(&spki, &req.algorithm, &info, sig)
-                    });
-                if let Err(e) = sig_ok {
-                    let got = if e.starts_with("signature does not verify") {
-                        "a signature that does not verify with the CSR's public key".to_string()
-                    } else {
-                        e
-                    };
+                if let Err(got) = self_signature(&req, "CSR") {
                     refusals.push(refuse(
                         "signature",
                         "a valid self-signature by the CSR's key".into(),
@@ -383,6 +367,30 @@ pub fn check_csr(file: &str, bytes: &[u8], spec: &LeafSpec, allowed: &[KeyType])
 /// The self-signature check: `crate::x509::verify_signature` for the pairs
 /// this tool signs with, plus the ones OpenSSL makes by default that it does
 /// not (ecdsa-with-SHA256 on P-384, SHA-384/512 with RSA).
+/// The request's self-signature (RFC 2986 §3: over the DER of
+/// certificationRequestInfo, by the requested key); on failure, what was
+/// found, for a refusal (`noun` names the request: "CSR", "request").
+pub(crate) fn self_signature(req: &CertReq, noun: &str) -> Result<(), String> {
+    let spki = &req.info.public_key;
+    req.info
+        .to_der()
+        .map_err(|e| e.to_string())
+        .and_then(|info| {
+            let sig = req
+                .signature
+                .as_bytes()
+                .ok_or("a signature BIT STRING with unused bits")?;
+            verify_csr_signature(spki, &req.algorithm, &info, sig)
+        })
+        .map_err(|e| {
+            if e.starts_with("signature does not verify") {
+                format!("a signature that does not verify with the {noun}'s public key")
+            } else {
+                e
+            }
+        })
+}
+
 pub(crate) fn verify_csr_signature(
     spki: &SubjectPublicKeyInfoOwned,
     alg: &spki::AlgorithmIdentifierOwned,
