@@ -209,18 +209,8 @@ pub fn check(
     issuer_spki: &SubjectPublicKeyInfoOwned,
     issuer_key_type: Option<KeyType>,
 ) -> Result<CertificateList, String> {
-    use der::Reader;
     let crl = CertificateList::from_der(der).map_err(|e| format!("does not parse back: {e}"))?;
-    let tbs = der::SliceReader::new(der)
-        .and_then(|mut r| {
-            r.sequence(|r| {
-                let tbs = r.tlv_bytes()?;
-                r.tlv_bytes()?;
-                r.tlv_bytes()?;
-                Ok(tbs)
-            })
-        })
-        .map_err(|e: der::Error| format!("does not parse back: {e}"))?;
+    let tbs = super::signed_tbs(der)?;
     if expected_tbs.is_some_and(|want| want != tbs) {
         return Err("the signed TBS differs from the one built".into());
     }

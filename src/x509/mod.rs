@@ -242,6 +242,23 @@ pub(crate) fn assemble(
     Ok([header.as_slice(), tbs_der, &alg, &sig].concat())
 }
 
+/// The TBS of a signed structure (a certificate, a CRL) as it lies in its
+/// DER: the first of the outer SEQUENCE's three elements (TBS, algorithm,
+/// signature), for the caller to compare with the TBS it meant to sign.
+pub(crate) fn signed_tbs(der: &[u8]) -> Result<&[u8], String> {
+    use der::Reader;
+    der::SliceReader::new(der)
+        .and_then(|mut r| {
+            r.sequence(|r| {
+                let tbs = r.tlv_bytes()?;
+                r.tlv_bytes()?;
+                r.tlv_bytes()?;
+                Ok(tbs)
+            })
+        })
+        .map_err(|e: der::Error| format!("does not parse back: {e}"))
+}
+
 /// The post-signing check: parse the certificate back from its
 /// DER, check that its TBS is, byte for byte, the one we meant to sign,
 /// verify the signature over those bytes in software against the issuer's
@@ -254,20 +271,8 @@ pub fn check_issued(
     issuer_spki: &SubjectPublicKeyInfoOwned,
     issuer_key_type: KeyType,
 ) -> Result<Certificate, String> {
-    use der::Reader;
     let cert = Certificate::from_der(der).map_err(|e| format!("does not parse back: {e}"))?;
-    // The TBS as it lies in the DER: the first of the outer SEQUENCE's
-    // three elements (which `from_der` has just checked are all there is).
-    let tbs = der::SliceReader::new(der)
-        .and_then(|mut r| {
-            r.sequence(|r| {
-                let tbs = r.tlv_bytes()?;
-                r.tlv_bytes()?;
-                r.tlv_bytes()?;
-                Ok(tbs)
-            })
-        })
-        .map_err(|e: der::Error| format!("does not parse back: {e}"))?;
+    let tbs = signed_tbs(der)?;
     if tbs != expected_tbs {
         return Err("the signed TBS differs from the one built".into());
     }
