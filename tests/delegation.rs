@@ -491,7 +491,11 @@ fn kubernetes_delegated_workers_join_by_bootstrap() {
     // No leaf and no kubeconfig of the kubernetes CA anywhere; the worker
     // gets the CA certificate for its TLS bootstrap.
     let worker = files_under(&out.join("nodes/worker1/etc/kubernetes"));
-    assert_eq!(worker, vec!["pki/ca.crt".to_string()]);
+    // (and its kubeadm join configuration, which pins that CA).
+    assert_eq!(
+        worker,
+        vec!["kubeadm-config.yaml".to_string(), "pki/ca.crt".to_string()]
+    );
     let cp = files_under(&out.join("nodes/cp1/etc/kubernetes"));
     for f in &cp {
         assert!(
