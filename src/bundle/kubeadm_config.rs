@@ -431,6 +431,7 @@ mod tests {
             ],
             workers: vec!["w1".into()],
             kubelet_serving: true,
+            worker_addresses: Default::default(),
             node_recipients: Default::default(),
             delegated: Vec::new(),
             mode: LeafMode::Generate,

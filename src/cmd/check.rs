@@ -364,6 +364,7 @@ pub fn report(
                     "kubeadm join --control-plane"
                 }
             ));
+            kubelet_serving_line(cl, &n.name, &mut line);
         }
         let kubelet = if cl.issues(CaRole::Kubernetes) {
             "kubelet.conf, "
@@ -376,6 +377,7 @@ pub fn report(
                 layout::node_root(w),
                 layout::KUBEADM_CONFIG
             ));
+            kubelet_serving_line(cl, w, &mut line);
         }
     }
     if let Some(b) = &plan.backup {
@@ -564,9 +566,24 @@ fn ca_life_report(reissue: &[CaRole], r: &crate::ceremony::crl::Revocations) -> 
     s
 }
 
+/// With `kubelet_serving_certs`: the node's kubelet files, outside its
+/// etc/kubernetes.
+fn kubelet_serving_line(cl: &ClusterSpec, node: &str, line: &mut impl FnMut(String)) {
+    if cl.kubelet_serving {
+        line(format!(
+            "  {}/{}.{{crt,key}}: the kubelet's serving certificate (KubeletConfiguration tlsCertFile, tlsPrivateKeyFile)",
+            layout::node_dir(node),
+            kubeadm::KUBELET_SERVING.trim_start_matches('/')
+        ));
+    }
+}
+
+/// A node's leaf files under its etc/kubernetes (the kubelet's serving
+/// certificate, on the node's root, is listed on its own line).
 fn leaf_files(leaves: &[kubeadm::LeafSpec]) -> Vec<String> {
     leaves
         .iter()
+        .filter(|l| !l.path.starts_with('/'))
         .map(|l| match l.output {
             kubeadm::LeafOutput::CertAndKey => format!("{}.{{crt,key}}", l.path),
             kubeadm::LeafOutput::Kubeconfig { .. } => l.path.clone(),

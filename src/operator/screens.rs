@@ -530,12 +530,15 @@ pub(super) fn per_node(s: &Summary<'_>) -> Vec<(String, &'static str, usize, usi
         let Some((name, _)) = p.strip_prefix("nodes/").and_then(|r| r.split_once('/')) else {
             continue;
         };
+        // The kubelet's serving certificate is on the node's root, the rest
+        // under its etc/kubernetes.
         let Some(f) = p
-            .strip_prefix(&crate::bundle::layout::node_root(name))
+            .strip_prefix(&crate::bundle::layout::node_dir(name))
             .and_then(|r| r.strip_prefix('/'))
         else {
             continue;
         };
+        let f = f.strip_prefix("etc/kubernetes/").unwrap_or(f);
         let c = counts.entry(name).or_default();
         if f.ends_with(".crt") && !ca_files.contains(&f) {
             c.0 += 1;

@@ -48,6 +48,7 @@ impl LeafSpec {
     /// kubeadm's name for the certificate (`kubeadm certs check-expiration` style).
     pub fn display_name(&self) -> String {
         match &self.output {
+            LeafOutput::CertAndKey if self.path == KUBELET_SERVING => "kubelet-serving".into(),
             LeafOutput::CertAndKey => self.path.trim_start_matches("pki/").to_string(),
             LeafOutput::Kubeconfig { .. } => self.path.clone(),
         }
@@ -305,7 +306,49 @@ pub fn kubeadm_control_plane_leaves(cl: &ClusterSpec, index: usize) -> Vec<LeafS
         server
     };
     leaves.push(kubelet(cl, &node.name, kubelet_server));
+    if cl.kubelet_serving {
+        leaves.push(kubelet_serving(&node.name, Some(node.address)));
+    }
     leaves
+}
+
+/// The kubelet's serving certificate and key (`.crt`/`.key`), relative to
+/// the node's root: where KubeletConfiguration's tlsCertFile and
+/// tlsPrivateKeyFile point.
+pub const KUBELET_SERVING: &str = "/var/lib/kubelet/pki/kubelet";
+
+/// A node's kubelet serving certificate (`kubelet_serving_certs`), as the
+/// kubelet's own serving request would ask for it (CN system:node:<name>,
+/// O system:nodes, serverAuth only); kube-apiserver checks only the chain
+/// and the SAN of the address it dials, so the SANs are the node's name
+/// and its address.
+fn kubelet_serving(name: &str, address: Option<IpAddr>) -> LeafSpec {
+    let mut sans = vec![San::Dns(name.to_string())];
+    sans.extend(address.map(San::Ip));
+    cert(
+        KUBELET_SERVING,
+        CaRole::Kubernetes,
+        &format!("system:node:{name}"),
+        &[SYSTEM_NODES],
+        &[ID_KP_SERVER_AUTH],
+        ordered(sans),
+    )
+}
+
+/// A file of a node's bundle, relative to OUT. `base`: the node's
+/// etc/kubernetes (`nodes/<name>/etc/kubernetes`, a trailing '/' or not;
+/// empty for a bundle read alone); `rel`: relative to it, or, starting with
+/// '/', to the node's root (`nodes/<name>/`), as the kubelet's files are.
+pub fn node_file(base: &str, rel: &str) -> String {
+    let base = base.trim_end_matches('/');
+    match rel.strip_prefix('/') {
+        Some(abs) => {
+            let root = base.strip_suffix("etc/kubernetes").unwrap_or("");
+            format!("{root}{abs}")
+        }
+        None if base.is_empty() => rel.to_string(),
+        None => format!("{base}/{rel}"),
+    }
 }
 
 /// Whether kubeadm of the plan's version points a control-plane node's
@@ -332,6 +375,12 @@ pub fn worker_leaves(cl: &ClusterSpec, name: &str) -> Vec<LeafSpec> {
     let server =
         cluster_server(cl, cl.control_plane.first().map(|n| n.address)).unwrap_or_default();
     let mut v = vec![kubelet(cl, name, server)];
+    if cl.kubelet_serving {
+        v.push(kubelet_serving(
+            name,
+            cl.worker_addresses.get(name).copied(),
+        ));
+    }
     v.retain(|l| cl.issues(l.issuer));
     v
 }
@@ -436,6 +485,7 @@ mod tests {
             workers: vec![],
             mode: LeafMode::Generate,
             kubelet_serving: false,
+            worker_addresses: Default::default(),
             node_recipients: Default::default(),
             delegated: Vec::new(),
         }

@@ -567,6 +567,7 @@ fn cluster() -> ClusterSpec {
         workers: vec!["w1".into()],
         mode: LeafMode::Generate,
         kubelet_serving: false,
+        worker_addresses: Default::default(),
         node_recipients: Default::default(),
         delegated: Vec::new(),
     }

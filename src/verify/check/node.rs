@@ -13,7 +13,7 @@ impl<'a> Ctx<'a> {
         root: Option<&CaRef<'_>>,
         out_cas: &BTreeMap<CaRole, (String, Vec<u8>)>,
     ) -> NodeResult {
-        let p = |rel: &str| format!("{base}{rel}");
+        let p = |rel: &str| crate::profile::kubeadm::node_file(base, rel);
         let (kubelet_cn, _) = self.peek(&p("kubelet.conf"));
         let kubelet_name = kubelet_cn
             .as_deref()
