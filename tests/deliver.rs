@@ -695,7 +695,7 @@ fn verify_kubelet(f: &Fixture, out: &Path, node: &str, cert: &Path, check: &[&st
         "-untrusted".as_ref(),
         ca.as_os_str(),
     ];
-    args.extend(check.iter().map(|c| std::ffi::OsStr::new(c)));
+    args.extend(check.iter().map(std::ffi::OsStr::new));
     args.push(cert.as_os_str());
     f.tool("openssl", &args)
 }
@@ -714,12 +714,13 @@ fn kubelet_serving_certificates_verify_for_the_nodes_names_and_addresses() {
     let extra = format!(
         "\n[cluster.worker_addresses]\nworker1 = \"127.0.0.1\"\n\n[cluster.node_recipients]\ncp2 = \"{cp2_to}\"\n"
     );
-    let plan = plan_with(&f, "ks", &spec, &extra);
-    let text = String::from_utf8(read(&plan)).unwrap().replacen(
+    let base = plan_with(&f, "ks-base", &spec, &extra);
+    let text = String::from_utf8(read(&base)).unwrap().replacen(
         "\n[cluster]\n",
         "\n[cluster]\nkubelet_serving_certs = true\n",
         1,
     );
+    let plan = base.with_file_name("ks.toml");
     write_file(&plan, text.as_bytes(), 0o644);
 
     // check lists the files before anything is made.

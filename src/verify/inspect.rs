@@ -243,6 +243,19 @@ fn node(
             )
         })
         .collect();
+    // The kubelet's serving certificate (`kubelet_serving_certs`), on the
+    // node's root: listed when present, as kubeadm knows nothing of it.
+    let serving = p(&format!("{}.crt", kubeadm::KUBELET_SERVING));
+    if tree.get(&serving).is_some() {
+        certificates.push(row(
+            "kubelet-serving",
+            &serving,
+            first_cert(tree, &serving),
+            Some(ca_name(CaRole::Kubernetes).into()),
+            external(CaRole::Kubernetes),
+            now,
+        ));
+    }
     certificates.sort_by(|a, b| a.name.cmp(&b.name));
     let mut authorities: Vec<Row> = cas
         .iter()
