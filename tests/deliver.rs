@@ -736,6 +736,16 @@ fn kubelet_serving_certificates_verify_for_the_nodes_names_and_addresses() {
         ),
         "{o}"
     );
+    let o = f.ceremony(&["check", plan.to_str().unwrap(), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(v["nodes"][2]["name"], "worker1");
+    assert_eq!(
+        v["nodes"][2]["root_files"],
+        serde_json::json!([
+            "var/lib/kubelet/pki/kubelet.crt",
+            "var/lib/kubelet/pki/kubelet.key"
+        ])
+    );
 
     let out = f.work("ks");
     f.run_plan(&plan, &out).assert_ok("run");

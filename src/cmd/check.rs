@@ -149,6 +149,7 @@ fn run_json(plan: &Path, out: Option<&Path>) -> Result<(), crate::error::Ceremon
                     "delivery": delivery,
                     "kubeadm_config": layout::KUBEADM_CONFIG,
                     "files": leaf_files(&leaves),
+                    "root_files": root_files(&leaves),
                 })
             };
             cl.control_plane
@@ -576,6 +577,16 @@ fn kubelet_serving_line(cl: &ClusterSpec, node: &str, line: &mut impl FnMut(Stri
             kubeadm::KUBELET_SERVING.trim_start_matches('/')
         ));
     }
+}
+
+/// A node's leaf files on its root, outside etc/kubernetes (the kubelet's
+/// serving certificate and key), relative to `nodes/<name>/`.
+fn root_files(leaves: &[kubeadm::LeafSpec]) -> Vec<String> {
+    leaves
+        .iter()
+        .filter_map(|l| l.path.strip_prefix('/'))
+        .flat_map(|p| [format!("{p}.crt"), format!("{p}.key")])
+        .collect()
 }
 
 /// A node's leaf files under its etc/kubernetes (the kubelet's serving
