@@ -501,7 +501,7 @@ pub fn summary_lines(s: &Summary<'_>) -> Vec<Line> {
             .to_string(),
         "     seal the token in a new tamper-evident bag (docs/runbook.md §4).".to_string(),
         format!("  2. Installer: ceremony verify {out}   (chains, profiles, modes, SHA256SUMS)"),
-        "     then copy nodes/<name>/ onto / of each node (cp -a nodes/<name>/. /) and run kubeadm init / join:"
+        "     then copy nodes/<name>/etc/kubernetes (and var/lib/kubelet/pki, if any) to the same paths on each node, and run kubeadm init / join:"
             .to_string(),
         "     docs/kubeadm.md".to_string(),
         format!("  3. Auditor: ceremony audit verify {out}/audit.log.age -i IDENTITY"),
