@@ -781,6 +781,7 @@ cases! {
     witness_with_newline => "witness-with-newline",
     name_with_bidi_override => "name-with-bidi-override",
     delegated_without_csr => "delegated-without-csr",
+    kubelet_serving_worker_without_address => "kubelet-serving-worker-without-address",
     // A delegated CA's request (exit 2, refused before the token).
     delegated_ca_csr_wrong_subject => "delegated-ca-csr-wrong-subject",
     delegated_ca_csr_not_self_signed => "delegated-ca-csr-not-self-signed",

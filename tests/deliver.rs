@@ -679,3 +679,227 @@ fn a_continuing_ceremony_after_encrypted_control_plane_nodes() {
         .assert_ok("c2: renew worker1");
     assert!(f.work("c2w").join("nodes/worker1").is_dir());
 }
+
+/// `openssl verify` of a kubelet serving certificate against the root, with
+/// the node's pki/ca.crt as the intermediate, for a name or an address.
+fn verify_kubelet(f: &Fixture, out: &Path, node: &str, cert: &Path, check: &[&str]) -> Output {
+    let root = out.join("root-ca.crt");
+    let ca = node_dir(out, node).join("pki/ca.crt");
+    let mut args: Vec<&std::ffi::OsStr> = vec![
+        "verify".as_ref(),
+        "-x509_strict".as_ref(),
+        "-purpose".as_ref(),
+        "sslserver".as_ref(),
+        "-CAfile".as_ref(),
+        root.as_os_str(),
+        "-untrusted".as_ref(),
+        ca.as_os_str(),
+    ];
+    args.extend(check.iter().map(std::ffi::OsStr::new));
+    args.push(cert.as_os_str());
+    f.tool("openssl", &args)
+}
+
+/// `kubelet_serving_certs`: every node's var/lib/kubelet/pki/kubelet.{crt,key}
+/// verifies for its name and its address against pki/ca.crt, serves a real
+/// TLS handshake checked as kube-apiserver does (pki/ca.crt the anchor, the
+/// address dialled), is in an encrypted node's archive, is wired by the
+/// kubeadm configuration, listed by check, shown by inspect; verify refuses
+/// a swapped certificate.
+#[test]
+fn kubelet_serving_certificates_verify_for_the_nodes_names_and_addresses() {
+    let f = Fixture::new("t-deliver-kserve");
+    let (cp2_id, cp2_to) = age_identity(&f, "cp2.agekey");
+    let spec = three_node_plan("v1.31");
+    let extra = format!(
+        "\n[cluster.worker_addresses]\nworker1 = \"127.0.0.1\"\n\n[cluster.node_recipients]\ncp2 = \"{cp2_to}\"\n"
+    );
+    let base = plan_with(&f, "ks-base", &spec, &extra);
+    let text = String::from_utf8(read(&base)).unwrap().replacen(
+        "\n[cluster]\n",
+        "\n[cluster]\nkubelet_serving_certs = true\n",
+        1,
+    );
+    let plan = base.with_file_name("ks.toml");
+    write_file(&plan, text.as_bytes(), 0o644);
+
+    // check lists the files before anything is made.
+    let o = f.ceremony(&[
+        "check",
+        plan.to_str().unwrap(),
+        "--out",
+        f.work("ks").to_str().unwrap(),
+    ]);
+    assert!(
+        o.stdout.contains(
+            "nodes/worker1/var/lib/kubelet/pki/kubelet.{crt,key}: the kubelet's serving certificate"
+        ),
+        "{o}"
+    );
+    let o = f.ceremony(&["check", plan.to_str().unwrap(), "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(v["nodes"][2]["name"], "worker1");
+    assert_eq!(
+        v["nodes"][2]["root_files"],
+        serde_json::json!([
+            "var/lib/kubelet/pki/kubelet.crt",
+            "var/lib/kubelet/pki/kubelet.key"
+        ])
+    );
+
+    let out = f.work("ks");
+    f.run_plan(&plan, &out).assert_ok("run");
+    let kubelet = |node: &str| out.join("nodes").join(node).join("var/lib/kubelet/pki");
+    for (node, address) in [("cp1", "10.0.0.11"), ("worker1", "127.0.0.1")] {
+        let dir = kubelet(node);
+        assert_eq!(mode(&dir.join("kubelet.key")), 0o600, "{node}");
+        assert_eq!(mode(&dir.join("kubelet.crt")), 0o644, "{node}");
+        let crt = dir.join("kubelet.crt");
+        for check in [["-verify_hostname", node], ["-verify_ip", address]] {
+            let o = verify_kubelet(&f, &out, node, &crt, &check);
+            assert!(o.ok() && o.stdout.contains(": OK"), "{node} {check:?}: {o}");
+        }
+        let o = verify_kubelet(&f, &out, node, &crt, &["-verify_ip", "10.9.9.9"]);
+        assert!(o.failed(), "{node}: not for another address: {o}");
+        let c = one_cert(&crt);
+        assert_eq!(cn_of(&parse(&c)), [format!("system:node:{node}")]);
+        // Server only: never a client certificate.
+        let o = f.tool(
+            "openssl",
+            &[
+                "verify",
+                "-purpose",
+                "sslclient",
+                "-CAfile",
+                out.join("root-ca.crt").to_str().unwrap(),
+                "-untrusted",
+                node_dir(&out, node).join("pki/ca.crt").to_str().unwrap(),
+                crt.to_str().unwrap(),
+            ],
+        );
+        assert!(o.failed(), "{node}: serverAuth only: {o}");
+    }
+
+    // A real handshake: the worker's kubelet on 127.0.0.1, the client
+    // checking as kube-apiserver's --kubelet-certificate-authority does.
+    let dir = kubelet("worker1");
+    let mut attempt = 0;
+    let (srv, port) = start_with_retries(5, || {
+        attempt += 1;
+        let port = free_port();
+        let mut cmd = std::process::Command::new("openssl");
+        cmd.arg("s_server")
+            .arg("-accept")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("-cert")
+            .arg(dir.join("kubelet.crt"))
+            .arg("-key")
+            .arg(dir.join("kubelet.key"))
+            .arg("-www");
+        let mut srv = Server::spawn(
+            "s_server kubelet",
+            &mut cmd,
+            &f.path().join(format!("s_server-{attempt}.log")),
+        );
+        srv.wait_ready("ACCEPT")?;
+        Ok((srv, port))
+    });
+    let client = |anchor: &Path, ip: &str| {
+        f.tool(
+            "openssl",
+            &[
+                "s_client",
+                "-connect",
+                &format!("127.0.0.1:{port}"),
+                "-CAfile",
+                anchor.to_str().unwrap(),
+                "-partial_chain",
+                "-verify_return_error",
+                "-verify_ip",
+                ip,
+                "-brief",
+            ],
+        )
+    };
+    let ca = node_dir(&out, "worker1").join("pki/ca.crt");
+    let o = client(&ca, "127.0.0.1");
+    assert!(
+        o.ok(),
+        "handshake: {o}\n--- s_server log\n{}",
+        srv.log_text()
+    );
+    let o = client(&ca, "127.0.0.2");
+    assert!(o.failed(), "another address is refused: {o}");
+    let o = client(&out.join("cas/etcd-ca.crt"), "127.0.0.1");
+    assert!(o.failed(), "another CA is refused: {o}");
+    drop(srv);
+
+    // The encrypted node's archive puts them in place under `tar -x -C /`.
+    let root = f.path().join("cp2-root");
+    std::fs::create_dir_all(&root).unwrap();
+    let o = f.tool(
+        "sh",
+        &[
+            "-c",
+            "age -d -i \"$1\" \"$2\" | tar -x -C \"$3\"",
+            "sh",
+            cp2_id.to_str().unwrap(),
+            out.join("nodes/cp2.tar.age").to_str().unwrap(),
+            root.to_str().unwrap(),
+        ],
+    );
+    o.assert_ok("age -d | tar -x of cp2");
+    let crt = root.join("var/lib/kubelet/pki/kubelet.crt");
+    assert_eq!(mode(&root.join("var/lib/kubelet/pki/kubelet.key")), 0o600);
+    let o = verify_kubelet(&f, &out, "cp1", &crt, &["-verify_ip", "10.0.0.12"]);
+    assert!(o.ok(), "cp2's, from its archive: {o}");
+
+    // The configuration: kube-apiserver checks kubelets, the kubelet serves these.
+    let init = String::from_utf8(read(&node_dir(&out, "cp1").join("kubeadm-config.yaml"))).unwrap();
+    assert!(init.contains("kubelet-certificate-authority"), "{init}");
+    assert!(init.contains("/etc/kubernetes/pki/ca.crt"), "{init}");
+    assert!(
+        init.contains("tlsCertFile: /var/lib/kubelet/pki/kubelet.crt"),
+        "{init}"
+    );
+    assert!(
+        init.contains("tlsPrivateKeyFile: /var/lib/kubelet/pki/kubelet.key"),
+        "{init}"
+    );
+
+    // verify and inspect know them.
+    f.ceremony(&[
+        "verify",
+        out.to_str().unwrap(),
+        "-i",
+        cp2_id.to_str().unwrap(),
+    ])
+    .assert_ok("verify");
+    let o = f.ceremony(&["inspect", out.to_str().unwrap()]);
+    assert!(o.ok() && o.stdout.contains("kubelet-serving"), "{o}");
+
+    // A swapped certificate (cp1's in worker1's place) is refused.
+    let w1 = kubelet("worker1").join("kubelet.crt");
+    let saved = read(&w1);
+    rewrite(
+        &w1,
+        &String::from_utf8(read(&kubelet("cp1").join("kubelet.crt"))).unwrap(),
+    );
+    let o = f.ceremony(&["verify", out.to_str().unwrap()]);
+    assert!(o.failed(), "{o}");
+    assert!(
+        o.stdout
+            .contains("nodes/worker1/var/lib/kubelet/pki/kubelet.crt"),
+        "{o}"
+    );
+    rewrite(&w1, &String::from_utf8(saved).unwrap());
+    // Absent when the plan asks for it: refused too.
+    std::fs::remove_file(kubelet("worker1").join("kubelet.key")).unwrap();
+    let o = f.ceremony(&["verify", out.to_str().unwrap()]);
+    assert!(o.failed(), "{o}");
+    assert!(
+        o.stdout
+            .contains("nodes/worker1/var/lib/kubelet/pki/kubelet.key"),
+        "{o}"
+    );
+}

@@ -403,6 +403,14 @@ mod tests {
     use super::*;
     use crate::plan::{ControlPlaneSpec, LeafMode};
 
+    /// The kubelet reads its serving certificate where the bundle puts it.
+    #[test]
+    fn the_kubelet_reads_the_bundles_serving_files() {
+        let at = crate::profile::kubeadm::KUBELET_SERVING;
+        assert_eq!(KUBELET_SERVING_CERT, format!("{at}.crt"));
+        assert_eq!(KUBELET_SERVING_KEY, format!("{at}.key"));
+    }
+
     fn cluster(version: (u32, u32)) -> ClusterSpec {
         ClusterSpec {
             name: "kubernetes".into(),
@@ -431,6 +439,7 @@ mod tests {
             ],
             workers: vec!["w1".into()],
             kubelet_serving: true,
+            worker_addresses: Default::default(),
             node_recipients: Default::default(),
             delegated: Vec::new(),
             mode: LeafMode::Generate,

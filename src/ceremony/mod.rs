@@ -1258,10 +1258,21 @@ mod tests {
     /// its own: (dir, plan path).
     fn plan_with_names_file(workers: &str) -> (tempfile::TempDir, PathBuf) {
         let dir = tempfile::tempdir().unwrap();
-        let text = std::fs::read_to_string(demo_path()).unwrap().replace(
-            "names = [\"worker1\", \"worker2\"]\n",
-            "names_file = \"workers.txt\"\n",
-        );
+        // Without kubelet serving certificates: the names file's workers have no addresses.
+        let text = std::fs::read_to_string(demo_path())
+            .unwrap()
+            .replace(
+                "names = [\"worker1\", \"worker2\"]\n",
+                "names_file = \"workers.txt\"\n",
+            )
+            .replace(
+                "kubelet_serving_certs = true",
+                "kubelet_serving_certs = false",
+            )
+            .replace(
+                "[cluster.worker_addresses]\nworker1 = \"10.0.0.21\"\nworker2 = \"10.0.0.22\"\n",
+                "",
+            );
         let plan = dir.path().join("plan.toml");
         std::fs::write(&plan, text).unwrap();
         std::fs::write(dir.path().join("workers.txt"), workers).unwrap();

@@ -149,6 +149,7 @@ fn run_json(plan: &Path, out: Option<&Path>) -> Result<(), crate::error::Ceremon
                     "delivery": delivery,
                     "kubeadm_config": layout::KUBEADM_CONFIG,
                     "files": leaf_files(&leaves),
+                    "root_files": root_files(&leaves),
                 })
             };
             cl.control_plane
@@ -364,6 +365,7 @@ pub fn report(
                     "kubeadm join --control-plane"
                 }
             ));
+            kubelet_serving_line(cl, &n.name, &mut line);
         }
         let kubelet = if cl.issues(CaRole::Kubernetes) {
             "kubelet.conf, "
@@ -376,6 +378,7 @@ pub fn report(
                 layout::node_root(w),
                 layout::KUBEADM_CONFIG
             ));
+            kubelet_serving_line(cl, w, &mut line);
         }
     }
     if let Some(b) = &plan.backup {
@@ -564,9 +567,34 @@ fn ca_life_report(reissue: &[CaRole], r: &crate::ceremony::crl::Revocations) -> 
     s
 }
 
+/// With `kubelet_serving_certs`: the node's kubelet files, outside its
+/// etc/kubernetes.
+fn kubelet_serving_line(cl: &ClusterSpec, node: &str, line: &mut impl FnMut(String)) {
+    if cl.kubelet_serving {
+        line(format!(
+            "  {}/{}.{{crt,key}}: the kubelet's serving certificate (KubeletConfiguration tlsCertFile, tlsPrivateKeyFile)",
+            layout::node_dir(node),
+            kubeadm::KUBELET_SERVING.trim_start_matches('/')
+        ));
+    }
+}
+
+/// A node's leaf files on its root, outside etc/kubernetes (the kubelet's
+/// serving certificate and key), relative to `nodes/<name>/`.
+fn root_files(leaves: &[kubeadm::LeafSpec]) -> Vec<String> {
+    leaves
+        .iter()
+        .filter_map(|l| l.path.strip_prefix('/'))
+        .flat_map(|p| [format!("{p}.crt"), format!("{p}.key")])
+        .collect()
+}
+
+/// A node's leaf files under its etc/kubernetes (the kubelet's serving
+/// certificate, on the node's root, is listed on its own line).
 fn leaf_files(leaves: &[kubeadm::LeafSpec]) -> Vec<String> {
     leaves
         .iter()
+        .filter(|l| !l.path.starts_with('/'))
         .map(|l| match l.output {
             kubeadm::LeafOutput::CertAndKey => format!("{}.{{crt,key}}", l.path),
             kubeadm::LeafOutput::Kubeconfig { .. } => l.path.clone(),

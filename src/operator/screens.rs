@@ -501,7 +501,7 @@ pub fn summary_lines(s: &Summary<'_>) -> Vec<Line> {
             .to_string(),
         "     seal the token in a new tamper-evident bag (docs/runbook.md §4).".to_string(),
         format!("  2. Installer: ceremony verify {out}   (chains, profiles, modes, SHA256SUMS)"),
-        "     then copy nodes/<name>/etc/kubernetes to /etc/kubernetes on each node and run kubeadm init / join:"
+        "     then copy nodes/<name>/etc/kubernetes (and var/lib/kubelet/pki, if any) to the same paths on each node, and run kubeadm init / join:"
             .to_string(),
         "     docs/kubeadm.md".to_string(),
         format!("  3. Auditor: ceremony audit verify {out}/audit.log.age -i IDENTITY"),
@@ -530,12 +530,15 @@ pub(super) fn per_node(s: &Summary<'_>) -> Vec<(String, &'static str, usize, usi
         let Some((name, _)) = p.strip_prefix("nodes/").and_then(|r| r.split_once('/')) else {
             continue;
         };
+        // The kubelet's serving certificate is on the node's root, the rest
+        // under its etc/kubernetes.
         let Some(f) = p
-            .strip_prefix(&crate::bundle::layout::node_root(name))
+            .strip_prefix(&crate::bundle::layout::node_dir(name))
             .and_then(|r| r.strip_prefix('/'))
         else {
             continue;
         };
+        let f = f.strip_prefix("etc/kubernetes/").unwrap_or(f);
         let c = counts.entry(name).or_default();
         if f.ends_with(".crt") && !ca_files.contains(&f) {
             c.0 += 1;

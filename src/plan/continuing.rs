@@ -226,9 +226,14 @@ mod tests {
     }
 
     fn check(extra_ceremony: &str, tail: &str) -> Result<Option<Continuing>, Vec<String>> {
-        let text =
-            demo_text().replacen("[ceremony]\n", &format!("[ceremony]\n{extra_ceremony}"), 1)
-                + tail;
+        // Kubelet serving certificates off: a row may turn CSR mode on.
+        let text = demo_text()
+            .replacen("[ceremony]\n", &format!("[ceremony]\n{extra_ceremony}"), 1)
+            .replace(
+                "kubelet_serving_certs = true",
+                "kubelet_serving_certs = false",
+            )
+            + tail;
         let raw = crate::plan::parse(&text).unwrap();
         let ctx = crate::plan::validate::Context {
             now: SystemTime::now(),

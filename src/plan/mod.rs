@@ -323,10 +323,20 @@ mod tests {
         )
         .unwrap();
         let p = dir.join("plan.toml");
-        let text = demo.replace(
-            "names = [\"worker1\", \"worker2\"]\n",
-            &format!("names_file = {names_file}\n"),
-        );
+        // Without kubelet serving certificates: the names file's workers have no addresses.
+        let text = demo
+            .replace(
+                "names = [\"worker1\", \"worker2\"]\n",
+                &format!("names_file = {names_file}\n"),
+            )
+            .replace(
+                "kubelet_serving_certs = true",
+                "kubelet_serving_certs = false",
+            )
+            .replace(
+                "[cluster.worker_addresses]\nworker1 = \"10.0.0.21\"\nworker2 = \"10.0.0.22\"\n",
+                "",
+            );
         std::fs::write(&p, text).unwrap();
         match load(&p, SystemTime::now()) {
             Ok(_) => vec!["ok".into()],

@@ -161,6 +161,14 @@ pub struct Cluster {
     /// its files are encrypted to: `nodes/<name>.tar.age`, never plaintext.
     #[serde(default)]
     pub node_recipients: std::collections::BTreeMap<String, String>,
+    /// Whether each node's kubelet gets a serving certificate signed by the
+    /// kubernetes CA (`var/lib/kubelet/pki/kubelet.crt`), which
+    /// kube-apiserver then checks (default false).
+    pub kubelet_serving_certs: Option<bool>,
+    /// Worker name → its address (an IP): a SAN of its kubelet serving
+    /// certificate, where kube-apiserver dials the kubelet.
+    #[serde(default)]
+    pub worker_addresses: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

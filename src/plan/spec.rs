@@ -124,10 +124,13 @@ pub struct ClusterSpec {
     pub control_plane: Vec<ControlPlaneSpec>,
     pub workers: Vec<String>,
     pub mode: LeafMode,
-    /// Whether each node's kubelet has a serving certificate signed by the
-    /// kubernetes CA (kube-apiserver then checks it): the kubeadm
-    /// configuration renders for it. Not a plan key yet: always false.
+    /// `kubelet_serving_certs`: each node's kubelet has a serving
+    /// certificate signed by the kubernetes CA (kube-apiserver then checks
+    /// it), and the kubeadm configuration renders for it.
     pub kubelet_serving: bool,
+    /// `worker_addresses`: a worker's address (its kubelet serving
+    /// certificate's IP SAN); a control-plane node's is its own.
+    pub worker_addresses: std::collections::BTreeMap<String, IpAddr>,
     /// `node_recipients`: the nodes delivered encrypted, each to its one
     /// age or SSH recipient (parsed already).
     pub node_recipients: std::collections::BTreeMap<String, String>,

@@ -276,6 +276,16 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
             spec
         })
     });
+    if let Some(cl) = &cluster
+        && cl.kubelet_serving
+        && cl.delegated.contains(&CaRole::Kubernetes)
+    {
+        p.add(
+            "cluster.kubelet_serving_certs",
+            "needs the kubernetes CA on the token to sign the kubelets' serving certificates, and [ca.kubernetes] is delegated: set it false",
+            None,
+        );
+    }
     if plan.cluster.is_none() && plan.leaves.is_some() {
         p.add(
             "leaves",

@@ -48,6 +48,7 @@ impl LeafSpec {
     /// kubeadm's name for the certificate (`kubeadm certs check-expiration` style).
     pub fn display_name(&self) -> String {
         match &self.output {
+            LeafOutput::CertAndKey if self.path == KUBELET_SERVING => "kubelet-serving".into(),
             LeafOutput::CertAndKey => self.path.trim_start_matches("pki/").to_string(),
             LeafOutput::Kubeconfig { .. } => self.path.clone(),
         }
@@ -305,7 +306,51 @@ pub fn kubeadm_control_plane_leaves(cl: &ClusterSpec, index: usize) -> Vec<LeafS
         server
     };
     leaves.push(kubelet(cl, &node.name, kubelet_server));
+    if cl.kubelet_serving {
+        leaves.push(kubelet_serving(&node.name, Some(node.address)));
+    }
     leaves
+}
+
+/// The kubelet's serving certificate and key (`.crt`/`.key`), relative to
+/// the node's root: where KubeletConfiguration's tlsCertFile and
+/// tlsPrivateKeyFile point.
+pub const KUBELET_SERVING: &str = "/var/lib/kubelet/pki/kubelet";
+
+/// A node's kubelet serving certificate (`kubelet_serving_certs`), as the
+/// kubelet's own serving request would ask for it (CN system:node:<name>,
+/// O system:nodes, serverAuth only); kube-apiserver checks only the chain
+/// and the SAN of the address it dials, so the SANs are the node's name
+/// and its address.
+fn kubelet_serving(name: &str, address: Option<IpAddr>) -> LeafSpec {
+    let mut sans = vec![San::Dns(name.to_string())];
+    sans.extend(address.map(San::Ip));
+    cert(
+        KUBELET_SERVING,
+        CaRole::Kubernetes,
+        &format!("system:node:{name}"),
+        &[SYSTEM_NODES],
+        &[ID_KP_SERVER_AUTH],
+        ordered(sans),
+    )
+}
+
+/// A file of a node's bundle, relative to OUT. `base`: the node's
+/// etc/kubernetes (`nodes/<name>/etc/kubernetes`, a trailing '/' or not;
+/// empty for a bundle read alone); `rel`: relative to it, or, starting with
+/// '/', to the node's root (`nodes/<name>/`), as the kubelet's files are.
+pub fn node_file(base: &str, rel: &str) -> String {
+    let base = base.trim_end_matches('/');
+    match rel.strip_prefix('/') {
+        // A bundle read alone has no node root: `rel` as given, which no
+        // file of the tree is.
+        Some(abs) => match base.strip_suffix("etc/kubernetes") {
+            Some(root) => format!("{root}{abs}"),
+            None => rel.to_string(),
+        },
+        None if base.is_empty() => rel.to_string(),
+        None => format!("{base}/{rel}"),
+    }
 }
 
 /// Whether kubeadm of the plan's version points a control-plane node's
@@ -332,6 +377,12 @@ pub fn worker_leaves(cl: &ClusterSpec, name: &str) -> Vec<LeafSpec> {
     let server =
         cluster_server(cl, cl.control_plane.first().map(|n| n.address)).unwrap_or_default();
     let mut v = vec![kubelet(cl, name, server)];
+    if cl.kubelet_serving {
+        v.push(kubelet_serving(
+            name,
+            cl.worker_addresses.get(name).copied(),
+        ));
+    }
     v.retain(|l| cl.issues(l.issuer));
     v
 }
@@ -436,6 +487,7 @@ mod tests {
             workers: vec![],
             mode: LeafMode::Generate,
             kubelet_serving: false,
+            worker_addresses: Default::default(),
             node_recipients: Default::default(),
             delegated: Vec::new(),
         }
@@ -454,6 +506,69 @@ mod tests {
     /// CA whose `.key` is absent needs every one of its leaves present; a CA
     /// with its `.key` has the missing ones made. So for every mix of modes,
     /// a kept CA gets all of kubeadm's leaves of it and a delegated one none.
+    /// A leaf path starting with '/' is on the node's root, beside its
+    /// etc/kubernetes; without a node root it names no file of a tree.
+    #[test]
+    fn node_files_resolve_beside_etc_kubernetes() {
+        let base = "nodes/w1/etc/kubernetes";
+        assert_eq!(
+            node_file(base, "pki/ca.crt"),
+            "nodes/w1/etc/kubernetes/pki/ca.crt"
+        );
+        assert_eq!(
+            node_file(&format!("{base}/"), "kubelet.conf"),
+            "nodes/w1/etc/kubernetes/kubelet.conf"
+        );
+        assert_eq!(
+            node_file(base, "/var/lib/kubelet/pki/kubelet.crt"),
+            "nodes/w1/var/lib/kubelet/pki/kubelet.crt"
+        );
+        assert_eq!(
+            node_file("etc/kubernetes/", "/var/lib/kubelet/pki/kubelet.key"),
+            "var/lib/kubelet/pki/kubelet.key"
+        );
+        assert_eq!(node_file("", "pki/ca.crt"), "pki/ca.crt");
+        assert_eq!(
+            node_file("", "/var/lib/kubelet/pki/kubelet.crt"),
+            "/var/lib/kubelet/pki/kubelet.crt"
+        );
+    }
+
+    /// With kubelet_serving_certs every node gets a serving certificate:
+    /// system:node:<name>, O system:nodes, serverAuth only, its name and
+    /// address; a worker's address from worker_addresses.
+    #[test]
+    fn kubelet_serving_certificates_for_every_node() {
+        let mut cl = reference((1, 31));
+        cl.workers = vec!["w1".into()];
+        assert!(
+            control_plane_leaves(&cl, 0)
+                .iter()
+                .all(|l| l.path != KUBELET_SERVING)
+        );
+        cl.kubelet_serving = true;
+        cl.worker_addresses
+            .insert("w1".into(), IpAddr::from([10, 0, 0, 21]));
+        let cp = control_plane_leaves(&cl, 0);
+        let s = cp.iter().find(|l| l.path == KUBELET_SERVING).unwrap();
+        let name = &cl.control_plane[0].name;
+        assert_eq!(s.cn, format!("system:node:{name}"));
+        assert_eq!(s.orgs, [SYSTEM_NODES]);
+        assert_eq!(s.eku, [ID_KP_SERVER_AUTH]);
+        assert_eq!(s.issuer, CaRole::Kubernetes);
+        assert_eq!(
+            s.sans,
+            [San::Dns(name.clone()), San::Ip(cl.control_plane[0].address)]
+        );
+        assert_eq!(s.display_name(), "kubelet-serving");
+        let w = worker_leaves(&cl, "w1");
+        assert_eq!(
+            w[1].sans,
+            [San::Dns("w1".into()), San::Ip(IpAddr::from([10, 0, 0, 21]))]
+        );
+        assert_eq!(leaf_count(&cl), cp.len() + 2);
+    }
+
     #[test]
     fn every_mix_of_modes_issues_exactly_the_kept_cas_leaves() {
         let external_ca_needs: [(CaRole, &[&str]); 3] = [

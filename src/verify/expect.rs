@@ -70,6 +70,9 @@ impl Expect {
         if self.kubeconfig {
             return self.path.clone();
         }
+        if self.path == kubeadm::KUBELET_SERVING {
+            return "kubelet-serving".into();
+        }
         self.path.trim_start_matches("pki/").replace('/', "-")
     }
 }

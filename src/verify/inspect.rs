@@ -19,6 +19,7 @@ use super::tree::Tree;
 use super::{Input, Layout, Role};
 use crate::bundle::kubeconfig::{KubeconfigFile, base64_data};
 use crate::plan::CaRole;
+use crate::profile::kubeadm;
 use crate::profile::kubeadm::CA_FILES;
 
 #[derive(Debug, Clone, Serialize)]
@@ -192,7 +193,7 @@ fn node(
     delegated: &[CaRole],
     now: SystemTime,
 ) -> NodeInventory {
-    let p = |rel: &str| format!("{base}{rel}");
+    let p = |rel: &str| kubeadm::node_file(base, rel);
     // With the kubernetes CA delegated, kubeadm makes apiserver.crt on the node.
     let control_plane = tree.get(&p("pki/apiserver.crt")).is_some()
         || (delegated.contains(&CaRole::Kubernetes) && tree.get(&p("pki/etcd/ca.crt")).is_some());
@@ -242,6 +243,19 @@ fn node(
             )
         })
         .collect();
+    // The kubelet's serving certificate (`kubelet_serving_certs`), on the
+    // node's root: listed when present, as kubeadm knows nothing of it.
+    let serving = p(&format!("{}.crt", kubeadm::KUBELET_SERVING));
+    if tree.get(&serving).is_some() {
+        certificates.push(row(
+            "kubelet-serving",
+            &serving,
+            first_cert(tree, &serving),
+            Some(ca_name(CaRole::Kubernetes).into()),
+            external(CaRole::Kubernetes),
+            now,
+        ));
+    }
     certificates.sort_by(|a, b| a.name.cmp(&b.name));
     let mut authorities: Vec<Row> = cas
         .iter()

@@ -567,6 +567,7 @@ fn cluster() -> ClusterSpec {
         workers: vec!["w1".into()],
         mode: LeafMode::Generate,
         kubelet_serving: false,
+        worker_addresses: Default::default(),
         node_recipients: Default::default(),
         delegated: Vec::new(),
     }
@@ -1613,4 +1614,21 @@ fn crls_are_checked_and_a_revoked_certificate_in_a_bundle_is_an_error() {
         ),
         "{got:#?}"
     );
+}
+
+/// A kubelet serving file where the plan makes none is reported; without a
+/// plan it is let be.
+#[test]
+fn kubelet_serving_files_the_plan_does_not_make_are_reported() {
+    let m = make_out();
+    let file = "nodes/w1/var/lib/kubelet/pki/kubelet.crt";
+    put(&m.out, file, b"not for this plan", 0o644);
+    resum(&m);
+    let r = lines(&check_out(&m.out, None, Some(&cluster())));
+    assert!(
+        r.contains(&format!("{file}: file: unexpected: a node directory holds only etc/kubernetes (and, with kubelet_serving_certs, var/lib/kubelet/pki/kubelet.{{crt,key}})")),
+        "{r:#?}"
+    );
+    let r = lines(&check_out(&m.out, None, None));
+    assert!(!r.iter().any(|l| l.contains("var/lib/kubelet")), "{r:#?}");
 }

@@ -78,12 +78,12 @@ pub(super) fn render(ctx: &Ctx<'_>, p: Pending, issued: Issued) -> Leaf {
     let files = match &spec.output {
         LeafOutput::CertAndKey => vec![
             (
-                format!("{base}/{}.key", spec.path),
+                kubeadm::node_file(&base, &format!("{}.key", spec.path)),
                 Zeroizing::new(key.private_pem.as_bytes().to_vec()),
                 write::SECRET,
             ),
             (
-                format!("{base}/{}.crt", spec.path),
+                kubeadm::node_file(&base, &format!("{}.crt", spec.path)),
                 Zeroizing::new(cert_pem.into_bytes()),
                 write::PUBLIC,
             ),
@@ -100,15 +100,15 @@ pub(super) fn render(ctx: &Ctx<'_>, p: Pending, issued: Issued) -> Leaf {
             let mut text = text;
             // The text's own buffer, moved (still wiped on drop), not copied.
             vec![(
-                format!("{base}/{}", spec.path),
+                kubeadm::node_file(&base, &spec.path),
                 Zeroizing::new(std::mem::take(&mut *text).into_bytes()),
                 write::SECRET,
             )]
         }
     };
     let file = match &spec.output {
-        LeafOutput::CertAndKey => format!("{base}/{}.crt", spec.path),
-        LeafOutput::Kubeconfig { .. } => format!("{base}/{}", spec.path),
+        LeafOutput::CertAndKey => kubeadm::node_file(&base, &format!("{}.crt", spec.path)),
+        LeafOutput::Kubeconfig { .. } => kubeadm::node_file(&base, &spec.path),
     };
     let event = leaf::issued_event(spec, Some(node), &file, &issued);
     Leaf {

@@ -238,6 +238,47 @@ pub(super) fn validate_cluster(
             LeafMode::Generate
         }
     };
+    // Names already refused (a bad names file) are not judged again: no
+    // cascade, and a line of a file is shown only as its excerpt.
+    let names_valid = p.0.len() == before;
+    let mut worker_addresses = std::collections::BTreeMap::new();
+    for (node, a) in &cl.worker_addresses {
+        let key = format!("cluster.worker_addresses.{node}");
+        if names_valid && !workers.contains(node) {
+            p.add(
+                key.clone(),
+                "names no worker of [cluster]: give the name of a worker (a control-plane node's address is its own `address`)",
+                quoted(node),
+            );
+        }
+        match a.parse::<IpAddr>() {
+            Ok(ip) => {
+                worker_addresses.insert(node.clone(), ip);
+            }
+            Err(_) => p.add(key, "must be the worker's IP address", quoted(a)),
+        }
+    }
+    let kubelet_serving = cl.kubelet_serving_certs.unwrap_or(false);
+    if kubelet_serving && names_valid {
+        // kube-apiserver dials a kubelet at its address (kubeadm prefers
+        // InternalIP): a certificate without it would fail that check.
+        for w in &workers {
+            if !cl.worker_addresses.contains_key(w) {
+                p.add(
+                    "cluster.kubelet_serving_certs",
+                    format!("worker {w} has no address for its kubelet serving certificate: add it to [cluster.worker_addresses] ({w} = \"IP\"), or set kubelet_serving_certs = false"),
+                    None,
+                );
+            }
+        }
+        if mode == LeafMode::Csr {
+            p.add(
+                "cluster.kubelet_serving_certs",
+                "is not offered with leaves.mode = \"csr\" (kubeadm makes no kubelet serving request): set it false, or use mode = \"generate\"",
+                None,
+            );
+        }
+    }
     if p.0.len() != before {
         return None;
     }
@@ -255,7 +296,8 @@ pub(super) fn validate_cluster(
         control_plane,
         workers,
         mode,
-        kubelet_serving: false,
+        kubelet_serving,
+        worker_addresses,
         node_recipients: cl.node_recipients.clone(),
         delegated: Vec::new(),
     })

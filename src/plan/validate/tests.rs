@@ -142,6 +142,16 @@ const PREVIOUS: (&str, &str) = (
     "administrator = \"Ada Admin\"\nprevious = \"c1\"\n",
 );
 const USER: &str = "[[users]]\nname = \"alice\"\ngroups = [\"ops\"]\n";
+/// Turns kubelet serving certificates on.
+const KSERVE: (&str, &str) = (
+    "leaf_validity = \"365d\"\n",
+    "leaf_validity = \"365d\"\nkubelet_serving_certs = true\n",
+);
+/// worker1's address.
+const WORKER1_ADDRESS: (&str, &str) = (
+    "names = [\"worker1\"]\n",
+    "names = [\"worker1\"]\n\n[cluster.worker_addresses]\nworker1 = \"10.0.0.21\"\n",
+);
 const RECIPIENT: &str = r#""age1rfjvanyx48qxdll0q8wkrca6kpkfluxp4gal0ws7cp4awt900vpsf0sp9u""#;
 
 #[rustfmt::skip]
@@ -409,6 +419,19 @@ const ROWS: &[Row] = &[
         &[r#"cluster.node_recipients.cp9: names no node of [cluster]: give the name of a control-plane node or worker (got "cp9")"#]),
     ("node recipient not a recipient", &[("names = [\"worker1\"]\n", "names = [\"worker1\"]\n\n[cluster.node_recipients]\ncp1 = \"ssh-ed25519 nope\"\n")],
         &[r#"cluster.node_recipients.cp1: is not an age recipient (age1…) or an SSH public key (ssh-ed25519 …, ssh-rsa …) (got "ssh-ed25519 nope")"#]),
+    // kubelet_serving_certs, [cluster.worker_addresses]
+    ("kubelet serving certificates", &[(KSERVE.0, KSERVE.1), WORKER1_ADDRESS],
+        &[]),
+    ("kubelet serving for a worker without an address", &[(KSERVE.0, KSERVE.1)],
+        &[r#"cluster.kubelet_serving_certs: worker worker1 has no address for its kubelet serving certificate: add it to [cluster.worker_addresses] (worker1 = "IP"), or set kubelet_serving_certs = false"#]),
+    ("worker address for no worker", &[("names = [\"worker1\"]\n", "names = [\"worker1\"]\n\n[cluster.worker_addresses]\ncp1 = \"10.0.0.11\"\n")],
+        &[r#"cluster.worker_addresses.cp1: names no worker of [cluster]: give the name of a worker (a control-plane node's address is its own `address`) (got "cp1")"#]),
+    ("worker address not an IP", &[("names = [\"worker1\"]\n", "names = [\"worker1\"]\n\n[cluster.worker_addresses]\nworker1 = \"w1.example\"\n")],
+        &[r#"cluster.worker_addresses.worker1: must be the worker's IP address (got "w1.example")"#]),
+    ("kubelet serving in CSR mode", &[(KSERVE.0, KSERVE.1), WORKER1_ADDRESS, ("[audit]\n", "[leaves]\nmode = \"csr\"\ncsr_dir = \"csrs\"\n\n[audit]\n")],
+        &[r#"cluster.kubelet_serving_certs: is not offered with leaves.mode = "csr" (kubeadm makes no kubelet serving request): set it false, or use mode = "generate""#]),
+    ("kubelet serving with the kubernetes CA delegated", &[(KSERVE.0, KSERVE.1), WORKER1_ADDRESS, ("[ca.kubernetes]\n", "[ca.kubernetes]\nmode = \"delegated\"\ncsr = \"ca.csr\"\n"), (USER, "")],
+        &["cluster.kubelet_serving_certs: needs the kubernetes CA on the token to sign the kubelets' serving certificates, and [ca.kubernetes] is delegated: set it false"]),
     // [crl], [[revoke]]
     ("crl next_update not a lifetime", &[("[audit]\n", "[crl]\nnext_update = \"soon\"\n\n[audit]\n")],
         &[r#"crl.next_update: must start with a number, e.g. "365d" (got "soon")"#]),

@@ -13,7 +13,7 @@ impl<'a> Ctx<'a> {
         root: Option<&CaRef<'_>>,
         out_cas: &BTreeMap<CaRole, (String, Vec<u8>)>,
     ) -> NodeResult {
-        let p = |rel: &str| format!("{base}{rel}");
+        let p = |rel: &str| crate::profile::kubeadm::node_file(base, rel);
         let (kubelet_cn, _) = self.peek(&p("kubelet.conf"));
         let kubelet_name = kubelet_cn
             .as_deref()
@@ -62,6 +62,11 @@ impl<'a> Ctx<'a> {
         });
         // A delegated CA's leaves are kubeadm's to make on the node.
         let mut exps = exps;
+        // A node's etc/kubernetes read alone (an installed /etc/kubernetes)
+        // does not hold the node's root: the kubelet's files are not in it.
+        if !base.trim_end_matches('/').ends_with("etc/kubernetes") {
+            exps.retain(|e| !e.path.starts_with('/'));
+        }
         if !from_plan {
             for e in &mut exps {
                 if self.delegated.contains(&e.issuer) {

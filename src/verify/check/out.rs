@@ -240,6 +240,8 @@ impl<'a> Ctx<'a> {
             node_names.sort_by_key(|n| planned.iter().position(|p| p == n).unwrap_or(usize::MAX));
         }
         let mut results = Vec::new();
+        // Without a plan, a kubelet serving certificate is let be (not checked).
+        let kubelet_serving = self.plan.is_none_or(|pl| pl.cluster.kubelet_serving);
         for n in &node_names {
             let top = format!("nodes/{n}/");
             let base = format!("{top}etc/kubernetes/");
@@ -258,13 +260,18 @@ impl<'a> Ctx<'a> {
                 .filter(|rel| {
                     *rel != "etc" && *rel != "etc/kubernetes" && !rel.starts_with("etc/kubernetes/")
                 })
+                .filter(|rel| !(kubelet_serving && kubelet_dir(rel)))
                 .map(|rel| format!("{top}{rel}"))
                 .collect();
             for s in stray {
                 self.add(Problem::new(
                     &s,
                     "file",
-                    "unexpected: a node directory holds only etc/kubernetes",
+                    if kubelet_serving {
+                        "unexpected: a node directory holds only etc/kubernetes and var/lib/kubelet/pki/kubelet.{crt,key}"
+                    } else {
+                        "unexpected: a node directory holds only etc/kubernetes (and, with kubelet_serving_certs, var/lib/kubelet/pki/kubelet.{crt,key})"
+                    },
                 ));
             }
             results.push(self.node(&base, Some(n), root_ref.as_ref(), &out_cas));
@@ -756,4 +763,13 @@ impl<'a> Ctx<'a> {
         }
         files
     }
+}
+
+/// The kubelet's serving certificate and key and their directories,
+/// relative to a node's root.
+fn kubelet_dir(rel: &str) -> bool {
+    let serving = crate::profile::kubeadm::KUBELET_SERVING.trim_start_matches('/');
+    rel == format!("{serving}.crt")
+        || rel == format!("{serving}.key")
+        || ["var", "var/lib", "var/lib/kubelet", "var/lib/kubelet/pki"].contains(&rel)
 }
