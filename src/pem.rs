@@ -90,3 +90,13 @@ mod tests {
         );
     }
 }
+
+/// The bytes of a PEM file up to the end of its first certificate (all of
+/// them if none ends): a CA trust file during a rotation's overlap holds
+/// two, the first the one that signs the leaves.
+pub fn first_certificate(pem: &[u8]) -> &[u8] {
+    const END: &[u8] = b"-----END CERTIFICATE-----";
+    pem.windows(END.len())
+        .position(|w| w == END)
+        .map_or(pem, |i| &pem[..i + END.len()])
+}

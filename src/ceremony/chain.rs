@@ -74,7 +74,7 @@ pub(super) fn read(dir: &Path, rel: &str) -> Result<Zeroizing<Vec<u8>>, Ceremony
 fn certificate(dir: &Path, rel: &str) -> Result<Vec<u8>, CeremonyError> {
     let pem = read(dir, rel)?;
     // A trust file during a rotation holds two certificates: the first signs.
-    let first = first_pem_block(&pem);
+    let first = crate::pem::first_certificate(&pem);
     let cert = Certificate::from_pem(first).map_err(|e| {
         bad(
             format!("{}: not a PEM certificate ({e})", dir.join(rel).display()),
@@ -83,14 +83,6 @@ fn certificate(dir: &Path, rel: &str) -> Result<Vec<u8>, CeremonyError> {
     })?;
     cert.to_der()
         .map_err(|e| CeremonyError::Internal(format!("re-encoding a certificate: {e}")))
-}
-
-/// The bytes up to the end of the first PEM block (all of them if none ends).
-fn first_pem_block(pem: &[u8]) -> &[u8] {
-    const END: &[u8] = b"-----END CERTIFICATE-----";
-    pem.windows(END.len())
-        .position(|w| w == END)
-        .map_or(pem, |i| &pem[..i + END.len()])
 }
 
 /// `SHA256SUMS` lines: (hex hash, path).

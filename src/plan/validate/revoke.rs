@@ -236,14 +236,12 @@ pub(super) fn validate_rotate(plan: &Plan, p: &mut Problems) -> Option<RotateSpe
             quoted(&r.stage),
         );
     }
-    if let Some(s) = section {
-        if s.mode.as_deref() == Some("delegated") {
-            p.add(
-                "rotate.ca",
-                "is delegated to the control-plane nodes: its key is not on the token to rotate",
-                quoted(&r.ca),
-            );
-        }
+    if section.is_some_and(|s| s.mode.as_deref() == Some("delegated")) {
+        p.add(
+            "rotate.ca",
+            "is delegated to the control-plane nodes: its key is not on the token to rotate",
+            quoted(&r.ca),
+        );
     }
     if let (Some(role), Some(re)) = (role, &plan.reissue)
         && re.cas.iter().any(|c| c == role.name())
@@ -279,7 +277,7 @@ pub(super) fn validate_rotate(plan: &Plan, p: &mut Problems) -> Option<RotateSpe
                 quoted(l),
             );
         }
-    } else if let Some(s) = section {
+    } else if let Some(s) = section.filter(|_| stage == Some(RotateStage::Stage)) {
         let l = default_new_label(&s.label, &plan.ceremony.name);
         if l.len() > super::MAX_LABEL_BYTES {
             p.add(
