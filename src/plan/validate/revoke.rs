@@ -243,6 +243,13 @@ pub(super) fn validate_rotate(plan: &Plan, p: &mut Problems) -> Option<RotateSpe
             quoted(&r.ca),
         );
     }
+    if role == Some(CaRole::Kubernetes) && plan.kubelet_signer.is_some() {
+        p.add(
+            "rotate.ca",
+            "cannot rotate the kubernetes CA of a plan with [kubelet_signer] yet: the signer's client-CA bundle holds one kubernetes CA",
+            quoted(&r.ca),
+        );
+    }
     if let (Some(role), Some(re)) = (role, &plan.reissue)
         && re.cas.iter().any(|c| c == role.name())
     {

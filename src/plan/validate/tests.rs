@@ -456,6 +456,8 @@ const ROWS: &[Row] = &[
         &[r#"rotate.new_label: must be 1 to 32 bytes (a token label) (got "kubernetes-ca-0123456789abcdef0123")"#]),
     ("rotate whose default label is too long", &[(PREVIOUS.0, PREVIOUS.1), ("label = \"kubernetes-ca\"", "label = \"kubernetes-ca-0123456789abcdef\""), ("[audit]\n", "[renew]\nall = true\n\n[rotate]\nca = \"kubernetes\"\nstage = \"stage\"\n\n[audit]\n")],
         &[r#"rotate.new_label: is needed: the default "kubernetes-ca-0123456789abcdef-table" is longer than 32 bytes"#]),
+    ("rotate the kubernetes CA with a kubelet signer", &[(PREVIOUS.0, PREVIOUS.1), ("[audit]\n", "[kubelet_signer]\ncsr = \"kubelet-signer.csr\"\nkey = \"ecdsa-p256\"\nvalidity = \"90d\"\n\n[renew]\nall = true\n\n[rotate]\nca = \"kubernetes\"\nstage = \"stage\"\n\n[audit]\n")],
+        &[r#"rotate.ca: cannot rotate the kubernetes CA of a plan with [kubelet_signer] yet: the signer's client-CA bundle holds one kubernetes CA (got "kubernetes")"#]),
     ("rotate and reissue one CA", &[(PREVIOUS.0, PREVIOUS.1), ("[audit]\n", "[renew]\nall = true\n\n[reissue]\ncas = [\"etcd\"]\n\n[rotate]\nca = \"etcd\"\nstage = \"stage\"\n\n[audit]\n")],
         &[r#"rotate.ca: is also in reissue.cas: reissue and rotate a CA in separate ceremonies (got "etcd")"#]),
     // [audit]
