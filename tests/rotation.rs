@@ -233,11 +233,15 @@ fn the_kubernetes_ca_rotates_to_a_new_key_without_an_outage() {
 
     // c3: promote. New first; leaves from the new CA.
     let c3 = f.work("c3-out");
-    f.run_plan(
-        &continuing(&f, "c3", &spec, "work/c2-out", &rotate("promote")),
-        &c3,
-    )
-    .assert_ok("c3 promotes");
+    let plan3 = continuing(&f, "c3", &spec, "work/c2-out", &rotate("promote"));
+    // check says what the ceremony will do of the rotation.
+    let o = f.ceremony(&[std::ffi::OsStr::new("check"), plan3.as_os_str()]);
+    assert!(
+        o.stdout
+            .contains("rotation of the kubernetes CA, promote: leaves signed by \""),
+        "{o}"
+    );
+    f.run_plan(&plan3, &c3).assert_ok("c3 promotes");
     let promoted = certs(&pki(&c3, "ca.crt"));
     assert_eq!(promoted, vec![staged[1].clone(), staged[0].clone()]);
     assert!(openssl_ok(

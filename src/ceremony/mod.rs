@@ -8,7 +8,7 @@ pub mod crl;
 pub mod login;
 pub(crate) mod record;
 mod recover;
-mod rotate;
+pub mod rotate;
 mod seal;
 
 use login::{interactive, login, read_given_pin};

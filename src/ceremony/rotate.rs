@@ -35,6 +35,24 @@ impl Rotation {
         }
     }
 
+    /// What `check` says of it.
+    pub fn describe(&self) -> String {
+        let (role, new) = (self.role.name(), &self.new_label);
+        let signs = self.signing_label();
+        match (self.stage, self.other_label()) {
+            (RotateStage::Stage, Some(other)) => format!(
+                "rotation of the {role} CA, stage: a new key under \"{new}\" (made unless it is there); leaves signed by \"{signs}\"; its trust files hold \"{signs}\" then \"{other}\""
+            ),
+            (_, Some(other)) => format!(
+                "rotation of the {role} CA, promote: leaves signed by \"{signs}\"; its trust files hold \"{signs}\" then \"{other}\""
+            ),
+            (_, None) => format!(
+                "rotation of the {role} CA, distrust: its trust files hold only \"{new}\", which signs the leaves; \"{}\" stays on the token, unused",
+                self.old_label
+            ),
+        }
+    }
+
     pub fn record(&self) -> RotationRecord {
         RotationRecord {
             ca: self.role.name().into(),
@@ -300,6 +318,10 @@ mod tests {
         assert_eq!(r[0].record(), rec(Promote));
         assert_eq!(r[0].signing_label(), "kubernetes-ca-c2");
         assert_eq!(r[0].other_label(), Some("kubernetes-ca"));
+        assert_eq!(
+            r[0].describe(),
+            "rotation of the kubernetes CA, promote: leaves signed by \"kubernetes-ca-c2\"; its trust files hold \"kubernetes-ca-c2\" then \"kubernetes-ca\""
+        );
         // A stage may run again (more nodes, a retry).
         assert_eq!(run(&[rec(Stage)], Some(Stage)).unwrap()[0].stage, Stage);
         let r = run(&[rec(Promote)], Some(Distrust)).unwrap();
