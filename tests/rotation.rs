@@ -323,3 +323,61 @@ fn the_kubernetes_ca_rotates_to_a_new_key_without_an_outage() {
     let cont = String::from_utf8(read(&c5.join("continuation.json"))).unwrap();
     assert!(cont.contains("\"stage\": \"distrust\""), "{cont}");
 }
+
+/// etcd-ca: c2 stages, c3 promotes. An etcd member started from c2's cp1
+/// bundle (old leaves, trusted-ca-file old then new) and one from c3's cp2
+/// bundle (new leaves, new then old) form one cluster (peer-client-cert-auth
+/// both ways), and each serves etcdctl with the other's client certificate.
+#[test]
+fn etcd_members_of_both_etcd_cas_form_one_cluster_during_the_overlap() {
+    let f = Fixture::new("t-rotate-etcd");
+    let spec = PlanSpec::peers(&[("cp1", "10.0.0.10"), ("cp2", "10.0.0.11")], &[]);
+    f.run_spec("c1", &spec);
+    let etcd = |stage: &str| {
+        format!("[renew]\nall = true\n\n[rotate]\nca = \"etcd\"\nstage = \"{stage}\"\n")
+    };
+    let c2 = f.work("c2-out");
+    f.run_plan(
+        &continuing(&f, "c2", &spec, "work/c1-out", &etcd("stage")),
+        &c2,
+    )
+    .assert_ok("c2 stages the etcd CA");
+    let c3 = f.work("c3-out");
+    f.run_plan(
+        &continuing(&f, "c3", &spec, "work/c2-out", &etcd("promote")),
+        &c3,
+    )
+    .assert_ok("c3 promotes the etcd CA");
+    let pki_of = |out: &Path, node: &str| node_dir(out, node).join("pki");
+    let staged = certs(&pki_of(&c2, "cp1").join("etcd/ca.crt"));
+    assert_eq!(staged.len(), 2);
+    assert_eq!(
+        certs(&pki_of(&c3, "cp2").join("etcd/ca.crt")),
+        vec![staged[1].clone(), staged[0].clone()]
+    );
+    // The kubernetes CA is not rotated.
+    assert_eq!(certs(&pki_of(&c3, "cp2").join("ca.crt")).len(), 1);
+    let (servers, members) = start_etcd_cluster(
+        f.path(),
+        &[("cp1", pki_of(&c2, "cp1")), ("cp2", pki_of(&c3, "cp2"))],
+    );
+    // Each member, with the other stage's client certificate and CA bundle.
+    for (member, out, node) in [(&members[0], &c3, "cp2"), (&members[1], &c2, "cp1")] {
+        let p = pki_of(out, node);
+        etcdctl(
+            member.client_port,
+            &p.join("etcd/ca.crt"),
+            &p.join("etcd/healthcheck-client"),
+            &["put", "k", node],
+        )
+        .expect_ok();
+    }
+    for s in &servers {
+        assert!(
+            !s.log_text().contains("rejected connection"),
+            "{} rejected a connection:\n{}",
+            s.name,
+            s.log_text()
+        );
+    }
+}
