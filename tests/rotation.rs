@@ -381,3 +381,28 @@ fn etcd_members_of_both_etcd_cas_form_one_cluster_during_the_overlap() {
         );
     }
 }
+
+/// A stage cut off right after the token made the new key (abort at the
+/// first key generation, as a power cut would) resumes on the same command:
+/// the key is found by its label, signed for and stored, and the stage ends
+/// as an uninterrupted one.
+#[test]
+fn a_stage_cut_off_after_the_new_key_resumes() {
+    if !has_failpoints("rotation::a_stage_cut_off_after_the_new_key_resumes") {
+        return;
+    }
+    let f = Fixture::new("t-rotate-resume");
+    let spec = founding(&f.token().label);
+    let c1 = f.run_spec("c1", &spec);
+    let c2 = f.work("c2-out");
+    let plan = continuing(&f, "c2", &spec, "work/c1-out", &rotate("stage"));
+    let o = f.run_plan_env(&plan, &c2, &[("CEREMONY_FAILPOINT", "token-keygen@1")]);
+    assert!(!o.ok(), "the run was cut off: {o}");
+    assert!(!c2.exists());
+    f.run_plan(&plan, &c2).assert_ok("c2 resumes");
+    let staged = certs(&pki(&c2, "ca.crt"));
+    assert_eq!(staged.len(), 2);
+    assert_eq!(staged[0], certs(&pki(&c1, "ca.crt"))[0]);
+    f.ceremony(&[std::ffi::OsStr::new("verify"), c2.as_os_str()])
+        .expect_ok();
+}
