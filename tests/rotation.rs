@@ -399,10 +399,78 @@ fn a_stage_cut_off_after_the_new_key_resumes() {
     let o = f.run_plan_env(&plan, &c2, &[("CEREMONY_FAILPOINT", "token-keygen@1")]);
     assert!(!o.ok(), "the run was cut off: {o}");
     assert!(!c2.exists());
-    f.run_plan(&plan, &c2).assert_ok("c2 resumes");
+    let o = f.run_plan(&plan, &c2);
+    o.assert_ok("c2 resumes");
+    // Nothing removed: the old CA's certificate object is not the one
+    // being stored, and the new one was stored whole.
+    assert!(!format!("{o}").contains("removed what it left"), "{o}");
     let staged = certs(&pki(&c2, "ca.crt"));
     assert_eq!(staged.len(), 2);
     assert_eq!(staged[0], certs(&pki(&c1, "ca.crt"))[0]);
     f.ceremony(&[std::ffi::OsStr::new("verify"), c2.as_os_str()])
         .expect_ok();
+}
+
+/// A stage cut off while the token made the new key, leaving its public
+/// key alone: the rerun removes what the generation left under the new
+/// label (the journal holds the intent) and makes the key again.
+#[test]
+fn a_half_made_new_key_is_removed_and_made_again_on_resume() {
+    if !has_failpoints("rotation::a_half_made_new_key_is_removed_and_made_again_on_resume") {
+        return;
+    }
+    let f = Fixture::new("t-rotate-halfpair");
+    let spec = founding(&f.token().label);
+    f.run_spec("c1", &spec);
+    let c2 = f.work("c2-out");
+    let tail = rotate("stage") + "new_label = \"kubernetes-ca-next\"\n";
+    let plan = continuing(&f, "c2", &spec, "work/c1-out", &tail);
+    let o = f.run_plan_env(&plan, &c2, &[("CEREMONY_FAILPOINT", "token-keygen@1")]);
+    assert!(!o.ok(), "the run was cut off: {o}");
+    f.pkcs11_tool_login(&[
+        "--delete-object",
+        "--type",
+        "privkey",
+        "--label",
+        "kubernetes-ca-next",
+    ])
+    .assert_ok("pkcs11-tool --delete-object --type privkey");
+    let o = f.run_plan(&plan, &c2);
+    o.assert_ok("c2 resumes");
+    assert!(
+        o.stderr.contains(
+            "the previous run was stopped while the token generated kubernetes key \"kubernetes-ca-next\": removed what it left"
+        ),
+        "{o}"
+    );
+    assert_eq!(certs(&pki(&c2, "ca.crt")).len(), 2);
+}
+
+/// A stage cut off right after the token stored the new CA's certificate,
+/// before the log says so: the rerun keeps it (the one signed, beside its
+/// key) and leaves the old CA's certificate alone.
+#[test]
+fn a_stage_cut_off_after_storing_the_new_certificate_keeps_the_old_one() {
+    if !has_failpoints(
+        "rotation::a_stage_cut_off_after_storing_the_new_certificate_keeps_the_old_one",
+    ) {
+        return;
+    }
+    let f = Fixture::new("t-rotate-store");
+    let spec = founding(&f.token().label);
+    let c1 = f.run_spec("c1", &spec);
+    let c2 = f.work("c2-out");
+    let plan = continuing(&f, "c2", &spec, "work/c1-out", &rotate("stage"));
+    let o = f.run_plan_env(&plan, &c2, &[("CEREMONY_FAILPOINT", "token-store@1")]);
+    assert!(!o.ok(), "the run was cut off: {o}");
+    let o2 = f.run_plan(&plan, &c2);
+    eprintln!("SECOND {o2}");
+    o2.assert_ok("c2 resumes");
+    let staged = certs(&pki(&c2, "ca.crt"));
+    assert_eq!(staged.len(), 2);
+    assert_eq!(
+        staged[0],
+        certs(&pki(&c1, "ca.crt"))[0],
+        "the old CA's certificate kept"
+    );
 }

@@ -493,9 +493,13 @@ fn recorded_run(
             mechanism: mech.clone(),
         })?;
     }
+    // At a rotation's stage, the new key's writes.
     remove_unfinished_writes(
         token,
-        &loaded.plan.cas,
+        &rotate::recovery_specs(
+            &loaded.plan.cas,
+            r.continuation.map_or(&[][..], |c| c.rotations.as_slice()),
+        ),
         &r.interrupted_keys,
         &r.interrupted_stores,
         &mut |text| ui.note(text),

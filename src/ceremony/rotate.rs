@@ -161,6 +161,24 @@ pub fn preflight(
     Ok(())
 }
 
+/// The CAs whose writes a resume looks through for one cut short: at a
+/// stage, the rotated CA under its new label, the only key and certificate
+/// of that CA the stage makes (a certificate signed and not yet stored is
+/// known by its CA's role only: the old CA's certificate must not be taken
+/// for it); otherwise under the label of the key that signs.
+pub fn recovery_specs(
+    cas: &[crate::plan::CaSpec],
+    rotations: &[Rotation],
+) -> Vec<crate::plan::CaSpec> {
+    let mut all = cas.to_vec();
+    for r in rotations.iter().filter(|r| r.stage == RotateStage::Stage) {
+        for spec in all.iter_mut().filter(|s| s.role == r.role) {
+            spec.label = r.new_label.clone();
+        }
+    }
+    all
+}
+
 fn role_of(name: &str) -> Result<CaRole, String> {
     CaRole::INTERMEDIATES
         .into_iter()
@@ -375,5 +393,32 @@ mod tests {
             e(&[rec(Promote)], None),
             "c1 left the kubernetes CA's rotation at promote: continue it with [rotate] ca = \"kubernetes\", stage = \"distrust\""
         );
+    }
+
+    #[test]
+    fn a_resume_at_a_stage_looks_under_the_new_label_only() {
+        use RotateStage::*;
+        let plan = crate::plan::load(
+            std::path::Path::new("ceremony/plans/demo.toml"),
+            std::time::SystemTime::now(),
+        )
+        .unwrap()
+        .plan;
+        let labels = |stage| {
+            let mut r = rec(stage);
+            r.old_label = "demo-kubernetes-ca-2026".into();
+            let rot = run(&[r], Some(stage)).unwrap();
+            recovery_specs(&plan.cas, &rot)
+                .iter()
+                .map(|s| s.label.clone())
+                .collect::<Vec<_>>()
+        };
+        // One spec per CA: a certificate pending by role is never checked
+        // against the old CA's (which the stage does not write).
+        let staged = labels(Stage);
+        assert_eq!(staged.len(), plan.cas.len());
+        assert!(staged.contains(&"kubernetes-ca-c2".to_string()));
+        assert!(!staged.contains(&"demo-kubernetes-ca-2026".to_string()));
+        assert!(labels(Promote).contains(&"demo-kubernetes-ca-2026".to_string()));
     }
 }
