@@ -74,6 +74,16 @@ pub fn canonical_one(text: &str) -> Result<Zeroizing<String>, String> {
     }
 }
 
+/// The bytes of a PEM file up to the end of its first certificate (all of
+/// them if none ends): a CA trust file during a rotation's overlap holds
+/// two, the first the one that signs the leaves.
+pub fn first_certificate(pem: &[u8]) -> &[u8] {
+    const END: &[u8] = b"-----END CERTIFICATE-----";
+    pem.windows(END.len())
+        .position(|w| w == END)
+        .map_or(pem, |i| &pem[..i + END.len()])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,5 +98,13 @@ mod tests {
             canonical_one(&two).unwrap_err(),
             "2 PEM blocks where one was expected"
         );
+    }
+
+    #[test]
+    fn the_first_certificate_of_a_bundle_ends_at_its_end_line() {
+        let one = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----";
+        let two = format!("{one}\n{one}\n");
+        assert_eq!(first_certificate(two.as_bytes()), one.as_bytes());
+        assert_eq!(first_certificate(b"no end"), b"no end");
     }
 }

@@ -132,6 +132,21 @@ pub struct ContinuationRecord {
     pub untouched: Vec<String>,
     /// "carried", "rotated" or "new".
     pub service_account_key: String,
+    /// Each CA rotated to a new key, at the stage this output left it (a
+    /// finished rotation stays listed: its key is under `new_label`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rotations: Vec<RotationRecord>,
+}
+
+/// One CA's rotation to a new token key, as an output leaves it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotationRecord {
+    /// kubernetes, etcd, front-proxy.
+    pub ca: String,
+    pub stage: crate::plan::RotateStage,
+    pub old_label: String,
+    pub new_label: String,
 }
 
 /// One log of a chain, checked on its own.

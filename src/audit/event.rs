@@ -261,6 +261,20 @@ pub enum Event {
         token_sha256: String,
         certificate: CertInfo,
     },
+    /// The stage of a CA's rotation to a new key this ceremony ran: which
+    /// key signs its leaves and which certificates its trust files hold.
+    CaRotation {
+        /// kubernetes, etcd, front-proxy.
+        ca: String,
+        /// stage, promote or distrust.
+        stage: String,
+        old_label: String,
+        new_label: String,
+        /// SHA-256 of the certificate that signs this ceremony's leaves, hex.
+        signing_sha256: String,
+        /// SHA-256 of each certificate of the trust files, signing one first.
+        trusted_sha256: Vec<String>,
+    },
     /// A certificate put on its CA's CRL by this ceremony.
     CertificateRevoked {
         /// The issuing CA: root, kubernetes, etcd, front-proxy.
@@ -370,6 +384,7 @@ impl Event {
             Event::CertificateStored { .. } => "certificate_stored",
             Event::CaCertificateReissued { .. } => "ca_certificate_reissued",
             Event::CaCertificateCarried { .. } => "ca_certificate_carried",
+            Event::CaRotation { .. } => "ca_rotation",
             Event::CertificateRevoked { .. } => "certificate_revoked",
             Event::CrlSigned { .. } => "crl_signed",
             Event::OutputWritten { .. } => "output_written",
@@ -583,6 +598,22 @@ impl Event {
                 short(&c.serial),
                 c.not_after,
                 short(&c.sha256)
+            ),
+            Event::CaRotation {
+                ca,
+                stage,
+                old_label,
+                new_label,
+                signing_sha256,
+                trusted_sha256,
+            } => format!(
+                "{ca} CA rotation from \"{old_label}\" to \"{new_label}\" at {stage}: leaves signed by {}, trust files hold {}",
+                short(signing_sha256),
+                trusted_sha256
+                    .iter()
+                    .map(|h| short(h))
+                    .collect::<Vec<_>>()
+                    .join(" then ")
             ),
             Event::CertificateRevoked {
                 ca,

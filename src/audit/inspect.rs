@@ -383,7 +383,7 @@ fn read_certificate(p: &Path) -> Result<Vec<u8>, String> {
     let bytes = fsread::read_regular(p, fsread::cap::CERTIFICATE, fsread::Links::Follow)
         .map_err(|e| format!("cannot read {}: {}", p.display(), e.why()))?;
     if bytes.starts_with(b"-----BEGIN") {
-        let cert = Certificate::from_pem(&bytes)
+        let cert = Certificate::from_pem(crate::pem::first_certificate(&bytes))
             .map_err(|e| format!("{}: not a PEM certificate ({e})", p.display()))?;
         der::Encode::to_der(&cert).map_err(|e| e.to_string())
     } else {

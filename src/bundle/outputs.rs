@@ -9,10 +9,15 @@ use crate::x509;
 pub struct CaCert<'a> {
     pub role: crate::plan::CaRole,
     pub der: &'a [u8],
+    /// Its trust file: `der` first, then any other certificate trusted
+    /// during a rotation's overlap.
+    pub trust_pem: String,
 }
 
-/// `root-ca.crt`, then for each intermediate `cas/<role>-ca.crt` (alone) and
-/// `chains/<role>-ca-chain.crt` (intermediate, then root). `cas[0]` is the root.
+/// `root-ca.crt`, then for each intermediate `cas/<role>-ca.crt` (its trust
+/// file: alone, or during a rotation's overlap the certificate that signs
+/// the leaves then the other) and `chains/<role>-ca-chain.crt` (the signing
+/// intermediate, then root). `cas[0]` is the root.
 pub fn write_ca_files(st: &mut Staging, cas: &[CaCert<'_>]) -> Result<(), OutputError> {
     let Some((root, intermediates)) = cas.split_first() else {
         return Ok(());
@@ -20,9 +25,12 @@ pub fn write_ca_files(st: &mut Staging, cas: &[CaCert<'_>]) -> Result<(), Output
     let root_pem = x509::to_pem(root.der);
     st.write(layout::ROOT_CA, root_pem.as_bytes(), write::PUBLIC)?;
     for ca in intermediates {
-        let pem = x509::to_pem(ca.der);
-        st.write(&layout::ca_file(ca.role), pem.as_bytes(), write::PUBLIC)?;
-        let chain = pem + &root_pem;
+        st.write(
+            &layout::ca_file(ca.role),
+            ca.trust_pem.as_bytes(),
+            write::PUBLIC,
+        )?;
+        let chain = x509::to_pem(ca.der) + &root_pem;
         st.write(
             &layout::chain_file(ca.role),
             chain.as_bytes(),

@@ -49,8 +49,11 @@ pub struct Continuation {
     pub rotate_sa_key: bool,
     /// Every file its SHA256SUMS lists, with its SHA-256 (hex), each checked.
     pub listed: BTreeMap<String, String>,
-    /// Its CA certificates (DER), by role: the chain's current ones.
+    /// Its CA certificates (DER), by role: the chain's current ones (during
+    /// a rotation, the one that signed its leaves).
     pub cas: BTreeMap<CaRole, Vec<u8>>,
+    /// The CA rotations this ceremony runs or carries (continuation.json).
+    pub rotations: Vec<super::rotate::Rotation>,
 }
 
 fn bad(message: String, hint: &str) -> CeremonyError {
@@ -70,7 +73,9 @@ pub(super) fn read(dir: &Path, rel: &str) -> Result<Zeroizing<Vec<u8>>, Ceremony
 /// The DER of the one certificate in a PEM file.
 fn certificate(dir: &Path, rel: &str) -> Result<Vec<u8>, CeremonyError> {
     let pem = read(dir, rel)?;
-    let cert = Certificate::from_pem(&pem[..]).map_err(|e| {
+    // A trust file during a rotation holds two certificates: the first signs.
+    let first = crate::pem::first_certificate(&pem);
+    let cert = Certificate::from_pem(first).map_err(|e| {
         bad(
             format!("{}: not a PEM certificate ({e})", dir.join(rel).display()),
             HINT,
@@ -153,6 +158,7 @@ pub fn read_previous(loaded: &LoadedPlan) -> Result<Option<Continuation>, Ceremo
     let mut nodes = BTreeSet::new();
     let mut sealed_nodes = BTreeSet::new();
     let mut continuation = None;
+    let mut rotated = Vec::new();
     for (want, rel) in &text {
         let bytes = read(&dir, rel)?;
         let got = hex::encode(crate::x509::sha256(&bytes));
@@ -189,6 +195,7 @@ pub fn read_previous(loaded: &LoadedPlan) -> Result<Option<Continuation>, Ceremo
                 )
             })?;
             nodes.extend(record.untouched);
+            rotated = record.rotations;
         }
         None if std::fs::symlink_metadata(&cont_path).is_ok() => {
             return Err(bad(
@@ -245,6 +252,25 @@ pub fn read_previous(loaded: &LoadedPlan) -> Result<Option<Continuation>, Ceremo
     for role in CaRole::INTERMEDIATES {
         cas.insert(role, certificate(&dir, &layout::ca_file(role))?);
     }
+    let label = |role: CaRole| {
+        loaded
+            .plan
+            .cas
+            .iter()
+            .find(|s| s.role == role)
+            .map(|s| s.label.clone())
+            .unwrap_or_default()
+    };
+    let rotations = super::rotate::next(
+        &rotated,
+        loaded.plan.rotate.as_ref(),
+        &super::rotate::Ctx {
+            ceremony: &loaded.plan.name,
+            previous: &c.previous.display().to_string(),
+            label: &label,
+        },
+    )
+    .map_err(|m| bad(m, ROTATE_HINT))?;
     let previous_name = crate::plan::parse(&String::from_utf8_lossy(&read(&dir, layout::PLAN)?))
         .map(|p| p.ceremony.name)
         .unwrap_or_else(|_| "(unknown)".into());
@@ -265,9 +291,12 @@ pub fn read_previous(loaded: &LoadedPlan) -> Result<Option<Continuation>, Ceremo
         sa,
         rotate_sa_key: c.rotate_sa_key,
         cas,
+        rotations,
         listed: hashes,
     }))
 }
+
+const ROTATE_HINT: &str = "a CA's rotation runs stage, promote, distrust, one continuing ceremony each, in that order (docs/runbook.md, rotating a CA to a new key); nothing was touched";
 
 const SEALED_SA_HINT: &str = "deliver at least one control-plane node in clear (no cluster.node_recipients entry) so that the next ceremony can carry its pair; renewing only workers needs no pair; nothing was touched";
 
@@ -560,6 +589,7 @@ pub fn manifest(c: &Continuation) -> Result<String, CeremonyError> {
             "new"
         }
         .into(),
+        rotations: c.rotations.iter().map(|r| r.record()).collect(),
     };
     serde_json::to_string_pretty(&v)
         .map(|t| t + "\n")
@@ -661,6 +691,7 @@ mod tests {
             selection: Selection::default(),
             listed: BTreeMap::new(),
             cas: BTreeMap::new(),
+            rotations: Vec::new(),
             sa: None,
             sa_in_earlier_output: false,
             rotate_sa_key: false,

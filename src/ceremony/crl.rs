@@ -86,7 +86,7 @@ fn previous_cas(c: &Continuation) -> Result<BTreeMap<CaRole, Certificate>, Cerem
             r => layout::ca_file(r),
         };
         let pem = chain::read(&c.dir, &rel)?;
-        let cert = Certificate::from_pem(&pem[..]).map_err(|e| {
+        let cert = Certificate::from_pem(crate::pem::first_certificate(&pem)).map_err(|e| {
             bad(format!(
                 "{}: not a PEM certificate ({e})",
                 c.dir.join(&rel).display()

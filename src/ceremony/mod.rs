@@ -8,6 +8,7 @@ pub mod crl;
 pub mod login;
 pub(crate) mod record;
 mod recover;
+pub mod rotate;
 mod seal;
 
 use login::{interactive, login, read_given_pin};
@@ -122,6 +123,11 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
     let inputs = checked.inputs;
     let continuation = checked.continuation;
     let revocations = checked.revocations;
+    // A CA mid-rotation (or rotated) is found by its signing key's label.
+    let loaded = match &continuation {
+        Some(c) => rotate::with_signing_labels(loaded, &c.rotations),
+        None => loaded,
+    };
     for w in &checked.intake.warnings {
         ui.warn(w);
     }
@@ -487,9 +493,13 @@ fn recorded_run(
             mechanism: mech.clone(),
         })?;
     }
+    // At a rotation's stage, the new key's writes.
     remove_unfinished_writes(
         token,
-        &loaded.plan.cas,
+        &rotate::recovery_specs(
+            &loaded.plan.cas,
+            r.continuation.map_or(&[][..], |c| c.rotations.as_slice()),
+        ),
         &r.interrupted_keys,
         &r.interrupted_stores,
         &mut |text| ui.note(text),
@@ -500,6 +510,9 @@ fn recorded_run(
             Some(_) => ca::preflight_delegated_label(token, spec)?,
             None => ca::preflight_label(token, spec)?,
         }
+    }
+    if let Some(c) = r.continuation {
+        rotate::preflight(token, &loaded.plan, &c.rotations)?;
     }
     ca::preflight_validity(
         token,
@@ -642,8 +655,8 @@ fn recorded_run(
             // A delegated CA is signed anew from its request every time.
             let state = match r.continuation.filter(|_| !state.delegated) {
                 Some(c) => ca::carry_current(
-                    state,
-                    c.cas.get(&spec.role).map(Vec::as_slice),
+                    state.clone(),
+                    rotate::previous_of_same_key(c, &state),
                     issuer,
                     &mut SharedAudit(&shared),
                 )?,
@@ -665,20 +678,66 @@ fn recorded_run(
             };
             ui.ca_done(&state);
             // Design §5.3: the witnesses acknowledge each CA's fingerprint.
-            let sha = x509::sha256(&state.der);
-            let what = format!("{} CA certificate", spec.role.name());
-            if !ui.yes && !loaded.plan.witnesses.is_empty() {
-                ui.witnesses_compare(&what);
-            }
-            for w in &loaded.plan.witnesses {
-                let how = ui.acknowledge_fingerprint(w, &what, &sha)?;
-                shared.borrow_mut().record(Event::Acknowledged {
-                    who: w.clone(),
-                    as_role: "witness".into(),
-                    what: format!("{what} SHA-256 {}", hex::encode(sha)),
-                    how,
-                })?;
-            }
+            acknowledge_ca(
+                ui,
+                loaded,
+                &shared,
+                &format!("{} CA certificate", spec.role.name()),
+                &state.der,
+            )?;
+            // A rotation's overlap: the other key's CA (made at stage,
+            // found at promote), trusted after the one that signs.
+            let rotation = r
+                .continuation
+                .and_then(|c| c.rotations.iter().find(|x| x.role == spec.role));
+            let state = match rotation {
+                Some(rot) => {
+                    let other = match rot.other_label() {
+                        Some(label) => {
+                            let mut other_spec = spec.clone();
+                            other_spec.label = label.to_string();
+                            let o = ca::ensure_ca(
+                                &gate,
+                                &other_spec,
+                                issuer,
+                                now,
+                                &mut |what| gate.announce(what),
+                                &mut SharedAudit(&shared),
+                            )
+                            .map_err(|e| gate.halt().unwrap_or(e))?;
+                            let o = match r.continuation {
+                                Some(c) => ca::carry_current(
+                                    o.clone(),
+                                    rotate::previous_of_same_key(c, &o),
+                                    issuer,
+                                    &mut SharedAudit(&shared),
+                                )?,
+                                None => o,
+                            };
+                            ui.ca_done(&o);
+                            acknowledge_ca(
+                                ui,
+                                loaded,
+                                &shared,
+                                &format!(
+                                    "{} CA certificate under \"{label}\" (rotation)",
+                                    spec.role.name()
+                                ),
+                                &o.der,
+                            )?;
+                            Some(o.der)
+                        }
+                        None => None,
+                    };
+                    let state = CaState {
+                        also_trusted: other.into_iter().collect(),
+                        ..state
+                    };
+                    shared.borrow_mut().record(rotate::event(rot, &state))?;
+                    state
+                }
+                None => state,
+            };
             cas.push(state);
             r.progress.cas_ready.set(cas.len());
         }
@@ -798,6 +857,30 @@ fn recorded_run(
     Ok(Finished { cas, sealed })
 }
 
+/// The witnesses compare and acknowledge a CA certificate's fingerprint.
+fn acknowledge_ca(
+    ui: &Ui,
+    loaded: &LoadedPlan,
+    shared: &RefCell<&mut dyn Audit>,
+    what: &str,
+    der: &[u8],
+) -> Result<(), CeremonyError> {
+    let sha = x509::sha256(der);
+    if !ui.yes && !loaded.plan.witnesses.is_empty() {
+        ui.witnesses_compare(what);
+    }
+    for w in &loaded.plan.witnesses {
+        let how = ui.acknowledge_fingerprint(w, what, &sha)?;
+        shared.borrow_mut().record(Event::Acknowledged {
+            who: w.clone(),
+            as_role: "witness".into(),
+            what: format!("{what} SHA-256 {}", hex::encode(sha)),
+            how,
+        })?;
+    }
+    Ok(())
+}
+
 /// What `write_outputs` needs to sign the CRLs: what they hold, and the
 /// announcement of each signature (confirmed when the token is asked).
 struct Crls<'a> {
@@ -843,6 +926,7 @@ fn write_outputs(
         .map(|c| outputs::CaCert {
             role: c.role,
             der: &c.der,
+            trust_pem: c.trust_pem(),
         })
         .collect();
     outputs::write_ca_files(&mut st, &certs)?;

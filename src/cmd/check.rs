@@ -47,7 +47,11 @@ pub fn run(
         now,
     );
     if let Ok(c) = &read {
-        let life = ca_life_report(&loaded.plan.reissue, &c.revocations);
+        let rotations = c
+            .continuation
+            .as_ref()
+            .map_or(&[][..], |c| c.rotations.as_slice());
+        let life = ca_life_report(&loaded.plan.reissue, rotations, &c.revocations);
         // Before the list of files, which it adds to.
         let at = text
             .find("Files `ceremony run` would write")
@@ -529,12 +533,19 @@ fn delegated_report(p: &LoadedPlan) -> Vec<String> {
 
 /// What a continuing ceremony does to the CAs themselves: the certificates
 /// it reissues, the CRLs it signs and what they revoke (empty: nothing).
-fn ca_life_report(reissue: &[CaRole], r: &crate::ceremony::crl::Revocations) -> String {
+fn ca_life_report(
+    reissue: &[CaRole],
+    rotations: &[crate::ceremony::rotate::Rotation],
+    r: &crate::ceremony::crl::Revocations,
+) -> String {
     let mut s = String::new();
-    if reissue.is_empty() && !r.publish {
+    if reissue.is_empty() && rotations.is_empty() && !r.publish {
         return s;
     }
     s.push_str("The CAs' own life:\n");
+    for rot in rotations {
+        s.push_str(&format!("  {}\n", rot.describe()));
+    }
     if !reissue.is_empty() {
         let names: Vec<&str> = reissue.iter().map(|r| r.name()).collect();
         s.push_str(&format!(
@@ -748,7 +759,7 @@ mod tests {
     #[test]
     fn the_ca_life_report_says_what_is_reissued_signed_and_revoked() {
         use crate::ceremony::crl::{Revocation, Revocations};
-        assert_eq!(ca_life_report(&[], &Revocations::default()), "");
+        assert_eq!(ca_life_report(&[], &[], &Revocations::default()), "");
         let r = Revocations {
             publish: true,
             next_update: std::time::Duration::from_secs(7 * 86_400),
@@ -761,7 +772,7 @@ mod tests {
             }],
         };
         assert_eq!(
-            ca_life_report(&[CaRole::Root, CaRole::Etcd], &r),
+            ca_life_report(&[CaRole::Root, CaRole::Etcd], &[], &r),
             "The CAs' own life:\n  \
              reissued for the same key (new validity, same subject and key): root, etcd\n  \
              CRLs: every CA signs its CRL (next update 7d after signing): crls/root-ca.crl, crls/kubernetes-ca.crl, crls/etcd-ca.crl, crls/front-proxy-ca.crl, and pki/etcd/crl.pem in each control-plane bundle written\n  \

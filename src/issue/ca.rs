@@ -38,6 +38,9 @@ pub struct CaState {
     /// A CA delegated to the control-plane nodes: its key is theirs, and
     /// `key` is its public half only.
     pub delegated: bool,
+    /// Other certificates its trust files hold after its own (DER): the
+    /// other key's during a rotation's overlap.
+    pub also_trusted: Vec<Vec<u8>>,
 }
 
 impl CaState {
@@ -53,6 +56,15 @@ impl CaState {
 }
 
 impl CaState {
+    /// What a trust file of this CA holds: its certificate (the one that
+    /// signs the leaves: kubeadm reads the first), then the others trusted.
+    pub fn trust_pem(&self) -> String {
+        std::iter::once(&self.der)
+            .chain(&self.also_trusted)
+            .map(|d| x509::to_pem(d))
+            .collect()
+    }
+
     pub fn not_after(&self) -> SystemTime {
         self.cert
             .tbs_certificate()
@@ -328,6 +340,7 @@ pub fn ensure_ca(
             generated_key,
             signed_cert: false,
             delegated: false,
+            also_trusted: Vec::new(),
         });
     }
 
@@ -387,6 +400,7 @@ pub fn ensure_ca(
         generated_key,
         signed_cert: true,
         delegated: false,
+        also_trusted: Vec::new(),
     })
 }
 
@@ -592,6 +606,7 @@ pub fn sign_delegated(
         generated_key: false,
         signed_cert: true,
         delegated: true,
+        also_trusted: Vec::new(),
     })
 }
 

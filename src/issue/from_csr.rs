@@ -95,7 +95,7 @@ fn kubeconfig_text(
             spec.path
         )));
     };
-    let ca_pem = x509::to_pem(&ca_of(cas, CaRole::Kubernetes)?.der);
+    let ca_pem = ca_of(cas, CaRole::Kubernetes)?.trust_pem();
     Ok(kubeconfig::render(&Kubeconfig {
         cluster,
         server,
@@ -158,7 +158,7 @@ pub fn write_nodes(
             for (file, role) in CA_FILES {
                 st.write(
                     &format!("{base}/{file}"),
-                    x509::to_pem(&ca_of(cas, role)?.der).as_bytes(),
+                    ca_of(cas, role)?.trust_pem().as_bytes(),
                     write::PUBLIC,
                 )?;
             }
@@ -195,7 +195,7 @@ pub fn write_nodes(
         } else {
             st.write(
                 &format!("{base}/pki/ca.crt"),
-                x509::to_pem(&ca_of(cas, CaRole::Kubernetes)?.der).as_bytes(),
+                ca_of(cas, CaRole::Kubernetes)?.trust_pem().as_bytes(),
                 write::PUBLIC,
             )?;
         }

@@ -23,9 +23,10 @@ pub use crate::x509::san::San;
 pub use model::Plan;
 pub use spec::{
     BackupSpec, CaRole, CaSpec, ClusterSpec, ControlPlaneSpec, Delegated, KubeletSignerSpec,
-    LeafMode, Lifetime, UserSpec, ValidPlan,
+    LeafMode, Lifetime, RotateSpec, RotateStage, UserSpec, ValidPlan,
 };
 pub use validate::Problem;
+pub use validate::default_new_label;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {

@@ -37,6 +37,8 @@ pub struct Plan {
     pub revoke: Vec<Revoke>,
     /// `[reissue]`: CA certificates signed again for the same token key.
     pub reissue: Option<ReissueSection>,
+    /// `[rotate]`: one stage of an intermediate's rotation to a new key.
+    pub rotate: Option<RotateSection>,
     /// A short-lived CA under the kubernetes CA for the controller-manager's
     /// kubelet signers, its key made on the first control-plane node.
     pub kubelet_signer: Option<KubeletSigner>,
@@ -293,4 +295,18 @@ pub struct ReissueSection {
     /// root, kubernetes, etcd, front-proxy.
     #[serde(default)]
     pub cas: Vec<String>,
+}
+
+/// `[rotate]`: in a continuing ceremony, one stage of an intermediate's
+/// rotation to a new token key (stage, promote, distrust).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSection {
+    /// kubernetes, etcd, front-proxy.
+    pub ca: String,
+    /// stage, promote or distrust.
+    pub stage: String,
+    /// The new key's token label (default: the CA's label, "-", the
+    /// staging ceremony's name).
+    pub new_label: Option<String>,
 }

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
+use serde::{Deserialize, Serialize};
 use x509_cert::name::Name;
 
 use super::duration::format_lifetime;
@@ -213,6 +214,8 @@ pub struct ValidPlan {
     pub crl: CrlPlan,
     /// `[reissue] cas`: root first, each once.
     pub reissue: Vec<CaRole>,
+    /// `[rotate]`.
+    pub rotate: Option<RotateSpec>,
     /// The intermediates delegated to the control-plane nodes, in plan order
     /// (empty: every CA is kept in the token).
     pub delegated: Vec<Delegated>,
@@ -279,4 +282,36 @@ impl ValidPlan {
     pub fn delegated(&self, role: CaRole) -> Option<&Delegated> {
         self.delegated.iter().find(|d| d.role == role)
     }
+}
+
+/// One stage of a CA's rotation to a new key, in the order they must run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RotateStage {
+    /// A new key and certificate; trust both; leaves from the old CA.
+    Stage,
+    /// Leaves from the new CA; trust both.
+    Promote,
+    /// Trust only the new CA.
+    Distrust,
+}
+
+impl RotateStage {
+    pub const ALL: [RotateStage; 3] = [Self::Stage, Self::Promote, Self::Distrust];
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Stage => "stage",
+            Self::Promote => "promote",
+            Self::Distrust => "distrust",
+        }
+    }
+}
+
+/// `[rotate]`, validated: an intermediate on the token, a stage, and the
+/// new key's label if the plan gives one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RotateSpec {
+    pub role: CaRole,
+    pub stage: RotateStage,
+    pub new_label: Option<String>,
 }

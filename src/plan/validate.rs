@@ -25,6 +25,7 @@ mod revoke;
 use cluster::validate_cluster;
 #[cfg(test)]
 use cluster::{parse_cidr, parse_endpoint, parse_version};
+pub use revoke::default_new_label;
 
 /// One thing wrong with the plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -309,6 +310,7 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
         .and_then(|b| validate_backup(plan, b, &delegated, &mut p));
     let crl = revoke::validate_crl(plan, &mut p);
     let reissue = revoke::validate_reissue(plan, &mut p);
+    let rotate = revoke::validate_rotate(plan, &mut p);
 
     if plan.audit.recipients.is_empty() {
         p.add(
@@ -365,6 +367,7 @@ pub fn validate(plan: &Plan, ctx: &Context<'_>) -> Result<ValidPlan, Vec<Problem
         backup,
         crl,
         reissue,
+        rotate,
         delegated,
         kubelet_signer,
     })

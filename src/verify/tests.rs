@@ -1481,6 +1481,7 @@ fn a_continuing_out_without_its_untouched_nodes_passes() {
         added: vec![],
         untouched: vec!["cp1".into(), "w1".into()],
         service_account_key: "carried".into(),
+        rotations: Vec::new(),
     };
     let cont = m.out.join("continuation.json");
     put(

@@ -139,7 +139,7 @@ pub(super) fn items<'a>(
     // Each CA's PEM once, copied into every node that holds it.
     let pems: std::rc::Rc<Vec<(CaRole, Vec<u8>)>> = std::rc::Rc::new(
         cas.iter()
-            .map(|c| (c.role, x509::to_pem(&c.der).into_bytes()))
+            .map(|c| (c.role, c.trust_pem().into_bytes()))
             .collect(),
     );
     let pem_of = |pems: &[(CaRole, Vec<u8>)], role| {

@@ -174,7 +174,7 @@ pub fn write_nodes(
         cl,
         cas,
         now: run.now,
-        kube_ca_data: kubeconfig::ca_data(&x509::to_pem(&ca(cas, CaRole::Kubernetes).der)),
+        kube_ca_data: kubeconfig::ca_data(&ca(cas, CaRole::Kubernetes).trust_pem()),
         stopping: AtomicBool::new(false),
         stop_requested: run.stop_requested,
     };

@@ -7,7 +7,9 @@ use std::collections::BTreeSet;
 use super::{Problems, quoted};
 use crate::plan::duration::parse_lifetime;
 use crate::plan::model::Plan;
-use crate::plan::spec::{CRL_NEXT_UPDATE, CaRole, CrlPlan, RevokeSpec, RevokeTarget};
+use crate::plan::spec::{
+    CRL_NEXT_UPDATE, CaRole, CrlPlan, RevokeSpec, RevokeTarget, RotateSpec, RotateStage,
+};
 use crate::x509::crl::Reason;
 
 /// The longest `crl.next_update`: a CRL is signed again at least yearly.
@@ -197,4 +199,120 @@ pub(super) fn validate_reissue(plan: &Plan, p: &mut Problems) -> Vec<CaRole> {
     }
     out.sort();
     out
+}
+
+/// `[rotate]`: an intermediate kept on the token, a stage, a new label that
+/// is no other CA's, every node renewed (each trust file changes), and not
+/// reissued in the same ceremony. That the stages run in order is checked
+/// by the run against the previous output.
+pub(super) fn validate_rotate(plan: &Plan, p: &mut Problems) -> Option<RotateSpec> {
+    let r = plan.rotate.as_ref()?;
+    if plan.ceremony.previous.is_none() {
+        p.add(
+            "rotate",
+            "needs ceremony.previous: a rotation replaces a CA key the chain made",
+            None,
+        );
+    }
+    let role = CaRole::INTERMEDIATES.into_iter().find(|x| x.name() == r.ca);
+    let section = match role {
+        Some(CaRole::Kubernetes) => Some(&plan.ca.kubernetes),
+        Some(CaRole::Etcd) => Some(&plan.ca.etcd),
+        Some(CaRole::FrontProxy) => Some(&plan.ca.front_proxy),
+        _ => None,
+    };
+    if role.is_none() {
+        p.add(
+            "rotate.ca",
+            "must be kubernetes, etcd or front-proxy (the root is reissued, not rotated)",
+            quoted(&r.ca),
+        );
+    }
+    let stage = RotateStage::ALL.into_iter().find(|s| s.name() == r.stage);
+    if stage.is_none() {
+        p.add(
+            "rotate.stage",
+            "must be stage, promote or distrust",
+            quoted(&r.stage),
+        );
+    }
+    if section.is_some_and(|s| s.mode.as_deref() == Some("delegated")) {
+        p.add(
+            "rotate.ca",
+            "is delegated to the control-plane nodes: its key is not on the token to rotate",
+            quoted(&r.ca),
+        );
+    }
+    if role == Some(CaRole::Kubernetes) && plan.kubelet_signer.is_some() {
+        p.add(
+            "rotate.ca",
+            "cannot rotate the kubernetes CA of a plan with [kubelet_signer] yet: the signer's client-CA bundle holds one kubernetes CA",
+            quoted(&r.ca),
+        );
+    }
+    if let (Some(role), Some(re)) = (role, &plan.reissue)
+        && re.cas.iter().any(|c| c == role.name())
+    {
+        p.add(
+            "rotate.ca",
+            "is also in reissue.cas: reissue and rotate a CA in separate ceremonies",
+            quoted(&r.ca),
+        );
+    }
+    if let Some(l) = &r.new_label {
+        let taken = [
+            &plan.root,
+            &plan.ca.kubernetes,
+            &plan.ca.etcd,
+            &plan.ca.front_proxy,
+        ]
+        .iter()
+        .any(|s| s.label == *l);
+        if l.is_empty() || l.len() > super::MAX_LABEL_BYTES {
+            p.add(
+                "rotate.new_label",
+                format!(
+                    "must be 1 to {} bytes (a token label)",
+                    super::MAX_LABEL_BYTES
+                ),
+                quoted(l),
+            );
+        } else if taken {
+            p.add(
+                "rotate.new_label",
+                "is the label of a CA of this plan; the new key needs its own",
+                quoted(l),
+            );
+        }
+    } else if let Some(s) = section.filter(|_| stage == Some(RotateStage::Stage)) {
+        let l = default_new_label(&s.label, &plan.ceremony.name);
+        if l.len() > super::MAX_LABEL_BYTES {
+            p.add(
+                "rotate.new_label",
+                format!(
+                    "is needed: the default {l:?} is longer than {} bytes",
+                    super::MAX_LABEL_BYTES
+                ),
+                None,
+            );
+        }
+    }
+    if plan.cluster.is_some() && !plan.renew.as_ref().is_some_and(|n| n.all) {
+        p.add(
+            "rotate",
+            "needs renew.all = true: each stage changes every node's trust files (and at promote its leaves)",
+            None,
+        );
+    }
+    Some(RotateSpec {
+        role: role?,
+        stage: stage?,
+        new_label: r.new_label.clone(),
+    })
+}
+
+/// The new key's label when the plan names none: the CA's label and the
+/// name of the ceremony that stages it.
+pub fn default_new_label(label: &str, ceremony: &str) -> String {
+    format!("{label}-{ceremony}")
 }

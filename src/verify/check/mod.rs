@@ -316,4 +316,63 @@ impl<'a> Ctx<'a> {
         let bytes = self.tree.file(file)?;
         self.one_cert(file, "certificates", bytes)
     }
+
+    /// The stage OUT's continuation.json leaves `role`'s rotation at, if
+    /// it is rotating or rotated.
+    fn rotation(&self, role: CaRole) -> Option<crate::plan::RotateStage> {
+        let bytes = self.tree.file(crate::bundle::layout::CONTINUATION)?;
+        let c: crate::audit::chain::ContinuationRecord = serde_json::from_slice(bytes).ok()?;
+        c.rotations
+            .iter()
+            .find(|r| r.ca == role.name())
+            .map(|r| r.stage)
+    }
+
+    /// A CA's trust file. One certificate; during a rotation's overlap
+    /// (stage, promote) exactly two: the one that signs the leaves first
+    /// (returned: what kubeadm reads), then the other, a CA of the same
+    /// subject and another key, checked as an intermediate under `root`.
+    fn trust_at(&mut self, file: &str, role: CaRole, root: Option<&CaRef<'_>>) -> Option<Cert> {
+        use crate::plan::RotateStage;
+        let stage = self.rotation(role).filter(|s| *s != RotateStage::Distrust);
+        let Some(stage) = stage else {
+            return self.cert_at(file);
+        };
+        let bytes = self.tree.file(file)?;
+        let cf = match CertFile::parse(bytes) {
+            Ok(cf) => cf,
+            Err(e) => {
+                self.add(Problem::new(file, "certificates", format!("not PEM: {e}")));
+                return None;
+            }
+        };
+        if cf.labels.len() != 2 || cf.certs.len() != 2 {
+            self.add(
+                Problem::new(
+                    file,
+                    "certificates",
+                    format!(
+                        "during the {} CA's rotation ({}) a trust file holds the CA that signs the leaves, then the other",
+                        role.name(),
+                        stage.name()
+                    ),
+                )
+                .expected("2 certificates")
+                .got(cf.labels.len().to_string()),
+            );
+        }
+        let mut certs = cf.certs.into_iter();
+        let first = certs.next()?;
+        if let Some(other) = certs.next() {
+            self.intermediate(file, &other, role, root);
+            if matches!((&first.key, &other.key), (Ok(a), Ok(b)) if a == b) {
+                self.add(Problem::new(
+                    file,
+                    "certificates",
+                    "holds two certificates for the same key; a rotation's overlap trusts the old key and the new",
+                ));
+            }
+        }
+        Some(first)
+    }
 }

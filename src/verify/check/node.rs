@@ -167,7 +167,7 @@ impl<'a> Ctx<'a> {
         let mut cas: BTreeMap<CaRole, Cert> = BTreeMap::new();
         for (f, r) in &ca_files {
             let file = p(f);
-            let Some(c) = self.cert_at(&file) else {
+            let Some(c) = self.trust_at(&file, *r, root) else {
                 continue;
             };
             self.intermediate(&file, &c, *r, root);

@@ -47,7 +47,7 @@ impl<'a> Ctx<'a> {
                 self.add(Problem::new(&file, "file", "missing"));
                 continue;
             }
-            if let Some(c) = self.cert_at(&file) {
+            if let Some(c) = self.trust_at(&file, role, root_ref.as_ref()) {
                 self.intermediate(&file, &c, role, root_ref.as_ref());
             }
             if let Some(b) = self.tree.file(&file) {
