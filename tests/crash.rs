@@ -76,7 +76,7 @@ fn plan_text(token: &str) -> String {
     // (an age archive differs each time it is made).
     let demo: String = demo
         .lines()
-        .filter(|l| !l.starts_with("cp1 = \"age1"))
+        .filter(|l| !l.starts_with("cp1 = \"age1") && !l.starts_with("worker2 = \""))
         .map(|l| format!("{l}\n"))
         .collect();
     let text = demo
@@ -127,6 +127,24 @@ enum Outcome {
     KilledInKeygen,
     /// A timed kill came after the run had finished on its own.
     FinishedFirst,
+    /// A timed kill landed while SoftHSM rewrote `token.object` in place
+    /// (it does at every C_Login): the file is left empty and the token
+    /// lists as uninitialised, its objects unreachable. SoftHSM's store is
+    /// not crash-safe (docs/reliability.md); nothing a rerun can mend, and
+    /// no fault of the ceremony: counted and printed, not a failure.
+    StoreLost,
+}
+
+/// Whether SoftHSM's own store was emptied by the kill (see
+/// `Outcome::StoreLost`): a token directory whose `token.object` is empty.
+fn softhsm_store_lost(f: &Fixture) -> bool {
+    std::fs::read_dir(f.path().join("tokens"))
+        .map(|rd| {
+            rd.flatten().any(|e| {
+                std::fs::metadata(e.path().join("token.object")).is_ok_and(|m| m.len() == 0)
+            })
+        })
+        .unwrap_or(false)
 }
 
 /// (private, public, certificate) objects with a label on the token after
@@ -513,6 +531,7 @@ fn kill_once(f: &Fixture, kill: &Kill) -> Outcome {
                         {
                             Outcome::KilledInKeygen
                         }
+                        Some(9) if softhsm_store_lost(f) => return Outcome::StoreLost,
                         Some(9) => Outcome::Killed,
                         _ => {
                             o.assert_ok("a run that finished just before its timed kill");
@@ -644,6 +663,7 @@ fn crash_case(i: usize, kills: &[Kill]) -> Outcome {
             Outcome::Killed => outcome = Outcome::Killed,
             Outcome::KilledInKeygen => in_keygen = true,
             Outcome::FinishedFirst => finished = true,
+            Outcome::StoreLost => return Outcome::StoreLost,
         }
         let now = ca_public_keys(&f);
         for (label, key) in &seen {
@@ -709,6 +729,9 @@ fn run_cases(cases: Vec<Vec<Kill>>) -> (usize, usize, Vec<String>, usize) {
                         Ok(Outcome::FinishedFirst) => {
                             res.1 += 1;
                             eprintln!("crash case {i} ({label}): finished before the kill; checked");
+                        }
+                        Ok(Outcome::StoreLost) => {
+                            eprintln!("crash case {i} ({label}): killed while SoftHSM rewrote token.object (its store is not crash-safe): the token is lost, not checked");
                         }
                         Err(e) => {
                             let msg = e
@@ -834,8 +857,8 @@ fn the_trace_covers_every_step() {
     };
     assert_eq!(
         count("leaf"),
-        24,
-        "two control-plane nodes (12 and 11 leaves) and one worker"
+        27,
+        "two control-plane nodes (13 and 12 leaves) and one worker (2), a kubelet serving certificate each"
     );
     assert_eq!(count("token-keygen"), 4);
     assert_eq!(count("token-store"), 4);
