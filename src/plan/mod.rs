@@ -376,7 +376,7 @@ mod tests {
         assert_eq!(
             names_file_problems(d, "\"sparse\""),
             [format!(
-                "cluster.workers.names_file: cannot read {}: larger than 1 MiB (the most this tool reads of such a file) (got \"sparse\")",
+                "cluster.workers.names_file: cannot read {}: larger than 16 MiB (the most this tool reads of such a file) (got \"sparse\")",
                 d.join("sparse").display()
             )]
         );
