@@ -73,6 +73,19 @@ pub fn colon_hex(bytes: &[u8]) -> String {
 /// Lower-case hex, as `hex::encode` writes it, without building the string
 /// a char at a time (several hashes and a serial go into every leaf's
 /// record).
+/// A count with thousands separated (`100,000`), for screens people read.
+pub fn count(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 pub fn hex(bytes: &[u8]) -> String {
     let mut out = vec![0u8; 2 * bytes.len()];
     // The buffer is exactly twice the input: this cannot fail.
@@ -174,6 +187,19 @@ pub fn kubeadm_time(t: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_have_thousands_separated() {
+        for (n, want) in [
+            (0, "0"),
+            (999, "999"),
+            (1000, "1,000"),
+            (100_034, "100,034"),
+            (1_234_567, "1,234,567"),
+        ] {
+            assert_eq!(count(n), want);
+        }
+    }
 
     #[test]
     fn shown_escapes_controls_and_bidi_only() {

@@ -31,6 +31,17 @@ pub struct CaFacts {
     pub provenance: String,
 }
 
+/// A row of the leaf certificates' table: one node, or a run of consecutive
+/// nodes (the workers of a large cluster) with as many certificates each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeafRow {
+    pub first: String,
+    /// The run's last node and its length, if the row is a run.
+    pub last: Option<(String, usize)>,
+    /// Certificates issued for each node of the row.
+    pub certificates: usize,
+}
+
 /// Everything the transcript states.
 #[derive(Debug, Clone)]
 pub struct Facts {
@@ -51,8 +62,8 @@ pub struct Facts {
     pub host: String,
     pub unattended: bool,
     pub cas: Vec<CaFacts>,
-    /// (node, leaf certificates issued for it)
-    pub leaves: Vec<(String, usize)>,
+    /// The leaf certificates issued, a row per node or per run of nodes.
+    pub leaves: Vec<LeafRow>,
     pub outputs: u64,
     pub sha256sums_sha256: [u8; 32],
     pub audit_records: u64,
@@ -192,8 +203,18 @@ pub fn render(f: &Facts) -> String {
     } else {
         l("| node | certificates |");
         l("| --- | --- |");
-        for (node, n) in &f.leaves {
-            l(&format!("| {} | {n} |", md(node).replace('|', "\\u{7c}")));
+        let cell = |s: &str| md(s).replace('|', "\\u{7c}");
+        for row in &f.leaves {
+            match &row.last {
+                None => l(&format!("| {} | {} |", cell(&row.first), row.certificates)),
+                Some((last, nodes)) => l(&format!(
+                    "| {} … {} ({} nodes) | {} each |",
+                    cell(&row.first),
+                    cell(last),
+                    crate::fmt::count(*nodes),
+                    row.certificates
+                )),
+            }
         }
     }
     l("");
@@ -273,7 +294,18 @@ mod tests {
                 spki_sha256: [0x34; 32],
                 provenance: "new key, new certificate".into(),
             }],
-            leaves: vec![("cp1".into(), 11)],
+            leaves: vec![
+                LeafRow {
+                    first: "cp1".into(),
+                    last: None,
+                    certificates: 11,
+                },
+                LeafRow {
+                    first: "worker1".into(),
+                    last: Some(("worker12000".into(), 12000)),
+                    certificates: 1,
+                },
+            ],
             outputs: 40,
             sha256sums_sha256: [5; 32],
             audit_records: 99,
@@ -290,6 +322,10 @@ mod tests {
         assert!(t.contains("- Audit log final hash: `CDCD CDCD"), "{t}");
         assert!(t.contains("- Inputs SHA-256 (the plan and every file it names, listed in inputs.sha256): `EFEF EFEF "), "{t}");
         assert!(t.contains("| cp1 | 11 |"));
+        assert!(
+            t.contains("| worker1 … worker12000 (12,000 nodes) | 1 each |"),
+            "{t}"
+        );
         assert_eq!(t.matches("Signature: ____").count(), 3);
         assert!(t.contains("Walter (witness)"));
     }

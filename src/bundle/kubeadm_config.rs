@@ -273,6 +273,60 @@ pub fn render(cl: &ClusterSpec, name: &str, ca_der: &[u8]) -> Result<Option<Stri
     let Some(kind) = node_kind(cl, name) else {
         return Ok(None);
     };
+    // The first node pins no CA: it has the key-less CA files themselves.
+    let hash = match kind {
+        NodeKind::Init => String::new(),
+        _ => hash_of(ca_der)?,
+    };
+    render_kind(cl, name, kind, &hash).map(Some)
+}
+
+fn hash_of(ca_der: &[u8]) -> Result<String, String> {
+    ca_cert_hash(ca_der).map_err(|e| format!("cannot read the kubernetes CA certificate: {e}"))
+}
+
+/// Every node's configuration in one run: what all share is made once (the
+/// CA's hash; a worker's whole text but its name), so 100,000 workers cost
+/// a string each, not a YAML document each.
+pub struct Renderer<'a> {
+    cl: &'a ClusterSpec,
+    ca_hash: String,
+    /// A worker's text before its name in the header, between that and
+    /// `nodeRegistration.name`, and after.
+    worker: [String; 3],
+}
+
+impl<'a> Renderer<'a> {
+    pub fn new(cl: &'a ClusterSpec, ca_der: &[u8]) -> Result<Renderer<'a>, String> {
+        let ca_hash = hash_of(ca_der)?;
+        // A name that is a plain scalar and found nowhere else in the text.
+        const MARK: &str = "ceremony-node-name-mark";
+        let text = render_kind(cl, MARK, NodeKind::Worker, &ca_hash)?;
+        let parts: Vec<&str> = text.split(MARK).collect();
+        let [a, b, c] = parts[..] else {
+            return Err("cannot make the workers' kubeadm configuration".into());
+        };
+        Ok(Renderer {
+            cl,
+            ca_hash,
+            worker: [a.into(), b.into(), c.into()],
+        })
+    }
+
+    /// The text for node `name` of this `kind` (the caller knows which it is).
+    pub fn render(&self, name: &str, kind: NodeKind) -> Result<String, String> {
+        if kind != NodeKind::Worker {
+            return render_kind(self.cl, name, kind, &self.ca_hash);
+        }
+        // The name as YAML writes it in the mapping (plain, or quoted where
+        // it would read as another type: `true`, `1e3`).
+        let scalar = yaml(&name)?;
+        let [a, b, c] = &self.worker;
+        Ok([a, name, b, scalar.trim_end_matches('\n'), c].concat())
+    }
+}
+
+fn render_kind(cl: &ClusterSpec, name: &str, kind: NodeKind, hash: &str) -> Result<String, String> {
     let v = api_version(cl.version);
     let v4 = cl.version >= (1, 31);
     let mut docs = vec![format!(
@@ -360,8 +414,6 @@ pub fn render(cl: &ClusterSpec, name: &str, ca_der: &[u8]) -> Result<Option<Stri
                 }),
                 _ => None,
             };
-            let hash = ca_cert_hash(ca_der)
-                .map_err(|e| format!("cannot read the kubernetes CA certificate: {e}"))?;
             docs.push(yaml(&JoinConfiguration {
                 api_version: v,
                 kind: "JoinConfiguration",
@@ -377,14 +429,14 @@ pub fn render(cl: &ClusterSpec, name: &str, ca_der: &[u8]) -> Result<Option<Stri
                     bootstrap_token: BootstrapTokenDiscovery {
                         api_server_endpoint: join_endpoint(cl),
                         token: TOKEN_PLACEHOLDER,
-                        ca_cert_hashes: vec![hash],
+                        ca_cert_hashes: vec![hash.to_string()],
                     },
                 },
                 control_plane,
             })?);
         }
     }
-    Ok(Some(join_docs(&docs)))
+    Ok(join_docs(&docs))
 }
 
 fn join_docs(docs: &[String]) -> String {
@@ -488,5 +540,52 @@ mod tests {
             go_duration(std::time::Duration::from_secs(90061)),
             "25h1m1s"
         );
+    }
+
+    /// The renderer's workers (its text around each name) are byte for byte
+    /// the full rendering, names YAML would read as another type included;
+    /// its control-plane nodes are the full rendering.
+    #[test]
+    fn the_renderer_writes_what_render_writes() {
+        let pem = include_str!("../../tests/fixtures/kubeadm/reference/etc/kubernetes/pki/ca.crt");
+        let ca = crate::pem::pem_blocks(pem).unwrap().remove(0).der.to_vec();
+        for version in [(1, 30), (1, 31)] {
+            let mut cl = cluster(version);
+            cl.workers = [
+                "worker1",
+                "true",
+                "yes",
+                "no",
+                "on",
+                "null",
+                "1",
+                "1e3",
+                "0x1f",
+                "0o17",
+                "1.5",
+                "y",
+                "n",
+                "a.b-c",
+                "123abc",
+                "ceremony-node-name-mark",
+            ]
+            .map(String::from)
+            .to_vec();
+            let r = Renderer::new(&cl, &ca).unwrap();
+            for w in &cl.workers {
+                assert_eq!(
+                    r.render(w, NodeKind::Worker).unwrap(),
+                    render(&cl, w, &ca).unwrap().unwrap(),
+                    "{w}"
+                );
+            }
+            for n in &cl.control_plane {
+                let kind = node_kind(&cl, &n.name).unwrap();
+                assert_eq!(
+                    r.render(&n.name, kind).unwrap(),
+                    render(&cl, &n.name, &ca).unwrap().unwrap()
+                );
+            }
+        }
     }
 }

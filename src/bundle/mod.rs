@@ -5,6 +5,7 @@
 pub mod kubeadm_config;
 pub mod kubeconfig;
 pub mod layout;
+pub mod listing;
 pub mod outputs;
 pub mod sealed;
 pub mod write;

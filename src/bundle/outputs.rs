@@ -41,30 +41,44 @@ pub fn write_ca_files(st: &mut Staging, cas: &[CaCert<'_>]) -> Result<(), Output
 }
 
 /// Each issued node's `kubeadm-config.yaml` (0600: the installer writes the
-/// bootstrap token into it); `only` None: every node of the cluster.
+/// bootstrap token into it); `only` None: every node of the cluster. Made
+/// and written a thousand nodes at a time, from a thread per core.
 pub fn write_kubeadm_configs(
     st: &mut Staging,
     cl: &crate::plan::ClusterSpec,
     kubernetes_ca_der: &[u8],
     only: Option<&std::collections::BTreeSet<String>>,
 ) -> Result<(), crate::error::CeremonyError> {
-    let names = cl
-        .control_plane
-        .iter()
-        .map(|n| &n.name)
-        .chain(cl.workers.iter())
-        .filter(|n| only.is_none_or(|o| o.contains(*n)));
-    for name in names {
-        let text = super::kubeadm_config::render(cl, name, kubernetes_ca_der)
+    use super::kubeadm_config::{NodeKind, Renderer};
+    const AT_ONCE: usize = 1024;
+    let renderer =
+        Renderer::new(cl, kubernetes_ca_der).map_err(crate::error::CeremonyError::Internal)?;
+    let control_plane = cl.control_plane.iter().enumerate().map(|(i, n)| {
+        let kind = match i {
+            0 => NodeKind::Init,
+            _ => NodeKind::JoinControlPlane(n.address),
+        };
+        (&n.name, kind)
+    });
+    let nodes = control_plane
+        .chain(cl.workers.iter().map(|w| (w, NodeKind::Worker)))
+        .filter(|(n, _)| only.is_none_or(|o| o.contains(*n)));
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut files = Vec::with_capacity(AT_ONCE);
+    for (name, kind) in nodes {
+        let text = renderer
+            .render(name, kind)
             .map_err(crate::error::CeremonyError::Internal)?;
-        if let Some(text) = text {
-            st.write(
-                &layout::kubeadm_config(name),
-                text.as_bytes(),
-                write::SECRET,
-            )?;
+        files.push((
+            layout::kubeadm_config(name),
+            text.into_bytes(),
+            write::SECRET,
+        ));
+        if files.len() == AT_ONCE {
+            st.write_all(std::mem::take(&mut files), threads)?;
         }
     }
+    st.write_all(files, threads)?;
     Ok(())
 }
 
@@ -110,34 +124,29 @@ pub fn write_kubelet_signer(
 
 /// The reviewed plan, the manifest of the inputs, and SHA256SUMS, the last
 /// files before the sealed log. SHA256SUMS is `sha256sum -c` clean: file
-/// lines only. The tool's and module's hashes are in the audit log and
-/// transcript.md; SHA256SUMS's own hash is in the log's `end` record.
+/// lines only, in the order the files were written (plan order), streamed
+/// from the list of files written. The tool's and module's hashes are in the
+/// audit log and transcript.md; SHA256SUMS's own hash is in the log's `end`
+/// record. Returns that hash.
 pub fn write_plan_and_sums(
     st: &mut Staging,
     plan_text: &str,
     inputs_manifest: &str,
-) -> Result<(), OutputError> {
+) -> Result<[u8; 32], OutputError> {
     st.write(layout::PLAN, plan_text.as_bytes(), write::PUBLIC)?;
     st.write(layout::INPUTS, inputs_manifest.as_bytes(), write::PUBLIC)?;
-    let sums = sha256sums(st);
-    st.write(layout::SHA256SUMS, sums.as_bytes(), write::PUBLIC)
+    st.write_from_listing(layout::SHA256SUMS, write::PUBLIC, sha256sums_line)
 }
 
-/// `sha256sum -c` compatible manifest of everything written so far, by path.
-pub fn sha256sums(st: &Staging) -> String {
-    let mut files: Vec<&(String, [u8; 32], u32)> = st.written().iter().collect();
-    files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    let mut out = String::with_capacity(files.iter().map(|f| 67 + f.0.len()).sum());
+/// A `sha256sum -c` line: 64 hex digits, two spaces, the path.
+pub fn sha256sums_line((path, sha, _): &(String, [u8; 32], u32), out: &mut Vec<u8>) {
     let mut hex = [0u8; 64];
-    for (path, sha, _) in files {
-        // Writes exactly 64 ASCII digits into a 64-byte buffer: cannot fail.
-        let _ = hex::encode_to_slice(sha, &mut hex);
-        out.push_str(std::str::from_utf8(&hex).unwrap_or_default());
-        out.push_str("  ");
-        out.push_str(path);
-        out.push('\n');
-    }
-    out
+    // Writes exactly 64 ASCII digits into a 64-byte buffer: cannot fail.
+    let _ = hex::encode_to_slice(sha, &mut hex);
+    out.extend_from_slice(&hex);
+    out.extend_from_slice(b"  ");
+    out.extend_from_slice(path.as_bytes());
+    out.push(b'\n');
 }
 
 #[cfg(test)]
@@ -145,7 +154,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sha256sums_lists_every_file_by_path() {
+    fn sha256sums_lists_every_file_in_the_order_written() {
         let d = tempfile::tempdir().unwrap();
         let mut st = Staging::begin(&d.path().join("out"), &[5; 32]).unwrap();
         for (path, body) in [("nodes/w2/b", "2"), ("a.crt", "1"), ("nodes/w10/b", "3")] {
@@ -154,14 +163,20 @@ mod tests {
         let line = |body: &str, path: &str| {
             format!("{}  {path}\n", hex::encode(x509::sha256(body.as_bytes())))
         };
+        let sha = write_plan_and_sums(&mut st, "plan", "inputs").unwrap();
+        let out = st.commit().unwrap();
+        let sums = std::fs::read_to_string(out.join(layout::SHA256SUMS)).unwrap();
         assert_eq!(
-            sha256sums(&st),
+            sums,
             [
+                line("2", "nodes/w2/b"),
                 line("1", "a.crt"),
                 line("3", "nodes/w10/b"),
-                line("2", "nodes/w2/b")
+                line("plan", layout::PLAN),
+                line("inputs", layout::INPUTS),
             ]
             .concat()
         );
+        assert_eq!(sha, x509::sha256(sums.as_bytes()));
     }
 }

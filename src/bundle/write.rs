@@ -20,12 +20,17 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
+use super::listing::Listing;
+
 /// Files holding private keys or kubeconfigs.
 pub const SECRET: u32 = 0o600;
 /// Certificates and other public files.
 pub const PUBLIC: u32 = 0o644;
 
 const MARKER: &str = ".ceremony-staging";
+
+/// Directories `Staging` remembers having made, at most.
+const MADE_KNOWN: usize = 4096;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OutputError {
@@ -260,9 +265,9 @@ pub struct Staging {
     holding: std::collections::BTreeSet<String>,
     held: Mutex<std::collections::BTreeMap<String, Vec<HeldFile>>>,
     /// Relative paths written, in order, with their SHA-256 and mode.
-    written: Vec<(String, [u8; 32], u32)>,
+    listing: Listing,
     /// Directories known to exist under `dir`, relative to it (shared by
-    /// the threads of a [`Staging::put`]).
+    /// the threads of a [`Staging::put`]); at most [`MADE_KNOWN`].
     made: Mutex<HashSet<PathBuf>>,
     /// The process's umask (all bits when it cannot be read): a file's
     /// mode is set again after its creation only where the umask took
@@ -303,12 +308,13 @@ impl Staging {
         fs::create_dir(&dir).map_err(io(&dir))?;
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).map_err(io(&dir))?;
         let handle = File::open(&dir).map_err(io(&dir))?;
+        let listing = Listing::new_in(&handle).map_err(io(&dir))?;
         Ok(Staging {
             out: out.to_path_buf(),
             dir,
             holding: Default::default(),
             held: Mutex::default(),
-            written: Vec::new(),
+            listing,
             made: Mutex::new(HashSet::new()),
             umask: umask(),
             handle,
@@ -351,7 +357,15 @@ impl Staging {
                     Ok(()) | Err(rustix::io::Errno::EXIST) => {}
                     Err(e) => return Err(io(&self.dir.join(dir))(e.into())),
                 }
-                self.made().insert(dir.to_path_buf());
+                let mut made = self.made();
+                // Files come node by node: the directories of the nodes
+                // being written are what is looked up again. Forgetting the
+                // rest keeps memory flat (four directories a worker); one
+                // forgotten is made again, EEXIST.
+                if made.len() >= MADE_KNOWN {
+                    made.clear();
+                }
+                made.insert(dir.to_path_buf());
             }
         }
         let fd = rustix::fs::openat(
@@ -397,9 +411,13 @@ impl Staging {
     pub fn write(&mut self, rel: &str, bytes: &[u8], mode: u32) -> Result<(), OutputError> {
         let sha = self.put(rel, bytes, mode)?;
         if self.holder(rel).is_none() {
-            self.written.push((rel.to_string(), sha, mode));
+            self.list(rel, &sha, mode)?;
         }
         Ok(())
+    }
+
+    fn list(&mut self, rel: &str, sha: &[u8; 32], mode: u32) -> Result<(), OutputError> {
+        self.listing.push(rel, sha, mode).map_err(io(&self.dir))
     }
 
     /// Writes one output file like [`Staging::write`], from any thread
@@ -426,14 +444,55 @@ impl Staging {
         Ok(crate::x509::sha256(bytes))
     }
 
+    /// Writes `files` from `threads` threads at once, each a run of
+    /// consecutive files, and lists them in the order given; on an error,
+    /// the first in that order is returned. Most of writing many small files
+    /// is the kernel's, creating them and their directories.
+    pub fn write_all(
+        &mut self,
+        files: Vec<(String, Vec<u8>, u32)>,
+        threads: usize,
+    ) -> Result<(), OutputError> {
+        let per = files.len().div_ceil(threads.max(1)).max(1);
+        let shared: &Staging = self;
+        let panicked = || io(&shared.dir)(std::io::Error::other("a writer thread panicked"));
+        let results: Vec<Result<Vec<super::listing::Entry>, OutputError>> =
+            std::thread::scope(|s| {
+                let handles: Vec<_> = files
+                    .chunks(per)
+                    .map(|part| {
+                        s.spawn(move || {
+                            part.iter()
+                                .map(|(rel, bytes, mode)| {
+                                    Ok((rel.clone(), shared.put(rel, bytes, *mode)?, *mode))
+                                })
+                                .collect()
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|_| Err(panicked())))
+                    .collect()
+            });
+        for r in results {
+            self.listed(r?)?;
+        }
+        Ok(())
+    }
+
     /// Lists files that [`Staging::put`] wrote, after those written so far
     /// (not the held ones: their node's archive is listed instead).
-    pub fn listed(&mut self, files: impl IntoIterator<Item = (String, [u8; 32], u32)>) {
-        let files: Vec<_> = files
-            .into_iter()
-            .filter(|(rel, ..)| self.holder(rel).is_none())
-            .collect();
-        self.written.extend(files);
+    pub fn listed(
+        &mut self,
+        files: impl IntoIterator<Item = (String, [u8; 32], u32)>,
+    ) -> Result<(), OutputError> {
+        for (rel, sha, mode) in files {
+            if self.holder(&rel).is_none() {
+                self.list(&rel, &sha, mode)?;
+            }
+        }
+        Ok(())
     }
 
     /// Writes one output file as `fill` streams it (a large file never
@@ -456,13 +515,47 @@ impl Staging {
         let out = fill(&mut w)?;
         w.inner.flush().map_err(io(&path))?;
         let sha = sha2::Digest::finalize(w.sha).into();
-        self.written.push((rel.to_string(), sha, mode));
+        self.list(rel, &sha, mode)?;
         crate::failpoint::hit("write");
         Ok(out)
     }
 
-    pub fn written(&self) -> &[(String, [u8; 32], u32)] {
-        &self.written
+    /// Writes `rel` from the list of the files written so far, a `line`
+    /// for each, streamed (never the whole text in memory); lists it and
+    /// returns its SHA-256.
+    pub fn write_from_listing(
+        &mut self,
+        rel: &str,
+        mode: u32,
+        line: impl Fn(&super::listing::Entry, &mut Vec<u8>),
+    ) -> Result<[u8; 32], OutputError> {
+        let (path, f) = self.create(rel, mode)?;
+        let mut w = Hashing {
+            inner: std::io::BufWriter::new(f),
+            sha: sha2::Digest::new(),
+        };
+        let mut buf = Vec::with_capacity(256);
+        for entry in self.listing.entries().map_err(io(&self.dir))? {
+            let entry = entry.map_err(io(&self.dir))?;
+            buf.clear();
+            line(&entry, &mut buf);
+            w.write_all(&buf).map_err(io(&path))?;
+        }
+        w.inner.flush().map_err(io(&path))?;
+        let sha = sha2::Digest::finalize(w.sha).into();
+        self.list(rel, &sha, mode)?;
+        crate::failpoint::hit("write");
+        Ok(sha)
+    }
+
+    /// The files written so far, in order (not the held ones).
+    pub fn listing(&mut self) -> &mut Listing {
+        &mut self.listing
+    }
+
+    /// Every file written so far, read back: (path, SHA-256, mode).
+    pub fn written(&mut self) -> Result<Vec<super::listing::Entry>, OutputError> {
+        self.listing.to_vec().map_err(io(&self.dir))
     }
 
     /// Makes every file and directory of the staging directory durable,
@@ -597,11 +690,11 @@ mod tests {
         });
         let expected: Vec<_> = parts.concat();
         for part in parts {
-            st.listed(part);
+            st.listed(part).unwrap();
         }
         assert_eq!(
-            st.written(),
-            expected.as_slice(),
+            st.written().unwrap(),
+            expected,
             "listed in the parts' order"
         );
         assert!(

@@ -474,7 +474,12 @@ mod tests {
             announced.borrow()[2],
             "Sign the etcd CA's CRL number 1 (1 revoked) with \"demo-etcd-ca-2026\" on the token"
         );
-        let written: Vec<String> = st.written().iter().map(|(p, _, _)| p.clone()).collect();
+        let written: Vec<String> = st
+            .written()
+            .unwrap()
+            .iter()
+            .map(|(p, _, _)| p.clone())
+            .collect();
         assert_eq!(
             written,
             [
@@ -521,6 +526,6 @@ mod tests {
                 .starts_with("the CRL of CN=etcd-ca failed its post-signing check"),
             "{e}"
         );
-        assert!(st.written().is_empty());
+        assert!(st.written().unwrap().is_empty());
     }
 }

@@ -230,7 +230,7 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
                 out,
                 token: &id,
                 cas: &finished.cas,
-                written: &finished.sealed.written,
+                files: &finished.sealed.files,
                 sha256sums: finished.sealed.sha256sums,
                 records: finished.sealed.records,
                 final_hash: finished.sealed.final_hash,

@@ -16,15 +16,13 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 use ui::Ui;
 
-/// Every file of OUT: path relative to OUT, SHA-256, mode.
-pub(super) type Written = Vec<(String, [u8; 32], u32)>;
-
 /// A committed output and its sealed log.
 pub(super) struct Sealed {
     pub(super) out: PathBuf,
     pub(super) records: u64,
     pub(super) final_hash: [u8; 32],
-    pub(super) written: Written,
+    /// Every file of OUT, for the end screen.
+    pub(super) files: ui::Files,
     pub(super) sha256sums: [u8; 32],
 }
 
@@ -45,27 +43,39 @@ pub(super) fn seal_and_commit(
     continuation: Option<&super::chain::Continuation>,
     revocations: &super::crl::Revocations,
 ) -> Result<Sealed, CeremonyError> {
-    let written = st.written().to_vec();
-    let sums = written
-        .iter()
-        .find(|(p, _, _)| p == layout::SHA256SUMS)
-        .map(|(_, sha, _)| *sha)
-        .ok_or_else(|| CeremonyError::Internal("SHA256SUMS was not written".into()))?;
-    // A journal frame (one fsync) per thousand outputs, not per output.
-    for chunk in written.chunks(1024) {
-        journal.record_all(
-            chunk
-                .iter()
-                .map(|(path, sha, mode)| Event::OutputWritten {
-                    path: path.clone(),
-                    sha256: crate::fmt::hex(sha),
-                    mode: format!("{mode:04o}"),
-                })
-                .collect(),
-        )?;
+    let listed = st.listing().len();
+    let unreadable = |e: std::io::Error| {
+        CeremonyError::Internal(format!("cannot read back the list of files written: {e}"))
+    };
+    // A journal frame (one fsync) per thousand outputs, not per output;
+    // the list streamed from its file, never whole in memory.
+    let mut sums = None;
+    let mut frame = Vec::with_capacity(1024);
+    let mut entries = st.listing().entries().map_err(unreadable)?;
+    loop {
+        let next = entries.next().transpose().map_err(unreadable)?;
+        let done = next.is_none();
+        if let Some((path, sha, mode)) = next {
+            if path == layout::SHA256SUMS {
+                sums = Some(sha);
+            }
+            frame.push(Event::OutputWritten {
+                path,
+                sha256: crate::fmt::hex(&sha),
+                mode: format!("{mode:04o}"),
+            });
+        }
+        if frame.len() == 1024 || (done && !frame.is_empty()) {
+            journal.record_all(std::mem::take(&mut frame))?;
+        }
+        if done {
+            break;
+        }
     }
+    drop(entries);
+    let sums = sums.ok_or_else(|| CeremonyError::Internal("SHA256SUMS was not written".into()))?;
     let end = journal.append(Event::End {
-        outputs: written.len() as u64,
+        outputs: listed as u64,
         sha256sums_sha256: hex::encode(sums),
     })?;
     crate::failpoint::hit("before-seal");
@@ -99,10 +109,7 @@ pub(super) fn seal_and_commit(
         env,
         // The transcript counts the files SHA256SUMS lists: all written so
         // far but SHA256SUMS itself.
-        written
-            .iter()
-            .filter(|(p, _, _)| p != layout::SHA256SUMS)
-            .count() as u64,
+        listed.saturating_sub(1) as u64,
         sums,
         records,
         end,
@@ -110,7 +117,7 @@ pub(super) fn seal_and_commit(
     );
     if let Some(c) = continuation {
         let issued = c.selection.issued();
-        facts.leaves.retain(|(n, _)| issued.contains(n));
+        facts.leaves = leaf_rows(loaded, Some(&issued));
         facts.continues = Some(audit::transcript::Continues {
             ceremony: c.previous.ceremony.clone(),
             output: c.previous.output.clone(),
@@ -139,15 +146,62 @@ pub(super) fn seal_and_commit(
     token.put_data(super::chain::HEAD_LABEL, &end)?;
     crate::failpoint::hit("after-chain-head");
     // Everything OUT holds, the sealed log and transcript included.
-    let all_written = st.written().to_vec();
+    let mut files = ui::Files::new(loaded.plan.cluster.as_ref());
+    for entry in st.listing().entries().map_err(unreadable)? {
+        files.add(&entry.map_err(unreadable)?.0);
+    }
     let out = st.commit()?;
     Ok(Sealed {
         out,
         records,
         final_hash: end,
-        written: all_written,
+        files,
         sha256sums: sums,
     })
+}
+
+/// The transcript's table of leaf certificates: a row per control-plane
+/// node, and per worker up to a screenful; past that, a row per run of
+/// consecutive workers with as many certificates each (a page to print and
+/// sign, not 100,000 lines: the audit log lists every certificate).
+/// `issued`: the nodes a continuing ceremony issued (None: all).
+fn leaf_rows(
+    loaded: &LoadedPlan,
+    issued: Option<&std::collections::BTreeSet<String>>,
+) -> Vec<audit::transcript::LeafRow> {
+    use crate::profile::kubeadm::{control_plane_leaves, worker_leaves};
+    use audit::transcript::LeafRow;
+    let Some(cl) = &loaded.plan.cluster else {
+        return Vec::new();
+    };
+    let wanted = |n: &str| issued.is_none_or(|i| i.contains(n));
+    let one = |name: &str, certificates| LeafRow {
+        first: name.to_string(),
+        last: None,
+        certificates,
+    };
+    let mut rows: Vec<LeafRow> = cl
+        .control_plane
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| wanted(&n.name))
+        .map(|(i, n)| one(&n.name, control_plane_leaves(cl, i).len()))
+        .collect();
+    let workers = cl.workers.iter().filter(|w| wanted(w));
+    let grouped = workers.clone().nth(ui::SUMMARY_WORKERS).is_some();
+    let first_worker = rows.len();
+    for w in workers {
+        let certificates = worker_leaves(cl, w).len();
+        let in_a_run = grouped && rows.len() > first_worker;
+        match rows.last_mut() {
+            Some(run) if in_a_run && run.certificates == certificates => {
+                let nodes = run.last.as_ref().map_or(1, |(_, n)| *n) + 1;
+                run.last = Some((w.clone(), nodes));
+            }
+            _ => rows.push(one(w, certificates)),
+        }
+    }
+    rows
 }
 
 /// What transcript.md states.
@@ -195,21 +249,7 @@ pub(super) fn transcript_facts(
             }
         })
         .collect();
-    let mut leaves = Vec::new();
-    if let Some(cl) = &loaded.plan.cluster {
-        for (i, n) in cl.control_plane.iter().enumerate() {
-            leaves.push((
-                n.name.clone(),
-                crate::profile::kubeadm::control_plane_leaves(cl, i).len(),
-            ));
-        }
-        for w in &cl.workers {
-            leaves.push((
-                w.clone(),
-                crate::profile::kubeadm::worker_leaves(cl, w).len(),
-            ));
-        }
-    }
+    let leaves = leaf_rows(loaded, None);
     let id = token.identity();
     audit::transcript::Facts {
         ceremony: loaded.plan.name.clone(),

@@ -112,8 +112,8 @@ pub struct Summary<'a> {
     pub out: &'a Path,
     pub token: &'a TokenIdentity,
     pub cas: &'a [CaState],
-    /// (path relative to OUT, SHA-256, mode) of every file written.
-    pub written: &'a [(String, [u8; 32], u32)],
+    /// Every file written, counted.
+    pub files: &'a Files,
     pub sha256sums: [u8; 32],
     pub records: u64,
     pub final_hash: [u8; 32],
@@ -122,7 +122,11 @@ pub struct Summary<'a> {
 }
 
 pub(super) fn plural(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
+    format!(
+        "{} {}",
+        crate::fmt::count(n),
+        if n == 1 { one } else { many }
+    )
 }
 
 /// This process's command line, as a shell would take it back.
@@ -355,7 +359,7 @@ pub(super) fn writes_lines(p: &LoadedPlan, out: &Path) -> Vec<String> {
                 .sum();
             v.push(format!(
                 "    nodes/* ({} workers: {} … {})  {}, {how}",
-                cl.workers.len(),
+                crate::fmt::count(cl.workers.len()),
                 cl.workers[0],
                 cl.workers[cl.workers.len() - 1],
                 plural(certs, "certificate", "certificates"),
@@ -421,15 +425,10 @@ pub fn summary_lines(s: &Summary<'_>) -> Vec<Line> {
     v.push(Line::Text(format!(
         "  In {} ({}):",
         s.out.display(),
-        plural(s.written.len(), "file", "files")
+        plural(s.files.total, "file", "files")
     )));
-    let sealed: std::collections::HashSet<&str> = s
-        .written
-        .iter()
-        .filter_map(|(p, _, _)| crate::bundle::layout::sealed_node_of(p))
-        .collect();
     for (node, role, certs, confs, files) in per_node(s) {
-        if sealed.contains(node.as_str()) {
+        if s.files.sealed.contains(&node) {
             v.push(Line::Text(format!(
                 "    {:<16} {role:<14} encrypted to its recipient: its files are in the archive only",
                 crate::bundle::layout::sealed_node(&node)
@@ -439,15 +438,11 @@ pub fn summary_lines(s: &Summary<'_>) -> Vec<Line> {
         v.push(Line::Text(format!(
             "    nodes/{node:<10} {role:<14} {} ({} in kubeconfigs), {}",
             plural(certs + confs, "certificate", "certificates"),
-            confs,
+            crate::fmt::count(confs),
             plural(files, "file", "files")
         )));
     }
-    let users: Vec<&str> = s
-        .written
-        .iter()
-        .filter_map(|(p, _, _)| p.strip_prefix("users/"))
-        .collect();
+    let users = &s.files.users;
     if !users.is_empty() {
         v.push(Line::Text(format!(
             "    users/           {}",
@@ -512,42 +507,81 @@ pub fn summary_lines(s: &Summary<'_>) -> Vec<Line> {
     v
 }
 
+/// What the end screen says of OUT's files, counted in one pass over the
+/// list of files written, which is never held (300,000 paths for 100,000
+/// workers): per control-plane node, per worker while they fit a screen,
+/// else the workers' totals.
+#[derive(Debug, Default)]
+pub struct Files {
+    pub total: usize,
+    /// (certificates, kubeconfigs, files) by node listed on its own line.
+    nodes: std::collections::HashMap<String, (usize, usize, usize)>,
+    /// The workers' totals, past [`SUMMARY_WORKERS`] workers.
+    workers: Option<(usize, usize, usize)>,
+    control_plane: std::collections::HashSet<String>,
+    /// Nodes delivered encrypted.
+    sealed: std::collections::BTreeSet<String>,
+    /// Files under users/.
+    users: Vec<String>,
+}
+
+impl Files {
+    pub fn new(cl: Option<&crate::plan::ClusterSpec>) -> Files {
+        Files {
+            workers: cl
+                .filter(|cl| cl.workers.len() > SUMMARY_WORKERS)
+                .map(|_| Default::default()),
+            control_plane: cl
+                .map(|cl| cl.control_plane.iter().map(|n| n.name.clone()).collect())
+                .unwrap_or_default(),
+            ..Default::default()
+        }
+    }
+
+    /// Counts one file written (its path relative to OUT).
+    pub fn add(&mut self, p: &str) {
+        self.total += 1;
+        if let Some(u) = p.strip_prefix("users/") {
+            self.users.push(u.to_string());
+        }
+        let (name, certs, confs) = if let Some(name) = crate::bundle::layout::sealed_node_of(p) {
+            self.sealed.insert(name.to_string());
+            (name, 0, 0)
+        } else {
+            let Some((name, _)) = p.strip_prefix("nodes/").and_then(|r| r.split_once('/')) else {
+                return;
+            };
+            // The kubelet's serving certificate is on the node's root, the
+            // rest under its etc/kubernetes.
+            let Some(f) = p
+                .strip_prefix(&crate::bundle::layout::node_dir(name))
+                .and_then(|r| r.strip_prefix('/'))
+            else {
+                return;
+            };
+            let f = f.strip_prefix("etc/kubernetes/").unwrap_or(f);
+            let ca_file = kubeadm::CA_FILES.iter().any(|(c, _)| *c == f);
+            (
+                name,
+                usize::from(f.ends_with(".crt") && !ca_file),
+                usize::from(f.ends_with(".conf")),
+            )
+        };
+        let c = match &mut self.workers {
+            Some(totals) if !self.control_plane.contains(name) => totals,
+            _ => self.nodes.entry(name.to_string()).or_default(),
+        };
+        *c = (c.0 + certs, c.1 + confs, c.2 + 1);
+    }
+}
+
 /// (node, "control plane"/"worker", .crt leaf files, kubeconfigs, files) from what was written.
 pub(super) fn per_node(s: &Summary<'_>) -> Vec<(String, &'static str, usize, usize, usize)> {
     let mut v = Vec::new();
     let Some(cl) = &s.loaded.plan.cluster else {
         return v;
     };
-    // One pass over what was written (twice as many files as workers), not
-    // one per node: (certificates, kubeconfigs, files) by node name.
-    let ca_files: Vec<&str> = kubeadm::CA_FILES.iter().map(|(f, _)| *f).collect();
-    let mut counts: std::collections::HashMap<&str, (usize, usize, usize)> = Default::default();
-    for (p, _, _) in s.written {
-        if let Some(name) = crate::bundle::layout::sealed_node_of(p) {
-            counts.entry(name).or_default().2 += 1;
-            continue;
-        }
-        let Some((name, _)) = p.strip_prefix("nodes/").and_then(|r| r.split_once('/')) else {
-            continue;
-        };
-        // The kubelet's serving certificate is on the node's root, the rest
-        // under its etc/kubernetes.
-        let Some(f) = p
-            .strip_prefix(&crate::bundle::layout::node_dir(name))
-            .and_then(|r| r.strip_prefix('/'))
-        else {
-            continue;
-        };
-        let f = f.strip_prefix("etc/kubernetes/").unwrap_or(f);
-        let c = counts.entry(name).or_default();
-        if f.ends_with(".crt") && !ca_files.contains(&f) {
-            c.0 += 1;
-        }
-        if f.ends_with(".conf") {
-            c.1 += 1;
-        }
-        c.2 += 1;
-    }
+    let counts = &s.files.nodes;
     let of = |name: &str| counts.get(name).copied().unwrap_or_default();
     // A continuing ceremony writes some nodes: the others are not listed.
     let shown = |name: &str| s.continues.is_none() || counts.contains_key(name);
@@ -556,13 +590,8 @@ pub(super) fn per_node(s: &Summary<'_>) -> Vec<(String, &'static str, usize, usi
         v.push((n.name.clone(), "control plane", certs, confs, files));
     }
     // Past a screenful, the workers are one line of totals.
-    if cl.workers.len() > SUMMARY_WORKERS {
-        let (mut certs, mut confs, mut files) = (0, 0, 0);
-        for w in &cl.workers {
-            let (a, b, c) = of(w);
-            (certs, confs, files) = (certs + a, confs + b, files + c);
-        }
-        let name = format!("* ({} workers)", cl.workers.len());
+    if let Some((certs, confs, files)) = s.files.workers {
+        let name = format!("* ({} workers)", crate::fmt::count(cl.workers.len()));
         v.push((name, "worker", certs, confs, files));
     } else {
         for w in cl.workers.iter().filter(|w| shown(w)) {
@@ -574,4 +603,4 @@ pub(super) fn per_node(s: &Summary<'_>) -> Vec<(String, &'static str, usize, usi
 }
 
 /// Workers listed one per line on the end screen at most.
-pub(super) const SUMMARY_WORKERS: usize = 10;
+pub const SUMMARY_WORKERS: usize = 10;

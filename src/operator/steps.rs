@@ -207,7 +207,8 @@ fn leaves_text(p: &LoadedPlan, out: &Path) -> String {
     match &p.plan.cluster {
         Some(cl) => {
             let n = crate::profile::kubeadm::leaf_count(cl);
-            let nodes = cl.control_plane.len() + cl.workers.len();
+            let nodes = crate::fmt::count(cl.control_plane.len() + cl.workers.len());
+            let n = crate::fmt::count(n);
             match cl.mode {
                 LeafMode::Csr => format!(
                     "Check the {nodes} nodes' CSRs again and sign {n} certificates through the token{users_text}, \

@@ -32,7 +32,7 @@ use crate::token::TokenIdentity;
 use crate::token::pin::{self, Pin, PinError};
 use crate::x509;
 
-pub use super::screens::{Continues, Preflight, Summary};
+pub use super::screens::{Continues, Files, Preflight, SUMMARY_WORKERS, Summary};
 use super::screens::{Line, cancelled_at, plural, preflight_lines, resume_command, summary_lines};
 
 /// Attempts at a typed value (a serial, four digits) before the run stops.

@@ -222,7 +222,7 @@ pub(super) fn write_shared(
             .collect()
     });
     for r in results {
-        st.listed(r?);
+        st.listed(r?)?;
     }
     Ok(())
 }

@@ -442,10 +442,11 @@ mod tests {
         now: SystemTime,
     ) -> (Vec<(String, u32)>, Vec<Event>) {
         let d = tempfile::tempdir().unwrap();
-        let (outcome, st, events) = run_nodes(token, cas, cl, now, d.path());
+        let (outcome, mut st, events) = run_nodes(token, cas, cl, now, d.path());
         outcome.unwrap();
         let files = st
             .written()
+            .unwrap()
             .iter()
             .map(|(p, _, m)| (p.clone(), *m))
             .collect();
@@ -536,10 +537,11 @@ mod tests {
         }
         let mut shared = Staging::begin(&d.path().join("shared"), &[5; 32]).unwrap();
         write_shared(workers_batch(100), &mut shared, 3).unwrap();
-        assert_eq!(shared.written(), serial.written());
+        let written = serial.written().unwrap();
+        assert_eq!(shared.written().unwrap(), written);
         let shared = shared.commit().unwrap();
-        for (path, _, _) in serial.written() {
-            assert_eq!(std::fs::read(shared.join(path)).unwrap(), path.as_bytes());
+        for (path, _, _) in written {
+            assert_eq!(std::fs::read(shared.join(&path)).unwrap(), path.as_bytes());
         }
     }
 
@@ -596,7 +598,7 @@ mod tests {
     /// `before`, and the leaf files written are exactly those recorded.
     fn assert_records_and_files_in_step(
         cl: &ClusterSpec,
-        st: &Staging,
+        st: &mut Staging,
         events: &[Event],
         before: usize,
     ) {
@@ -622,6 +624,7 @@ mod tests {
         );
         let leaf_files: std::collections::BTreeSet<String> = st
             .written()
+            .unwrap()
             .iter()
             .map(|(p, _, _)| p.clone())
             .filter(|p| p.ends_with(".crt") && !p.ends_with("ca.crt") || p.ends_with(".conf"))
@@ -640,14 +643,14 @@ mod tests {
         token.sessions.set(2);
         token.budget.set(700);
         let d = tempfile::tempdir().unwrap();
-        let (outcome, st, events) = run_nodes(&token, &cas, &cl, now, d.path());
+        let (outcome, mut st, events) = run_nodes(&token, &cas, &cl, now, d.path());
         let chain = chain(&outcome.unwrap_err());
         assert!(
             chain.starts_with("signing the certificate for CN=system:node:worker")
                 && chain.contains("budget is spent"),
             "{chain}"
         );
-        assert_records_and_files_in_step(&cl, &st, &events, 700);
+        assert_records_and_files_in_step(&cl, &mut st, &events, 700);
     }
 
     /// The same for a stop asked between signatures (Ctrl-C, through the
@@ -663,12 +666,12 @@ mod tests {
         // before each signature: the stop comes among the workers.
         token.checkpoints.set(1_500);
         let d = tempfile::tempdir().unwrap();
-        let (outcome, st, events) = run_nodes(&token, &cas, &cl, now, d.path());
+        let (outcome, mut st, events) = run_nodes(&token, &cas, &cl, now, d.path());
         let chain = chain(&outcome.unwrap_err());
         assert!(chain.contains("the fake run stops"), "{chain}");
         let signed = token.calls("sign");
         assert!(signed > 34 && signed < 1_000, "{signed} signed");
-        assert_records_and_files_in_step(&cl, &st, &events, signed + 1);
+        assert_records_and_files_in_step(&cl, &mut st, &events, signed + 1);
     }
 
     /// A token slower than the host (an HSM, 10 ms a signature): after
