@@ -65,12 +65,13 @@ static CK_RV shim_sign_init(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mechanis
   return rv;
 }
 
-/* After a call that may have produced a signature: the buffer's absence
- * means the caller only asked for the size and will call again, so only the
- * call that signs takes the device's time (from the operation's start, or
- * from this call's when the operation began elsewhere). */
+/* After a call that may have produced a signature: without a buffer, or
+ * with one too small, the caller only learns the size and calls again (the
+ * operation goes on), so only the call that signs takes the device's time
+ * (from the operation's start, or from this call's when the operation began
+ * on another thread). */
 static void after_sign(CK_RV rv, CK_BYTE_PTR signature, const struct timespec *call_start) {
-  if (signature == NULL && rv == CKR_OK) {
+  if ((signature == NULL && rv == CKR_OK) || rv == CKR_BUFFER_TOO_SMALL) {
     return;
   }
   if (rv == CKR_OK) {
