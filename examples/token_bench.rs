@@ -389,7 +389,7 @@ fn components(a: &Args, token: &Pkcs11Token, ca: &KeyPair) -> Result<(), String>
                 listed.push((rel, sha, mode));
             }
         }
-        staging.listed(listed);
+        staging.listed(listed).map_err(|e| err(&e))?;
     }
     staging.commit().map_err(|e| err(&e))?;
     let writes = (thread_cpu_us() - cpu) / nodes as f64;

@@ -711,6 +711,34 @@ mod tests {
         }
     }
 
+    /// Memory stays flat however many nodes: the directories remembered are
+    /// bounded, and a directory forgotten is made again without error.
+    #[test]
+    fn the_directories_remembered_are_bounded() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("out");
+        let mut st = Staging::begin(&out, &[8; 32]).unwrap();
+        let nodes = MADE_KNOWN; // four directories each
+        for n in 0..nodes {
+            st.write(
+                &format!("nodes/w{n}/etc/kubernetes/pki/ca.crt"),
+                b"c",
+                PUBLIC,
+            )
+            .unwrap();
+            assert!(st.made().len() <= MADE_KNOWN);
+        }
+        // nodes/w0's directories were forgotten long ago.
+        st.write("nodes/w0/etc/kubernetes/kubelet.conf", b"k", SECRET)
+            .unwrap();
+        assert_eq!(st.written().unwrap().len(), nodes + 1);
+        st.commit().unwrap();
+        assert_eq!(
+            fs::read(out.join("nodes/w0/etc/kubernetes/kubelet.conf")).unwrap(),
+            b"k"
+        );
+    }
+
     #[test]
     fn writes_whole_or_nothing() {
         let d = tempfile::tempdir().unwrap();

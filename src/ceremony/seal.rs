@@ -277,3 +277,66 @@ pub(super) fn transcript_facts(
         continues: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use audit::transcript::LeafRow;
+
+    fn demo() -> LoadedPlan {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/ceremony/plans/demo.toml");
+        crate::plan::load(std::path::Path::new(path), SystemTime::now()).unwrap()
+    }
+
+    fn row(first: &str, last: Option<(&str, usize)>, certificates: usize) -> LeafRow {
+        LeafRow {
+            first: first.into(),
+            last: last.map(|(l, n)| (l.into(), n)),
+            certificates,
+        }
+    }
+
+    /// A page to sign: workers one by one up to a screenful, past that in
+    /// runs of consecutive workers with as many certificates each; a
+    /// continuing ceremony's rows are those of the nodes it issued.
+    #[test]
+    fn the_transcript_lists_workers_one_by_one_then_in_runs() {
+        let mut loaded = demo();
+        let cl = loaded.plan.cluster.as_mut().unwrap();
+        cl.control_plane.truncate(1);
+        cl.kubelet_serving = false;
+        cl.workers = (1..=3).map(|i| format!("w{i}")).collect();
+        let cp1 = &cl.control_plane[0].name.clone();
+        let cp_certs = crate::profile::kubeadm::control_plane_leaves(cl, 0).len();
+        assert_eq!(
+            leaf_rows(&loaded, None),
+            [
+                row(cp1, None, cp_certs),
+                row("w1", None, 1),
+                row("w2", None, 1),
+                row("w3", None, 1)
+            ]
+        );
+        // 25 workers: one run.
+        let cl = loaded.plan.cluster.as_mut().unwrap();
+        cl.workers = (1..=25).map(|i| format!("w{i}")).collect();
+        cl.kubelet_serving = true;
+        let each = crate::profile::kubeadm::worker_leaves(cl, "w1").len();
+        let cp_certs = crate::profile::kubeadm::control_plane_leaves(cl, 0).len();
+        assert_eq!(
+            leaf_rows(&loaded, None),
+            [row(cp1, None, cp_certs), row("w1", Some(("w25", 25)), each)]
+        );
+        // A continuing ceremony that issued three workers and no
+        // control-plane node: one row each.
+        let issued = ["w2", "w12", "w20"].map(String::from).into();
+        assert_eq!(
+            leaf_rows(&loaded, Some(&issued)),
+            [
+                row("w2", None, each),
+                row("w12", None, each),
+                row("w20", None, each)
+            ]
+        );
+    }
+}

@@ -68,9 +68,10 @@ const BATCH: usize = 256;
 /// recorded and written, the pipeline's threads still have work (at two
 /// batches they ran dry during each write, a twentieth of the run idle).
 const WINDOW: usize = 4 * BATCH;
-/// Leaves handed on at a time between the pipeline's threads: a wake-up per
-/// chunk, not per leaf, and each pass over a chunk (keys, signatures,
-/// checks) keeps its code and data in the core's caches.
+/// Leaves handed on at a time between the pipeline's threads, at most: a
+/// wake-up per chunk, not per leaf, and each pass over a chunk (keys,
+/// signatures, checks) keeps its code and data in the core's caches. A slow
+/// token gets shorter chunks (`Sessions::chunk_len`).
 const CHUNK: usize = 32;
 /// Leaves in a run's first chunk. One session signs until the token has
 /// been measured signing a chunk alone, so a short first chunk lets a slow
@@ -227,6 +228,7 @@ pub fn write_nodes(
             token,
             st,
             &ctx,
+            &pool,
             &mut sa,
             &tasks,
             &done_rx,
@@ -254,6 +256,7 @@ fn dispatch_and_write(
     token: &dyn Token,
     st: &mut Staging,
     ctx: &Ctx<'_>,
+    pool: &Sessions<'_>,
     sa: &mut SaKeyPair<'_>,
     tasks: &Tasks,
     done: &Receiver<ToCaller>,
@@ -320,6 +323,7 @@ fn dispatch_and_write(
         // as they are back), and never keep back a part-filled chunk: what
         // is counted in flight is out.
         let mut chunk = Vec::new();
+        let chunk_len = pool.chunk_len(CHUNK);
         while unwritten < WINDOW {
             let Some((idx, item)) = items.next() else {
                 break;
@@ -338,7 +342,7 @@ fn dispatch_and_write(
                     in_flight += 1;
                     unwritten += 1;
                     dispatched += 1;
-                    if chunk.len() == CHUNK || end || dispatched == FIRST_CHUNK {
+                    if chunk.len() >= chunk_len || end || dispatched == FIRST_CHUNK {
                         send(std::mem::take(&mut chunk))?;
                     }
                 }
