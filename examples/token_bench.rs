@@ -4,21 +4,24 @@
 //! the host-side work of a leaf certificate (software leaf key generation,
 //! the post-sign verification of the signature).
 //!
-//! Then the CPU cost of each component of a worker's leaf, one thread, by
-//! its thread CPU clock (user and kernel time; a wait costs nothing), with
-//! the crate's own functions: the token's signature (the one-session loop
-//! above), the leaf key, the profile and TBS of a kubelet client
-//! certificate, the check after signing, the rendering (PEM, kubeconfig,
-//! the `certificate_issued` event), the audit journal (frames of 256
-//! records, each fsynced) and the writes of a worker's node (its
-//! directories and three files in a staging directory, committed). The
-//! journal and the staging directory go under `--dir` (default: the
-//! temporary directory). scripts/bench sums them into the bound of a run.
+//! Then the CPU cost of each component of a worker's leaf with every core
+//! busy, as in a run (one thread per core running it, each timed by its
+//! thread CPU clock: user and kernel time, a wait costs nothing; the busy
+//! cores of a VM each run slower than one alone), with the crate's own
+//! functions: the token's signature (one session, the other cores making
+//! leaf keys beside it), the leaf key, the profile and TBS of a kubelet
+//! client certificate, the check after signing, the rendering (PEM,
+//! kubeconfig, the `certificate_issued` event), the audit journal (frames
+//! of 256 records, each fsynced) and the writes of a worker's node (its
+//! directories and three files in a staging directory). The journals and
+//! staging directories go under `--dir` (default: the temporary
+//! directory). scripts/bench sums them into the bound of a run, measuring
+//! them again (`--only-components`) before each run of its largest plans.
 //!
 //! ```text
 //! cargo run --release --example token_bench -- --module /usr/lib/softhsm/libsofthsm2.so \
 //!     --token LABEL --pin-file PIN --key ecdsa-p256 [--seconds 3] [--sessions N] \
-//!     [--dir DIR] [--no-components]
+//!     [--dir DIR] [--no-components | --only-components]
 //! ```
 //!
 //! It finds the key labelled `bench-<key>` on the token or generates it
@@ -57,6 +60,8 @@ struct Args {
     sessions: usize,
     dir: PathBuf,
     components: bool,
+    /// The components only, not the raw rates.
+    only_components: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -64,7 +69,7 @@ fn parse_args() -> Result<Args, String> {
     let (mut token, mut pin_file, mut key) = (None, None, KeyType::EcdsaP256);
     let mut seconds = 3.0;
     let mut sessions = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let (mut dir, mut components) = (std::env::temp_dir(), true);
+    let (mut dir, mut components, mut only_components) = (std::env::temp_dir(), true, false);
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut value = || it.next().ok_or(format!("{a} needs a value"));
@@ -80,6 +85,7 @@ fn parse_args() -> Result<Args, String> {
             "--sessions" => sessions = value()?.parse().map_err(|e| format!("--sessions: {e}"))?,
             "--dir" => dir = value()?.into(),
             "--no-components" => components = false,
+            "--only-components" => only_components = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -92,6 +98,7 @@ fn parse_args() -> Result<Args, String> {
         sessions: sessions.max(1),
         dir,
         components,
+        only_components,
     })
 }
 
@@ -180,6 +187,9 @@ fn bench(a: &Args) -> Result<(), String> {
         println!("mechanism={m}");
     }
     println!("token={}", token.identity());
+    if a.only_components {
+        return components(a, &token, &key);
+    }
 
     let (one, token_cpu) = rate_cpu(a.seconds, || {
         token
@@ -188,9 +198,10 @@ fn bench(a: &Args) -> Result<(), String> {
             .map_err(|e| e.to_string())
     })?;
     println!("c_sign_1_session={one:.0}");
-    // The calling thread's CPU per signature: a software token's whole
-    // computation (it runs on the caller's thread), an HSM's driver only.
-    println!("cpu_token_sign_us={token_cpu:.1}");
+    // The calling thread's CPU per signature, the machine otherwise idle:
+    // a software token's whole computation (it runs on the caller's
+    // thread), an HSM's driver only.
+    println!("cpu_token_sign_alone_us={token_cpu:.1}");
     let signers = token.signers(a.sessions).map_err(|e| e.to_string())?;
     let opened = signers.len();
     let many = parallel_rate(signers, &key, a.seconds)?;
@@ -246,19 +257,109 @@ caCertPath: /etc/kubernetes/pki/ca.crt
 
 /// The CPU of each component of a worker's leaf, one thread each (µs per
 /// leaf; a worker has one leaf, its kubelet.conf).
+/// One thread's part of a loaded measurement: called until the time is up,
+/// each call accounting for the leaves it returns.
+type Op<'a> = Box<dyn FnMut() -> Result<u64, String> + 'a>;
+
+/// Runs one op per thread, `threads` at once, for `secs` after a short
+/// warm-up (`make(i)` makes thread i's op with what it needs of its own,
+/// and says whether its time counts: a thread that does not count is load
+/// beside the ones that do). Returns the CPU time per leaf (µs) of the
+/// counted threads, by their thread CPU clocks. Every core busy, as in a
+/// run: two busy vCPUs of the development VM each run at about three
+/// quarters of the speed of one alone (`openssl speed -multi 2`), so a
+/// component timed on an idle machine promises cores the run never has.
+fn loaded_cpu<'a>(
+    secs: f64,
+    threads: usize,
+    make: impl Fn(usize) -> Result<(Op<'a>, bool), String> + Sync,
+) -> Result<f64, String> {
+    let go = std::sync::Barrier::new(threads);
+    let results: Vec<Result<Option<(f64, u64)>, String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|i| {
+                let (make, go) = (&make, &go);
+                s.spawn(move || -> Result<Option<(f64, u64)>, String> {
+                    let made = make(i);
+                    go.wait();
+                    let (mut op, counts) = made?;
+                    let warm = Instant::now();
+                    while warm.elapsed() < Duration::from_millis(150) {
+                        op()?;
+                    }
+                    let (start, cpu) = (Instant::now(), thread_cpu_us());
+                    let mut n = 0u64;
+                    while start.elapsed().as_secs_f64() < secs {
+                        n += op()?;
+                    }
+                    Ok(counts.then(|| (thread_cpu_us() - cpu, n)))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| "a bench thread panicked".to_string())?
+            })
+            .collect()
+    });
+    let (mut cpu, mut n) = (0.0, 0u64);
+    for r in results {
+        if let Some((c, k)) = r? {
+            cpu += c;
+            n += k;
+        }
+    }
+    Ok(cpu / n.max(1) as f64)
+}
+
+/// The CPU per leaf of each component of a worker's leaf, every core
+/// busy: the host's components one thread per core, the token's signature
+/// on one session (as a run signs a cheap token) beside the other cores
+/// making and checking leaf keys.
 fn components(a: &Args, token: &Pkcs11Token, ca: &KeyPair) -> Result<(), String> {
     use ceremony::bundle::{kubeconfig, layout, write::Staging};
     use ceremony::profile::kubeadm::{self, LeafOutput, LeafSpec};
     use ceremony::x509::{self, ToBeSigned};
     let secs = a.seconds.clamp(0.3, 1.0);
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    println!("cores={cores}");
     let err = |e: &dyn std::fmt::Display| e.to_string();
-
-    let (_, keygen) = rate_cpu(secs, || {
+    let keygen = || {
         ceremony::keys::leaf::generate(KeyType::EcdsaP256)
-            .map(|_| ())
+            .map(|_| 1u64)
             .map_err(|e| err(&e))
+    };
+
+    // The token's signature: one session signs, the other cores make keys.
+    let mut signers = token.signers(1).map_err(|e| err(&e))?;
+    let signer = std::sync::Mutex::new(signers.pop());
+    let token_cpu = loaded_cpu(a.seconds.clamp(0.5, 2.0), cores, |i| {
+        if i > 0 {
+            return Ok((Box::new(keygen) as Op<'_>, false));
+        }
+        let mut signer = signer
+            .lock()
+            .map_err(|_| "poisoned".to_string())?
+            .take()
+            .ok_or("the token offers no extra session")?;
+        Ok((
+            Box::new(move || {
+                signer
+                    .sign(ca, &MESSAGE)
+                    .map(|_| 1u64)
+                    .map_err(|e| e.to_string())
+            }) as Op<'_>,
+            true,
+        ))
     })?;
-    println!("cpu_leaf_key_us={keygen:.1}");
+    println!("cpu_token_sign_us={token_cpu:.1}");
+
+    let all = |op: &(dyn Fn() -> Result<u64, String> + Sync)| {
+        loaded_cpu(secs, cores, |_| Ok((Box::new(op) as Op<'_>, true)))
+    };
+    println!("cpu_leaf_key_us={:.1}", all(&keygen)?);
 
     // A worker's kubelet client certificate, as the pipeline makes it:
     // kubeadm's spec and profile, then the TBS.
@@ -292,16 +393,14 @@ fn components(a: &Args, token: &Pkcs11Token, ca: &KeyPair) -> Result<(), String>
         issuer_spki: &ca.spki,
         issuer_key_type: ca.key_type,
     };
-    let mut i = 0u64;
-    let (_, tbs_cpu) = rate_cpu(secs, || {
-        i += 1;
-        let profile = kubeadm::leaf_profile(&spec_of(i), &issuer, &ski, KeyType::EcdsaP256)
+    let tbs_cpu = all(&|| {
+        let profile = kubeadm::leaf_profile(&spec_of(7), &issuer, &ski, KeyType::EcdsaP256)
             .map_err(|e| err(&e))?;
         x509::build(&ToBeSigned {
             profile: &profile,
             ..tbs
         })
-        .map(|_| ())
+        .map(|_| 1)
         .map_err(|e| err(&e))
     })?;
     println!("cpu_tbs_us={tbs_cpu:.1}");
@@ -309,9 +408,9 @@ fn components(a: &Args, token: &Pkcs11Token, ca: &KeyPair) -> Result<(), String>
     // The check after signing, of a certificate the token signed.
     let tbs_der = x509::build(&tbs).map_err(|e| err(&e))?;
     let sig = token.sign(ca, &tbs_der).map_err(|e| err(&e))?;
-    let (_, check) = rate_cpu(secs, || {
+    let check = all(&|| {
         x509::finish(&tbs, tbs_der.clone(), &sig)
-            .map(|_| ())
+            .map(|_| 1)
             .map_err(|e| err(&e))
     })?;
     println!("cpu_check_us={check:.1}");
@@ -320,7 +419,7 @@ fn components(a: &Args, token: &Pkcs11Token, ca: &KeyPair) -> Result<(), String>
     // Its files' text and its record.
     let ca_data = kubeconfig::ca_data(&x509::to_pem(&issued.der));
     let file = format!("{}/kubelet.conf", layout::node_root("worker1"));
-    let (_, render) = rate_cpu(secs, || {
+    let render = all(&|| {
         let pem = x509::to_pem(&issued.der);
         let text = kubeconfig::render(&kubeconfig::Kubeconfig {
             cluster: "kubernetes",
@@ -332,35 +431,44 @@ fn components(a: &Args, token: &Pkcs11Token, ca: &KeyPair) -> Result<(), String>
         });
         let event = ceremony::issue::leaf::issued_event(&spec, Some("worker1"), &file, &issued);
         std::hint::black_box((text, event));
-        Ok(())
+        Ok(1)
     })?;
     println!("cpu_render_us={render:.1}");
 
-    // The journal: a frame of 256 records (a batch of workers), fsynced;
-    // less the copying of the records, which the run moves instead.
+    // The journal: frames of 256 records (a batch of workers), fsynced,
+    // one journal per thread; less the copying of the records, which the
+    // run moves instead.
     let event = ceremony::issue::leaf::issued_event(&spec, Some("worker1"), &file, &issued);
     let owner = [0x42; 32];
     let dir = a.dir.join(format!("token-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let (mut journal, _) =
-        ceremony::audit::Journal::open(&dir.join("journal"), &owner, &[RECIPIENT.to_string()])
-            .map_err(|e| err(&e))?;
-    let (_, copy) = rate_cpu(secs / 2.0, || {
+    let copy = all(&|| {
         std::hint::black_box(vec![event.clone(); 256]);
-        Ok(())
+        Ok(256)
     })?;
-    let (_, frame) = rate_cpu(secs, || {
-        journal
-            .append_all(vec![event.clone(); 256])
-            .map(|_| ())
-            .map_err(|e| err(&e))
+    let frame = loaded_cpu(secs, cores, |i| {
+        let (mut journal, _) = ceremony::audit::Journal::open(
+            &dir.join(format!("journal-{i}")),
+            &owner,
+            &[RECIPIENT.to_string()],
+        )
+        .map_err(|e| err(&e))?;
+        let event = &event;
+        Ok((
+            Box::new(move || {
+                journal
+                    .append_all(vec![event.clone(); 256])
+                    .map(|_| 256u64)
+                    .map_err(|e| err(&e))
+            }) as Op<'_>,
+            true,
+        ))
     })?;
-    journal.remove().map_err(|e| err(&e))?;
-    println!("cpu_journal_us={:.1}", (frame - copy) / 256.0);
+    println!("cpu_journal_us={:.1}", frame - copy);
 
-    // A worker's node in the staging directory: etc/kubernetes/ with
-    // kubelet.conf, pki/ca.crt and kubeadm-config.yaml, listed; the
-    // commit (syncfs, rename) shared by all the nodes written.
+    // A worker's node in a staging directory of each thread:
+    // etc/kubernetes/ with kubelet.conf, pki/ca.crt and kubeadm-config.yaml,
+    // listed (the commit, one syncfs for the whole output, is left out).
     let kubelet_conf = kubeconfig::render(&kubeconfig::Kubeconfig {
         cluster: "kubernetes",
         server: "https://k8s.bench.internal:6443",
@@ -370,29 +478,31 @@ fn components(a: &Args, token: &Pkcs11Token, ca: &KeyPair) -> Result<(), String>
         key_pem: Some(&leaf.private_pem),
     });
     let ca_pem = x509::to_pem(&issued.der);
-    let out = dir.join("out");
-    let mut staging = Staging::begin(&out, &owner).map_err(|e| err(&e))?;
-    let (start, cpu) = (Instant::now(), thread_cpu_us());
-    let mut nodes = 0u64;
-    while start.elapsed().as_secs_f64() < secs {
-        let mut listed = Vec::with_capacity(3 * 256);
-        for _ in 0..256 {
-            nodes += 1;
-            let root = layout::node_root(&format!("worker{nodes}"));
-            for (rel, bytes, mode) in [
-                ("kubelet.conf", kubelet_conf.as_bytes(), 0o600),
-                ("pki/ca.crt", ca_pem.as_bytes(), 0o644),
-                (layout::KUBEADM_CONFIG, KUBEADM_CONFIG.as_bytes(), 0o644),
-            ] {
-                let rel = format!("{root}/{rel}");
-                let sha = staging.put(&rel, bytes, mode).map_err(|e| err(&e))?;
-                listed.push((rel, sha, mode));
-            }
-        }
-        staging.listed(listed).map_err(|e| err(&e))?;
-    }
-    staging.commit().map_err(|e| err(&e))?;
-    let writes = (thread_cpu_us() - cpu) / nodes as f64;
+    let writes = loaded_cpu(secs, cores, |i| {
+        let mut staging =
+            Staging::begin(&dir.join(format!("out-{i}")), &owner).map_err(|e| err(&e))?;
+        let (kubelet_conf, ca_pem) = (&kubelet_conf, &ca_pem);
+        let mut nodes = 0u64;
+        Ok((
+            Box::new(move || {
+                nodes += 1;
+                let root = layout::node_root(&format!("worker{nodes}"));
+                let mut listed = Vec::with_capacity(3);
+                for (rel, bytes, mode) in [
+                    ("kubelet.conf", kubelet_conf.as_bytes(), 0o600),
+                    ("pki/ca.crt", ca_pem.as_bytes(), 0o644),
+                    (layout::KUBEADM_CONFIG, KUBEADM_CONFIG.as_bytes(), 0o600),
+                ] {
+                    let rel = format!("{root}/{rel}");
+                    let sha = staging.put(&rel, bytes, mode).map_err(|e| err(&e))?;
+                    listed.push((rel, sha, mode));
+                }
+                staging.listed(listed).map_err(|e| err(&e))?;
+                Ok(1u64)
+            }) as Op<'_>,
+            true,
+        ))
+    })?;
     println!("cpu_writes_us={writes:.1}");
     std::fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     Ok(())

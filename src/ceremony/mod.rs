@@ -970,7 +970,13 @@ fn write_outputs(
             }
         }
     }
-    if let Some(cl) = &loaded.plan.cluster {
+    // Generate mode writes each node's configuration with its files.
+    if let Some(cl) = loaded
+        .plan
+        .cluster
+        .as_ref()
+        .filter(|cl| cl.mode == plan::LeafMode::Csr)
+    {
         let kube_ca = &cas[plan::CaRole::Kubernetes as usize].der;
         outputs::write_kubeadm_configs(&mut st, cl, kube_ca, only.as_ref())?;
     }

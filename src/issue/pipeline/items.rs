@@ -7,8 +7,9 @@ use zeroize::Zeroizing;
 
 use super::{Ctx, ca};
 use crate::audit::Event;
+use crate::bundle::kubeadm_config::{NodeKind, Renderer};
 use crate::bundle::kubeconfig::{self, Kubeconfig};
-use crate::bundle::layout::node_root;
+use crate::bundle::layout::{self, node_root};
 use crate::bundle::write;
 use crate::error::CeremonyError;
 use crate::issue::ca::CaState;
@@ -121,16 +122,37 @@ pub(super) fn render(ctx: &Ctx<'_>, p: Pending, issued: Issued) -> Leaf {
 /// files, or one of its leaves (each node's files come before its leaves).
 #[allow(clippy::large_enum_variant)] // moved a few times per leaf; a box only adds an allocation
 pub(super) enum PlanItem {
-    /// CA certificates, and on a control-plane node (Some(its root)) the
-    /// service-account pair after them, added when written (`SaKeyPair`).
+    /// CA certificates and the node's kubeadm-config.yaml, and on a
+    /// control-plane node (Some(its root)) the service-account pair after
+    /// them, added when written (`SaKeyPair`).
     NodeFiles(Vec<File>, Option<String>),
     Leaf(Job),
+    /// A node's files that could not be made.
+    Failed(CeremonyError),
+}
+
+/// A node's kubeadm-config.yaml, as a file of its own (0600: the installer
+/// writes the bootstrap token into it).
+fn kubeadm_config(
+    configs: &Renderer<'_>,
+    name: &str,
+    kind: NodeKind,
+) -> Result<File, CeremonyError> {
+    let text = configs
+        .render(name, kind)
+        .map_err(CeremonyError::Internal)?;
+    Ok((
+        layout::kubeadm_config(name),
+        Zeroizing::new(text.into_bytes()),
+        write::SECRET,
+    ))
 }
 
 /// Every item of the bundle, lazily (nothing per worker is kept).
 pub(super) fn items<'a>(
     cl: &'a ClusterSpec,
     cas: &'a [CaState],
+    configs: &'a Renderer<'a>,
     only: Option<&'a std::collections::BTreeSet<String>>,
 ) -> impl Iterator<Item = PlanItem> + 'a {
     // A continuing ceremony issues some nodes; each keeps its place in the
@@ -159,24 +181,33 @@ pub(super) fn items<'a>(
         .filter(move |(_, node)| wanted(&node.name))
         .flat_map(move |(i, node)| {
             let base = node_root(&node.name);
-            let files: Vec<File> = CA_FILES
+            let mut files: Vec<File> = CA_FILES
                 .iter()
                 .map(|(file, role)| (format!("{base}/{file}"), pem(*role), write::PUBLIC))
                 .collect();
+            let kind = match i {
+                0 => NodeKind::Init,
+                _ => NodeKind::JoinControlPlane(node.address),
+            };
+            let own = match kubeadm_config(configs, &node.name, kind) {
+                Ok(config) => {
+                    files.push(config);
+                    PlanItem::NodeFiles(files, Some(base))
+                }
+                Err(e) => PlanItem::Failed(e),
+            };
             let leaves = kubeadm::control_plane_leaves(cl, i);
             let last = leaves.len().saturating_sub(1);
             let name = node.name.clone();
-            std::iter::once(PlanItem::NodeFiles(files, Some(base))).chain(
-                leaves.into_iter().enumerate().map(move |(k, spec)| {
-                    PlanItem::Leaf(Job {
-                        idx: 0,
-                        node: name.clone(),
-                        spec,
-                        serial: Vec::new(),
-                        end_of_cp: (k == last).then_some(i),
-                    })
-                }),
-            )
+            std::iter::once(own).chain(leaves.into_iter().enumerate().map(move |(k, spec)| {
+                PlanItem::Leaf(Job {
+                    idx: 0,
+                    node: name.clone(),
+                    spec,
+                    serial: Vec::new(),
+                    end_of_cp: (k == last).then_some(i),
+                })
+            }))
         });
     let workers = cl
         .workers
@@ -184,22 +215,24 @@ pub(super) fn items<'a>(
         .filter(move |n| wanted(n))
         .flat_map(move |name| {
             let base = node_root(name);
-            let files = vec![(
+            let ca = (
                 format!("{base}/pki/ca.crt"),
                 worker_pem(CaRole::Kubernetes),
                 write::PUBLIC,
-            )];
-            std::iter::once(PlanItem::NodeFiles(files, None)).chain(
-                kubeadm::worker_leaves(cl, name).into_iter().map(|spec| {
-                    PlanItem::Leaf(Job {
-                        idx: 0,
-                        node: name.clone(),
-                        spec,
-                        serial: Vec::new(),
-                        end_of_cp: None,
-                    })
-                }),
-            )
+            );
+            let own = match kubeadm_config(configs, name, NodeKind::Worker) {
+                Ok(config) => PlanItem::NodeFiles(vec![ca, config], None),
+                Err(e) => PlanItem::Failed(e),
+            };
+            std::iter::once(own).chain(kubeadm::worker_leaves(cl, name).into_iter().map(|spec| {
+                PlanItem::Leaf(Job {
+                    idx: 0,
+                    node: name.clone(),
+                    spec,
+                    serial: Vec::new(),
+                    end_of_cp: None,
+                })
+            }))
         });
     cp.chain(workers)
 }

@@ -45,6 +45,7 @@ use zeroize::Zeroizing;
 use super::ca::CaState;
 use super::sessions::Sessions;
 use crate::audit::Audit;
+use crate::bundle::kubeadm_config::Renderer;
 use crate::bundle::kubeconfig;
 use crate::bundle::write::Staging;
 use crate::error::CeremonyError;
@@ -126,6 +127,8 @@ struct Ctx<'a> {
     now: SystemTime,
     /// The Kubernetes CA certificate as every kubeconfig embeds it.
     kube_ca_data: String,
+    /// Each node's kubeadm-config.yaml.
+    configs: Renderer<'a>,
     /// Set when the run ends on an error: nothing more is prepared or signed.
     stopping: AtomicBool,
     /// `LeafRun::stop_requested`.
@@ -176,6 +179,8 @@ pub fn write_nodes(
         cas,
         now: run.now,
         kube_ca_data: kubeconfig::ca_data(&ca(cas, CaRole::Kubernetes).trust_pem()),
+        configs: Renderer::new(cl, &ca(cas, CaRole::Kubernetes).der)
+            .map_err(CeremonyError::Internal)?,
         stopping: AtomicBool::new(false),
         stop_requested: run.stop_requested,
     };
@@ -266,7 +271,7 @@ fn dispatch_and_write(
     only: Option<&std::collections::BTreeSet<String>>,
 ) -> Result<(), CeremonyError> {
     let (cl, cas) = (ctx.cl, ctx.cas);
-    let mut items = items(cl, cas, only).enumerate().peekable();
+    let mut items = items(cl, cas, &ctx.configs, only).enumerate().peekable();
     let mut serials = Serials {
         pool: Zeroizing::new(Vec::new()),
         at: 0,
@@ -279,6 +284,10 @@ fn dispatch_and_write(
     // which chunks come back).
     let (mut next, mut in_flight, mut unwritten, mut batch_leaves) = (0usize, 0, 0, 0);
     let mut dispatched = 0usize;
+    // Nothing more is dispatched until the first chunk is back: the token
+    // has then been measured, and the chunks are of its length from the
+    // start (a slow token's first node spread over its sessions).
+    let mut first_back = false;
     // One message from the pipeline: finished leaves, or a chunk to sign here.
     let take = |msg: ToCaller,
                 in_flight: &mut usize,
@@ -323,8 +332,9 @@ fn dispatch_and_write(
         // as they are back), and never keep back a part-filled chunk: what
         // is counted in flight is out.
         let mut chunk = Vec::new();
+        first_back |= dispatched >= FIRST_CHUNK && in_flight == 0;
         let chunk_len = pool.chunk_len(CHUNK);
-        while unwritten < WINDOW {
+        while unwritten < WINDOW && (first_back || dispatched < FIRST_CHUNK) {
             let Some((idx, item)) = items.next() else {
                 break;
             };
@@ -332,6 +342,7 @@ fn dispatch_and_write(
                 PlanItem::NodeFiles(files, control_plane) => {
                     finished.insert(idx, FinishedItem::Files(files, control_plane));
                 }
+                PlanItem::Failed(e) => return Err(e),
                 PlanItem::Leaf(mut job) => {
                     // A stop asked for (Ctrl-C) ends the run before the next leaf.
                     token.checkpoint()?;
