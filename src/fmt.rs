@@ -70,9 +70,6 @@ pub fn colon_hex(bytes: &[u8]) -> String {
         .join(":")
 }
 
-/// Lower-case hex, as `hex::encode` writes it, without building the string
-/// a char at a time (several hashes and a serial go into every leaf's
-/// record).
 /// A count with thousands separated (`100,000`), for screens people read.
 pub fn count(n: usize) -> String {
     let digits = n.to_string();
@@ -86,6 +83,9 @@ pub fn count(n: usize) -> String {
     out
 }
 
+/// Lower-case hex, as `hex::encode` writes it, without building the string
+/// a char at a time (several hashes and a serial go into every leaf's
+/// record).
 pub fn hex(bytes: &[u8]) -> String {
     let mut out = vec![0u8; 2 * bytes.len()];
     // The buffer is exactly twice the input: this cannot fail.

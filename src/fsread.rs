@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 
 /// The caps, per kind of file, in one place (with the two kept beside their
 /// readers: a CSR-mode file, `csr::policy::MAX_FILE_BYTES` = 1 MiB, and a
-/// bundle file under `verify`, `verify::tree::MAX_FILE` = 4 MiB). Each is
+/// bundle file under `verify`, `verify::tree::MAX_FILE` = 4 MiB, its SHA256SUMS 64 MiB). Each is
 /// far above what a real file of its kind holds and far below what would
 /// hurt the machine; a file over its cap is refused by its size, unread.
 pub mod cap {

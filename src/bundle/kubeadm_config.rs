@@ -292,8 +292,9 @@ pub struct Renderer<'a> {
     cl: &'a ClusterSpec,
     ca_hash: String,
     /// A worker's text before its name in the header, between that and
-    /// `nodeRegistration.name`, and after.
-    worker: [String; 3],
+    /// `nodeRegistration.name`, and after; None where the plan's own text
+    /// holds the mark (an endpoint so named): each worker rendered whole.
+    worker: Option<[String; 3]>,
 }
 
 impl<'a> Renderer<'a> {
@@ -303,25 +304,25 @@ impl<'a> Renderer<'a> {
         const MARK: &str = "ceremony-node-name-mark";
         let text = render_kind(cl, MARK, NodeKind::Worker, &ca_hash)?;
         let parts: Vec<&str> = text.split(MARK).collect();
-        let [a, b, c] = parts[..] else {
-            return Err("cannot make the workers' kubeadm configuration".into());
+        let worker = match parts[..] {
+            [a, b, c] => Some([a.into(), b.into(), c.into()]),
+            _ => None,
         };
         Ok(Renderer {
             cl,
             ca_hash,
-            worker: [a.into(), b.into(), c.into()],
+            worker,
         })
     }
 
     /// The text for node `name` of this `kind` (the caller knows which it is).
     pub fn render(&self, name: &str, kind: NodeKind) -> Result<String, String> {
-        if kind != NodeKind::Worker {
+        let Some([a, b, c]) = self.worker.as_ref().filter(|_| kind == NodeKind::Worker) else {
             return render_kind(self.cl, name, kind, &self.ca_hash);
-        }
+        };
         // The name as YAML writes it in the mapping (plain, or quoted where
         // it would read as another type: `true`, `1e3`).
         let scalar = yaml(&name)?;
-        let [a, b, c] = &self.worker;
         Ok([a, name, b, scalar.trim_end_matches('\n'), c].concat())
     }
 }
@@ -571,6 +572,15 @@ mod tests {
             ]
             .map(String::from)
             .to_vec();
+            // An endpoint that holds the renderer's mark: workers whole.
+            let mut marked = cl.clone();
+            marked.endpoint = Some((San::Dns("ceremony-node-name-mark.example".into()), 6443));
+            let r = Renderer::new(&marked, &ca).unwrap();
+            assert!(r.worker.is_none());
+            assert_eq!(
+                r.render("worker1", NodeKind::Worker).unwrap(),
+                render(&marked, "worker1", &ca).unwrap().unwrap()
+            );
             let r = Renderer::new(&cl, &ca).unwrap();
             for w in &cl.workers {
                 assert_eq!(

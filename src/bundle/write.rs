@@ -50,6 +50,12 @@ pub enum OutputError {
     },
     #[error("refusing to write outside the output: {0}")]
     BadPath(String),
+    #[error("cannot keep the list of files written, in {}: {source}", .dir.display())]
+    Listing {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("output {} does not end in a directory name", .0.display())]
     NoName(PathBuf),
     #[error("output {}: the run also writes {name} beside it, a name of {len} bytes; this file system allows {max}", .out.display())]
@@ -90,7 +96,7 @@ impl OutputError {
             OutputError::Io { source, .. } if source.raw_os_error() == Some(28) => {
                 "the disk is full: free space or choose another --out, then run again (the ceremony resumes)".into()
             }
-            OutputError::Io { .. } => "check the directory's permissions and free space, then run again (the ceremony resumes)".into(),
+            OutputError::Io { .. } | OutputError::Listing { .. } => "check the directory's permissions and free space, then run again (the ceremony resumes)".into(),
             OutputError::BadPath(_) => return None,
             OutputError::NoName(_) => "give --out a directory path such as ./out".into(),
             OutputError::NameTooLong { max, .. } => format!(
@@ -106,7 +112,17 @@ impl OutputError {
 
     /// Whether this is the operator's input at fault (exit 2) rather than the system (exit 5).
     pub fn is_usage(&self) -> bool {
-        !matches!(self, OutputError::Io { .. } | OutputError::BadPath(_))
+        !matches!(
+            self,
+            OutputError::Io { .. } | OutputError::Listing { .. } | OutputError::BadPath(_)
+        )
+    }
+}
+
+fn listing_error(dir: &Path) -> impl FnOnce(std::io::Error) -> OutputError + '_ {
+    move |source| OutputError::Listing {
+        dir: dir.to_path_buf(),
+        source,
     }
 }
 
@@ -308,7 +324,7 @@ impl Staging {
         fs::create_dir(&dir).map_err(io(&dir))?;
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).map_err(io(&dir))?;
         let handle = File::open(&dir).map_err(io(&dir))?;
-        let listing = Listing::new_in(&handle).map_err(io(&dir))?;
+        let listing = Listing::new_in(&handle).map_err(listing_error(&dir))?;
         Ok(Staging {
             out: out.to_path_buf(),
             dir,
@@ -417,7 +433,9 @@ impl Staging {
     }
 
     fn list(&mut self, rel: &str, sha: &[u8; 32], mode: u32) -> Result<(), OutputError> {
-        self.listing.push(rel, sha, mode).map_err(io(&self.dir))
+        self.listing
+            .push(rel, sha, mode)
+            .map_err(listing_error(&self.dir))
     }
 
     /// Writes one output file like [`Staging::write`], from any thread
@@ -535,8 +553,8 @@ impl Staging {
             sha: sha2::Digest::new(),
         };
         let mut buf = Vec::with_capacity(256);
-        for entry in self.listing.entries().map_err(io(&self.dir))? {
-            let entry = entry.map_err(io(&self.dir))?;
+        for entry in self.listing.entries().map_err(listing_error(&self.dir))? {
+            let entry = entry.map_err(listing_error(&self.dir))?;
             buf.clear();
             line(&entry, &mut buf);
             w.write_all(&buf).map_err(io(&path))?;
@@ -555,13 +573,30 @@ impl Staging {
 
     /// Every file written so far, read back: (path, SHA-256, mode).
     pub fn written(&mut self) -> Result<Vec<super::listing::Entry>, OutputError> {
-        self.listing.to_vec().map_err(io(&self.dir))
+        self.listing.to_vec().map_err(listing_error(&self.dir))
+    }
+
+    /// The list of files written, read back from the start, one entry at a
+    /// time (never the whole list in memory).
+    pub fn each_written(
+        &mut self,
+        mut f: impl FnMut(super::listing::Entry) -> Result<(), crate::error::CeremonyError>,
+    ) -> Result<(), crate::error::CeremonyError> {
+        let dir = self.dir.clone();
+        for entry in self.listing.entries().map_err(listing_error(&dir))? {
+            f(entry.map_err(listing_error(&dir))?)?;
+        }
+        Ok(())
     }
 
     /// Makes every file and directory of the staging directory durable,
     /// renames it onto the output and fsyncs the parent: the output appears
     /// whole or not at all.
     pub fn commit(self) -> Result<PathBuf, OutputError> {
+        // Closed first: where a file system keeps an unlinked open file as
+        // a name in its directory (NFS's .nfsXXXX), the list's would
+        // otherwise be renamed into OUT with the rest.
+        drop(self.listing);
         sync_tree(&self.dir, &self.handle)?;
         crate::failpoint::hit("before-rename");
         check_output(&self.out, &[0; 32]).or_else(|e| match e {

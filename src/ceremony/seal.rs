@@ -44,35 +44,30 @@ pub(super) fn seal_and_commit(
     revocations: &super::crl::Revocations,
 ) -> Result<Sealed, CeremonyError> {
     let listed = st.listing().len();
-    let unreadable = |e: std::io::Error| {
-        CeremonyError::Internal(format!("cannot read back the list of files written: {e}"))
-    };
-    // A journal frame (one fsync) per thousand outputs, not per output;
-    // the list streamed from its file, never whole in memory.
+    // A journal frame (one fsync) per thousand outputs, not per output; the
+    // list streamed from its file, never whole in memory, and counted on
+    // the way for the end screen.
     let mut sums = None;
+    let mut files = ui::Files::new(loaded.plan.cluster.as_ref());
     let mut frame = Vec::with_capacity(1024);
-    let mut entries = st.listing().entries().map_err(unreadable)?;
-    loop {
-        let next = entries.next().transpose().map_err(unreadable)?;
-        let done = next.is_none();
-        if let Some((path, sha, mode)) = next {
-            if path == layout::SHA256SUMS {
-                sums = Some(sha);
-            }
-            frame.push(Event::OutputWritten {
-                path,
-                sha256: crate::fmt::hex(&sha),
-                mode: format!("{mode:04o}"),
-            });
+    st.each_written(|(path, sha, mode)| {
+        if path == layout::SHA256SUMS {
+            sums = Some(sha);
         }
-        if frame.len() == 1024 || (done && !frame.is_empty()) {
+        files.add(&path);
+        frame.push(Event::OutputWritten {
+            path,
+            sha256: crate::fmt::hex(&sha),
+            mode: format!("{mode:04o}"),
+        });
+        if frame.len() == 1024 {
             journal.record_all(std::mem::take(&mut frame))?;
         }
-        if done {
-            break;
-        }
+        Ok(())
+    })?;
+    if !frame.is_empty() {
+        journal.record_all(frame)?;
     }
-    drop(entries);
     let sums = sums.ok_or_else(|| CeremonyError::Internal("SHA256SUMS was not written".into()))?;
     let end = journal.append(Event::End {
         outputs: listed as u64,
@@ -145,10 +140,9 @@ pub(super) fn seal_and_commit(
     // Nothing is recorded of it: the log is sealed.
     token.put_data(super::chain::HEAD_LABEL, &end)?;
     crate::failpoint::hit("after-chain-head");
-    // Everything OUT holds, the sealed log and transcript included.
-    let mut files = ui::Files::new(loaded.plan.cluster.as_ref());
-    for entry in st.listing().entries().map_err(unreadable)? {
-        files.add(&entry.map_err(unreadable)?.0);
+    // What OUT holds besides: the sealed log, the transcript, the seal.
+    for f in layout::AFTER_MANIFEST {
+        files.add(f);
     }
     let out = st.commit()?;
     Ok(Sealed {
@@ -187,12 +181,16 @@ fn leaf_rows(
         .filter(|(_, n)| wanted(&n.name))
         .map(|(i, n)| one(&n.name, control_plane_leaves(cl, i).len()))
         .collect();
-    let workers = cl.workers.iter().filter(|w| wanted(w));
+    // Runs of workers next to each other in the plan: a continuing
+    // ceremony's w2 and w200 are never one row "w2 … w200".
+    let workers = cl.workers.iter().enumerate().filter(|(_, w)| wanted(w));
     let grouped = workers.clone().nth(ui::SUMMARY_WORKERS).is_some();
     let first_worker = rows.len();
-    for w in workers {
+    let mut previous = None;
+    for (i, w) in workers {
         let certificates = worker_leaves(cl, w).len();
-        let in_a_run = grouped && rows.len() > first_worker;
+        let in_a_run = grouped && rows.len() > first_worker && previous == Some(i.wrapping_sub(1));
+        previous = Some(i);
         match rows.last_mut() {
             Some(run) if in_a_run && run.certificates == certificates => {
                 let nodes = run.last.as_ref().map_or(1, |(_, n)| *n) + 1;
@@ -326,6 +324,23 @@ mod tests {
         assert_eq!(
             leaf_rows(&loaded, None),
             [row(cp1, None, cp_certs), row("w1", Some(("w25", 25)), each)]
+        );
+        // A continuing ceremony that issued twelve workers: runs only of
+        // workers next to each other in the plan.
+        let issued = [
+            "w1", "w2", "w3", "w5", "w7", "w8", "w9", "w10", "w11", "w20", "w22", "w23",
+        ]
+        .map(String::from)
+        .into();
+        assert_eq!(
+            leaf_rows(&loaded, Some(&issued)),
+            [
+                row("w1", Some(("w3", 3)), each),
+                row("w5", None, each),
+                row("w7", Some(("w11", 5)), each),
+                row("w20", None, each),
+                row("w22", Some(("w23", 2)), each)
+            ]
         );
         // A continuing ceremony that issued three workers and no
         // control-plane node: one row each.

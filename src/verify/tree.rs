@@ -12,8 +12,25 @@ use crate::fsread::{Links, ReadError, read_regular};
 
 /// A bundle file never needs more; anything larger is reported, not read.
 pub const MAX_FILE: u64 = 4 << 20;
-/// A bundle has a few dozen files per node; stop before a wrong directory eats memory.
-pub const MAX_ENTRIES: usize = 100_000;
+/// OUT's SHA256SUMS: about 340 bytes a worker (its three files), so 64 MiB
+/// is some 190,000 workers.
+pub const MAX_SUMS: u64 = 64 << 20;
+/// A bundle has a few dozen files and directories per control-plane node
+/// and seven per worker (1,000,000: some 140,000 workers); stop before a
+/// wrong directory eats memory.
+pub const MAX_ENTRIES: usize = 1_000_000;
+
+/// The most read of the file at `rel`: OUT's SHA256SUMS and sealed audit
+/// log grow with the cluster (the log, 1.5 KB a worker, passed 4 MiB at
+/// about 2,700 workers and `verify` refused it), every other file is one
+/// node's or one CA's.
+fn cap(rel: &str) -> u64 {
+    match rel {
+        crate::bundle::layout::SHA256SUMS => MAX_SUMS,
+        crate::bundle::layout::AUDIT_LOG => crate::fsread::cap::AUDIT_LOG,
+        _ => MAX_FILE,
+    }
+}
 
 /// One directory entry, by its path relative to the top (`/`-separated).
 pub enum Content {
@@ -104,11 +121,12 @@ impl Tree {
                     } else {
                         // Listed as a regular file: a link or FIFO swapped in
                         // since is refused, not followed or waited on.
-                        match read_regular(&path, MAX_FILE, Links::Refuse) {
+                        let max = cap(&rel);
+                        match read_regular(&path, max, Links::Refuse) {
                             Ok(b) => Content::File(b),
                             Err(ReadError::NotRegular { .. }) => Content::Special,
                             Err(ReadError::TooLarge { .. }) => {
-                                Content::Unreadable(format!("larger than {} MiB", MAX_FILE >> 20))
+                                Content::Unreadable(format!("larger than {} MiB", max >> 20))
                             }
                             Err(ReadError::Io { source, .. }) => {
                                 Content::Unreadable(source.to_string())
@@ -338,6 +356,33 @@ mod tests {
         assert!(huge.contains("larger than"), "{huge}");
         let user = err(&entry("etc/a.key", 1000, 1));
         assert!(user.contains("not root:root"), "{user}");
+    }
+
+    /// OUT's SHA256SUMS and sealed log grow with the cluster: read past the
+    /// cap of a node's file, which still holds for every other file.
+    #[test]
+    fn the_files_that_grow_with_the_cluster_have_caps_of_their_own() {
+        let d = tempfile::tempdir().unwrap();
+        let size = MAX_FILE + 1;
+        for rel in ["SHA256SUMS", "audit.log.age", "transcript.md"] {
+            std::fs::File::create(d.path().join(rel))
+                .unwrap()
+                .set_len(size)
+                .unwrap();
+        }
+        let tree = Tree::load(d.path()).unwrap();
+        assert_eq!(
+            tree.file("SHA256SUMS").map(<[u8]>::len),
+            Some(size as usize)
+        );
+        assert_eq!(
+            tree.file("audit.log.age").map(<[u8]>::len),
+            Some(size as usize)
+        );
+        assert!(matches!(
+            tree.get("transcript.md").map(|e| &e.content),
+            Some(Content::Unreadable(why)) if why == "larger than 4 MiB"
+        ));
     }
 
     #[test]

@@ -284,9 +284,11 @@ fn dispatch_and_write(
     // which chunks come back).
     let (mut next, mut in_flight, mut unwritten, mut batch_leaves) = (0usize, 0, 0, 0);
     let mut dispatched = 0usize;
-    // Nothing more is dispatched until the first chunk is back: the token
-    // has then been measured, and the chunks are of its length from the
-    // start (a slow token's first node spread over its sessions).
+    // Nothing more is dispatched until the first chunk is back: a token
+    // signing on extra sessions has then been measured, and the chunks are
+    // of its length from the start (a slow token's first node spread over
+    // its sessions). Signed on the calling thread, a chunk is not measured,
+    // and chunks stay CHUNK long.
     let mut first_back = false;
     // One message from the pipeline: finished leaves, or a chunk to sign here.
     let take = |msg: ToCaller,
@@ -327,7 +329,7 @@ fn dispatch_and_write(
         Ok(())
     };
     loop {
-        // Dispatch up to the window, CHUNK leaves to a message (a
+        // Dispatch up to the window, chunk_len leaves to a message (a
         // control-plane node's leaves end one: its batch is recorded as soon
         // as they are back), and never keep back a part-filled chunk: what
         // is counted in flight is out.

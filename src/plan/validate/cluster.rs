@@ -198,7 +198,9 @@ pub(super) fn validate_cluster(
     }
     for (node, r) in &cl.node_recipients {
         let key = format!("cluster.node_recipients.{node}");
-        if !names.contains(node.as_str()) {
+        // A node the set does not have may still be a worker whose name was
+        // refused (that error is enough); the list is walked only then.
+        if !names.contains(node.as_str()) && !workers.contains(node) {
             p.add(
                 key.clone(),
                 "names no node of [cluster]: give the name of a control-plane node or worker",
