@@ -5,16 +5,21 @@
 pub mod backup;
 mod chain;
 pub mod crl;
+mod inputs;
 pub mod login;
 pub(crate) mod record;
 mod recover;
 pub mod rotate;
 mod seal;
+mod staged;
 
+use inputs::reread_inputs;
+pub use inputs::{Checked, before_the_token, check_beside_out, read_inputs};
 use login::{interactive, login, read_given_pin};
 use record::{record_failure, start_record};
 use recover::{finish_committed, remove_unfinished_writes};
 use seal::{Sealed, seal_and_commit};
+use staged::{Crls, write_outputs};
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -243,85 +248,6 @@ pub fn run(opts: &RunOptions) -> Result<(), CeremonyError> {
             Err(as_reported(e, &loaded, &opts.out, &progress))
         }
     }
-}
-
-/// What `before_the_token` read and checked.
-pub struct Checked {
-    /// Every CSR read and checked (empty without CSRs).
-    pub intake: csr::Intake,
-    /// The previous output a continuing ceremony continues, checked.
-    pub continuation: Option<chain::Continuation>,
-    /// Every input above and the plan's own, as one digest: what the
-    /// witnesses approve, and what owns the journal and staging directory.
-    pub inputs: Manifest,
-    /// The CRLs this ceremony signs and what it revokes.
-    pub revocations: crl::Revocations,
-}
-
-/// Everything `run` refuses before it opens the token, in its order: the
-/// inputs, read and checked ([`read_inputs`]), then the output path (`out`,
-/// when known) and any journal or staging directory beside it, which must
-/// be these inputs' own. `check` calls it too, so that it exits 2 whenever
-/// `run` would for the same plan and OUT, short of what only the token, the
-/// PIN or the terminal can tell.
-pub fn before_the_token(loaded: &LoadedPlan, out: Option<&Path>) -> Result<Checked, CeremonyError> {
-    let checked = read_inputs(loaded)?;
-    if let Some(out) = out {
-        check_beside_out(out, &checked.inputs)?;
-    }
-    Ok(checked)
-}
-
-/// Reads and checks every input beyond the plan, touching nothing: the
-/// previous output of a continuing ceremony (its files against SHA256SUMS,
-/// its seal against its root), then every CSR (all or nothing); and makes
-/// the inputs' manifest of them all.
-pub fn read_inputs(loaded: &LoadedPlan) -> Result<Checked, CeremonyError> {
-    let continuation = chain::read_previous(loaded)?;
-    let only = continuation.as_ref().map(|c| c.selection.issued());
-    let intake = csr::preflight(loaded, only.as_ref())?;
-    if let Some(c) = &continuation {
-        chain::check_brought_sa(loaded, c, &intake)?;
-    }
-    let revocations = crl::read(loaded, continuation.as_ref())?;
-    let inputs = inputs_manifest(loaded, &intake, continuation.as_ref())?;
-    Ok(Checked {
-        intake,
-        continuation,
-        inputs,
-        revocations,
-    })
-}
-
-/// The output path, and that an unsealed journal or unfinished staging
-/// directory beside it is these inputs' own (nothing touched if not).
-pub fn check_beside_out(out: &Path, inputs: &Manifest) -> Result<(), CeremonyError> {
-    write::check_output(out, &inputs.digest)?;
-    audit::journal::check_owner(out, &inputs.digest)?;
-    Ok(())
-}
-
-/// The manifest of the plan, its names file, the CSRs read and the
-/// previous output continued (by the SHA-256 of its SHA256SUMS, which its
-/// seal binds and which lists every file of it).
-fn inputs_manifest(
-    loaded: &LoadedPlan,
-    intake: &csr::Intake,
-    continuation: Option<&chain::Continuation>,
-) -> Result<Manifest, CeremonyError> {
-    let mut inputs = loaded.inputs();
-    intake.add_inputs(loaded, &mut inputs);
-    if let Some(c) = continuation {
-        let sums: [u8; 32] = hex::decode(&c.previous.sha256sums_sha256)
-            .ok()
-            .and_then(|v| v.try_into().ok())
-            .ok_or_else(|| {
-                CeremonyError::Internal("the previous output's SHA256SUMS hash is not hex".into())
-            })?;
-        let path = Path::new(&c.previous.output).join(crate::bundle::layout::SHA256SUMS);
-        inputs.add_sha256(InputKind::Previous, &path.display().to_string(), sums);
-    }
-    Ok(inputs.manifest())
 }
 
 /// A failed run's error as the operator gets it, once it is recorded: a
@@ -879,186 +805,6 @@ fn acknowledge_ca(
         })?;
     }
     Ok(())
-}
-
-/// What `write_outputs` needs to sign the CRLs: what they hold, and the
-/// announcement of each signature (confirmed when the token is asked).
-struct Crls<'a> {
-    revocations: &'a crl::Revocations,
-    announce: &'a dyn Fn(&str),
-}
-
-/// The CA files (the root, each intermediate alone, each chain: intermediate
-/// then root), every node's bundle, plan.toml, inputs.sha256 and
-/// SHA256SUMS, into the staging directory (`seal_and_commit` adds the
-/// sealed log and commits). `inputs` are the inputs the preflight showed.
-#[allow(clippy::too_many_arguments)] // the run's parts, passed explicitly
-fn write_outputs(
-    token: &dyn Token,
-    out: &Path,
-    loaded: &LoadedPlan,
-    inputs: &Manifest,
-    cas: &[CaState],
-    mut run: bundle::LeafRun,
-    continuation: Option<&chain::Continuation>,
-    backup: Option<backup::Wrapped<'_>>,
-    crls: Crls<'_>,
-    signer: Option<&(Vec<u8>, Vec<u8>)>,
-    audit: &mut dyn Audit,
-) -> Result<Staging, CeremonyError> {
-    let now = run.now;
-    let only = continuation.map(|c| c.selection.issued());
-    let intake = reread_inputs(loaded, inputs, continuation)?;
-    let mut st = Staging::begin(out, &inputs.digest)?;
-    // Nodes delivered encrypted: their files are held in memory, never
-    // written in clear, then written as one archive each.
-    let sealed: Vec<(String, String)> = loaded
-        .plan
-        .cluster
-        .iter()
-        .flat_map(|cl| cl.node_recipients.iter())
-        .filter(|(n, _)| only.as_ref().is_none_or(|o| o.contains(*n)))
-        .map(|(n, r)| (n.clone(), r.clone()))
-        .collect();
-    st.hold_nodes(sealed.iter().map(|(n, _)| n.clone()));
-    let certs: Vec<outputs::CaCert<'_>> = cas
-        .iter()
-        .map(|c| outputs::CaCert {
-            role: c.role,
-            der: &c.der,
-            trust_pem: c.trust_pem(),
-        })
-        .collect();
-    outputs::write_ca_files(&mut st, &certs)?;
-    if let Some((spec, prepared, blobs)) = backup {
-        backup::write_outputs(&mut st, &loaded.plan, spec, prepared, cas, blobs)?;
-    }
-    if let Some(c) = continuation {
-        // Only the renewed and added nodes; the service-account pair carried.
-        run.only = Some(c.selection.issued());
-        if c.rotate_sa_key {
-            run.sa_previous_public = c.sa.as_ref().map(|sa| sa.public.clone());
-        } else {
-            run.sa_given = c.sa.as_ref().map(|sa| bundle::GivenSa {
-                key: sa.key.clone(),
-                public: sa.public.clone(),
-            });
-        }
-        st.write(
-            crate::bundle::layout::CONTINUATION,
-            chain::manifest(c)?.as_bytes(),
-            write::PUBLIC,
-        )?;
-    }
-    if let Some(cl) = &loaded.plan.cluster {
-        match cl.mode {
-            plan::LeafMode::Generate => bundle::write_nodes(token, &mut st, cl, cas, run, audit)?,
-            plan::LeafMode::Csr => {
-                // A continuing ceremony carries the pair unless the nodes
-                // bring theirs (checked against it by `read_inputs`).
-                let carried = continuation
-                    .filter(|c| !c.rotate_sa_key)
-                    .and_then(|c| c.sa.as_ref())
-                    .map(|sa| bundle::GivenSa {
-                        key: sa.key.clone(),
-                        public: sa.public.clone(),
-                    });
-                let sa = from_csr::Sa {
-                    carried: carried.as_ref(),
-                };
-                from_csr::write_nodes(token, &mut st, cl, cas, &intake, sa, now, audit)?
-            }
-        }
-    }
-    // Generate mode writes each node's configuration with its files.
-    if let Some(cl) = loaded
-        .plan
-        .cluster
-        .as_ref()
-        .filter(|cl| cl.mode == plan::LeafMode::Csr)
-    {
-        let kube_ca = &cas[plan::CaRole::Kubernetes as usize].der;
-        outputs::write_kubeadm_configs(&mut st, cl, kube_ca, only.as_ref())?;
-    }
-    from_csr::write_users(token, &mut st, loaded, cas, &intake, now, audit)?;
-    crl::sign_and_write(
-        token,
-        crls.announce,
-        &mut st,
-        cas,
-        crls.revocations,
-        now,
-        &crl::etcd_nodes(loaded, continuation),
-        audit,
-    )?;
-    if let (Some((signer, kubernetes)), Some(cl)) = (signer, &loaded.plan.cluster) {
-        outputs::write_kubelet_signer(&mut st, cl, signer, kubernetes, only.as_ref())?;
-    }
-    // Last: every file of an encrypted node is written, now seal it.
-    for (node, recipient) in &sealed {
-        write_sealed(&mut st, node, recipient, now)?;
-    }
-    // The reviewed plan itself, so OUT alone tells what was meant; then
-    // SHA256SUMS. audit.log.age and transcript.md come after it and cannot
-    // be listed (each holds a hash that covers SHA256SUMS).
-    outputs::write_plan_and_sums(&mut st, &loaded.text, &inputs.text)?;
-    Ok(st)
-}
-
-/// `nodes/<node>.tar.age`: the node's held files as a tar archive made in
-/// memory, streamed through age to its recipient. The archive and the held
-/// files are wiped when dropped.
-fn write_sealed(
-    st: &mut Staging,
-    node: &str,
-    recipient: &str,
-    now: SystemTime,
-) -> Result<(), CeremonyError> {
-    let files = st.take_held(node);
-    let mtime = crate::fmt::unix(now).max(0).unsigned_abs();
-    let archive = crate::bundle::sealed::tar(&files, mtime)
-        .map_err(|e| CeremonyError::Internal(format!("the archive of node {node}: {e}")))?;
-    drop(files);
-    let to = crate::audit::crypto::Recipients::parse(&[recipient.to_string()])?;
-    st.write_with(
-        &crate::bundle::layout::sealed_node(node),
-        write::PUBLIC,
-        |w| -> Result<(), CeremonyError> {
-            let mut s = to.stream(w)?;
-            let fail = |e: std::io::Error| {
-                CeremonyError::Internal(format!("encrypting node {node}'s archive: {e}"))
-            };
-            std::io::Write::write_all(&mut s, &archive).map_err(fail)?;
-            s.finish().map_err(fail)?;
-            Ok(())
-        },
-    )
-}
-
-/// The CSRs read again and checked, right before signing from them: what is
-/// signed is what was checked, and what the witnesses approved at the
-/// preflight (`inputs`), or nothing is.
-fn reread_inputs(
-    loaded: &LoadedPlan,
-    inputs: &Manifest,
-    continuation: Option<&chain::Continuation>,
-) -> Result<csr::Intake, CeremonyError> {
-    let only = continuation.map(|c| c.selection.issued());
-    let intake = csr::preflight(loaded, only.as_ref())?;
-    let now_read = inputs_manifest(loaded, &intake, continuation)?;
-    if now_read.digest != inputs.digest {
-        return Err(CeremonyError::Usage {
-            message: format!(
-                "the inputs changed since the preflight: their SHA-256 was {}, it is now {}; nothing was signed from them",
-                hex::encode(inputs.digest),
-                hex::encode(now_read.digest)
-            ),
-            hint: "put back the inputs the witnesses approved and run the same command again (the ceremony resumes); \
-                   changed inputs are a new review: `ceremony check`, then another --out"
-                .into(),
-        });
-    }
-    Ok(intake)
 }
 
 #[cfg(test)]

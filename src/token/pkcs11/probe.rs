@@ -1,7 +1,7 @@
 //! `ceremony token probe`: what a plan needs to know about a token before the
 //! ceremony, read with C_GetTokenInfo, C_GetMechanismList and
 //! C_GetMechanismInfo only (no login, nothing written). The signing path for
-//! each key type is the one `run` would take: [`super::choose_mechanism`].
+//! each key type is the one `run` would take: [`super::sign::choose_mechanism`].
 
 use cryptoki::mechanism::MechanismType;
 use cryptoki::slot::Limit;
